@@ -1,0 +1,46 @@
+namespace NextToken.Tensors;
+
+/// <summary>
+/// A read-only view of one tensor's bytes inside a memory-mapped weight file. Dimensions are in
+/// ggml order: <c>Dims[0]</c> is the innermost (contiguous) axis, so a matrix stored
+/// <c>[out][in]</c> row-major has <c>Dims = [in, out]</c>.
+/// </summary>
+public readonly unsafe struct TensorData
+{
+    public TensorData(string name, GgmlType type, long[] dims, byte* data, long byteLength)
+    {
+        Name = name;
+        Type = type;
+        Dims = dims;
+        Data = data;
+        ByteLength = byteLength;
+    }
+
+    public string Name { get; }
+    public GgmlType Type { get; }
+    public long[] Dims { get; }
+    public byte* Data { get; }
+    public long ByteLength { get; }
+
+    public long ElementCount
+    {
+        get
+        {
+            long n = 1;
+            foreach (long d in Dims) n *= d;
+            return n;
+        }
+    }
+
+    /// <summary>Elements in one row (the innermost axis).</summary>
+    public int RowLength => (int)Dims[0];
+
+    /// <summary>Number of rows: the product of every axis but the innermost.</summary>
+    public int RowCount => (int)(ElementCount / Dims[0]);
+
+    public long RowBytes => GgmlTypeInfo.RowBytes(Type, Dims[0]);
+
+    public ReadOnlySpan<byte> Row(int row) => new(Data + row * RowBytes, checked((int)RowBytes));
+
+    public string ShapeText => "[" + string.Join(", ", Dims) + "]";
+}

@@ -1,0 +1,222 @@
+using System.Collections.Concurrent;
+using System.Text;
+using NextToken.Gguf;
+
+namespace NextToken.Tokenization;
+
+/// <summary>
+/// Byte-level BPE as GPT-2 defines it: text is split by the pre-tokenizer, each piece's UTF-8
+/// bytes become one token each (through GPT-2's byte↔unicode table), and adjacent tokens are
+/// merged lowest merge rank first until no listed merge applies.
+/// </summary>
+public sealed class ByteLevelBpeTokenizer : Tokenizer
+{
+    private const int MaxCachedPieces = 65536;
+
+    private readonly byte[][] _tokenBytes;          // [vocab] bytes each token decodes to
+    private readonly int[] _byteTokenIds;           // [256] token of each single byte
+    private readonly Dictionary<long, (int Rank, int Merged)> _merges; // (left, right) → rank, result
+    private readonly (string Text, int Id)[] _specialTokens; // longest first
+    private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
+
+    public ByteLevelBpeTokenizer(Vocabulary vocabulary, IReadOnlyList<string> merges, string preTokenizer) : base(vocabulary)
+    {
+        if (preTokenizer is not ("gpt-2" or "default"))
+            throw new NextTokenException($"{vocabulary.Source}: 'tokenizer.ggml.pre' is \"{preTokenizer}\", a pre-tokenizer this version does not implement; supported: \"gpt-2\", \"default\"");
+        PreTokenizer = preTokenizer;
+        char[] byteToChar = ByteToUnicode();
+        var charToByte = new Dictionary<char, byte>(256);
+        for (int b = 0; b < 256; b++) charToByte[byteToChar[b]] = (byte)b;
+
+        string[] tokens = vocabulary.Tokens;
+        _tokenBytes = new byte[tokens.Length][];
+        for (int id = 0; id < tokens.Length; id++)
+        {
+            TokenType type = vocabulary.Types[id];
+            _tokenBytes[id] = type is TokenType.Control or TokenType.UserDefined
+                ? Encoding.UTF8.GetBytes(tokens[id])
+                : MapToBytes(tokens[id], charToByte);
+        }
+
+        _byteTokenIds = new int[256];
+        for (int b = 0; b < 256; b++)
+        {
+            if (!vocabulary.TryGetId(byteToChar[b].ToString(), out _byteTokenIds[b]))
+                throw new NextTokenException($"{vocabulary.Source}: the vocabulary lacks the token for byte 0x{b:X2} (\"{byteToChar[b]}\") that byte-level BPE needs");
+        }
+
+        _merges = new Dictionary<long, (int, int)>(merges.Count);
+        for (int rank = 0; rank < merges.Count; rank++)
+        {
+            string merge = merges[rank];
+            int space = merge.IndexOf(' ', 1);
+            if (space < 0)
+                throw new NextTokenException($"{vocabulary.Source}: 'tokenizer.ggml.merges' entry {rank} \"{merge}\" is not two tokens separated by a space");
+            string left = merge[..space], right = merge[(space + 1)..];
+            if (!vocabulary.TryGetId(left, out int leftId) || !vocabulary.TryGetId(right, out int rightId) ||
+                !vocabulary.TryGetId(left + right, out int mergedId))
+                throw new NextTokenException($"{vocabulary.Source}: 'tokenizer.ggml.merges' entry {rank} \"{merge}\" names a token that is not in the vocabulary");
+            _merges.TryAdd(PairKey(leftId, rightId), (rank, mergedId));
+        }
+
+        _specialTokens = Enumerable.Range(0, tokens.Length)
+            .Where(id => vocabulary.Types[id] is TokenType.Control or TokenType.UserDefined && tokens[id].Length > 0)
+            .Select(id => (tokens[id], id))
+            .OrderByDescending(t => t.Item1.Length)
+            .ToArray();
+    }
+
+    public string PreTokenizer { get; }
+
+    public static ByteLevelBpeTokenizer FromGguf(GgufFile file)
+    {
+        var vocabulary = Vocabulary.FromGguf(file);
+        string[] merges = file.GetArray<string>("tokenizer.ggml.merges");
+        string pre = file.GetStringOrNull("tokenizer.ggml.pre") ?? "default";
+        return new ByteLevelBpeTokenizer(vocabulary, merges, pre);
+    }
+
+    public override ReadOnlySpan<byte> TokenBytes(int id) => _tokenBytes[id];
+
+    public override EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false)
+    {
+        var ids = new List<int>();
+        var offsets = new List<(int, int)>();
+        if (addBos && Vocabulary.BosId is { } bos)
+        {
+            ids.Add(bos);
+            offsets.Add((0, 0));
+        }
+        var pieces = new List<(int Start, int End)>();
+        int segmentStart = 0;
+        while (segmentStart <= text.Length)
+        {
+            // Special tokens split the text; the plain text between them is tokenized normally.
+            (int at, int specialId, int specialLength) = FindSpecial(text, segmentStart, parseSpecial);
+            int segmentEnd = at < 0 ? text.Length : at;
+            pieces.Clear();
+            Gpt2PreTokenizer.Split(text, segmentStart, segmentEnd, pieces);
+            foreach (var (start, end) in pieces)
+                EncodePiece(text, start, end, ids, offsets);
+            if (at < 0) break;
+            ids.Add(specialId);
+            offsets.Add((at, at + specialLength));
+            segmentStart = at + specialLength;
+        }
+        return new EncodedText(ids.ToArray(), offsets.ToArray());
+    }
+
+    private (int At, int Id, int Length) FindSpecial(string text, int from, bool parseSpecial)
+    {
+        int bestAt = -1, bestId = -1, bestLength = 0;
+        foreach (var (special, id) in _specialTokens)
+        {
+            // As in llama.cpp: user-defined tokens are always matched, control tokens only on request.
+            if (!parseSpecial && Vocabulary.Types[id] == TokenType.Control) continue;
+            int at = text.IndexOf(special, from, StringComparison.Ordinal);
+            if (at >= 0 && (bestAt < 0 || at < bestAt))
+                (bestAt, bestId, bestLength) = (at, id, special.Length); // longest first, so ties keep the longest
+        }
+        return (bestAt, bestId, bestLength);
+    }
+
+    private void EncodePiece(string text, int start, int end, List<int> ids, List<(int, int)> offsets)
+    {
+        string piece = text.Substring(start, end - start);
+        byte[] bytes = Encoding.UTF8.GetBytes(piece);
+        if (!_pieceCache.TryGetValue(piece, out int[]? pieceIds))
+        {
+            pieceIds = MergeBytes(bytes);
+            if (_pieceCache.Count >= MaxCachedPieces) _pieceCache.Clear();
+            _pieceCache.TryAdd(piece, pieceIds);
+        }
+        // The UTF-16 range of the character each byte belongs to; a token that ends inside a
+        // character reports the whole character, so neighbouring offsets may overlap.
+        var charStart = new int[bytes.Length];
+        var charEnd = new int[bytes.Length];
+        int byteIndex = 0;
+        for (int c = 0; c < piece.Length;)
+        {
+            Rune.DecodeFromUtf16(piece.AsSpan(c), out Rune rune, out int charsUsed);
+            for (int k = 0; k < rune.Utf8SequenceLength && byteIndex < bytes.Length; k++, byteIndex++)
+            {
+                charStart[byteIndex] = start + c;
+                charEnd[byteIndex] = start + c + charsUsed;
+            }
+            c += charsUsed;
+        }
+        int consumed = 0;
+        foreach (int id in pieceIds)
+        {
+            int length = _tokenBytes[id].Length;
+            ids.Add(id);
+            offsets.Add((charStart[consumed], charEnd[consumed + length - 1]));
+            consumed += length;
+        }
+    }
+
+    /// <summary>BPE over one piece: a priority queue of candidate merges, lowest rank then leftmost first.</summary>
+    private int[] MergeBytes(byte[] bytes)
+    {
+        int n = bytes.Length;
+        var symbol = new int[n];
+        var next = new int[n];
+        var prev = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            symbol[i] = _byteTokenIds[bytes[i]];
+            next[i] = i + 1 < n ? i + 1 : -1;
+            prev[i] = i - 1;
+        }
+        var queue = new PriorityQueue<int, long>();
+        for (int i = 0; i + 1 < n; i++) Enqueue(queue, symbol, i, i + 1);
+        while (queue.TryDequeue(out int left, out long priority))
+        {
+            int right = next[left];
+            if (symbol[left] < 0 || right < 0) continue;
+            if (!_merges.TryGetValue(PairKey(symbol[left], symbol[right]), out var merge) || merge.Rank != (int)(priority >> 32))
+                continue; // stale entry: one side was merged since it was queued
+            symbol[left] = merge.Merged;
+            symbol[right] = -1;
+            next[left] = next[right];
+            if (next[left] >= 0) prev[next[left]] = left;
+            if (prev[left] >= 0) Enqueue(queue, symbol, prev[left], left);
+            if (next[left] >= 0) Enqueue(queue, symbol, left, next[left]);
+        }
+        var result = new List<int>(n);
+        for (int i = 0; i >= 0 && i < n; i = next[i]) result.Add(symbol[i]);
+        return result.ToArray();
+    }
+
+    private void Enqueue(PriorityQueue<int, long> queue, int[] symbol, int left, int right)
+    {
+        if (_merges.TryGetValue(PairKey(symbol[left], symbol[right]), out var merge))
+            queue.Enqueue(left, ((long)merge.Rank << 32) | (uint)left);
+    }
+
+    private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
+
+    private static byte[] MapToBytes(string token, Dictionary<char, byte> charToByte)
+    {
+        var bytes = new byte[token.Length];
+        for (int i = 0; i < token.Length; i++)
+        {
+            if (!charToByte.TryGetValue(token[i], out bytes[i]))
+                return Encoding.UTF8.GetBytes(token); // not a byte-level token: take its text as it is
+        }
+        return bytes;
+    }
+
+    /// <summary>GPT-2's reversible byte → printable character table (<c>bytes_to_unicode</c>).</summary>
+    public static char[] ByteToUnicode()
+    {
+        var table = new char[256];
+        int extra = 0;
+        for (int b = 0; b < 256; b++)
+        {
+            bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            table[b] = printable ? (char)b : (char)(256 + extra++);
+        }
+        return table;
+    }
+}

@@ -1,0 +1,78 @@
+using System.Text;
+using NextToken.Gguf;
+
+namespace NextToken.Tokenization;
+
+/// <summary>Token ids with the UTF-16 range [Start, End) of the input each one came from.</summary>
+public sealed record EncodedText(int[] Ids, (int Start, int End)[] Offsets)
+{
+    public int Count => Ids.Length;
+}
+
+/// <summary>Text ↔ token ids for one vocabulary.</summary>
+public abstract class Tokenizer
+{
+    protected Tokenizer(Vocabulary vocabulary) => Vocabulary = vocabulary;
+
+    public Vocabulary Vocabulary { get; }
+
+    public int VocabSize => Vocabulary.Count;
+
+    /// <summary>
+    /// Splits <paramref name="text"/> into tokens. Special tokens such as <c>&lt;|endoftext|&gt;</c>
+    /// are recognised only when <paramref name="parseSpecial"/> is set; otherwise they are
+    /// tokenized as the plain text they are.
+    /// </summary>
+    public abstract EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false);
+
+    /// <summary>The raw bytes a token stands for (a token may hold part of a UTF-8 character).</summary>
+    public abstract ReadOnlySpan<byte> TokenBytes(int id);
+
+    public string Decode(ReadOnlySpan<int> ids)
+    {
+        var bytes = new List<byte>();
+        foreach (int id in ids)
+        {
+            CheckId(id);
+            foreach (byte b in TokenBytes(id)) bytes.Add(b);
+        }
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+
+    /// <summary>The token's text as decoded on its own (invalid partial UTF-8 becomes U+FFFD).</summary>
+    public string TokenText(int id)
+    {
+        CheckId(id);
+        return Encoding.UTF8.GetString(TokenBytes(id));
+    }
+
+    /// <summary>The token's text with whitespace made visible and partial UTF-8 shown as byte values.</summary>
+    public string TokenDisplay(int id)
+    {
+        CheckId(id);
+        return VisibleText.Of(TokenBytes(id));
+    }
+
+    public void CheckId(int id)
+    {
+        if ((uint)id >= (uint)VocabSize)
+            throw new TokenOutOfRangeException(id, VocabSize);
+    }
+
+    /// <summary>Builds the tokenizer that <c>tokenizer.ggml.model</c> names.</summary>
+    public static Tokenizer Load(GgufFile file)
+    {
+        string model = file.GetString("tokenizer.ggml.model");
+        return model switch
+        {
+            "gpt2" => ByteLevelBpeTokenizer.FromGguf(file),
+            _ => throw new GgufFormatException(file.FilePath, null, $"'tokenizer.ggml.model' is \"{model}\"; this version supports \"gpt2\" (byte-level BPE)"),
+        };
+    }
+}
+
+public sealed class TokenOutOfRangeException(int id, int vocabSize)
+    : NextTokenException($"token id {id} is out of range; expected 0 to {vocabSize - 1}")
+{
+    public int Id { get; } = id;
+}

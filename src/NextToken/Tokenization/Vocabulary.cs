@@ -1,0 +1,77 @@
+using NextToken.Gguf;
+
+namespace NextToken.Tokenization;
+
+/// <summary>llama.cpp's token types (<c>tokenizer.ggml.token_type</c>).</summary>
+public enum TokenType
+{
+    Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6,
+}
+
+/// <summary>The token strings of a model and what the GGUF metadata says about them.</summary>
+public sealed class Vocabulary
+{
+    private readonly Dictionary<string, int> _idsByText;
+
+    public Vocabulary(string[] tokens, TokenType[] types, int? bosId, int? eosId, bool addBos, string source)
+    {
+        if (types.Length != tokens.Length)
+            throw new NextTokenException($"{source}: 'tokenizer.ggml.token_type' has {types.Length} entries; expected one per token ({tokens.Length})");
+        Tokens = tokens;
+        Types = types;
+        Source = source;
+        _idsByText = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
+        for (int i = 0; i < tokens.Length; i++)
+            _idsByText.TryAdd(tokens[i], i); // the first id wins, as in llama.cpp
+        BosId = CheckId(bosId, "tokenizer.ggml.bos_token_id");
+        EosId = CheckId(eosId, "tokenizer.ggml.eos_token_id");
+        AddBos = addBos;
+    }
+
+    public string Source { get; }
+    public string[] Tokens { get; }
+    public TokenType[] Types { get; }
+    public int Count => Tokens.Length;
+    public int? BosId { get; }
+    public int? EosId { get; }
+
+    /// <summary>Whether the model expects a BOS token in front of a prompt by default.</summary>
+    public bool AddBos { get; }
+
+    public bool TryGetId(string text, out int id) => _idsByText.TryGetValue(text, out id);
+
+    public bool IsControl(int id) => Types[id] == TokenType.Control;
+
+    /// <summary>Reads <c>tokenizer.ggml.tokens</c>, <c>token_type</c> and the BOS/EOS settings.</summary>
+    public static Vocabulary FromGguf(GgufFile file)
+    {
+        string[] tokens = file.GetArray<string>("tokenizer.ggml.tokens");
+        TokenType[] types;
+        if (file.ContainsKey("tokenizer.ggml.token_type"))
+        {
+            int[] raw = file.GetArray<int>("tokenizer.ggml.token_type");
+            types = new TokenType[raw.Length];
+            for (int i = 0; i < raw.Length; i++)
+            {
+                if (raw[i] is < 0 or > 6)
+                    throw new GgufFormatException(file.FilePath, null, $"'tokenizer.ggml.token_type' entry {i} is {raw[i]}; expected 0 to 6");
+                types[i] = (TokenType)raw[i];
+            }
+        }
+        else
+        {
+            types = Enumerable.Repeat(TokenType.Normal, tokens.Length).ToArray();
+        }
+        int? bos = (int?)file.GetIntegerOrNull("tokenizer.ggml.bos_token_id");
+        int? eos = (int?)file.GetIntegerOrNull("tokenizer.ggml.eos_token_id");
+        bool addBos = file.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? false;
+        return new Vocabulary(tokens, types, bos, eos, addBos, file.FilePath);
+    }
+
+    private int? CheckId(int? id, string key)
+    {
+        if (id is { } value && (value < 0 || value >= Tokens.Length))
+            throw new NextTokenException($"{Source}: '{key}' is {value}; expected an id below the vocabulary size {Tokens.Length}");
+        return id;
+    }
+}
