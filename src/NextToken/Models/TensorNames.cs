@@ -1,0 +1,29 @@
+namespace NextToken.Models;
+
+/// <summary>
+/// GGUF tensor names per architecture, as llama.cpp's <c>llama-arch.cpp</c> lists them;
+/// <c>{0}</c> is the layer index.
+/// </summary>
+public static class TensorNames
+{
+    public const string TokenEmbedding = "token_embd.weight";
+    public const string PositionEmbedding = "position_embd.weight";
+    public const string OutputNorm = "output_norm.weight";
+    public const string OutputNormBias = "output_norm.bias";
+    public const string Output = "output.weight";
+
+    public const string AttnNorm = "blk.{0}.attn_norm.weight";
+    public const string AttnNormBias = "blk.{0}.attn_norm.bias";
+    public const string AttnQkv = "blk.{0}.attn_qkv.weight";
+    public const string AttnQkvBias = "blk.{0}.attn_qkv.bias";
+    public const string AttnOutput = "blk.{0}.attn_output.weight";
+    public const string AttnOutputBias = "blk.{0}.attn_output.bias";
+    public const string FfnNorm = "blk.{0}.ffn_norm.weight";
+    public const string FfnNormBias = "blk.{0}.ffn_norm.bias";
+    public const string FfnUp = "blk.{0}.ffn_up.weight";
+    public const string FfnUpBias = "blk.{0}.ffn_up.bias";
+    public const string FfnDown = "blk.{0}.ffn_down.weight";
+    public const string FfnDownBias = "blk.{0}.ffn_down.bias";
+
+    public static string Layer(string pattern, int layer) => string.Format(System.Globalization.CultureInfo.InvariantCulture, pattern, layer);
+}
