@@ -250,7 +250,7 @@ public sealed unsafe class GgufFile : IDisposable
         private void Need(long bytes, string what)
         {
             if (bytes < 0 || bytes > length - Position)
-                throw new GgufFormatException(path, Position, $"{what} needs {bytes} bytes but only {length - Position} remain before the end of the file");
+                throw new GgufFormatException(path, Position, $"{what} runs past the end of the file: needs {bytes} bytes, {length - Position} remain");
         }
 
         public uint ReadUInt32(string what)
