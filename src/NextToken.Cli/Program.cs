@@ -1,1 +1,15 @@
-return 0;
+using System.CommandLine;
+using NextToken.Cli;
+using NextToken.Cli.Commands;
+
+var root = new RootCommand("NextToken: run transformer language models from real weight files and see what happens at every step.")
+{
+    InfoCommand.Create(),
+    TokenizeCommand.Create(),
+    NextCommand.Create(),
+    GenerateCommand.Create(),
+    BenchCommand.Create(),
+    SynthCommand.Create(),
+};
+root.Options.Add(CommonOptions.Verbose);
+return root.Parse(args).Invoke();

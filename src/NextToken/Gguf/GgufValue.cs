@@ -60,9 +60,12 @@ public sealed class GgufValue
         return FormatScalar(Value);
     }
 
+    private static readonly System.Text.Json.JsonSerializerOptions RelaxedJson =
+        new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static string FormatScalar(object? value) => value switch
     {
-        string s => s.Length > 120 ? System.Text.Json.JsonSerializer.Serialize(s[..120]) + "…" : System.Text.Json.JsonSerializer.Serialize(s),
+        string s => System.Text.Json.JsonSerializer.Serialize(s.Length > 120 ? s[..120] + "…" : s, RelaxedJson),
         float f => f.ToString("R", CultureInfo.InvariantCulture),
         double d => d.ToString("R", CultureInfo.InvariantCulture),
         bool b => b ? "true" : "false",

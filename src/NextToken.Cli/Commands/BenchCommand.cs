@@ -1,0 +1,68 @@
+using System.CommandLine;
+using NextToken.Generation;
+using NextToken.Models;
+using Spectre.Console;
+
+namespace NextToken.Cli.Commands;
+
+/// <summary><c>nexttoken bench</c>: prompt-processing and generation speed, as llama-bench measures them.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length processed as one batch", DefaultValueFactory = _ => 128 };
+        var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens generated one at a time", DefaultValueFactory = _ => 64 };
+        var repetitions = new Option<int>("--repetitions", "-r") { Description = "Runs to make; the table shows each and the best", DefaultValueFactory = _ => 3 };
+        var threads = CommonOptions.Threads();
+        var json = CommonOptions.Json();
+        var command = new Command("bench", "Measure prompt-processing and generation tokens/s")
+        {
+            model, promptTokens, genTokens, repetitions, threads, json,
+        };
+        command.SetAction(parse => CommonOptions.Run(parse, () =>
+        {
+            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            int runs = parse.GetValue(repetitions);
+            if (runs < 1) throw new NextTokenException($"--repetitions must be at least 1, not {runs}");
+            var results = new List<ThroughputResult>();
+            for (int r = 0; r < runs; r++)
+                results.Add(ThroughputBenchmark.Run(lm, parse.GetValue(promptTokens), parse.GetValue(genTokens)));
+            ThroughputResult best = results.MaxBy(r => r.GenerationTokensPerSecond)!;
+            if (parse.GetValue(json))
+            {
+                JsonOutput.Write(new
+                {
+                    model = lm.File.FilePath,
+                    architecture = lm.Architecture,
+                    prompt_tokens = best.PromptTokens,
+                    gen_tokens = best.GeneratedTokens,
+                    prompt_tok_s = results.Max(r => r.PromptTokensPerSecond),
+                    gen_tok_s = best.GenerationTokensPerSecond,
+                    ms_per_token = best.MillisecondsPerToken,
+                    gb_s = best.GigabytesPerSecond,
+                    weight_bytes_per_token = best.WeightBytesPerToken,
+                    threads = best.Threads,
+                    runs = results.Select(r => new { prompt_tok_s = r.PromptTokensPerSecond, gen_tok_s = r.GenerationTokensPerSecond }).ToArray(),
+                });
+                return 0;
+            }
+            AnsiConsole.MarkupLine($"[bold]{Markup.Escape(Path.GetFileName(lm.File.FilePath))}[/]: {lm.Architecture}, {lm.LayerCount} layers × {lm.EmbeddingLength}, " +
+                                   $"{best.WeightBytesPerToken / 1e6:F1} MB of weights read per token, {best.Threads} threads");
+            var table = new Table().Border(TableBorder.Rounded).AddColumn("run")
+                .AddColumn(new TableColumn($"prompt {best.PromptTokens} (tok/s)").RightAligned())
+                .AddColumn(new TableColumn($"generation {best.GeneratedTokens} (tok/s)").RightAligned())
+                .AddColumn(new TableColumn("ms/token").RightAligned())
+                .AddColumn(new TableColumn("GB/s").RightAligned());
+            for (int i = 0; i < results.Count; i++)
+            {
+                ThroughputResult r = results[i];
+                table.AddRow((i + 1).ToString(), r.PromptTokensPerSecond.ToString("F1"), r.GenerationTokensPerSecond.ToString("F1"),
+                    r.MillisecondsPerToken.ToString("F2"), r.GigabytesPerSecond.ToString("F2"));
+            }
+            AnsiConsole.Write(table);
+            return 0;
+        }));
+        return command;
+    }
+}

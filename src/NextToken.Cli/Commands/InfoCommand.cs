@@ -1,0 +1,78 @@
+using System.CommandLine;
+using NextToken.Gguf;
+using NextToken.Tensors;
+using Spectre.Console;
+
+namespace NextToken.Cli.Commands;
+
+/// <summary><c>nexttoken info</c>: what a GGUF file holds.</summary>
+internal static class InfoCommand
+{
+    /// <summary>Scalars as themselves; arrays as their type, length and first items (vocabularies are long).</summary>
+    private static object JsonValue(GgufValue value)
+    {
+        if (!value.IsArray) return value.Value;
+        var array = (Array)value.Value;
+        var head = new List<object?>();
+        for (int i = 0; i < Math.Min(array.Length, 16); i++)
+            head.Add(array.GetValue(i) is GgufValue nested ? JsonValue(nested) : array.GetValue(i));
+        return new { element_type = value.ElementType.ToString(), length = array.Length, head };
+    }
+
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        model.Description = "GGUF file to describe";
+        var json = CommonOptions.Json();
+        var command = new Command("info", "Show a GGUF file's architecture, hyperparameters, metadata and tensor table") { model, json };
+        command.SetAction(parse => CommonOptions.Run(parse, () =>
+        {
+            using GgufFile file = GgufFile.Open(parse.GetValue(model)!);
+            string architecture = file.GetStringOrNull("general.architecture") ?? "(none: vocabulary only)";
+            var typeMix = file.Tensors.GroupBy(t => t.Type).OrderByDescending(g => g.Sum(t => t.ByteLength))
+                .Select(g => new { type = g.Key.ToString(), count = g.Count(), bytes = g.Sum(t => t.ByteLength) }).ToArray();
+            if (parse.GetValue(json))
+            {
+                JsonOutput.Write(new
+                {
+                    file = file.FilePath,
+                    gguf_version = file.Version,
+                    architecture,
+                    alignment = file.Alignment,
+                    file_bytes = file.FileLength,
+                    metadata = file.MetadataKeys.ToDictionary(k => k, k => JsonValue(file.Metadata[k])),
+                    tensor_types = typeMix,
+                    tensors = file.Tensors.Select(t => new { name = t.Name, type = t.Type.ToString(), shape = t.Dims, bytes = t.ByteLength, offset = t.AbsoluteOffset }).ToArray(),
+                });
+                return 0;
+            }
+            var summary = new Grid().AddColumn().AddColumn();
+            summary.AddRow("[bold]file[/]", Markup.Escape(file.FilePath));
+            summary.AddRow("[bold]architecture[/]", Markup.Escape(architecture));
+            summary.AddRow("[bold]name[/]", Markup.Escape(file.GetStringOrNull("general.name") ?? "-"));
+            summary.AddRow("[bold]GGUF version[/]", file.Version.ToString());
+            summary.AddRow("[bold]size[/]", $"{CommonOptions.Number(file.FileLength)} bytes, tensor data from offset {file.DataOffset}, alignment {file.Alignment}");
+            summary.AddRow("[bold]tensors[/]", $"{file.Tensors.Count}, {CommonOptions.Number(file.Tensors.Sum(t => t.ElementCount))} parameters");
+            summary.AddRow("[bold]weight types[/]", Markup.Escape(string.Join(", ", typeMix.Select(t => $"{t.type}: {t.count} tensors, {t.bytes / 1048576.0:F1} MiB"))));
+            AnsiConsole.Write(summary);
+
+            var metadata = new Table().Border(TableBorder.Rounded).Title("metadata").AddColumn("key").AddColumn("type").AddColumn("value");
+            foreach (string key in file.MetadataKeys)
+            {
+                GgufValue value = file.Metadata[key];
+                string type = value.IsArray ? $"{value.ElementType}[{value.ArrayLength}]" : value.Type.ToString();
+                string style = key.StartsWith(architecture + ".", StringComparison.Ordinal) ? "bold" : "default";
+                metadata.AddRow($"[{style}]{Markup.Escape(key)}[/]", Markup.Escape(type), Markup.Escape(value.ToDisplayString()));
+            }
+            AnsiConsole.Write(metadata);
+
+            var tensors = new Table().Border(TableBorder.Rounded).Title("tensors")
+                .AddColumn("name").AddColumn("type").AddColumn("shape (ggml order)").AddColumn(new TableColumn("bytes").RightAligned()).AddColumn(new TableColumn("offset").RightAligned());
+            foreach (GgufTensorInfo t in file.Tensors)
+                tensors.AddRow(Markup.Escape(t.Name), t.Type.ToString(), Markup.Escape("[" + string.Join(", ", t.Dims) + "]"), CommonOptions.Number(t.ByteLength), CommonOptions.Number(t.AbsoluteOffset));
+            if (file.Tensors.Count > 0) AnsiConsole.Write(tensors);
+            return 0;
+        }));
+        return command;
+    }
+}

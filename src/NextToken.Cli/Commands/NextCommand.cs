@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using NextToken.Inspection;
+using NextToken.Models;
+using Spectre.Console;
+
+namespace NextToken.Cli.Commands;
+
+/// <summary><c>nexttoken next</c>: the score of every vocabulary entry for the next position.</summary>
+internal static class NextCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var prompt = CommonOptions.Prompt();
+        var promptArgument = CommonOptions.PromptArgument();
+        var tokens = CommonOptions.Tokens();
+        var top = new Option<int>("--top", "-k") { Description = "How many of the best-scoring tokens to list", DefaultValueFactory = _ => 10 };
+        var addBos = CommonOptions.AddBos();
+        var parseSpecial = CommonOptions.ParseSpecial();
+        var dumpLogits = new Option<string?>("--dump-logits") { Description = "Write the full last-position logit row to this file (little-endian float32)" };
+        var threads = CommonOptions.Threads();
+        var json = CommonOptions.Json();
+        var command = new Command("next", "Score every vocabulary entry as the next token and list the best")
+        {
+            promptArgument, model, prompt, tokens, top, addBos, parseSpecial, dumpLogits, threads, json,
+        };
+        command.SetAction(parse => CommonOptions.Run(parse, () =>
+        {
+            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            string? text = parse.GetValue(prompt) ?? parse.GetValue(promptArgument);
+            int[] ids = CommonOptions.PromptIds(lm.Tokenizer, text, parse.GetValue(tokens), parse.GetValue(addBos), parse.GetValue(parseSpecial));
+            int k = parse.GetValue(top);
+            if (k < 1) throw new NextTokenException($"--top must be at least 1, not {k}");
+            var logits = new float[lm.VocabSize];
+            lm.Forward(lm.CreateState(), ids, logits);
+            if (parse.GetValue(dumpLogits) is { } dumpPath)
+                File.WriteAllBytes(dumpPath, MemoryMarshal.AsBytes(logits.AsSpan()).ToArray());
+            var distribution = new TokenDistribution(logits);
+            RankedToken[] best = distribution.Top(k);
+            if (parse.GetValue(json))
+            {
+                JsonOutput.Write(new
+                {
+                    tokens = ids,
+                    top = best.Select(t => new { rank = t.Rank, id = t.Id, piece = lm.Tokenizer.TokenText(t.Id), logit = t.Logit, prob = t.Probability }).ToArray(),
+                    logsumexp = distribution.LogSumExp,
+                    entropy = distribution.Entropy,
+                    vocab_size = lm.VocabSize,
+                });
+                return 0;
+            }
+            Show(lm, ids, distribution, best);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static void Show(LanguageModel lm, int[] ids, TokenDistribution distribution, RankedToken[] best)
+    {
+        string strip = string.Join("", ids.Select(id => $"[grey][[[/]{Markup.Escape(lm.Tokenizer.TokenDisplay(id))}[grey]]][/]"));
+        AnsiConsole.MarkupLine($"Context: {ids.Length} tokens {strip}");
+        AnsiConsole.MarkupLine($"Scores for all [bold]{CommonOptions.Number(lm.VocabSize)}[/] vocabulary entries; entropy {distribution.Entropy:F3} nats. The best {best.Length}:");
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn(new TableColumn("rank").RightAligned())
+            .AddColumn(new TableColumn("id").RightAligned())
+            .AddColumn("token")
+            .AddColumn(new TableColumn("logit").RightAligned())
+            .AddColumn(new TableColumn("probability").RightAligned())
+            .AddColumn("");
+        double shown = 0;
+        foreach (RankedToken t in best)
+        {
+            shown += t.Probability;
+            int bar = (int)Math.Round(t.Probability * 40);
+            table.AddRow(t.Rank.ToString(), CommonOptions.Number(t.Id), Markup.Escape(lm.Tokenizer.TokenDisplay(t.Id)),
+                t.Logit.ToString("F4"), FormatProbability(t.Probability), $"[green]{new string('█', bar)}[/]");
+        }
+        AnsiConsole.Write(table);
+        int rest = lm.VocabSize - best.Length;
+        AnsiConsole.MarkupLine($"… [bold]{CommonOptions.Number(rest)}[/] more entries hold the remaining [bold]{FormatProbability(Math.Max(0, 1 - shown))}[/] of the probability.");
+    }
+
+    private static string FormatProbability(double p) => p >= 1e-4 ? $"{p * 100:F2}%" : p.ToString("E2");
+}

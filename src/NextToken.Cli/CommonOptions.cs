@@ -1,0 +1,111 @@
+using System.CommandLine;
+using System.Globalization;
+using NextToken.Gguf;
+using NextToken.Models;
+using Spectre.Console;
+
+namespace NextToken.Cli;
+
+/// <summary>Options shared by several commands, and the one place errors become exit codes.</summary>
+internal static class CommonOptions
+{
+    public static readonly Option<bool> Verbose = new("--verbose", "-v")
+    {
+        Description = "Print full exception details (stack traces) on errors",
+        Recursive = true,
+    };
+
+    public static Option<string> Model() => new("--model", "-m")
+    {
+        Description = "Path to a GGUF model file",
+        Required = true,
+    };
+
+    public static Option<bool> Json() => new("--json") { Description = "Print one JSON document instead of tables" };
+
+    public static Option<string?> Prompt() => new("--prompt", "-p") { Description = "Prompt text" };
+
+    public static Argument<string?> PromptArgument() => new("prompt")
+    {
+        Description = "Prompt text (same as --prompt)",
+        Arity = ArgumentArity.ZeroOrOne,
+    };
+
+    public static Option<string?> Tokens() => new("--tokens") { Description = "Prompt as comma-separated token ids instead of text, e.g. 464,3797,3332" };
+
+    public static Option<bool> AddBos() => new("--add-bos") { Description = "Put the BOS token in front of the prompt" };
+
+    public static Option<bool> ParseSpecial() => new("--parse-special") { Description = "Recognise special tokens such as <|endoftext|> written in the text" };
+
+    public static Option<int?> Threads() => new("--threads", "-t") { Description = "Threads for matrix kernels (default: all cores)" };
+
+    /// <summary>Runs a command body; errors about the input print one line to stderr and exit non-zero.</summary>
+    public static int Run(ParseResult parse, Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception error) when (error is NextTokenException or FileNotFoundException or DirectoryNotFoundException
+                                          or IOException or UnauthorizedAccessException or FormatException or ArgumentException)
+        {
+            return Fail(parse, error, 1);
+        }
+        catch (Exception error)
+        {
+            return Fail(parse, error, 2);
+        }
+    }
+
+    private static int Fail(ParseResult parse, Exception error, int code)
+    {
+        Console.Out.Flush();
+        if (parse.GetValue(Verbose))
+            Console.Error.WriteLine(error.ToString());
+        else
+            Console.Error.WriteLine(code == 1 ? $"error: {error.Message}" : $"error: {error.GetType().Name}: {error.Message} (run with --verbose for details)");
+        return code;
+    }
+
+    public static LanguageModel LoadModel(string path, int? threads)
+    {
+        LanguageModel model = ModelLoader.Load(path);
+        if (threads is { } t)
+        {
+            if (t < 1) throw new NextTokenException($"--threads must be at least 1, not {t}");
+            model.Threads = t;
+        }
+        return model;
+    }
+
+    /// <summary>The prompt as token ids, from --tokens or from text (option or argument).</summary>
+    public static int[] PromptIds(Tokenization.Tokenizer tokenizer, string? text, string? tokenList, bool addBos, bool parseSpecial)
+    {
+        if (tokenList is not null)
+        {
+            if (text is not null) throw new NextTokenException("give either a prompt or --tokens, not both");
+            return ParseTokenList(tokenList, tokenizer.VocabSize);
+        }
+        if (text is null) throw new NextTokenException("no prompt: give --prompt TEXT, a prompt argument, or --tokens IDS");
+        return tokenizer.Encode(text, addBos, parseSpecial).Ids;
+    }
+
+    public static int[] ParseTokenList(string list, int vocabSize)
+    {
+        var ids = new List<int>();
+        foreach (string part in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out int id))
+                throw new NextTokenException($"--tokens: '{part}' is not a token id; expected comma-separated integers");
+            if ((uint)id >= (uint)vocabSize)
+                throw new NextTokenException($"--tokens: token id {id} is out of range; expected 0 to {vocabSize - 1}");
+            ids.Add(id);
+        }
+        if (ids.Count == 0) throw new NextTokenException("--tokens: no token ids given");
+        return ids.ToArray();
+    }
+
+    public static string Quote(string text) => Markup.Escape(text);
+
+    public static string Number(double value, string format = "N0") => value.ToString(format, CultureInfo.InvariantCulture);
+}

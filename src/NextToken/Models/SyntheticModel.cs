@@ -1,0 +1,132 @@
+using System.Runtime.InteropServices;
+using NextToken.Gguf;
+using NextToken.Tensors;
+
+namespace NextToken.Models;
+
+/// <summary>GPT-2 shapes by the names OpenAI published them under.</summary>
+public sealed record Gpt2Shape(string Name, int NLayer, int NEmbd, int NHead, int NCtx)
+{
+    public static readonly Gpt2Shape[] Known =
+    [
+        new("124M", 12, 768, 12, 1024),
+        new("355M", 24, 1024, 16, 1024),
+        new("774M", 36, 1280, 20, 1024),
+        new("1558M", 48, 1600, 25, 1024),
+    ];
+
+    public static Gpt2Shape Parse(string name) =>
+        Known.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
+        ?? throw new NextTokenException($"unknown GPT-2 size '{name}'; expected one of {string.Join(", ", Known.Select(s => s.Name))}");
+}
+
+/// <summary>
+/// Writes random-weight GGUF files with real model shapes, laid out as llama.cpp's converter
+/// lays them out, so speed can be measured (here and in llama.cpp) without downloading weights.
+/// </summary>
+public static class SyntheticModel
+{
+    public static readonly GgmlType[] SupportedTypes = [GgmlType.F32, GgmlType.F16, GgmlType.BF16];
+
+    /// <param name="vocabulary">A GGUF file whose <c>tokenizer.*</c> metadata is copied.</param>
+    public static void WriteGpt2(string path, Gpt2Shape shape, GgmlType type, GgufFile vocabulary, ulong seed = 1)
+    {
+        if (!SupportedTypes.Contains(type))
+            throw new NextTokenException($"synth cannot write {type} weights yet; supported: {string.Join(", ", SupportedTypes)}");
+        int nVocab = vocabulary.GetArray<string>("tokenizer.ggml.tokens").Length;
+        int d = shape.NEmbd, ff = 4 * shape.NEmbd;
+        var writer = new GgufWriter()
+            .Add("general.architecture", GgufValue.Of("gpt2"))
+            .Add("general.name", GgufValue.Of($"synthetic-gpt2-{shape.Name}-{type}".ToLowerInvariant()))
+            .Add("general.file_type", GgufValue.Of(type switch { GgmlType.F32 => 0u, GgmlType.F16 => 1u, _ => 32u }))
+            .Add("gpt2.block_count", GgufValue.Of((uint)shape.NLayer))
+            .Add("gpt2.context_length", GgufValue.Of((uint)shape.NCtx))
+            .Add("gpt2.embedding_length", GgufValue.Of((uint)d))
+            .Add("gpt2.feed_forward_length", GgufValue.Of((uint)ff))
+            .Add("gpt2.attention.head_count", GgufValue.Of((uint)shape.NHead))
+            .Add("gpt2.attention.layer_norm_epsilon", GgufValue.Of(1e-5f));
+        foreach (string key in vocabulary.MetadataKeys.Where(k => k.StartsWith("tokenizer.", StringComparison.Ordinal)))
+            writer.Add(key, vocabulary.Metadata[key]);
+
+        var random = new SplitMix64(seed);
+        void Matrix(string name, int rows, int columns) =>
+            writer.AddTensor(name, type, [columns, rows], s => WriteRandom(s, (long)rows * columns, type, random));
+        void Vector(string name, int length, float value) =>
+            writer.AddTensor(name, GgmlType.F32, [length], s => WriteConstant(s, length, value));
+
+        Matrix(TensorNames.TokenEmbedding, nVocab, d);
+        Matrix(TensorNames.PositionEmbedding, shape.NCtx, d);
+        Vector(TensorNames.OutputNorm, d, 1);
+        Vector(TensorNames.OutputNormBias, d, 0);
+        for (int l = 0; l < shape.NLayer; l++)
+        {
+            string N(string pattern) => TensorNames.Layer(pattern, l);
+            Vector(N(TensorNames.AttnNorm), d, 1);
+            Vector(N(TensorNames.AttnNormBias), d, 0);
+            Matrix(N(TensorNames.AttnQkv), 3 * d, d);
+            Vector(N(TensorNames.AttnQkvBias), 3 * d, 0);
+            Matrix(N(TensorNames.AttnOutput), d, d);
+            Vector(N(TensorNames.AttnOutputBias), d, 0);
+            Vector(N(TensorNames.FfnNorm), d, 1);
+            Vector(N(TensorNames.FfnNormBias), d, 0);
+            Matrix(N(TensorNames.FfnUp), ff, d);
+            Vector(N(TensorNames.FfnUpBias), ff, 0);
+            Matrix(N(TensorNames.FfnDown), d, ff);
+            Vector(N(TensorNames.FfnDownBias), d, 0);
+        }
+        Matrix(TensorNames.Output, nVocab, d); // llama.cpp's converter writes GPT-2's tied head out again
+        writer.Write(path);
+    }
+
+    private static void WriteConstant(Stream stream, int length, float value)
+    {
+        var data = new float[length];
+        Array.Fill(data, value);
+        stream.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+    }
+
+    /// <summary>Uniform values with GPT-2's initialisation spread (standard deviation 0.02), streamed in chunks.</summary>
+    private static void WriteRandom(Stream stream, long count, GgmlType type, SplitMix64 random)
+    {
+        const int Chunk = 1 << 16;
+        float halfWidth = 0.02f * MathF.Sqrt(3);
+        var floats = new float[Chunk];
+        var halves = new Half[Chunk];
+        var bf16 = new ushort[Chunk];
+        for (long done = 0; done < count; done += Chunk)
+        {
+            int n = (int)Math.Min(Chunk, count - done);
+            for (int i = 0; i < n; i++) floats[i] = (random.NextFloat() * 2 - 1) * halfWidth;
+            switch (type)
+            {
+                case GgmlType.F32:
+                    stream.Write(MemoryMarshal.AsBytes(floats.AsSpan(0, n)));
+                    break;
+                case GgmlType.F16:
+                    System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(floats.AsSpan(0, n), halves);
+                    stream.Write(MemoryMarshal.AsBytes(halves.AsSpan(0, n)));
+                    break;
+                default:
+                    for (int i = 0; i < n; i++) bf16[i] = (ushort)(BitConverter.SingleToUInt32Bits(floats[i]) >> 16);
+                    stream.Write(MemoryMarshal.AsBytes(bf16.AsSpan(0, n)));
+                    break;
+            }
+        }
+    }
+
+    /// <summary>A small, specified generator (Steele et al.'s SplitMix64), so a seed gives the same file everywhere.</summary>
+    private sealed class SplitMix64(ulong seed)
+    {
+        private ulong _state = seed;
+
+        public ulong Next()
+        {
+            ulong z = _state += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+
+        public float NextFloat() => (Next() >> 40) * (1f / (1 << 24));
+    }
+}
