@@ -1,0 +1,95 @@
+using NextToken.Kernels;
+using NextToken.Tensors;
+
+namespace NextToken.Tests;
+
+/// <summary>Each vectorized kernel against its plain scalar reference.</summary>
+public unsafe class KernelTests
+{
+    private static float[] RandomVector(int n, int seed, float scale = 1)
+    {
+        var random = new Random(seed);
+        var v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float)(random.NextDouble() * 2 - 1) * scale;
+        return v;
+    }
+
+    private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= tolerance * (1 + Math.Abs(expected[i])), $"index {i}: expected {expected[i]}, got {actual[i]}");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(64)]
+    [InlineData(768)]
+    [InlineData(1000)]
+    public void LayerNorm_MatchesScalarReference(int n)
+    {
+        float[] x = RandomVector(n, 1, 3), w = RandomVector(n, 2), b = RandomVector(n, 3);
+        var expected = new float[n];
+        var actual = new float[n];
+        ScalarReference.LayerNorm(x, w, b, 1e-5f, expected);
+        Ops.LayerNorm(x, w, b, 1e-5f, actual);
+        AssertClose(expected, actual, 1e-5);
+    }
+
+    [Fact]
+    public void GeluTanh_MatchesScalarReference_InPlace()
+    {
+        float[] x = RandomVector(1031, 4, 6);
+        var expected = new float[x.Length];
+        ScalarReference.GeluTanh(x, expected);
+        Ops.GeluTanh(x, x);
+        AssertClose(expected, x, 1e-6);
+    }
+
+    [Theory]
+    [InlineData(GgmlType.F32, 1, 5, 3)]
+    [InlineData(GgmlType.F32, 4, 64, 192)]
+    [InlineData(GgmlType.F16, 1, 300, 17)]
+    [InlineData(GgmlType.F16, 3, 768, 64)]
+    [InlineData(GgmlType.BF16, 1, 33, 9)]
+    [InlineData(GgmlType.BF16, 5, 256, 130)]
+    public void MatMul_MatchesScalarReference(GgmlType type, int batch, int nIn, int nOut)
+    {
+        float[] values = RandomVector(nIn * nOut, 5);
+        byte[] stored = type switch
+        {
+            GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
+            GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
+            _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray().AsSpan()).ToArray(),
+        };
+        float[] x = RandomVector(batch * nIn, 6);
+        var expected = new float[batch * nOut];
+        var actual = new float[batch * nOut];
+        fixed (byte* data = stored)
+        {
+            var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length);
+            MatMul.Reference(weight, x, batch, expected);
+            MatMul.Forward(weight, x, batch, actual, threads: 2);
+        }
+        AssertClose(expected, actual, 1e-4);
+    }
+
+    [Fact]
+    public void Softmax_TensorPrimitivesMatchesScalarReference()
+    {
+        float[] x = RandomVector(50257, 7, 10);
+        var expected = new float[x.Length];
+        var actual = new float[x.Length];
+        ScalarReference.Softmax(x, expected);
+        System.Numerics.Tensors.TensorPrimitives.SoftMax(x, actual);
+        AssertClose(expected, actual, 1e-5);
+    }
+
+    [Fact]
+    public void Bf16Conversion_KeepsTheHighHalf()
+    {
+        Assert.Equal(1.0f, Dot.BF16ToSingle(0x3F80));
+        Assert.Equal(-2.0f, Dot.BF16ToSingle(0xC000));
+    }
+}
