@@ -1,1 +1,4 @@
-System.Console.WriteLine();
+using BenchmarkDotNet.Running;
+
+// dotnet run -c Release --project bench/NextToken.Bench -- --filter '*'
+BenchmarkSwitcher.FromAssembly(typeof(NextToken.Bench.Corpus).Assembly).Run(args);

@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace NextToken.Tests;
+
+/// <summary>The <c>nexttoken</c> command as a user runs it: a separate process, its output and exit code.</summary>
+public class CliTests : IDisposable
+{
+    private static readonly string Gpt2Tiny = Fixtures.Model("gpt2-tiny.f32.gguf");
+    private readonly TempDir _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "NextToken.Cli.dll"));
+        foreach (string a in args) start.ArgumentList.Add(a);
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(120_000))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("nexttoken did not finish in 120 s: " + string.Join(' ', args));
+        }
+        return (process.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void Next_Json_MatchesReferenceForTheCatPrompt()
+    {
+        ExpectedCase expected = ExpectedOutputs.Load("gpt2-tiny.f32").Single(c => c.Name == "cat");
+        var (code, stdout, stderr) = Run("next", "--model", Gpt2Tiny, "--tokens", string.Join(',', expected.Tokens), "--top", "5", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        JsonElement root = doc.RootElement;
+        Assert.Equal(expected.Tokens, root.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(50257, root.GetProperty("vocab_size").GetInt32());
+        ExpectedPosition last = expected.Positions[^1];
+        Assert.True(Tolerance.Within(root.GetProperty("logsumexp").GetDouble(), last.LogSumExp));
+        JsonElement[] top = root.GetProperty("top").EnumerateArray().ToArray();
+        Assert.Equal(5, top.Length);
+        Assert.Equal(last.Top[0].Id, top[0].GetProperty("id").GetInt32());
+        Assert.Equal(1, top[0].GetProperty("rank").GetInt32());
+        Assert.True(top[0].GetProperty("prob").GetDouble() >= top[1].GetProperty("prob").GetDouble());
+        Assert.True(root.GetProperty("entropy").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void Next_Text_ShowsRankedTableAndRemainingMass()
+    {
+        var (code, stdout, stderr) = Run("next", "--model", Gpt2Tiny, "--prompt", "The cat sat on the", "--top", "3");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("50,257", stdout);
+        Assert.Contains("␣cat", stdout);
+        Assert.Contains("50,254 more entries", stdout);
+    }
+
+    [Fact]
+    public void Next_DumpLogits_WritesTheFullRow()
+    {
+        ExpectedCase expected = ExpectedOutputs.Load("gpt2-tiny.f32").Single(c => c.Name == "kafka");
+        string dump = _temp.File("logits.f32");
+        var (code, _, stderr) = Run("next", "-m", Gpt2Tiny, "--tokens", string.Join(',', expected.Tokens), "--dump-logits", dump, "--json");
+        Assert.True(code == 0, stderr);
+        float[] written = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(dump)).ToArray();
+        float[] reference = expected.ReadLastLogits();
+        Assert.Equal(reference.Length, written.Length);
+        for (int i = 0; i < written.Length; i++) Assert.True(Tolerance.Within(written[i], reference[i]));
+    }
+
+    [Fact]
+    public void Generate_GreedyJson_MatchesReferenceContinuation()
+    {
+        ExpectedCase expected = ExpectedOutputs.Load("gpt2-tiny.f32").Single(c => c.Name == "system");
+        var (code, stdout, stderr) = Run("generate", "-m", Gpt2Tiny, "--tokens", string.Join(',', expected.Tokens),
+            "--max-tokens", "12", "--temperature", "0", "--ignore-eos", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal(expected.GreedyNext12, doc.RootElement.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.False(string.IsNullOrEmpty(doc.RootElement.GetProperty("text").GetString()));
+    }
+
+    [Fact]
+    public void Tokenize_Json_GivesIdsPiecesAndOffsets()
+    {
+        var (code, stdout, stderr) = Run("tokenize", "--model", Fixtures.Vocab("ggml-vocab-gpt-2.gguf"), "--text", "Hello world", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal([15496, 995], doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(["Hello", " world"], doc.RootElement.GetProperty("pieces").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal([0, 5], doc.RootElement.GetProperty("offsets")[0].EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal([5, 11], doc.RootElement.GetProperty("offsets")[1].EnumerateArray().Select(e => e.GetInt32()));
+    }
+
+    [Fact]
+    public void Tokenize_Jsonl_OneLinePerInputInOrder()
+    {
+        string input = _temp.File("in.jsonl");
+        File.WriteAllLines(input, ["{\"text\": \"Hello world\"}", "{\"text\": \" Hello\"}", "{\"text\": \"\"}"]);
+        var (code, stdout, stderr) = Run("tokenize", "--model", Fixtures.Vocab("ggml-vocab-gpt-2.gguf"), "--jsonl", input);
+        Assert.True(code == 0, stderr);
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["{\"ids\":[15496,995]}", "{\"ids\":[18435]}", "{\"ids\":[]}"], lines);
+    }
+
+    [Fact]
+    public void Info_Json_DescribesTheFile()
+    {
+        var (code, stdout, stderr) = Run("info", "--model", Gpt2Tiny, "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal("gpt2", doc.RootElement.GetProperty("architecture").GetString());
+        Assert.Equal(2, doc.RootElement.GetProperty("metadata").GetProperty("gpt2.block_count").GetInt32());
+        Assert.Equal(29, doc.RootElement.GetProperty("tensors").GetArrayLength());
+    }
+
+    [Fact]
+    public void Synth_UnknownSize_NamesTheKnownOnes()
+    {
+        var (code, _, stderr) = Run("synth", "--size", "7B", "-o", _temp.File("x.gguf"), "--vocab", Fixtures.Vocab("ggml-vocab-gpt-2.gguf"));
+        Assert.Equal(1, code);
+        Assert.Contains("unknown GPT-2 size '7B'; expected one of 124M", stderr);
+    }
+
+    public static TheoryData<string[], string> BadInputs => new()
+    {
+        { ["next", "--model", "/nonexistent/model.gguf", "--prompt", "x"], "file not found" },
+        { ["next", "--model", Fixtures.Vocab("ggml-vocab-gpt-2.gguf") + ".out", "--prompt", "x"], "not a GGUF file" },
+        { ["next", "--model", Gpt2Tiny, "--tokens", "1,50257"], "token id 50257 is out of range" },
+        { ["next", "--model", Gpt2Tiny, "--tokens", "1,x"], "'x' is not a token id" },
+        { ["next", "--model", Gpt2Tiny, "--tokens", string.Join(',', Enumerable.Repeat(11, 200))], "context length of 128" },
+        { ["generate", "--model", Gpt2Tiny, "--prompt", "x", "--temperature", "0.7"], "greedily only" },
+        { ["next", "--model", Gpt2Tiny], "no prompt" },
+        { ["tokenize", "--model", Gpt2Tiny], "nothing to tokenize" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInputs))]
+    public void BadInput_PrintsOneLineAndExitsNonZero(string[] args, string expectedMessage)
+    {
+        var (code, _, stderr) = Run(args);
+        Assert.Equal(1, code);
+        Assert.Contains(expectedMessage, stderr);
+        Assert.StartsWith("error: ", stderr);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void Bench_Json_ReportsEverySpeedKey()
+    {
+        var (code, stdout, stderr) = Run("bench", "--model", Gpt2Tiny, "--prompt-tokens", "16", "--gen-tokens", "4", "-r", "1", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        foreach (string key in new[] { "prompt_tok_s", "gen_tok_s", "ms_per_token", "gb_s" })
+            Assert.True(doc.RootElement.GetProperty(key).GetDouble() > 0, key);
+        Assert.True(doc.RootElement.GetProperty("threads").GetInt32() >= 1);
+    }
+}

@@ -1,0 +1,30 @@
+using NextToken.Gguf;
+using NextToken.Models;
+using NextToken.Tensors;
+
+namespace NextToken.Tests;
+
+public class SyntheticModelTests
+{
+    [Theory]
+    [InlineData(GgmlType.F32)]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
+    public void WriteGpt2_SmallShape_LoadsWithLlamaCppLayoutAndRuns(GgmlType type)
+    {
+        using var temp = new TempDir();
+        string path = temp.File("synth.gguf");
+        using (var vocab = GgufFile.Open(Fixtures.Vocab("ggml-vocab-gpt-2.gguf")))
+            SyntheticModel.WriteGpt2(path, new Gpt2Shape("test", 2, 64, 4, 32), type, vocab, seed: 7);
+        using LanguageModel model = ModelLoader.Load(path);
+        Assert.Equal("gpt2", model.Architecture);
+        Assert.Equal(50257, model.VocabSize);
+        Assert.Equal(type, model.File.GetTensor("blk.1.ffn_up.weight", 64, 256).Type);
+        Assert.Equal(GgmlType.F32, model.File.GetTensor("blk.1.ffn_up.bias", 256).Type);
+        Assert.True(model.File.HasTensor("output.weight"));
+        var logits = new float[model.VocabSize];
+        model.Forward(model.CreateState(), [15496, 995], logits);
+        Assert.All(logits, x => Assert.True(float.IsFinite(x)));
+        Assert.True(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(logits) > 0);
+    }
+}
