@@ -122,37 +122,47 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
 
     private void EncodePiece(string text, int start, int end, List<int> ids, List<(int, int)> offsets)
     {
-        string piece = text.Substring(start, end - start);
-        byte[] bytes = Encoding.UTF8.GetBytes(piece);
-        if (!_pieceCache.TryGetValue(piece, out int[]? pieceIds))
+        ReadOnlySpan<char> piece = text.AsSpan(start, end - start);
+        var cache = _pieceCache.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (!cache.TryGetValue(piece, out int[]? pieceIds))
         {
-            pieceIds = MergeBytes(bytes);
+            pieceIds = MergeBytes(Encoding.UTF8.GetBytes(piece.ToArray()));
             if (_pieceCache.Count >= MaxCachedPieces) _pieceCache.Clear();
-            _pieceCache.TryAdd(piece, pieceIds);
+            cache.TryAdd(piece, pieceIds);
         }
-        // The UTF-16 range of the character each byte belongs to; a token that ends inside a
-        // character reports the whole character, so neighbouring offsets may overlap.
-        var charStart = new int[bytes.Length];
-        var charEnd = new int[bytes.Length];
-        int byteIndex = 0;
-        for (int c = 0; c < piece.Length;)
-        {
-            Rune.DecodeFromUtf16(piece.AsSpan(c), out Rune rune, out int charsUsed);
-            for (int k = 0; k < rune.Utf8SequenceLength && byteIndex < bytes.Length; k++, byteIndex++)
-            {
-                charStart[byteIndex] = start + c;
-                charEnd[byteIndex] = start + c + charsUsed;
-            }
-            c += charsUsed;
-        }
+        // Walk the piece's characters alongside the tokens' bytes. A token that starts or ends
+        // inside a character reports that whole character, so neighbouring offsets may overlap.
+        int charIndex = 0, charBytes = 0, charByteStart = 0;
         int consumed = 0;
         foreach (int id in pieceIds)
         {
-            int length = _tokenBytes[id].Length;
+            int tokenEnd = consumed + _tokenBytes[id].Length;
+            AdvanceTo(piece, consumed, ref charIndex, ref charByteStart, ref charBytes);
+            int startChar = charIndex;
+            AdvanceTo(piece, tokenEnd - 1, ref charIndex, ref charByteStart, ref charBytes);
+            int endChar = charIndex + (char.IsHighSurrogate(piece[charIndex]) && charIndex + 1 < piece.Length ? 2 : 1);
             ids.Add(id);
-            offsets.Add((charStart[consumed], charEnd[consumed + length - 1]));
-            consumed += length;
+            offsets.Add((start + startChar, start + endChar));
+            consumed = tokenEnd;
         }
+    }
+
+    /// <summary>Moves the character cursor forward to the character holding UTF-8 byte <paramref name="targetByte"/>.</summary>
+    private static void AdvanceTo(ReadOnlySpan<char> piece, int targetByte, ref int charIndex, ref int charByteStart, ref int charBytes)
+    {
+        if (charBytes == 0) charBytes = Utf8Length(piece, charIndex);
+        while (targetByte >= charByteStart + charBytes)
+        {
+            charIndex += char.IsHighSurrogate(piece[charIndex]) && charIndex + 1 < piece.Length ? 2 : 1;
+            charByteStart += charBytes;
+            charBytes = Utf8Length(piece, charIndex);
+        }
+    }
+
+    private static int Utf8Length(ReadOnlySpan<char> piece, int charIndex)
+    {
+        Rune.DecodeFromUtf16(piece[charIndex..], out Rune rune, out _);
+        return rune.Utf8SequenceLength; // a lone surrogate decodes as U+FFFD: 3 bytes, as UTF-8 encoding writes it
     }
 
     /// <summary>BPE over one piece: a priority queue of candidate merges, lowest rank then leftmost first.</summary>
