@@ -10,7 +10,7 @@ namespace NextToken.Tests;
 /// </summary>
 public class Gpt2ReferenceTests(ITestOutputHelper output)
 {
-    public static TheoryData<string, string> Cases => ExpectedOutputs.Cases("gpt2-tiny.f32", "gpt2-tiny.f16");
+    public static TheoryData<string, string> Cases => ExpectedOutputs.Cases("gpt2-tiny.f32", "gpt2-tiny.f16", "gpt2-tiny.q8_0", "gpt2-tiny.q4_0");
 
     [Theory]
     [MemberData(nameof(Cases))]

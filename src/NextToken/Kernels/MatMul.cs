@@ -53,7 +53,7 @@ public static unsafe class MatMul
                         GgmlType.F32 => Dot.F32(new ReadOnlySpan<float>(row, nIn), xb),
                         GgmlType.F16 => Dot.F16(new ReadOnlySpan<Half>(row, nIn), xb),
                         GgmlType.BF16 => Dot.BF16(new ReadOnlySpan<ushort>(row, nIn), xb),
-                        _ => throw new NotSupportedException($"matmul over {weight.Type} weights ('{weight.Name}') is not supported yet"),
+                        _ => Quantized.DotRow(weight.Type, new ReadOnlySpan<byte>(row, (int)rowBytes), xb),
                     };
                 }
             }

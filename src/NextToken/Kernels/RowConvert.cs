@@ -7,7 +7,8 @@ namespace NextToken.Kernels;
 /// <summary>Turns stored rows into float32 (for embedding lookups and small vectors).</summary>
 public static class RowConvert
 {
-    public static bool IsSupported(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16;
+    public static bool IsSupported(GgmlType type) =>
+        type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 || Quantized.IsSupported(type);
 
     public static void ToSingle(GgmlType type, ReadOnlySpan<byte> source, Span<float> destination)
     {
@@ -24,7 +25,8 @@ public static class RowConvert
                 for (int i = 0; i < bits.Length; i++) destination[i] = Dot.BF16ToSingle(bits[i]);
                 break;
             default:
-                throw new NotSupportedException($"tensor type {type} cannot be converted to float32 yet");
+                Quantized.DequantizeRow(type, source, destination);
+                break;
         }
     }
 

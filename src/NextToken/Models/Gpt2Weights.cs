@@ -39,14 +39,14 @@ public sealed class Gpt2Weights
         {
             TensorData t = file.GetTensor(name, columns, rows);
             if (!RowConvert.IsSupported(t.Type))
-                throw new GgufFormatException(file.FilePath, null, $"tensor '{name}' has type {t.Type}, which this version cannot compute with yet; supported: F32, F16, BF16");
+                throw new GgufFormatException(file.FilePath, null, $"tensor '{name}' has type {t.Type}, which this version cannot compute with yet; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K");
             return t;
         }
         float[] Vector(string name, int length)
         {
             TensorData t = file.GetTensor(name, length);
             if (!RowConvert.IsSupported(t.Type))
-                throw new GgufFormatException(file.FilePath, null, $"tensor '{name}' has type {t.Type}; expected F32, F16 or BF16");
+                throw new GgufFormatException(file.FilePath, null, $"tensor '{name}' has type {t.Type}; expected F32, F16, BF16 or a supported quantized type");
             return RowConvert.ToArray(t);
         }
 

@@ -1,0 +1,174 @@
+using System.Buffers.Binary;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using NextToken.Tensors;
+
+namespace NextToken.Kernels;
+
+/// <summary>
+/// ggml's block-quantized formats (ggml-quants.c). Each row is a run of blocks; a block stores a
+/// float16 scale (and for K-quants, per-sub-block scales and minimums) and packed integers.
+/// <see cref="DequantizeRow"/> expands a row; <see cref="DotRow"/> multiplies a stored row with a
+/// float32 vector one block at a time, so no matrix is ever expanded in memory.
+/// </summary>
+public static class Quantized
+{
+    public const int QK8_0 = 32, QK4_0 = 32, QK_K = 256;
+
+    public static bool IsSupported(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K;
+
+    public static void DequantizeRow(GgmlType type, ReadOnlySpan<byte> row, Span<float> destination)
+    {
+        GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
+        int blocks = destination.Length / blockSize;
+        for (int b = 0; b < blocks; b++)
+            DequantizeBlock(type, row.Slice(b * blockBytes, blockBytes), destination.Slice(b * blockSize, blockSize));
+    }
+
+    public static float DotRow(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
+        Span<float> buffer = stackalloc float[QK_K];
+        Span<float> values = buffer[..blockSize];
+        int blocks = x.Length / blockSize;
+        float sum = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            ReadOnlySpan<byte> block = row.Slice(b * blockBytes, blockBytes);
+            ReadOnlySpan<float> xb = x.Slice(b * blockSize, blockSize);
+            if (type == GgmlType.Q8_0)
+            {
+                sum += Half2Float(block) * DotQ8(block[2..], xb);
+                continue;
+            }
+            DequantizeBlock(type, block, values);
+            sum += TensorPrimitives.Dot(values, xb);
+        }
+        return sum;
+    }
+
+    public static void DequantizeBlock(GgmlType type, ReadOnlySpan<byte> block, Span<float> y)
+    {
+        switch (type)
+        {
+            case GgmlType.Q8_0: DequantizeQ8_0(block, y); break;
+            case GgmlType.Q4_0: DequantizeQ4_0(block, y); break;
+            case GgmlType.Q4_K: DequantizeQ4_K(block, y); break;
+            case GgmlType.Q6_K: DequantizeQ6_K(block, y); break;
+            default: throw new NotSupportedException($"{type} blocks cannot be dequantized yet; supported: Q8_0, Q4_0, Q4_K, Q6_K");
+        }
+    }
+
+    /// <summary>Q8_0: f16 scale d, then 32 signed bytes q; value = d·q.</summary>
+    private static void DequantizeQ8_0(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block);
+        ReadOnlySpan<sbyte> q = MemoryMarshal.Cast<byte, sbyte>(block.Slice(2, QK8_0));
+        for (int i = 0; i < QK8_0; i++) y[i] = d * q[i];
+    }
+
+    /// <summary>Σ q[i]·x[i] for 32 signed bytes, widened to float in registers.</summary>
+    private static float DotQ8(ReadOnlySpan<byte> quants, ReadOnlySpan<float> x)
+    {
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<sbyte> q = Vector256.Create(MemoryMarshal.Cast<byte, sbyte>(quants[..32]));
+            (Vector256<short> lo, Vector256<short> hi) = Vector256.Widen(q);
+            (Vector256<int> a, Vector256<int> b) = Vector256.Widen(lo);
+            (Vector256<int> c, Vector256<int> d) = Vector256.Widen(hi);
+            Vector256<float> acc = Vector256.ConvertToSingle(a) * Vector256.Create(x[..8]);
+            acc += Vector256.ConvertToSingle(b) * Vector256.Create(x.Slice(8, 8));
+            acc += Vector256.ConvertToSingle(c) * Vector256.Create(x.Slice(16, 8));
+            acc += Vector256.ConvertToSingle(d) * Vector256.Create(x.Slice(24, 8));
+            return Vector256.Sum(acc);
+        }
+        float sum = 0;
+        for (int i = 0; i < 32; i++) sum += (sbyte)quants[i] * x[i];
+        return sum;
+    }
+
+    /// <summary>Q4_0: f16 scale d, then 16 bytes holding 32 nibbles (low nibbles first); value = d·(nibble − 8).</summary>
+    private static void DequantizeQ4_0(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block);
+        ReadOnlySpan<byte> qs = block.Slice(2, 16);
+        for (int j = 0; j < 16; j++)
+        {
+            y[j] = d * ((qs[j] & 0x0F) - 8);
+            y[j + 16] = d * ((qs[j] >> 4) - 8);
+        }
+    }
+
+    /// <summary>
+    /// Q4_K: super-block of 256 as 8 sub-blocks of 32. f16 d and dmin, 12 bytes of 6-bit scales
+    /// and minimums, 128 bytes of nibbles; value = d·scale·nibble − dmin·min.
+    /// </summary>
+    private static void DequantizeQ4_K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block), dmin = Half2Float(block[2..]);
+        ReadOnlySpan<byte> scales = block.Slice(4, 12);
+        ReadOnlySpan<byte> q = block.Slice(16, 128);
+        for (int group = 0; group < 4; group++)
+        {
+            ScaleMinK4(2 * group, scales, out int sc1, out int m1);
+            ScaleMinK4(2 * group + 1, scales, out int sc2, out int m2);
+            float d1 = d * sc1, min1 = dmin * m1, d2 = d * sc2, min2 = dmin * m2;
+            ReadOnlySpan<byte> qg = q.Slice(group * 32, 32);
+            Span<float> yg = y.Slice(group * 64, 64);
+            for (int l = 0; l < 32; l++)
+            {
+                yg[l] = d1 * (qg[l] & 0x0F) - min1;
+                yg[l + 32] = d2 * (qg[l] >> 4) - min2;
+            }
+        }
+    }
+
+    /// <summary>The 6-bit scale and minimum of sub-block j of a Q4_K (or Q5_K) super-block.</summary>
+    public static void ScaleMinK4(int j, ReadOnlySpan<byte> q, out int scale, out int min)
+    {
+        if (j < 4)
+        {
+            scale = q[j] & 63;
+            min = q[j + 4] & 63;
+        }
+        else
+        {
+            scale = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+            min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+    }
+
+    /// <summary>
+    /// Q6_K: super-block of 256 as 16 sub-blocks of 16. 128 bytes of low nibbles, 64 bytes of
+    /// high 2-bit pairs, 16 signed 8-bit scales, f16 d; value = d·scale·(q − 32).
+    /// </summary>
+    private static void DequantizeQ6_K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        ReadOnlySpan<byte> ql = block[..128];
+        ReadOnlySpan<byte> qh = block.Slice(128, 64);
+        ReadOnlySpan<sbyte> sc = MemoryMarshal.Cast<byte, sbyte>(block.Slice(192, 16));
+        float d = Half2Float(block[208..]);
+        for (int half = 0; half < 2; half++)
+        {
+            ReadOnlySpan<byte> l6 = ql.Slice(half * 64, 64);
+            ReadOnlySpan<byte> h2 = qh.Slice(half * 32, 32);
+            ReadOnlySpan<sbyte> s = sc.Slice(half * 8, 8);
+            Span<float> yh = y.Slice(half * 128, 128);
+            for (int l = 0; l < 32; l++)
+            {
+                int isub = l / 16;
+                int q1 = ((l6[l] & 0x0F) | (((h2[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((l6[l + 32] & 0x0F) | (((h2[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((l6[l] >> 4) | (((h2[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((l6[l + 32] >> 4) | (((h2[l] >> 6) & 3) << 4)) - 32;
+                yh[l] = d * s[isub] * q1;
+                yh[l + 32] = d * s[isub + 2] * q2;
+                yh[l + 64] = d * s[isub + 4] * q3;
+                yh[l + 96] = d * s[isub + 6] * q4;
+            }
+        }
+    }
+
+    private static float Half2Float(ReadOnlySpan<byte> bytes) => (float)BinaryPrimitives.ReadHalfLittleEndian(bytes);
+}

@@ -1,0 +1,88 @@
+using System.Buffers.Binary;
+using NextToken.Tensors;
+
+namespace NextToken.Kernels;
+
+/// <summary>Plain scalar references the vectorized kernels are tested against.</summary>
+public static class ScalarReference
+{
+    public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps, Span<float> destination)
+    {
+        double mean = 0;
+        foreach (float v in x) mean += v;
+        mean /= x.Length;
+        double variance = 0;
+        foreach (float v in x) variance += (v - mean) * (v - mean);
+        variance /= x.Length;
+        double scale = 1 / Math.Sqrt(variance + eps);
+        for (int i = 0; i < x.Length; i++) destination[i] = (float)((x[i] - mean) * scale * weight[i] + bias[i]);
+    }
+
+    public static void GeluTanh(ReadOnlySpan<float> x, Span<float> destination)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            double v = x[i];
+            destination[i] = (float)(0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v))));
+        }
+    }
+
+    public static void Softmax(ReadOnlySpan<float> x, Span<float> destination)
+    {
+        double max = double.NegativeInfinity;
+        foreach (float v in x) max = Math.Max(max, v);
+        double sum = 0;
+        foreach (float v in x) sum += Math.Exp(v - max);
+        for (int i = 0; i < x.Length; i++) destination[i] = (float)(Math.Exp(x[i] - max) / sum);
+    }
+
+    public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double sum = 0;
+        for (int i = 0; i < a.Length; i++) sum += (double)a[i] * b[i];
+        return (float)sum;
+    }
+
+    /// <summary>
+    /// One value of a quantized block, computed on its own from ggml's format description (not
+    /// a transcription of the block loops), as the reference the block kernels are tested against.
+    /// </summary>
+    public static float DequantizeElement(GgmlType type, ReadOnlySpan<byte> block, int i)
+    {
+        static float F16(ReadOnlySpan<byte> bytes) => (float)BinaryPrimitives.ReadHalfLittleEndian(bytes);
+        switch (type)
+        {
+            case GgmlType.Q8_0:
+                return F16(block) * (sbyte)block[2 + i];
+            case GgmlType.Q4_0:
+            {
+                byte packed = block[2 + i % 16];
+                int nibble = i < 16 ? packed & 0x0F : packed >> 4;
+                return F16(block) * (nibble - 8);
+            }
+            case GgmlType.Q4_K:
+            {
+                int sub = i / 32;                       // 8 sub-blocks of 32
+                int group = sub / 2, within = i % 32;   // each 32-byte group holds two sub-blocks
+                byte packed = block[16 + group * 32 + within];
+                int nibble = sub % 2 == 0 ? packed & 0x0F : packed >> 4;
+                Quantized.ScaleMinK4(sub, block.Slice(4, 12), out int scale, out int min);
+                return F16(block) * scale * nibble - F16(block[2..]) * min;
+            }
+            case GgmlType.Q6_K:
+            {
+                int half = i / 128, r = i % 128;        // two halves of 128 values
+                int quarter = r / 32, l = r % 32;       // four runs of 32 within a half
+                int lowByte = half * 64 + l + (quarter % 2 == 1 ? 32 : 0);
+                int low = quarter < 2 ? block[lowByte] & 0x0F : block[lowByte] >> 4;
+                int high = (block[128 + half * 32 + l] >> (2 * quarter)) & 3;
+                int scaleIndex = half * 8 + l / 16 + 2 * quarter;
+                float d = F16(block[208..]);
+                return d * (sbyte)block[192 + scaleIndex] * ((low | (high << 4)) - 32);
+            }
+            default:
+                throw new NotSupportedException($"no scalar reference for {type}");
+        }
+    }
+}
+
