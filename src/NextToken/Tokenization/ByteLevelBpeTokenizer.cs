@@ -16,7 +16,6 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
     private readonly byte[][] _tokenBytes;          // [vocab] bytes each token decodes to
     private readonly int[] _byteTokenIds;           // [256] token of each single byte
     private readonly Dictionary<long, (int Rank, int Merged)> _merges; // (left, right) → rank, result
-    private readonly (string Text, int Id)[] _specialTokens; // longest first
     private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
 
     public ByteLevelBpeTokenizer(Vocabulary vocabulary, IReadOnlyList<string> merges, string preTokenizer) : base(vocabulary)
@@ -58,12 +57,6 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
                 throw new NextTokenException($"{vocabulary.Source}: 'tokenizer.ggml.merges' entry {rank} \"{merge}\" names a token that is not in the vocabulary");
             _merges.TryAdd(PairKey(leftId, rightId), (rank, mergedId));
         }
-
-        _specialTokens = Enumerable.Range(0, tokens.Length)
-            .Where(id => vocabulary.Types[id] is TokenType.Control or TokenType.UserDefined && tokens[id].Length > 0)
-            .Select(id => (tokens[id], id))
-            .OrderByDescending(t => t.Item1.Length)
-            .ToArray();
     }
 
     public string PreTokenizer { get; }
@@ -104,20 +97,6 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
             segmentStart = at + specialLength;
         }
         return new EncodedText(ids.ToArray(), offsets.ToArray());
-    }
-
-    private (int At, int Id, int Length) FindSpecial(string text, int from, bool parseSpecial)
-    {
-        int bestAt = -1, bestId = -1, bestLength = 0;
-        foreach (var (special, id) in _specialTokens)
-        {
-            // As in llama.cpp: user-defined tokens are always matched, control tokens only on request.
-            if (!parseSpecial && Vocabulary.Types[id] == TokenType.Control) continue;
-            int at = text.IndexOf(special, from, StringComparison.Ordinal);
-            if (at >= 0 && (bestAt < 0 || at < bestAt))
-                (bestAt, bestId, bestLength) = (at, id, special.Length); // longest first, so ties keep the longest
-        }
-        return (bestAt, bestId, bestLength);
     }
 
     private void EncodePiece(string text, int start, int end, List<int> ids, List<(int, int)> offsets)

@@ -12,7 +12,17 @@ public sealed record EncodedText(int[] Ids, (int Start, int End)[] Offsets)
 /// <summary>Text ↔ token ids for one vocabulary.</summary>
 public abstract class Tokenizer
 {
-    protected Tokenizer(Vocabulary vocabulary) => Vocabulary = vocabulary;
+    private readonly (string Text, int Id)[] _specialTokens; // longest first
+
+    protected Tokenizer(Vocabulary vocabulary)
+    {
+        Vocabulary = vocabulary;
+        _specialTokens = Enumerable.Range(0, vocabulary.Count)
+            .Where(id => vocabulary.Types[id] is TokenType.Control or TokenType.UserDefined && vocabulary.Tokens[id].Length > 0)
+            .Select(id => (vocabulary.Tokens[id], id))
+            .OrderByDescending(t => t.Item1.Length)
+            .ToArray();
+    }
 
     public Vocabulary Vocabulary { get; }
 
@@ -25,10 +35,28 @@ public abstract class Tokenizer
     /// </summary>
     public abstract EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false);
 
+    /// <summary>
+    /// The first special token in text[from..]: user-defined tokens always match, control tokens
+    /// (BOS, EOS, <c>&lt;|endoftext|&gt;</c>) only when <paramref name="parseSpecial"/> is set, as in llama.cpp.
+    /// Returns At = -1 when there is none.
+    /// </summary>
+    protected (int At, int Id, int Length) FindSpecial(string text, int from, bool parseSpecial)
+    {
+        int bestAt = -1, bestId = -1, bestLength = 0;
+        foreach (var (special, id) in _specialTokens)
+        {
+            if (!parseSpecial && Vocabulary.Types[id] == TokenType.Control) continue;
+            int at = text.IndexOf(special, from, StringComparison.Ordinal);
+            if (at >= 0 && (bestAt < 0 || at < bestAt))
+                (bestAt, bestId, bestLength) = (at, id, special.Length); // longest first, so ties keep the longest
+        }
+        return (bestAt, bestId, bestLength);
+    }
+
     /// <summary>The raw bytes a token stands for (a token may hold part of a UTF-8 character).</summary>
     public abstract ReadOnlySpan<byte> TokenBytes(int id);
 
-    public string Decode(ReadOnlySpan<int> ids)
+    public virtual string Decode(ReadOnlySpan<int> ids)
     {
         var bytes = new List<byte>();
         foreach (int id in ids)
@@ -66,7 +94,8 @@ public abstract class Tokenizer
         return model switch
         {
             "gpt2" => ByteLevelBpeTokenizer.FromGguf(file),
-            _ => throw new GgufFormatException(file.FilePath, null, $"'tokenizer.ggml.model' is \"{model}\"; this version supports \"gpt2\" (byte-level BPE)"),
+            "llama" => SentencePieceTokenizer.FromGguf(file),
+            _ => throw new GgufFormatException(file.FilePath, null, $"'tokenizer.ggml.model' is \"{model}\"; this version supports \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece BPE)"),
         };
     }
 }

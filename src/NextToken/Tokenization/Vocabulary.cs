@@ -40,6 +40,8 @@ public sealed class Vocabulary
 
     public bool TryGetId(string text, out int id) => _idsByText.TryGetValue(text, out id);
 
+    public bool TryGetId(ReadOnlySpan<char> text, out int id) => _idsByText.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(text, out id);
+
     public bool IsControl(int id) => Types[id] == TokenType.Control;
 
     /// <summary>Reads <c>tokenizer.ggml.tokens</c>, <c>token_type</c> and the BOS/EOS settings.</summary>
