@@ -177,6 +177,22 @@ public class Gpt2ReferenceTests(ITestOutputHelper output)
         output.WriteLine($"{stem}/{caseName}: attention of the last query, max |Δ| {maxDiff:E3}");
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Forward_SmallBatches_EqualOneBatch(string stem, string caseName)
+    {
+        ExpectedCase expected = ExpectedOutputs.Load(stem).Single(c => c.Name == caseName);
+        using LanguageModel model = ModelLoader.Load(ExpectedOutputs.ModelPath(stem));
+        int size = expected.Tokens.Length * model.VocabSize;
+        var whole = new float[size];
+        var chunked = new float[size];
+        model.Forward(model.CreateState(), expected.Tokens, whole, LogitsFor.AllPositions);
+        model.Forward(model.CreateState(maxBatch: 3), expected.Tokens, chunked, LogitsFor.AllPositions);
+        double maxDiff = 0;
+        for (int i = 0; i < size; i++) maxDiff = Math.Max(maxDiff, Math.Abs(whole[i] - chunked[i]));
+        Assert.True(maxDiff <= 1e-4, $"batches of 3 differ from one batch by {maxDiff}");
+    }
+
     [Fact]
     public void Hooks_NoneRegistered_LeaveLogitsUnchanged_AndEditsTakeEffect()
     {

@@ -98,14 +98,15 @@ public sealed class Gpt2State : ModelState
         AttnOut = new float[maxBatch * c.NEmbd];
         Projected = new float[maxBatch * c.NEmbd];
         FfnHidden = new float[maxBatch * c.NFf];
-        Scores = new float[maxBatch * c.NHead * c.NCtx];
+        Attention = new Kernels.CausalAttention(c.NHead, c.NHead, c.HeadDim, c.NCtx, maxBatch);
         KeyCache = new float[(long)c.NLayer * c.NCtx * c.NEmbd];
         ValueCache = new float[(long)c.NLayer * c.NCtx * c.NEmbd];
     }
 
     public Gpt2Config Config { get; }
-    public int MaxBatch { get; }
+    public override int MaxBatch { get; }
     public override int ContextLength => Config.NCtx;
+    public Kernels.CausalAttention Attention { get; }
 
     public float[] Residual { get; }   // [maxBatch, nEmbd] the residual stream
     public float[] Normed { get; }     // [maxBatch, nEmbd] LayerNorm output
@@ -113,7 +114,6 @@ public sealed class Gpt2State : ModelState
     public float[] AttnOut { get; }    // [maxBatch, nHead, headDim] attention-weighted values
     public float[] Projected { get; }  // [maxBatch, nEmbd] attention or MLP output before the residual add
     public float[] FfnHidden { get; }  // [maxBatch, nFf]
-    public float[] Scores { get; }     // [maxBatch, nHead, nCtx] attention probabilities
     public float[] KeyCache { get; }   // [nLayer, nCtx, nEmbd]
     public float[] ValueCache { get; } // [nLayer, nCtx, nEmbd]
 }

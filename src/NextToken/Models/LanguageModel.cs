@@ -20,6 +20,9 @@ public abstract class ModelState
 
     public abstract int ContextLength { get; }
 
+    /// <summary>Most positions one batch of the forward pass holds; longer inputs run in several.</summary>
+    public abstract int MaxBatch { get; }
+
     /// <summary>Forgets every token from <paramref name="position"/> on (e.g. to regenerate from a prompt).</summary>
     public void Rewind(int position)
     {
@@ -46,6 +49,26 @@ public abstract class LanguageModel : IDisposable
     public abstract int VocabSize { get; }
     public abstract int ContextLength { get; }
     public abstract int LayerCount { get; }
+
+    /// <summary>The hook names every block of every architecture raises.</summary>
+    protected sealed class BlockHooks(HookRegistry hooks, int layer)
+    {
+        public readonly HookPoint ResidPre = hooks.Declare($"blocks.{layer}.hook_resid_pre");
+        public readonly HookPoint Z = hooks.Declare($"blocks.{layer}.attn.hook_z");
+        public readonly HookPoint Pattern = hooks.Declare($"blocks.{layer}.attn.hook_pattern");
+        public readonly HookPoint AttnOut = hooks.Declare($"blocks.{layer}.hook_attn_out");
+        public readonly HookPoint ResidMid = hooks.Declare($"blocks.{layer}.hook_resid_mid");
+        public readonly HookPoint MlpPost = hooks.Declare($"blocks.{layer}.mlp.hook_post");
+        public readonly HookPoint MlpOut = hooks.Declare($"blocks.{layer}.hook_mlp_out");
+        public readonly HookPoint ResidPost = hooks.Declare($"blocks.{layer}.hook_resid_post");
+
+        /// <summary>Attention probabilities as [nHead, n, nKeys]; copied only when a hook wants them.</summary>
+        public void RaisePattern(Kernels.CausalAttention attention, int p0, int n, int nHead)
+        {
+            if (Pattern.IsActive)
+                Pattern.Invoke(new Activation(Pattern.Name, attention.Pattern(p0, n), [nHead, n, p0 + n], p0));
+        }
+    }
     public abstract int EmbeddingLength { get; }
 
     /// <summary>Threads used by matrix kernels; defaults to the processor count.</summary>
@@ -54,17 +77,49 @@ public abstract class LanguageModel : IDisposable
     /// <summary>Bytes of weights one decode step reads (for bandwidth figures).</summary>
     public abstract long WeightBytesPerToken { get; }
 
-    public abstract ModelState CreateState();
+    /// <summary>A new context: KV cache and buffers for batches of up to <paramref name="maxBatch"/> positions.</summary>
+    public abstract ModelState CreateState(int? maxBatch = null);
+
+    protected int BatchSize(int? requested, int preferred)
+    {
+        int size = requested ?? Math.Min(preferred, ContextLength);
+        if (size < 1 || size > ContextLength)
+            throw new ArgumentOutOfRangeException(nameof(requested), $"batch size must be 1 to {ContextLength}, not {size}");
+        return size;
+    }
 
     /// <summary>
     /// Runs <paramref name="tokens"/> at positions <c>state.Position…</c>, appends them to the KV
     /// cache and writes logits: <c>[VocabSize]</c> for the last position, or
     /// <c>[tokens.Length, VocabSize]</c> for every position.
     /// </summary>
-    public abstract void Forward(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor which = LogitsFor.LastPosition);
+    public void Forward(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor which = LogitsFor.LastPosition)
+    {
+        CheckInput(state, tokens, logits, which);
+        for (int done = 0; done < tokens.Length; done += state.MaxBatch)
+        {
+            int n = Math.Min(state.MaxBatch, tokens.Length - done);
+            if (which == LogitsFor.AllPositions)
+                ForwardBatch(state, tokens.Slice(done, n), logits.Slice(done * VocabSize, n * VocabSize), LogitsFor.AllPositions);
+            else
+                ForwardBatch(state, tokens.Slice(done, n), logits, done + n == tokens.Length ? LogitsFor.LastPosition : null);
+        }
+    }
+
+    /// <summary>
+    /// One batch of at most <see cref="ModelState.MaxBatch"/> positions starting at state.Position;
+    /// advances state.Position. <paramref name="which"/> null means no logits are wanted.
+    /// </summary>
+    protected abstract void ForwardBatch(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor? which);
+
+    /// <summary>Raises a hook with a [rows, columns] activation; free when nothing is registered.</summary>
+    protected static void Raise(HookPoint point, Span<float> data, int firstPosition, int rows, int columns)
+    {
+        if (point.IsActive) point.Invoke(new Activation(point.Name, data, [rows, columns], firstPosition));
+    }
 
     /// <summary>Checks ids and context room before a forward pass, with messages for the user.</summary>
-    protected void CheckInput(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor which)
+    private void CheckInput(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor which)
     {
         if (tokens.IsEmpty) throw new NextTokenException("no tokens to run: the prompt is empty");
         foreach (int id in tokens)
