@@ -36,4 +36,36 @@ public static class Ops
         foreach (float v in x) sum += Math.Exp(v - max);
         return (float)(max + Math.Log(sum));
     }
+
+    /// <summary>RMSNorm over one row: x / sqrt(mean(x²) + eps) · weight.</summary>
+    public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> destination)
+    {
+        float scale = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(x) / x.Length + eps);
+        TensorPrimitives.Multiply(x, scale, destination);
+        TensorPrimitives.Multiply(destination[..x.Length], weight, destination);
+    }
+
+    /// <summary>SwiGLU: silu(gate) · up, with silu(g) = g · sigmoid(g). May run in place on <paramref name="gate"/>.</summary>
+    public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> destination)
+    {
+        for (int i = 0; i < gate.Length; i++)
+        {
+            float g = gate[i];
+            destination[i] = g / (1f + MathF.Exp(-g)) * up[i];
+        }
+    }
+
+    /// <summary>
+    /// Rotary position embedding as GGUF Llama files expect it: adjacent pairs (x[2i], x[2i+1])
+    /// rotate by angle position·θᵢ, with cos and sin of those angles given per pair.
+    /// </summary>
+    public static void RopeAdjacentPairs(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        for (int i = 0; i < cos.Length; i++)
+        {
+            float x0 = x[2 * i], x1 = x[2 * i + 1];
+            x[2 * i] = x0 * cos[i] - x1 * sin[i];
+            x[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
 }

@@ -36,6 +36,31 @@ public static class ScalarReference
         for (int i = 0; i < x.Length; i++) destination[i] = (float)(Math.Exp(x[i] - max) / sum);
     }
 
+    public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> destination)
+    {
+        double sumOfSquares = 0;
+        foreach (float v in x) sumOfSquares += (double)v * v;
+        double scale = 1 / Math.Sqrt(sumOfSquares / x.Length + eps);
+        for (int i = 0; i < x.Length; i++) destination[i] = (float)(x[i] * scale * weight[i]);
+    }
+
+    public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> destination)
+    {
+        for (int i = 0; i < gate.Length; i++) destination[i] = (float)(gate[i] / (1 + Math.Exp(-gate[i])) * up[i]);
+    }
+
+    /// <summary>Rotary embedding from the angle formula: pair i turns by position·base^(−2i/dims).</summary>
+    public static void RopeAdjacentPairs(Span<float> x, int position, double freqBase, int ropeDims)
+    {
+        for (int i = 0; i < ropeDims / 2; i++)
+        {
+            double angle = position * Math.Pow(freqBase, -2.0 * i / ropeDims);
+            double x0 = x[2 * i], x1 = x[2 * i + 1];
+            x[2 * i] = (float)(x0 * Math.Cos(angle) - x1 * Math.Sin(angle));
+            x[2 * i + 1] = (float)(x0 * Math.Sin(angle) + x1 * Math.Cos(angle));
+        }
+    }
+
     public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         double sum = 0;

@@ -6,7 +6,7 @@ namespace NextToken.Models;
 /// <summary>Opens a weight file and builds the model its architecture names.</summary>
 public static class ModelLoader
 {
-    public static readonly string[] SupportedArchitectures = ["gpt2"];
+    public static readonly string[] SupportedArchitectures = ["gpt2", "llama"];
 
     public static LanguageModel Load(string path)
     {
@@ -18,6 +18,7 @@ public static class ModelLoader
             return architecture switch
             {
                 "gpt2" => new Gpt2Model(file, tokenizer),
+                "llama" => new LlamaModel(file, tokenizer),
                 _ => throw new GgufFormatException(path, null, $"unknown architecture '{architecture}' in 'general.architecture'; supported: {string.Join(", ", SupportedArchitectures)}"),
             };
         }

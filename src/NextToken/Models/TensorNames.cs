@@ -14,16 +14,24 @@ public static class TensorNames
 
     public const string AttnNorm = "blk.{0}.attn_norm.weight";
     public const string AttnNormBias = "blk.{0}.attn_norm.bias";
+    public const string AttnQ = "blk.{0}.attn_q.weight";
+    public const string AttnK = "blk.{0}.attn_k.weight";
+    public const string AttnV = "blk.{0}.attn_v.weight";
     public const string AttnQkv = "blk.{0}.attn_qkv.weight";
     public const string AttnQkvBias = "blk.{0}.attn_qkv.bias";
     public const string AttnOutput = "blk.{0}.attn_output.weight";
     public const string AttnOutputBias = "blk.{0}.attn_output.bias";
     public const string FfnNorm = "blk.{0}.ffn_norm.weight";
     public const string FfnNormBias = "blk.{0}.ffn_norm.bias";
+    public const string FfnGate = "blk.{0}.ffn_gate.weight";
     public const string FfnUp = "blk.{0}.ffn_up.weight";
     public const string FfnUpBias = "blk.{0}.ffn_up.bias";
     public const string FfnDown = "blk.{0}.ffn_down.weight";
     public const string FfnDownBias = "blk.{0}.ffn_down.bias";
+    public const string FfnRouter = "blk.{0}.ffn_gate_inp.weight";
+    public const string FfnGateExperts = "blk.{0}.ffn_gate_exps.weight";
+    public const string FfnUpExperts = "blk.{0}.ffn_up_exps.weight";
+    public const string FfnDownExperts = "blk.{0}.ffn_down_exps.weight";
 
     public static string Layer(string pattern, int layer) => string.Format(System.Globalization.CultureInfo.InvariantCulture, pattern, layer);
 }

@@ -42,5 +42,14 @@ public readonly unsafe struct TensorData
 
     public ReadOnlySpan<byte> Row(int row) => new(Data + row * RowBytes, checked((int)RowBytes));
 
+    /// <summary>Matrix <paramref name="index"/> of a 3-D tensor (e.g. one expert's weights) as a 2-D view.</summary>
+    public TensorData Matrix(int index)
+    {
+        if (Dims.Length != 3 || (uint)index >= (uint)Dims[2])
+            throw new ArgumentOutOfRangeException(nameof(index), $"tensor '{Name}' {ShapeText} has no matrix {index}");
+        long bytes = RowBytes * Dims[1];
+        return new TensorData($"{Name}[{index}]", Type, [Dims[0], Dims[1]], Data + index * bytes, bytes);
+    }
+
     public string ShapeText => "[" + string.Join(", ", Dims) + "]";
 }

@@ -1,0 +1,237 @@
+using System.Numerics.Tensors;
+using NextToken.Gguf;
+using NextToken.Kernels;
+using NextToken.Tokenization;
+
+namespace NextToken.Models;
+
+/// <summary>
+/// Llama (Touvron et al. 2023) as llama.cpp reads it: RMSNorm, rotary position embeddings on
+/// adjacent pairs, grouped-query attention, SwiGLU feed-forward, untied LM head (tied when
+/// absent). With <c>expert_count</c> set, each block's feed-forward is a Mixtral-style mixture
+/// of experts: softmax over all experts, the top k kept and renormalized.
+/// </summary>
+public sealed class LlamaModel : LanguageModel
+{
+    private const int DefaultMaxBatch = 128;
+
+    private readonly float[] _ropeCos, _ropeSin; // [nCtx, ropeDims/2]
+    private readonly HookPoint _hookEmbed, _hookFinalNormalized;
+    private readonly BlockHooks[] _blockHooks;
+    private readonly LlamaHooks[] _llamaHooks;
+
+    public LlamaModel(GgufFile file, Tokenizer tokenizer) : base(file, tokenizer)
+    {
+        Config = LlamaConfig.FromGguf(file, tokenizer.VocabSize);
+        Weights = LlamaWeights.FromGguf(file, Config);
+        (_ropeCos, _ropeSin) = RopeTables(Config);
+        _hookEmbed = Hooks.Declare("hook_embed");
+        _blockHooks = new BlockHooks[Config.NLayer];
+        _llamaHooks = new LlamaHooks[Config.NLayer];
+        for (int l = 0; l < Config.NLayer; l++)
+        {
+            _blockHooks[l] = new BlockHooks(Hooks, l);
+            _llamaHooks[l] = new LlamaHooks(Hooks, l, Config.IsMixtureOfExperts);
+        }
+        _hookFinalNormalized = Hooks.Declare("ln_final.hook_normalized");
+    }
+
+    public LlamaConfig Config { get; }
+    public LlamaWeights Weights { get; }
+
+    public override string Architecture => Config.IsMixtureOfExperts ? "llama (mixture of experts)" : "llama";
+    public override int VocabSize => Config.NVocab;
+    public override int ContextLength => Config.NCtx;
+    public override int LayerCount => Config.NLayer;
+    public override int EmbeddingLength => Config.NEmbd;
+
+    public override long WeightBytesPerToken
+    {
+        get
+        {
+            long bytes = Weights.Output.ByteLength;
+            foreach (LlamaLayerWeights w in Weights.Layers)
+            {
+                bytes += w.AttnQ.ByteLength + w.AttnK.ByteLength + w.AttnV.ByteLength + w.AttnOutput.ByteLength;
+                if (w.Router is { } router)
+                    bytes += router.ByteLength + Config.NExpertUsed * (w.ExpertGate![0].ByteLength + w.ExpertUp![0].ByteLength + w.ExpertDown![0].ByteLength);
+                else
+                    bytes += w.FfnGate!.Value.ByteLength + w.FfnUp!.Value.ByteLength + w.FfnDown!.Value.ByteLength;
+            }
+            return bytes;
+        }
+    }
+
+    public override ModelState CreateState(int? maxBatch = null) => new LlamaState(Config, BatchSize(maxBatch, DefaultMaxBatch));
+
+    protected override void ForwardBatch(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor? which)
+    {
+        var s = (LlamaState)state;
+        LlamaConfig c = Config;
+        int n = tokens.Length, d = c.NEmbd, p0 = s.Position;
+        Span<float> x = s.Residual.AsSpan(0, n * d);
+
+        // 1. Token embeddings (no position embedding: positions enter through RoPE).
+        for (int t = 0; t < n; t++) RowConvert.Row(Weights.TokenEmbedding, tokens[t], x.Slice(t * d, d));
+        Raise(_hookEmbed, x, p0, n, d);
+
+        for (int l = 0; l < c.NLayer; l++)
+        {
+            LlamaLayerWeights w = Weights.Layers[l];
+            BlockHooks hooks = _blockHooks[l];
+            LlamaHooks llamaHooks = _llamaHooks[l];
+            Raise(hooks.ResidPre, x, p0, n, d);
+
+            // 2. Attention: x += W_o · Attention(RoPE(W_q h), RoPE(W_k h), W_v h) with h = RMSNorm(x).
+            RmsNormRows(x, w.AttnNorm, s.Normed, n);
+            MatMul.Forward(w.AttnQ, s.Normed, n, s.Query, Threads);
+            MatMul.Forward(w.AttnK, s.Normed, n, s.Key, Threads);
+            MatMul.Forward(w.AttnV, s.Normed, n, s.Value, Threads);
+            for (int t = 0; t < n; t++)
+            {
+                RotateHeads(s.Query.AsSpan(t * c.QueryDim, c.QueryDim), c.NHead, p0 + t);
+                RotateHeads(s.Key.AsSpan(t * c.KvDim, c.KvDim), c.NKvHead, p0 + t);
+            }
+            Raise(llamaHooks.Q, s.Query.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
+            Raise(llamaHooks.K, s.Key.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
+            Raise(llamaHooks.V, s.Value.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
+            long cacheOffset = (long)l * c.NCtx * c.KvDim;
+            s.Key.AsSpan(0, n * c.KvDim).CopyTo(s.KeyCache.AsSpan((int)(cacheOffset + (long)p0 * c.KvDim)));
+            s.Value.AsSpan(0, n * c.KvDim).CopyTo(s.ValueCache.AsSpan((int)(cacheOffset + (long)p0 * c.KvDim)));
+            s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads);
+            hooks.RaisePattern(s.Attention, p0, n, c.NHead);
+            Raise(hooks.Z, s.AttnOut.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
+            Span<float> projected = s.Projected.AsSpan(0, n * d);
+            MatMul.Forward(w.AttnOutput, s.AttnOut, n, projected, Threads);
+            Raise(hooks.AttnOut, projected, p0, n, d);
+            TensorPrimitives.Add(x, projected, x);
+            Raise(hooks.ResidMid, x, p0, n, d);
+
+            // 3. Feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h) with h = RMSNorm(x), or a mixture of such experts.
+            RmsNormRows(x, w.FfnNorm, s.Normed, n);
+            if (w.Router is { } router)
+                MixtureOfExperts(s, w, router, llamaHooks, n);
+            else
+                DenseFeedForward(s, w, hooks, n);
+            Raise(hooks.MlpOut, projected, p0, n, d);
+            TensorPrimitives.Add(x, projected, x);
+            Raise(hooks.ResidPost, x, p0, n, d);
+        }
+
+        s.Position = p0 + n;
+
+        // 4. Final RMSNorm and the LM head.
+        RmsNormRows(x, Weights.OutputNorm, s.Normed, n);
+        Raise(_hookFinalNormalized, s.Normed.AsSpan(0, n * d), p0, n, d);
+        if (which == LogitsFor.AllPositions)
+            MatMul.Forward(Weights.Output, s.Normed, n, logits, Threads);
+        else if (which == LogitsFor.LastPosition)
+            MatMul.Forward(Weights.Output, s.Normed.AsSpan((n - 1) * d, d), 1, logits, Threads);
+    }
+
+    private void DenseFeedForward(LlamaState s, LlamaLayerWeights w, BlockHooks hooks, int n)
+    {
+        int ff = Config.NFf;
+        MatMul.Forward(w.FfnGate!.Value, s.Normed, n, s.Gate, Threads);
+        MatMul.Forward(w.FfnUp!.Value, s.Normed, n, s.Up, Threads);
+        Ops.SwiGlu(s.Gate.AsSpan(0, n * ff), s.Up.AsSpan(0, n * ff), s.Gate);
+        Raise(hooks.MlpPost, s.Gate.AsSpan(0, n * ff), s.Position, n, ff);
+        MatMul.Forward(w.FfnDown!.Value, s.Gate, n, s.Projected, Threads);
+    }
+
+    /// <summary>Route each position to its top-k experts and sum their SwiGLU outputs by renormalized weight.</summary>
+    private void MixtureOfExperts(LlamaState s, LlamaLayerWeights w, Tensors.TensorData router, LlamaHooks hooks, int n)
+    {
+        LlamaConfig c = Config;
+        int d = c.NEmbd, e = c.NExpert, k = c.NExpertUsed, ff = c.NFf;
+        Span<float> probs = s.RouterProbs.AsSpan(0, n * e);
+        MatMul.Forward(router, s.Normed, n, probs, Threads);
+        for (int t = 0; t < n; t++)
+        {
+            Span<float> p = probs.Slice(t * e, e);
+            TensorPrimitives.SoftMax(p, p);
+            SelectTopK(p, s.ExpertIndices.AsSpan(t * k, k), s.ExpertWeights.AsSpan(t * k, k));
+        }
+        Raise(hooks.RouterProbs!, probs, s.Position, n, e);
+        Raise(hooks.ExpertIndices!, s.ExpertIndices.AsSpan(0, n * k), s.Position, n, k);
+        Raise(hooks.ExpertWeights!, s.ExpertWeights.AsSpan(0, n * k), s.Position, n, k);
+
+        s.Projected.AsSpan(0, n * d).Clear();
+        for (int t = 0; t < n; t++)
+        {
+            ReadOnlySpan<float> h = s.Normed.AsSpan(t * d, d);
+            Span<float> gate = s.Gate.AsSpan(0, ff), up = s.Up.AsSpan(0, ff);
+            for (int j = 0; j < k; j++)
+            {
+                int expert = (int)s.ExpertIndices[t * k + j];
+                MatMul.Forward(w.ExpertGate![expert], h, 1, gate, Threads);
+                MatMul.Forward(w.ExpertUp![expert], h, 1, up, Threads);
+                Ops.SwiGlu(gate, up, gate);
+                MatMul.Forward(w.ExpertDown![expert], gate, 1, s.ExpertOut, Threads);
+                Span<float> output = s.Projected.AsSpan(t * d, d);
+                TensorPrimitives.MultiplyAdd(s.ExpertOut, s.ExpertWeights[t * k + j], output, output);
+            }
+        }
+    }
+
+    /// <summary>The k most probable experts, best first (ties to the lower index), weights renormalized to sum to 1.</summary>
+    private static void SelectTopK(ReadOnlySpan<float> probs, Span<float> indices, Span<float> weights)
+    {
+        Span<bool> taken = stackalloc bool[probs.Length];
+        float sum = 0;
+        for (int j = 0; j < indices.Length; j++)
+        {
+            int best = -1;
+            for (int i = 0; i < probs.Length; i++)
+                if (!taken[i] && (best < 0 || probs[i] > probs[best])) best = i;
+            taken[best] = true;
+            indices[j] = best;
+            weights[j] = probs[best];
+            sum += probs[best];
+        }
+        TensorPrimitives.Divide(weights, sum, weights);
+    }
+
+    private void RotateHeads(Span<float> vectors, int heads, int position)
+    {
+        int half = Config.RopeDims / 2;
+        ReadOnlySpan<float> cos = _ropeCos.AsSpan(position * half, half), sin = _ropeSin.AsSpan(position * half, half);
+        for (int h = 0; h < heads; h++)
+            Ops.RopeAdjacentPairs(vectors.Slice(h * Config.HeadDim, Config.HeadDim), cos, sin);
+    }
+
+    private void RmsNormRows(ReadOnlySpan<float> x, float[] weight, float[] destination, int n)
+    {
+        int d = weight.Length;
+        for (int t = 0; t < n; t++)
+            Ops.RmsNorm(x.Slice(t * d, d), weight, Config.RmsNormEps, destination.AsSpan(t * d, d));
+    }
+
+    /// <summary>cos and sin of position·base^(−2i/ropeDims) for every position and pair, computed once in float64.</summary>
+    private static (float[] Cos, float[] Sin) RopeTables(LlamaConfig c)
+    {
+        int half = c.RopeDims / 2;
+        var cos = new float[c.NCtx * half];
+        var sin = new float[c.NCtx * half];
+        for (int p = 0; p < c.NCtx; p++)
+        {
+            for (int i = 0; i < half; i++)
+            {
+                double angle = p * Math.Pow(c.RopeFreqBase, -2.0 * i / c.RopeDims);
+                cos[p * half + i] = (float)Math.Cos(angle);
+                sin[p * half + i] = (float)Math.Sin(angle);
+            }
+        }
+        return (cos, sin);
+    }
+
+    private sealed class LlamaHooks(HookRegistry hooks, int layer, bool moe)
+    {
+        public readonly HookPoint Q = hooks.Declare($"blocks.{layer}.attn.hook_q");
+        public readonly HookPoint K = hooks.Declare($"blocks.{layer}.attn.hook_k");
+        public readonly HookPoint V = hooks.Declare($"blocks.{layer}.attn.hook_v");
+        public readonly HookPoint? RouterProbs = moe ? hooks.Declare($"blocks.{layer}.mlp.hook_router_probs") : null;
+        public readonly HookPoint? ExpertIndices = moe ? hooks.Declare($"blocks.{layer}.mlp.hook_expert_indices") : null;
+        public readonly HookPoint? ExpertWeights = moe ? hooks.Declare($"blocks.{layer}.mlp.hook_expert_weights") : null;
+    }
+}
