@@ -105,3 +105,36 @@ public class TokenizerBehaviourTests
         Assert.Contains("'tokenizer.ggml.pre' is \"klingon\"", error.Message);
     }
 }
+
+public class TokenizerLoadingTests
+{
+    [Fact]
+    public void Load_GptNeoxWithoutPreTokenizer_UsesLlamaCppDefaultAndRoundTrips()
+    {
+        using var file = GgufFile.Open(Fixtures.Vocab("ggml-vocab-gpt-neox.gguf"));
+        var tokenizer = Assert.IsType<ByteLevelBpeTokenizer>(Tokenizer.Load(file));
+        Assert.Equal("default", tokenizer.PreTokenizer.Name);
+        const string text = "Hello world! 1234567 naïve 🦙\n\tcode();";
+        Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text).Ids));
+    }
+
+    [Fact]
+    public void Load_WordPieceVocabulary_IsAClearError()
+    {
+        using var file = GgufFile.Open(Fixtures.Vocab("ggml-vocab-bert-bge.gguf"));
+        var error = Assert.Throws<GgufFormatException>(() => Tokenizer.Load(file));
+        Assert.Contains("'tokenizer.ggml.model' is \"bert\"", error.Message);
+    }
+
+    [Fact]
+    public void Encode_LlamaSpm_ByteFallbackForCharactersOutsideTheVocabulary()
+    {
+        using var file = GgufFile.Open(Fixtures.Vocab("ggml-vocab-llama-spm.gguf"));
+        Tokenizer tokenizer = Tokenizer.Load(file);
+        EncodedText encoded = tokenizer.Encode("🦙");
+        Assert.Contains(encoded.Ids, id => tokenizer.Vocabulary.Types[id] == TokenType.Byte);
+        Assert.Contains("<0xF0>", encoded.Ids.Select(tokenizer.TokenDisplay));
+        Assert.Equal("🦙", tokenizer.Decode(encoded.Ids));
+        Assert.Equal(1, tokenizer.Encode("hi", addBos: true).Ids[0]);
+    }
+}

@@ -20,9 +20,7 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
 
     public ByteLevelBpeTokenizer(Vocabulary vocabulary, IReadOnlyList<string> merges, string preTokenizer) : base(vocabulary)
     {
-        if (preTokenizer is not ("gpt-2" or "default"))
-            throw new NextTokenException($"{vocabulary.Source}: 'tokenizer.ggml.pre' is \"{preTokenizer}\", a pre-tokenizer this version does not implement; supported: \"gpt-2\", \"default\"");
-        PreTokenizer = preTokenizer;
+        PreTokenizer = PreTokenizer.ForName(preTokenizer, vocabulary.Source);
         char[] byteToChar = ByteToUnicode();
         var charToByte = new Dictionary<char, byte>(256);
         for (int b = 0; b < 256; b++) charToByte[byteToChar[b]] = (byte)b;
@@ -37,12 +35,10 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
                 : MapToBytes(tokens[id], charToByte);
         }
 
+        // Some vocabularies leave out bytes that valid UTF-8 never holds (0xC0, 0xC1, 0xF5…); -1 marks them.
         _byteTokenIds = new int[256];
         for (int b = 0; b < 256; b++)
-        {
-            if (!vocabulary.TryGetId(byteToChar[b].ToString(), out _byteTokenIds[b]))
-                throw new NextTokenException($"{vocabulary.Source}: the vocabulary lacks the token for byte 0x{b:X2} (\"{byteToChar[b]}\") that byte-level BPE needs");
-        }
+            _byteTokenIds[b] = vocabulary.TryGetId(byteToChar[b].ToString(), out int id) ? id : -1;
 
         _merges = new Dictionary<long, (int, int)>(merges.Count);
         for (int rank = 0; rank < merges.Count; rank++)
@@ -59,7 +55,7 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
         }
     }
 
-    public string PreTokenizer { get; }
+    public PreTokenizer PreTokenizer { get; }
 
     public static ByteLevelBpeTokenizer FromGguf(GgufFile file)
     {
@@ -88,7 +84,7 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
             (int at, int specialId, int specialLength) = FindSpecial(text, segmentStart, parseSpecial);
             int segmentEnd = at < 0 ? text.Length : at;
             pieces.Clear();
-            Gpt2PreTokenizer.Split(text, segmentStart, segmentEnd, pieces);
+            PreTokenizer.Split(text, segmentStart, segmentEnd, pieces);
             foreach (var (start, end) in pieces)
                 EncodePiece(text, start, end, ids, offsets);
             if (at < 0) break;
@@ -153,7 +149,8 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
         var prev = new int[n];
         for (int i = 0; i < n; i++)
         {
-            symbol[i] = _byteTokenIds[bytes[i]];
+            symbol[i] = _byteTokenIds[bytes[i]] >= 0 ? _byteTokenIds[bytes[i]]
+                : Vocabulary.UnknownId ?? throw new NextTokenException($"{Vocabulary.Source}: the text needs byte 0x{bytes[i]:X2}, which this vocabulary has no token for (and it names no unknown token)");
             next[i] = i + 1 < n ? i + 1 : -1;
             prev[i] = i - 1;
         }

@@ -16,48 +16,41 @@ public static class Gpt2PreTokenizer
     /// <summary>Appends the [start, end) UTF-16 ranges of each pre-token of text[start..end).</summary>
     public static void Split(string text, int start, int end, List<(int Start, int End)> pieces)
     {
-        int i = start;
-        while (i < end)
+        for (int i = start; i < end;)
         {
-            // Contractions: 's 't 're 've 'm 'll 'd (case-sensitive, as in GPT-2).
-            if (text[i] == '\'' && ContractionLength(text, i + 1, end) is > 0 and var len)
-            {
-                pieces.Add((i, i + 1 + len));
-                i += 1 + len;
-                continue;
-            }
-            Kind kind = KindAt(text, i, end, out int width);
-            int pieceStart = i;
-            if (text[i] == ' ' && i + 1 < end)
-            {
-                // " ?X+": a single ASCII space joins the letters, digits or symbols after it.
-                Kind next = KindAt(text, i + 1, end, out int nextWidth);
-                if (next != Kind.Space)
-                {
-                    i = ScanRun(text, i + 1 + nextWidth, end, next);
-                    pieces.Add((pieceStart, i));
-                    continue;
-                }
-            }
-            if (kind != Kind.Space)
-            {
-                i = ScanRun(text, i + width, end, kind);
-                pieces.Add((pieceStart, i));
-                continue;
-            }
-            // Whitespace: "\s+(?!\S)" keeps the last space for the word that follows; "\s+" takes the rest.
-            int runEnd = i + width;
-            int lastStart = i;
-            while (runEnd < end && KindAt(text, runEnd, end, out int w) == Kind.Space)
-            {
-                lastStart = runEnd;
-                runEnd += w;
-            }
-            if (runEnd < end && lastStart > i)
-                runEnd = lastStart;
-            pieces.Add((pieceStart, runEnd));
-            i = runEnd;
+            int length = MatchAt(text, i, end);
+            pieces.Add((i, i + length));
+            i += length;
         }
+    }
+
+    /// <summary>Length of the pattern's match at <paramref name="i"/> (never 0: every character is matched).</summary>
+    public static int MatchAt(string text, int i, int end)
+    {
+        // Contractions: 's 't 're 've 'm 'll 'd (case-sensitive, as in GPT-2).
+        if (text[i] == '\'' && ContractionLength(text, i + 1, end) is > 0 and var contraction)
+            return 1 + contraction;
+        Kind kind = KindAt(text, i, end, out int width);
+        if (text[i] == ' ' && i + 1 < end)
+        {
+            // " ?X+": a single ASCII space joins the letters, digits or symbols after it.
+            Kind next = KindAt(text, i + 1, end, out int nextWidth);
+            if (next != Kind.Space)
+                return ScanRun(text, i + 1 + nextWidth, end, next) - i;
+        }
+        if (kind != Kind.Space)
+            return ScanRun(text, i + width, end, kind) - i;
+        // Whitespace: "\s+(?!\S)" keeps the last space for the word that follows; "\s+" takes the rest.
+        int runEnd = i + width;
+        int lastStart = i;
+        while (runEnd < end && KindAt(text, runEnd, end, out int w) == Kind.Space)
+        {
+            lastStart = runEnd;
+            runEnd += w;
+        }
+        if (runEnd < end && lastStart > i)
+            runEnd = lastStart;
+        return runEnd - i;
     }
 
     private static int ScanRun(string text, int i, int end, Kind kind)

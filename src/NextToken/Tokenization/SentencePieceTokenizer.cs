@@ -18,14 +18,12 @@ public sealed class SentencePieceTokenizer : Tokenizer
     private readonly float[] _scores;       // [vocab] merge priority of each piece
     private readonly byte[][] _tokenBytes;  // [vocab] bytes each token decodes to
     private readonly int[] _byteTokenIds;   // [256] id of <0xNN>, or -1
-    private readonly int _unknownId;
 
-    public SentencePieceTokenizer(Vocabulary vocabulary, float[] scores, int unknownId, bool addSpacePrefix) : base(vocabulary)
+    public SentencePieceTokenizer(Vocabulary vocabulary, float[] scores, bool addSpacePrefix) : base(vocabulary)
     {
         if (scores.Length != vocabulary.Count)
             throw new NextTokenException($"{vocabulary.Source}: 'tokenizer.ggml.scores' has {scores.Length} entries; expected one per token ({vocabulary.Count})");
         _scores = scores;
-        _unknownId = unknownId;
         AddSpacePrefix = addSpacePrefix;
         _byteTokenIds = Enumerable.Repeat(-1, 256).ToArray();
         _tokenBytes = new byte[vocabulary.Count][];
@@ -51,11 +49,8 @@ public sealed class SentencePieceTokenizer : Tokenizer
     {
         var vocabulary = Vocabulary.FromGguf(file);
         float[] scores = file.GetArrayOrNull<float>("tokenizer.ggml.scores") ?? new float[vocabulary.Count];
-        int unknownId = (int)(file.GetIntegerOrNull("tokenizer.ggml.unknown_token_id") ?? 0);
-        if (unknownId < 0 || unknownId >= vocabulary.Count)
-            throw new GgufFormatException(file.FilePath, null, $"'tokenizer.ggml.unknown_token_id' is {unknownId}; expected an id below {vocabulary.Count}");
         bool addSpacePrefix = file.GetBoolOrNull("tokenizer.ggml.add_space_prefix") ?? true;
-        return new SentencePieceTokenizer(vocabulary, scores, unknownId, addSpacePrefix);
+        return new SentencePieceTokenizer(vocabulary, scores, addSpacePrefix);
     }
 
     public override ReadOnlySpan<byte> TokenBytes(int id) => _tokenBytes[id];
@@ -146,7 +141,7 @@ public sealed class SentencePieceTokenizer : Tokenizer
             // Byte fallback: <0xNN> for each UTF-8 byte of the character(s).
             foreach (byte b in Encoding.UTF8.GetBytes(normalized, from, count))
             {
-                ids.Add(_byteTokenIds[b] >= 0 ? _byteTokenIds[b] : _unknownId);
+                ids.Add(_byteTokenIds[b] >= 0 ? _byteTokenIds[b] : Vocabulary.UnknownId ?? throw MissingByte(b));
                 offsets.Add((originalStart, originalEnd));
             }
         }
@@ -164,6 +159,9 @@ public sealed class SentencePieceTokenizer : Tokenizer
         int at = Encoding.UTF8.GetByteCount(base.Decode(ids[..first]));
         return text.Remove(Encoding.UTF8.GetCharCount(Encoding.UTF8.GetBytes(text), 0, at), 1);
     }
+
+    private NextTokenException MissingByte(byte b) =>
+        new($"{Vocabulary.Source}: the text needs byte 0x{b:X2}, which this vocabulary has no token for (and it names no unknown token)");
 
     private static bool IsPairAt(char[] chars, int i) =>
         char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1]);

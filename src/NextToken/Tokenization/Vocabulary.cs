@@ -13,7 +13,7 @@ public sealed class Vocabulary
 {
     private readonly Dictionary<string, int> _idsByText;
 
-    public Vocabulary(string[] tokens, TokenType[] types, int? bosId, int? eosId, bool addBos, string source)
+    public Vocabulary(string[] tokens, TokenType[] types, int? bosId, int? eosId, bool addBos, string source, int? unknownId = null)
     {
         if (types.Length != tokens.Length)
             throw new NextTokenException($"{source}: 'tokenizer.ggml.token_type' has {types.Length} entries; expected one per token ({tokens.Length})");
@@ -25,6 +25,7 @@ public sealed class Vocabulary
             _idsByText.TryAdd(tokens[i], i); // the first id wins, as in llama.cpp
         BosId = CheckId(bosId, "tokenizer.ggml.bos_token_id");
         EosId = CheckId(eosId, "tokenizer.ggml.eos_token_id");
+        UnknownId = CheckId(unknownId, "tokenizer.ggml.unknown_token_id");
         AddBos = addBos;
     }
 
@@ -34,6 +35,9 @@ public sealed class Vocabulary
     public int Count => Tokens.Length;
     public int? BosId { get; }
     public int? EosId { get; }
+
+    /// <summary>The token that stands for text the vocabulary cannot spell, if the vocabulary has one.</summary>
+    public int? UnknownId { get; }
 
     /// <summary>Whether the model expects a BOS token in front of a prompt by default.</summary>
     public bool AddBos { get; }
@@ -66,8 +70,9 @@ public sealed class Vocabulary
         }
         int? bos = (int?)file.GetIntegerOrNull("tokenizer.ggml.bos_token_id");
         int? eos = (int?)file.GetIntegerOrNull("tokenizer.ggml.eos_token_id");
+        int? unknown = (int?)file.GetIntegerOrNull("tokenizer.ggml.unknown_token_id");
         bool addBos = file.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? false;
-        return new Vocabulary(tokens, types, bos, eos, addBos, file.FilePath);
+        return new Vocabulary(tokens, types, bos, eos, addBos, file.FilePath, unknown);
     }
 
     private int? CheckId(int? id, string key)
