@@ -48,6 +48,23 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public void Next_ShowRoutingJson_MatchesReferenceRoutingOfMoeModel()
+    {
+        using var doc0 = JsonDocument.Parse(File.ReadAllText(Fixtures.Expected("moe-tiny.f32.json")));
+        JsonElement expected = doc0.RootElement.GetProperty("cases")[0];
+        string tokens = string.Join(',', expected.GetProperty("tokens").EnumerateArray().Select(e => e.GetInt32()));
+        var (code, stdout, stderr) = Run("next", "-m", Fixtures.Model("moe-tiny.f32.gguf"), "--tokens", tokens, "--show-routing", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        JsonElement[] routing = doc.RootElement.GetProperty("routing").EnumerateArray().ToArray();
+        JsonElement layer1 = expected.GetProperty("routing")[1];
+        int position = 3;
+        JsonElement ours = routing.Single(r => r.GetProperty("layer").GetInt32() == 1 && r.GetProperty("position").GetInt32() == position);
+        Assert.Equal(layer1.GetProperty("experts")[position].EnumerateArray().Select(e => e.GetInt32()),
+            ours.GetProperty("experts").EnumerateArray().Select(e => e.GetInt32()));
+    }
+
+    [Fact]
     public void Next_Text_ShowsRankedTableAndRemainingMass()
     {
         var (code, stdout, stderr) = Run("next", "--model", Gpt2Tiny, "--prompt", "The cat sat on the", "--top", "3");
@@ -134,6 +151,8 @@ public class CliTests : IDisposable
         { ["generate", "--model", Gpt2Tiny, "--prompt", "x", "--temperature", "0.7"], "greedily only" },
         { ["next", "--model", Gpt2Tiny], "no prompt" },
         { ["tokenize", "--model", Gpt2Tiny], "nothing to tokenize" },
+        { ["next", "--model", Gpt2Tiny, "--prompt", "x", "--show-routing"], "no mixture-of-experts layers" },
+        { ["tokenize", "--model", Fixtures.Vocab("ggml-vocab-bert-bge.gguf"), "--text", "x"], "'tokenizer.ggml.model' is \"bert\"" },
     };
 
     [Theory]

@@ -19,11 +19,12 @@ internal static class NextCommand
         var addBos = CommonOptions.AddBos();
         var parseSpecial = CommonOptions.ParseSpecial();
         var dumpLogits = new Option<string?>("--dump-logits") { Description = "Write the full last-position logit row to this file (little-endian float32)" };
+        var showRouting = new Option<bool>("--show-routing") { Description = "Mixture-of-experts models: show which experts each token was sent to in every layer" };
         var threads = CommonOptions.Threads();
         var json = CommonOptions.Json();
         var command = new Command("next", "Score every vocabulary entry as the next token and list the best")
         {
-            promptArgument, model, prompt, tokens, top, addBos, parseSpecial, dumpLogits, threads, json,
+            promptArgument, model, prompt, tokens, top, addBos, parseSpecial, dumpLogits, showRouting, threads, json,
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
@@ -33,7 +34,9 @@ internal static class NextCommand
             int k = parse.GetValue(top);
             if (k < 1) throw new NextTokenException($"--top must be at least 1, not {k}");
             var logits = new float[lm.VocabSize];
-            lm.Forward(lm.CreateState(), ids, logits);
+            RoutingRecorder? routing = parse.GetValue(showRouting) ? new RoutingRecorder(lm) : null;
+            using (routing)
+                lm.Forward(lm.CreateState(), ids, logits);
             if (parse.GetValue(dumpLogits) is { } dumpPath)
                 File.WriteAllBytes(dumpPath, MemoryMarshal.AsBytes(logits.AsSpan()).ToArray());
             var distribution = new TokenDistribution(logits);
@@ -47,9 +50,11 @@ internal static class NextCommand
                     logsumexp = distribution.LogSumExp,
                     entropy = distribution.Entropy,
                     vocab_size = lm.VocabSize,
+                    routing = routing?.Choices.Select(c => new { layer = c.Layer, position = c.Position, experts = c.Experts, weights = c.Weights }).ToArray(),
                 });
                 return 0;
             }
+            if (routing is not null) ShowRouting(lm, ids, routing);
             Show(lm, ids, distribution, best);
             return 0;
         }));
@@ -79,6 +84,21 @@ internal static class NextCommand
         AnsiConsole.Write(table);
         int rest = lm.VocabSize - best.Length;
         AnsiConsole.MarkupLine($"… [bold]{CommonOptions.Number(rest)}[/] more entries hold the remaining [bold]{FormatProbability(Math.Max(0, 1 - shown))}[/] of the probability.");
+    }
+
+    private static void ShowRouting(LanguageModel lm, int[] ids, RoutingRecorder routing)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title("experts chosen per token (weight)").AddColumn(new TableColumn("#").RightAligned()).AddColumn("token");
+        for (int l = 0; l < lm.LayerCount; l++) table.AddColumn($"layer {l}");
+        var byPosition = routing.Choices.ToLookup(c => c.Position);
+        for (int p = 0; p < ids.Length; p++)
+        {
+            var cells = new List<string> { p.ToString(), Markup.Escape(lm.Tokenizer.TokenDisplay(ids[p])) };
+            foreach (ExpertChoice choice in byPosition[p].OrderBy(c => c.Layer))
+                cells.Add(string.Join(" ", choice.Experts.Zip(choice.Weights, (e, w) => $"[bold]{e}[/] ({w:F2})")));
+            table.AddRow(cells.ToArray());
+        }
+        AnsiConsole.Write(table);
     }
 
     private static string FormatProbability(double p) => p >= 1e-4 ? $"{p * 100:F2}%" : p.ToString("E2");
