@@ -57,6 +57,28 @@ internal static class CommonOptions
         }
     }
 
+    public static async Task<int> RunAsync(ParseResult parse, Func<Task<int>> body)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("cancelled");
+            return 130;
+        }
+        catch (Exception error) when (error is NextTokenException or FileNotFoundException or DirectoryNotFoundException
+                                          or IOException or UnauthorizedAccessException or FormatException or ArgumentException)
+        {
+            return Fail(parse, error, 1);
+        }
+        catch (Exception error)
+        {
+            return Fail(parse, error, 2);
+        }
+    }
+
     private static int Fail(ParseResult parse, Exception error, int code)
     {
         Console.Out.Flush();

@@ -100,6 +100,34 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public void Generate_Runs_SameSeedReplaysAndReportsDepartures()
+    {
+        string[] args = ["generate", "-m", Gpt2Tiny, "--tokens", "464,3797", "-n", "8", "--temperature", "1.5", "--top-k", "0", "--runs", "3", "--seed", "9", "--json"];
+        var (code, stdout, stderr) = Run(args);
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        JsonElement[] runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal([9UL, 10UL, 11UL], runs.Select(r => r.GetProperty("seed").GetUInt64()));
+        Assert.Equal(-1, doc.RootElement.GetProperty("departs_at")[0].GetInt32());
+        var again = Run(args);
+        Assert.Equal(stdout, again.Stdout);
+    }
+
+    [Fact]
+    public void Next_ExplainJson_ReportsEveryStageAndTheDraw()
+    {
+        var (code, stdout, stderr) = Run("next", "-m", Gpt2Tiny, "--tokens", "464,3797", "--explain", "--temperature", "0.2", "--top-k", "40", "--seed", "3", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        JsonElement roll = doc.RootElement.GetProperty("explain").GetProperty("roll");
+        string[] stages = roll.GetProperty("stages").EnumerateArray().Select(s => s.GetProperty("stage").GetString()!).ToArray();
+        Assert.Equal(["top-k 40", "top-p 0.95", "min-p 0.05", "temperature 0.2"], stages);
+        Assert.Equal(40, roll.GetProperty("stages")[0].GetProperty("candidates_after").GetInt32());
+        Assert.InRange(roll.GetProperty("random").GetDouble(), 0, 1);
+        Assert.True(roll.GetProperty("chosen_rank").GetInt32() >= 1);
+    }
+
+    [Fact]
     public void Tokenize_Json_GivesIdsPiecesAndOffsets()
     {
         var (code, stdout, stderr) = Run("tokenize", "--model", Fixtures.Vocab("ggml-vocab-gpt-2.gguf"), "--text", "Hello world", "--json");
@@ -148,7 +176,9 @@ public class CliTests : IDisposable
         { ["next", "--model", Gpt2Tiny, "--tokens", "1,50257"], "token id 50257 is out of range" },
         { ["next", "--model", Gpt2Tiny, "--tokens", "1,x"], "'x' is not a token id" },
         { ["next", "--model", Gpt2Tiny, "--tokens", string.Join(',', Enumerable.Repeat(11, 200))], "context length of 128" },
-        { ["generate", "--model", Gpt2Tiny, "--prompt", "x", "--temperature", "0.7"], "greedily only" },
+        { ["generate", "--model", Gpt2Tiny, "--prompt", "x", "--temperature", "-1"], "temperature must be 0 or more" },
+        { ["generate", "--model", Gpt2Tiny, "--prompt", "x", "--mode", "yolo"], "--mode 'yolo' is not a preset" },
+        { ["next", "--model", Gpt2Tiny, "--prompt", "x", "--explain", "--top-p", "1.5"], "top-p must be in (0, 1]" },
         { ["next", "--model", Gpt2Tiny], "no prompt" },
         { ["tokenize", "--model", Gpt2Tiny], "nothing to tokenize" },
         { ["next", "--model", Gpt2Tiny, "--prompt", "x", "--show-routing"], "no mixture-of-experts layers" },

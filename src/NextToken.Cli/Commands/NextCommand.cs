@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using NextToken.Inspection;
 using NextToken.Models;
+using NextToken.Sampling;
 using Spectre.Console;
 
 namespace NextToken.Cli.Commands;
@@ -20,12 +21,15 @@ internal static class NextCommand
         var parseSpecial = CommonOptions.ParseSpecial();
         var dumpLogits = new Option<string?>("--dump-logits") { Description = "Write the full last-position logit row to this file (little-endian float32)" };
         var showRouting = new Option<bool>("--show-routing") { Description = "Mixture-of-experts models: show which experts each token was sent to in every layer" };
+        var explain = new Option<bool>("--explain") { Description = "Roll the dice once with the sampling flags and show each stage: candidates kept, mass removed, the number drawn" };
         var threads = CommonOptions.Threads();
         var json = CommonOptions.Json();
+        var sampling = new SamplingFlags();
         var command = new Command("next", "Score every vocabulary entry as the next token and list the best")
         {
-            promptArgument, model, prompt, tokens, top, addBos, parseSpecial, dumpLogits, showRouting, threads, json,
+            promptArgument, model, prompt, tokens, top, addBos, parseSpecial, dumpLogits, showRouting, explain, threads, json,
         };
+        sampling.AddTo(command);
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
             using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
@@ -41,6 +45,14 @@ internal static class NextCommand
                 File.WriteAllBytes(dumpPath, MemoryMarshal.AsBytes(logits.AsSpan()).ToArray());
             var distribution = new TokenDistribution(logits);
             RankedToken[] best = distribution.Top(k);
+            SamplingTrace? trace = null;
+            ulong seed = 0;
+            if (parse.GetValue(explain))
+            {
+                seed = parse.GetValue(sampling.Seed) ?? Xoshiro256StarStar.RandomSeed();
+                trace = new SamplingTrace();
+                new SamplerChain(lm.VocabSize, sampling.Build(parse), new Xoshiro256StarStar(seed)).Sample(logits, trace);
+            }
             if (parse.GetValue(json))
             {
                 JsonOutput.Write(new
@@ -50,12 +62,18 @@ internal static class NextCommand
                     logsumexp = distribution.LogSumExp,
                     entropy = distribution.Entropy,
                     vocab_size = lm.VocabSize,
+                    explain = trace is null ? null : new { seed, roll = ExplainView.Json(lm, trace) },
                     routing = routing?.Choices.Select(c => new { layer = c.Layer, position = c.Position, experts = c.Experts, weights = c.Weights }).ToArray(),
                 });
                 return 0;
             }
             if (routing is not null) ShowRouting(lm, ids, routing);
             Show(lm, ids, distribution, best);
+            if (trace is not null)
+            {
+                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(GenerateCommand.Describe(sampling.Build(parse)))}; seed {seed}[/]");
+                ExplainView.Table(lm, trace);
+            }
             return 0;
         }));
         return command;

@@ -26,6 +26,7 @@ public sealed class Vocabulary
         BosId = CheckId(bosId, "tokenizer.ggml.bos_token_id");
         EosId = CheckId(eosId, "tokenizer.ggml.eos_token_id");
         UnknownId = CheckId(unknownId, "tokenizer.ggml.unknown_token_id");
+        FindEndOfGeneration([]);
         AddBos = addBos;
     }
 
@@ -47,6 +48,21 @@ public sealed class Vocabulary
     public bool TryGetId(ReadOnlySpan<char> text, out int id) => _idsByText.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(text, out id);
 
     public bool IsControl(int id) => Types[id] == TokenType.Control;
+
+    /// <summary>Texts of end-of-turn tokens chat models emit, recognised when the vocabulary marks them special.</summary>
+    private static readonly string[] EndOfTurnTexts = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<end_of_turn>", "<|eom_id|>", "</s>", "<|END_OF_TURN_TOKEN|>"];
+
+    /// <summary>Tokens that end generation: EOS, the end-of-turn tokens named in metadata, and well-known end-of-turn texts.</summary>
+    public IReadOnlySet<int> EndOfGeneration { get; private set; } = new HashSet<int>();
+
+    private void FindEndOfGeneration(IEnumerable<int> fromMetadata)
+    {
+        var ids = new HashSet<int>(fromMetadata.Where(id => (uint)id < (uint)Count));
+        if (EosId is { } eos) ids.Add(eos);
+        foreach (string text in EndOfTurnTexts)
+            if (TryGetId(text, out int id) && Types[id] is TokenType.Control or TokenType.UserDefined) ids.Add(id);
+        EndOfGeneration = ids;
+    }
 
     /// <summary>Reads <c>tokenizer.ggml.tokens</c>, <c>token_type</c> and the BOS/EOS settings.</summary>
     public static Vocabulary FromGguf(GgufFile file)
@@ -72,7 +88,11 @@ public sealed class Vocabulary
         int? eos = (int?)file.GetIntegerOrNull("tokenizer.ggml.eos_token_id");
         int? unknown = (int?)file.GetIntegerOrNull("tokenizer.ggml.unknown_token_id");
         bool addBos = file.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? false;
-        return new Vocabulary(tokens, types, bos, eos, addBos, file.FilePath, unknown);
+        var vocabulary = new Vocabulary(tokens, types, bos, eos, addBos, file.FilePath, unknown);
+        var endOfTurn = new[] { "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" }
+            .Select(file.GetIntegerOrNull).Where(v => v is not null).Select(v => (int)v!.Value);
+        vocabulary.FindEndOfGeneration(endOfTurn);
+        return vocabulary;
     }
 
     private int? CheckId(int? id, string key)
