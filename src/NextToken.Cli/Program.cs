@@ -8,6 +8,8 @@ var root = new RootCommand("NextToken: run transformer language models from real
     TokenizeCommand.Create(),
     NextCommand.Create(),
     GenerateCommand.Create(),
+    ChatCommand.Create(),
+    TemplateCommand.Create(),
     BenchCommand.Create(),
     SynthCommand.Create(),
 };

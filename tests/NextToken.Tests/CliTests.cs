@@ -11,12 +11,16 @@ public class CliTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
+    private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) => RunWithInput(null, args);
+
+    private static (int ExitCode, string Stdout, string Stderr) RunWithInput(string? input, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "NextToken.Cli.dll"));
         foreach (string a in args) start.ArgumentList.Add(a);
         using Process process = Process.Start(start)!;
+        if (input is not null) process.StandardInput.Write(input);
+        process.StandardInput.Close();
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(120_000))
@@ -128,6 +132,42 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public void Template_FixtureCase_PrintsTheRenderedPromptExactly()
+    {
+        using var cases = JsonDocument.Parse(File.ReadAllText(Fixtures.Path("chat-templates", "cases.json")));
+        JsonElement llama3 = cases.RootElement.GetProperty("cases").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "meta-llama-Llama-3.1-8B-Instruct");
+        string templatePath = _temp.File("template.jinja"), messagesPath = _temp.File("messages.json");
+        File.WriteAllText(templatePath, llama3.GetProperty("template").GetString());
+        File.WriteAllText(messagesPath, cases.RootElement.GetProperty("messages").GetRawText());
+        var (code, stdout, stderr) = Run("template", "--template-file", templatePath, "--messages", messagesPath,
+            "--bos-token", llama3.GetProperty("bos_token").GetString()!, "--eos-token", llama3.GetProperty("eos_token").GetString()!,
+            "--date", cases.RootElement.GetProperty("date").GetString()!);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(llama3.GetProperty("expected").GetString(), stdout);
+    }
+
+    [Fact]
+    public void Template_ModelWithTemplate_UsesItsOwnAndItsBosToken()
+    {
+        string messagesPath = _temp.File("messages.json");
+        File.WriteAllText(messagesPath, "[{\"role\": \"user\", \"content\": \"Hi\"}]");
+        var (code, stdout, stderr) = Run("template", "--model", Fixtures.Vocab("ggml-vocab-phi-3.gguf"), "--messages", messagesPath);
+        Assert.True(code == 0, stderr);
+        Assert.Equal("<s><|user|>\nHi<|end|>\n<|assistant|>\n", stdout);
+    }
+
+    [Fact]
+    public void Chat_TwoTurnsFromStdin_ReusesTheCacheAndQuits()
+    {
+        var (code, stdout, stderr) = RunWithInput("Hello there\n/temp 0\nAnd now?\n/quit\n",
+            "chat", "-m", Gpt2Tiny, "--system", "Be direct.", "-n", "6", "--seed", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(2, stdout.Split("assistant>").Length - 1);
+        Assert.Contains("greedy (temperature 0)", stdout);
+        Assert.Matches(@"\(6 tokens; [1-9]\d* of \d+ prompt tokens reused from the cache\)", stdout);
+    }
+
+    [Fact]
     public void Tokenize_Json_GivesIdsPiecesAndOffsets()
     {
         var (code, stdout, stderr) = Run("tokenize", "--model", Fixtures.Vocab("ggml-vocab-gpt-2.gguf"), "--text", "Hello world", "--json");
@@ -182,6 +222,7 @@ public class CliTests : IDisposable
         { ["next", "--model", Gpt2Tiny], "no prompt" },
         { ["tokenize", "--model", Gpt2Tiny], "nothing to tokenize" },
         { ["next", "--model", Gpt2Tiny, "--prompt", "x", "--show-routing"], "no mixture-of-experts layers" },
+        { ["template", "--template", "klingon", "--messages", Fixtures.Path("chat-templates", "cases.json")], "unknown template 'klingon'; built-in templates: plain, chatml" },
         { ["tokenize", "--model", Fixtures.Vocab("ggml-vocab-bert-bge.gguf"), "--text", "x"], "'tokenizer.ggml.model' is \"bert\"" },
     };
 

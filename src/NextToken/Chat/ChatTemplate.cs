@@ -29,6 +29,56 @@ public sealed class ChatTemplate
     public string Source { get; }
     public string Name { get; }
 
+    /// <summary>
+    /// Formats for models whose files carry no template, by name. "plain" is what NextToken uses
+    /// for base models such as GPT-2: the system prompt as a paragraph, then "User:" and
+    /// "Assistant:" lines, ending with "Assistant:" for the model to continue.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> BuiltIn { get; } = new Dictionary<string, string>
+    {
+        ["plain"] =
+            "{% for m in messages %}{% if m.role == 'system' %}{{ m.content }}\n\n{% elif m.role == 'user' %}User: {{ m.content }}\n" +
+            "{% else %}Assistant: {{ m.content }}\n{% endif %}{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}",
+        ["chatml"] =
+            "{% for m in messages %}{{ '<|im_start|>' + m.role + '\n' + m.content + '<|im_end|>\n' }}{% endfor %}" +
+            "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+        ["llama2"] =
+            "{% if messages[0].role == 'system' %}{% set system = '<<SYS>>\n' + messages[0].content + '\n<</SYS>>\n\n' %}{% set rest = messages[1:] %}" +
+            "{% else %}{% set system = '' %}{% set rest = messages %}{% endif %}" +
+            "{% for m in rest %}{% if m.role == 'user' %}{{ bos_token + '[INST] ' + (system if loop.first else '') + m.content.strip() + ' [/INST]' }}" +
+            "{% else %}{{ ' ' + m.content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",
+        ["llama3"] =
+            "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\n\n' + m.content | trim + '<|eot_id|>' }}{% endfor %}" +
+            "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
+        ["phi3"] =
+            "{% for m in messages %}{{ '<|' + m.role + '|>\n' + m.content + '<|end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}",
+        ["zephyr"] =
+            "{% for m in messages %}{{ '<|' + m.role + '|>\n' + m.content + eos_token + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}",
+        ["gemma"] =
+            "{{ bos_token }}{% for m in messages %}{% set role = 'model' if m.role == 'assistant' else 'user' %}" +
+            "{{ '<start_of_turn>' + role + '\n' + m.content | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}",
+    };
+
+    public static ChatTemplate FromName(string name) =>
+        BuiltIn.TryGetValue(name, out string? source)
+            ? new ChatTemplate(source, $"built-in template '{name}'")
+            : throw new TemplateException($"unknown template '{name}'; built-in templates: {string.Join(", ", BuiltIn.Keys)}");
+
+    /// <summary>The model's template from <c>tokenizer.chat_template</c>, or null when the file has none.</summary>
+    public static ChatTemplate? FromGguf(Gguf.GgufFile file)
+    {
+        string? source = file.GetStringOrNull("tokenizer.chat_template");
+        if (source is null) return null;
+        try
+        {
+            return new ChatTemplate(source, $"{file.FilePath}: tokenizer.chat_template");
+        }
+        catch (TemplateException error)
+        {
+            throw new TemplateException($"{error.Message}. Pick a built-in format with --template NAME ({string.Join(", ", BuiltIn.Keys)})");
+        }
+    }
+
     /// <param name="today">The date templates see through <c>strftime_now</c> (some print it in the system turn).</param>
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, string bosToken = "", string eosToken = "", DateTime? today = null)
     {
