@@ -64,7 +64,7 @@ public sealed class Gpt2Model : LanguageModel
         Span<float> x = s.Residual.AsSpan(0, n * d);
 
         // 1. Embeddings: token embedding plus learned position embedding.
-        for (int t = 0; t < n; t++) RowConvert.Row(Weights.TokenEmbedding, tokens[t], x.Slice(t * d, d));
+        EmbedTokens(Weights.TokenEmbedding, tokens, x, d);
         Raise(_hookEmbed, x, p0, n, d);
         Span<float> positions = s.Normed.AsSpan(0, n * d);
         for (int t = 0; t < n; t++) RowConvert.Row(Weights.PositionEmbedding, p0 + t, positions.Slice(t * d, d));
@@ -119,10 +119,7 @@ public sealed class Gpt2Model : LanguageModel
         // 4. Final LayerNorm and the LM head, for the rows the caller wants.
         LayerNormRows(x, Weights.OutputNormWeight, Weights.OutputNormBias, s.Normed, n);
         Raise(_hookFinalNormalized, s.Normed.AsSpan(0, n * d), p0, n, d);
-        if (which == LogitsFor.AllPositions)
-            MatMul.Forward(Weights.Output, s.Normed, n, logits, Threads);
-        else if (which == LogitsFor.LastPosition)
-            MatMul.Forward(Weights.Output, s.Normed.AsSpan((n - 1) * d, d), 1, logits, Threads);
+        ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
     }
 
     private void LayerNormRows(ReadOnlySpan<float> x, float[] weight, float[] bias, float[] destination, int n)

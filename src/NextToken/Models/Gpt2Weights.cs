@@ -35,20 +35,9 @@ public sealed class Gpt2Weights
 
     public static Gpt2Weights FromGguf(GgufFile file, Gpt2Config c)
     {
-        TensorData Matrix(string name, int rows, int columns)
-        {
-            TensorData t = file.GetTensor(name, columns, rows);
-            if (!RowConvert.IsSupported(t.Type))
-                throw new GgufFormatException(file.FilePath, null, $"tensor '{name}' has type {t.Type}, which this version cannot compute with yet; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K");
-            return t;
-        }
-        float[] Vector(string name, int length)
-        {
-            TensorData t = file.GetTensor(name, length);
-            if (!RowConvert.IsSupported(t.Type))
-                throw new GgufFormatException(file.FilePath, null, $"tensor '{name}' has type {t.Type}; expected F32, F16, BF16 or a supported quantized type");
-            return RowConvert.ToArray(t);
-        }
+        var load = new WeightLoader(file);
+        TensorData Matrix(string name, int rows, int columns) => load.Matrix(name, rows, columns);
+        float[] Vector(string name, int length) => load.Vector(name, length);
 
         var layers = new Gpt2LayerWeights[c.NLayer];
         for (int l = 0; l < c.NLayer; l++)
@@ -71,7 +60,7 @@ public sealed class Gpt2Weights
             };
         }
         TensorData tokenEmbedding = Matrix(TensorNames.TokenEmbedding, c.NVocab, c.NEmbd);
-        bool tied = !file.HasTensor(TensorNames.Output);
+        bool tied = !load.Has(TensorNames.Output);
         return new Gpt2Weights
         {
             TokenEmbedding = tokenEmbedding,

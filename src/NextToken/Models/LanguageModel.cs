@@ -112,6 +112,21 @@ public abstract class LanguageModel : IDisposable
     /// </summary>
     protected abstract void ForwardBatch(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor? which);
 
+    /// <summary>Looks up each token's row of the embedding matrix into x: [n, d].</summary>
+    protected static void EmbedTokens(in Tensors.TensorData embedding, ReadOnlySpan<int> tokens, Span<float> x, int d)
+    {
+        for (int t = 0; t < tokens.Length; t++) Kernels.RowConvert.Row(embedding, tokens[t], x.Slice(t * d, d));
+    }
+
+    /// <summary>The LM head: logits for every row of <paramref name="normed"/> [n, d], or for the last row only.</summary>
+    protected void ProjectToVocabulary(in Tensors.TensorData output, float[] normed, int n, int d, Span<float> logits, LogitsFor? which)
+    {
+        if (which == LogitsFor.AllPositions)
+            Kernels.MatMul.Forward(output, normed, n, logits, Threads);
+        else if (which == LogitsFor.LastPosition)
+            Kernels.MatMul.Forward(output, normed.AsSpan((n - 1) * d, d), 1, logits, Threads);
+    }
+
     /// <summary>Raises a hook with a [rows, columns] activation; free when nothing is registered.</summary>
     protected static void Raise(HookPoint point, Span<float> data, int firstPosition, int rows, int columns)
     {

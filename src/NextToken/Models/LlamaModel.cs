@@ -72,7 +72,7 @@ public sealed class LlamaModel : LanguageModel
         Span<float> x = s.Residual.AsSpan(0, n * d);
 
         // 1. Token embeddings (no position embedding: positions enter through RoPE).
-        for (int t = 0; t < n; t++) RowConvert.Row(Weights.TokenEmbedding, tokens[t], x.Slice(t * d, d));
+        EmbedTokens(Weights.TokenEmbedding, tokens, x, d);
         Raise(_hookEmbed, x, p0, n, d);
 
         for (int l = 0; l < c.NLayer; l++)
@@ -123,10 +123,7 @@ public sealed class LlamaModel : LanguageModel
         // 4. Final RMSNorm and the LM head.
         RmsNormRows(x, Weights.OutputNorm, s.Normed, n);
         Raise(_hookFinalNormalized, s.Normed.AsSpan(0, n * d), p0, n, d);
-        if (which == LogitsFor.AllPositions)
-            MatMul.Forward(Weights.Output, s.Normed, n, logits, Threads);
-        else if (which == LogitsFor.LastPosition)
-            MatMul.Forward(Weights.Output, s.Normed.AsSpan((n - 1) * d, d), 1, logits, Threads);
+        ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
     }
 
     private void DenseFeedForward(LlamaState s, LlamaLayerWeights w, BlockHooks hooks, int n)

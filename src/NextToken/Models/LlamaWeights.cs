@@ -37,19 +37,10 @@ public sealed class LlamaWeights
 
     public static LlamaWeights FromGguf(GgufFile file, LlamaConfig c)
     {
-        TensorData Checked(TensorData t)
-        {
-            if (!RowConvert.IsSupported(t.Type))
-                throw new GgufFormatException(file.FilePath, null, $"tensor '{t.Name}' has type {t.Type}, which this version cannot compute with yet; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K");
-            return t;
-        }
-        TensorData Matrix(string name, int rows, int columns) => Checked(file.GetTensor(name, columns, rows));
-        float[] Vector(string name, int length) => RowConvert.ToArray(Checked(file.GetTensor(name, length)));
-        TensorData[] Experts(string name, int rows, int columns)
-        {
-            TensorData all = Checked(file.GetTensor(name, columns, rows, c.NExpert));
-            return Enumerable.Range(0, c.NExpert).Select(all.Matrix).ToArray();
-        }
+        var load = new WeightLoader(file);
+        TensorData Matrix(string name, int rows, int columns) => load.Matrix(name, rows, columns);
+        float[] Vector(string name, int length) => load.Vector(name, length);
+        TensorData[] Experts(string name, int rows, int columns) => load.Experts(name, rows, columns, c.NExpert);
 
         var layers = new LlamaLayerWeights[c.NLayer];
         for (int l = 0; l < c.NLayer; l++)
@@ -74,7 +65,7 @@ public sealed class LlamaWeights
             };
         }
         TensorData tokenEmbedding = Matrix(TensorNames.TokenEmbedding, c.NVocab, c.NEmbd);
-        bool tied = !file.HasTensor(TensorNames.Output);
+        bool tied = !load.Has(TensorNames.Output);
         return new LlamaWeights
         {
             TokenEmbedding = tokenEmbedding,

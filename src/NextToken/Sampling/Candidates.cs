@@ -47,6 +47,18 @@ public sealed class Candidates
         IsSorted = IsSorted && stillSorted;
     }
 
+    /// <summary>Length of the shortest prefix, in the current order, whose probability reaches <paramref name="mass"/>.</summary>
+    public int PrefixReaching(double mass)
+    {
+        double cumulative = 0;
+        for (int i = 0; i < Count; i++)
+        {
+            cumulative += _items[i].Probability;
+            if (cumulative >= mass) return i + 1;
+        }
+        return Count;
+    }
+
     /// <summary>Marks the order as no longer by logit (a stage reordered the list).</summary>
     public void MarkUnsorted() => IsSorted = false;
 

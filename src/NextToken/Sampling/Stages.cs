@@ -118,19 +118,7 @@ public sealed class TopPStage(float p) : ISamplerStage
     {
         candidates.SortDescending();
         candidates.Normalize();
-        Span<Candidate> items = candidates.Items;
-        double cumulative = 0;
-        int keep = items.Length;
-        for (int i = 0; i < items.Length; i++)
-        {
-            cumulative += items[i].Probability;
-            if (cumulative >= p)
-            {
-                keep = i + 1;
-                break;
-            }
-        }
-        candidates.KeepFirst(keep, stillSorted: true);
+        candidates.KeepFirst(candidates.PrefixReaching(p), stillSorted: true);
     }
 }
 
@@ -172,19 +160,8 @@ public sealed class TypicalStage(float p) : ISamplerStage
             double da = Distance(a, entropy), db = Distance(b, entropy);
             return da != db ? da.CompareTo(db) : a.Id.CompareTo(b.Id);
         });
-        double cumulative = 0;
-        int keep = items.Length;
-        for (int i = 0; i < items.Length; i++)
-        {
-            cumulative += items[i].Probability;
-            if (cumulative >= p)
-            {
-                keep = i + 1;
-                break;
-            }
-        }
         candidates.MarkUnsorted();
-        candidates.KeepFirst(keep, stillSorted: false);
+        candidates.KeepFirst(candidates.PrefixReaching(p), stillSorted: false);
     }
 
     private static double Distance(Candidate c, double entropy) =>

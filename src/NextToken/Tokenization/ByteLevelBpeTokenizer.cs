@@ -69,30 +69,14 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
 
     public override EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false)
     {
-        var ids = new List<int>();
-        var offsets = new List<(int, int)>();
-        if (addBos && Vocabulary.BosId is { } bos)
-        {
-            ids.Add(bos);
-            offsets.Add((0, 0));
-        }
         var pieces = new List<(int Start, int End)>();
-        int segmentStart = 0;
-        while (segmentStart <= text.Length)
+        return EncodeSegments(text, addBos, parseSpecial, (start, end, _, ids, offsets) =>
         {
-            // Special tokens split the text; the plain text between them is tokenized normally.
-            (int at, int specialId, int specialLength) = FindSpecial(text, segmentStart, parseSpecial);
-            int segmentEnd = at < 0 ? text.Length : at;
             pieces.Clear();
-            PreTokenizer.Split(text, segmentStart, segmentEnd, pieces);
-            foreach (var (start, end) in pieces)
-                EncodePiece(text, start, end, ids, offsets);
-            if (at < 0) break;
-            ids.Add(specialId);
-            offsets.Add((at, at + specialLength));
-            segmentStart = at + specialLength;
-        }
-        return new EncodedText(ids.ToArray(), offsets.ToArray());
+            PreTokenizer.Split(text, start, end, pieces);
+            foreach (var (pieceStart, pieceEnd) in pieces)
+                EncodePiece(text, pieceStart, pieceEnd, ids, offsets);
+        });
     }
 
     private void EncodePiece(string text, int start, int end, List<int> ids, List<(int, int)> offsets)

@@ -55,34 +55,9 @@ public sealed class SentencePieceTokenizer : Tokenizer
 
     public override ReadOnlySpan<byte> TokenBytes(int id) => _tokenBytes[id];
 
-    public override EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false)
-    {
-        var ids = new List<int>();
-        var offsets = new List<(int, int)>();
-        if (addBos && Vocabulary.BosId is { } bos)
-        {
-            ids.Add(bos);
-            offsets.Add((0, 0));
-        }
-        bool afterSpecial = true; // the start of the input counts as following a special token
-        int segmentStart = 0;
-        while (segmentStart <= text.Length)
-        {
-            (int at, int specialId, int specialLength) = FindSpecial(text, segmentStart, parseSpecial);
-            int segmentEnd = at < 0 ? text.Length : at;
-            if (segmentEnd > segmentStart)
-            {
-                EncodeSegment(text, segmentStart, segmentEnd, AddSpacePrefix && afterSpecial, ids, offsets);
-                afterSpecial = false;
-            }
-            if (at < 0) break;
-            ids.Add(specialId);
-            offsets.Add((at, at + specialLength));
-            afterSpecial = true;
-            segmentStart = at + specialLength;
-        }
-        return new EncodedText(ids.ToArray(), offsets.ToArray());
-    }
+    public override EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false) =>
+        EncodeSegments(text, addBos, parseSpecial, (start, end, afterSpecial, ids, offsets) =>
+            EncodeSegment(text, start, end, AddSpacePrefix && afterSpecial, ids, offsets));
 
     private void EncodeSegment(string text, int start, int end, bool prefix, List<int> ids, List<(int, int)> offsets)
     {

@@ -36,11 +36,44 @@ public abstract class Tokenizer
     public abstract EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false);
 
     /// <summary>
+    /// Encodes text as its special tokens and the plain segments between them; each plain
+    /// segment goes to <paramref name="encodeSegment"/> (start, end, whether it follows a special
+    /// token or the start of the input).
+    /// </summary>
+    protected EncodedText EncodeSegments(string text, bool addBos, bool parseSpecial, Action<int, int, bool, List<int>, List<(int, int)>> encodeSegment)
+    {
+        var ids = new List<int>();
+        var offsets = new List<(int, int)>();
+        if (addBos && Vocabulary.BosId is { } bos)
+        {
+            ids.Add(bos);
+            offsets.Add((0, 0));
+        }
+        bool afterSpecial = true;
+        for (int segmentStart = 0; segmentStart <= text.Length;)
+        {
+            (int at, int specialId, int specialLength) = FindSpecial(text, segmentStart, parseSpecial);
+            int segmentEnd = at < 0 ? text.Length : at;
+            if (segmentEnd > segmentStart)
+            {
+                encodeSegment(segmentStart, segmentEnd, afterSpecial, ids, offsets);
+                afterSpecial = false;
+            }
+            if (at < 0) break;
+            ids.Add(specialId);
+            offsets.Add((at, at + specialLength));
+            afterSpecial = true;
+            segmentStart = at + specialLength;
+        }
+        return new EncodedText(ids.ToArray(), offsets.ToArray());
+    }
+
+    /// <summary>
     /// The first special token in text[from..]: user-defined tokens always match, control tokens
     /// (BOS, EOS, <c>&lt;|endoftext|&gt;</c>) only when <paramref name="parseSpecial"/> is set, as in llama.cpp.
     /// Returns At = -1 when there is none.
     /// </summary>
-    protected (int At, int Id, int Length) FindSpecial(string text, int from, bool parseSpecial)
+    private (int At, int Id, int Length) FindSpecial(string text, int from, bool parseSpecial)
     {
         int bestAt = -1, bestId = -1, bestLength = 0;
         foreach (var (special, id) in _specialTokens)
