@@ -10,6 +10,13 @@ var root = new RootCommand("NextToken: run transformer language models from real
     GenerateCommand.Create(),
     ChatCommand.Create(),
     TemplateCommand.Create(),
+    CompareCommand.Create(),
+    LensCommand.Create(),
+    AttentionCommand.Create(),
+    DriftCommand.Create(),
+    SteerCommand.Create(),
+    RoutingCommand.Create(),
+    MapCommand.Create(),
     BenchCommand.Create(),
     SynthCommand.Create(),
 };

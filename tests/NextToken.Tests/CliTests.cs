@@ -167,6 +167,83 @@ public class CliTests : IDisposable
         Assert.Matches(@"\(6 tokens; [1-9]\d* of \d+ prompt tokens reused from the cache\)", stdout);
     }
 
+    [Theory]
+    [InlineData("lens", "png")]
+    [InlineData("attention", "png")]
+    [InlineData("drift", "png")]
+    [InlineData("map", "png")]
+    [InlineData("attention", "svg")]
+    public void Plot_WritesANonBlankImage(string command, string extension)
+    {
+        string plot = _temp.File($"{command}.{extension}");
+        string prompts = _temp.File("prompts.txt");
+        File.WriteAllLines(prompts, ["int main() { return 0; }", "The party of the first part agrees to pay."]);
+        string[] args = command switch
+        {
+            "lens" => ["lens", "-m", Gpt2Tiny, "-p", "The capital of France is"],
+            "attention" => ["attention", "-m", Gpt2Tiny, "-p", "The cat sat on the mat", "--layer", "1"],
+            "drift" => ["drift", "-m", Gpt2Tiny, "-s", "You are a pirate.", "--synthetic", "2", "--reanchor", "2"],
+            _ => ["map", "-m", Gpt2Tiny, "--prompts", prompts, "--layer", "1"],
+        };
+        var (code, _, stderr) = Run([.. args, "--plot", plot]);
+        Assert.True(code == 0, stderr);
+        Assert.True(new FileInfo(plot).Length > 1000, $"{plot} is nearly empty");
+        if (extension == "svg")
+        {
+            Assert.Contains("<svg", File.ReadAllText(plot));
+            return;
+        }
+        using var bitmap = SkiaSharp.SKBitmap.Decode(plot);
+        Assert.True(bitmap.Width >= 400 && bitmap.Height >= 300, $"{bitmap.Width}×{bitmap.Height}");
+        var colors = new HashSet<uint>();
+        for (int y = 0; y < bitmap.Height; y += 3)
+            for (int x = 0; x < bitmap.Width; x += 3)
+                colors.Add((uint)bitmap.GetPixel(x, y));
+        Assert.True(colors.Count > 20, $"only {colors.Count} distinct colours: the picture is blank");
+    }
+
+    [Fact]
+    public void Compare_Json_ReportsDivergencesAndRanks()
+    {
+        var (code, stdout, stderr) = Run("compare", "-m", Gpt2Tiny, "-p", "Write a short paragraph about Kafka vs RabbitMQ",
+            "--system-b", "You are a senior distributed systems architect. Be direct.", "--top", "5", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        JsonElement root = doc.RootElement;
+        Assert.True(root.GetProperty("kl_ab").GetDouble() > 0);
+        Assert.Equal(5, root.GetProperty("top_b").GetArrayLength());
+        Assert.Equal(1, root.GetProperty("top_b")[0].GetProperty("rank_b").GetInt32());
+        Assert.Equal(5 - root.GetProperty("top_k_overlap").GetInt32(), root.GetProperty("new_in_top_k").GetArrayLength());
+    }
+
+    [Fact]
+    public void Steer_CoefficientZero_GivesTheUnsteeredText_AndSweepCoversLayersTimesCoefficients()
+    {
+        var (code, stdout, stderr) = Run("steer", "-m", Gpt2Tiny, "-p", "I went up to my friend and said", "--add", " wedding", "--sub", " ",
+            "--layer", "1", "--coeff", "0", "--runs", "2", "-n", "8", "--seed", "5", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        foreach (JsonElement run in doc.RootElement.GetProperty("runs").EnumerateArray())
+            Assert.Equal(run.GetProperty("unsteered").GetString(), run.GetProperty("steered").GetString());
+        var sweep = Run("steer", "-m", Gpt2Tiny, "-p", "I went up to my friend and said", "--add", " wedding", "--sub", " ", "--sweep", "--coeffs", "1,4", "--json");
+        Assert.True(sweep.ExitCode == 0, sweep.Stderr);
+        using var sweepDoc = JsonDocument.Parse(sweep.Stdout);
+        JsonElement[] rows = sweepDoc.RootElement.GetProperty("sweep").EnumerateArray().ToArray();
+        Assert.Equal(2 * 2, rows.Length);
+        Assert.True(rows.Single(r => r.GetProperty("layer").GetInt32() == 0 && r.GetProperty("coeff").GetDouble() == 4).GetProperty("kl_to_unsteered").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void Routing_Json_HasEveryTokenAndLayer()
+    {
+        var (code, stdout, stderr) = Run("routing", "-m", Fixtures.Model("moe-tiny.f32.gguf"), "-p", "The cat sat", "--system", "Be brief.", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        int tokens = doc.RootElement.GetProperty("tokens").GetArrayLength();
+        Assert.Equal(tokens * 2, doc.RootElement.GetProperty("entries").GetArrayLength());
+        Assert.Equal(JsonValueKind.Array, doc.RootElement.GetProperty("differences_with_system").ValueKind);
+    }
+
     [Fact]
     public void Tokenize_Json_GivesIdsPiecesAndOffsets()
     {
@@ -222,6 +299,10 @@ public class CliTests : IDisposable
         { ["next", "--model", Gpt2Tiny], "no prompt" },
         { ["tokenize", "--model", Gpt2Tiny], "nothing to tokenize" },
         { ["next", "--model", Gpt2Tiny, "--prompt", "x", "--show-routing"], "no mixture-of-experts layers" },
+        { ["lens", "--model", Gpt2Tiny, "--prompt", "x", "--plot", "/tmp/x.bmp"], "expected a .png or .svg" },
+        { ["attention", "--model", Gpt2Tiny, "--prompt", "x", "--layer", "9"], "--layer 9: the model has layers 0 to 1" },
+        { ["drift", "--model", Gpt2Tiny, "--system", "x"], "give --conversation FILE.jsonl or --synthetic N" },
+        { ["steer", "--model", Gpt2Tiny, "--prompt", "x", "--add", "a", "--sub", "b", "--layer", "7"], "layer 7 does not exist" },
         { ["template", "--template", "klingon", "--messages", Fixtures.Path("chat-templates", "cases.json")], "unknown template 'klingon'; built-in templates: plain, chatml" },
         { ["tokenize", "--model", Fixtures.Vocab("ggml-vocab-bert-bge.gguf"), "--text", "x"], "'tokenizer.ggml.model' is \"bert\"" },
     };

@@ -122,6 +122,13 @@ public sealed class Gpt2Model : LanguageModel
         ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
     }
 
+    public override void DecodeResidual(ReadOnlySpan<float> residual, Span<float> logits)
+    {
+        var normed = new float[Config.NEmbd];
+        Ops.LayerNorm(residual, Weights.OutputNormWeight, Weights.OutputNormBias, Config.LayerNormEps, normed);
+        MatMul.Forward(Weights.Output, normed, 1, logits, Threads);
+    }
+
     private void LayerNormRows(ReadOnlySpan<float> x, float[] weight, float[] bias, float[] destination, int n)
     {
         int d = weight.Length;

@@ -133,6 +133,12 @@ public abstract class LanguageModel : IDisposable
         if (point.IsActive) point.Invoke(new Activation(point.Name, data, [rows, columns], firstPosition));
     }
 
+    /// <summary>
+    /// Decodes one residual-stream vector [d] as the model decodes its last layer: the final norm,
+    /// then the LM head, into <paramref name="logits"/> [VocabSize] (the logit lens).
+    /// </summary>
+    public abstract void DecodeResidual(ReadOnlySpan<float> residual, Span<float> logits);
+
     /// <summary>Checks ids and context room before a forward pass, with messages for the user.</summary>
     private void CheckInput(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor which)
     {

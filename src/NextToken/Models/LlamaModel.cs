@@ -126,6 +126,13 @@ public sealed class LlamaModel : LanguageModel
         ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
     }
 
+    public override void DecodeResidual(ReadOnlySpan<float> residual, Span<float> logits)
+    {
+        var normed = new float[Config.NEmbd];
+        Ops.RmsNorm(residual, Weights.OutputNorm, Config.RmsNormEps, normed);
+        MatMul.Forward(Weights.Output, normed, 1, logits, Threads);
+    }
+
     private void DenseFeedForward(LlamaState s, LlamaLayerWeights w, BlockHooks hooks, int n)
     {
         int ff = Config.NFf;

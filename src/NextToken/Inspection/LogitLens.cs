@@ -1,0 +1,39 @@
+using NextToken.Models;
+
+namespace NextToken.Inspection;
+
+/// <summary>What the residual stream at one depth would predict if decoded directly.</summary>
+public sealed record LensLayer(string Stage, RankedToken[] Top, double KlToFinal, int RankOfFinalTop, float[] Logits);
+
+/// <summary>
+/// The logit lens (nostalgebraist 2020): the residual stream entering each block, and leaving the
+/// last, decoded through the final norm and the unembedding. The last entry equals the model's logits.
+/// </summary>
+public static class LogitLens
+{
+    public static LensLayer[] Run(LanguageModel model, int[] tokens, int position = -1, int top = 5)
+    {
+        if (position < 0) position += tokens.Length;
+        if (position < 0 || position >= tokens.Length)
+            throw new NextTokenException($"position {position} is outside the {tokens.Length} tokens");
+        var (_, cache) = model.RunWithCache(tokens, name => name.EndsWith("hook_resid_pre", StringComparison.Ordinal)
+                                                           || name == $"blocks.{model.LayerCount - 1}.hook_resid_post");
+        var stages = new List<(string Stage, float[] Logits)>();
+        for (int l = 0; l <= model.LayerCount; l++)
+        {
+            CachedActivation residual = l < model.LayerCount ? cache[$"blocks.{l}.hook_resid_pre"] : cache[$"blocks.{l - 1}.hook_resid_post"];
+            var logits = new float[model.VocabSize];
+            model.DecodeResidual(residual.Row(position), logits);
+            stages.Add((l == 0 ? "embeddings" : l < model.LayerCount ? $"after block {l - 1}" : $"after block {l - 1} (final)", logits));
+        }
+        float[] final = stages[^1].Logits;
+        var finalDistribution = new TokenDistribution(final);
+        int finalTop = finalDistribution.Top(1)[0].Id;
+        return stages.Select(s =>
+        {
+            var distribution = new TokenDistribution(s.Logits);
+            double kl = DistributionComparison.Compare(final, s.Logits, 1).KlAB;
+            return new LensLayer(s.Stage, distribution.Top(top), kl, distribution.RankOf(finalTop), s.Logits);
+        }).ToArray();
+    }
+}
