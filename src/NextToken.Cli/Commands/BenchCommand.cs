@@ -33,7 +33,7 @@ internal static class BenchCommand
             {
                 JsonOutput.Write(new
                 {
-                    model = lm.File.FilePath,
+                    model = lm.FilePath,
                     architecture = lm.Architecture,
                     prompt_tokens = best.PromptTokens,
                     gen_tokens = best.GeneratedTokens,
@@ -47,7 +47,7 @@ internal static class BenchCommand
                 });
                 return 0;
             }
-            AnsiConsole.MarkupLine($"[bold]{Markup.Escape(Path.GetFileName(lm.File.FilePath))}[/]: {lm.Architecture}, {lm.LayerCount} layers × {lm.EmbeddingLength}, " +
+            AnsiConsole.MarkupLine($"[bold]{Markup.Escape(Path.GetFileName(lm.FilePath))}[/]: {lm.Architecture}, {lm.LayerCount} layers × {lm.EmbeddingLength}, " +
                                    $"{best.WeightBytesPerToken / 1e6:F1} MB of weights read per token, {best.Threads} threads");
             var table = new Table().Border(TableBorder.Rounded).AddColumn("run")
                 .AddColumn(new TableColumn($"prompt {best.PromptTokens} (tok/s)").RightAligned())

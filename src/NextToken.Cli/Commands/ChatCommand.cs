@@ -33,7 +33,7 @@ internal static class ChatCommand
         command.SetAction((parse, cancellation) => CommonOptions.RunAsync(parse, async () =>
         {
             using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
-            ChatTemplate chatTemplate = TemplateCommand.Resolve(lm.File, parse.GetValue(templateFile), parse.GetValue(template));
+            ChatTemplate chatTemplate = TemplateCommand.Resolve(lm, parse.GetValue(templateFile), parse.GetValue(template));
             bool plain = chatTemplate.Source == ChatTemplate.BuiltIn["plain"];
             var vocabulary = lm.Tokenizer.Vocabulary;
             string bos = TemplateCommand.TokenText(vocabulary, vocabulary.BosId), eos = TemplateCommand.TokenText(vocabulary, vocabulary.EosId);
@@ -47,7 +47,7 @@ internal static class ChatCommand
             var cached = new List<int>();
             int turn = 0;
 
-            AnsiConsole.MarkupLine($"[grey]{Markup.Escape(Path.GetFileName(lm.File.FilePath))} · {Markup.Escape(chatTemplate.Name)} · {Markup.Escape(GenerateCommand.Describe(options))} · seed {seed}[/]");
+            AnsiConsole.MarkupLine($"[grey]{Markup.Escape(Path.GetFileName(lm.FilePath))} · {Markup.Escape(chatTemplate.Name)} · {Markup.Escape(GenerateCommand.Describe(options))} · seed {seed}[/]");
             AnsiConsole.MarkupLine("[grey]/system TEXT · /reset · /temp T · /quit[/]");
             while (true)
             {

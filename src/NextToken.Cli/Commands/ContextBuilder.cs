@@ -26,5 +26,5 @@ internal static class ContextBuilder
 
     /// <summary>The template to format with: an explicit choice, else the model's own, else none (plain text).</summary>
     public static ChatTemplate? Template(LanguageModel model, string? name, bool raw) =>
-        raw ? null : name is not null ? ChatTemplate.FromName(name) : ChatTemplate.FromGguf(model.File);
+        raw ? null : name is not null ? ChatTemplate.FromName(name) : ChatTemplate.FromModelText(model.ChatTemplate, $"{model.FilePath}: chat template");
 }

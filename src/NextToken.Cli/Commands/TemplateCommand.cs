@@ -48,11 +48,18 @@ internal static class TemplateCommand
     /// <summary>An explicit file or name first, then the model's own template; "plain" when the model has none.</summary>
     public static ChatTemplate Resolve(GgufFile? file, string? templateFile, string? templateName)
     {
+        if (templateFile is null && templateName is null && file is null) throw new NextTokenException("give --model, --template-file or --template NAME");
+        return Resolve(file?.GetStringOrNull("tokenizer.chat_template"), $"{file?.FilePath}: tokenizer.chat_template", templateFile, templateName);
+    }
+
+    public static ChatTemplate Resolve(Models.LanguageModel model, string? templateFile, string? templateName) =>
+        Resolve(model.ChatTemplate, $"{model.FilePath}: chat template", templateFile, templateName);
+
+    private static ChatTemplate Resolve(string? own, string ownName, string? templateFile, string? templateName)
+    {
         if (templateFile is not null) return new ChatTemplate(File.ReadAllText(templateFile), templateFile);
         if (templateName is not null) return ChatTemplate.FromName(templateName);
-        if (file is not null && ChatTemplate.FromGguf(file) is { } own) return own;
-        if (file is null) throw new NextTokenException("give --model, --template-file or --template NAME");
-        return ChatTemplate.FromName("plain");
+        return ChatTemplate.FromModelText(own, ownName) ?? ChatTemplate.FromName("plain");
     }
 
     public static string TokenText(Vocabulary? vocabulary, int? id) => vocabulary is not null && id is { } i ? vocabulary.Tokens[i] : "";

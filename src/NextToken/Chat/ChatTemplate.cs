@@ -65,13 +65,16 @@ public sealed class ChatTemplate
             : throw new TemplateException($"unknown template '{name}'; built-in templates: {string.Join(", ", BuiltIn.Keys)}");
 
     /// <summary>The model's template from <c>tokenizer.chat_template</c>, or null when the file has none.</summary>
-    public static ChatTemplate? FromGguf(Gguf.GgufFile file)
+    public static ChatTemplate? FromGguf(Gguf.GgufFile file) =>
+        FromModelText(file.GetStringOrNull("tokenizer.chat_template"), $"{file.FilePath}: tokenizer.chat_template");
+
+    /// <summary>A model's own template text (null when it has none); a template that cannot be parsed suggests the built-ins.</summary>
+    public static ChatTemplate? FromModelText(string? source, string name)
     {
-        string? source = file.GetStringOrNull("tokenizer.chat_template");
         if (source is null) return null;
         try
         {
-            return new ChatTemplate(source, $"{file.FilePath}: tokenizer.chat_template");
+            return new ChatTemplate(source, name);
         }
         catch (TemplateException error)
         {

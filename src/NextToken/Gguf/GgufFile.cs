@@ -15,7 +15,7 @@ public sealed record GgufTensorInfo(string Name, GgmlType Type, long[] Dims, lon
 /// and validated when the file is opened; tensor data stays in the mapping and is exposed as
 /// <see cref="TensorData"/> views, so opening a model never copies its weights.
 /// </summary>
-public sealed unsafe class GgufFile : IDisposable
+public sealed unsafe class GgufFile : IWeightSource
 {
     public const uint Magic = 0x46554747; // "GGUF" little-endian
     public const int DefaultAlignment = 32;
@@ -209,6 +209,7 @@ public sealed unsafe class GgufFile : IDisposable
     public TensorData GetTensor(string name, params long[] expectedDims)
     {
         TensorData tensor = GetTensor(name);
+        if (expectedDims.Length == 0) return tensor;
         if (!tensor.Dims.AsSpan().SequenceEqual(expectedDims))
             throw new GgufFormatException(FilePath, _tensorsByName[name].AbsoluteOffset,
                 $"tensor '{name}' has shape {tensor.ShapeText}; expected [{string.Join(", ", expectedDims)}]");

@@ -17,7 +17,7 @@ public sealed class RoutingLedger
     public static RoutingLedger Record(LanguageModel model, int[] tokens)
     {
         if (!model.Hooks.Contains("blocks.0.mlp.hook_router_probs"))
-            throw new NextTokenException($"{model.File.FilePath}: this {model.Architecture} model has no mixture-of-experts layers to show routing for");
+            throw new NextTokenException($"{model.FilePath}: this {model.Architecture} model has no mixture-of-experts layers to show routing for");
         var (_, cache) = model.RunWithCache(tokens, n => n.Contains(".mlp.hook_router_probs") || n.Contains(".mlp.hook_expert_"));
         var entries = new List<RoutingEntry>();
         int experts = cache["blocks.0.mlp.hook_router_probs"].Shape[1];

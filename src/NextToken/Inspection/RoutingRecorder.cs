@@ -17,7 +17,7 @@ public sealed class RoutingRecorder : IDisposable
     public RoutingRecorder(LanguageModel model)
     {
         if (!model.Hooks.Contains("blocks.0.mlp.hook_expert_indices"))
-            throw new NextTokenException($"{model.File.FilePath}: this {model.Architecture} model has no mixture-of-experts layers to show routing for");
+            throw new NextTokenException($"{model.FilePath}: this {model.Architecture} model has no mixture-of-experts layers to show routing for");
         for (int l = 0; l < model.LayerCount; l++)
         {
             int layer = l;

@@ -1,5 +1,5 @@
 using System.Numerics.Tensors;
-using NextToken.Gguf;
+using NextToken.Tensors;
 using NextToken.Kernels;
 using NextToken.Tokenization;
 
@@ -18,10 +18,10 @@ public sealed class Gpt2Model : LanguageModel
     private readonly BlockHooks[] _blockHooks;
     private readonly HookPoint[] _hookQkv;
 
-    public Gpt2Model(GgufFile file, Tokenizer tokenizer) : base(file, tokenizer)
+    public Gpt2Model(IWeightSource source, Gpt2Config config, Tokenizer tokenizer, string? chatTemplate = null) : base(source, tokenizer, chatTemplate)
     {
-        Config = Gpt2Config.FromGguf(file, tokenizer.VocabSize);
-        Weights = Gpt2Weights.FromGguf(file, Config);
+        Config = config;
+        Weights = Gpt2Weights.Load(source, Config);
         _hookEmbed = Hooks.Declare("hook_embed");
         _hookPosEmbed = Hooks.Declare("hook_pos_embed");
         _blockHooks = new BlockHooks[Config.NLayer];

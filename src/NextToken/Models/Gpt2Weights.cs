@@ -33,7 +33,7 @@ public sealed class Gpt2Weights
 
     public bool TiedOutput { get; init; }
 
-    public static Gpt2Weights FromGguf(GgufFile file, Gpt2Config c)
+    public static Gpt2Weights Load(IWeightSource file, Gpt2Config c)
     {
         var load = new WeightLoader(file);
         TensorData Matrix(string name, int rows, int columns) => load.Matrix(name, rows, columns);

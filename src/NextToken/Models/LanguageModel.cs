@@ -1,4 +1,4 @@
-using NextToken.Gguf;
+using NextToken.Tensors;
 using NextToken.Tokenization;
 
 namespace NextToken.Models;
@@ -35,13 +35,20 @@ public abstract class ModelState
 /// <summary>A transformer language model ready to run: configuration, weights, tokenizer and hooks.</summary>
 public abstract class LanguageModel : IDisposable
 {
-    protected LanguageModel(GgufFile file, Tokenizer tokenizer)
+    protected LanguageModel(IWeightSource source, Tokenizer tokenizer, string? chatTemplate)
     {
-        File = file;
+        Source = source;
         Tokenizer = tokenizer;
+        ChatTemplate = chatTemplate;
     }
 
-    public GgufFile File { get; }
+    /// <summary>Where the weights come from (a GGUF file or a Hugging Face checkpoint).</summary>
+    public IWeightSource Source { get; }
+
+    public string FilePath => Source.FilePath;
+
+    /// <summary>The model's own chat template (Jinja source), if its files carry one.</summary>
+    public string? ChatTemplate { get; }
     public Tokenizer Tokenizer { get; }
     public HookRegistry Hooks { get; } = new();
 
@@ -154,7 +161,7 @@ public abstract class LanguageModel : IDisposable
             throw new ArgumentException($"logits buffer holds {logits.Length} floats; {needed} needed");
     }
 
-    public virtual void Dispose() => File.Dispose();
+    public virtual void Dispose() => Source.Dispose();
 }
 
 public sealed class ContextFullException(int position, int adding, int contextLength)

@@ -1,5 +1,5 @@
 using System.Numerics.Tensors;
-using NextToken.Gguf;
+using NextToken.Tensors;
 using NextToken.Kernels;
 using NextToken.Tokenization;
 
@@ -20,10 +20,10 @@ public sealed class LlamaModel : LanguageModel
     private readonly BlockHooks[] _blockHooks;
     private readonly LlamaHooks[] _llamaHooks;
 
-    public LlamaModel(GgufFile file, Tokenizer tokenizer) : base(file, tokenizer)
+    public LlamaModel(IWeightSource source, LlamaConfig config, Tokenizer tokenizer, string? chatTemplate = null) : base(source, tokenizer, chatTemplate)
     {
-        Config = LlamaConfig.FromGguf(file, tokenizer.VocabSize);
-        Weights = LlamaWeights.FromGguf(file, Config);
+        Config = config;
+        Weights = LlamaWeights.Load(source, Config);
         (_ropeCos, _ropeSin) = RopeTables(Config);
         _hookEmbed = Hooks.Declare("hook_embed");
         _blockHooks = new BlockHooks[Config.NLayer];

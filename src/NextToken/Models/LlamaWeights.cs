@@ -35,7 +35,7 @@ public sealed class LlamaWeights
     public required TensorData Output { get; init; }         // [nVocab, nEmbd]; the token embedding when tied
     public bool TiedOutput { get; init; }
 
-    public static LlamaWeights FromGguf(GgufFile file, LlamaConfig c)
+    public static LlamaWeights Load(IWeightSource file, LlamaConfig c)
     {
         var load = new WeightLoader(file);
         TensorData Matrix(string name, int rows, int columns) => load.Matrix(name, rows, columns);

@@ -17,8 +17,8 @@ public static class ModelLoader
             Tokenizer tokenizer = Tokenizer.Load(file);
             return architecture switch
             {
-                "gpt2" => new Gpt2Model(file, tokenizer),
-                "llama" => new LlamaModel(file, tokenizer),
+                "gpt2" => new Gpt2Model(file, Gpt2Config.FromGguf(file, tokenizer.VocabSize), tokenizer, file.GetStringOrNull("tokenizer.chat_template")),
+                "llama" => new LlamaModel(file, LlamaConfig.FromGguf(file, tokenizer.VocabSize), tokenizer, file.GetStringOrNull("tokenizer.chat_template")),
                 _ => throw new GgufFormatException(path, null, $"unknown architecture '{architecture}' in 'general.architecture'; supported: {string.Join(", ", SupportedArchitectures)}"),
             };
         }

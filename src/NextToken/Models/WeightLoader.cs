@@ -5,7 +5,7 @@ using NextToken.Tensors;
 namespace NextToken.Models;
 
 /// <summary>Finds a model's tensors in a GGUF file, checks their shapes and that a kernel exists for their type.</summary>
-internal sealed class WeightLoader(GgufFile file)
+internal sealed class WeightLoader(IWeightSource file)
 {
     /// <summary>A matrix stored [rows][columns] (ggml dims [columns, rows]), left in the mapping.</summary>
     public TensorData Matrix(string name, int rows, int columns) => Computable(file.GetTensor(name, columns, rows));
@@ -25,6 +25,6 @@ internal sealed class WeightLoader(GgufFile file)
     private TensorData Computable(TensorData tensor) =>
         RowConvert.IsSupported(tensor.Type)
             ? tensor
-            : throw new GgufFormatException(file.FilePath, null,
-                $"tensor '{tensor.Name}' has type {tensor.Type}, which this version cannot compute with yet; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K");
+            : throw new NextTokenException(
+                $"{file.FilePath}: tensor '{tensor.Name}' has type {tensor.Type}, which this version cannot compute with yet; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K");
 }
