@@ -75,6 +75,40 @@ public unsafe class KernelTests
         AssertClose(expected, actual, 1e-4);
     }
 
+    [Theory]
+    [InlineData(GgmlType.F32, 1, 64, 192)]
+    [InlineData(GgmlType.F32, 3, 64, 300)]
+    [InlineData(GgmlType.F16, 2, 96, 130)]
+    [InlineData(GgmlType.BF16, 1, 33, 513)]
+    public void MatMul_TransposedStorage_MatchesScalarReference(GgmlType type, int batch, int nIn, int nOut)
+    {
+        // Conv1D layout: element (i, o) at i·nOut + o.
+        float[] values = RandomVector(nIn * nOut, 8);
+        byte[] stored = type switch
+        {
+            GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
+            GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
+            _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray().AsSpan()).ToArray(),
+        };
+        float[] x = RandomVector(batch * nIn, 9);
+        var expected = new float[batch * nOut];
+        var actual = new float[batch * nOut];
+        fixed (byte* data = stored)
+        {
+            var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length, transposed: true);
+            MatMul.Reference(weight, x, batch, expected);
+            MatMul.Forward(weight, x, batch, actual, threads: 2);
+        }
+        if (type == GgmlType.F32)
+        {
+            // The reference reads the layout too, so check one output of it by hand.
+            double byHand = 0;
+            for (int i = 0; i < nIn; i++) byHand += (double)x[i] * values[i * nOut + 5];
+            Assert.Equal(byHand, expected[5], 3);
+        }
+        AssertClose(expected, actual, 1e-4);
+    }
+
     [Fact]
     public void Softmax_TensorPrimitivesMatchesScalarReference()
     {

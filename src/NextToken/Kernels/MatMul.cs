@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using System.Numerics.Tensors;
 using NextToken.Tensors;
 
 namespace NextToken.Kernels;
@@ -18,6 +18,11 @@ public static unsafe class MatMul
         int nIn = weight.RowLength, nOut = weight.RowCount;
         if (input.Length < nBatch * nIn || output.Length < nBatch * nOut)
             throw new ArgumentException($"matmul '{weight.Name}': buffers too small for [{nBatch}, {nIn}] × [{nOut}, {nIn}]ᵀ");
+        if (weight.Transposed)
+        {
+            ForwardTransposed(weight, input, nBatch, output, threads);
+            return;
+        }
         fixed (float* x = input)
         fixed (float* y = output)
         {
@@ -60,6 +65,46 @@ public static unsafe class MatMul
         }
     }
 
+    /// <summary>
+    /// y = x · W for W stored [in][out]: each output block accumulates x[i] · W[i, block] over i,
+    /// so the weights are read in contiguous runs; threads split the output columns.
+    /// </summary>
+    private static void ForwardTransposed(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads)
+    {
+        int nIn = weight.RowLength, nOut = weight.RowCount;
+        if (!RowConvert.IsSupported(weight.Type) || weight.Type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16))
+            throw new NotSupportedException($"transposed matmul over {weight.Type} ('{weight.Name}') is not supported");
+        const int Block = 256;
+        int blocks = (nOut + Block - 1) / Block;
+        TensorData w = weight;
+        fixed (float* x = input)
+        fixed (float* y = output)
+        {
+            float* xp = x, yp = y;
+            void RunBlock(int block)
+            {
+                int o0 = block * Block, width = Math.Min(Block, nOut - o0);
+                int elementBytes = w.Type == GgmlType.F32 ? 4 : 2;
+                Span<float> row = stackalloc float[Block];
+                for (int b = 0; b < nBatch; b++)
+                {
+                    var acc = new Span<float>(yp + (long)b * nOut + o0, width);
+                    acc.Clear();
+                    for (int i = 0; i < nIn; i++)
+                    {
+                        var stored = new ReadOnlySpan<byte>(w.Data + ((long)i * nOut + o0) * elementBytes, width * elementBytes);
+                        RowConvert.ToSingle(w.Type, stored, row[..width]);
+                        TensorPrimitives.MultiplyAdd(row[..width], xp[(long)b * nIn + i], acc, acc);
+                    }
+                }
+            }
+            if (threads <= 1 || blocks == 1)
+                for (int block = 0; block < blocks; block++) RunBlock(block);
+            else
+                Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, RunBlock);
+        }
+    }
+
     /// <summary>Plain scalar reference: dequantize each weight, multiply, add in float64.</summary>
     public static void Reference(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output)
     {
@@ -67,7 +112,10 @@ public static unsafe class MatMul
         var row = new float[nIn];
         for (int o = 0; o < nOut; o++)
         {
-            RowConvert.Row(weight, o, row);
+            if (weight.Transposed)
+                for (int i = 0; i < nIn; i++) row[i] = TransposedElement(weight, i, o);
+            else
+                RowConvert.Row(weight, o, row);
             for (int b = 0; b < nBatch; b++)
             {
                 double sum = 0;
@@ -75,5 +123,16 @@ public static unsafe class MatMul
                 output[b * nOut + o] = (float)sum;
             }
         }
+    }
+
+    private static float TransposedElement(in TensorData weight, int i, int o)
+    {
+        long index = (long)i * weight.RowCount + o;
+        return weight.Type switch
+        {
+            GgmlType.F32 => ((float*)weight.Data)[index],
+            GgmlType.F16 => (float)((Half*)weight.Data)[index],
+            _ => Dot.BF16ToSingle(((ushort*)weight.Data)[index]),
+        };
     }
 }

@@ -7,14 +7,22 @@ namespace NextToken.Tensors;
 /// </summary>
 public readonly unsafe struct TensorData
 {
-    public TensorData(string name, GgmlType type, long[] dims, byte* data, long byteLength)
+    public TensorData(string name, GgmlType type, long[] dims, byte* data, long byteLength, bool transposed = false)
     {
         Name = name;
         Type = type;
         Dims = dims;
         Data = data;
         ByteLength = byteLength;
+        Transposed = transposed;
     }
+
+    /// <summary>
+    /// A matrix whose <see cref="Dims"/> are [in, out] as usual but whose bytes are stored
+    /// [in][out] (Hugging Face GPT-2's Conv1D layout) rather than [out][in]. Only
+    /// <see cref="Kernels.MatMul"/> reads such a tensor; rows cannot be taken from it.
+    /// </summary>
+    public bool Transposed { get; }
 
     public string Name { get; }
     public GgmlType Type { get; }
@@ -40,7 +48,9 @@ public readonly unsafe struct TensorData
 
     public long RowBytes => GgmlTypeInfo.RowBytes(Type, Dims[0]);
 
-    public ReadOnlySpan<byte> Row(int row) => new(Data + row * RowBytes, checked((int)RowBytes));
+    public ReadOnlySpan<byte> Row(int row) => Transposed
+        ? throw new InvalidOperationException($"tensor '{Name}' is stored transposed; its rows are not contiguous")
+        : new(Data + row * RowBytes, checked((int)RowBytes));
 
     /// <summary>Matrix <paramref name="index"/> of a 3-D tensor (e.g. one expert's weights) as a 2-D view.</summary>
     public TensorData Matrix(int index)
