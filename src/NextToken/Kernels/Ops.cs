@@ -68,4 +68,19 @@ public static class Ops
             x[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
         }
     }
+
+    /// <summary>
+    /// Rotary position embedding as Hugging Face checkpoints expect it ("rotate half"): element i
+    /// pairs with element i + dims/2.
+    /// </summary>
+    public static void RopeHalves(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        int half = cos.Length;
+        for (int i = 0; i < half; i++)
+        {
+            float x0 = x[i], x1 = x[i + half];
+            x[i] = x0 * cos[i] - x1 * sin[i];
+            x[i + half] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
 }

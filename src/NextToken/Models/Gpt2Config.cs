@@ -34,4 +34,16 @@ public sealed record Gpt2Config(int NLayer, int NEmbd, int NHead, int NCtx, int 
             NVocab: vocabSize,
             LayerNormEps: eps);
     }
+
+    /// <summary>From a Hugging Face GPT-2 config.json.</summary>
+    public static Gpt2Config FromHuggingFace(HuggingFaceConfig config, int vocabSize)
+    {
+        int nEmbd = config.Dimension("n_embd");
+        int nHead = config.Dimension("n_head");
+        if (nEmbd % nHead != 0)
+            throw new NextTokenException($"{config.Path}: 'n_embd' {nEmbd} is not divisible by 'n_head' {nHead}");
+        return new Gpt2Config(
+            NLayer: config.Dimension("n_layer"), NEmbd: nEmbd, NHead: nHead, NCtx: config.Dimension("n_positions", config.Dimension("n_ctx", 1024)),
+            NFf: config.Dimension("n_inner", 4 * nEmbd), NVocab: vocabSize, LayerNormEps: (float)config.Number("layer_norm_epsilon", 1e-5));
+    }
 }

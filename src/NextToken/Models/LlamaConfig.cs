@@ -2,10 +2,19 @@ using NextToken.Gguf;
 
 namespace NextToken.Models;
 
-/// <summary>Llama-family hyperparameters, read from <c>llama.*</c> GGUF metadata.</summary>
+/// <summary>Which elements rotary embeddings pair up.</summary>
+public enum RopeStyle
+{
+    /// <summary>(x[2i], x[2i+1]): GGUF files, whose converter permutes the q/k rows into this order.</summary>
+    AdjacentPairs,
+    /// <summary>(x[i], x[i + d/2]): Hugging Face checkpoints ("rotate half").</summary>
+    Halves,
+}
+
+/// <summary>Llama-family hyperparameters, from <c>llama.*</c> GGUF metadata or a Hugging Face config.json.</summary>
 public sealed record LlamaConfig(
     int NLayer, int NEmbd, int NHead, int NKvHead, int HeadDim, int NCtx, int NFf, int NVocab,
-    float RmsNormEps, double RopeFreqBase, int RopeDims, int NExpert, int NExpertUsed)
+    float RmsNormEps, double RopeFreqBase, int RopeDims, int NExpert, int NExpertUsed, RopeStyle RopeStyle = RopeStyle.AdjacentPairs)
 {
     private const long MaxDimension = 1 << 20;
 
@@ -52,5 +61,23 @@ public sealed record LlamaConfig(
             RopeDims: ropeDims,
             NExpert: nExpert,
             NExpertUsed: nExpertUsed);
+    }
+
+    /// <summary>From a Hugging Face <c>LlamaForCausalLM</c>-style config.json (its q/k use rotate-half RoPE).</summary>
+    public static LlamaConfig FromHuggingFace(HuggingFaceConfig config, int vocabSize)
+    {
+        int nEmbd = config.Dimension("hidden_size");
+        int nHead = config.Dimension("num_attention_heads");
+        int nKvHead = config.Dimension("num_key_value_heads", nHead);
+        if (nHead % nKvHead != 0)
+            throw new NextTokenException($"{config.Path}: 'num_attention_heads' {nHead} is not a multiple of 'num_key_value_heads' {nKvHead}");
+        int headDim = config.Dimension("head_dim", nEmbd / nHead);
+        if (config.Has("num_local_experts"))
+            throw new NextTokenException($"{config.Path}: mixture-of-experts Hugging Face checkpoints (num_local_experts) are not supported yet; use a GGUF file");
+        return new LlamaConfig(
+            NLayer: config.Dimension("num_hidden_layers"), NEmbd: nEmbd, NHead: nHead, NKvHead: nKvHead, HeadDim: headDim,
+            NCtx: config.Dimension("max_position_embeddings"), NFf: config.Dimension("intermediate_size"), NVocab: vocabSize,
+            RmsNormEps: (float)config.Number("rms_norm_eps", 1e-6), RopeFreqBase: config.Number("rope_theta", 10000.0),
+            RopeDims: headDim, NExpert: 0, NExpertUsed: 0, RopeStyle: RopeStyle.Halves);
     }
 }

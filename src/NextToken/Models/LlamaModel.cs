@@ -201,7 +201,11 @@ public sealed class LlamaModel : LanguageModel
         int half = Config.RopeDims / 2;
         ReadOnlySpan<float> cos = _ropeCos.AsSpan(position * half, half), sin = _ropeSin.AsSpan(position * half, half);
         for (int h = 0; h < heads; h++)
-            Ops.RopeAdjacentPairs(vectors.Slice(h * Config.HeadDim, Config.HeadDim), cos, sin);
+        {
+            Span<float> head = vectors.Slice(h * Config.HeadDim, Config.RopeDims);
+            if (Config.RopeStyle == RopeStyle.Halves) Ops.RopeHalves(head, cos, sin);
+            else Ops.RopeAdjacentPairs(head, cos, sin);
+        }
     }
 
     private void RmsNormRows(ReadOnlySpan<float> x, float[] weight, float[] destination, int n)

@@ -8,13 +8,21 @@ public static class ModelLoader
 {
     public static readonly string[] SupportedArchitectures = ["gpt2", "llama"];
 
-    public static LanguageModel Load(string path)
+    /// <summary>
+    /// A GGUF file, or a Hugging Face checkpoint directory (config.json + safetensors). A separate
+    /// vocabulary (<paramref name="vocabPath"/>: a GGUF file with tokenizer metadata, tokenizer.json,
+    /// or a directory holding tokenizer files) overrides the model's own.
+    /// </summary>
+    public static LanguageModel Load(string path, string? vocabPath = null)
     {
+        if (Directory.Exists(path)) return LoadCheckpoint(path, vocabPath);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            return LoadCheckpoint(Path.GetDirectoryName(Path.GetFullPath(path))!, vocabPath);
         GgufFile file = GgufFile.Open(path);
         try
         {
             string architecture = file.GetString("general.architecture");
-            Tokenizer tokenizer = Tokenizer.Load(file);
+            Tokenizer tokenizer = vocabPath is null ? Tokenizer.Load(file) : LoadVocabulary(vocabPath, null, null);
             return architecture switch
             {
                 "gpt2" => new Gpt2Model(file, Gpt2Config.FromGguf(file, tokenizer.VocabSize), tokenizer, file.GetStringOrNull("tokenizer.chat_template")),
@@ -26,6 +34,63 @@ public static class ModelLoader
         {
             file.Dispose();
             throw;
+        }
+    }
+
+    private static LanguageModel LoadCheckpoint(string directory, string? vocabPath)
+    {
+        if (!SafeTensors.HuggingFaceCheckpoint.IsCheckpoint(directory))
+            throw new FileNotFoundException($"{directory}: not a model: no config.json (a Hugging Face checkpoint) and not a GGUF file", Path.Combine(directory, "config.json"));
+        var checkpoint = SafeTensors.HuggingFaceCheckpoint.Open(directory);
+        try
+        {
+            HuggingFaceConfig config = checkpoint.Config;
+            int vocabSize = config.Dimension("vocab_size");
+            int? bos = config.Has("bos_token_id") ? config.Dimension("bos_token_id", 0) : null;
+            int? eos = config.Has("eos_token_id") ? config.Dimension("eos_token_id", 0) : null;
+            Tokenizer tokenizer = vocabPath is not null ? LoadVocabulary(vocabPath, bos, eos)
+                : HuggingFaceTokenizer.FromDirectory(directory, bos, eos) ?? new TokenIdsOnlyTokenizer(vocabSize, directory);
+            string? template = ReadChatTemplate(directory);
+            return checkpoint.Architecture switch
+            {
+                "gpt2" => new Gpt2Model(checkpoint, Gpt2Config.FromHuggingFace(config, vocabSize), Matching(tokenizer, vocabSize), template),
+                _ => new LlamaModel(checkpoint, LlamaConfig.FromHuggingFace(config, vocabSize), Matching(tokenizer, vocabSize), template),
+            };
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The tokenizer, if it has exactly the model's vocab_size entries.</summary>
+    private static Tokenizer Matching(Tokenizer tokenizer, int vocabSize) =>
+        tokenizer.VocabSize == vocabSize ? tokenizer
+        : throw new NextTokenException($"{tokenizer.Vocabulary.Source}: the tokenizer has {tokenizer.VocabSize} tokens but the model expects {vocabSize}");
+
+    private static Tokenizer LoadVocabulary(string path, int? bos, int? eos)
+    {
+        if (Directory.Exists(path))
+            return HuggingFaceTokenizer.FromDirectory(path, bos, eos) ?? throw new NextTokenException($"{path}: no tokenizer.json or vocab.json + merges.txt");
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HuggingFaceTokenizer.FromTokenizerJson(path, bos, eos);
+        using GgufFile vocabulary = GgufFile.Open(path);
+        return Tokenizer.Load(vocabulary);
+    }
+
+    /// <summary>tokenizer_config.json's chat_template, when the checkpoint has one.</summary>
+    private static string? ReadChatTemplate(string directory)
+    {
+        string path = Path.Combine(directory, "tokenizer_config.json");
+        if (!File.Exists(path)) return null;
+        try
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+            return document.RootElement.TryGetProperty("chat_template", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.String ? t.GetString() : null;
+        }
+        catch (System.Text.Json.JsonException error)
+        {
+            throw new NextTokenException($"{path}: not valid JSON ({error.Message})");
         }
     }
 }

@@ -1,0 +1,134 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using NextToken.Models;
+using NextToken.Tensors;
+
+namespace NextToken.SafeTensors;
+
+/// <summary>
+/// A Hugging Face checkpoint directory: config.json and model.safetensors (or shards listed in
+/// model.safetensors.index.json), all memory-mapped. Tensors are asked for by GGUF name and found
+/// through <see cref="TensorNames.HuggingFace"/>, with or without a <c>transformer.</c> prefix;
+/// buffers the model does not use (GPT-2's <c>attn.bias</c> masks) are simply never asked for.
+/// </summary>
+public sealed class HuggingFaceCheckpoint : IWeightSource
+{
+    private static readonly string[] Prefixes = ["", "transformer.", "model."];
+    private readonly List<SafeTensorsFile> _files = [];
+    private readonly Dictionary<string, SafeTensorsFile> _fileOf = new(StringComparer.Ordinal);
+    private readonly (Regex Gguf, string HuggingFace, bool Transposed)[] _names;
+
+    private HuggingFaceCheckpoint(string directory, HuggingFaceConfig config, string architecture)
+    {
+        FilePath = directory;
+        Config = config;
+        Architecture = architecture;
+        _names = TensorNames.HuggingFace[architecture]
+            .Select(n => (new Regex("^" + Regex.Escape(n.Gguf).Replace("\\{0}", "(\\d+)") + "$"), n.HuggingFace, n.Transposed)).ToArray();
+    }
+
+    public string FilePath { get; }
+    public HuggingFaceConfig Config { get; }
+
+    /// <summary>"gpt2" or "llama" (Llama-layout families such as Mistral and SmolLM2 map to "llama").</summary>
+    public string Architecture { get; }
+
+    public static bool IsCheckpoint(string path) =>
+        Directory.Exists(path) && File.Exists(Path.Combine(path, "config.json"));
+
+    public static HuggingFaceCheckpoint Open(string directory)
+    {
+        var config = HuggingFaceConfig.Load(Path.Combine(directory, "config.json"));
+        string architecture = config.ModelType switch
+        {
+            "gpt2" or "GPT2LMHeadModel" => "gpt2",
+            "llama" or "mistral" or "LlamaForCausalLM" or "MistralForCausalLM" => "llama",
+            var other => throw new NextTokenException($"{Path.Combine(directory, "config.json")}: model type '{other}' is not supported; supported: gpt2, llama (and Llama-layout models such as Mistral, SmolLM2, TinyLlama)"),
+        };
+        var checkpoint = new HuggingFaceCheckpoint(directory, config, architecture);
+        try
+        {
+            checkpoint.OpenWeights();
+            return checkpoint;
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
+    private void OpenWeights()
+    {
+        string single = Path.Combine(FilePath, "model.safetensors"), index = Path.Combine(FilePath, "model.safetensors.index.json");
+        IEnumerable<string> shards;
+        if (File.Exists(index))
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(index));
+            if (!document.RootElement.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
+                throw new NextTokenException($"{index}: missing 'weight_map'");
+            shards = map.EnumerateObject().Select(p => p.Value.GetString()!).Distinct().ToList();
+        }
+        else if (File.Exists(single)) shards = ["model.safetensors"];
+        else throw new FileNotFoundException($"{FilePath}: no model.safetensors or model.safetensors.index.json", single);
+        foreach (string shard in shards)
+        {
+            if (shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                throw new NextTokenException($"{FilePath}: shard name '{shard}' must be a file in the checkpoint directory");
+            var file = SafeTensorsFile.Open(Path.Combine(FilePath, shard));
+            _files.Add(file);
+            foreach (SafeTensorInfo tensor in file.Tensors) _fileOf.TryAdd(tensor.Name, file);
+        }
+    }
+
+    public bool HasTensor(string name) => Locate(name) is not null;
+
+    public TensorData GetTensor(string name, params long[] expectedDims)
+    {
+        var located = Locate(name) ?? throw new NextTokenException($"{FilePath}: missing tensor for '{name}' ({string.Join(" or ", Candidates(name) ?? [name])})");
+        TensorData stored = located.File.GetTensor(located.Name);
+        if (!located.Transposed)
+        {
+            if (expectedDims.Length > 0 && !stored.Dims.AsSpan().SequenceEqual(expectedDims))
+                throw new NextTokenException($"{FilePath}: tensor '{located.Name}' has shape {Shape(stored.Dims)}; expected {Shape(expectedDims)}");
+            return stored;
+        }
+        // Conv1D: stored [in][out], so its reversed shape is [out, in]; present it as the logical [in, out].
+        long[] logical = [stored.Dims[1], stored.Dims[0]];
+        if (stored.Dims.Length != 2 || (expectedDims.Length > 0 && !logical.AsSpan().SequenceEqual(expectedDims)))
+            throw new NextTokenException($"{FilePath}: Conv1D tensor '{located.Name}' has shape {Shape(stored.Dims)}; expected {Shape(expectedDims.Reverse().ToArray())}");
+        unsafe
+        {
+            return new TensorData(located.Name, stored.Type, logical, stored.Data, stored.ByteLength, transposed: true);
+        }
+    }
+
+    private (SafeTensorsFile File, string Name, bool Transposed)? Locate(string ggufName)
+    {
+        foreach (var (pattern, hfPattern, transposed) in _names)
+        {
+            Match match = pattern.Match(ggufName);
+            if (!match.Success) continue;
+            string hfName = match.Groups.Count > 1 ? string.Format(CultureInfo.InvariantCulture, hfPattern, match.Groups[1].Value) : hfPattern;
+            foreach (string prefix in Prefixes)
+                if (_fileOf.TryGetValue(prefix + hfName, out SafeTensorsFile? file)) return (file, prefix + hfName, transposed);
+        }
+        return null;
+    }
+
+    private string[]? Candidates(string ggufName)
+    {
+        foreach (var (pattern, hfPattern, _) in _names)
+        {
+            Match match = pattern.Match(ggufName);
+            if (match.Success)
+                return [match.Groups.Count > 1 ? string.Format(CultureInfo.InvariantCulture, hfPattern, match.Groups[1].Value) : hfPattern];
+        }
+        return null;
+    }
+
+    private static string Shape(long[] dims) => "[" + string.Join(", ", dims) + "]";
+
+    public void Dispose() => _files.ForEach(f => f.Dispose());
+}
