@@ -15,10 +15,17 @@ internal static class CommonOptions
         Recursive = true,
     };
 
-    public static Option<string> Model() => new("--model", "-m")
+    public const string DefaultModel = "openai-community/gpt2";
+
+    public static readonly Option<string?> Vocab = new("--vocab")
     {
-        Description = "Path to a GGUF model file",
-        Required = true,
+        Description = "Tokenizer to use instead of the model's: a GGUF vocabulary, tokenizer.json, or a checkpoint directory",
+        Recursive = true,
+    };
+
+    public static Option<string?> Model() => new("--model", "-m")
+    {
+        Description = $"A GGUF file, a Hugging Face checkpoint directory, or a hub model ORG/NAME[@REVISION] (default: $NEXTTOKEN_MODEL, else {DefaultModel})",
     };
 
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON document instead of tables" };
@@ -89,15 +96,33 @@ internal static class CommonOptions
         return code;
     }
 
-    public static LanguageModel LoadModel(string path, int? threads)
+    public static LanguageModel LoadModel(ParseResult parse, string? model, int? threads)
     {
-        LanguageModel model = ModelLoader.Load(path);
+        LanguageModel loaded = ModelLoader.Load(ResolveModel(model), parse.GetValue(Vocab));
         if (threads is { } t)
         {
-            if (t < 1) throw new NextTokenException($"--threads must be at least 1, not {t}");
-            model.Threads = t;
+            if (t < 1)
+            {
+                loaded.Dispose();
+                throw new NextTokenException($"--threads must be at least 1, not {t}");
+            }
+            loaded.Threads = t;
         }
-        return model;
+        return loaded;
+    }
+
+    /// <summary>
+    /// A local file or directory as it is; otherwise a hub model id, fetched into the Hugging Face
+    /// cache on first use (with a progress bar); no --model means $NEXTTOKEN_MODEL or GPT-2.
+    /// </summary>
+    public static string ResolveModel(string? model)
+    {
+        model ??= Environment.GetEnvironmentVariable("NEXTTOKEN_MODEL") is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultModel;
+        if (File.Exists(model) || Directory.Exists(model)) return model;
+        if (model.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) || model.StartsWith('.') || model.StartsWith('/') || !Hub.HubModelId.TryParse(model, out Hub.HubModelId id))
+            throw new FileNotFoundException($"{model}: file not found", model);
+        using var hub = new Hub.HubClient(Hub.HubOptions.FromEnvironment());
+        return Downloads.Run(progress => hub.GetCheckpointAsync(id, progress)).GetAwaiter().GetResult();
     }
 
     /// <summary>The prompt as token ids, from --tokens or from text (option or argument).</summary>

@@ -17,8 +17,11 @@ var root = new RootCommand("NextToken: run transformer language models from real
     SteerCommand.Create(),
     RoutingCommand.Create(),
     MapCommand.Create(),
+    HubCommands.Pull(),
+    HubCommands.Models(),
     BenchCommand.Create(),
     SynthCommand.Create(),
 };
 root.Options.Add(CommonOptions.Verbose);
+root.Options.Add(CommonOptions.Vocab);
 return root.Parse(args).Invoke();

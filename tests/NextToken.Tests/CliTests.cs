@@ -13,9 +13,12 @@ public class CliTests : IDisposable
 
     private static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) => RunWithInput(null, args);
 
-    private static (int ExitCode, string Stdout, string Stderr) RunWithInput(string? input, params string[] args)
+    private static (int ExitCode, string Stdout, string Stderr) RunWithInput(string? input, params string[] args) => RunWith(input, null, args);
+
+    internal static (int ExitCode, string Stdout, string Stderr) RunWith(string? input, Dictionary<string, string>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var (key, value) in environment ?? []) start.Environment[key] = value;
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "NextToken.Cli.dll"));
         foreach (string a in args) start.ArgumentList.Add(a);
         using Process process = Process.Start(start)!;

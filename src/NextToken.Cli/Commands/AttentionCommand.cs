@@ -27,7 +27,7 @@ internal static class AttentionCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, parse.GetValue(prompt) ?? parse.GetValue(promptArgument), parse.GetValue(tokens), lm.Tokenizer.Vocabulary.AddBos, false);
             int n = ids.Length;
             var (_, cache) = lm.RunWithCache(ids, name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal));

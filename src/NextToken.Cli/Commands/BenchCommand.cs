@@ -22,7 +22,7 @@ internal static class BenchCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int runs = parse.GetValue(repetitions);
             if (runs < 1) throw new NextTokenException($"--repetitions must be at least 1, not {runs}");
             var results = new List<ThroughputResult>();

@@ -32,7 +32,7 @@ internal static class ChatCommand
         sampling.AddTo(command);
         command.SetAction((parse, cancellation) => CommonOptions.RunAsync(parse, async () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             ChatTemplate chatTemplate = TemplateCommand.Resolve(lm, parse.GetValue(templateFile), parse.GetValue(template));
             bool plain = chatTemplate.Source == ChatTemplate.BuiltIn["plain"];
             var vocabulary = lm.Tokenizer.Vocabulary;

@@ -28,7 +28,7 @@ internal static class CompareCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             ChatTemplate? chat = ContextBuilder.Template(lm, parse.GetValue(template), parse.GetValue(raw));
             int[] a = ContextBuilder.Tokens(lm, parse.GetValue(prompt)!, parse.GetValue(systemA), chat);
             int[] b = ContextBuilder.Tokens(lm, parse.GetValue(promptB) ?? parse.GetValue(prompt)!, parse.GetValue(systemB), chat);

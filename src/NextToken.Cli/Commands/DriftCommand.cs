@@ -26,7 +26,7 @@ internal static class DriftCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             ChatTemplate chat = TemplateCommand.Resolve(lm, null, parse.GetValue(template));
             List<ChatMessage> turns = (parse.GetValue(conversation), parse.GetValue(synthetic)) switch
             {

@@ -35,7 +35,7 @@ internal static class GenerateCommand
         sampling.AddTo(command);
         command.SetAction((parse, cancellation) => CommonOptions.RunAsync(parse, async () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             string? text = parse.GetValue(prompt) ?? parse.GetValue(promptArgument);
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, text, parse.GetValue(tokens), parse.GetValue(addBos), parse.GetValue(parseSpecial));
             if (ids.Length >= lm.ContextLength) throw new ContextFullException(0, ids.Length, lm.ContextLength);

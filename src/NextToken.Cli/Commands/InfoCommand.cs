@@ -19,15 +19,41 @@ internal static class InfoCommand
         return new { element_type = value.ElementType.ToString(), length = array.Length, head };
     }
 
+    private static int CheckpointInfo(string directory, bool json)
+    {
+        using var checkpoint = NextToken.SafeTensors.HuggingFaceCheckpoint.Open(directory);
+        string config = File.ReadAllText(Path.Combine(directory, "config.json"));
+        var tensors = checkpoint.Files.SelectMany(f => f.Tensors.Select(t => (File: Path.GetFileName(f.FilePath), Tensor: t))).OrderBy(t => t.Tensor.Name, StringComparer.Ordinal).ToList();
+        if (json)
+        {
+            JsonOutput.Write(new
+            {
+                directory, architecture = checkpoint.Architecture,
+                config = System.Text.Json.JsonDocument.Parse(config).RootElement,
+                tensors = tensors.Select(t => new { name = t.Tensor.Name, dtype = t.Tensor.DType, shape = t.Tensor.Shape, bytes = t.Tensor.End - t.Tensor.Begin, file = t.File }).ToArray(),
+            });
+            return 0;
+        }
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(directory)}[/]: Hugging Face checkpoint, architecture {checkpoint.Architecture}, {tensors.Count} tensors in {checkpoint.Files.Count} file(s)");
+        AnsiConsole.Write(new Panel(Markup.Escape(config)).Header("config.json"));
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("name").AddColumn("dtype").AddColumn("shape").AddColumn(new TableColumn("bytes").RightAligned()).AddColumn("file");
+        foreach (var (file, t) in tensors)
+            table.AddRow(Markup.Escape(t.Name), t.DType, Markup.Escape("[" + string.Join(", ", t.Shape) + "]"), CommonOptions.Number(t.End - t.Begin), Markup.Escape(file));
+        AnsiConsole.Write(table);
+        return 0;
+    }
+
     public static Command Create()
     {
         var model = CommonOptions.Model();
-        model.Description = "GGUF file to describe";
+        model.Description = "GGUF file or Hugging Face checkpoint to describe";
         var json = CommonOptions.Json();
         var command = new Command("info", "Show a GGUF file's architecture, hyperparameters, metadata and tensor table") { model, json };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using GgufFile file = GgufFile.Open(parse.GetValue(model)!);
+            string path = CommonOptions.ResolveModel(parse.GetValue(model));
+            if (Directory.Exists(path)) return CheckpointInfo(path, parse.GetValue(json));
+            using GgufFile file = GgufFile.Open(path);
             string architecture = file.GetStringOrNull("general.architecture") ?? "(none: vocabulary only)";
             var typeMix = file.Tensors.GroupBy(t => t.Type).OrderByDescending(g => g.Sum(t => t.ByteLength))
                 .Select(g => new { type = g.Key.ToString(), count = g.Count(), bytes = g.Sum(t => t.ByteLength) }).ToArray();

@@ -25,7 +25,7 @@ internal static class LensCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, parse.GetValue(prompt) ?? parse.GetValue(promptArgument), parse.GetValue(tokens), lm.Tokenizer.Vocabulary.AddBos, false);
             LensLayer[] layers = LogitLens.Run(lm, ids, parse.GetValue(position), parse.GetValue(top));
             int finalTop = layers[^1].Top[0].Id;

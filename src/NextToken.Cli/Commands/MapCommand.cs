@@ -24,7 +24,7 @@ internal static class MapCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int[][] Read(string path) => File.ReadAllLines(path).Where(l => l.Trim().Length > 0)
                 .Select(l => lm.Tokenizer.Encode(l, lm.Tokenizer.Vocabulary.AddBos).Ids).ToArray() is { Length: > 0 } r ? r : throw new NextTokenException($"{path}: no prompts");
             int l = parse.GetValue(layer);

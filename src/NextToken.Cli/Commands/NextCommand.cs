@@ -32,7 +32,7 @@ internal static class NextCommand
         sampling.AddTo(command);
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             string? text = parse.GetValue(prompt) ?? parse.GetValue(promptArgument);
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, text, parse.GetValue(tokens), parse.GetValue(addBos), parse.GetValue(parseSpecial));
             int k = parse.GetValue(top);

@@ -25,7 +25,7 @@ internal static class RoutingCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             ChatTemplate? chat = ContextBuilder.Template(lm, parse.GetValue(template), parse.GetValue(raw));
             int[] ids = ContextBuilder.Tokens(lm, parse.GetValue(prompt)!, null, chat);
             RoutingLedger ledger = RoutingLedger.Record(lm, ids);

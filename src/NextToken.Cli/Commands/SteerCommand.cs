@@ -35,7 +35,7 @@ internal static class SteerCommand
         sampling.AddTo(command);
         command.SetAction((parse, cancellation) => CommonOptions.RunAsync(parse, async () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             var tokenizer = lm.Tokenizer;
             bool bos = tokenizer.Vocabulary.AddBos;
             int[] promptIds = tokenizer.Encode(parse.GetValue(prompt)!, bos).Ids;

@@ -12,7 +12,7 @@ internal static class TokenizeCommand
     public static Command Create()
     {
         var model = CommonOptions.Model();
-        model.Description = "GGUF model or vocabulary-only file (e.g. ggml-vocab-gpt-2.gguf)";
+        model.Description = "GGUF model or vocabulary-only file (e.g. ggml-vocab-gpt-2.gguf), a checkpoint directory, or a hub model ORG/NAME";
         var text = new Option<string?>("--text") { Description = "Text to tokenize" };
         var file = new Option<string?>("--file") { Description = "Tokenize the contents of this file" };
         var jsonl = new Option<string?>("--jsonl") { Description = "Batch mode: read lines {\"text\": ...} from this file, write one line {\"ids\": [...]} per input" };
@@ -25,8 +25,9 @@ internal static class TokenizeCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using GgufFile gguf = GgufFile.Open(parse.GetValue(model)!);
-            Tokenizer tokenizer = Tokenizer.Load(gguf);
+            Tokenizer tokenizer = parse.GetValue(CommonOptions.Vocab) is { } vocab
+                ? Models.ModelLoader.LoadTokenizer(vocab)
+                : Models.ModelLoader.LoadTokenizer(CommonOptions.ResolveModel(parse.GetValue(model)));
             bool bos = parse.GetValue(addBos), special = parse.GetValue(parseSpecial);
             if (parse.GetValue(jsonl) is { } batchPath)
                 return Batch(tokenizer, batchPath, bos, special);

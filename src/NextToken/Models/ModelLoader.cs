@@ -69,6 +69,19 @@ public static class ModelLoader
         tokenizer.VocabSize == vocabSize ? tokenizer
         : throw new NextTokenException($"{tokenizer.Vocabulary.Source}: the tokenizer has {tokenizer.VocabSize} tokens but the model expects {vocabSize}");
 
+    /// <summary>Just the tokenizer of a GGUF file (model or vocabulary-only), a checkpoint directory, or a tokenizer.json.</summary>
+    public static Tokenizer LoadTokenizer(string path)
+    {
+        if (Directory.Exists(path) && SafeTensors.HuggingFaceCheckpoint.IsCheckpoint(path))
+        {
+            HuggingFaceConfig config = HuggingFaceConfig.Load(Path.Combine(path, "config.json"));
+            int? bos = config.Has("bos_token_id") ? config.Dimension("bos_token_id", 0) : null;
+            int? eos = config.Has("eos_token_id") ? config.Dimension("eos_token_id", 0) : null;
+            return LoadVocabulary(path, bos, eos);
+        }
+        return LoadVocabulary(path, null, null);
+    }
+
     private static Tokenizer LoadVocabulary(string path, int? bos, int? eos)
     {
         if (Directory.Exists(path))

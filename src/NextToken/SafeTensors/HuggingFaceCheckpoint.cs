@@ -30,6 +30,7 @@ public sealed class HuggingFaceCheckpoint : IWeightSource
 
     public string FilePath { get; }
     public HuggingFaceConfig Config { get; }
+    public IReadOnlyList<SafeTensorsFile> Files => _files;
 
     /// <summary>"gpt2" or "llama" (Llama-layout families such as Mistral and SmolLM2 map to "llama").</summary>
     public string Architecture { get; }
