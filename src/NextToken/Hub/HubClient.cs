@@ -119,7 +119,16 @@ public sealed class HubClient : IDisposable
     private async Task<(string Commit, HashSet<string> Files)> ResolveAsync(HubModelId id, CancellationToken cancellation)
     {
         string url = $"{options.Endpoint}/api/models/{id.Repository}/revision/{Uri.EscapeDataString(id.Revision)}";
-        using HttpResponseMessage response = await SendAsync(HttpMethod.Get, url, null, id, cancellation);
+        HttpResponseMessage response;
+        try
+        {
+            response = await SendAsync(HttpMethod.Get, url, null, id, cancellation);
+        }
+        catch (HttpRequestException error)
+        {
+            throw new NextTokenException($"cannot reach {options.Endpoint} to fetch {id} ({error.Message}); give --model a local GGUF file or checkpoint, or set HF_HUB_OFFLINE=1 to use only the cache");
+        }
+        using HttpResponseMessage _ = response;
         using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellation));
         string commit = document.RootElement.TryGetProperty("sha", out JsonElement sha) && sha.GetString() is { } s && Regex.IsMatch(s, "^[0-9a-f]{40}$")
             ? s : throw new NextTokenException($"{url}: the hub's answer has no commit sha");
