@@ -7,8 +7,12 @@ namespace NextToken.Kernels;
 /// KV head h / (nHead / nKvHead); plain multi-head attention is nKvHead = nHead). The softmax
 /// probabilities stay in <see cref="Scores"/> so hooks can read the pattern.
 /// </summary>
-public sealed class CausalAttention
+public sealed class CausalAttention : IParallelWork
 {
+    private float[] _queries = [], _keyCache = [], _valueCache = [], _output = [];
+    private int _queryStride, _p0;
+    private long _cacheOffset;
+
     private readonly int _nHead, _nKvHead, _headDim, _nCtx;
 
     public CausalAttention(int nHead, int nKvHead, int headDim, int nCtx, int maxBatch)
@@ -36,17 +40,13 @@ public sealed class CausalAttention
     {
         int work = n * _nHead;
         long cost = (long)work * (p0 + n) * _headDim;
-        if (threads > 1 && cost > 65_536)
-        {
-            Parallel.For(0, work, new ParallelOptions { MaxDegreeOfParallelism = threads },
-                i => AttendOne(queries, queryStride, keyCache, valueCache, cacheOffset, p0, i / _nHead, i % _nHead, output));
-        }
-        else
-        {
-            for (int i = 0; i < work; i++)
-                AttendOne(queries, queryStride, keyCache, valueCache, cacheOffset, p0, i / _nHead, i % _nHead, output);
-        }
+        (_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _output) = (queries, queryStride, keyCache, valueCache, cacheOffset, p0, output);
+        WorkerPool.Shared.Run(this, work, threads > 1 && cost > 65_536 ? threads : 1);
     }
+
+    /// <summary>One (query position, head) pair of the current <see cref="Run"/>.</summary>
+    public void Execute(int chunk) =>
+        AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, chunk / _nHead, chunk % _nHead, _output);
 
     private void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
                            int p0, int t, int head, float[] output)

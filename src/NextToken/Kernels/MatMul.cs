@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using NextToken.Tensors;
 
 namespace NextToken.Kernels;
@@ -26,43 +27,171 @@ public static unsafe class MatMul
         fixed (float* x = input)
         fixed (float* y = output)
         {
-            var job = new Job(weight, x, y, nBatch);
-            int chunks = Math.Min(nOut, Math.Max(1, threads) * 8);
             if (threads <= 1 || (long)nOut * nIn * nBatch < 32_768)
             {
-                job.Run(0, nOut);
+                Rows(weight, x, y, nBatch, 0, nOut);
                 return;
             }
-            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, chunk =>
-            {
-                int start = (int)((long)nOut * chunk / chunks), end = (int)((long)nOut * (chunk + 1) / chunks);
-                job.Run(start, end);
-            });
+            // Chunks of whole 4-row tiles, several per thread so uneven cores still finish together.
+            int tiles = (nOut + 3) / 4;
+            int chunks = Math.Min(tiles, Math.Max(1, threads) * 8);
+            RowJob job = RowJob.ForThisThread;
+            job.Set(weight, x, y, nBatch, tiles, chunks);
+            WorkerPool.Shared.Run(job, chunks, threads);
         }
     }
 
-    private readonly struct Job(TensorData weight, float* x, float* y, int nBatch)
+    /// <summary>One matmul's parameters, kept per calling thread so a call allocates nothing.</summary>
+    private sealed class RowJob : IParallelWork
     {
-        public void Run(int rowStart, int rowEnd)
+        [ThreadStatic] private static RowJob? _forThisThread;
+        private TensorData _weight;
+        private float* _x, _y;
+        private int _nBatch, _tiles, _chunks;
+
+        public static RowJob ForThisThread => _forThisThread ??= new RowJob();
+
+        public void Set(in TensorData weight, float* x, float* y, int nBatch, int tiles, int chunks)
         {
-            int nIn = weight.RowLength, nOut = weight.RowCount;
-            long rowBytes = weight.RowBytes;
-            for (int o = rowStart; o < rowEnd; o++)
+            _weight = weight;
+            _x = x;
+            _y = y;
+            (_nBatch, _tiles, _chunks) = (nBatch, tiles, chunks);
+        }
+
+        public void Execute(int chunk)
+        {
+            int nOut = _weight.RowCount;
+            int start = (int)((long)_tiles * chunk / _chunks) * 4, end = Math.Min(nOut, (int)((long)_tiles * (chunk + 1) / _chunks) * 4);
+            Rows(_weight, _x, _y, _nBatch, start, end);
+        }
+    }
+
+    /// <summary>Output rows [rowStart, rowEnd) for every input row.</summary>
+    private static void Rows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd)
+    {
+        int nIn = weight.RowLength;
+        if (nBatch >= 4 && nIn % 8 == 0 && Vector256.IsHardwareAccelerated)
+            TiledRows(weight, x, y, nBatch, rowStart, rowEnd);
+        else
+            DotRows(weight, x, y, nBatch, rowStart, rowEnd);
+    }
+
+    /// <summary>One dot product per (row, input): the decode path, where each weight row is read once anyway.</summary>
+    private static void DotRows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd)
+    {
+        int nIn = weight.RowLength, nOut = weight.RowCount;
+        long rowBytes = weight.RowBytes;
+        for (int o = rowStart; o < rowEnd; o++)
+        {
+            byte* row = weight.Data + o * rowBytes;
+            for (int b = 0; b < nBatch; b++)
             {
-                byte* row = weight.Data + o * rowBytes;
-                for (int b = 0; b < nBatch; b++)
+                var xb = new ReadOnlySpan<float>(x + (long)b * nIn, nIn);
+                y[(long)b * nOut + o] = weight.Type switch
                 {
-                    var xb = new ReadOnlySpan<float>(x + (long)b * nIn, nIn);
-                    y[(long)b * nOut + o] = weight.Type switch
-                    {
-                        GgmlType.F32 => Dot.F32(new ReadOnlySpan<float>(row, nIn), xb),
-                        GgmlType.F16 => Dot.F16(new ReadOnlySpan<Half>(row, nIn), xb),
-                        GgmlType.BF16 => Dot.BF16(new ReadOnlySpan<ushort>(row, nIn), xb),
-                        _ => Quantized.DotRow(weight.Type, new ReadOnlySpan<byte>(row, (int)rowBytes), xb),
-                    };
-                }
+                    GgmlType.F32 => Dot.F32(new ReadOnlySpan<float>(row, nIn), xb),
+                    GgmlType.F16 => Dot.F16(new ReadOnlySpan<Half>(row, nIn), xb),
+                    GgmlType.BF16 => Dot.BF16(new ReadOnlySpan<ushort>(row, nIn), xb),
+                    _ => Quantized.DotRow(weight.Type, new ReadOnlySpan<byte>(row, (int)rowBytes), xb),
+                };
             }
         }
+    }
+
+    [ThreadStatic] private static float[]? _tileRows;
+
+    /// <summary>
+    /// The prompt path: 4 weight rows × 4 input rows at a time, 16 accumulators in registers, so
+    /// each loaded weight vector is used 4 times and each input vector 4 times. Rows of other
+    /// types are expanded to float32 four at a time into a per-thread buffer first.
+    /// </summary>
+    private static void TiledRows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd)
+    {
+        int nIn = weight.RowLength, nOut = weight.RowCount;
+        long rowBytes = weight.RowBytes;
+        float[] scratch = _tileRows is { } buffer && buffer.Length >= 4 * nIn ? buffer : _tileRows = new float[4 * nIn];
+        bool wide = Vector512.IsHardwareAccelerated && nIn % 16 == 0;
+        fixed (float* expanded = scratch)
+        {
+            for (int o = rowStart; o < rowEnd; o += 4)
+            {
+                int rows = Math.Min(4, rowEnd - o);
+                float* w;
+                if (weight.Type == GgmlType.F32) w = (float*)(weight.Data + o * rowBytes);
+                else
+                {
+                    for (int r = 0; r < rows; r++) RowConvert.Row(weight, o + r, new Span<float>(expanded + r * nIn, nIn));
+                    w = expanded;
+                }
+                int b = 0;
+                if (rows == 4 && wide)
+                    for (; b + 4 <= nBatch; b += 4) Tile4x4Wide(w, nIn, x + (long)b * nIn, y + (long)b * nOut + o, nOut);
+                else if (rows == 4)
+                    for (; b + 4 <= nBatch; b += 4) Tile4x4(w, nIn, x + (long)b * nIn, y + (long)b * nOut + o, nOut);
+                for (; b < nBatch; b++)
+                    for (int r = 0; r < rows; r++)
+                        y[(long)b * nOut + o + r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w + (long)r * nIn, nIn), new ReadOnlySpan<float>(x + (long)b * nIn, nIn));
+            }
+        }
+    }
+
+    /// <summary>y[b, r] = w[r] · x[b] for r, b in 0..3; rows of w and x are n floats apart, n a multiple of 8.</summary>
+    private static void Tile4x4(float* w, int n, float* x, float* y, int yStride)
+    {
+        Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector256<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector256<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        for (int k = 0; k < n; k += 8)
+        {
+            Vector256<float> x0 = Vector256.Load(x + k), x1 = Vector256.Load(x + n + k), x2 = Vector256.Load(x + 2 * n + k), x3 = Vector256.Load(x + 3 * n + k);
+            Vector256<float> w0 = Vector256.Load(w + k);
+            a00 = Vector256.FusedMultiplyAdd(w0, x0, a00); a01 = Vector256.FusedMultiplyAdd(w0, x1, a01);
+            a02 = Vector256.FusedMultiplyAdd(w0, x2, a02); a03 = Vector256.FusedMultiplyAdd(w0, x3, a03);
+            Vector256<float> w1 = Vector256.Load(w + n + k);
+            a10 = Vector256.FusedMultiplyAdd(w1, x0, a10); a11 = Vector256.FusedMultiplyAdd(w1, x1, a11);
+            a12 = Vector256.FusedMultiplyAdd(w1, x2, a12); a13 = Vector256.FusedMultiplyAdd(w1, x3, a13);
+            Vector256<float> w2 = Vector256.Load(w + 2 * n + k);
+            a20 = Vector256.FusedMultiplyAdd(w2, x0, a20); a21 = Vector256.FusedMultiplyAdd(w2, x1, a21);
+            a22 = Vector256.FusedMultiplyAdd(w2, x2, a22); a23 = Vector256.FusedMultiplyAdd(w2, x3, a23);
+            Vector256<float> w3 = Vector256.Load(w + 3 * n + k);
+            a30 = Vector256.FusedMultiplyAdd(w3, x0, a30); a31 = Vector256.FusedMultiplyAdd(w3, x1, a31);
+            a32 = Vector256.FusedMultiplyAdd(w3, x2, a32); a33 = Vector256.FusedMultiplyAdd(w3, x3, a33);
+        }
+        y[0] = Vector256.Sum(a00); y[yStride] = Vector256.Sum(a01); y[2 * yStride] = Vector256.Sum(a02); y[3 * yStride] = Vector256.Sum(a03);
+        y[1] = Vector256.Sum(a10); y[yStride + 1] = Vector256.Sum(a11); y[2 * yStride + 1] = Vector256.Sum(a12); y[3 * yStride + 1] = Vector256.Sum(a13);
+        y[2] = Vector256.Sum(a20); y[yStride + 2] = Vector256.Sum(a21); y[2 * yStride + 2] = Vector256.Sum(a22); y[3 * yStride + 2] = Vector256.Sum(a23);
+        y[3] = Vector256.Sum(a30); y[yStride + 3] = Vector256.Sum(a31); y[2 * yStride + 3] = Vector256.Sum(a32); y[3 * yStride + 3] = Vector256.Sum(a33);
+    }
+
+    /// <summary>y[b, r] = w[r] · x[b] for r, b in 0..3; rows of w and x are n floats apart, n a multiple of 16 (AVX-512).</summary>
+    private static void Tile4x4Wide(float* w, int n, float* x, float* y, int yStride)
+    {
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector512<float> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default;
+        Vector512<float> a30 = default, a31 = default, a32 = default, a33 = default;
+        for (int k = 0; k < n; k += 16)
+        {
+            Vector512<float> x0 = Vector512.Load(x + k), x1 = Vector512.Load(x + n + k), x2 = Vector512.Load(x + 2 * n + k), x3 = Vector512.Load(x + 3 * n + k);
+            Vector512<float> w0 = Vector512.Load(w + k);
+            a00 = Vector512.FusedMultiplyAdd(w0, x0, a00); a01 = Vector512.FusedMultiplyAdd(w0, x1, a01);
+            a02 = Vector512.FusedMultiplyAdd(w0, x2, a02); a03 = Vector512.FusedMultiplyAdd(w0, x3, a03);
+            Vector512<float> w1 = Vector512.Load(w + n + k);
+            a10 = Vector512.FusedMultiplyAdd(w1, x0, a10); a11 = Vector512.FusedMultiplyAdd(w1, x1, a11);
+            a12 = Vector512.FusedMultiplyAdd(w1, x2, a12); a13 = Vector512.FusedMultiplyAdd(w1, x3, a13);
+            Vector512<float> w2 = Vector512.Load(w + 2 * n + k);
+            a20 = Vector512.FusedMultiplyAdd(w2, x0, a20); a21 = Vector512.FusedMultiplyAdd(w2, x1, a21);
+            a22 = Vector512.FusedMultiplyAdd(w2, x2, a22); a23 = Vector512.FusedMultiplyAdd(w2, x3, a23);
+            Vector512<float> w3 = Vector512.Load(w + 3 * n + k);
+            a30 = Vector512.FusedMultiplyAdd(w3, x0, a30); a31 = Vector512.FusedMultiplyAdd(w3, x1, a31);
+            a32 = Vector512.FusedMultiplyAdd(w3, x2, a32); a33 = Vector512.FusedMultiplyAdd(w3, x3, a33);
+        }
+        y[0] = Vector512.Sum(a00); y[yStride] = Vector512.Sum(a01); y[2 * yStride] = Vector512.Sum(a02); y[3 * yStride] = Vector512.Sum(a03);
+        y[1] = Vector512.Sum(a10); y[yStride + 1] = Vector512.Sum(a11); y[2 * yStride + 1] = Vector512.Sum(a12); y[3 * yStride + 1] = Vector512.Sum(a13);
+        y[2] = Vector512.Sum(a20); y[yStride + 2] = Vector512.Sum(a21); y[2 * yStride + 2] = Vector512.Sum(a22); y[3 * yStride + 2] = Vector512.Sum(a23);
+        y[3] = Vector512.Sum(a30); y[yStride + 3] = Vector512.Sum(a31); y[2 * yStride + 3] = Vector512.Sum(a32); y[3 * yStride + 3] = Vector512.Sum(a33);
     }
 
     /// <summary>
