@@ -284,7 +284,7 @@ public class CliTests : IDisposable
     [Fact]
     public void Synth_UnknownSize_NamesTheKnownOnes()
     {
-        var (code, _, stderr) = Run("synth", "--size", "7B", "-o", _temp.File("x.gguf"), "--vocab", Fixtures.Vocab("ggml-vocab-gpt-2.gguf"));
+        var (code, _, stderr) = Run("synth", "--size", "7B", "-o", _temp.File("x.gguf"), "--from-vocab", Fixtures.Vocab("ggml-vocab-gpt-2.gguf"));
         Assert.Equal(1, code);
         Assert.Contains("unknown GPT-2 size '7B'; expected one of 124M", stderr);
     }

@@ -127,3 +127,32 @@ public unsafe class KernelTests
         Assert.Equal(-2.0f, Dot.BF16ToSingle(0xC000));
     }
 }
+
+public class HalfConversionTests
+{
+    [Fact]
+    public void DotF16_EveryHalfValue_ConvertsExactly()
+    {
+        // All 65,536 bit patterns (subnormals, infinities and NaNs included), one at a time against x = e_i.
+        var row = new Half[32];
+        var x = new float[32];
+        x[5] = 1;
+        for (int bits = 0; bits < 65536; bits++)
+        {
+            row[5] = BitConverter.UInt16BitsToHalf((ushort)bits);
+            float expected = (float)row[5];
+            float actual = NextToken.Kernels.Dot.F16(row, x);
+            if (float.IsNaN(expected)) Assert.True(float.IsNaN(actual), $"bits 0x{bits:X4}");
+            else Assert.True(expected == actual || (float.IsInfinity(expected) && expected == actual), $"bits 0x{bits:X4}: {actual} vs {expected}");
+        }
+    }
+
+    [Fact]
+    public void DotF16_MatchesTwoPassForm()
+    {
+        var random = new Random(3);
+        Half[] row = Enumerable.Range(0, 1000).Select(_ => (Half)(random.NextDouble() * 4 - 2)).ToArray();
+        float[] x = Enumerable.Range(0, 1000).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+        Assert.Equal(NextToken.Kernels.Dot.F16TwoPass(row, x), NextToken.Kernels.Dot.F16(row, x), 3);
+    }
+}

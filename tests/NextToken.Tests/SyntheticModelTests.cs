@@ -49,3 +49,43 @@ public class UnsupportedWeightTypeTests
         Assert.Contains("tensor 'blk.0.ffn_up.weight' has type Q5_0", error.Message);
     }
 }
+
+public class SyntheticLlamaTests
+{
+    [Theory]
+    [InlineData(GgmlType.F32)]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    public void WriteLlama_SmallShape_LoadsAndRuns(GgmlType type)
+    {
+        using var temp = new TempDir();
+        string path = temp.File("llama.gguf");
+        using (var vocab = GgufFile.Open(Fixtures.Vocab("ggml-vocab-llama-spm.gguf")))
+            SyntheticModel.WriteLlama(path, new LlamaShape("test", 2, 64, 4, 2, 128, 64), type, vocab, seed: 3);
+        using LanguageModel model = ModelLoader.Load(path);
+        Assert.Equal(type, model.Source.GetTensor("blk.0.attn_k.weight", 64, 32).Type);
+        var logits = new float[model.VocabSize];
+        model.Forward(model.CreateState(), [1, 450, 6635, 3290], logits);
+        Assert.All(logits, x => Assert.True(float.IsFinite(x)));
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 1.0 / 127)]
+    [InlineData(GgmlType.Q4_0, 1.0 / 8)]
+    public void Quantize_ThenDequantize_IsWithinAStep(GgmlType type, double stepFraction)
+    {
+        var random = new Random(4);
+        float[] x = Enumerable.Range(0, 256).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        byte[] blocks = NextToken.Kernels.Quantize.Blocks(type, x);
+        var back = new float[x.Length];
+        NextToken.Kernels.Quantized.DequantizeRow(type, blocks, back);
+        for (int b = 0; b < x.Length / 32; b++)
+        {
+            double amax = x.Skip(b * 32).Take(32).Max(Math.Abs);
+            for (int i = b * 32; i < b * 32 + 32; i++)
+                // Half a step when rounding; Q4_0's range is asymmetric (−8…+7 steps), so the side opposite
+                // the largest magnitude clips at up to a whole step.
+                Assert.True(Math.Abs(back[i] - x[i]) <= amax * stepFraction * (type == GgmlType.Q4_0 ? 1 : 0.5) + 1e-3 * amax, $"{type} value {i}: {back[i]} vs {x[i]}");
+        }
+    }
+}

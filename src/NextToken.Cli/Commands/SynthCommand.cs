@@ -9,15 +9,17 @@ namespace NextToken.Cli.Commands;
 /// <summary><c>nexttoken synth</c>: a random-weight GGUF with a real model's shapes, for benchmarks.</summary>
 internal static class SynthCommand
 {
-    private const string DefaultVocab = "../shared/fixtures/vocab/ggml-vocab-gpt-2.gguf";
+    private static string DefaultVocab(string arch) => arch == "llama"
+        ? "../shared/fixtures/vocab/ggml-vocab-llama-spm.gguf"
+        : "../shared/fixtures/vocab/ggml-vocab-gpt-2.gguf";
 
     public static Command Create()
     {
-        var arch = new Option<string>("--arch") { Description = "Architecture (gpt2)", DefaultValueFactory = _ => "gpt2" };
-        var size = new Option<string>("--size") { Description = $"Model size: {string.Join(", ", Gpt2Shape.Known.Select(s => s.Name))}", DefaultValueFactory = _ => "124M" };
-        var type = new Option<string>("--type") { Description = "Weight type of the matrices: f32, f16, bf16", DefaultValueFactory = _ => "f32" };
+        var arch = new Option<string>("--arch") { Description = "Architecture: gpt2 or llama", DefaultValueFactory = _ => "gpt2" };
+        var size = new Option<string?>("--size") { Description = $"Model size: gpt2 {string.Join(", ", Gpt2Shape.Known.Select(s => s.Name))}; llama {string.Join(", ", LlamaShape.Known.Select(s => s.Name))} (default 124M / 135M)" };
+        var type = new Option<string>("--type") { Description = "Weight type of the matrices: f32, f16, bf16, q8_0, q4_0", DefaultValueFactory = _ => "f32" };
         var output = new Option<string>("--output", "-o") { Description = "GGUF file to write", Required = true };
-        var vocab = new Option<string>("--vocab") { Description = "GGUF file whose tokenizer is copied", DefaultValueFactory = _ => DefaultVocab };
+        var vocab = new Option<string?>("--from-vocab") { Description = "GGUF file whose tokenizer is copied (default: the fixtures' gpt-2 or llama-spm vocabulary)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights", DefaultValueFactory = _ => 1UL };
         var command = new Command("synth", "Write a random-weight GGUF with a real model's shapes (loads in llama.cpp too)")
         {
@@ -25,21 +27,36 @@ internal static class SynthCommand
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            if (parse.GetValue(arch) != "gpt2")
-                throw new NextTokenException($"--arch '{parse.GetValue(arch)}' is not supported by synth yet; supported: gpt2");
+            string architecture = parse.GetValue(arch)!;
+            if (architecture is not ("gpt2" or "llama"))
+                throw new NextTokenException($"--arch '{architecture}' is not supported by synth; supported: gpt2, llama");
             GgmlType weightType = parse.GetValue(type)!.ToLowerInvariant() switch
             {
                 "f32" => GgmlType.F32,
                 "f16" => GgmlType.F16,
                 "bf16" => GgmlType.BF16,
-                var other => throw new NextTokenException($"--type '{other}' is not supported by synth yet; supported: f32, f16, bf16"),
+                "q8_0" => GgmlType.Q8_0,
+                "q4_0" => GgmlType.Q4_0,
+                var other => throw new NextTokenException($"--type '{other}' is not supported by synth; supported: f32, f16, bf16, q8_0, q4_0"),
             };
-            Gpt2Shape shape = Gpt2Shape.Parse(parse.GetValue(size)!);
             string path = parse.GetValue(output)!;
-            using GgufFile vocabulary = GgufFile.Open(parse.GetValue(vocab)!);
-            AnsiConsole.Status().Start($"writing {shape.Name} {weightType} to {Markup.Escape(path)} …", _ =>
-                SyntheticModel.WriteGpt2(path, shape, weightType, vocabulary, parse.GetValue(seed)));
-            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(path)}[/]: GPT-2 {shape.Name} ({shape.NLayer} layers × {shape.NEmbd}, {shape.NHead} heads, ctx {shape.NCtx}), {weightType}, {new FileInfo(path).Length / 1e6:F1} MB");
+            using GgufFile vocabulary = GgufFile.Open(parse.GetValue(vocab) ?? DefaultVocab(architecture));
+            string description;
+            if (architecture == "gpt2")
+            {
+                Gpt2Shape shape = Gpt2Shape.Parse(parse.GetValue(size) ?? "124M");
+                AnsiConsole.Status().Start($"writing GPT-2 {shape.Name} {weightType} to {Markup.Escape(path)} …", _ =>
+                    SyntheticModel.WriteGpt2(path, shape, weightType, vocabulary, parse.GetValue(seed)));
+                description = $"GPT-2 {shape.Name} ({shape.NLayer} layers × {shape.NEmbd}, {shape.NHead} heads, ctx {shape.NCtx})";
+            }
+            else
+            {
+                LlamaShape shape = LlamaShape.Parse(parse.GetValue(size) ?? "135M");
+                AnsiConsole.Status().Start($"writing Llama {shape.Name} {weightType} to {Markup.Escape(path)} …", _ =>
+                    SyntheticModel.WriteLlama(path, shape, weightType, vocabulary, parse.GetValue(seed)));
+                description = $"Llama {shape.Name} ({shape.NLayer} layers × {shape.NEmbd}, {shape.NHead} heads / {shape.NKvHead} KV, ffn {shape.NFf}, ctx {shape.NCtx})";
+            }
+            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(path)}[/]: {description}, {weightType}, {new FileInfo(path).Length / 1e6:F1} MB");
             return 0;
         }));
         return command;

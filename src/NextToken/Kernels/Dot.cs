@@ -10,8 +10,69 @@ public static class Dot
 {
     public static float F32(ReadOnlySpan<float> row, ReadOnlySpan<float> x) => TensorPrimitives.Dot(row, x);
 
-    /// <summary>Half-precision row: converted a block at a time on the stack, never as a whole matrix.</summary>
+    /// <summary>
+    /// Half-precision row: each 16 (or 8) values are widened to float32 in registers and multiplied
+    /// straight away; nothing is written back to memory.
+    /// </summary>
     public static float F16(ReadOnlySpan<Half> row, ReadOnlySpan<float> x)
+    {
+        if (row.Length != x.Length) throw new ArgumentException("row and vector lengths differ");
+        ref ushort r = ref Unsafe.As<Half, ushort>(ref MemoryMarshal.GetReference(row));
+        ref float v = ref MemoryMarshal.GetReference(x);
+        int i = 0;
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated && row.Length >= 32)
+        {
+            Vector512<float> acc0 = Vector512<float>.Zero, acc1 = Vector512<float>.Zero;
+            for (; i + 32 <= row.Length; i += 32)
+            {
+                (Vector512<uint> lo, Vector512<uint> hi) = Vector512.Widen(Vector512.LoadUnsafe(ref r, (nuint)i));
+                acc0 = Vector512.FusedMultiplyAdd(HalfToSingle(lo), Vector512.LoadUnsafe(ref v, (nuint)i), acc0);
+                acc1 = Vector512.FusedMultiplyAdd(HalfToSingle(hi), Vector512.LoadUnsafe(ref v, (nuint)(i + 16)), acc1);
+            }
+            sum = Vector512.Sum(acc0 + acc1);
+        }
+        else if (Vector256.IsHardwareAccelerated && row.Length >= 16)
+        {
+            Vector256<float> acc = Vector256<float>.Zero;
+            for (; i + 16 <= row.Length; i += 16)
+            {
+                (Vector256<uint> lo, Vector256<uint> hi) = Vector256.Widen(Vector256.LoadUnsafe(ref r, (nuint)i));
+                acc = Vector256.FusedMultiplyAdd(HalfToSingle(lo), Vector256.LoadUnsafe(ref v, (nuint)i), acc);
+                acc = Vector256.FusedMultiplyAdd(HalfToSingle(hi), Vector256.LoadUnsafe(ref v, (nuint)(i + 8)), acc);
+            }
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < row.Length; i++) sum += (float)row[i] * x[i];
+        return sum;
+    }
+
+    // IEEE half → single: move exponent and mantissa into place and rescale by 2^112 with one
+    // multiply (which also handles subnormals exactly); infinities and NaNs get the full exponent.
+    private static readonly float HalfScale = BitConverter.UInt32BitsToSingle(0x77800000); // 2^112
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> HalfToSingle(Vector512<uint> h)
+    {
+        Vector512<uint> magnitude = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
+        Vector512<uint> value = (magnitude.AsSingle() * Vector512.Create(HalfScale)).AsUInt32();
+        Vector512<uint> special = Vector512.Equals(h & Vector512.Create(0x7C00u), Vector512.Create(0x7C00u));
+        value = Vector512.ConditionalSelect(special, magnitude | Vector512.Create(0x7F800000u), value);
+        return (value | Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16)).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> HalfToSingle(Vector256<uint> h)
+    {
+        Vector256<uint> magnitude = Vector256.ShiftLeft(h & Vector256.Create(0x7FFFu), 13);
+        Vector256<uint> value = (magnitude.AsSingle() * Vector256.Create(HalfScale)).AsUInt32();
+        Vector256<uint> special = Vector256.Equals(h & Vector256.Create(0x7C00u), Vector256.Create(0x7C00u));
+        value = Vector256.ConditionalSelect(special, magnitude | Vector256.Create(0x7F800000u), value);
+        return (value | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();
+    }
+
+    /// <summary>The previous two-pass form (convert a block on the stack, then dot), kept as a second reference.</summary>
+    internal static float F16TwoPass(ReadOnlySpan<Half> row, ReadOnlySpan<float> x)
     {
         const int Block = 256;
         Span<float> buffer = stackalloc float[Block];

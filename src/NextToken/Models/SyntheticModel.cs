@@ -4,6 +4,20 @@ using NextToken.Tensors;
 
 namespace NextToken.Models;
 
+/// <summary>Llama-family shapes of published small models.</summary>
+public sealed record LlamaShape(string Name, int NLayer, int NEmbd, int NHead, int NKvHead, int NFf, int NCtx)
+{
+    public static readonly LlamaShape[] Known =
+    [
+        new("135M", 30, 576, 9, 3, 1536, 2048),   // SmolLM2-135M
+        new("1.1B", 22, 2048, 32, 4, 5632, 2048), // TinyLlama-1.1B
+    ];
+
+    public static LlamaShape Parse(string name) =>
+        Known.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))
+        ?? throw new NextTokenException($"unknown Llama size '{name}'; expected one of {string.Join(", ", Known.Select(s => s.Name))}");
+}
+
 /// <summary>GPT-2 shapes by the names OpenAI published them under.</summary>
 public sealed record Gpt2Shape(string Name, int NLayer, int NEmbd, int NHead, int NCtx)
 {
@@ -26,7 +40,7 @@ public sealed record Gpt2Shape(string Name, int NLayer, int NEmbd, int NHead, in
 /// </summary>
 public static class SyntheticModel
 {
-    public static readonly GgmlType[] SupportedTypes = [GgmlType.F32, GgmlType.F16, GgmlType.BF16];
+    public static readonly GgmlType[] SupportedTypes = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
 
     /// <param name="vocabulary">A GGUF file whose <c>tokenizer.*</c> metadata is copied.</param>
     public static void WriteGpt2(string path, Gpt2Shape shape, GgmlType type, GgufFile vocabulary, ulong seed = 1)
@@ -38,7 +52,7 @@ public static class SyntheticModel
         var writer = new GgufWriter()
             .Add("general.architecture", GgufValue.Of("gpt2"))
             .Add("general.name", GgufValue.Of($"synthetic-gpt2-{shape.Name}-{type}".ToLowerInvariant()))
-            .Add("general.file_type", GgufValue.Of(type switch { GgmlType.F32 => 0u, GgmlType.F16 => 1u, _ => 32u }))
+            .Add("general.file_type", GgufValue.Of(FileType(type)))
             .Add("gpt2.block_count", GgufValue.Of((uint)shape.NLayer))
             .Add("gpt2.context_length", GgufValue.Of((uint)shape.NCtx))
             .Add("gpt2.embedding_length", GgufValue.Of((uint)d))
@@ -78,6 +92,59 @@ public static class SyntheticModel
         writer.Write(path);
     }
 
+    /// <param name="vocabulary">A GGUF file whose <c>tokenizer.*</c> metadata is copied (e.g. the llama-spm vocabulary).</param>
+    public static void WriteLlama(string path, LlamaShape shape, GgmlType type, GgufFile vocabulary, ulong seed = 1)
+    {
+        if (!SupportedTypes.Contains(type))
+            throw new NextTokenException($"synth cannot write {type} weights yet; supported: {string.Join(", ", SupportedTypes)}");
+        int nVocab = vocabulary.GetArray<string>("tokenizer.ggml.tokens").Length;
+        int d = shape.NEmbd, headDim = d / shape.NHead, kv = shape.NKvHead * headDim;
+        var writer = new GgufWriter()
+            .Add("general.architecture", GgufValue.Of("llama"))
+            .Add("general.name", GgufValue.Of($"synthetic-llama-{shape.Name}-{type}".ToLowerInvariant()))
+            .Add("general.file_type", GgufValue.Of(FileType(type)))
+            .Add("llama.block_count", GgufValue.Of((uint)shape.NLayer))
+            .Add("llama.context_length", GgufValue.Of((uint)shape.NCtx))
+            .Add("llama.embedding_length", GgufValue.Of((uint)d))
+            .Add("llama.feed_forward_length", GgufValue.Of((uint)shape.NFf))
+            .Add("llama.attention.head_count", GgufValue.Of((uint)shape.NHead))
+            .Add("llama.attention.head_count_kv", GgufValue.Of((uint)shape.NKvHead))
+            .Add("llama.attention.layer_norm_rms_epsilon", GgufValue.Of(1e-5f))
+            .Add("llama.rope.freq_base", GgufValue.Of(10000f))
+            .Add("llama.rope.dimension_count", GgufValue.Of((uint)headDim))
+            .Add("llama.vocab_size", GgufValue.Of((uint)nVocab));
+        foreach (string key in vocabulary.MetadataKeys.Where(k => k.StartsWith("tokenizer.", StringComparison.Ordinal)))
+            writer.Add(key, vocabulary.Metadata[key]);
+        var random = new SplitMix64(seed);
+        void Matrix(string name, int rows, int columns) =>
+            writer.AddTensor(name, type, [columns, rows], s => WriteRandom(s, (long)rows * columns, type, random));
+        void Vector(string name, int length) => writer.AddTensor(name, GgmlType.F32, [length], s => WriteConstant(s, length, 1));
+        Matrix(TensorNames.TokenEmbedding, nVocab, d);
+        Vector(TensorNames.OutputNorm, d);
+        Matrix(TensorNames.Output, nVocab, d);
+        for (int l = 0; l < shape.NLayer; l++)
+        {
+            string N(string pattern) => TensorNames.Layer(pattern, l);
+            Vector(N(TensorNames.AttnNorm), d);
+            Matrix(N(TensorNames.AttnQ), d, d);
+            Matrix(N(TensorNames.AttnK), kv, d);
+            Matrix(N(TensorNames.AttnV), kv, d);
+            Matrix(N(TensorNames.AttnOutput), d, d);
+            Vector(N(TensorNames.FfnNorm), d);
+            Matrix(N(TensorNames.FfnGate), shape.NFf, d);
+            Matrix(N(TensorNames.FfnUp), shape.NFf, d);
+            Matrix(N(TensorNames.FfnDown), d, shape.NFf);
+        }
+        writer.Write(path);
+    }
+
+    /// <summary>llama.cpp's <c>general.file_type</c> (LLAMA_FTYPE) for a file whose matrices are all <paramref name="type"/>.</summary>
+    private static uint FileType(GgmlType type) => type switch
+    {
+        GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q8_0 => 7, GgmlType.BF16 => 32,
+        _ => throw new NextTokenException($"no file type for {type}"),
+    };
+
     private static void WriteConstant(Stream stream, int length, float value)
     {
         var data = new float[length];
@@ -106,9 +173,12 @@ public static class SyntheticModel
                     System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(floats.AsSpan(0, n), halves);
                     stream.Write(MemoryMarshal.AsBytes(halves.AsSpan(0, n)));
                     break;
-                default:
+                case GgmlType.BF16:
                     for (int i = 0; i < n; i++) bf16[i] = (ushort)(BitConverter.SingleToUInt32Bits(floats[i]) >> 16);
                     stream.Write(MemoryMarshal.AsBytes(bf16.AsSpan(0, n)));
+                    break;
+                default:
+                    stream.Write(Kernels.Quantize.Blocks(type, floats.AsSpan(0, n)));
                     break;
             }
         }
