@@ -4,14 +4,14 @@ using NextToken.Tensors;
 
 namespace NextToken.Bench;
 
-/// <summary>One decode-step matrix-vector product of GPT-2 small's MLP (768 → 3072), scalar reference as baseline.</summary>
+/// <summary>GPT-2 small's MLP up-projection (768 → 3072) for one token (decode) and 16 (prompt), scalar reference as baseline.</summary>
 public unsafe class MatMulBenchmarks
 {
     private const int NIn = 768, NOut = 3072;
     private byte[] _weights = [];
     private float[] _x = [], _y = [];
 
-    [Params(GgmlType.F32, GgmlType.F16, GgmlType.BF16)]
+    [Params(GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0)]
     public GgmlType Type { get; set; }
 
     [Params(1, 2)]
@@ -21,33 +21,32 @@ public unsafe class MatMulBenchmarks
     public void Setup()
     {
         var random = new Random(1);
-        int bytesPerValue = Type == GgmlType.F32 ? 4 : 2;
-        _weights = new byte[NIn * NOut * bytesPerValue];
-        for (int i = 0; i < NIn * NOut; i++)
+        float[] values = Enumerable.Range(0, NIn * NOut).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+        _weights = Type switch
         {
-            float v = (float)(random.NextDouble() - 0.5);
-            switch (Type)
-            {
-                case GgmlType.F32: BitConverter.TryWriteBytes(_weights.AsSpan(i * 4), v); break;
-                case GgmlType.F16: BitConverter.TryWriteBytes(_weights.AsSpan(i * 2), (Half)v); break;
-                default: BitConverter.TryWriteBytes(_weights.AsSpan(i * 2), (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)); break;
-            }
-        }
-        _x = Enumerable.Range(0, NIn).Select(i => (float)Math.Sin(i)).ToArray();
-        _y = new float[NOut];
+            GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
+            GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
+            GgmlType.BF16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray().AsSpan()).ToArray(),
+            _ => NextToken.Kernels.Quantize.Blocks(Type, values),
+        };
+        _x = Enumerable.Range(0, NIn * Batch).Select(i => (float)Math.Sin(i)).ToArray();
+        _y = new float[NOut * Batch];
     }
+
+    [Params(1, 16)]
+    public int Batch { get; set; }
 
     [Benchmark(Baseline = true)]
     public void ScalarReference()
     {
         fixed (byte* data = _weights)
-            MatMul.Reference(new TensorData("w", Type, [NIn, NOut], data, _weights.Length), _x, 1, _y);
+            MatMul.Reference(new TensorData("w", Type, [NIn, NOut], data, _weights.Length), _x, Batch, _y);
     }
 
     [Benchmark]
     public void Vectorized()
     {
         fixed (byte* data = _weights)
-            MatMul.Forward(new TensorData("w", Type, [NIn, NOut], data, _weights.Length), _x, 1, _y, Threads);
+            MatMul.Forward(new TensorData("w", Type, [NIn, NOut], data, _weights.Length), _x, Batch, _y, Threads);
     }
 }

@@ -14,21 +14,24 @@ internal static class BenchCommand
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length processed as one batch", DefaultValueFactory = _ => 128 };
         var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens generated one at a time", DefaultValueFactory = _ => 64 };
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Runs to make; the table shows each and the best", DefaultValueFactory = _ => 3 };
+        var distribution = new Option<bool>("--with-distribution") { Description = "Also time generation that computes the full next-token distribution at every step (what inspection needs)" };
         var threads = CommonOptions.Threads();
         var json = CommonOptions.Json();
-        var command = new Command("bench", "Measure prompt-processing and generation tokens/s")
+        var command = new Command("bench", "Measure prompt-processing and generation tokens/s, and memory bandwidth")
         {
-            model, promptTokens, genTokens, repetitions, threads, json,
+            model, promptTokens, genTokens, repetitions, distribution, threads, json,
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int runs = parse.GetValue(repetitions);
             if (runs < 1) throw new NextTokenException($"--repetitions must be at least 1, not {runs}");
+            double bandwidth = ThroughputBenchmark.MeasureReadBandwidth(lm.Threads);
             var results = new List<ThroughputResult>();
             for (int r = 0; r < runs; r++)
-                results.Add(ThroughputBenchmark.Run(lm, parse.GetValue(promptTokens), parse.GetValue(genTokens)));
+                results.Add(ThroughputBenchmark.Run(lm, parse.GetValue(promptTokens), parse.GetValue(genTokens), withDistribution: parse.GetValue(distribution)));
             ThroughputResult best = results.MaxBy(r => r.GenerationTokensPerSecond)!;
+            double? bestDistribution = results.Max(r => r.DistributionTokensPerSecond);
             if (parse.GetValue(json))
             {
                 JsonOutput.Write(new
@@ -41,24 +44,30 @@ internal static class BenchCommand
                     gen_tok_s = best.GenerationTokensPerSecond,
                     ms_per_token = best.MillisecondsPerToken,
                     gb_s = best.GigabytesPerSecond,
+                    measured_bandwidth_gb_s = bandwidth,
+                    bandwidth_percent = 100 * best.GigabytesPerSecond / bandwidth,
+                    gen_with_distribution_tok_s = bestDistribution,
                     weight_bytes_per_token = best.WeightBytesPerToken,
                     threads = best.Threads,
-                    runs = results.Select(r => new { prompt_tok_s = r.PromptTokensPerSecond, gen_tok_s = r.GenerationTokensPerSecond }).ToArray(),
+                    runs = results.Select(r => new { prompt_tok_s = r.PromptTokensPerSecond, gen_tok_s = r.GenerationTokensPerSecond, gen_with_distribution_tok_s = r.DistributionTokensPerSecond }).ToArray(),
                 });
                 return 0;
             }
             AnsiConsole.MarkupLine($"[bold]{Markup.Escape(Path.GetFileName(lm.FilePath))}[/]: {lm.Architecture}, {lm.LayerCount} layers × {lm.EmbeddingLength}, " +
-                                   $"{best.WeightBytesPerToken / 1e6:F1} MB of weights read per token, {best.Threads} threads");
+                                   $"{best.WeightBytesPerToken / 1e6:F1} MB of weights read per token, {best.Threads} threads; measured read bandwidth {bandwidth:F1} GB/s");
             var table = new Table().Border(TableBorder.Rounded).AddColumn("run")
                 .AddColumn(new TableColumn($"prompt {best.PromptTokens} (tok/s)").RightAligned())
                 .AddColumn(new TableColumn($"generation {best.GeneratedTokens} (tok/s)").RightAligned())
                 .AddColumn(new TableColumn("ms/token").RightAligned())
-                .AddColumn(new TableColumn("GB/s").RightAligned());
+                .AddColumn(new TableColumn("GB/s").RightAligned())
+                .AddColumn(new TableColumn("% of bandwidth").RightAligned())
+                .AddColumn(new TableColumn("with distribution (tok/s)").RightAligned());
             for (int i = 0; i < results.Count; i++)
             {
                 ThroughputResult r = results[i];
                 table.AddRow((i + 1).ToString(), r.PromptTokensPerSecond.ToString("F1"), r.GenerationTokensPerSecond.ToString("F1"),
-                    r.MillisecondsPerToken.ToString("F2"), r.GigabytesPerSecond.ToString("F2"));
+                    r.MillisecondsPerToken.ToString("F2"), r.GigabytesPerSecond.ToString("F2"), $"{100 * r.GigabytesPerSecond / bandwidth:F0}%",
+                    r.DistributionTokensPerSecond?.ToString("F1") ?? "-");
             }
             AnsiConsole.Write(table);
             return 0;

@@ -7,8 +7,11 @@ namespace NextToken.Generation;
 /// <summary>Measured speed of one model on this machine.</summary>
 public sealed record ThroughputResult(
     int PromptTokens, int GeneratedTokens, int Threads,
-    double PromptSeconds, double GenerationSeconds, long WeightBytesPerToken)
+    double PromptSeconds, double GenerationSeconds, long WeightBytesPerToken, double? DistributionSeconds = null)
 {
+    /// <summary>Generation speed when every step also computes the full next-token distribution (log-partition, entropy, top 10).</summary>
+    public double? DistributionTokensPerSecond => DistributionSeconds is { } s ? GeneratedTokens / s : null;
+
     public double PromptTokensPerSecond => PromptTokens / PromptSeconds;
     public double GenerationTokensPerSecond => GeneratedTokens / GenerationSeconds;
     public double MillisecondsPerToken => GenerationSeconds * 1000 / GeneratedTokens;
@@ -24,7 +27,7 @@ public sealed record ThroughputResult(
 /// </summary>
 public static class ThroughputBenchmark
 {
-    public static ThroughputResult Run(LanguageModel model, int promptTokens, int generatedTokens, int seed = 1234)
+    public static ThroughputResult Run(LanguageModel model, int promptTokens, int generatedTokens, int seed = 1234, bool withDistribution = false)
     {
         if (promptTokens < 1 || generatedTokens < 1)
             throw new NextTokenException("bench needs at least 1 prompt token and 1 generated token");
@@ -51,6 +54,46 @@ public static class ThroughputBenchmark
             model.Forward(state, [next], logits);
         }
         double generationSeconds = clock.Elapsed.TotalSeconds;
-        return new ThroughputResult(promptTokens, generatedTokens, model.Threads, promptSeconds, generationSeconds, model.WeightBytesPerToken);
+        double? distributionSeconds = null;
+        if (withDistribution)
+        {
+            // The same generation again, with what the inspection features read at every step.
+            state.Rewind(promptTokens);
+            model.Forward(state, prompt.AsSpan(promptTokens - 1, 1), logits);
+            state.Rewind(promptTokens);
+            model.Forward(state, prompt.AsSpan(promptTokens - 1), logits);
+            clock.Restart();
+            for (int i = 0; i < generatedTokens; i++)
+            {
+                var distribution = new Inspection.TokenDistribution(logits);
+                int next = distribution.Top(10)[0].Id;
+                model.Forward(state, [next], logits);
+            }
+            distributionSeconds = clock.Elapsed.TotalSeconds;
+        }
+        return new ThroughputResult(promptTokens, generatedTokens, model.Threads, promptSeconds, generationSeconds, model.WeightBytesPerToken, distributionSeconds);
+    }
+
+    /// <summary>
+    /// Memory read bandwidth of this machine: each thread sums its share of a 512 MiB buffer with
+    /// vector loads, three times; the best pass's bytes per second. A bound for weight-streaming decode.
+    /// </summary>
+    public static double MeasureReadBandwidth(int threads)
+    {
+        const int Length = 128 << 20; // floats: 512 MiB
+        var buffer = new float[Length];
+        for (int i = 0; i < Length; i += 1024) buffer[i] = 1; // touch every page
+        double best = 0;
+        for (int pass = 0; pass < 3; pass++)
+        {
+            var clock = Stopwatch.StartNew();
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                int start = (int)((long)Length * t / threads), end = (int)((long)Length * (t + 1) / threads);
+                TensorPrimitives.Sum(buffer.AsSpan(start, end - start));
+            });
+            best = Math.Max(best, Length * 4.0 / clock.Elapsed.TotalSeconds);
+        }
+        return best / 1e9;
     }
 }
