@@ -47,6 +47,41 @@ public unsafe class KernelTests
         AssertClose(expected, x, 1e-6);
     }
 
+    [Fact]
+    public void SwiGlu_MatchesScalarReference_InPlace()
+    {
+        float[] gate = RandomVector(1031, 10, 8), up = RandomVector(1031, 11, 3);
+        var expected = new float[gate.Length];
+        ScalarReference.SwiGlu(gate, up, expected);
+        Ops.SwiGlu(gate, up, gate);
+        AssertClose(expected, gate, 1e-5);
+    }
+
+    [Fact]
+    public void RopeKernels_MatchTheAngleFormula()
+    {
+        const int dims = 16, position = 37;
+        float[] cos = new float[dims / 2], sin = new float[dims / 2];
+        for (int i = 0; i < dims / 2; i++)
+        {
+            double angle = position * Math.Pow(10000, -2.0 * i / dims);
+            (cos[i], sin[i]) = ((float)Math.Cos(angle), (float)Math.Sin(angle));
+        }
+        float[] x = RandomVector(dims, 12), expected = (float[])x.Clone(), actual = (float[])x.Clone();
+        ScalarReference.RopeAdjacentPairs(expected, position, 10000, dims);
+        Ops.RopeAdjacentPairs(actual, cos, sin);
+        AssertClose(expected, actual, 1e-5);
+        // Rotating halves is the same rotation on a permuted vector: pair i is (x[i], x[i + d/2]).
+        float[] permuted = new float[dims];
+        for (int i = 0; i < dims / 2; i++) (permuted[i], permuted[i + dims / 2]) = (x[2 * i], x[2 * i + 1]);
+        Ops.RopeHalves(permuted, cos, sin);
+        for (int i = 0; i < dims / 2; i++)
+        {
+            Assert.Equal(expected[2 * i], permuted[i], 5);
+            Assert.Equal(expected[2 * i + 1], permuted[i + dims / 2], 5);
+        }
+    }
+
     [Theory]
     [InlineData(GgmlType.F32, 1, 5, 3)]
     [InlineData(GgmlType.F32, 4, 64, 192)]

@@ -17,14 +17,25 @@ public static class Ops
         TensorPrimitives.FusedMultiplyAdd(destination[..n], weight, bias, destination);
     }
 
-    /// <summary>GPT-2's GELU, the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).</summary>
+    /// <summary>GPT-2's GELU, the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). May run in place.</summary>
     public static void GeluTanh(ReadOnlySpan<float> x, Span<float> destination)
     {
-        const float SqrtTwoOverPi = 0.7978845608028654f;
-        for (int i = 0; i < x.Length; i++)
+        const float SqrtTwoOverPi = 0.7978845608028654f, Cubic = 0.044715f * SqrtTwoOverPi;
+        const int Block = 256;
+        Span<float> inner = stackalloc float[Block];
+        for (int start = 0; start < x.Length; start += Block)
         {
-            float v = x[i];
-            destination[i] = 0.5f * v * (1f + MathF.Tanh(SqrtTwoOverPi * (v + 0.044715f * v * v * v)));
+            int n = Math.Min(Block, x.Length - start);
+            ReadOnlySpan<float> xs = x.Slice(start, n);
+            Span<float> t = inner[..n];
+            TensorPrimitives.Multiply(xs, xs, t);                        // x²
+            TensorPrimitives.Multiply(t, Cubic, t);
+            TensorPrimitives.Add(t, SqrtTwoOverPi, t);                   // √(2/π)·(1 + 0.044715·x²)
+            TensorPrimitives.Multiply(t, xs, t);                         // √(2/π)·(x + 0.044715·x³)
+            TensorPrimitives.Tanh(t, t);
+            TensorPrimitives.Add(t, 1f, t);
+            TensorPrimitives.Multiply(t, xs, t);
+            TensorPrimitives.Multiply(t, 0.5f, destination.Slice(start, n));
         }
     }
 
@@ -48,10 +59,15 @@ public static class Ops
     /// <summary>SwiGLU: silu(gate) · up, with silu(g) = g · sigmoid(g). May run in place on <paramref name="gate"/>.</summary>
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> destination)
     {
-        for (int i = 0; i < gate.Length; i++)
+        const int Block = 256;
+        Span<float> sigmoid = stackalloc float[Block];
+        for (int start = 0; start < gate.Length; start += Block)
         {
-            float g = gate[i];
-            destination[i] = g / (1f + MathF.Exp(-g)) * up[i];
+            int n = Math.Min(Block, gate.Length - start);
+            Span<float> s = sigmoid[..n];
+            TensorPrimitives.Sigmoid(gate.Slice(start, n), s);
+            TensorPrimitives.Multiply(s, gate.Slice(start, n), s);
+            TensorPrimitives.Multiply(s, up.Slice(start, n), destination.Slice(start, n));
         }
     }
 
