@@ -38,9 +38,8 @@ internal static class NextCommand
             int k = parse.GetValue(top);
             if (k < 1) throw new NextTokenException($"--top must be at least 1, not {k}");
             var logits = new float[lm.VocabSize];
-            RoutingRecorder? routing = parse.GetValue(showRouting) ? new RoutingRecorder(lm) : null;
-            using (routing)
-                lm.Forward(lm.CreateState(), ids, logits);
+            lm.Forward(lm.CreateState(), ids, logits);
+            RoutingLedger? routing = parse.GetValue(showRouting) ? RoutingLedger.Record(lm, ids) : null;
             if (parse.GetValue(dumpLogits) is { } dumpPath)
                 File.WriteAllBytes(dumpPath, MemoryMarshal.AsBytes(logits.AsSpan()).ToArray());
             var distribution = new TokenDistribution(logits);
@@ -63,7 +62,7 @@ internal static class NextCommand
                     entropy = distribution.Entropy,
                     vocab_size = lm.VocabSize,
                     explain = trace is null ? null : new { seed, roll = ExplainView.Json(lm, trace) },
-                    routing = routing?.Choices.Select(c => new { layer = c.Layer, position = c.Position, experts = c.Experts, weights = c.Weights }).ToArray(),
+                    routing = routing?.Entries.Select(c => new { layer = c.Layer, position = c.Position, experts = c.Experts, weights = c.Weights }).ToArray(),
                 });
                 return 0;
             }
@@ -104,15 +103,15 @@ internal static class NextCommand
         AnsiConsole.MarkupLine($"… [bold]{CommonOptions.Number(rest)}[/] more entries hold the remaining [bold]{FormatProbability(Math.Max(0, 1 - shown))}[/] of the probability.");
     }
 
-    private static void ShowRouting(LanguageModel lm, int[] ids, RoutingRecorder routing)
+    private static void ShowRouting(LanguageModel lm, int[] ids, RoutingLedger routing)
     {
         var table = new Table().Border(TableBorder.Rounded).Title("experts chosen per token (weight)").AddColumn(new TableColumn("#").RightAligned()).AddColumn("token");
         for (int l = 0; l < lm.LayerCount; l++) table.AddColumn($"layer {l}");
-        var byPosition = routing.Choices.ToLookup(c => c.Position);
+        var byPosition = routing.Entries.ToLookup(c => c.Position);
         for (int p = 0; p < ids.Length; p++)
         {
             var cells = new List<string> { p.ToString(), Markup.Escape(lm.Tokenizer.TokenDisplay(ids[p])) };
-            foreach (ExpertChoice choice in byPosition[p].OrderBy(c => c.Layer))
+            foreach (RoutingEntry choice in byPosition[p].OrderBy(c => c.Layer))
                 cells.Add(string.Join(" ", choice.Experts.Zip(choice.Weights, (e, w) => $"[bold]{e}[/] ({w:F2})")));
             table.AddRow(cells.ToArray());
         }
