@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using System.Text;
 using NextToken.Tensors;
 
@@ -22,18 +21,19 @@ public sealed unsafe class GgufFile : IWeightSource
     private const int MaxDims = 4;
     private const int MaxArrayNesting = 16;
 
-    private readonly MemoryMappedFile? _mapping;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly MappedFile _mapped;
     private byte* _base;
     private readonly Dictionary<string, GgufValue> _metadata;
     private readonly Dictionary<string, GgufTensorInfo> _tensorsByName;
 
-    private GgufFile(string path, long length, MemoryMappedFile? mapping, MemoryMappedViewAccessor? view, byte* basePointer)
+    private GgufFile(MappedFile mapped)
     {
+        string path = mapped.Path;
+        byte* basePointer = mapped.Pointer;
         FilePath = path;
-        FileLength = length;
-        _mapping = mapping;
-        _view = view;
+        FileLength = mapped.Length;
+        long length = mapped.Length;
+        _mapped = mapped;
         _base = basePointer;
         var cursor = new Cursor(path, basePointer, length);
         uint magic = cursor.ReadUInt32("magic");
@@ -136,32 +136,14 @@ public sealed unsafe class GgufFile : IWeightSource
 
     public static GgufFile Open(string path)
     {
-        if (!File.Exists(path))
-            throw new FileNotFoundException($"{path}: file not found", path);
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        long length = stream.Length;
-        if (length < 24)
-        {
-            stream.Dispose();
-            throw new GgufFormatException(path, length, $"file is {length} bytes, too short for a GGUF header (24 bytes)");
-        }
-        MemoryMappedFile? mapping = null;
-        MemoryMappedViewAccessor? view = null;
-        byte* pointer = null;
+        MappedFile mapped = MappedFile.Open(path, 24, length => new GgufFormatException(path, length, $"file is {length} bytes, too short for a GGUF header (24 bytes)"));
         try
         {
-            mapping = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-            view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
-            pointer += view.PointerOffset;
-            return new GgufFile(path, length, mapping, view, pointer);
+            return new GgufFile(mapped);
         }
         catch
         {
-            if (pointer != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            mapping?.Dispose();
-            stream.Dispose();
+            mapped.Dispose();
             throw;
         }
     }
@@ -218,11 +200,8 @@ public sealed unsafe class GgufFile : IWeightSource
 
     public void Dispose()
     {
-        if (_base == null) return;
         _base = null;
-        _view!.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _mapping!.Dispose();
+        _mapped.Dispose();
     }
 
     internal static long AlignUp(long value, long alignment) => (value + alignment - 1) / alignment * alignment;

@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using NextToken.Tensors;
 
@@ -30,17 +29,18 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         ["U8"] = (1, GgmlType.I8), ["BOOL"] = (1, GgmlType.I8),
     };
 
-    private readonly MemoryMappedFile _mapping;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly MappedFile _mapped;
     private byte* _base;
     private readonly Dictionary<string, SafeTensorInfo> _tensors;
 
-    private SafeTensorsFile(string path, long length, MemoryMappedFile mapping, MemoryMappedViewAccessor view, byte* basePointer)
+    private SafeTensorsFile(MappedFile mapped)
     {
+        string path = mapped.Path;
+        long length = mapped.Length;
+        byte* basePointer = mapped.Pointer;
         FilePath = path;
         FileLength = length;
-        _mapping = mapping;
-        _view = view;
+        _mapped = mapped;
         _base = basePointer;
         ulong headerLength = *(ulong*)basePointer;
         if (headerLength > (ulong)(length - 8))
@@ -63,31 +63,14 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     public static SafeTensorsFile Open(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found", path);
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        long length = stream.Length;
-        if (length < 8)
-        {
-            stream.Dispose();
-            throw new SafeTensorsFormatException(path, $"file is {length} bytes, too short for the 8-byte header length");
-        }
-        MemoryMappedFile? mapping = null;
-        MemoryMappedViewAccessor? view = null;
-        byte* pointer = null;
+        MappedFile mapped = MappedFile.Open(path, 8, length => new SafeTensorsFormatException(path, $"file is {length} bytes, too short for the 8-byte header length"));
         try
         {
-            mapping = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-            view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
-            pointer += view.PointerOffset;
-            return new SafeTensorsFile(path, length, mapping, view, pointer);
+            return new SafeTensorsFile(mapped);
         }
         catch
         {
-            if (pointer != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
-            view?.Dispose();
-            mapping?.Dispose();
-            stream.Dispose();
+            mapped.Dispose();
             throw;
         }
     }
@@ -108,11 +91,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     public void Dispose()
     {
-        if (_base == null) return;
         _base = null;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _mapping.Dispose();
+        _mapped.Dispose();
     }
 
     private static (Dictionary<string, SafeTensorInfo>, Dictionary<string, string>) ParseHeader(string path, ReadOnlySpan<byte> header, long dataLength)

@@ -1,0 +1,63 @@
+using System.IO.MemoryMappedFiles;
+
+namespace NextToken.Tensors;
+
+/// <summary>A whole file mapped read-only into memory; weights are read through <see cref="Pointer"/>, never copied.</summary>
+public sealed unsafe class MappedFile : IDisposable
+{
+    private readonly MemoryMappedFile _mapping;
+    private readonly MemoryMappedViewAccessor _view;
+
+    private MappedFile(string path, long length, MemoryMappedFile mapping, MemoryMappedViewAccessor view, byte* pointer)
+    {
+        Path = path;
+        Length = length;
+        _mapping = mapping;
+        _view = view;
+        Pointer = pointer;
+    }
+
+    public string Path { get; }
+    public long Length { get; }
+    public byte* Pointer { get; private set; }
+
+    /// <summary>Maps <paramref name="path"/>; <paramref name="tooShort"/> makes the error for files under <paramref name="minimumLength"/> bytes.</summary>
+    public static MappedFile Open(string path, long minimumLength, Func<long, Exception> tooShort)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found", path);
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long length = stream.Length;
+        if (length < minimumLength)
+        {
+            stream.Dispose();
+            throw tooShort(length);
+        }
+        MemoryMappedFile? mapping = null;
+        MemoryMappedViewAccessor? view = null;
+        byte* pointer = null;
+        try
+        {
+            mapping = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            view = mapping.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            return new MappedFile(path, length, mapping, view, pointer + view.PointerOffset);
+        }
+        catch
+        {
+            if (pointer != null) view!.SafeMemoryMappedViewHandle.ReleasePointer();
+            view?.Dispose();
+            mapping?.Dispose();
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Pointer == null) return;
+        Pointer = null;
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _mapping.Dispose();
+    }
+}
