@@ -24,4 +24,5 @@ var root = new RootCommand("NextToken: run transformer language models from real
 };
 root.Options.Add(CommonOptions.Verbose);
 root.Options.Add(CommonOptions.Vocab);
+root.Options.Add(CommonOptions.QuantizeActivations);
 return root.Parse(args).Invoke();

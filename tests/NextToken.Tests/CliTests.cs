@@ -72,6 +72,17 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public void Next_Q8Activations_RunsTheFastPathWithinItsTolerance()
+    {
+        ExpectedCase expected = ExpectedOutputs.Load("gpt2-tiny.q8_0").Single(c => c.Name == "cat");
+        var (code, stdout, stderr) = Run("next", "-m", Fixtures.Model("gpt2-tiny.q8_0.gguf"), "--tokens", string.Join(',', expected.Tokens), "--q8-activations", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        double logsumexp = doc.RootElement.GetProperty("logsumexp").GetDouble();
+        Assert.InRange(logsumexp, expected.Positions[^1].LogSumExp * 0.97, expected.Positions[^1].LogSumExp * 1.03);
+    }
+
+    [Fact]
     public void Next_Text_ShowsRankedTableAndRemainingMass()
     {
         var (code, stdout, stderr) = Run("next", "--model", Gpt2Tiny, "--prompt", "The cat sat on the", "--top", "3");

@@ -14,7 +14,8 @@ public static unsafe class MatMul
     /// <param name="weight">[nOut, nIn]</param>
     /// <param name="input">[nBatch, nIn]</param>
     /// <param name="output">[nBatch, nOut]</param>
-    public static void Forward(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads)
+    /// <param name="quantizeActivations">Decode with <see cref="QuantizedActivations"/> (approximate, faster) for Q8_0/Q4_0 weights.</param>
+    public static void Forward(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads, bool quantizeActivations = false)
     {
         int nIn = weight.RowLength, nOut = weight.RowCount;
         if (input.Length < nBatch * nIn || output.Length < nBatch * nOut)
@@ -24,21 +25,33 @@ public static unsafe class MatMul
             ForwardTransposed(weight, input, nBatch, output, threads);
             return;
         }
+        RowJob job = RowJob.ForThisThread;
+        bool quantized = quantizeActivations && nBatch < 4 && QuantizedActivations.IsSupported(weight.Type);
+        if (quantized) job.QuantizeInputs(input, nBatch, nIn);
         fixed (float* x = input)
         fixed (float* y = output)
+        fixed (sbyte* qx = job.Quants)
+        fixed (float* dx = job.Scales)
         {
+            var activations = new Activations(quantized ? qx : null, dx);
             if (threads <= 1 || (long)nOut * nIn * nBatch < 32_768)
             {
-                Rows(weight, x, y, nBatch, 0, nOut);
+                Rows(weight, x, y, nBatch, 0, nOut, activations);
                 return;
             }
             // Chunks of whole 4-row tiles, several per thread so uneven cores still finish together.
             int tiles = (nOut + 3) / 4;
             int chunks = Math.Min(tiles, Math.Max(1, threads) * 8);
-            RowJob job = RowJob.ForThisThread;
-            job.Set(weight, x, y, nBatch, tiles, chunks);
+            job.Set(weight, x, y, nBatch, tiles, chunks, activations);
             WorkerPool.Shared.Run(job, chunks, threads);
         }
+    }
+
+    /// <summary>The input rows quantized to 8-bit blocks, when the quantized-activation path is on (Quants null otherwise).</summary>
+    private readonly struct Activations(sbyte* quants, float* scales)
+    {
+        public readonly sbyte* Quants = quants;
+        public readonly float* Scales = scales;
     }
 
     /// <summary>One matmul's parameters, kept per calling thread so a call allocates nothing.</summary>
@@ -48,33 +61,61 @@ public static unsafe class MatMul
         private TensorData _weight;
         private float* _x, _y;
         private int _nBatch, _tiles, _chunks;
+        private Activations _activations;
 
         public static RowJob ForThisThread => _forThisThread ??= new RowJob();
 
-        public void Set(in TensorData weight, float* x, float* y, int nBatch, int tiles, int chunks)
+        public sbyte[] Quants { get; private set; } = new sbyte[32];
+        public float[] Scales { get; private set; } = new float[1];
+
+        public void QuantizeInputs(ReadOnlySpan<float> input, int nBatch, int nIn)
+        {
+            if (Quants.Length < nBatch * nIn) Quants = new sbyte[nBatch * nIn];
+            if (Scales.Length < nBatch * nIn / 32) Scales = new float[nBatch * nIn / 32];
+            for (int b = 0; b < nBatch; b++)
+                QuantizedActivations.Quantize(input.Slice(b * nIn, nIn), Quants.AsSpan(b * nIn, nIn), Scales.AsSpan(b * nIn / 32, nIn / 32));
+        }
+
+        public void Set(in TensorData weight, float* x, float* y, int nBatch, int tiles, int chunks, Activations activations)
         {
             _weight = weight;
             _x = x;
             _y = y;
             (_nBatch, _tiles, _chunks) = (nBatch, tiles, chunks);
+            _activations = activations;
         }
 
         public void Execute(int chunk)
         {
             int nOut = _weight.RowCount;
             int start = (int)((long)_tiles * chunk / _chunks) * 4, end = Math.Min(nOut, (int)((long)_tiles * (chunk + 1) / _chunks) * 4);
-            Rows(_weight, _x, _y, _nBatch, start, end);
+            Rows(_weight, _x, _y, _nBatch, start, end, _activations);
         }
     }
 
     /// <summary>Output rows [rowStart, rowEnd) for every input row.</summary>
-    private static void Rows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd)
+    private static void Rows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations)
     {
         int nIn = weight.RowLength;
-        if (nBatch >= 4 && nIn % 8 == 0 && Vector256.IsHardwareAccelerated)
+        if (activations.Quants != null)
+            QuantizedRows(weight, activations, y, nBatch, rowStart, rowEnd);
+        else if (nBatch >= 4 && nIn % 8 == 0 && Vector256.IsHardwareAccelerated)
             TiledRows(weight, x, y, nBatch, rowStart, rowEnd);
         else
             DotRows(weight, x, y, nBatch, rowStart, rowEnd);
+    }
+
+    private static void QuantizedRows(in TensorData weight, Activations activations, float* y, int nBatch, int rowStart, int rowEnd)
+    {
+        int nIn = weight.RowLength, nOut = weight.RowCount;
+        long rowBytes = weight.RowBytes;
+        for (int o = rowStart; o < rowEnd; o++)
+        {
+            var row = new ReadOnlySpan<byte>(weight.Data + o * rowBytes, (int)rowBytes);
+            for (int b = 0; b < nBatch; b++)
+                y[(long)b * nOut + o] = QuantizedActivations.Dot(weight.Type, row,
+                    new ReadOnlySpan<sbyte>(activations.Quants + (long)b * nIn, nIn), new ReadOnlySpan<float>(activations.Scales + (long)b * nIn / 32, nIn / 32));
+        }
     }
 
     /// <summary>One dot product per (row, input): the decode path, where each weight row is read once anyway.</summary>

@@ -80,7 +80,7 @@ public sealed class Gpt2Model : LanguageModel
             // 2. Attention sub-block: x += W_o · Attention(LN₁(x)) + b_o.
             LayerNormRows(x, w.AttnNormWeight, w.AttnNormBias, s.Normed, n);
             Span<float> qkv = s.Qkv.AsSpan(0, n * 3 * d);
-            MatMul.Forward(w.AttnQkv, s.Normed, n, qkv, Threads);
+            Project(w.AttnQkv, s.Normed, n, qkv);
             AddBiasRows(qkv, w.AttnQkvBias, n);
             Raise(_hookQkv[l], qkv, p0, n, 3 * d);
             long cacheOffset = (long)l * c.NCtx * d;
@@ -94,7 +94,7 @@ public sealed class Gpt2Model : LanguageModel
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * d), p0, n, d);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
-            MatMul.Forward(w.AttnOutput, s.AttnOut, n, projected, Threads);
+            Project(w.AttnOutput, s.AttnOut, n, projected);
             AddBiasRows(projected, w.AttnOutputBias, n);
             Raise(hooks.AttnOut, projected, p0, n, d);
             TensorPrimitives.Add(x, projected, x);
@@ -103,11 +103,11 @@ public sealed class Gpt2Model : LanguageModel
             // 3. MLP sub-block: x += W_down · GELU(W_up · LN₂(x) + b_up) + b_down.
             LayerNormRows(x, w.FfnNormWeight, w.FfnNormBias, s.Normed, n);
             Span<float> hidden = s.FfnHidden.AsSpan(0, n * c.NFf);
-            MatMul.Forward(w.FfnUp, s.Normed, n, hidden, Threads);
+            Project(w.FfnUp, s.Normed, n, hidden);
             AddBiasRows(hidden, w.FfnUpBias, n);
             Ops.GeluTanh(hidden, hidden);
             Raise(hooks.MlpPost, hidden, p0, n, c.NFf);
-            MatMul.Forward(w.FfnDown, s.FfnHidden, n, projected, Threads);
+            Project(w.FfnDown, s.FfnHidden, n, projected);
             AddBiasRows(projected, w.FfnDownBias, n);
             Raise(hooks.MlpOut, projected, p0, n, d);
             TensorPrimitives.Add(x, projected, x);
@@ -126,7 +126,7 @@ public sealed class Gpt2Model : LanguageModel
     {
         var normed = new float[Config.NEmbd];
         Ops.LayerNorm(residual, Weights.OutputNormWeight, Weights.OutputNormBias, Config.LayerNormEps, normed);
-        MatMul.Forward(Weights.Output, normed, 1, logits, Threads);
+        Project(Weights.Output, normed, 1, logits);
     }
 
     private void LayerNormRows(ReadOnlySpan<float> x, float[] weight, float[] bias, float[] destination, int n)

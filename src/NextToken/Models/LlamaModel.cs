@@ -84,9 +84,9 @@ public sealed class LlamaModel : LanguageModel
 
             // 2. Attention: x += W_o · Attention(RoPE(W_q h), RoPE(W_k h), W_v h) with h = RMSNorm(x).
             RmsNormRows(x, w.AttnNorm, s.Normed, n);
-            MatMul.Forward(w.AttnQ, s.Normed, n, s.Query, Threads);
-            MatMul.Forward(w.AttnK, s.Normed, n, s.Key, Threads);
-            MatMul.Forward(w.AttnV, s.Normed, n, s.Value, Threads);
+            Project(w.AttnQ, s.Normed, n, s.Query);
+            Project(w.AttnK, s.Normed, n, s.Key);
+            Project(w.AttnV, s.Normed, n, s.Value);
             for (int t = 0; t < n; t++)
             {
                 RotateHeads(s.Query.AsSpan(t * c.QueryDim, c.QueryDim), c.NHead, p0 + t);
@@ -102,7 +102,7 @@ public sealed class LlamaModel : LanguageModel
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
-            MatMul.Forward(w.AttnOutput, s.AttnOut, n, projected, Threads);
+            Project(w.AttnOutput, s.AttnOut, n, projected);
             Raise(hooks.AttnOut, projected, p0, n, d);
             TensorPrimitives.Add(x, projected, x);
             Raise(hooks.ResidMid, x, p0, n, d);
@@ -130,17 +130,17 @@ public sealed class LlamaModel : LanguageModel
     {
         var normed = new float[Config.NEmbd];
         Ops.RmsNorm(residual, Weights.OutputNorm, Config.RmsNormEps, normed);
-        MatMul.Forward(Weights.Output, normed, 1, logits, Threads);
+        Project(Weights.Output, normed, 1, logits);
     }
 
     private void DenseFeedForward(LlamaState s, LlamaLayerWeights w, BlockHooks hooks, int n)
     {
         int ff = Config.NFf;
-        MatMul.Forward(w.FfnGate!.Value, s.Normed, n, s.Gate, Threads);
-        MatMul.Forward(w.FfnUp!.Value, s.Normed, n, s.Up, Threads);
+        Project(w.FfnGate!.Value, s.Normed, n, s.Gate);
+        Project(w.FfnUp!.Value, s.Normed, n, s.Up);
         Ops.SwiGlu(s.Gate.AsSpan(0, n * ff), s.Up.AsSpan(0, n * ff), s.Gate);
         Raise(hooks.MlpPost, s.Gate.AsSpan(0, n * ff), s.Position, n, ff);
-        MatMul.Forward(w.FfnDown!.Value, s.Gate, n, s.Projected, Threads);
+        Project(w.FfnDown!.Value, s.Gate, n, s.Projected);
     }
 
     /// <summary>Route each position to its top-k experts and sum their SwiGLU outputs by renormalized weight.</summary>
@@ -149,7 +149,7 @@ public sealed class LlamaModel : LanguageModel
         LlamaConfig c = Config;
         int d = c.NEmbd, e = c.NExpert, k = c.NExpertUsed, ff = c.NFf;
         Span<float> probs = s.RouterProbs.AsSpan(0, n * e);
-        MatMul.Forward(router, s.Normed, n, probs, Threads);
+        Project(router, s.Normed, n, probs);
         for (int t = 0; t < n; t++)
         {
             Span<float> p = probs.Slice(t * e, e);
@@ -168,10 +168,10 @@ public sealed class LlamaModel : LanguageModel
             for (int j = 0; j < k; j++)
             {
                 int expert = (int)s.ExpertIndices[t * k + j];
-                MatMul.Forward(w.ExpertGate![expert], h, 1, gate, Threads);
-                MatMul.Forward(w.ExpertUp![expert], h, 1, up, Threads);
+                Project(w.ExpertGate![expert], h, 1, gate);
+                Project(w.ExpertUp![expert], h, 1, up);
                 Ops.SwiGlu(gate, up, gate);
-                MatMul.Forward(w.ExpertDown![expert], gate, 1, s.ExpertOut, Threads);
+                Project(w.ExpertDown![expert], gate, 1, s.ExpertOut);
                 Span<float> output = s.Projected.AsSpan(t * d, d);
                 TensorPrimitives.MultiplyAdd(s.ExpertOut, s.ExpertWeights[t * k + j], output, output);
             }
