@@ -16,7 +16,7 @@ public sealed class WorkerPool
 {
     public static readonly WorkerPool Shared = new(Environment.ProcessorCount);
 
-    private readonly object _runLock = new();
+    private int _busy; // 1 while a Run owns the workers (not a Monitor: that would let the same thread re-enter)
     private readonly SemaphoreSlim _wake = new(0);
     private IParallelWork? _work;
     private int _chunks, _next, _pending;
@@ -35,7 +35,7 @@ public sealed class WorkerPool
     public void Run(IParallelWork work, int chunks, int threads)
     {
         int helpers = Math.Min(Math.Min(threads, Threads) - 1, chunks - 1);
-        if (helpers <= 0 || !Monitor.TryEnter(_runLock))
+        if (helpers <= 0 || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
             for (int i = 0; i < chunks; i++) work.Execute(i);
             return;
@@ -62,7 +62,7 @@ public sealed class WorkerPool
         }
         finally
         {
-            Monitor.Exit(_runLock);
+            Volatile.Write(ref _busy, 0);
         }
     }
 
