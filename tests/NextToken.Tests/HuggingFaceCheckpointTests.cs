@@ -141,3 +141,59 @@ public class SafeTensorsValidationTests : IDisposable
         Assert.Contains("too short", Assert.Throws<SafeTensorsFormatException>(() => SafeTensorsFile.Open(path).Dispose()).Message);
     }
 }
+
+public class TokenizerJsonTests : IDisposable
+{
+    private readonly TempDir _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    /// <summary>A tokenizer.json written from the GPT-2 vocabulary, with the given pre-tokenizer.</summary>
+    private string Write(string preTokenizer)
+    {
+        using var gguf = Gguf.GgufFile.Open(Fixtures.Vocab("ggml-vocab-gpt-2.gguf"));
+        string[] tokens = gguf.GetArray<string>("tokenizer.ggml.tokens");
+        string[] merges = gguf.GetArray<string>("tokenizer.ggml.merges");
+        var json = new System.Text.Json.Nodes.JsonObject
+        {
+            ["model"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["type"] = "BPE",
+                ["vocab"] = new System.Text.Json.Nodes.JsonObject(tokens.Select((t, i) => KeyValuePair.Create(t, (System.Text.Json.Nodes.JsonNode?)i))),
+                ["merges"] = new System.Text.Json.Nodes.JsonArray(merges.Select(m => (System.Text.Json.Nodes.JsonNode?)m).ToArray()),
+            },
+            ["pre_tokenizer"] = System.Text.Json.Nodes.JsonNode.Parse(preTokenizer),
+            ["added_tokens"] = System.Text.Json.Nodes.JsonNode.Parse("[{\"id\": 50256, \"content\": \"<|endoftext|>\", \"special\": true}]"),
+        };
+        string path = _temp.File("tokenizer.json");
+        File.WriteAllText(path, json.ToJsonString());
+        return path;
+    }
+
+    [Fact]
+    public void ByteLevel_MatchesTheGgufGpt2Vectors()
+    {
+        var tokenizer = Tokenization.HuggingFaceTokenizer.FromTokenizerJson(Write("{\"type\": \"ByteLevel\", \"add_prefix_space\": false}"), 50256, 50256);
+        foreach (var (text, ids) in TokenizerVectorTests.ReadCases(Fixtures.Vocab("ggml-vocab-gpt-2.gguf")))
+            Assert.Equal(ids, tokenizer.Encode(text).Ids);
+        Assert.Equal([64, 50256], tokenizer.Encode("a<|endoftext|>", parseSpecial: true).Ids);
+    }
+
+    [Fact]
+    public void DigitsThenByteLevel_SplitsEveryDigit()
+    {
+        var tokenizer = Tokenization.HuggingFaceTokenizer.FromTokenizerJson(Write(
+            "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", \"individual_digits\": true}, {\"type\": \"ByteLevel\"}]}"), null, null);
+        int[] ids = tokenizer.Encode("2026").Ids;
+        Assert.Equal(4, ids.Length);
+        Assert.Equal("2026", tokenizer.Decode(ids));
+    }
+
+    [Fact]
+    public void UnsupportedPreTokenizer_SaysToUseVocab()
+    {
+        var error = Assert.Throws<NextTokenException>(() => Tokenization.HuggingFaceTokenizer.FromTokenizerJson(Write("{\"type\": \"Metaspace\"}"), null, null));
+        Assert.Contains("--vocab", error.Message);
+        Assert.Contains("Metaspace", error.Message);
+    }
+}

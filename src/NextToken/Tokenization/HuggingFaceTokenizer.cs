@@ -23,7 +23,7 @@ public static class HuggingFaceTokenizer
     {
         Dictionary<string, int> vocab = ReadJson(vocabPath, root => root.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32()));
         string[] merges = File.ReadAllLines(mergesPath).Where(l => l.Length > 0 && !l.StartsWith("#version", StringComparison.Ordinal)).ToArray();
-        return Build(vocabPath, vocab, merges, ["<|endoftext|>"], bosId, eosId);
+        return Build(vocabPath, vocab, merges, ["<|endoftext|>"], bosId, eosId, "gpt-2");
     }
 
     public static Tokenizer FromTokenizerJson(string path, int? bosId, int? eosId) => ReadJson(path, root =>
@@ -35,8 +35,8 @@ public static class HuggingFaceTokenizer
         if (model.TryGetProperty("byte_fallback", out JsonElement fallback) && fallback.ValueKind == JsonValueKind.True)
             throw new NextTokenException($"{path}: SentencePiece-style BPE with byte fallback is not supported from tokenizer.json yet; give a GGUF vocabulary with --vocab");
         string preTokenizer = PreTokenizerOf(root);
-        if (preTokenizer != "ByteLevel")
-            throw new NextTokenException($"{path}: pre-tokenizer '{preTokenizer}' is not supported yet (GPT-2-style ByteLevel is); give a GGUF vocabulary with --vocab");
+        if (preTokenizer is not ("gpt-2" or "smollm"))
+            throw new NextTokenException($"{path}: pre-tokenizer '{preTokenizer}' is not supported yet (ByteLevel, optionally after single Digits, is); give a GGUF vocabulary with --vocab");
         Dictionary<string, int> vocab = model.GetProperty("vocab").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32());
         string[] merges = model.GetProperty("merges").EnumerateArray()
             .Select(m => m.ValueKind == JsonValueKind.Array ? m[0].GetString() + " " + m[1].GetString() : m.GetString()!).ToArray();
@@ -48,17 +48,28 @@ public static class HuggingFaceTokenizer
                 vocab.TryAdd(content, token.GetProperty("id").GetInt32());
                 if (token.TryGetProperty("special", out JsonElement isSpecial) && isSpecial.GetBoolean()) special.Add(content);
             }
-        return Build(path, vocab, merges, special, bosId, eosId);
+        return Build(path, vocab, merges, special, bosId, eosId, preTokenizer);
     });
 
+    /// <summary>
+    /// The llama.cpp pre-tokenizer equivalent to tokenizer.json's: GPT-2's ByteLevel regex is
+    /// "gpt-2"; single digits split first, then ByteLevel (SmolLM, StarCoder) is "smollm".
+    /// </summary>
     private static string PreTokenizerOf(JsonElement root)
     {
         if (!root.TryGetProperty("pre_tokenizer", out JsonElement pre) || pre.ValueKind == JsonValueKind.Null) return "none";
+        static bool IsByteLevel(JsonElement p) => p.GetProperty("type").GetString() == "ByteLevel"
+            && (!p.TryGetProperty("use_regex", out JsonElement regex) || regex.GetBoolean());
         string type = pre.GetProperty("type").GetString() ?? "";
-        return type == "ByteLevel" && (!pre.TryGetProperty("use_regex", out JsonElement regex) || regex.GetBoolean()) ? "ByteLevel" : type;
+        if (IsByteLevel(pre)) return "gpt-2";
+        if (type == "Sequence" && pre.TryGetProperty("pretokenizers", out JsonElement steps) && steps.GetArrayLength() == 2
+            && steps[0].GetProperty("type").GetString() == "Digits" && steps[0].TryGetProperty("individual_digits", out JsonElement single) && single.GetBoolean()
+            && IsByteLevel(steps[1]))
+            return "smollm";
+        return type;
     }
 
-    private static Tokenizer Build(string source, Dictionary<string, int> vocab, string[] merges, IEnumerable<string> special, int? bosId, int? eosId)
+    private static Tokenizer Build(string source, Dictionary<string, int> vocab, string[] merges, IEnumerable<string> special, int? bosId, int? eosId, string preTokenizer)
     {
         int size = vocab.Values.Max() + 1;
         var tokens = new string[size];
@@ -72,7 +83,7 @@ public static class HuggingFaceTokenizer
         foreach (string text in special)
             if (vocab.TryGetValue(text, out int id)) types[id] = TokenType.Control;
         var vocabulary = new Vocabulary(tokens, types, bosId, eosId, addBos: false, source);
-        return new ByteLevelBpeTokenizer(vocabulary, merges, "gpt-2");
+        return new ByteLevelBpeTokenizer(vocabulary, merges, preTokenizer);
     }
 
     private static T ReadJson<T>(string path, Func<JsonElement, T> read)
