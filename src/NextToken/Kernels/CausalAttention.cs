@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace NextToken.Kernels;
 
@@ -48,23 +49,54 @@ public sealed class CausalAttention : IParallelWork
     public void Execute(int chunk) =>
         AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, chunk / _nHead, chunk % _nHead, _output);
 
-    private void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
-                           int p0, int t, int head, float[] output)
+    private unsafe void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
+                                  int p0, int t, int head, float[] output)
     {
         int hd = _headDim, kvDim = KvDim, keys = p0 + t + 1;
         int kvHead = head / (_nHead / _nKvHead);
         float scale = 1f / MathF.Sqrt(hd);
-        ReadOnlySpan<float> q = queries.AsSpan(t * queryStride + head * hd, hd);
         Span<float> scores = Scores.AsSpan((t * _nHead + head) * _nCtx, keys);
-        ReadOnlySpan<float> k = keyCache.AsSpan((int)cacheOffset, keys * kvDim);
-        ReadOnlySpan<float> v = valueCache.AsSpan((int)cacheOffset, keys * kvDim);
-        for (int j = 0; j < keys; j++)
-            scores[j] = TensorPrimitives.Dot(q, k.Slice(j * kvDim + kvHead * hd, hd)) * scale;
-        TensorPrimitives.SoftMax(scores, scores);
-        Span<float> o = output.AsSpan(t * _nHead * hd + head * hd, hd);
-        o.Clear();
-        for (int j = 0; j < keys; j++)
-            TensorPrimitives.MultiplyAdd(v.Slice(j * kvDim + kvHead * hd, hd), scores[j], o, o);
+        fixed (float* q = &queries[t * queryStride + head * hd])
+        fixed (float* k = &keyCache[cacheOffset + kvHead * hd])
+        fixed (float* v = &valueCache[cacheOffset + kvHead * hd])
+        fixed (float* o = &output[t * _nHead * hd + head * hd])
+        {
+            // Scores: q · k_j for every earlier key (rows of the cache are kvDim apart).
+            if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
+            {
+                for (int j = 0; j < keys; j++)
+                {
+                    float* kj = k + (long)j * kvDim;
+                    Vector256<float> acc = Vector256.Load(q) * Vector256.Load(kj);
+                    for (int i = 8; i < hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + i), Vector256.Load(kj + i), acc);
+                    scores[j] = Vector256.Sum(acc) * scale;
+                }
+            }
+            else
+            {
+                for (int j = 0; j < keys; j++)
+                    scores[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q, hd), new ReadOnlySpan<float>(k + (long)j * kvDim, hd)) * scale;
+            }
+            TensorPrimitives.SoftMax(scores, scores);
+
+            // Output: Σ_j p_j · v_j.
+            var result = new Span<float>(o, hd);
+            result.Clear();
+            if (hd % 8 == 0 && hd <= 256 && Vector256.IsHardwareAccelerated)
+            {
+                for (int i = 0; i < hd; i += 8)
+                {
+                    Vector256<float> acc = Vector256<float>.Zero;
+                    for (int j = 0; j < keys; j++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(scores[j]), Vector256.Load(v + (long)j * kvDim + i), acc);
+                    acc.Store(o + i);
+                }
+            }
+            else
+            {
+                for (int j = 0; j < keys; j++)
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * kvDim, hd), scores[j], result, result);
+            }
+        }
     }
 
     /// <summary>The last batch's probabilities as [nHead, n, p0+n] (zeros above the diagonal), for hooks.</summary>
