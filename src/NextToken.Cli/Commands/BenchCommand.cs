@@ -32,6 +32,8 @@ internal static class BenchCommand
                 results.Add(ThroughputBenchmark.Run(lm, parse.GetValue(promptTokens), parse.GetValue(genTokens), withDistribution: parse.GetValue(distribution)));
             ThroughputResult best = results.MaxBy(r => r.GenerationTokensPerSecond)!;
             double? bestDistribution = results.Max(r => r.DistributionTokensPerSecond);
+            // Resident memory after the runs: mapped weight pages that were read count, as they should.
+            long resident = Environment.WorkingSet, fileBytes = File.Exists(lm.FilePath) ? new FileInfo(lm.FilePath).Length : 0;
             if (parse.GetValue(json))
             {
                 JsonOutput.Write(new
@@ -47,6 +49,8 @@ internal static class BenchCommand
                     measured_bandwidth_gb_s = bandwidth,
                     bandwidth_percent = 100 * best.GigabytesPerSecond / bandwidth,
                     gen_with_distribution_tok_s = bestDistribution,
+                    resident_bytes = resident,
+                    file_bytes = fileBytes,
                     weight_bytes_per_token = best.WeightBytesPerToken,
                     threads = best.Threads,
                     runs = results.Select(r => new { prompt_tok_s = r.PromptTokensPerSecond, gen_tok_s = r.GenerationTokensPerSecond, gen_with_distribution_tok_s = r.DistributionTokensPerSecond }).ToArray(),
@@ -70,6 +74,7 @@ internal static class BenchCommand
                     r.DistributionTokensPerSecond?.ToString("F1") ?? "-");
             }
             AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"[grey]resident memory {resident / 1e6:F0} MB (weights file {fileBytes / 1e6:F0} MB, mapped, not copied)[/]");
             return 0;
         }));
         return command;
