@@ -29,6 +29,11 @@ public static class Quantized
 
     public static float DotRow(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            if (type == GgmlType.Q8_0) return DotRowQ8_0Wide(row, x);
+            if (type == GgmlType.Q4_0) return DotRowQ4_0Wide(row, x);
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             if (type == GgmlType.Q8_0) return DotRowQ8_0(row, x);
@@ -58,7 +63,7 @@ public static class Quantized
     /// Q8_0 row · x with the block's 32 signed bytes widened to float in registers; the block's scale
     /// multiplies its partial sum vector once, so there is no horizontal sum per block.
     /// </summary>
-    private static float DotRowQ8_0(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    internal static float DotRowQ8_0(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
         int blocks = x.Length / QK8_0;
         ref byte r = ref MemoryMarshal.GetReference(row);
@@ -83,7 +88,7 @@ public static class Quantized
     }
 
     /// <summary>Q4_0 row · x: 16 bytes split into low and high nibbles, re-centred by 8, widened and multiplied in registers.</summary>
-    private static float DotRowQ4_0(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    internal static float DotRowQ4_0(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
         int blocks = x.Length / QK4_0;
         ref byte r = ref MemoryMarshal.GetReference(row);
@@ -104,6 +109,52 @@ public static class Quantized
             total = Vector256.FusedMultiplyAdd(sum, scale, total);
         }
         return Vector256.Sum(total);
+    }
+
+    /// <summary>The Q8_0 row dot with AVX-512: a block's 32 bytes widen to two 16-lane float vectors.</summary>
+    internal static float DotRowQ8_0Wide(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        int blocks = x.Length / QK8_0;
+        ref byte r = ref MemoryMarshal.GetReference(row);
+        ref float v = ref MemoryMarshal.GetReference(x);
+        Vector512<float> total = Vector512<float>.Zero;
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte block = ref Unsafe.Add(ref r, b * 34);
+            Vector256<sbyte> q = Vector256.LoadUnsafe(ref Unsafe.As<byte, sbyte>(ref Unsafe.Add(ref block, 2)));
+            total = BlockTimesX(q, ref v, (nuint)(b * QK8_0), (float)Unsafe.ReadUnaligned<Half>(ref block), total);
+        }
+        return Vector512.Sum(total);
+    }
+
+    /// <summary>The Q4_0 row dot with AVX-512: the 32 nibbles become 32 signed bytes, then as Q8_0.</summary>
+    internal static float DotRowQ4_0Wide(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    {
+        int blocks = x.Length / QK4_0;
+        ref byte r = ref MemoryMarshal.GetReference(row);
+        ref float v = ref MemoryMarshal.GetReference(x);
+        Vector512<float> total = Vector512<float>.Zero;
+        var low = Vector128.Create((byte)0x0F);
+        var eight = Vector256.Create((sbyte)8);
+        for (int b = 0; b < blocks; b++)
+        {
+            ref byte block = ref Unsafe.Add(ref r, b * 18);
+            Vector128<byte> packed = Vector128.LoadUnsafe(ref Unsafe.Add(ref block, 2));
+            Vector256<sbyte> q = Vector256.Create(packed & low, Vector128.ShiftRightLogical(packed, 4)).AsSByte() - eight;
+            total = BlockTimesX(q, ref v, (nuint)(b * QK4_0), (float)Unsafe.ReadUnaligned<Half>(ref block), total);
+        }
+        return Vector512.Sum(total);
+    }
+
+    /// <summary>total + d · Σ q[i]·x[at + i] for one block of 32 signed bytes, in 16-lane vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> BlockTimesX(Vector256<sbyte> q, ref float x, nuint at, float d, Vector512<float> total)
+    {
+        (Vector256<short> lower, Vector256<short> upper) = Vector256.Widen(q);
+        Vector512<int> first = Vector512.WidenLower(Vector512.Create(lower, upper)), second = Vector512.WidenUpper(Vector512.Create(lower, upper));
+        Vector512<float> sum = Vector512.ConvertToSingle(first) * Vector512.LoadUnsafe(ref x, at);
+        sum = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(second), Vector512.LoadUnsafe(ref x, at + 16), sum);
+        return Vector512.FusedMultiplyAdd(sum, Vector512.Create(d), total);
     }
 
     /// <summary>sum + Σ q[i]·x[at + i] over 16 signed bytes, as two 8-lane FMAs.</summary>
