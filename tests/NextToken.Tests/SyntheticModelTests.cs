@@ -89,3 +89,45 @@ public class SyntheticLlamaTests
         }
     }
 }
+
+public class TiedOutputTests
+{
+    /// <summary>gpt2-tiny stores its tied LM head twice; without output.weight the token embedding must serve, with the same logits.</summary>
+    [Fact]
+    public unsafe void Load_WithoutOutputWeight_UsesTheTokenEmbedding()
+    {
+        using var temp = new TempDir();
+        string path = temp.File("tied.gguf");
+        using (var source = GgufFile.Open(Fixtures.Model("gpt2-tiny.f32.gguf")))
+        {
+            var writer = new GgufWriter();
+            foreach (string key in source.MetadataKeys.Where(k => k != "general.alignment")) writer.Add(key, source.Metadata[key]);
+            foreach (GgufTensorInfo info in source.Tensors.Where(t => t.Name != "output.weight"))
+            {
+                TensorData tensor = source.GetTensor(info.Name);
+                writer.AddTensor(info.Name, info.Type, info.Dims, s => s.Write(new ReadOnlySpan<byte>(tensor.Data, (int)tensor.ByteLength)));
+            }
+            writer.Write(path);
+        }
+        using LanguageModel model = ModelLoader.Load(path);
+        Assert.False(model.Source.HasTensor("output.weight"));
+        ExpectedCase expected = ExpectedOutputs.Load("gpt2-tiny.f32")[0];
+        var logits = new float[model.VocabSize];
+        model.Forward(model.CreateState(), expected.Tokens, logits);
+        float[] reference = expected.ReadLastLogits();
+        for (int i = 0; i < logits.Length; i++) Assert.True(Tolerance.Within(logits[i], reference[i]), $"token {i}");
+    }
+}
+
+public class ThroughputBenchmarkTests
+{
+    [Fact]
+    public void Run_WithDistribution_FillsTheContextExactlyOnce()
+    {
+        // 100 prompt + 28 generated = the 128-token context: the second timed pass must start from the prompt again, not after it.
+        using LanguageModel model = ModelLoader.Load(Fixtures.Model("gpt2-tiny.f32.gguf"));
+        var result = NextToken.Generation.ThroughputBenchmark.Run(model, 100, 28, withDistribution: true);
+        Assert.True(result.DistributionTokensPerSecond > 0);
+        Assert.True(result.GenerationTokensPerSecond > 0 && result.PromptTokensPerSecond > 0);
+    }
+}

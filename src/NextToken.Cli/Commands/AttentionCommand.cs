@@ -30,6 +30,7 @@ internal static class AttentionCommand
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, parse.GetValue(prompt) ?? parse.GetValue(promptArgument), parse.GetValue(tokens), lm.Tokenizer.Vocabulary.AddBos, false);
             int n = ids.Length;
+            if (parse.GetValue(recent) < 1) throw new NextTokenException($"--recent must be at least 1, not {parse.GetValue(recent)}");
             var (_, cache) = lm.RunWithCache(ids, name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal));
             CachedActivation[] patterns = cache.AttentionPatterns(lm.LayerCount);
             int heads = patterns[0].Shape[0];

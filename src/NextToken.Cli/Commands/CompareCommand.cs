@@ -34,6 +34,7 @@ internal static class CompareCommand
             int[] b = ContextBuilder.Tokens(lm, parse.GetValue(promptB) ?? parse.GetValue(prompt)!, parse.GetValue(systemB), chat);
             float[] logitsA = NextLogits(lm, a), logitsB = NextLogits(lm, b);
             int k = parse.GetValue(top);
+            if (k < 1) throw new NextTokenException($"--top must be at least 1, not {k}");
             var result = DistributionComparison.Compare(logitsA, logitsB, k);
             string Piece(int id) => lm.Tokenizer.TokenText(id);
             if (parse.GetValue(json))

@@ -41,6 +41,7 @@ internal static class DriftCommand
             DriftTurn[] plain = Measure(meter, systemPrompt, turns, 0);
             int? fullAt = meter.ContextFullAtTurn;
             int every = parse.GetValue(reanchor);
+            if (every < 0) throw new NextTokenException($"--reanchor must be 0 (off) or more, not {every}");
             DriftTurn[]? anchored = every > 0 ? Measure(meter, systemPrompt, turns, every) : null;
             if (plain.Length == 0) throw new NextTokenException($"the first turn already exceeds the context length {lm.ContextLength}");
             if (parse.GetValue(plot) is { } path)

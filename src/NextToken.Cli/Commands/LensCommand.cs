@@ -27,6 +27,7 @@ internal static class LensCommand
         {
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, parse.GetValue(prompt) ?? parse.GetValue(promptArgument), parse.GetValue(tokens), lm.Tokenizer.Vocabulary.AddBos, false);
+            if (parse.GetValue(top) < 1) throw new NextTokenException($"--top must be at least 1, not {parse.GetValue(top)}");
             LensLayer[] layers = LogitLens.Run(lm, ids, parse.GetValue(position), parse.GetValue(top));
             int finalTop = layers[^1].Top[0].Id;
             if (parse.GetValue(plot) is { } path)

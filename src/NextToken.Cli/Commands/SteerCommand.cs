@@ -45,6 +45,7 @@ internal static class SteerCommand
             if (parse.GetValue(sweep))
                 return Sweep(parse, lm, promptIds, addIds, subIds, padId, parse.GetValue(coeffs)!, parse.GetValue(targets) is { Length: > 0 } t ? t : [parse.GetValue(add)!], parse.GetValue(json));
 
+            if (parse.GetValue(runs) < 1) throw new NextTokenException($"--runs must be at least 1, not {parse.GetValue(runs)}");
             SteeringVector vector = SteeringVector.FromPrompts(lm, addIds, subIds, parse.GetValue(layer), padId);
             SamplingOptions options = sampling.Build(parse, new SamplingOptions { Temperature = 1.0f, TopK = 0, TopP = 0.3f, MinP = 0, FrequencyPenalty = 1 });
             ulong seed = parse.GetValue(sampling.Seed) ?? Xoshiro256StarStar.RandomSeed();

@@ -11,9 +11,6 @@ public sealed class StopStringMatcher(IReadOnlyList<string> stopStrings)
 
     public bool Stopped { get; private set; }
 
-    /// <summary>The stop string that ended the text, if any.</summary>
-    public string? Matched { get; private set; }
-
     /// <summary>Adds new text; returns the part that is safe to show now.</summary>
     public string Append(string text)
     {
@@ -24,11 +21,7 @@ public sealed class StopStringMatcher(IReadOnlyList<string> stopStrings)
         foreach (string stop in _stops)
         {
             int at = pending.IndexOf(stop, StringComparison.Ordinal);
-            if (at >= 0 && (cut < 0 || at < cut))
-            {
-                cut = at;
-                Matched = stop;
-            }
+            if (at >= 0 && (cut < 0 || at < cut)) cut = at;
         }
         if (cut >= 0)
         {

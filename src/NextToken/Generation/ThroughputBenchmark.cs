@@ -58,10 +58,8 @@ public static class ThroughputBenchmark
         if (withDistribution)
         {
             // The same generation again, with what the inspection features read at every step.
-            state.Rewind(promptTokens);
-            model.Forward(state, prompt.AsSpan(promptTokens - 1, 1), logits);
-            state.Rewind(promptTokens);
-            model.Forward(state, prompt.AsSpan(promptTokens - 1), logits);
+            state.Rewind(promptTokens - 1);
+            model.Forward(state, prompt.AsSpan(promptTokens - 1), logits); // the logits right after the prompt again
             clock.Restart();
             for (int i = 0; i < generatedTokens; i++)
             {

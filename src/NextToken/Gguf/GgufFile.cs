@@ -150,8 +150,6 @@ public sealed unsafe class GgufFile : IWeightSource
 
     public bool ContainsKey(string key) => _metadata.ContainsKey(key);
 
-    public bool TryGetValue(string key, out GgufValue value) => _metadata.TryGetValue(key, out value!);
-
     public GgufValue GetRequired(string key) =>
         _metadata.TryGetValue(key, out GgufValue? value) ? value : throw new GgufFormatException(FilePath, null, $"missing required metadata key '{key}'");
 

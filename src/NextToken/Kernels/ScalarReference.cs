@@ -61,12 +61,6 @@ public static class ScalarReference
         }
     }
 
-    public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double sum = 0;
-        for (int i = 0; i < a.Length; i++) sum += (double)a[i] * b[i];
-        return (float)sum;
-    }
 
     /// <summary>
     /// One value of a quantized block, computed on its own from ggml's format description (not

@@ -31,8 +31,6 @@ public sealed class Gpt2Weights
     public required float[] OutputNormBias { get; init; }       // [nEmbd]
     public required TensorData Output { get; init; }            // [nVocab, nEmbd]; the token embedding when tied
 
-    public bool TiedOutput { get; init; }
-
     public static Gpt2Weights Load(IWeightSource file, Gpt2Config c)
     {
         var load = new WeightLoader(file);
@@ -69,7 +67,6 @@ public sealed class Gpt2Weights
             OutputNormWeight = Vector(TensorNames.OutputNorm, c.NEmbd),
             OutputNormBias = Vector(TensorNames.OutputNormBias, c.NEmbd),
             Output = tied ? tokenEmbedding : Matrix(TensorNames.Output, c.NVocab, c.NEmbd),
-            TiedOutput = tied,
         };
     }
 }

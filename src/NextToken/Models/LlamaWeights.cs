@@ -33,8 +33,6 @@ public sealed class LlamaWeights
     public required LlamaLayerWeights[] Layers { get; init; } // [nLayer]
     public required float[] OutputNorm { get; init; }        // [nEmbd]
     public required TensorData Output { get; init; }         // [nVocab, nEmbd]; the token embedding when tied
-    public bool TiedOutput { get; init; }
-
     public static LlamaWeights Load(IWeightSource file, LlamaConfig c)
     {
         var load = new WeightLoader(file);
@@ -72,7 +70,6 @@ public sealed class LlamaWeights
             Layers = layers,
             OutputNorm = Vector(TensorNames.OutputNorm, c.NEmbd),
             Output = tied ? tokenEmbedding : Matrix(TensorNames.Output, c.NVocab, c.NEmbd),
-            TiedOutput = tied,
         };
     }
 }

@@ -47,8 +47,6 @@ public sealed class Vocabulary
 
     public bool TryGetId(ReadOnlySpan<char> text, out int id) => _idsByText.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(text, out id);
 
-    public bool IsControl(int id) => Types[id] == TokenType.Control;
-
     /// <summary>Texts of end-of-turn tokens chat models emit, recognised when the vocabulary marks them special.</summary>
     private static readonly string[] EndOfTurnTexts = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<end_of_turn>", "<|eom_id|>", "</s>", "<|END_OF_TURN_TOKEN|>"];
 
