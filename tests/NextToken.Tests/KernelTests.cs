@@ -83,6 +83,29 @@ public unsafe class KernelTests
     }
 
     [Theory]
+    [InlineData(4, 4, 16, 0, 5)]     // the tiny fixtures' head size
+    [InlineData(12, 12, 64, 37, 1)]  // GPT-2 decode (AVX-512 kernels: four keys per step, odd key count)
+    [InlineData(12, 12, 64, 6, 9)]   // GPT-2 prompt after a cached prefix
+    [InlineData(9, 3, 64, 100, 2)]   // SmolLM's grouped-query heads
+    [InlineData(8, 2, 128, 13, 3)]   // Llama-2/3 head size
+    [InlineData(2, 1, 24, 3, 4)]     // 8-lane path
+    [InlineData(2, 2, 6, 3, 2)]      // no vector path
+    public void Attention_MatchesScalarReference(int nHead, int nKvHead, int headDim, int p0, int n)
+    {
+        int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;
+        float[] queries = RandomVector(n * nHead * headDim, 21, 2);
+        float[] keys = RandomVector(nCtx * kvDim, 22, 2), values = RandomVector(nCtx * kvDim, 23);
+        var expected = new float[n * nHead * headDim];
+        ScalarReference.Attention(queries, keys, values, nHead, nKvHead, headDim, p0, n, expected);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var output = new float[expected.Length];
+            new CausalAttention(nHead, nKvHead, headDim, nCtx, n).Run(queries, nHead * headDim, keys, values, 0, p0, n, output, threads);
+            AssertClose(expected, output, 1e-5);
+        }
+    }
+
+    [Theory]
     [InlineData(GgmlType.F32, 1, 5, 3)]
     [InlineData(GgmlType.F32, 4, 64, 192)]
     [InlineData(GgmlType.F16, 1, 300, 17)]

@@ -78,11 +78,11 @@ public class QuantizationTests(ITestOutputHelper output)
         output.WriteLine($"{fileName} {type}: fused dot vs dequantize-then-dot, worst error {worst:E2} of Σ|terms|");
     }
 
-    /// <summary>Every vector width of the Q8_0/Q4_0 row dot (the machine picks one; the others are tested here).</summary>
+    /// <summary>Every vector width of the Q8_0/Q4_0 row dot, and the four-row kernel (the machine picks one; the others are tested here).</summary>
     [Theory]
     [InlineData("gpt2-tiny.q8_0.gguf", GgmlType.Q8_0)]
     [InlineData("gpt2-tiny.q4_0.gguf", GgmlType.Q4_0)]
-    public void DotRow_EveryVectorWidth_AgreesWithDequantizeThenDot(string fileName, GgmlType type)
+    public unsafe void DotRow_EveryVectorWidth_AgreesWithDequantizeThenDot(string fileName, GgmlType type)
     {
         using var file = GgufFile.Open(Fixtures.Model(fileName));
         var random = new Random(8);
@@ -90,14 +90,23 @@ public class QuantizationTests(ITestOutputHelper output)
         TensorData tensor = file.GetTensor(info.Name);
         float[] x = Enumerable.Range(0, tensor.RowLength).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
         var row = new float[tensor.RowLength];
-        for (int r = 0; r < Math.Min(tensor.RowCount, 64); r++)
+        int rows = Math.Min(tensor.RowCount, 64);
+        var four = new float[rows];
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+            fixed (float* xp = x, yp = four)
+                for (int r = 0; r + 4 <= rows; r += 4)
+                    Quantized.Dot4RowsWide(type, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, xp, x.Length, yp + r);
+        for (int r = 0; r < rows; r++)
         {
             Quantized.DequantizeRow(type, tensor.Row(r), row);
             double expected = 0, magnitude = 0;
             for (int i = 0; i < row.Length; i++) { expected += (double)row[i] * x[i]; magnitude += Math.Abs((double)row[i] * x[i]); }
             var widths = new List<float> { type == GgmlType.Q8_0 ? Quantized.DotRowQ8_0(tensor.Row(r), x) : Quantized.DotRowQ4_0(tensor.Row(r), x) };
             if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+            {
                 widths.Add(type == GgmlType.Q8_0 ? Quantized.DotRowQ8_0Wide(tensor.Row(r), x) : Quantized.DotRowQ4_0Wide(tensor.Row(r), x));
+                widths.Add(four[r]);
+            }
             foreach (float actual in widths)
                 Assert.True(Math.Abs(actual - expected) <= 1e-5 * magnitude, $"row {r}: {actual} vs {expected}");
         }

@@ -12,7 +12,7 @@ namespace NextToken.Tests;
 /// logit within 3% of the position's top logit, the same argmax where the reference's margin is
 /// clear, and a top-10 overlap of at least 7.
 /// </summary>
-public class QuantizedActivationTests(ITestOutputHelper output)
+public unsafe class QuantizedActivationTests(ITestOutputHelper output)
 {
     [Theory]
     [InlineData("gpt2-tiny.q8_0.gguf", GgmlType.Q8_0)]
@@ -28,20 +28,32 @@ public class QuantizedActivationTests(ITestOutputHelper output)
             float[] x = Enumerable.Range(0, tensor.RowLength).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
             var quants = new sbyte[x.Length];
             var scales = new float[x.Length / 32];
-            QuantizedActivations.Quantize(x, quants, scales);
+            var sums = new int[x.Length / 32];
+            QuantizedActivations.Quantize(x, quants, scales, sums);
+            Assert.Equal(Enumerable.Range(0, scales.Length).Select(b => quants.Skip(b * 32).Take(32).Sum(q => q)), sums);
+            int rows = Math.Min(258, tensor.RowCount); // not a multiple of 4: the four-row kernel and the single-row tail
+            var expected = new double[rows];
+            var magnitude = new double[rows];
             var row = new float[tensor.RowLength];
-            for (int r = 0; r < Math.Min(32, tensor.RowCount); r++)
+            for (int r = 0; r < rows; r++)
             {
                 Quantized.DequantizeRow(type, tensor.Row(r), row);
-                double expected = 0, magnitude = 0;
                 for (int i = 0; i < x.Length; i++)
                 {
                     double term = (double)row[i] * quants[i] * scales[i / 32];
-                    expected += term;
-                    magnitude += Math.Abs(term);
+                    expected[r] += term;
+                    magnitude[r] += Math.Abs(term);
                 }
-                float actual = QuantizedActivations.Dot(type, tensor.Row(r), quants, scales);
-                Assert.True(Math.Abs(actual - expected) <= 1e-5 * magnitude + 1e-6, $"{info.Name} row {r}: {actual} vs {expected}");
+                float actual = QuantizedActivations.Dot(type, tensor.Row(r), quants, scales, sums);
+                Assert.True(Math.Abs(actual - expected[r]) <= 1e-5 * magnitude[r] + 1e-6, $"{info.Name} row {r}: {actual} vs {expected[r]}");
+            }
+            var firstRows = new TensorData(tensor.Name, type, [tensor.RowLength, rows], tensor.Data, tensor.RowBytes * rows);
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var y = new float[rows];
+                MatMul.Forward(firstRows, x, 1, y, threads, quantizeActivations: true);
+                for (int r = 0; r < rows; r++)
+                    Assert.True(Math.Abs(y[r] - expected[r]) <= 1e-5 * magnitude[r] + 1e-6, $"{info.Name} matmul row {r}, {threads} threads: {y[r]} vs {expected[r]}");
             }
         }
     }

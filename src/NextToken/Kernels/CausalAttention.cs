@@ -62,7 +62,9 @@ public sealed class CausalAttention : IParallelWork
         fixed (float* o = &output[t * _nHead * hd + head * hd])
         {
             // Scores: q · k_j for every earlier key (rows of the cache are kvDim apart).
-            if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
+            if (hd % 64 == 0 && Vector512.IsHardwareAccelerated)
+                ScoresWide(q, k, kvDim, hd, keys, scale, scores);
+            else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
             {
                 for (int j = 0; j < keys; j++)
                 {
@@ -82,7 +84,9 @@ public sealed class CausalAttention : IParallelWork
             // Output: Σ_j p_j · v_j.
             var result = new Span<float>(o, hd);
             result.Clear();
-            if (hd % 8 == 0 && hd <= 256 && Vector256.IsHardwareAccelerated)
+            if (hd % 64 == 0 && Vector512.IsHardwareAccelerated)
+                WeightedValuesWide(scores, v, kvDim, hd, o);
+            else if (hd % 8 == 0 && hd <= 256 && Vector256.IsHardwareAccelerated)
             {
                 for (int i = 0; i < hd; i += 8)
                 {
@@ -96,6 +100,78 @@ public sealed class CausalAttention : IParallelWork
                 for (int j = 0; j < keys; j++)
                     TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * kvDim, hd), scores[j], result, result);
             }
+        }
+    }
+
+    /// <summary>scores[j] = scale · q · k_j, four keys at a time so four FMA chains run side by side (AVX-512, hd a multiple of 64).</summary>
+    private static unsafe void ScoresWide(float* q, float* k, int kvDim, int hd, int keys, float scale, Span<float> scores)
+    {
+        int j = 0;
+        for (; j + 4 <= keys; j += 4)
+        {
+            float* k0 = k + (long)j * kvDim, k1 = k0 + kvDim, k2 = k1 + kvDim, k3 = k2 + kvDim;
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int i = 0; i < hd; i += 16)
+            {
+                Vector512<float> qi = Vector512.Load(q + i);
+                a0 = Vector512.FusedMultiplyAdd(qi, Vector512.Load(k0 + i), a0);
+                a1 = Vector512.FusedMultiplyAdd(qi, Vector512.Load(k1 + i), a1);
+                a2 = Vector512.FusedMultiplyAdd(qi, Vector512.Load(k2 + i), a2);
+                a3 = Vector512.FusedMultiplyAdd(qi, Vector512.Load(k3 + i), a3);
+            }
+            scores[j] = Vector512.Sum(a0) * scale;
+            scores[j + 1] = Vector512.Sum(a1) * scale;
+            scores[j + 2] = Vector512.Sum(a2) * scale;
+            scores[j + 3] = Vector512.Sum(a3) * scale;
+        }
+        for (; j < keys; j++)
+        {
+            float* kj = k + (long)j * kvDim;
+            Vector512<float> acc = default;
+            for (int i = 0; i < hd; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(kj + i), acc);
+            scores[j] = Vector512.Sum(acc) * scale;
+        }
+    }
+
+    /// <summary>
+    /// o = Σ_j p_j · v_j, 64 columns at a time in four accumulators, two keys per step into separate
+    /// accumulators so consecutive FMAs do not wait on each other (AVX-512, hd a multiple of 64).
+    /// </summary>
+    private static unsafe void WeightedValuesWide(ReadOnlySpan<float> p, float* v, int kvDim, int hd, float* o)
+    {
+        int keys = p.Length;
+        for (int c = 0; c < hd; c += 64)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int j = 0;
+            for (; j + 2 <= keys; j += 2)
+            {
+                float* v0 = v + (long)j * kvDim + c, v1 = v0 + kvDim;
+                var p0 = Vector512.Create(p[j]);
+                var p1 = Vector512.Create(p[j + 1]);
+                a0 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0), a0);
+                a1 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 16), a1);
+                a2 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 32), a2);
+                a3 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 48), a3);
+                b0 = Vector512.FusedMultiplyAdd(p1, Vector512.Load(v1), b0);
+                b1 = Vector512.FusedMultiplyAdd(p1, Vector512.Load(v1 + 16), b1);
+                b2 = Vector512.FusedMultiplyAdd(p1, Vector512.Load(v1 + 32), b2);
+                b3 = Vector512.FusedMultiplyAdd(p1, Vector512.Load(v1 + 48), b3);
+            }
+            if (j < keys)
+            {
+                float* v0 = v + (long)j * kvDim + c;
+                var p0 = Vector512.Create(p[j]);
+                a0 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0), a0);
+                a1 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 16), a1);
+                a2 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 32), a2);
+                a3 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 48), a3);
+            }
+            (a0 + b0).Store(o + c);
+            (a1 + b1).Store(o + c + 16);
+            (a2 + b2).Store(o + c + 32);
+            (a3 + b3).Store(o + c + 48);
         }
     }
 

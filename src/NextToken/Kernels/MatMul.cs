@@ -32,8 +32,9 @@ public static unsafe class MatMul
         fixed (float* y = output)
         fixed (sbyte* qx = job.Quants)
         fixed (float* dx = job.Scales)
+        fixed (int* sx = job.Sums)
         {
-            var activations = new Activations(quantized ? qx : null, dx);
+            var activations = new Activations(quantized ? qx : null, dx, sx);
             if (threads <= 1 || (long)nOut * nIn * nBatch < 32_768)
             {
                 Rows(weight, x, y, nBatch, 0, nOut, activations);
@@ -48,10 +49,11 @@ public static unsafe class MatMul
     }
 
     /// <summary>The input rows quantized to 8-bit blocks, when the quantized-activation path is on (Quants null otherwise).</summary>
-    private readonly struct Activations(sbyte* quants, float* scales)
+    private readonly struct Activations(sbyte* quants, float* scales, int* sums)
     {
         public readonly sbyte* Quants = quants;
         public readonly float* Scales = scales;
+        public readonly int* Sums = sums;
     }
 
     /// <summary>One matmul's parameters, kept per calling thread so a call allocates nothing.</summary>
@@ -67,13 +69,15 @@ public static unsafe class MatMul
 
         public sbyte[] Quants { get; private set; } = new sbyte[32];
         public float[] Scales { get; private set; } = new float[1];
+        public int[] Sums { get; private set; } = new int[1];
 
         public void QuantizeInputs(ReadOnlySpan<float> input, int nBatch, int nIn)
         {
+            int blocks = nIn / 32;
             if (Quants.Length < nBatch * nIn) Quants = new sbyte[nBatch * nIn];
-            if (Scales.Length < nBatch * nIn / 32) Scales = new float[nBatch * nIn / 32];
+            if (Scales.Length < nBatch * blocks) (Scales, Sums) = (new float[nBatch * blocks], new int[nBatch * blocks]);
             for (int b = 0; b < nBatch; b++)
-                QuantizedActivations.Quantize(input.Slice(b * nIn, nIn), Quants.AsSpan(b * nIn, nIn), Scales.AsSpan(b * nIn / 32, nIn / 32));
+                QuantizedActivations.Quantize(input.Slice(b * nIn, nIn), Quants.AsSpan(b * nIn, nIn), Scales.AsSpan(b * blocks, blocks), Sums.AsSpan(b * blocks, blocks));
         }
 
         public void Set(in TensorData weight, float* x, float* y, int nBatch, int tiles, int chunks, Activations activations)
@@ -105,16 +109,22 @@ public static unsafe class MatMul
             DotRows(weight, x, y, nBatch, rowStart, rowEnd);
     }
 
+    /// <summary>Rows against quantized activations, four rows at a time so each activation block is loaded once for four.</summary>
     private static void QuantizedRows(in TensorData weight, Activations activations, float* y, int nBatch, int rowStart, int rowEnd)
     {
-        int nIn = weight.RowLength, nOut = weight.RowCount;
+        int nIn = weight.RowLength, nOut = weight.RowCount, blocks = nIn / 32;
         long rowBytes = weight.RowBytes;
-        for (int o = rowStart; o < rowEnd; o++)
+        for (int b = 0; b < nBatch; b++)
         {
-            var row = new ReadOnlySpan<byte>(weight.Data + o * rowBytes, (int)rowBytes);
-            for (int b = 0; b < nBatch; b++)
-                y[(long)b * nOut + o] = QuantizedActivations.Dot(weight.Type, row,
-                    new ReadOnlySpan<sbyte>(activations.Quants + (long)b * nIn, nIn), new ReadOnlySpan<float>(activations.Scales + (long)b * nIn / 32, nIn / 32));
+            sbyte* quants = activations.Quants + (long)b * nIn;
+            float* scales = activations.Scales + (long)b * blocks;
+            int* sums = activations.Sums + (long)b * blocks;
+            float* yb = y + (long)b * nOut;
+            int o = rowStart;
+            for (; o + 4 <= rowEnd; o += 4)
+                QuantizedActivations.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, quants, scales, sums, blocks, yb + o);
+            for (; o < rowEnd; o++)
+                yb[o] = QuantizedActivations.Dot(weight.Type, weight.Data + o * rowBytes, quants, scales, sums, blocks);
         }
     }
 
@@ -123,7 +133,12 @@ public static unsafe class MatMul
     {
         int nIn = weight.RowLength, nOut = weight.RowCount;
         long rowBytes = weight.RowBytes;
-        for (int o = rowStart; o < rowEnd; o++)
+        int o = rowStart;
+        if (weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+            for (; o + 4 <= rowEnd; o += 4)
+                for (int b = 0; b < nBatch; b++)
+                    Quantized.Dot4RowsWide(weight.Type, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+        for (; o < rowEnd; o++)
         {
             byte* row = weight.Data + o * rowBytes;
             for (int b = 0; b < nBatch; b++)

@@ -9,15 +9,24 @@ namespace NextToken.Kernels;
 /// <summary>
 /// ggml's fast path for quantized weights: the activation row is itself quantized to 8-bit blocks
 /// of 32 (one scale each) once per matmul, and each weight block meets it in an integer dot
-/// product (unsigned×signed byte multiply-add, as <c>vpmaddubsw</c>). This is an approximation of
-/// the exact product — the activation loses about 1/254 of each block's range — so it is opt-in.
+/// product — <c>vpdpbusd</c> (AVX-VNNI) where the CPU has it, else <c>vpmaddubsw</c> + <c>vpmaddwd</c>.
+/// This is an approximation of the exact product — the activation loses about 1/254 of each
+/// block's range — so it is opt-in.
 /// </summary>
+/// <remarks>
+/// The integer instructions multiply unsigned by signed bytes. Q4_0 nibbles are already unsigned
+/// (0..15, stored value = nibble − 8), so Σ(n−8)·x is computed as Σn·x − 8·Σx with Σx of each
+/// activation block known from quantizing it; Q8_0 weights are signed and use |w| · (x with w's sign).
+/// </remarks>
 public static unsafe class QuantizedActivations
 {
     public static bool IsSupported(GgmlType type) => Avx2.IsSupported && type is GgmlType.Q8_0 or GgmlType.Q4_0;
 
-    /// <summary>x → 8-bit blocks: <paramref name="quants"/> [n] and <paramref name="scales"/> [n / 32].</summary>
-    public static void Quantize(ReadOnlySpan<float> x, Span<sbyte> quants, Span<float> scales)
+    /// <summary>
+    /// x → 8-bit blocks: <paramref name="quants"/> [n], <paramref name="scales"/> [n / 32] and
+    /// <paramref name="sums"/> [n / 32], the sum of each block's quants.
+    /// </summary>
+    public static void Quantize(ReadOnlySpan<float> x, Span<sbyte> quants, Span<float> scales, Span<int> sums)
     {
         for (int b = 0; b < x.Length / 32; b++)
         {
@@ -25,40 +34,136 @@ public static unsafe class QuantizedActivations
             float amax = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(block);
             float d = Math.Abs(amax) / 127, id = d != 0 ? 1 / d : 0;
             scales[b] = d;
-            for (int i = 0; i < 32; i++) quants[b * 32 + i] = (sbyte)MathF.Round(block[i] * id);
+            int sum = 0;
+            for (int i = 0; i < 32; i++)
+            {
+                sbyte q = (sbyte)MathF.Round(block[i] * id);
+                quants[b * 32 + i] = q;
+                sum += q;
+            }
+            sums[b] = sum;
         }
     }
 
     /// <summary>Σ over blocks of d_w·d_x·(q_w · q_x) for one stored row against a quantized activation.</summary>
-    public static float Dot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales)
+    public static float Dot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales, ReadOnlySpan<int> sums)
     {
-        ref byte r = ref MemoryMarshal.GetReference(row);
-        ref sbyte q = ref MemoryMarshal.GetReference(quants);
+        if (row.Length < RowBytes(type, quants.Length) || scales.Length < quants.Length / 32 || sums.Length < quants.Length / 32)
+            throw new ArgumentException($"a {type} row of {quants.Length} values needs {RowBytes(type, quants.Length)} bytes and {quants.Length / 32} scales and sums");
+        fixed (byte* w = row)
+        fixed (sbyte* q = quants)
+        fixed (float* d = scales)
+        fixed (int* s = sums)
+            return type == GgmlType.Q4_0 ? RowQ4_0(w, q, d, s, quants.Length / 32) : RowQ8_0(w, q, d, quants.Length / 32);
+    }
+
+    /// <summary>
+    /// Four consecutive stored rows (<paramref name="rowBytes"/> apart) against one quantized
+    /// activation: each activation block is loaded once for the four rows. Writes y[0..3].
+    /// </summary>
+    internal static void Dot4(GgmlType type, byte* rows, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y)
+    {
+        if (type == GgmlType.Q4_0) Rows4Q4_0(rows, rowBytes, quants, scales, sums, blocks, y);
+        else Rows4Q8_0(rows, rowBytes, quants, scales, blocks, y);
+    }
+
+    internal static long RowBytes(GgmlType type, int n) => n / 32 * (type == GgmlType.Q4_0 ? 18L : 34L);
+
+    internal static float Dot(GgmlType type, byte* row, sbyte* quants, float* scales, int* sums, int blocks) =>
+        type == GgmlType.Q4_0 ? RowQ4_0(row, quants, scales, sums, blocks) : RowQ8_0(row, quants, scales, blocks);
+
+    private static float RowQ4_0(byte* row, sbyte* quants, float* scales, int* sums, int blocks)
+    {
         Vector256<float> total = Vector256<float>.Zero;
-        var ones = Vector256.Create((short)1);
-        var low = Vector128.Create((byte)0x0F);
-        var eight = Vector256.Create((sbyte)8);
-        int blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
-        for (int b = 0; b < scales.Length; b++)
+        for (int b = 0; b < blocks; b++)
         {
-            ref byte block = ref Unsafe.Add(ref r, b * blockBytes);
-            float d = (float)Unsafe.ReadUnaligned<Half>(ref block) * scales[b];
-            Vector256<sbyte> w;
-            if (type == GgmlType.Q8_0)
-            {
-                w = Vector256.LoadUnsafe(ref Unsafe.As<byte, sbyte>(ref Unsafe.Add(ref block, 2)));
-            }
-            else
-            {
-                Vector128<byte> packed = Vector128.LoadUnsafe(ref Unsafe.Add(ref block, 2));
-                w = Vector256.Create(packed & low, Vector128.ShiftRightLogical(packed, 4)).AsSByte() - eight;
-            }
-            Vector256<sbyte> x = Vector256.LoadUnsafe(ref q, (nuint)(b * 32));
-            // |w| as unsigned times x carrying w's sign: the product of signs stays right.
-            Vector256<short> pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w));
-            Vector256<int> sums = Avx2.MultiplyAddAdjacent(pairs, ones);
-            total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(d), total);
+            Vector256<int> correction = Vector256.CreateScalarUnsafe(-8 * sums[b]);
+            total = Q4_0Block(row + b * 18, Vector256.Load(quants + b * 32), correction, scales[b], total);
         }
         return Vector256.Sum(total);
+    }
+
+    private static float RowQ8_0(byte* row, sbyte* quants, float* scales, int blocks)
+    {
+        Vector256<float> total = Vector256<float>.Zero;
+        for (int b = 0; b < blocks; b++)
+            total = Q8_0Block(row + b * 34, Vector256.Load(quants + b * 32), scales[b], total);
+        return Vector256.Sum(total);
+    }
+
+    private static void Rows4Q4_0(byte* w, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
+        byte* next = w + 4 * rowBytes;
+        for (int b = 0; b < blocks; b++)
+        {
+            // The hardware prefetcher stops at 4 KB pages of the mapped file; fetch the next four
+            // rows (4 × 18 bytes per block here) while these compute.
+            Sse.Prefetch0(next + b * 128);
+            Sse.Prefetch0(next + b * 128 + 64);
+            Vector256<sbyte> x = Vector256.Load(quants + b * 32);
+            Vector256<int> correction = Vector256.CreateScalarUnsafe(-8 * sums[b]);
+            float dx = scales[b];
+            int at = b * 18;
+            a0 = Q4_0Block(w + at, x, correction, dx, a0);
+            a1 = Q4_0Block(w1 + at, x, correction, dx, a1);
+            a2 = Q4_0Block(w2 + at, x, correction, dx, a2);
+            a3 = Q4_0Block(w3 + at, x, correction, dx, a3);
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    private static void Rows4Q8_0(byte* w, long rowBytes, sbyte* quants, float* scales, int blocks, float* y)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
+        byte* next = w + 4 * rowBytes;
+        for (int b = 0; b < blocks; b++)
+        {
+            // The next four rows (4 × 34 bytes per block here) are fetched while these compute.
+            Sse.Prefetch0(next + b * 192);
+            Sse.Prefetch0(next + b * 192 + 64);
+            Sse.Prefetch0(next + b * 192 + 128);
+            Vector256<sbyte> x = Vector256.Load(quants + b * 32);
+            float dx = scales[b];
+            int at = b * 34;
+            a0 = Q8_0Block(w + at, x, dx, a0);
+            a1 = Q8_0Block(w1 + at, x, dx, a1);
+            a2 = Q8_0Block(w2 + at, x, dx, a2);
+            a3 = Q8_0Block(w3 + at, x, dx, a3);
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    /// <summary>total + d_w·d_x·(Σ nibble·x − 8·Σx) for one Q4_0 block (f16 d, 16 bytes of nibbles, low nibbles first).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> Q4_0Block(byte* block, Vector256<sbyte> x, Vector256<int> correction, float dx, Vector256<float> total)
+    {
+        Vector128<byte> packed = Vector128.Load(block + 2);
+        Vector256<byte> nibbles = Vector256.Create(packed & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(packed, 4));
+        Vector256<int> sums = UnsignedTimesSigned(correction, nibbles, x);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(HalfTable.ToSingle(ref *block) * dx), total);
+    }
+
+    /// <summary>total + d_w·d_x·Σ w·x for one Q8_0 block (f16 d, 32 signed bytes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> Q8_0Block(byte* block, Vector256<sbyte> x, float dx, Vector256<float> total)
+    {
+        Vector256<sbyte> w = Vector256.Load((sbyte*)(block + 2));
+        // |w| as unsigned times x carrying w's sign: the product of signs stays right.
+        Vector256<int> sums = UnsignedTimesSigned(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(x, w));
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(HalfTable.ToSingle(ref *block) * dx), total);
+    }
+
+    /// <summary>accumulator + sums of each four adjacent u8·s8 products, in 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<int> UnsignedTimesSigned(Vector256<int> accumulator, Vector256<byte> u, Vector256<sbyte> s)
+    {
+        if (AvxVnni.IsSupported) return AvxVnni.MultiplyWideningAndAdd(accumulator, u, s);
+        // vpmaddubsw saturates at ±32767: safe here because one factor is at most 15 or the pair
+        // is |w|·x with |w|, |x| ≤ 127 (2·127·127 = 32258).
+        Vector256<short> pairs = Avx2.MultiplyAddAdjacent(u, s);
+        return accumulator + Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
     }
 }

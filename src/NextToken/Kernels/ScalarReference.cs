@@ -27,6 +27,36 @@ public static class ScalarReference
         }
     }
 
+    /// <summary>
+    /// Causal attention of queries at positions p0…p0+n−1, one (position, head) at a time in float64:
+    /// queries [n, nHead·headDim], caches [nCtx, nKvHead·headDim], output [n, nHead·headDim].
+    /// </summary>
+    public static void Attention(ReadOnlySpan<float> queries, ReadOnlySpan<float> keyCache, ReadOnlySpan<float> valueCache,
+                                 int nHead, int nKvHead, int headDim, int p0, int n, Span<float> output)
+    {
+        int kvDim = nKvHead * headDim;
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < nHead; h++)
+            {
+                int keys = p0 + t + 1, kvHead = h / (nHead / nKvHead);
+                var p = new double[keys];
+                for (int j = 0; j < keys; j++)
+                {
+                    double dot = 0;
+                    for (int i = 0; i < headDim; i++) dot += (double)queries[(t * nHead + h) * headDim + i] * keyCache[j * kvDim + kvHead * headDim + i];
+                    p[j] = dot / Math.Sqrt(headDim);
+                }
+                double max = p.Max(), sum = 0;
+                for (int j = 0; j < keys; j++) sum += p[j] = Math.Exp(p[j] - max);
+                for (int i = 0; i < headDim; i++)
+                {
+                    double value = 0;
+                    for (int j = 0; j < keys; j++) value += p[j] / sum * valueCache[j * kvDim + kvHead * headDim + i];
+                    output[(t * nHead + h) * headDim + i] = (float)value;
+                }
+            }
+    }
+
     public static void Softmax(ReadOnlySpan<float> x, Span<float> destination)
     {
         double max = double.NegativeInfinity;

@@ -113,8 +113,8 @@ public sealed class LlamaState : ModelState
     public float[] Projected { get; }     // [maxBatch, nEmbd]
     public float[] Gate { get; }          // [maxBatch, nFf] gate projection, then SwiGLU output
     public float[] Up { get; }            // [maxBatch, nFf]
-    public float[] KeyCache { get; }      // [nLayer, nCtx, kvDim]
-    public float[] ValueCache { get; }    // [nLayer, nCtx, kvDim]
+    public override float[] KeyCache { get; }      // [nLayer, nCtx, kvDim]
+    public override float[] ValueCache { get; }    // [nLayer, nCtx, kvDim]
     public float[] RouterProbs { get; }   // [maxBatch, nExpert] softmax over all experts
     public float[] ExpertIndices { get; } // [maxBatch, nExpertUsed] chosen experts, best first (as floats, for hooks)
     public float[] ExpertWeights { get; } // [maxBatch, nExpertUsed] renormalized weights
