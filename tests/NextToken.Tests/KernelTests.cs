@@ -100,7 +100,7 @@ public unsafe class KernelTests
         foreach (int threads in new[] { 1, 2 })
         {
             var output = new float[expected.Length];
-            new CausalAttention(nHead, nKvHead, headDim, nCtx, n).Run(queries, nHead * headDim, keys, values, 0, p0, n, output, threads);
+            new CausalAttention(nHead, nKvHead, headDim, nCtx, n).Run(queries, nHead * headDim, keys, values, 0, p0, n, output, threads, keepPattern: threads == 2);
             AssertClose(expected, output, 1e-5);
         }
     }
@@ -112,25 +112,35 @@ public unsafe class KernelTests
     [InlineData(GgmlType.F16, 3, 768, 64)]
     [InlineData(GgmlType.BF16, 1, 33, 9)]
     [InlineData(GgmlType.BF16, 5, 256, 130)]
+    [InlineData(GgmlType.F32, 16, 64, 192)]   // prompt path (AVX-512 panels): one 16-input tile
+    [InlineData(GgmlType.F32, 70, 40, 13)]    // a 64-input tile, a 16-input tile, a short last row tile
+    [InlineData(GgmlType.F16, 20, 96, 130)]
+    [InlineData(GgmlType.BF16, 128, 256, 131)]
+    [InlineData(GgmlType.Q8_0, 33, 64, 50)]
+    [InlineData(GgmlType.Q4_0, 130, 128, 96)]
     public void MatMul_MatchesScalarReference(GgmlType type, int batch, int nIn, int nOut)
     {
         float[] values = RandomVector(nIn * nOut, 5);
         byte[] stored = type switch
         {
+            GgmlType.Q8_0 or GgmlType.Q4_0 => Quantize.Blocks(type, values),
             GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
             GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
             _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray().AsSpan()).ToArray(),
         };
         float[] x = RandomVector(batch * nIn, 6);
         var expected = new float[batch * nOut];
-        var actual = new float[batch * nOut];
         fixed (byte* data = stored)
         {
             var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length);
             MatMul.Reference(weight, x, batch, expected);
-            MatMul.Forward(weight, x, batch, actual, threads: 2);
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var actual = new float[batch * nOut];
+                MatMul.Forward(weight, x, batch, actual, threads);
+                AssertClose(expected, actual, 1e-4);
+            }
         }
-        AssertClose(expected, actual, 1e-4);
     }
 
     [Theory]

@@ -23,7 +23,7 @@ public sealed record ThroughputResult(
 /// <summary>
 /// llama-bench's two measurements: a prompt of N tokens processed as one batch, then M tokens
 /// generated one at a time through the KV cache. Token ids are drawn from a fixed seed, so runs
-/// are comparable; a short warm-up runs first so JIT compilation is not timed, and the KV cache is
+/// are comparable; a warm-up runs first so JIT compilation is not timed, and the KV cache is
 /// touched before the clock starts.
 /// </summary>
 public static class ThroughputBenchmark
@@ -39,9 +39,11 @@ public static class ThroughputBenchmark
         for (int i = 0; i < prompt.Length; i++) prompt[i] = random.Next(model.VocabSize);
         var logits = new float[model.VocabSize];
 
+        // Warm-up as llama-bench's: one prompt and a few generated tokens, so every kernel the timed
+        // runs use (the prompt path differs from the decode path) has been compiled.
         ModelState warmUp = model.CreateState();
-        model.Forward(warmUp, prompt.AsSpan(0, Math.Min(8, promptTokens)), logits);
-        model.Forward(warmUp, [0], logits);
+        model.Forward(warmUp, prompt, logits);
+        for (int i = 0; i < Math.Min(4, generatedTokens); i++) model.Forward(warmUp, [0], logits);
 
         ModelState state = model.CreateState();
         state.Prefault(); // as llama-bench, whose context clears its cache before the timed runs

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 
@@ -5,14 +6,18 @@ namespace NextToken.Kernels;
 
 /// <summary>
 /// Causal multi-head attention over a KV cache, with grouped-query sharing (query head h reads
-/// KV head h / (nHead / nKvHead); plain multi-head attention is nKvHead = nHead). The softmax
-/// probabilities stay in <see cref="Scores"/> so hooks can read the pattern.
+/// KV head h / (nHead / nKvHead); plain multi-head attention is nKvHead = nHead). When asked, the
+/// softmax probabilities are kept so hooks can read the pattern; otherwise each (position, head)
+/// works in a small per-thread row that stays in L1.
 /// </summary>
 public sealed class CausalAttention : IParallelWork
 {
     private float[] _queries = [], _keyCache = [], _valueCache = [], _output = [];
     private int _queryStride, _p0;
     private long _cacheOffset;
+    private bool _keepPattern;
+    private float[]? _scores;
+    [ThreadStatic] private static float[]? _scratch;
 
     private readonly int _nHead, _nKvHead, _headDim, _nCtx;
 
@@ -20,12 +25,13 @@ public sealed class CausalAttention : IParallelWork
     {
         if (nHead % nKvHead != 0)
             throw new NextTokenException($"attention head count {nHead} is not a multiple of the KV head count {nKvHead}");
-        (_nHead, _nKvHead, _headDim, _nCtx) = (nHead, nKvHead, headDim, nCtx);
-        Scores = new float[maxBatch * nHead * nCtx];
+        (_nHead, _nKvHead, _headDim, _nCtx, _maxBatch) = (nHead, nKvHead, headDim, nCtx, maxBatch);
     }
 
-    /// <summary>[maxBatch, nHead, nCtx] attention probabilities of the last batch.</summary>
-    public float[] Scores { get; }
+    private readonly int _maxBatch;
+
+    /// <summary>[maxBatch, nHead, nCtx] attention probabilities of the last batch run with keepPattern (allocated on first use).</summary>
+    private float[] Scores => _scores ??= new float[(long)_maxBatch * _nHead * _nCtx];
 
     public int KvDim => _nKvHead * _headDim;
 
@@ -36,26 +42,43 @@ public sealed class CausalAttention : IParallelWork
     /// <param name="queries">[n, queryStride], head h at columns h·headDim</param>
     /// <param name="keyCache">[nCtx, kvDim] of this layer, starting at <paramref name="cacheOffset"/></param>
     /// <param name="output">[n, nHead·headDim]</param>
+    /// <param name="keepPattern">Keep the probabilities for <see cref="Pattern"/> (a hook wants them).</param>
     public void Run(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
-                    int p0, int n, float[] output, int threads)
+                    int p0, int n, float[] output, int threads, bool keepPattern = false)
     {
         int work = n * _nHead;
         long cost = (long)work * (p0 + n) * _headDim;
         (_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _output) = (queries, queryStride, keyCache, valueCache, cacheOffset, p0, output);
-        WorkerPool.Shared.Run(this, work, threads > 1 && cost > 65_536 ? threads : 1);
+        _keepPattern = keepPattern;
+        if (keepPattern) _ = Scores;
+        _work = work;
+        _chunks = threads > 1 && cost > 65_536 ? Math.Min(work, threads * 8) : 1;
+        WorkerPool.Shared.Run(this, _chunks, threads);
     }
 
-    /// <summary>One (query position, head) pair of the current <see cref="Run"/>.</summary>
-    public void Execute(int chunk) =>
-        AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, chunk / _nHead, chunk % _nHead, _output);
+    private int _work, _chunks;
 
+    /// <summary>
+    /// A run of consecutive (query position, head) pairs of the current <see cref="Run"/>: threads
+    /// take whole runs, not alternate pairs, so they do not write the same cache lines of the output.
+    /// </summary>
+    public void Execute(int chunk)
+    {
+        int start = (int)((long)_work * chunk / _chunks), end = (int)((long)_work * (chunk + 1) / _chunks);
+        for (int item = start; item < end; item++)
+            AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, item / _nHead, item % _nHead, _output);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
                                   int p0, int t, int head, float[] output)
     {
         int hd = _headDim, kvDim = KvDim, keys = p0 + t + 1;
         int kvHead = head / (_nHead / _nKvHead);
         float scale = 1f / MathF.Sqrt(hd);
-        Span<float> scores = Scores.AsSpan((t * _nHead + head) * _nCtx, keys);
+        Span<float> scores = _keepPattern
+            ? Scores.AsSpan((t * _nHead + head) * _nCtx, keys)
+            : (_scratch is { } scratch && scratch.Length >= _nCtx ? scratch : _scratch = new float[_nCtx]).AsSpan(0, keys);
         fixed (float* q = &queries[t * queryStride + head * hd])
         fixed (float* k = &keyCache[cacheOffset + kvHead * hd])
         fixed (float* v = &valueCache[cacheOffset + kvHead * hd])
@@ -104,6 +127,7 @@ public sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>scores[j] = scale · q · k_j, four keys at a time so four FMA chains run side by side (AVX-512, hd a multiple of 64).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void ScoresWide(float* q, float* k, int kvDim, int hd, int keys, float scale, Span<float> scores)
     {
         int j = 0;
@@ -137,6 +161,7 @@ public sealed class CausalAttention : IParallelWork
     /// o = Σ_j p_j · v_j, 64 columns at a time in four accumulators, two keys per step into separate
     /// accumulators so consecutive FMAs do not wait on each other (AVX-512, hd a multiple of 64).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void WeightedValuesWide(ReadOnlySpan<float> p, float* v, int kvDim, int hd, float* o)
     {
         int keys = p.Length;
@@ -178,6 +203,7 @@ public sealed class CausalAttention : IParallelWork
     /// <summary>The last batch's probabilities as [nHead, n, p0+n] (zeros above the diagonal), for hooks.</summary>
     public float[] Pattern(int p0, int n)
     {
+        if (!_keepPattern) throw new InvalidOperationException("the last attention run did not keep its pattern (Run with keepPattern: true)");
         int keys = p0 + n;
         var pattern = new float[_nHead * n * keys];
         for (int h = 0; h < _nHead; h++)

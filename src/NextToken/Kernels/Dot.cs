@@ -14,6 +14,7 @@ public static class Dot
     /// Half-precision row: each 16 (or 8) values are widened to float32 in registers and multiplied
     /// straight away; nothing is written back to memory.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float F16(ReadOnlySpan<Half> row, ReadOnlySpan<float> x)
     {
         if (row.Length != x.Length) throw new ArgumentException("row and vector lengths differ");
@@ -87,6 +88,7 @@ public static class Dot
     }
 
     /// <summary>bfloat16 row: each value is the high half of a float32, widened in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float BF16(ReadOnlySpan<ushort> row, ReadOnlySpan<float> x)
     {
         if (row.Length != x.Length) throw new ArgumentException("row and vector lengths differ");

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using NextToken.Tensors;
@@ -9,6 +10,11 @@ namespace NextToken.Kernels;
 /// of input rows. Output rows are split across threads; each weight row is read once per call and
 /// applied to every input row, so a prompt batch reads the weights once.
 /// </summary>
+/// <remarks>
+/// Hot kernel methods throughout <c>NextToken.Kernels</c> are marked
+/// <see cref="MethodImplOptions.AggressiveOptimization"/>: tiered compilation would otherwise run a
+/// first prompt (tens of calls per kernel) on unoptimized code before promoting it.
+/// </remarks>
 public static unsafe class MatMul
 {
     /// <param name="weight">[nOut, nIn]</param>
@@ -28,32 +34,41 @@ public static unsafe class MatMul
         RowJob job = RowJob.ForThisThread;
         bool quantized = quantizeActivations && nBatch < 4 && QuantizedActivations.IsSupported(weight.Type);
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
+        bool panels = !quantized && nBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
+        if (panels) job.EnsurePacked(nIn * PanelMatMul.Padded(nBatch));
         fixed (float* x = input)
         fixed (float* y = output)
         fixed (sbyte* qx = job.Quants)
         fixed (float* dx = job.Scales)
         fixed (int* sx = job.Sums)
+        fixed (float* packed = job.Packed)
         {
-            var activations = new Activations(quantized ? qx : null, dx, sx);
+            var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null);
+            if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed);
             if (threads <= 1 || (long)nOut * nIn * nBatch < 32_768)
             {
                 Rows(weight, x, y, nBatch, 0, nOut, activations);
                 return;
             }
-            // Chunks of whole 4-row tiles, several per thread so uneven cores still finish together.
-            int tiles = (nOut + 3) / 4;
+            // Chunks of whole tiles, several per thread so uneven cores still finish together.
+            int tileRows = panels ? PanelMatMul.RowTile : 4;
+            int tiles = (nOut + tileRows - 1) / tileRows;
             int chunks = Math.Min(tiles, Math.Max(1, threads) * 8);
-            job.Set(weight, x, y, nBatch, tiles, chunks, activations);
+            job.Set(weight, x, y, nBatch, tileRows, tiles, chunks, activations);
             WorkerPool.Shared.Run(job, chunks, threads);
         }
     }
 
-    /// <summary>The input rows quantized to 8-bit blocks, when the quantized-activation path is on (Quants null otherwise).</summary>
-    private readonly struct Activations(sbyte* quants, float* scales, int* sums)
+    /// <summary>
+    /// The input rows prepared for a kernel: quantized to 8-bit blocks when the quantized-activation
+    /// path is on (Quants null otherwise), or transposed for <see cref="PanelMatMul"/> (Packed null otherwise).
+    /// </summary>
+    private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed)
     {
         public readonly sbyte* Quants = quants;
         public readonly float* Scales = scales;
         public readonly int* Sums = sums;
+        public readonly float* Packed = packed;
     }
 
     /// <summary>One matmul's parameters, kept per calling thread so a call allocates nothing.</summary>
@@ -62,7 +77,7 @@ public static unsafe class MatMul
         [ThreadStatic] private static RowJob? _forThisThread;
         private TensorData _weight;
         private float* _x, _y;
-        private int _nBatch, _tiles, _chunks;
+        private int _nBatch, _tileRows, _tiles, _chunks;
         private Activations _activations;
 
         public static RowJob ForThisThread => _forThisThread ??= new RowJob();
@@ -70,6 +85,12 @@ public static unsafe class MatMul
         public sbyte[] Quants { get; private set; } = new sbyte[32];
         public float[] Scales { get; private set; } = new float[1];
         public int[] Sums { get; private set; } = new int[1];
+        public float[] Packed { get; private set; } = new float[16];
+
+        public void EnsurePacked(int length)
+        {
+            if (Packed.Length < length) Packed = new float[length];
+        }
 
         public void QuantizeInputs(ReadOnlySpan<float> input, int nBatch, int nIn)
         {
@@ -80,29 +101,32 @@ public static unsafe class MatMul
                 QuantizedActivations.Quantize(input.Slice(b * nIn, nIn), Quants.AsSpan(b * nIn, nIn), Scales.AsSpan(b * blocks, blocks), Sums.AsSpan(b * blocks, blocks));
         }
 
-        public void Set(in TensorData weight, float* x, float* y, int nBatch, int tiles, int chunks, Activations activations)
+        public void Set(in TensorData weight, float* x, float* y, int nBatch, int tileRows, int tiles, int chunks, Activations activations)
         {
             _weight = weight;
             _x = x;
             _y = y;
-            (_nBatch, _tiles, _chunks) = (nBatch, tiles, chunks);
+            (_nBatch, _tileRows, _tiles, _chunks) = (nBatch, tileRows, tiles, chunks);
             _activations = activations;
         }
 
         public void Execute(int chunk)
         {
             int nOut = _weight.RowCount;
-            int start = (int)((long)_tiles * chunk / _chunks) * 4, end = Math.Min(nOut, (int)((long)_tiles * (chunk + 1) / _chunks) * 4);
+            int start = (int)((long)_tiles * chunk / _chunks) * _tileRows, end = Math.Min(nOut, (int)((long)_tiles * (chunk + 1) / _chunks) * _tileRows);
             Rows(_weight, _x, _y, _nBatch, start, end, _activations);
         }
     }
 
     /// <summary>Output rows [rowStart, rowEnd) for every input row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations)
     {
         int nIn = weight.RowLength;
         if (activations.Quants != null)
             QuantizedRows(weight, activations, y, nBatch, rowStart, rowEnd);
+        else if (activations.Packed != null)
+            PanelMatMul.Forward(weight, activations.Packed, nBatch, y, rowStart, rowEnd);
         else if (nBatch >= 4 && nIn % 8 == 0 && Vector256.IsHardwareAccelerated)
             TiledRows(weight, x, y, nBatch, rowStart, rowEnd);
         else
@@ -110,6 +134,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>Rows against quantized activations, four rows at a time so each activation block is loaded once for four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizedRows(in TensorData weight, Activations activations, float* y, int nBatch, int rowStart, int rowEnd)
     {
         int nIn = weight.RowLength, nOut = weight.RowCount, blocks = nIn / 32;
@@ -129,6 +154,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>One dot product per (row, input): the decode path, where each weight row is read once anyway.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DotRows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd)
     {
         int nIn = weight.RowLength, nOut = weight.RowCount;
@@ -162,6 +188,7 @@ public static unsafe class MatMul
     /// each loaded weight vector is used 4 times and each input vector 4 times. Rows of other
     /// types are expanded to float32 four at a time into a per-thread buffer first.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TiledRows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd)
     {
         int nIn = weight.RowLength, nOut = weight.RowCount;
@@ -193,6 +220,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>y[b, r] = w[r] · x[b] for r, b in 0..3; rows of w and x are n floats apart, n a multiple of 8.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x4(float* w, int n, float* x, float* y, int yStride)
     {
         Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
@@ -222,6 +250,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>y[b, r] = w[r] · x[b] for r, b in 0..3; rows of w and x are n floats apart, n a multiple of 16 (AVX-512).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x4Wide(float* w, int n, float* x, float* y, int yStride)
     {
         Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default;

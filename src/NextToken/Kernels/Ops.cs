@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace NextToken.Kernels;
@@ -6,6 +7,7 @@ namespace NextToken.Kernels;
 public static class Ops
 {
     /// <summary>LayerNorm over one row: (x − mean) / sqrt(var + eps) · weight + bias.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps, Span<float> destination)
     {
         int n = x.Length;
@@ -18,6 +20,7 @@ public static class Ops
     }
 
     /// <summary>GPT-2's GELU, the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). May run in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GeluTanh(ReadOnlySpan<float> x, Span<float> destination)
     {
         const float SqrtTwoOverPi = 0.7978845608028654f, Cubic = 0.044715f * SqrtTwoOverPi;
@@ -49,6 +52,7 @@ public static class Ops
     }
 
     /// <summary>RMSNorm over one row: x / sqrt(mean(x²) + eps) · weight.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> destination)
     {
         float scale = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(x) / x.Length + eps);
@@ -57,6 +61,7 @@ public static class Ops
     }
 
     /// <summary>SwiGLU: silu(gate) · up, with silu(g) = g · sigmoid(g). May run in place on <paramref name="gate"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> destination)
     {
         const int Block = 256;
@@ -75,6 +80,7 @@ public static class Ops
     /// Rotary position embedding as GGUF Llama files expect it: adjacent pairs (x[2i], x[2i+1])
     /// rotate by angle position·θᵢ, with cos and sin of those angles given per pair.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RopeAdjacentPairs(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
         for (int i = 0; i < cos.Length; i++)
@@ -89,6 +95,7 @@ public static class Ops
     /// Rotary position embedding as Hugging Face checkpoints expect it ("rotate half"): element i
     /// pairs with element i + dims/2.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RopeHalves(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
         int half = cos.Length;

@@ -13,12 +13,13 @@ namespace NextToken.Kernels;
 /// <see cref="DequantizeRow"/> expands a row; <see cref="DotRow"/> multiplies a stored row with a
 /// float32 vector one block at a time, so no matrix is ever expanded in memory.
 /// </summary>
-public static class Quantized
+public static unsafe class Quantized
 {
     public const int QK8_0 = 32, QK4_0 = 32, QK_K = 256;
 
     public static bool IsSupported(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DequantizeRow(GgmlType type, ReadOnlySpan<byte> row, Span<float> destination)
     {
         GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
@@ -63,8 +64,10 @@ public static class Quantized
     /// Q8_0 row · x with the block's 32 signed bytes widened to float in registers; the block's scale
     /// multiplies its partial sum vector once, so there is no horizontal sum per block.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotRowQ8_0(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
+        float* halves = HalfTable.Pointer;
         int blocks = x.Length / QK8_0;
         ref byte r = ref MemoryMarshal.GetReference(row);
         ref float v = ref MemoryMarshal.GetReference(x);
@@ -72,7 +75,7 @@ public static class Quantized
         for (int b = 0; b < blocks; b++)
         {
             ref byte block = ref Unsafe.Add(ref r, b * 34);
-            var scale = Vector256.Create(HalfTable.ToSingle(ref block));
+            var scale = Vector256.Create(HalfTable.ToSingle(halves, ref block));
             Vector256<sbyte> q = Vector256.LoadUnsafe(ref Unsafe.As<byte, sbyte>(ref Unsafe.Add(ref block, 2)));
             (Vector256<short> lo, Vector256<short> hi) = Vector256.Widen(q);
             (Vector256<int> q0, Vector256<int> q1) = Vector256.Widen(lo);
@@ -88,8 +91,10 @@ public static class Quantized
     }
 
     /// <summary>Q4_0 row · x: 16 bytes split into low and high nibbles, re-centred by 8, widened and multiplied in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotRowQ4_0(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
+        float* halves = HalfTable.Pointer;
         int blocks = x.Length / QK4_0;
         ref byte r = ref MemoryMarshal.GetReference(row);
         ref float v = ref MemoryMarshal.GetReference(x);
@@ -99,7 +104,7 @@ public static class Quantized
         for (int b = 0; b < blocks; b++)
         {
             ref byte block = ref Unsafe.Add(ref r, b * 18);
-            var scale = Vector256.Create(HalfTable.ToSingle(ref block));
+            var scale = Vector256.Create(HalfTable.ToSingle(halves, ref block));
             Vector128<byte> packed = Vector128.LoadUnsafe(ref Unsafe.Add(ref block, 2));
             Vector128<sbyte> first = (packed & low).AsSByte() - eight;                        // values 0..15
             Vector128<sbyte> second = Vector128.ShiftRightLogical(packed, 4).AsSByte() - eight; // values 16..31
@@ -112,8 +117,10 @@ public static class Quantized
     }
 
     /// <summary>The Q8_0 row dot with AVX-512: a block's 32 bytes widen to two 16-lane float vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotRowQ8_0Wide(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
+        float* halves = HalfTable.Pointer;
         int blocks = x.Length / QK8_0;
         ref byte r = ref MemoryMarshal.GetReference(row);
         ref float v = ref MemoryMarshal.GetReference(x);
@@ -122,14 +129,16 @@ public static class Quantized
         {
             ref byte block = ref Unsafe.Add(ref r, b * 34);
             Vector256<sbyte> q = Vector256.LoadUnsafe(ref Unsafe.As<byte, sbyte>(ref Unsafe.Add(ref block, 2)));
-            total = BlockTimesX(q, ref v, (nuint)(b * QK8_0), HalfTable.ToSingle(ref block), total);
+            total = BlockTimesX(q, ref v, (nuint)(b * QK8_0), HalfTable.ToSingle(halves, ref block), total);
         }
         return Vector512.Sum(total);
     }
 
     /// <summary>The Q4_0 row dot with AVX-512: the 32 nibbles become 32 signed bytes, then as Q8_0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static float DotRowQ4_0Wide(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
+        float* halves = HalfTable.Pointer;
         int blocks = x.Length / QK4_0;
         ref byte r = ref MemoryMarshal.GetReference(row);
         ref float v = ref MemoryMarshal.GetReference(x);
@@ -141,7 +150,7 @@ public static class Quantized
             ref byte block = ref Unsafe.Add(ref r, b * 18);
             Vector128<byte> packed = Vector128.LoadUnsafe(ref Unsafe.Add(ref block, 2));
             Vector256<sbyte> q = Vector256.Create(packed & low, Vector128.ShiftRightLogical(packed, 4)).AsSByte() - eight;
-            total = BlockTimesX(q, ref v, (nuint)(b * QK4_0), HalfTable.ToSingle(ref block), total);
+            total = BlockTimesX(q, ref v, (nuint)(b * QK4_0), HalfTable.ToSingle(halves, ref block), total);
         }
         return Vector512.Sum(total);
     }
@@ -151,8 +160,10 @@ public static class Quantized
     /// with AVX-512: x's two vectors per block are loaded once for the four rows, and the next four
     /// rows are prefetched (the hardware prefetcher stops at the 4 KB pages of the mapped file).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void Dot4RowsWide(GgmlType type, byte* w, long rowBytes, float* x, int n, float* y)
     {
+        float* halves = HalfTable.Pointer;
         int blocks = n / 32, blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
         int prefetchStride = 4 * blockBytes; // bytes of the next four rows per block step
         byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
@@ -163,17 +174,17 @@ public static class Quantized
             var x0 = Vector512.Load(x + b * 32);
             var x1 = Vector512.Load(x + b * 32 + 16);
             int at = b * blockBytes;
-            a0 = BlockTimes(type, w + at, x0, x1, a0);
-            a1 = BlockTimes(type, w1 + at, x0, x1, a1);
-            a2 = BlockTimes(type, w2 + at, x0, x1, a2);
-            a3 = BlockTimes(type, w3 + at, x0, x1, a3);
+            a0 = BlockTimes(type, w + at, x0, x1, halves, a0);
+            a1 = BlockTimes(type, w1 + at, x0, x1, halves, a1);
+            a2 = BlockTimes(type, w2 + at, x0, x1, halves, a2);
+            a3 = BlockTimes(type, w3 + at, x0, x1, halves, a3);
         }
         y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
     }
 
     /// <summary>total + d · Σ q[i]·x[i] for one Q8_0 or Q4_0 block against x's 32 values in two vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector512<float> BlockTimes(GgmlType type, byte* block, Vector512<float> x0, Vector512<float> x1, Vector512<float> total)
+    private static unsafe Vector512<float> BlockTimes(GgmlType type, byte* block, Vector512<float> x0, Vector512<float> x1, float* halves, Vector512<float> total)
     {
         Vector256<sbyte> q;
         if (type == GgmlType.Q8_0)
@@ -185,7 +196,7 @@ public static class Quantized
         }
         Vector512<float> sum = Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetLower())) * x0;
         sum = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetUpper())), x1, sum);
-        return Vector512.FusedMultiplyAdd(sum, Vector512.Create(HalfTable.ToSingle(ref *block)), total);
+        return Vector512.FusedMultiplyAdd(sum, Vector512.Create(HalfTable.ToSingle(halves, ref *block)), total);
     }
 
     /// <summary>total + d · Σ q[i]·x[at + i] for one block of 32 signed bytes, in 16-lane vectors.</summary>

@@ -26,6 +26,7 @@ public static unsafe class QuantizedActivations
     /// x → 8-bit blocks: <paramref name="quants"/> [n], <paramref name="scales"/> [n / 32] and
     /// <paramref name="sums"/> [n / 32], the sum of each block's quants.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Quantize(ReadOnlySpan<float> x, Span<sbyte> quants, Span<float> scales, Span<int> sums)
     {
         for (int b = 0; b < x.Length / 32; b++)
@@ -72,27 +73,33 @@ public static unsafe class QuantizedActivations
     internal static float Dot(GgmlType type, byte* row, sbyte* quants, float* scales, int* sums, int blocks) =>
         type == GgmlType.Q4_0 ? RowQ4_0(row, quants, scales, sums, blocks) : RowQ8_0(row, quants, scales, blocks);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float RowQ4_0(byte* row, sbyte* quants, float* scales, int* sums, int blocks)
     {
+        float* halves = HalfTable.Pointer;
         Vector256<float> total = Vector256<float>.Zero;
         for (int b = 0; b < blocks; b++)
         {
             Vector256<int> correction = Vector256.CreateScalarUnsafe(-8 * sums[b]);
-            total = Q4_0Block(row + b * 18, Vector256.Load(quants + b * 32), correction, scales[b], total);
+            total = Q4_0Block(row + b * 18, Vector256.Load(quants + b * 32), correction, scales[b], halves, total);
         }
         return Vector256.Sum(total);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float RowQ8_0(byte* row, sbyte* quants, float* scales, int blocks)
     {
+        float* halves = HalfTable.Pointer;
         Vector256<float> total = Vector256<float>.Zero;
         for (int b = 0; b < blocks; b++)
-            total = Q8_0Block(row + b * 34, Vector256.Load(quants + b * 32), scales[b], total);
+            total = Q8_0Block(row + b * 34, Vector256.Load(quants + b * 32), scales[b], halves, total);
         return Vector256.Sum(total);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows4Q4_0(byte* w, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y)
     {
+        float* halves = HalfTable.Pointer;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
         byte* next = w + 4 * rowBytes;
@@ -106,16 +113,18 @@ public static unsafe class QuantizedActivations
             Vector256<int> correction = Vector256.CreateScalarUnsafe(-8 * sums[b]);
             float dx = scales[b];
             int at = b * 18;
-            a0 = Q4_0Block(w + at, x, correction, dx, a0);
-            a1 = Q4_0Block(w1 + at, x, correction, dx, a1);
-            a2 = Q4_0Block(w2 + at, x, correction, dx, a2);
-            a3 = Q4_0Block(w3 + at, x, correction, dx, a3);
+            a0 = Q4_0Block(w + at, x, correction, dx, halves, a0);
+            a1 = Q4_0Block(w1 + at, x, correction, dx, halves, a1);
+            a2 = Q4_0Block(w2 + at, x, correction, dx, halves, a2);
+            a3 = Q4_0Block(w3 + at, x, correction, dx, halves, a3);
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows4Q8_0(byte* w, long rowBytes, sbyte* quants, float* scales, int blocks, float* y)
     {
+        float* halves = HalfTable.Pointer;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
         byte* next = w + 4 * rowBytes;
@@ -128,32 +137,32 @@ public static unsafe class QuantizedActivations
             Vector256<sbyte> x = Vector256.Load(quants + b * 32);
             float dx = scales[b];
             int at = b * 34;
-            a0 = Q8_0Block(w + at, x, dx, a0);
-            a1 = Q8_0Block(w1 + at, x, dx, a1);
-            a2 = Q8_0Block(w2 + at, x, dx, a2);
-            a3 = Q8_0Block(w3 + at, x, dx, a3);
+            a0 = Q8_0Block(w + at, x, dx, halves, a0);
+            a1 = Q8_0Block(w1 + at, x, dx, halves, a1);
+            a2 = Q8_0Block(w2 + at, x, dx, halves, a2);
+            a3 = Q8_0Block(w3 + at, x, dx, halves, a3);
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 
     /// <summary>total + d_w·d_x·(Σ nibble·x − 8·Σx) for one Q4_0 block (f16 d, 16 bytes of nibbles, low nibbles first).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> Q4_0Block(byte* block, Vector256<sbyte> x, Vector256<int> correction, float dx, Vector256<float> total)
+    internal static Vector256<float> Q4_0Block(byte* block, Vector256<sbyte> x, Vector256<int> correction, float dx, float* halves, Vector256<float> total)
     {
         Vector128<byte> packed = Vector128.Load(block + 2);
         Vector256<byte> nibbles = Vector256.Create(packed & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(packed, 4));
         Vector256<int> sums = UnsignedTimesSigned(correction, nibbles, x);
-        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(HalfTable.ToSingle(ref *block) * dx), total);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(HalfTable.ToSingle(halves, ref *block) * dx), total);
     }
 
     /// <summary>total + d_w·d_x·Σ w·x for one Q8_0 block (f16 d, 32 signed bytes).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> Q8_0Block(byte* block, Vector256<sbyte> x, float dx, Vector256<float> total)
+    internal static Vector256<float> Q8_0Block(byte* block, Vector256<sbyte> x, float dx, float* halves, Vector256<float> total)
     {
         Vector256<sbyte> w = Vector256.Load((sbyte*)(block + 2));
         // |w| as unsigned times x carrying w's sign: the product of signs stays right.
         Vector256<int> sums = UnsignedTimesSigned(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(x, w));
-        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(HalfTable.ToSingle(ref *block) * dx), total);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(HalfTable.ToSingle(halves, ref *block) * dx), total);
     }
 
     /// <summary>accumulator + sums of each four adjacent u8·s8 products, in 8 int32 lanes.</summary>

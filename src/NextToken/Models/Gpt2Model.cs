@@ -90,7 +90,7 @@ public sealed class Gpt2Model : LanguageModel
                 qkv.Slice(t * 3 * d + d, d).CopyTo(s.KeyCache.AsSpan(at, d));
                 qkv.Slice(t * 3 * d + 2 * d, d).CopyTo(s.ValueCache.AsSpan(at, d));
             }
-            s.Attention.Run(s.Qkv, 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads);
+            s.Attention.Run(s.Qkv, 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * d), p0, n, d);
             Span<float> projected = s.Projected.AsSpan(0, n * d);

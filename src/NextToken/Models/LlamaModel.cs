@@ -98,7 +98,7 @@ public sealed class LlamaModel : LanguageModel
             long cacheOffset = (long)l * c.NCtx * c.KvDim;
             s.Key.AsSpan(0, n * c.KvDim).CopyTo(s.KeyCache.AsSpan((int)(cacheOffset + (long)p0 * c.KvDim)));
             s.Value.AsSpan(0, n * c.KvDim).CopyTo(s.ValueCache.AsSpan((int)(cacheOffset + (long)p0 * c.KvDim)));
-            s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads);
+            s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Span<float> projected = s.Projected.AsSpan(0, n * d);

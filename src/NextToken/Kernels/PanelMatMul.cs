@@ -1,0 +1,186 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using NextToken.Tensors;
+
+namespace NextToken.Kernels;
+
+/// <summary>
+/// The prompt matmul with AVX-512. The batch of inputs is transposed once per matmul into
+/// <c>[nIn, nPadded]</c> so that, for each k, 16 consecutive inputs sit in one vector; a tile of 6
+/// weight rows × 64 inputs then keeps 24 accumulators in registers, and every k costs 4 vector
+/// loads and 6 broadcasts of weights for 24 FMAs. Weight rows are read in place (float32) or
+/// expanded once per tile (other types), and nothing is summed horizontally.
+/// </summary>
+internal static unsafe class PanelMatMul
+{
+    /// <summary>Output rows per tile.</summary>
+    public const int RowTile = 6;
+
+    /// <summary>Fewer inputs than this are served better by the row-dot kernels.</summary>
+    public const int MinBatch = 16;
+
+    public static bool IsSupported => Vector512.IsHardwareAccelerated;
+
+    /// <summary>Inputs rounded up to whole vectors.</summary>
+    public static int Padded(int nBatch) => (nBatch + 15) & ~15;
+
+    [ThreadStatic] private static float[]? _rows, _transposed;
+
+    /// <summary>x [nBatch, nIn] → packed [nIn, Padded(nBatch)], padding columns zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void PackInputs(float* x, int nBatch, int nIn, float* packed)
+    {
+        int padded = Padded(nBatch);
+        for (int k = 0; k < nIn; k++)
+        {
+            float* column = packed + (long)k * padded;
+            for (int b = 0; b < nBatch; b++) column[b] = x[(long)b * nIn + k];
+            for (int b = nBatch; b < padded; b++) column[b] = 0;
+        }
+    }
+
+    /// <summary>
+    /// Inputs are taken in slices of this many k so that the packed slice ([KBlock, 128] floats for a
+    /// 128-token prompt, 256 KB) stays in L2 while every row tile passes over it. A multiple of 256,
+    /// the largest quantization block, so a slice of a stored row converts on its own.
+    /// </summary>
+    private const int KBlock = 512;
+
+    /// <summary>Output rows [rowStart, rowEnd) for every input, from inputs packed by <see cref="PackInputs"/>.</summary>
+    /// <param name="y">[nBatch, nOut]</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Forward(in TensorData weight, float* packed, int nBatch, float* y, int rowStart, int rowEnd)
+    {
+        int nIn = weight.RowLength, nOut = weight.RowCount, padded = Padded(nBatch);
+        int tiles = (rowEnd - rowStart + RowTile - 1) / RowTile;
+        long rowBytes = weight.RowBytes;
+        bool inPlace = weight.Type == GgmlType.F32;
+        float[] rowBuffer = inPlace ? [] : _rows is { } b && b.Length >= RowTile * KBlock ? b : _rows = new float[RowTile * KBlock];
+        // Results land transposed ([row][input], whole vectors) and are turned around once at the end:
+        // scattering each tile straight into y would touch a new page per input when nOut is large.
+        long transposedLength = (long)tiles * RowTile * padded;
+        float[] transposedBuffer = _transposed is { } t && t.LongLength >= transposedLength ? t : _transposed = new float[transposedLength];
+        float** w = stackalloc float*[RowTile];
+        fixed (float* converted = rowBuffer)
+        fixed (float* transposed = transposedBuffer)
+        {
+            for (int k0 = 0; k0 < nIn; k0 += KBlock)
+            {
+                int kLength = Math.Min(KBlock, nIn - k0);
+                long sliceOffset = GgmlTypeInfo.RowBytes(weight.Type, k0), sliceBytes = GgmlTypeInfo.RowBytes(weight.Type, kLength);
+                for (int o = rowStart; o < rowEnd; o += RowTile)
+                {
+                    int rows = Math.Min(RowTile, rowEnd - o);
+                    for (int r = 0; r < RowTile; r++)
+                    {
+                        byte* source = weight.Data + (o + Math.Min(r, rows - 1)) * rowBytes + sliceOffset; // a short last tile repeats its last row; those outputs are dropped
+                        if (inPlace) w[r] = (float*)source;
+                        else
+                        {
+                            w[r] = converted + r * KBlock;
+                            if (r < rows) RowConvert.ToSingle(weight.Type, new ReadOnlySpan<byte>(source, (int)sliceBytes), new Span<float>(w[r], kLength));
+                        }
+                    }
+                    float* results = transposed + (long)(o - rowStart) * padded;
+                    float* x = packed + (long)k0 * padded;
+                    bool accumulate = k0 > 0;
+                    for (int t0 = 0; t0 < padded;)
+                    {
+                        if (padded - t0 >= 64)
+                        {
+                            Tile6x64(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x + t0, padded, results + t0, accumulate);
+                            t0 += 64;
+                        }
+                        else
+                        {
+                            Tile6x16(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x + t0, padded, results + t0, accumulate);
+                            t0 += 16;
+                        }
+                    }
+                }
+            }
+            for (int i = 0; i < nBatch; i++)
+            {
+                float* yi = y + (long)i * nOut + rowStart;
+                for (int r = 0; r < rowEnd - rowStart; r++) yi[r] = transposed[(long)r * padded + i];
+            }
+        }
+    }
+
+    /// <summary>
+    /// y[r·stride + t] (+)= w_r · x_t over n values of k, for 6 weight rows and 64 packed inputs
+    /// (inputs' columns and outputs' rows <paramref name="stride"/> apart); adds to y when <paramref name="accumulate"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x64(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int stride, float* y, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        if (accumulate)
+        {
+            float* yr = y;
+            c00 = Vector512.Load(yr); c01 = Vector512.Load(yr + 16); c02 = Vector512.Load(yr + 32); c03 = Vector512.Load(yr + 48);
+            yr += stride; c10 = Vector512.Load(yr); c11 = Vector512.Load(yr + 16); c12 = Vector512.Load(yr + 32); c13 = Vector512.Load(yr + 48);
+            yr += stride; c20 = Vector512.Load(yr); c21 = Vector512.Load(yr + 16); c22 = Vector512.Load(yr + 32); c23 = Vector512.Load(yr + 48);
+            yr += stride; c30 = Vector512.Load(yr); c31 = Vector512.Load(yr + 16); c32 = Vector512.Load(yr + 32); c33 = Vector512.Load(yr + 48);
+            yr += stride; c40 = Vector512.Load(yr); c41 = Vector512.Load(yr + 16); c42 = Vector512.Load(yr + 32); c43 = Vector512.Load(yr + 48);
+            yr += stride; c50 = Vector512.Load(yr); c51 = Vector512.Load(yr + 16); c52 = Vector512.Load(yr + 32); c53 = Vector512.Load(yr + 48);
+        }
+        for (int k = 0; k < nIn; k++)
+        {
+            float* xk = x + (long)k * stride;
+            Vector512<float> x0 = Vector512.Load(xk), x1 = Vector512.Load(xk + 16), x2 = Vector512.Load(xk + 32), x3 = Vector512.Load(xk + 48);
+            Vector512<float> v = Vector512.Create(w0[k]);
+            c00 = Vector512.FusedMultiplyAdd(v, x0, c00); c01 = Vector512.FusedMultiplyAdd(v, x1, c01);
+            c02 = Vector512.FusedMultiplyAdd(v, x2, c02); c03 = Vector512.FusedMultiplyAdd(v, x3, c03);
+            v = Vector512.Create(w1[k]);
+            c10 = Vector512.FusedMultiplyAdd(v, x0, c10); c11 = Vector512.FusedMultiplyAdd(v, x1, c11);
+            c12 = Vector512.FusedMultiplyAdd(v, x2, c12); c13 = Vector512.FusedMultiplyAdd(v, x3, c13);
+            v = Vector512.Create(w2[k]);
+            c20 = Vector512.FusedMultiplyAdd(v, x0, c20); c21 = Vector512.FusedMultiplyAdd(v, x1, c21);
+            c22 = Vector512.FusedMultiplyAdd(v, x2, c22); c23 = Vector512.FusedMultiplyAdd(v, x3, c23);
+            v = Vector512.Create(w3[k]);
+            c30 = Vector512.FusedMultiplyAdd(v, x0, c30); c31 = Vector512.FusedMultiplyAdd(v, x1, c31);
+            c32 = Vector512.FusedMultiplyAdd(v, x2, c32); c33 = Vector512.FusedMultiplyAdd(v, x3, c33);
+            v = Vector512.Create(w4[k]);
+            c40 = Vector512.FusedMultiplyAdd(v, x0, c40); c41 = Vector512.FusedMultiplyAdd(v, x1, c41);
+            c42 = Vector512.FusedMultiplyAdd(v, x2, c42); c43 = Vector512.FusedMultiplyAdd(v, x3, c43);
+            v = Vector512.Create(w5[k]);
+            c50 = Vector512.FusedMultiplyAdd(v, x0, c50); c51 = Vector512.FusedMultiplyAdd(v, x1, c51);
+            c52 = Vector512.FusedMultiplyAdd(v, x2, c52); c53 = Vector512.FusedMultiplyAdd(v, x3, c53);
+        }
+        c00.Store(y); c01.Store(y + 16); c02.Store(y + 32); c03.Store(y + 48);
+        y += stride; c10.Store(y); c11.Store(y + 16); c12.Store(y + 32); c13.Store(y + 48);
+        y += stride; c20.Store(y); c21.Store(y + 16); c22.Store(y + 32); c23.Store(y + 48);
+        y += stride; c30.Store(y); c31.Store(y + 16); c32.Store(y + 32); c33.Store(y + 48);
+        y += stride; c40.Store(y); c41.Store(y + 16); c42.Store(y + 32); c43.Store(y + 48);
+        y += stride; c50.Store(y); c51.Store(y + 16); c52.Store(y + 32); c53.Store(y + 48);
+    }
+
+    /// <summary>As <see cref="Tile6x64"/> for 16 packed inputs (the batch's last columns).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x16(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int stride, float* y, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        if (accumulate)
+        {
+            c0 = Vector512.Load(y); c1 = Vector512.Load(y + stride); c2 = Vector512.Load(y + 2 * stride);
+            c3 = Vector512.Load(y + 3 * stride); c4 = Vector512.Load(y + 4 * stride); c5 = Vector512.Load(y + 5 * stride);
+        }
+        for (int k = 0; k < nIn; k++)
+        {
+            Vector512<float> xk = Vector512.Load(x + (long)k * stride);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[k]), xk, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[k]), xk, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(w2[k]), xk, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(w3[k]), xk, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(w4[k]), xk, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(w5[k]), xk, c5);
+        }
+        c0.Store(y); c1.Store(y + stride); c2.Store(y + 2 * stride); c3.Store(y + 3 * stride); c4.Store(y + 4 * stride); c5.Store(y + 5 * stride);
+    }
+}
