@@ -57,10 +57,13 @@ public unsafe class KernelTests
         AssertClose(expected, gate, 1e-5);
     }
 
-    [Fact]
-    public void RopeKernels_MatchTheAngleFormula()
+    [Theory]
+    [InlineData(16)]   // one vector step of adjacent pairs, scalar halves
+    [InlineData(64)]   // the 135M/GPT-2 head size: vector steps for both layouts
+    [InlineData(72)]   // vector steps and a scalar tail
+    public void RopeKernels_MatchTheAngleFormula(int dims)
     {
-        const int dims = 16, position = 37;
+        const int position = 37;
         float[] cos = new float[dims / 2], sin = new float[dims / 2];
         for (int i = 0; i < dims / 2; i++)
         {
@@ -212,6 +215,23 @@ public class HalfConversionTests
             float actual = NextToken.Kernels.Dot.F16(row, x);
             if (float.IsNaN(expected)) Assert.True(float.IsNaN(actual), $"bits 0x{bits:X4}");
             else Assert.True(expected == actual || (float.IsInfinity(expected) && expected == actual), $"bits 0x{bits:X4}: {actual} vs {expected}");
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
+    public void RowConvert_EveryBitPattern_ConvertsExactly(GgmlType type)
+    {
+        // All 65,536 patterns in one row of 65,536 + 3 values, so the vector loop and the scalar tail both run.
+        ushort[] bits = Enumerable.Range(0, 65539).Select(i => (ushort)(i % 65536)).ToArray();
+        var converted = new float[bits.Length];
+        RowConvert.ToSingle(type, System.Runtime.InteropServices.MemoryMarshal.AsBytes(bits.AsSpan()), converted);
+        for (int i = 0; i < bits.Length; i++)
+        {
+            float expected = type == GgmlType.F16 ? (float)BitConverter.UInt16BitsToHalf(bits[i]) : BitConverter.UInt32BitsToSingle((uint)bits[i] << 16);
+            Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(converted[i]) || (float.IsNaN(expected) && float.IsNaN(converted[i])),
+                $"bits 0x{bits[i]:X4}: {converted[i]} vs {expected}");
         }
     }
 

@@ -48,25 +48,24 @@ public static class Dot
         return sum;
     }
 
-    // IEEE half → single: move exponent and mantissa into place and rescale by 2^112 with one
-    // multiply (which also handles subnormals exactly); infinities and NaNs get the full exponent.
-    private static readonly float HalfScale = BitConverter.UInt32BitsToSingle(0x77800000); // 2^112
-
+    // IEEE half → single: move exponent and mantissa into place and rescale by 2^112 (bits
+    // 0x77800000) with one multiply, which also handles subnormals exactly; infinities and NaNs get
+    // the full exponent.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> HalfToSingle(Vector512<uint> h)
+    internal static Vector512<float> HalfToSingle(Vector512<uint> h)
     {
         Vector512<uint> magnitude = Vector512.ShiftLeft(h & Vector512.Create(0x7FFFu), 13);
-        Vector512<uint> value = (magnitude.AsSingle() * Vector512.Create(HalfScale)).AsUInt32();
+        Vector512<uint> value = (magnitude.AsSingle() * Vector512.Create(0x77800000u).AsSingle()).AsUInt32();
         Vector512<uint> special = Vector512.Equals(h & Vector512.Create(0x7C00u), Vector512.Create(0x7C00u));
         value = Vector512.ConditionalSelect(special, magnitude | Vector512.Create(0x7F800000u), value);
         return (value | Vector512.ShiftLeft(h & Vector512.Create(0x8000u), 16)).AsSingle();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> HalfToSingle(Vector256<uint> h)
+    internal static Vector256<float> HalfToSingle(Vector256<uint> h)
     {
         Vector256<uint> magnitude = Vector256.ShiftLeft(h & Vector256.Create(0x7FFFu), 13);
-        Vector256<uint> value = (magnitude.AsSingle() * Vector256.Create(HalfScale)).AsUInt32();
+        Vector256<uint> value = (magnitude.AsSingle() * Vector256.Create(0x77800000u).AsSingle()).AsUInt32();
         Vector256<uint> special = Vector256.Equals(h & Vector256.Create(0x7C00u), Vector256.Create(0x7C00u));
         value = Vector256.ConditionalSelect(special, magnitude | Vector256.Create(0x7F800000u), value);
         return (value | Vector256.ShiftLeft(h & Vector256.Create(0x8000u), 16)).AsSingle();

@@ -81,6 +81,12 @@ internal static unsafe class PanelMatMul
                             if (r < rows) RowConvert.ToSingle(weight.Type, new ReadOnlySpan<byte>(source, (int)sliceBytes), new Span<float>(w[r], kLength));
                         }
                     }
+                    // The next tile's weights are fetched while this one computes (the hardware
+                    // prefetcher stops at the 4 KB pages of the mapped file).
+                    if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+                        for (int r = 0; r < RowTile && o + RowTile + r < rowEnd; r++)
+                            for (long line = 0; line < sliceBytes; line += 64)
+                                System.Runtime.Intrinsics.X86.Sse.Prefetch0(weight.Data + (o + RowTile + r) * rowBytes + sliceOffset + line);
                     float* results = transposed + (long)(o - rowStart) * padded;
                     float* x = packed + (long)k0 * padded;
                     bool accumulate = k0 > 0;

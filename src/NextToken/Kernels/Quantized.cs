@@ -24,6 +24,14 @@ public static unsafe class Quantized
     {
         GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
         int blocks = destination.Length / blockSize;
+        if (type is GgmlType.Q8_0 or GgmlType.Q4_0 && Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+        {
+            if (row.Length < blocks * blockBytes) throw new ArgumentException($"a {type} row of {blocks * blockSize} values needs {blocks * blockBytes} bytes, not {row.Length}");
+            fixed (byte* w = row)
+            fixed (float* y = destination)
+                DequantizeRowWide(type, w, blocks, y);
+            return;
+        }
         for (int b = 0; b < blocks; b++)
             DequantizeBlock(type, row.Slice(b * blockBytes, blockBytes), destination.Slice(b * blockSize, blockSize));
     }
@@ -186,17 +194,35 @@ public static unsafe class Quantized
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe Vector512<float> BlockTimes(GgmlType type, byte* block, Vector512<float> x0, Vector512<float> x1, float* halves, Vector512<float> total)
     {
-        Vector256<sbyte> q;
-        if (type == GgmlType.Q8_0)
-            q = Vector256.Load((sbyte*)(block + 2));
-        else
-        {
-            Vector128<byte> packed = Vector128.Load(block + 2);
-            q = Vector256.Create(packed & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(packed, 4)).AsSByte() - Vector256.Create((sbyte)8);
-        }
+        Vector256<sbyte> q = BlockValues(type, block);
         Vector512<float> sum = Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetLower())) * x0;
         sum = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetUpper())), x1, sum);
         return Vector512.FusedMultiplyAdd(sum, Vector512.Create(HalfTable.ToSingle(halves, ref *block)), total);
+    }
+
+    /// <summary>Q8_0/Q4_0 blocks → float32 with AVX-512: the block's 32 values as signed bytes, widened, converted and scaled in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DequantizeRowWide(GgmlType type, byte* w, int blocks, float* y)
+    {
+        float* halves = HalfTable.Pointer;
+        int blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * blockBytes;
+            Vector256<sbyte> q = BlockValues(type, block);
+            var d = Vector512.Create(HalfTable.ToSingle(halves, ref *block));
+            (Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetLower())) * d).Store(y + b * 32);
+            (Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetUpper())) * d).Store(y + b * 32 + 16);
+        }
+    }
+
+    /// <summary>The 32 stored integers of a Q8_0 block, or a Q4_0 block's nibbles re-centred by 8, as signed bytes in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> BlockValues(GgmlType type, byte* block)
+    {
+        if (type == GgmlType.Q8_0) return Vector256.Load((sbyte*)(block + 2));
+        Vector128<byte> packed = Vector128.Load(block + 2);
+        return Vector256.Create(packed & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(packed, 4)).AsSByte() - Vector256.Create((sbyte)8);
     }
 
     /// <summary>total + d · Σ q[i]·x[at + i] for one block of 32 signed bytes, in 16-lane vectors.</summary>

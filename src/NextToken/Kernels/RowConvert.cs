@@ -1,5 +1,6 @@
-using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using NextToken.Tensors;
 
 namespace NextToken.Kernels;
@@ -18,16 +19,44 @@ public static class RowConvert
                 MemoryMarshal.Cast<byte, float>(source).CopyTo(destination);
                 break;
             case GgmlType.F16:
-                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(source), destination);
+                HalfRow(MemoryMarshal.Cast<byte, ushort>(source), destination);
                 break;
             case GgmlType.BF16:
-                ReadOnlySpan<ushort> bits = MemoryMarshal.Cast<byte, ushort>(source);
-                for (int i = 0; i < bits.Length; i++) destination[i] = Dot.BF16ToSingle(bits[i]);
+                BFloat16Row(MemoryMarshal.Cast<byte, ushort>(source), destination);
                 break;
             default:
                 Quantized.DequantizeRow(type, source, destination);
                 break;
         }
+    }
+
+    /// <summary>float16 bits → float32, 16 at a time in registers (the prompt path expands every weight row once per matmul).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void HalfRow(ReadOnlySpan<ushort> bits, Span<float> destination)
+    {
+        int i = 0;
+        ref ushort source = ref MemoryMarshal.GetReference(bits);
+        ref float target = ref MemoryMarshal.GetReference(destination);
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= bits.Length; i += 16)
+                Dot.HalfToSingle(Vector512.WidenLower(Vector512.Create(Vector256.LoadUnsafe(ref source, (nuint)i), default))).StoreUnsafe(ref target, (nuint)i);
+        else if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= bits.Length; i += 8)
+                Dot.HalfToSingle(Vector256.WidenLower(Vector256.Create(Vector128.LoadUnsafe(ref source, (nuint)i), default))).StoreUnsafe(ref target, (nuint)i);
+        for (; i < bits.Length; i++) destination[i] = (float)BitConverter.UInt16BitsToHalf(bits[i]);
+    }
+
+    /// <summary>bfloat16 bits → float32: the stored 16 bits become the high half.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BFloat16Row(ReadOnlySpan<ushort> bits, Span<float> destination)
+    {
+        int i = 0;
+        ref ushort source = ref MemoryMarshal.GetReference(bits);
+        ref float target = ref MemoryMarshal.GetReference(destination);
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= bits.Length; i += 16)
+                Vector512.ShiftLeft(Vector512.WidenLower(Vector512.Create(Vector256.LoadUnsafe(ref source, (nuint)i), default)), 16).AsSingle().StoreUnsafe(ref target, (nuint)i);
+        for (; i < bits.Length; i++) destination[i] = Dot.BF16ToSingle(bits[i]);
     }
 
     /// <summary>Row <paramref name="row"/> of a tensor as float32.</summary>
