@@ -226,3 +226,35 @@ public class InspectionTests(ITestOutputHelper output)
         return e.Select(x => x / sum).ToArray();
     }
 }
+
+public class TokenDistributionTests
+{
+    [Theory]
+    [InlineData(50257, 1)]
+    [InlineData(32000, 2)]
+    [InlineData(7, 3)]
+    public void Distribution_MatchesDoublePrecisionSoftmax_AndAFullSort(int vocab, int seed)
+    {
+        var random = new Random(seed);
+        // Logits on a coarse grid so that ties occur, with a few clear leaders.
+        float[] logits = Enumerable.Range(0, vocab).Select(_ => MathF.Round((float)(random.NextDouble() * 20 - 10), 1)).ToArray();
+        for (int i = 0; i < Math.Min(3, vocab); i++) logits[random.Next(vocab)] = 14 + i;
+        var distribution = new TokenDistribution(logits);
+
+        double max = logits.Max(), sum = logits.Sum(x => Math.Exp(x - max));
+        double logZ = max + Math.Log(sum);
+        double entropy = -logits.Sum(x => Math.Exp(x - logZ) * (x - logZ));
+        Assert.Equal(logZ, distribution.LogSumExp, 1e-5);
+        Assert.Equal(entropy, distribution.Entropy, 1e-5);
+
+        int[] sorted = Enumerable.Range(0, vocab).OrderByDescending(i => logits[i]).ThenBy(i => i).ToArray();
+        foreach (int k in new[] { 1, 10, 40, vocab })
+        {
+            RankedToken[] top = distribution.Top(k);
+            Assert.Equal(sorted.Take(k), top.Select(t => t.Id));
+            Assert.Equal(Enumerable.Range(1, Math.Min(k, vocab)), top.Select(t => t.Rank));
+            Assert.Equal(Math.Exp(logits[sorted[0]] - logZ), top[0].Probability, 1e-6);
+        }
+        Assert.Equal(Array.IndexOf(sorted, 123 % vocab) + 1, distribution.RankOf(123 % vocab));
+    }
+}

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace NextToken.Inspection;
 
@@ -18,16 +20,48 @@ public sealed class TokenDistribution
         if (logits.IsEmpty) throw new ArgumentException("empty logit row");
         _logits = logits.ToArray();
         float max = TensorPrimitives.Max(logits);
-        double sum = 0, weighted = 0;
-        foreach (float x in logits)
+        // Exponentials in float32 vectors, sums in float64: Z = Σ e^(x−max), and Σ e^(x−max)·(x−max) for the entropy.
+        float[] shiftedBuffer = ArrayPool<float>.Shared.Rent(logits.Length), expBuffer = ArrayPool<float>.Shared.Rent(logits.Length);
+        try
         {
-            double e = Math.Exp(x - max);
-            sum += e;
-            weighted += e * (x - max);
+            Span<float> shifted = shiftedBuffer.AsSpan(0, logits.Length), exp = expBuffer.AsSpan(0, logits.Length);
+            TensorPrimitives.Subtract(logits, max, shifted);
+            TensorPrimitives.Exp(shifted, exp);
+            (double sum, double weighted) = SumAndWeightedSum(exp, shifted);
+            LogSumExp = max + Math.Log(sum);
+            // H = −Σ p log p = log Z − E[x − max]
+            Entropy = Math.Log(sum) - weighted / sum;
         }
-        LogSumExp = max + Math.Log(sum);
-        // H = −Σ p log p = log Z − E[x]
-        Entropy = Math.Log(sum) - weighted / sum;
+        finally
+        {
+            ArrayPool<float>.Shared.Return(shiftedBuffer);
+            ArrayPool<float>.Shared.Return(expBuffer);
+        }
+    }
+
+    /// <summary>(Σ e, Σ e·w) accumulated in float64, 8 values per vector step.</summary>
+    private static (double Sum, double Weighted) SumAndWeightedSum(ReadOnlySpan<float> e, ReadOnlySpan<float> w)
+    {
+        int i = 0;
+        double sum = 0, weighted = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<double> sums = Vector256<double>.Zero, weightedSums = Vector256<double>.Zero;
+            for (; i + 8 <= e.Length; i += 8)
+            {
+                (Vector256<double> eLow, Vector256<double> eHigh) = Vector256.Widen(Vector256.Create(e.Slice(i, 8)));
+                (Vector256<double> wLow, Vector256<double> wHigh) = Vector256.Widen(Vector256.Create(w.Slice(i, 8)));
+                sums += eLow + eHigh;
+                weightedSums = Vector256.FusedMultiplyAdd(eLow, wLow, Vector256.FusedMultiplyAdd(eHigh, wHigh, weightedSums));
+            }
+            (sum, weighted) = (Vector256.Sum(sums), Vector256.Sum(weightedSums));
+        }
+        for (; i < e.Length; i++)
+        {
+            sum += e[i];
+            weighted += (double)e[i] * w[i];
+        }
+        return (sum, weighted);
     }
 
     public int VocabSize => _logits.Length;
@@ -50,22 +84,44 @@ public sealed class TokenDistribution
         return rank;
     }
 
-    /// <summary>The <paramref name="k"/> most likely tokens, best first (a bounded heap, not a full sort).</summary>
+    /// <summary>The <paramref name="k"/> most likely tokens, best first (one pass keeping the best k in order, not a full sort).</summary>
     public RankedToken[] Top(int k)
     {
         k = Math.Clamp(k, 0, _logits.Length);
-        var heap = new PriorityQueue<int, (float Logit, int NegativeId)>(k + 1);
+        if (k == 0) return [];
+        if (k > 64) return Ranked(SortedIds().AsSpan(0, k));
+        // best[0..count) sorted by logit descending, ties by lower id; most entries fail the first comparison.
+        var best = new int[k];
+        int count = 0;
         for (int i = 0; i < _logits.Length; i++)
         {
-            heap.Enqueue(i, (_logits[i], -i));
-            if (heap.Count > k) heap.Dequeue();
+            float logit = _logits[i];
+            if (count == k && logit <= _logits[best[k - 1]]) continue; // equal logits keep the lower id, which came first
+            int at = count < k ? count++ : k - 1;
+            while (at > 0 && _logits[best[at - 1]] < logit)
+            {
+                best[at] = best[at - 1];
+                at--;
+            }
+            best[at] = i;
         }
-        var result = new RankedToken[heap.Count];
-        for (int r = result.Length - 1; r >= 0; r--)
-        {
-            int id = heap.Dequeue();
-            result[r] = new RankedToken(r + 1, id, _logits[id], Probability(id));
-        }
+        return Ranked(best.AsSpan(0, count));
+    }
+
+    /// <summary>Every id, most likely first (ties by lower id): for long lists, where inserting one by one would be quadratic.</summary>
+    private int[] SortedIds()
+    {
+        int[] ids = new int[_logits.Length];
+        for (int i = 0; i < ids.Length; i++) ids[i] = i;
+        float[] logits = _logits;
+        Array.Sort(ids, (a, b) => logits[b].CompareTo(logits[a]) is var order && order != 0 ? order : a.CompareTo(b));
+        return ids;
+    }
+
+    private RankedToken[] Ranked(ReadOnlySpan<int> ids)
+    {
+        var result = new RankedToken[ids.Length];
+        for (int r = 0; r < ids.Length; r++) result[r] = new RankedToken(r + 1, ids[r], _logits[ids[r]], Probability(ids[r]));
         return result;
     }
 }
