@@ -147,6 +147,44 @@ public unsafe class KernelTests
     }
 
     [Theory]
+    [InlineData(1, false)]
+    [InlineData(2, true)]   // decode with quantized activations: Q8_0 and Q4_0 take the integer path, F16 the exact one
+    [InlineData(20, false)] // prompt panels
+    public void MatMul_SeveralMatricesOneInput_EqualsOneCallEach(int batch, bool quantizeActivations)
+    {
+        const int nIn = 128;
+        (GgmlType Type, int Rows)[] shapes = [(GgmlType.Q8_0, 96), (GgmlType.F16, 37), (GgmlType.Q4_0, 1030)];
+        var stored = shapes.Select((shape, i) =>
+        {
+            float[] values = RandomVector(nIn * shape.Rows, 40 + i);
+            return shape.Type == GgmlType.F16
+                ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray()
+                : Quantize.Blocks(shape.Type, values);
+        }).ToArray();
+        float[] x = RandomVector(batch * nIn, 44);
+        fixed (byte* a = stored[0], b = stored[1], c = stored[2])
+        {
+            TensorData[] weights =
+            [
+                new("a", shapes[0].Type, [nIn, shapes[0].Rows], a, stored[0].Length),
+                new("b", shapes[1].Type, [nIn, shapes[1].Rows], b, stored[1].Length),
+                new("c", shapes[2].Type, [nIn, shapes[2].Rows], c, stored[2].Length),
+            ];
+            foreach (int threads in new[] { 1, 2 })
+            {
+                float[][] together = shapes.Select(shape => new float[batch * shape.Rows]).ToArray();
+                MatMul.Forward(weights, x, batch, together, threads, quantizeActivations);
+                for (int i = 0; i < weights.Length; i++)
+                {
+                    var alone = new float[batch * shapes[i].Rows];
+                    MatMul.Forward(weights[i], x, batch, alone, threads, quantizeActivations);
+                    Assert.Equal(alone, together[i]);
+                }
+            }
+        }
+    }
+
+    [Theory]
     [InlineData(GgmlType.F32, 1, 64, 192)]
     [InlineData(GgmlType.F32, 3, 64, 300)]
     [InlineData(GgmlType.F16, 2, 96, 130)]

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using NextToken.Tensors;
@@ -23,21 +24,74 @@ public static unsafe class MatMul
     /// <param name="quantizeActivations">Decode with <see cref="QuantizedActivations"/> (approximate, faster) for Q8_0/Q4_0 weights.</param>
     public static void Forward(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads, bool quantizeActivations = false)
     {
-        int nIn = weight.RowLength, nOut = weight.RowCount;
-        if (input.Length < nBatch * nIn || output.Length < nBatch * nOut)
-            throw new ArgumentException($"matmul '{weight.Name}': buffers too small for [{nBatch}, {nIn}] × [{nOut}, {nIn}]ᵀ");
+        CheckSizes(weight, input, nBatch, output.Length);
         if (weight.Transposed)
         {
             ForwardTransposed(weight, input, nBatch, output, threads);
             return;
         }
         RowJob job = RowJob.ForThisThread;
-        bool quantized = quantizeActivations && nBatch < 4 && QuantizedActivations.IsSupported(weight.Type);
+        fixed (float* y = output)
+        {
+            job.Clear();
+            job.Add(weight, y);
+            Run(job, input, nBatch, threads, quantizeActivations);
+        }
+    }
+
+    /// <summary>
+    /// Several matrices applied to the same input (Llama's q, k and v; gate and up): the input is
+    /// prepared once (transposed or quantized) and all of them share one parallel region.
+    /// </summary>
+    /// <param name="weights">each [nOut_i, nIn], same nIn</param>
+    /// <param name="outputs">each [nBatch, nOut_i]</param>
+    public static void Forward(ReadOnlySpan<TensorData> weights, ReadOnlySpan<float> input, int nBatch, ReadOnlySpan<float[]> outputs, int threads, bool quantizeActivations = false)
+    {
+        if (weights.Length != outputs.Length || weights.Length is 0 or > RowJob.MaxMatrices)
+            throw new ArgumentException($"matmul: {weights.Length} weights and {outputs.Length} outputs (1 to {RowJob.MaxMatrices} pairs)");
+        bool anyTransposed = false;
+        for (int i = 0; i < weights.Length; i++)
+        {
+            CheckSizes(weights[i], input, nBatch, outputs[i].Length);
+            if (weights[i].RowLength != weights[0].RowLength)
+                throw new ArgumentException($"matmul: '{weights[i].Name}' takes {weights[i].RowLength} inputs, '{weights[0].Name}' {weights[0].RowLength}");
+            anyTransposed |= weights[i].Transposed;
+        }
+        if (anyTransposed)
+        {
+            for (int i = 0; i < weights.Length; i++) Forward(weights[i], input, nBatch, outputs[i], threads, quantizeActivations);
+            return;
+        }
+        RowJob job = RowJob.ForThisThread;
+        job.Clear();
+        try
+        {
+            for (int i = 0; i < weights.Length; i++) job.Add(weights[i], outputs[i]);
+            Run(job, input, nBatch, threads, quantizeActivations);
+        }
+        finally
+        {
+            job.Unpin();
+        }
+    }
+
+    private static void CheckSizes(in TensorData weight, ReadOnlySpan<float> input, int nBatch, int outputLength)
+    {
+        int nIn = weight.RowLength, nOut = weight.RowCount;
+        if (input.Length < (long)nBatch * nIn || outputLength < (long)nBatch * nOut)
+            throw new ArgumentException($"matmul '{weight.Name}': buffers too small for [{nBatch}, {nIn}] × [{nOut}, {nIn}]ᵀ");
+    }
+
+    /// <summary>Prepares the input for the job's matrices and runs their rows, split across threads.</summary>
+    private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations)
+    {
+        int nIn = job.Weight(0).RowLength;
+        bool quantized = false;
+        for (int i = 0; i < job.Count; i++) quantized |= quantizeActivations && nBatch < 4 && QuantizedActivations.IsSupported(job.Weight(i).Type);
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
-        bool panels = !quantized && nBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
+        bool panels = nBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
         if (panels) job.EnsurePacked(nIn * PanelMatMul.Padded(nBatch));
         fixed (float* x = input)
-        fixed (float* y = output)
         fixed (sbyte* qx = job.Quants)
         fixed (float* dx = job.Scales)
         fixed (int* sx = job.Sums)
@@ -45,17 +99,15 @@ public static unsafe class MatMul
         {
             var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null);
             if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed);
-            if (threads <= 1 || (long)nOut * nIn * nBatch < 32_768)
+            long work = 0;
+            for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
+            if (threads <= 1 || work < 32_768)
             {
-                Rows(weight, x, y, nBatch, 0, nOut, activations);
+                for (int i = 0; i < job.Count; i++) Rows(job.Weight(i), x, job.Output(i), nBatch, 0, job.Weight(i).RowCount, activations);
                 return;
             }
-            // Chunks of whole tiles, several per thread so uneven cores still finish together.
-            int tileRows = panels ? PanelMatMul.RowTile : 4;
-            int tiles = (nOut + tileRows - 1) / tileRows;
-            int chunks = Math.Min(tiles, Math.Max(1, threads) * 8);
-            job.Set(weight, x, y, nBatch, tileRows, tiles, chunks, activations);
-            WorkerPool.Shared.Run(job, chunks, threads);
+            job.Start(x, nBatch, activations, threads);
+            WorkerPool.Shared.Run(job, job.Chunks, threads);
         }
     }
 
@@ -71,21 +123,54 @@ public static unsafe class MatMul
         public readonly float* Packed = packed;
     }
 
-    /// <summary>One matmul's parameters, kept per calling thread so a call allocates nothing.</summary>
+    /// <summary>One call's matrices and buffers, kept per calling thread so a call allocates nothing.</summary>
     private sealed class RowJob : IParallelWork
     {
+        public const int MaxMatrices = 4;
         [ThreadStatic] private static RowJob? _forThisThread;
-        private TensorData _weight;
-        private float* _x, _y;
-        private int _nBatch, _tileRows, _tiles, _chunks;
+        private readonly TensorData[] _weights = new TensorData[MaxMatrices];
+        private readonly nint[] _outputs = new nint[MaxMatrices];
+        private readonly MemoryHandle[] _pins = new MemoryHandle[MaxMatrices];
+        private readonly int[] _tileRows = new int[MaxMatrices], _tiles = new int[MaxMatrices], _firstChunk = new int[MaxMatrices + 1];
+        private float* _x;
+        private int _nBatch;
         private Activations _activations;
 
         public static RowJob ForThisThread => _forThisThread ??= new RowJob();
 
+        public int Count { get; private set; }
+        public int Chunks => _firstChunk[Count];
         public sbyte[] Quants { get; private set; } = new sbyte[32];
         public float[] Scales { get; private set; } = new float[1];
         public int[] Sums { get; private set; } = new int[1];
         public float[] Packed { get; private set; } = new float[16];
+
+        public ref readonly TensorData Weight(int i) => ref _weights[i];
+        public float* Output(int i) => (float*)_outputs[i];
+
+        public void Clear() => Count = 0;
+
+        public void Add(in TensorData weight, float* y)
+        {
+            _weights[Count] = weight;
+            _outputs[Count++] = (nint)y;
+        }
+
+        /// <summary>Adds a matrix whose output array stays pinned until <see cref="Unpin"/>.</summary>
+        public void Add(in TensorData weight, float[] y)
+        {
+            _pins[Count] = y.AsMemory().Pin();
+            Add(weight, (float*)_pins[Count].Pointer);
+        }
+
+        public void Unpin()
+        {
+            for (int i = 0; i < _pins.Length; i++)
+            {
+                _pins[i].Dispose();
+                _pins[i] = default;
+            }
+        }
 
         public void EnsurePacked(int length)
         {
@@ -101,20 +186,35 @@ public static unsafe class MatMul
                 QuantizedActivations.Quantize(input.Slice(b * nIn, nIn), Quants.AsSpan(b * nIn, nIn), Scales.AsSpan(b * blocks, blocks), Sums.AsSpan(b * blocks, blocks));
         }
 
-        public void Set(in TensorData weight, float* x, float* y, int nBatch, int tileRows, int tiles, int chunks, Activations activations)
+        /// <summary>
+        /// Splits every matrix into chunks of whole tiles — several per thread so uneven cores still
+        /// finish together, in proportion to each matrix's rows — numbered one matrix after another.
+        /// </summary>
+        public void Start(float* x, int nBatch, Activations activations, int threads)
         {
-            _weight = weight;
             _x = x;
-            _y = y;
-            (_nBatch, _tileRows, _tiles, _chunks) = (nBatch, tileRows, tiles, chunks);
+            _nBatch = nBatch;
             _activations = activations;
+            long totalRows = 0;
+            for (int i = 0; i < Count; i++) totalRows += _weights[i].RowCount;
+            int budget = Math.Max(1, threads) * 8;
+            for (int i = 0; i < Count; i++)
+            {
+                _tileRows[i] = activations.Packed != null ? PanelMatMul.RowTile : 4;
+                _tiles[i] = (_weights[i].RowCount + _tileRows[i] - 1) / _tileRows[i];
+                int chunks = (int)Math.Clamp(budget * _weights[i].RowCount / totalRows, 1, _tiles[i]);
+                _firstChunk[i + 1] = _firstChunk[i] + chunks;
+            }
         }
 
         public void Execute(int chunk)
         {
-            int nOut = _weight.RowCount;
-            int start = (int)((long)_tiles * chunk / _chunks) * _tileRows, end = Math.Min(nOut, (int)((long)_tiles * (chunk + 1) / _chunks) * _tileRows);
-            Rows(_weight, _x, _y, _nBatch, start, end, _activations);
+            int i = 0;
+            while (chunk >= _firstChunk[i + 1]) i++;
+            int local = chunk - _firstChunk[i], chunks = _firstChunk[i + 1] - _firstChunk[i];
+            int nOut = _weights[i].RowCount, tiles = _tiles[i], tileRows = _tileRows[i];
+            int start = (int)((long)tiles * local / chunks) * tileRows, end = Math.Min(nOut, (int)((long)tiles * (local + 1) / chunks) * tileRows);
+            Rows(_weights[i], _x, (float*)_outputs[i], _nBatch, start, end, _activations);
         }
     }
 
@@ -123,7 +223,7 @@ public static unsafe class MatMul
     private static void Rows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations)
     {
         int nIn = weight.RowLength;
-        if (activations.Quants != null)
+        if (activations.Quants != null && QuantizedActivations.IsSupported(weight.Type))
             QuantizedRows(weight, activations, y, nBatch, rowStart, rowEnd);
         else if (activations.Packed != null)
             PanelMatMul.Forward(weight, activations.Packed, nBatch, y, rowStart, rowEnd);

@@ -67,8 +67,14 @@ public sealed class WorkerPool
             }
             finally
             {
+                // The helpers are running on other cores: poll with pause instructions only (yielding
+                // to the scheduler costs microseconds), and yield only if they are slow to finish.
                 var spinner = new SpinWait();
-                while (Volatile.Read(ref _pending) != 0) spinner.SpinOnce(sleep1Threshold: -1);
+                for (int spin = 0; Volatile.Read(ref _pending) != 0; spin++)
+                {
+                    if (spin < SpinsBeforeSleep) Thread.SpinWait(1);
+                    else spinner.SpinOnce(sleep1Threshold: -1);
+                }
                 _work = null;
             }
             if (_error is { } error) throw new AggregateException("a parallel chunk failed", error);

@@ -109,6 +109,10 @@ public abstract class LanguageModel : IDisposable
     protected void Project(in Tensors.TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output) =>
         Kernels.MatMul.Forward(weight, input, nBatch, output, Threads, QuantizeActivations);
 
+    /// <summary>Several matrices over the same input in one matmul call (one parallel region, the input prepared once).</summary>
+    protected void Project(Tensors.TensorData[] weights, ReadOnlySpan<float> input, int nBatch, float[][] outputs) =>
+        Kernels.MatMul.Forward(weights, input, nBatch, outputs, Threads, QuantizeActivations);
+
     /// <summary>Bytes of weights one decode step reads (for bandwidth figures).</summary>
     public abstract long WeightBytesPerToken { get; }
 

@@ -84,9 +84,7 @@ public sealed class LlamaModel : LanguageModel
 
             // 2. Attention: x += W_o · Attention(RoPE(W_q h), RoPE(W_k h), W_v h) with h = RMSNorm(x).
             RmsNormRows(x, w.AttnNorm, s.Normed, n);
-            Project(w.AttnQ, s.Normed, n, s.Query);
-            Project(w.AttnK, s.Normed, n, s.Key);
-            Project(w.AttnV, s.Normed, n, s.Value);
+            Project(w.AttnQkv, s.Normed, n, s.QkvOutputs);
             for (int t = 0; t < n; t++)
             {
                 RotateHeads(s.Query.AsSpan(t * c.QueryDim, c.QueryDim), c.NHead, p0 + t);
@@ -136,8 +134,7 @@ public sealed class LlamaModel : LanguageModel
     private void DenseFeedForward(LlamaState s, LlamaLayerWeights w, BlockHooks hooks, int n)
     {
         int ff = Config.NFf;
-        Project(w.FfnGate!.Value, s.Normed, n, s.Gate);
-        Project(w.FfnUp!.Value, s.Normed, n, s.Up);
+        Project(w.FfnGateUp, s.Normed, n, s.GateUpOutputs);
         Ops.SwiGlu(s.Gate.AsSpan(0, n * ff), s.Up.AsSpan(0, n * ff), s.Gate);
         Raise(hooks.MlpPost, s.Gate.AsSpan(0, n * ff), s.Position, n, ff);
         Project(w.FfnDown!.Value, s.Gate, n, s.Projected);

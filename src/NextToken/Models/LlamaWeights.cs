@@ -24,6 +24,14 @@ public sealed class LlamaLayerWeights
     public TensorData[]? ExpertGate { get; init; }        // [nExpert] of [nFf, nEmbd]
     public TensorData[]? ExpertUp { get; init; }          // [nExpert] of [nFf, nEmbd]
     public TensorData[]? ExpertDown { get; init; }        // [nExpert] of [nEmbd, nFf]
+
+    /// <summary>q, k and v together: they read the same normalized input, so they run as one matmul call.</summary>
+    public TensorData[] AttnQkv => _attnQkv ??= [AttnQ, AttnK, AttnV];
+
+    /// <summary>Gate and up together (dense blocks), for the same reason.</summary>
+    public TensorData[] FfnGateUp => _ffnGateUp ??= [FfnGate!.Value, FfnUp!.Value];
+
+    private TensorData[]? _attnQkv, _ffnGateUp;
 }
 
 /// <summary>Llama weights, located by the names in <see cref="TensorNames"/> and shape-checked.</summary>
@@ -90,6 +98,8 @@ public sealed class LlamaState : ModelState
         Projected = new float[maxBatch * c.NEmbd];
         Gate = new float[maxBatch * c.NFf];
         Up = new float[maxBatch * c.NFf];
+        QkvOutputs = [Query, Key, Value];
+        GateUpOutputs = [Gate, Up];
         KeyCache = new float[(long)c.NLayer * c.NCtx * c.KvDim];
         ValueCache = new float[(long)c.NLayer * c.NCtx * c.KvDim];
         Attention = new CausalAttention(c.NHead, c.NKvHead, c.HeadDim, c.NCtx, maxBatch);
@@ -113,6 +123,8 @@ public sealed class LlamaState : ModelState
     public float[] Projected { get; }     // [maxBatch, nEmbd]
     public float[] Gate { get; }          // [maxBatch, nFf] gate projection, then SwiGLU output
     public float[] Up { get; }            // [maxBatch, nFf]
+    public float[][] QkvOutputs { get; }  // Query, Key, Value, as one matmul call writes them
+    public float[][] GateUpOutputs { get; } // Gate, Up
     public override float[] KeyCache { get; }      // [nLayer, nCtx, kvDim]
     public override float[] ValueCache { get; }    // [nLayer, nCtx, kvDim]
     public float[] RouterProbs { get; }   // [maxBatch, nExpert] softmax over all experts
