@@ -93,6 +93,9 @@ public unsafe class KernelTests
     [InlineData(8, 2, 128, 13, 3)]   // Llama-2/3 head size
     [InlineData(2, 1, 24, 3, 4)]     // 8-lane path
     [InlineData(2, 2, 6, 3, 2)]      // no vector path
+    [InlineData(12, 12, 64, 0, 40)]  // a prompt: blocks of 16 queries (AVX-512), a short last block
+    [InlineData(9, 3, 64, 21, 33)]   // a prompt after a cached prefix, grouped-query heads
+    [InlineData(4, 2, 16, 5, 16)]    // one block, the smallest head size that takes it
     public void Attention_MatchesScalarReference(int nHead, int nKvHead, int headDim, int p0, int n)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;
@@ -100,10 +103,10 @@ public unsafe class KernelTests
         float[] keys = RandomVector(nCtx * kvDim, 22, 2), values = RandomVector(nCtx * kvDim, 23);
         var expected = new float[n * nHead * headDim];
         ScalarReference.Attention(queries, keys, values, nHead, nKvHead, headDim, p0, n, expected);
-        foreach (int threads in new[] { 1, 2 })
+        foreach ((int threads, bool keepPattern) in new[] { (1, false), (2, false), (2, true) })
         {
             var output = new float[expected.Length];
-            new CausalAttention(nHead, nKvHead, headDim, nCtx, n).Run(queries, nHead * headDim, keys, values, 0, p0, n, output, threads, keepPattern: threads == 2);
+            new CausalAttention(nHead, nKvHead, headDim, nCtx, n).Run(queries, nHead * headDim, keys, values, 0, p0, n, output, threads, keepPattern);
             AssertClose(expected, output, 1e-5);
         }
     }

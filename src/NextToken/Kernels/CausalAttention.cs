@@ -51,22 +51,142 @@ public sealed class CausalAttention : IParallelWork
         (_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _output) = (queries, queryStride, keyCache, valueCache, cacheOffset, p0, output);
         _keepPattern = keepPattern;
         if (keepPattern) _ = Scores;
-        _work = work;
-        _chunks = threads > 1 && cost > 65_536 ? Math.Min(work, threads * 8) : 1;
+        // A prompt runs 16 queries of one head at a time (see AttendBlock) unless a hook wants the pattern.
+        _blocked = !keepPattern && n >= BlockQueries && _headDim % 16 == 0 && Vector512.IsHardwareAccelerated;
+        _n = n;
+        _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : work;
+        _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         WorkerPool.Shared.Run(this, _chunks, threads);
     }
 
-    private int _work, _chunks;
+    private const int BlockQueries = 16;
+    private int _work, _chunks, _n;
+    private bool _blocked;
 
     /// <summary>
-    /// A run of consecutive (query position, head) pairs of the current <see cref="Run"/>: threads
-    /// take whole runs, not alternate pairs, so they do not write the same cache lines of the output.
+    /// A run of consecutive work items of the current <see cref="Run"/> — (query position, head)
+    /// pairs, or (head, block of 16 queries) for a prompt: threads take whole runs, not alternate
+    /// items, so they do not write the same cache lines of the output.
     /// </summary>
     public void Execute(int chunk)
     {
         int start = (int)((long)_work * chunk / _chunks), end = (int)((long)_work * (chunk + 1) / _chunks);
         for (int item = start; item < end; item++)
-            AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, item / _nHead, item % _nHead, _output);
+        {
+            if (_blocked)
+                AttendBlock(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, item / _nHead * BlockQueries, item % _nHead, _output);
+            else
+                AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, item / _nHead, item % _nHead, _output);
+        }
+    }
+
+    [ThreadStatic] private static float[]? _blockScratch;
+
+    /// <summary>
+    /// Queries t0 … t0+15 of one head at once, with AVX-512: the 16 queries are transposed so one
+    /// vector holds one dimension of all of them; each key then costs headDim broadcast-FMAs for 16
+    /// scores, the softmax runs down the 16 lanes, and each value row is broadcast into 16 outputs.
+    /// Scores are [key][16 queries] in a per-thread buffer; future keys are masked to −∞.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private unsafe void AttendBlock(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
+                                    int p0, int n, int t0, int head, float[] output)
+    {
+        int hd = _headDim, kvDim = KvDim, kvHead = head / (_nHead / _nKvHead);
+        int lanes = Math.Min(BlockQueries, n - t0), keys = p0 + t0 + lanes;
+        int scratchLength = (hd + keys) * BlockQueries + hd * BlockQueries;
+        float[] scratch = _blockScratch is { } b && b.Length >= scratchLength ? b : _blockScratch = new float[Math.Max(scratchLength, (hd + _nCtx) * BlockQueries * 2)];
+        float scale = 1f / MathF.Sqrt(hd);
+        fixed (float* q = queries)
+        fixed (float* kBase = &keyCache[cacheOffset + kvHead * hd])
+        fixed (float* vBase = &valueCache[cacheOffset + kvHead * hd])
+        fixed (float* o = output)
+        fixed (float* work = scratch)
+        {
+            float* qt = work;                           // [hd][16] queries transposed, pre-scaled by 1/√hd
+            float* p = work + hd * BlockQueries;        // [keys][16] scores, then probabilities
+            float* ot = p + keys * BlockQueries;        // [hd][16] outputs transposed
+            for (int d = 0; d < hd; d++)
+                for (int i = 0; i < BlockQueries; i++)
+                    qt[d * BlockQueries + i] = i < lanes ? q[(long)(t0 + i) * queryStride + head * hd + d] * scale : 0;
+
+            // Scores, eight keys at a time so eight FMA chains run side by side.
+            int j = 0;
+            for (; j + 8 <= keys; j += 8)
+            {
+                float* k0 = kBase + (long)j * kvDim;
+                Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+                for (int d = 0; d < hd; d++)
+                {
+                    Vector512<float> qd = Vector512.Load(qt + d * BlockQueries);
+                    s0 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[d]), s0);
+                    s1 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[kvDim + d]), s1);
+                    s2 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[2 * kvDim + d]), s2);
+                    s3 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[3 * kvDim + d]), s3);
+                    s4 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[4 * kvDim + d]), s4);
+                    s5 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[5 * kvDim + d]), s5);
+                    s6 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[6 * kvDim + d]), s6);
+                    s7 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[7 * kvDim + d]), s7);
+                }
+                float* pj = p + j * BlockQueries;
+                s0.Store(pj); s1.Store(pj + 16); s2.Store(pj + 32); s3.Store(pj + 48);
+                s4.Store(pj + 64); s5.Store(pj + 80); s6.Store(pj + 96); s7.Store(pj + 112);
+            }
+            for (; j < keys; j++)
+            {
+                float* kj = kBase + (long)j * kvDim;
+                Vector512<float> sj = default;
+                for (int d = 0; d < hd; d++) sj = Vector512.FusedMultiplyAdd(Vector512.Load(qt + d * BlockQueries), Vector512.Create(kj[d]), sj);
+                sj.Store(p + j * BlockQueries);
+            }
+
+            // Causal mask: query i (position p0+t0+i) sees keys up to p0+t0+i.
+            var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            for (int k = 1; k < lanes; k++)
+            {
+                float* pk = p + (p0 + t0 + k) * BlockQueries;
+                Vector512.ConditionalSelect(Vector512.LessThan(lane, Vector512.Create(k)).AsSingle(), Vector512.Create(float.NegativeInfinity), Vector512.Load(pk)).Store(pk);
+            }
+
+            // Softmax down each lane.
+            Vector512<float> max = Vector512.Create(float.NegativeInfinity);
+            for (j = 0; j < keys; j++) max = Vector512.Max(max, Vector512.Load(p + j * BlockQueries));
+            Vector512<float> sum = default;
+            for (j = 0; j < keys; j++)
+            {
+                Vector512<float> e = Vector512.Exp(Vector512.Load(p + j * BlockQueries) - max);
+                e.Store(p + j * BlockQueries);
+                sum += e;
+            }
+            Vector512<float> inverse = Vector512<float>.One / sum;
+
+            // Outputs: eight dimensions at a time, each value broadcast into the 16 queries' lanes.
+            for (int d0 = 0; d0 < hd; d0 += 8)
+            {
+                Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
+                for (j = 0; j < keys; j++)
+                {
+                    Vector512<float> pj = Vector512.Load(p + j * BlockQueries);
+                    float* vj = vBase + (long)j * kvDim + d0;
+                    o0 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[0]), o0);
+                    o1 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[1]), o1);
+                    o2 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[2]), o2);
+                    o3 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[3]), o3);
+                    o4 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[4]), o4);
+                    o5 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[5]), o5);
+                    o6 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[6]), o6);
+                    o7 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[7]), o7);
+                }
+                float* od = ot + d0 * BlockQueries;
+                (o0 * inverse).Store(od); (o1 * inverse).Store(od + 16); (o2 * inverse).Store(od + 32); (o3 * inverse).Store(od + 48);
+                (o4 * inverse).Store(od + 64); (o5 * inverse).Store(od + 80); (o6 * inverse).Store(od + 96); (o7 * inverse).Store(od + 112);
+            }
+            for (int i = 0; i < lanes; i++)
+            {
+                float* row = o + (long)(t0 + i) * _nHead * hd + head * hd;
+                for (int d = 0; d < hd; d++) row[d] = ot[d * BlockQueries + i];
+            }
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
