@@ -98,7 +98,7 @@ public static unsafe class MatMul
         fixed (float* packed = job.Packed)
         {
             var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null);
-            if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed);
+            if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed, threads);
             long work = 0;
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
             if (threads <= 1 || work < 32_768)
