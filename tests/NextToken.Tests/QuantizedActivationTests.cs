@@ -48,6 +48,7 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
                 Assert.True(Math.Abs(actual - expected[r]) <= 1e-5 * magnitude[r] + 1e-6, $"{info.Name} row {r}: {actual} vs {expected[r]}");
             }
             var firstRows = new TensorData(tensor.Name, type, [tensor.RowLength, rows], tensor.Data, tensor.RowBytes * rows);
+            if (!QuantizedActivations.IsSupported(type)) continue; // without AVX2 the matmul keeps the exact path
             foreach (int threads in new[] { 1, 2 })
             {
                 var y = new float[rows];

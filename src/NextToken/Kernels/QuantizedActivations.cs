@@ -51,11 +51,31 @@ public static unsafe class QuantizedActivations
     {
         if (row.Length < RowBytes(type, quants.Length) || scales.Length < quants.Length / 32 || sums.Length < quants.Length / 32)
             throw new ArgumentException($"a {type} row of {quants.Length} values needs {RowBytes(type, quants.Length)} bytes and {quants.Length / 32} scales and sums");
+        if (!Avx2.IsSupported) return PortableDot(type, row, quants, scales);
         fixed (byte* w = row)
         fixed (sbyte* q = quants)
         fixed (float* d = scales)
         fixed (int* s = sums)
             return type == GgmlType.Q4_0 ? RowQ4_0(w, q, d, s, quants.Length / 32) : RowQ8_0(w, q, d, quants.Length / 32);
+    }
+
+    /// <summary>The same integer products one at a time, for CPUs without AVX2.</summary>
+    private static float PortableDot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales)
+    {
+        int blockBytes = type == GgmlType.Q4_0 ? 18 : 34;
+        float total = 0;
+        for (int b = 0; b < quants.Length / 32; b++)
+        {
+            ReadOnlySpan<byte> block = row.Slice(b * blockBytes, blockBytes);
+            int sum = 0;
+            for (int i = 0; i < 32; i++)
+            {
+                int w = type == GgmlType.Q8_0 ? (sbyte)block[2 + i] : (i < 16 ? block[2 + i] & 0x0F : block[2 + i - 16] >> 4) - 8;
+                sum += w * quants[b * 32 + i];
+            }
+            total += (float)BitConverter.UInt16BitsToHalf((ushort)(block[0] | block[1] << 8)) * scales[b] * sum;
+        }
+        return total;
     }
 
     /// <summary>
