@@ -4,7 +4,10 @@ using NextToken.Tensors;
 
 namespace NextToken.Bench;
 
-/// <summary>GPT-2 small's MLP up-projection (768 → 3072) for one token (decode) and 16 (prompt), scalar reference as baseline.</summary>
+/// <summary>
+/// GPT-2 small's MLP up-projection (768 → 3072) for one token (decode), 16 and 128 (prompt panels),
+/// scalar reference as baseline; Q8_0/Q4_0 also with quantized activations.
+/// </summary>
 public unsafe class MatMulBenchmarks
 {
     private const int NIn = 768, NOut = 3072;
@@ -33,7 +36,7 @@ public unsafe class MatMulBenchmarks
         _y = new float[NOut * Batch];
     }
 
-    [Params(1, 16)]
+    [Params(1, 16, 128)]
     public int Batch { get; set; }
 
     [Benchmark(Baseline = true)]
@@ -48,5 +51,12 @@ public unsafe class MatMulBenchmarks
     {
         fixed (byte* data = _weights)
             MatMul.Forward(new TensorData("w", Type, [NIn, NOut], data, _weights.Length), _x, Batch, _y, Threads);
+    }
+
+    [Benchmark]
+    public void QuantizedActivations()
+    {
+        fixed (byte* data = _weights)
+            MatMul.Forward(new TensorData("w", Type, [NIn, NOut], data, _weights.Length), _x, Batch, _y, Threads, quantizeActivations: true);
     }
 }

@@ -105,8 +105,14 @@ public unsafe class KernelTests
         ScalarReference.Attention(queries, keys, values, nHead, nKvHead, headDim, p0, n, expected);
         foreach ((int threads, bool keepPattern) in new[] { (1, false), (2, false), (2, true) })
         {
+            var attention = new CausalAttention(nHead, nKvHead, headDim, nCtx, n);
+            // The cache is a layer block after another one, to check the offsets; positions arrive in two calls.
+            long layer = (long)nCtx * kvDim;
+            float[] keyCache = new float[2 * layer], valueCache = new float[2 * layer];
+            attention.Store(keys, kvDim, values, kvDim, keyCache, valueCache, layer, 0, p0 + 1);
+            attention.Store(keys.AsSpan((p0 + 1) * kvDim), kvDim, values.AsSpan((p0 + 1) * kvDim), kvDim, keyCache, valueCache, layer, p0 + 1, n - 1);
             var output = new float[expected.Length];
-            new CausalAttention(nHead, nKvHead, headDim, nCtx, n).Run(queries, nHead * headDim, keys, values, 0, p0, n, output, threads, keepPattern);
+            attention.Run(queries, nHead * headDim, keyCache, valueCache, layer, p0, n, output, threads, keepPattern);
             AssertClose(expected, output, 1e-5);
         }
     }

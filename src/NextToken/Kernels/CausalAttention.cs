@@ -35,12 +35,36 @@ public sealed class CausalAttention : IParallelWork
 
     public int KvDim => _nKvHead * _headDim;
 
+    /// <summary>Where KV head <paramref name="kvHead"/>'s rows start in a layer's cache block at <paramref name="cacheOffset"/>.</summary>
+    private long HeadOffset(long cacheOffset, int kvHead) => cacheOffset + (long)kvHead * _nCtx * _headDim;
+
+    /// <summary>
+    /// Writes the keys and values of positions p0 … p0+n−1 into a layer's cache block, laid out
+    /// [nKvHead, nCtx, headDim] so that each head's keys are one contiguous run for attention to stream.
+    /// </summary>
+    /// <param name="keys">[n, keyStride], KV head h at columns h·headDim</param>
+    /// <param name="values">[n, valueStride], likewise</param>
+    /// <param name="keyCache">[nLayer, nKvHead, nCtx, headDim]; this layer's block starts at <paramref name="cacheOffset"/></param>
+    public void Store(ReadOnlySpan<float> keys, int keyStride, ReadOnlySpan<float> values, int valueStride,
+                      float[] keyCache, float[] valueCache, long cacheOffset, int p0, int n)
+    {
+        if (p0 < 0 || p0 + n > _nCtx) throw new ArgumentOutOfRangeException(nameof(p0), $"positions {p0}…{p0 + n - 1} are outside the context of {_nCtx}");
+        int hd = _headDim;
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < _nKvHead; h++)
+            {
+                long at = HeadOffset(cacheOffset, h) + (long)(p0 + t) * hd;
+                keys.Slice(t * keyStride + h * hd, hd).CopyTo(keyCache.AsSpan(checked((int)at), hd));
+                values.Slice(t * valueStride + h * hd, hd).CopyTo(valueCache.AsSpan(checked((int)at), hd));
+            }
+    }
+
     /// <summary>
     /// For queries at positions p0 … p0+n−1 (keys and values already in the cache up to p0+n−1):
     /// output[t, h] = softmax(q[t, h] · K[0..p0+t]ᵀ / √headDim) · V[0..p0+t].
     /// </summary>
     /// <param name="queries">[n, queryStride], head h at columns h·headDim</param>
-    /// <param name="keyCache">[nCtx, kvDim] of this layer, starting at <paramref name="cacheOffset"/></param>
+    /// <param name="keyCache">as written by <see cref="Store"/>; this layer's block starts at <paramref name="cacheOffset"/></param>
     /// <param name="output">[n, nHead·headDim]</param>
     /// <param name="keepPattern">Keep the probabilities for <see cref="Pattern"/> (a hook wants them).</param>
     public void Run(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
@@ -92,14 +116,14 @@ public sealed class CausalAttention : IParallelWork
     private unsafe void AttendBlock(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
                                     int p0, int n, int t0, int head, float[] output)
     {
-        int hd = _headDim, kvDim = KvDim, kvHead = head / (_nHead / _nKvHead);
+        int hd = _headDim, stride = hd, kvHead = head / (_nHead / _nKvHead);
         int lanes = Math.Min(BlockQueries, n - t0), keys = p0 + t0 + lanes;
         int scratchLength = (hd + keys) * BlockQueries + hd * BlockQueries;
         float[] scratch = _blockScratch is { } b && b.Length >= scratchLength ? b : _blockScratch = new float[Math.Max(scratchLength, (hd + _nCtx) * BlockQueries * 2)];
         float scale = 1f / MathF.Sqrt(hd);
         fixed (float* q = queries)
-        fixed (float* kBase = &keyCache[cacheOffset + kvHead * hd])
-        fixed (float* vBase = &valueCache[cacheOffset + kvHead * hd])
+        fixed (float* kBase = &keyCache[HeadOffset(cacheOffset, kvHead)])
+        fixed (float* vBase = &valueCache[HeadOffset(cacheOffset, kvHead)])
         fixed (float* o = output)
         fixed (float* work = scratch)
         {
@@ -114,19 +138,19 @@ public sealed class CausalAttention : IParallelWork
             int j = 0;
             for (; j + 8 <= keys; j += 8)
             {
-                float* k0 = kBase + (long)j * kvDim;
+                float* k0 = kBase + (long)j * stride;
                 Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
                 for (int d = 0; d < hd; d++)
                 {
                     Vector512<float> qd = Vector512.Load(qt + d * BlockQueries);
                     s0 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[d]), s0);
-                    s1 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[kvDim + d]), s1);
-                    s2 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[2 * kvDim + d]), s2);
-                    s3 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[3 * kvDim + d]), s3);
-                    s4 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[4 * kvDim + d]), s4);
-                    s5 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[5 * kvDim + d]), s5);
-                    s6 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[6 * kvDim + d]), s6);
-                    s7 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[7 * kvDim + d]), s7);
+                    s1 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[stride + d]), s1);
+                    s2 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[2 * stride + d]), s2);
+                    s3 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[3 * stride + d]), s3);
+                    s4 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[4 * stride + d]), s4);
+                    s5 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[5 * stride + d]), s5);
+                    s6 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[6 * stride + d]), s6);
+                    s7 = Vector512.FusedMultiplyAdd(qd, Vector512.Create(k0[7 * stride + d]), s7);
                 }
                 float* pj = p + j * BlockQueries;
                 s0.Store(pj); s1.Store(pj + 16); s2.Store(pj + 32); s3.Store(pj + 48);
@@ -134,7 +158,7 @@ public sealed class CausalAttention : IParallelWork
             }
             for (; j < keys; j++)
             {
-                float* kj = kBase + (long)j * kvDim;
+                float* kj = kBase + (long)j * stride;
                 Vector512<float> sj = default;
                 for (int d = 0; d < hd; d++) sj = Vector512.FusedMultiplyAdd(Vector512.Load(qt + d * BlockQueries), Vector512.Create(kj[d]), sj);
                 sj.Store(p + j * BlockQueries);
@@ -167,7 +191,7 @@ public sealed class CausalAttention : IParallelWork
                 for (j = 0; j < keys; j++)
                 {
                     Vector512<float> pj = Vector512.Load(p + j * BlockQueries);
-                    float* vj = vBase + (long)j * kvDim + d0;
+                    float* vj = vBase + (long)j * stride + d0;
                     o0 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[0]), o0);
                     o1 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[1]), o1);
                     o2 = Vector512.FusedMultiplyAdd(pj, Vector512.Create(vj[2]), o2);
@@ -193,25 +217,25 @@ public sealed class CausalAttention : IParallelWork
     private unsafe void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
                                   int p0, int t, int head, float[] output)
     {
-        int hd = _headDim, kvDim = KvDim, keys = p0 + t + 1;
+        int hd = _headDim, stride = hd, keys = p0 + t + 1;
         int kvHead = head / (_nHead / _nKvHead);
         float scale = 1f / MathF.Sqrt(hd);
         Span<float> scores = _keepPattern
             ? Scores.AsSpan((t * _nHead + head) * _nCtx, keys)
             : (_scratch is { } scratch && scratch.Length >= _nCtx ? scratch : _scratch = new float[_nCtx]).AsSpan(0, keys);
         fixed (float* q = &queries[t * queryStride + head * hd])
-        fixed (float* k = &keyCache[cacheOffset + kvHead * hd])
-        fixed (float* v = &valueCache[cacheOffset + kvHead * hd])
+        fixed (float* k = &keyCache[HeadOffset(cacheOffset, kvHead)])
+        fixed (float* v = &valueCache[HeadOffset(cacheOffset, kvHead)])
         fixed (float* o = &output[t * _nHead * hd + head * hd])
         {
-            // Scores: q · k_j for every earlier key (rows of the cache are kvDim apart).
+            // Scores: q · k_j for every earlier key (one head's keys are consecutive rows of headDim).
             if (hd % 64 == 0 && Vector512.IsHardwareAccelerated)
-                ScoresWide(q, k, kvDim, hd, keys, scale, scores);
+                ScoresWide(q, k, stride, hd, keys, scale, scores);
             else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
             {
                 for (int j = 0; j < keys; j++)
                 {
-                    float* kj = k + (long)j * kvDim;
+                    float* kj = k + (long)j * stride;
                     Vector256<float> acc = Vector256.Load(q) * Vector256.Load(kj);
                     for (int i = 8; i < hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + i), Vector256.Load(kj + i), acc);
                     scores[j] = Vector256.Sum(acc) * scale;
@@ -220,7 +244,7 @@ public sealed class CausalAttention : IParallelWork
             else
             {
                 for (int j = 0; j < keys; j++)
-                    scores[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q, hd), new ReadOnlySpan<float>(k + (long)j * kvDim, hd)) * scale;
+                    scores[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q, hd), new ReadOnlySpan<float>(k + (long)j * stride, hd)) * scale;
             }
             TensorPrimitives.SoftMax(scores, scores);
 
@@ -228,32 +252,32 @@ public sealed class CausalAttention : IParallelWork
             var result = new Span<float>(o, hd);
             result.Clear();
             if (hd % 64 == 0 && Vector512.IsHardwareAccelerated)
-                WeightedValuesWide(scores, v, kvDim, hd, o);
+                WeightedValuesWide(scores, v, stride, hd, o);
             else if (hd % 8 == 0 && hd <= 256 && Vector256.IsHardwareAccelerated)
             {
                 for (int i = 0; i < hd; i += 8)
                 {
                     Vector256<float> acc = Vector256<float>.Zero;
-                    for (int j = 0; j < keys; j++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(scores[j]), Vector256.Load(v + (long)j * kvDim + i), acc);
+                    for (int j = 0; j < keys; j++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(scores[j]), Vector256.Load(v + (long)j * stride + i), acc);
                     acc.Store(o + i);
                 }
             }
             else
             {
                 for (int j = 0; j < keys; j++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * kvDim, hd), scores[j], result, result);
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * stride, hd), scores[j], result, result);
             }
         }
     }
 
     /// <summary>scores[j] = scale · q · k_j, four keys at a time so four FMA chains run side by side (AVX-512, hd a multiple of 64).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void ScoresWide(float* q, float* k, int kvDim, int hd, int keys, float scale, Span<float> scores)
+    private static unsafe void ScoresWide(float* q, float* k, int stride, int hd, int keys, float scale, Span<float> scores)
     {
         int j = 0;
         for (; j + 4 <= keys; j += 4)
         {
-            float* k0 = k + (long)j * kvDim, k1 = k0 + kvDim, k2 = k1 + kvDim, k3 = k2 + kvDim;
+            float* k0 = k + (long)j * stride, k1 = k0 + stride, k2 = k1 + stride, k3 = k2 + stride;
             Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
             for (int i = 0; i < hd; i += 16)
             {
@@ -270,7 +294,7 @@ public sealed class CausalAttention : IParallelWork
         }
         for (; j < keys; j++)
         {
-            float* kj = k + (long)j * kvDim;
+            float* kj = k + (long)j * stride;
             Vector512<float> acc = default;
             for (int i = 0; i < hd; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(kj + i), acc);
             scores[j] = Vector512.Sum(acc) * scale;
@@ -282,7 +306,7 @@ public sealed class CausalAttention : IParallelWork
     /// accumulators so consecutive FMAs do not wait on each other (AVX-512, hd a multiple of 64).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void WeightedValuesWide(ReadOnlySpan<float> p, float* v, int kvDim, int hd, float* o)
+    private static unsafe void WeightedValuesWide(ReadOnlySpan<float> p, float* v, int stride, int hd, float* o)
     {
         int keys = p.Length;
         for (int c = 0; c < hd; c += 64)
@@ -292,7 +316,7 @@ public sealed class CausalAttention : IParallelWork
             int j = 0;
             for (; j + 2 <= keys; j += 2)
             {
-                float* v0 = v + (long)j * kvDim + c, v1 = v0 + kvDim;
+                float* v0 = v + (long)j * stride + c, v1 = v0 + stride;
                 var p0 = Vector512.Create(p[j]);
                 var p1 = Vector512.Create(p[j + 1]);
                 a0 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0), a0);
@@ -306,7 +330,7 @@ public sealed class CausalAttention : IParallelWork
             }
             if (j < keys)
             {
-                float* v0 = v + (long)j * kvDim + c;
+                float* v0 = v + (long)j * stride + c;
                 var p0 = Vector512.Create(p[j]);
                 a0 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0), a0);
                 a1 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 16), a1);

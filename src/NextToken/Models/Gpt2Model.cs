@@ -84,12 +84,7 @@ public sealed class Gpt2Model : LanguageModel
             AddBiasRows(qkv, w.AttnQkvBias, n);
             Raise(_hookQkv[l], qkv, p0, n, 3 * d);
             long cacheOffset = (long)l * c.NCtx * d;
-            for (int t = 0; t < n; t++)
-            {
-                int at = (int)(cacheOffset + (long)(p0 + t) * d);
-                qkv.Slice(t * 3 * d + d, d).CopyTo(s.KeyCache.AsSpan(at, d));
-                qkv.Slice(t * 3 * d + 2 * d, d).CopyTo(s.ValueCache.AsSpan(at, d));
-            }
+            s.Attention.Store(qkv[d..], 3 * d, qkv[(2 * d)..], 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
             s.Attention.Run(s.Qkv, 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * d), p0, n, d);

@@ -100,6 +100,6 @@ public sealed class Gpt2State : ModelState
     public float[] AttnOut { get; }    // [maxBatch, nHead, headDim] attention-weighted values
     public float[] Projected { get; }  // [maxBatch, nEmbd] attention or MLP output before the residual add
     public float[] FfnHidden { get; }  // [maxBatch, nFf]
-    public override float[] KeyCache { get; }   // [nLayer, nCtx, nEmbd]
-    public override float[] ValueCache { get; } // [nLayer, nCtx, nEmbd]
+    public override float[] KeyCache { get; }   // [nLayer, nHead, nCtx, headDim]
+    public override float[] ValueCache { get; } // [nLayer, nHead, nCtx, headDim]
 }

@@ -23,10 +23,10 @@ public abstract class ModelState
     /// <summary>Most positions one batch of the forward pass holds; longer inputs run in several.</summary>
     public abstract int MaxBatch { get; }
 
-    /// <summary>Cached keys of every layer and position: [nLayer, nCtx, kvDim].</summary>
+    /// <summary>Cached keys of every layer and position: [nLayer, nKvHead, nCtx, headDim] (see <see cref="Kernels.CausalAttention.Store"/>).</summary>
     public abstract float[] KeyCache { get; }
 
-    /// <summary>Cached values of every layer and position: [nLayer, nCtx, kvDim].</summary>
+    /// <summary>Cached values of every layer and position: [nLayer, nKvHead, nCtx, headDim].</summary>
     public abstract float[] ValueCache { get; }
 
     /// <summary>

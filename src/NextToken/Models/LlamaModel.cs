@@ -94,8 +94,7 @@ public sealed class LlamaModel : LanguageModel
             Raise(llamaHooks.K, s.Key.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
             Raise(llamaHooks.V, s.Value.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
             long cacheOffset = (long)l * c.NCtx * c.KvDim;
-            s.Key.AsSpan(0, n * c.KvDim).CopyTo(s.KeyCache.AsSpan((int)(cacheOffset + (long)p0 * c.KvDim)));
-            s.Value.AsSpan(0, n * c.KvDim).CopyTo(s.ValueCache.AsSpan((int)(cacheOffset + (long)p0 * c.KvDim)));
+            s.Attention.Store(s.Key, c.KvDim, s.Value, c.KvDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
             s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);

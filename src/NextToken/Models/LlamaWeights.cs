@@ -125,8 +125,8 @@ public sealed class LlamaState : ModelState
     public float[] Up { get; }            // [maxBatch, nFf]
     public float[][] QkvOutputs { get; }  // Query, Key, Value, as one matmul call writes them
     public float[][] GateUpOutputs { get; } // Gate, Up
-    public override float[] KeyCache { get; }      // [nLayer, nCtx, kvDim]
-    public override float[] ValueCache { get; }    // [nLayer, nCtx, kvDim]
+    public override float[] KeyCache { get; }      // [nLayer, nKvHead, nCtx, headDim]
+    public override float[] ValueCache { get; }    // [nLayer, nKvHead, nCtx, headDim]
     public float[] RouterProbs { get; }   // [maxBatch, nExpert] softmax over all experts
     public float[] ExpertIndices { get; } // [maxBatch, nExpertUsed] chosen experts, best first (as floats, for hooks)
     public float[] ExpertWeights { get; } // [maxBatch, nExpertUsed] renormalized weights
