@@ -32,7 +32,9 @@ internal static class BenchCommand
                 results.Add(ThroughputBenchmark.Run(lm, parse.GetValue(promptTokens), parse.GetValue(genTokens), withDistribution: parse.GetValue(distribution)));
             ThroughputResult best = results.MaxBy(r => r.GenerationTokensPerSecond)!;
             double? bestDistribution = results.Max(r => r.DistributionTokensPerSecond);
-            // Resident memory after the runs: mapped weight pages that were read count, as they should.
+            // Resident memory after the runs: mapped weight pages that were read count, as they should;
+            // the runs' discarded contexts and the bandwidth probe's buffer are collected and returned first.
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             long resident = Environment.WorkingSet, fileBytes = File.Exists(lm.FilePath) ? new FileInfo(lm.FilePath).Length : 0;
             if (parse.GetValue(json))
             {
