@@ -246,6 +246,10 @@ public class TokenDistributionTests
         double entropy = -logits.Sum(x => Math.Exp(x - logZ) * (x - logZ));
         Assert.Equal(logZ, distribution.LogSumExp, 1e-5);
         Assert.Equal(entropy, distribution.Entropy, 1e-5);
+        Assert.Equal(logZ, NextToken.Kernels.Ops.LogSumExp(logits), 1e-4 * Math.Abs(logZ));
+        TokenDistribution view = TokenDistribution.Over(logits);
+        Assert.Equal(distribution.LogSumExp, view.LogSumExp);
+        Assert.Equal(distribution.Top(10), view.Top(10));
 
         int[] sorted = Enumerable.Range(0, vocab).OrderByDescending(i => logits[i]).ThenBy(i => i).ToArray();
         foreach (int k in new[] { 1, 10, 40, vocab })

@@ -90,7 +90,7 @@ public sealed class Generator(LanguageModel model)
             Generated.Add(next);
             string text = stops.Append(decoder.Append(model.Tokenizer.TokenBytes(next)));
             yield return new GeneratedToken(next, text, logits[next] - Kernels.Ops.LogSumExp(logits), SamplerChain.RankIn(logits, next),
-                options.TopAlternatives > 0 ? new TokenDistribution(logits).Top(options.TopAlternatives) : [], trace);
+                options.TopAlternatives > 0 ? TokenDistribution.Over(logits).Top(options.TopAlternatives) : [], trace);
             if (stops.Stopped)
             {
                 StopReason = StopReason.StopString;

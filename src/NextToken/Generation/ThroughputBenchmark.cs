@@ -67,7 +67,7 @@ public static class ThroughputBenchmark
             clock.Restart();
             for (int i = 0; i < generatedTokens; i++)
             {
-                var distribution = new Inspection.TokenDistribution(logits);
+                var distribution = Inspection.TokenDistribution.Over(logits);
                 int next = distribution.Top(10)[0].Id;
                 model.Forward(state, [next], logits);
             }

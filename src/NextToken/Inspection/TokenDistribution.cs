@@ -15,10 +15,15 @@ public sealed class TokenDistribution
 {
     private readonly float[] _logits;
 
-    public TokenDistribution(ReadOnlySpan<float> logits)
+    /// <summary>The distribution of a copy of <paramref name="logits"/>.</summary>
+    public TokenDistribution(ReadOnlySpan<float> logits) : this(logits.ToArray())
     {
-        if (logits.IsEmpty) throw new ArgumentException("empty logit row");
-        _logits = logits.ToArray();
+    }
+
+    private TokenDistribution(float[] logits)
+    {
+        if (logits.Length == 0) throw new ArgumentException("empty logit row");
+        _logits = logits;
         float max = TensorPrimitives.Max(logits);
         // Exponentials in float32 vectors, sums in float64: Z = Σ e^(x−max), and Σ e^(x−max)·(x−max) for the entropy.
         float[] shiftedBuffer = ArrayPool<float>.Shared.Rent(logits.Length), expBuffer = ArrayPool<float>.Shared.Rent(logits.Length);
@@ -63,6 +68,13 @@ public sealed class TokenDistribution
         }
         return (sum, weighted);
     }
+
+    /// <summary>
+    /// The distribution of <paramref name="logits"/> without copying them — for loops that look at
+    /// every step's distribution and move on (a vocabulary's copy per token churns the large-object
+    /// heap). The array must not change while the result is in use.
+    /// </summary>
+    public static TokenDistribution Over(float[] logits) => new(logits);
 
     public int VocabSize => _logits.Length;
     public double LogSumExp { get; }

@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace NextToken.Kernels;
@@ -45,6 +45,7 @@ public sealed class CausalAttention : IParallelWork
     /// <param name="keys">[n, keyStride], KV head h at columns h·headDim</param>
     /// <param name="values">[n, valueStride], likewise</param>
     /// <param name="keyCache">[nLayer, nKvHead, nCtx, headDim]; this layer's block starts at <paramref name="cacheOffset"/></param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Store(ReadOnlySpan<float> keys, int keyStride, ReadOnlySpan<float> values, int valueStride,
                       float[] keyCache, float[] valueCache, long cacheOffset, int p0, int n)
     {
@@ -67,6 +68,7 @@ public sealed class CausalAttention : IParallelWork
     /// <param name="keyCache">as written by <see cref="Store"/>; this layer's block starts at <paramref name="cacheOffset"/></param>
     /// <param name="output">[n, nHead·headDim]</param>
     /// <param name="keepPattern">Keep the probabilities for <see cref="Pattern"/> (a hook wants them).</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Run(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
                     int p0, int n, float[] output, int threads, bool keepPattern = false)
     {
@@ -92,6 +94,7 @@ public sealed class CausalAttention : IParallelWork
     /// pairs, or (head, block of 16 queries) for a prompt: threads take whole runs, not alternate
     /// items, so they do not write the same cache lines of the output.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Execute(int chunk)
     {
         int start = (int)((long)_work * chunk / _chunks), end = (int)((long)_work * (chunk + 1) / _chunks);

@@ -1,6 +1,6 @@
-using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using NextToken.Tensors;
 
@@ -22,6 +22,7 @@ public static unsafe class MatMul
     /// <param name="input">[nBatch, nIn]</param>
     /// <param name="output">[nBatch, nOut]</param>
     /// <param name="quantizeActivations">Decode with <see cref="QuantizedActivations"/> (approximate, faster) for Q8_0/Q4_0 weights.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads, bool quantizeActivations = false)
     {
         CheckSizes(weight, input, nBatch, output.Length);
@@ -45,6 +46,7 @@ public static unsafe class MatMul
     /// </summary>
     /// <param name="weights">each [nOut_i, nIn], same nIn</param>
     /// <param name="outputs">each [nBatch, nOut_i]</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(ReadOnlySpan<TensorData> weights, ReadOnlySpan<float> input, int nBatch, ReadOnlySpan<float[]> outputs, int threads, bool quantizeActivations = false)
     {
         if (weights.Length != outputs.Length || weights.Length is 0 or > RowJob.MaxMatrices)
@@ -83,6 +85,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>Prepares the input for the job's matrices and runs their rows, split across threads.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations)
     {
         int nIn = job.Weight(0).RowLength;
@@ -177,6 +180,7 @@ public static unsafe class MatMul
             if (Packed.Length < length) Packed = new float[length];
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void QuantizeInputs(ReadOnlySpan<float> input, int nBatch, int nIn)
         {
             int blocks = nIn / 32;
@@ -190,6 +194,7 @@ public static unsafe class MatMul
         /// Splits every matrix into chunks of whole tiles — several per thread so uneven cores still
         /// finish together, in proportion to each matrix's rows — numbered one matrix after another.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Start(float* x, int nBatch, Activations activations, int threads)
         {
             _x = x;
@@ -207,6 +212,7 @@ public static unsafe class MatMul
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int chunk)
         {
             int i = 0;

@@ -54,13 +54,42 @@ public static class Ops
         }
     }
 
-    /// <summary>log Σ exp(x), computed stably.</summary>
+    /// <summary>log Σ exp(x), computed stably: float32 exponentials in vectors, summed in float64.</summary>
     public static float LogSumExp(ReadOnlySpan<float> x)
     {
         float max = TensorPrimitives.Max(x);
+        float[] buffer = System.Buffers.ArrayPool<float>.Shared.Rent(x.Length);
+        try
+        {
+            Span<float> shifted = buffer.AsSpan(0, x.Length);
+            TensorPrimitives.Subtract(x, max, shifted);
+            TensorPrimitives.Exp(shifted, shifted);
+            return (float)(max + Math.Log(SumInDouble(shifted)));
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Σ x accumulated in float64, eight values per vector step (for long rows of small terms, such as exponentials over a vocabulary).</summary>
+    public static double SumInDouble(ReadOnlySpan<float> x)
+    {
+        int i = 0;
         double sum = 0;
-        foreach (float v in x) sum += Math.Exp(v - max);
-        return (float)(max + Math.Log(sum));
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref float source = ref MemoryMarshal.GetReference(x);
+            Vector256<double> sums = Vector256<double>.Zero;
+            for (; i + 8 <= x.Length; i += 8)
+            {
+                (Vector256<double> low, Vector256<double> high) = Vector256.Widen(Vector256.LoadUnsafe(ref source, (nuint)i));
+                sums += low + high;
+            }
+            sum = Vector256.Sum(sums);
+        }
+        for (; i < x.Length; i++) sum += x[i];
+        return sum;
     }
 
     /// <summary>RMSNorm over one row: x / sqrt(mean(x²) + eps) · weight.</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace NextToken.Kernels;
 
 /// <summary>A piece of parallel work split into numbered chunks.</summary>
@@ -42,6 +43,7 @@ public sealed class WorkerPool
     /// <summary>Threads available, the caller included.</summary>
     public int Threads { get; }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Run(IParallelWork work, int chunks, int threads)
     {
         int helpers = Math.Min(Math.Min(threads, Threads) - 1, chunks - 1);
@@ -85,6 +87,7 @@ public sealed class WorkerPool
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Drain(IParallelWork work, int chunks)
     {
         for (int chunk = Interlocked.Increment(ref _next) - 1; chunk < chunks; chunk = Interlocked.Increment(ref _next) - 1)
@@ -114,6 +117,7 @@ public sealed class WorkerPool
     }
 
     /// <summary>Polls for an announcement other than <paramref name="seen"/>, then sleeps until one is made.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private long WaitForRegion(long seen)
     {
         for (int spin = 0; spin < SpinsBeforeSleep; spin++)

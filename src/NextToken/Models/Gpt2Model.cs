@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using NextToken.Tensors;
 using NextToken.Kernels;
 using NextToken.Tokenization;
@@ -56,6 +57,7 @@ public sealed class Gpt2Model : LanguageModel
 
     public override ModelState CreateState(int? maxBatch = null) => new Gpt2State(Config, BatchSize(maxBatch, DefaultMaxBatch));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     protected override void ForwardBatch(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor? which)
     {
         var s = (Gpt2State)state;

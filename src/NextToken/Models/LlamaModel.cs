@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using NextToken.Tensors;
 using NextToken.Kernels;
 using NextToken.Tokenization;
@@ -64,6 +65,7 @@ public sealed class LlamaModel : LanguageModel
 
     public override ModelState CreateState(int? maxBatch = null) => new LlamaState(Config, BatchSize(maxBatch, DefaultMaxBatch));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     protected override void ForwardBatch(ModelState state, ReadOnlySpan<int> tokens, Span<float> logits, LogitsFor? which)
     {
         var s = (LlamaState)state;
