@@ -21,9 +21,14 @@ public static unsafe class MatMul
     /// <param name="weight">[nOut, nIn]</param>
     /// <param name="input">[nBatch, nIn]</param>
     /// <param name="output">[nBatch, nOut]</param>
-    /// <param name="quantizeActivations">Decode with <see cref="QuantizedActivations"/> (approximate, faster) for Q8_0/Q4_0 weights.</param>
+    /// <param name="quantizeActivations">
+    /// Quantize the activations (approximate, faster): decode with <see cref="QuantizedActivations"/>
+    /// for Q8_0/Q4_0 weights, and prompts with <see cref="InterleavedQ4_0"/> for Q4_0 weights when
+    /// <paramref name="interleaved"/> gives a place to keep the repacked copies.
+    /// </param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Forward(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads, bool quantizeActivations = false)
+    public static void Forward(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads,
+                               bool quantizeActivations = false, InterleavedQ4_0.Cache? interleaved = null)
     {
         CheckSizes(weight, input, nBatch, output.Length);
         if (weight.Transposed)
@@ -36,7 +41,7 @@ public static unsafe class MatMul
         {
             job.Clear();
             job.Add(weight, y);
-            Run(job, input, nBatch, threads, quantizeActivations);
+            Run(job, input, nBatch, threads, quantizeActivations, interleaved);
         }
     }
 
@@ -47,7 +52,8 @@ public static unsafe class MatMul
     /// <param name="weights">each [nOut_i, nIn], same nIn</param>
     /// <param name="outputs">each [nBatch, nOut_i]</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Forward(ReadOnlySpan<TensorData> weights, ReadOnlySpan<float> input, int nBatch, ReadOnlySpan<float[]> outputs, int threads, bool quantizeActivations = false)
+    public static void Forward(ReadOnlySpan<TensorData> weights, ReadOnlySpan<float> input, int nBatch, ReadOnlySpan<float[]> outputs, int threads,
+                               bool quantizeActivations = false, InterleavedQ4_0.Cache? interleaved = null)
     {
         if (weights.Length != outputs.Length || weights.Length is 0 or > RowJob.MaxMatrices)
             throw new ArgumentException($"matmul: {weights.Length} weights and {outputs.Length} outputs (1 to {RowJob.MaxMatrices} pairs)");
@@ -61,7 +67,7 @@ public static unsafe class MatMul
         }
         if (anyTransposed)
         {
-            for (int i = 0; i < weights.Length; i++) Forward(weights[i], input, nBatch, outputs[i], threads, quantizeActivations);
+            for (int i = 0; i < weights.Length; i++) Forward(weights[i], input, nBatch, outputs[i], threads, quantizeActivations, interleaved);
             return;
         }
         RowJob job = RowJob.ForThisThread;
@@ -69,7 +75,7 @@ public static unsafe class MatMul
         try
         {
             for (int i = 0; i < weights.Length; i++) job.Add(weights[i], outputs[i]);
-            Run(job, input, nBatch, threads, quantizeActivations);
+            Run(job, input, nBatch, threads, quantizeActivations, interleaved);
         }
         finally
         {
@@ -86,13 +92,21 @@ public static unsafe class MatMul
 
     /// <summary>Prepares the input for the job's matrices and runs their rows, split across threads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations)
+    private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations, InterleavedQ4_0.Cache? interleaved)
     {
         int nIn = job.Weight(0).RowLength;
         bool quantized = false;
-        for (int i = 0; i < job.Count; i++) quantized |= quantizeActivations && nBatch < 4 && QuantizedActivations.IsSupported(job.Weight(i).Type);
+        for (int i = 0; i < job.Count; i++)
+        {
+            ref readonly TensorData weight = ref job.Weight(i);
+            bool repack = quantizeActivations && interleaved != null && nBatch >= 4 && weight.Type == GgmlType.Q4_0 && weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
+            job.SetInterleaved(i, repack ? interleaved!.For(weight) : null);
+            quantized |= repack || (quantizeActivations && nBatch < 4 && QuantizedActivations.IsSupported(weight.Type));
+        }
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
-        bool panels = nBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
+        bool anyFloatPath = false;
+        for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null;
+        bool panels = anyFloatPath && nBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
         if (panels) job.EnsurePacked(nIn * PanelMatMul.Padded(nBatch));
         fixed (float* x = input)
         fixed (sbyte* qx = job.Quants)
@@ -106,7 +120,7 @@ public static unsafe class MatMul
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
             if (threads <= 1 || work < 32_768)
             {
-                for (int i = 0; i < job.Count; i++) Rows(job.Weight(i), x, job.Output(i), nBatch, 0, job.Weight(i).RowCount, activations);
+                for (int i = 0; i < job.Count; i++) Rows(job.Weight(i), job.Interleaved(i), x, job.Output(i), nBatch, 0, job.Weight(i).RowCount, activations);
                 return;
             }
             job.Start(x, nBatch, activations, threads);
@@ -135,6 +149,7 @@ public static unsafe class MatMul
         private readonly nint[] _outputs = new nint[MaxMatrices];
         private readonly MemoryHandle[] _pins = new MemoryHandle[MaxMatrices];
         private readonly int[] _tileRows = new int[MaxMatrices], _tiles = new int[MaxMatrices], _firstChunk = new int[MaxMatrices + 1];
+        private readonly InterleavedQ4_0?[] _interleaved = new InterleavedQ4_0?[MaxMatrices];
         private float* _x;
         private int _nBatch;
         private Activations _activations;
@@ -150,6 +165,8 @@ public static unsafe class MatMul
 
         public ref readonly TensorData Weight(int i) => ref _weights[i];
         public float* Output(int i) => (float*)_outputs[i];
+        public InterleavedQ4_0? Interleaved(int i) => _interleaved[i];
+        public void SetInterleaved(int i, InterleavedQ4_0? matrix) => _interleaved[i] = matrix;
 
         public void Clear() => Count = 0;
 
@@ -205,7 +222,7 @@ public static unsafe class MatMul
             int budget = Math.Max(1, threads) * 8;
             for (int i = 0; i < Count; i++)
             {
-                _tileRows[i] = activations.Packed != null ? PanelMatMul.RowTile : 4;
+                _tileRows[i] = _interleaved[i] != null ? 8 : activations.Packed != null ? PanelMatMul.RowTile : 4;
                 _tiles[i] = (_weights[i].RowCount + _tileRows[i] - 1) / _tileRows[i];
                 int chunks = (int)Math.Clamp(budget * _weights[i].RowCount / totalRows, 1, _tiles[i]);
                 _firstChunk[i + 1] = _firstChunk[i] + chunks;
@@ -220,16 +237,23 @@ public static unsafe class MatMul
             int local = chunk - _firstChunk[i], chunks = _firstChunk[i + 1] - _firstChunk[i];
             int nOut = _weights[i].RowCount, tiles = _tiles[i], tileRows = _tileRows[i];
             int start = (int)((long)tiles * local / chunks) * tileRows, end = Math.Min(nOut, (int)((long)tiles * (local + 1) / chunks) * tileRows);
-            Rows(_weights[i], _x, (float*)_outputs[i], _nBatch, start, end, _activations);
+            Rows(_weights[i], _interleaved[i], _x, (float*)_outputs[i], _nBatch, start, end, _activations);
         }
     }
 
     /// <summary>Output rows [rowStart, rowEnd) for every input row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations)
+    private static void Rows(in TensorData weight, InterleavedQ4_0? interleaved, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations)
     {
         int nIn = weight.RowLength;
-        if (activations.Quants != null && QuantizedActivations.IsSupported(weight.Type))
+        if (interleaved != null)
+        {
+            // Whole groups of eight rows from the repacked copy; rows past the last group one at a time.
+            int groupEnd = Math.Min(rowEnd, interleaved.Groups * 8) / 8;
+            if (rowStart / 8 < groupEnd) interleaved.Multiply(activations.Quants, activations.Scales, activations.Sums, nBatch, y, weight.RowCount, rowStart / 8, groupEnd);
+            if (groupEnd * 8 < rowEnd) QuantizedRows(weight, activations, y, nBatch, Math.Max(rowStart, groupEnd * 8), rowEnd);
+        }
+        else if (activations.Quants != null && nBatch < 4 && QuantizedActivations.IsSupported(weight.Type))
             QuantizedRows(weight, activations, y, nBatch, rowStart, rowEnd);
         else if (activations.Packed != null)
             PanelMatMul.Forward(weight, activations.Packed, nBatch, y, rowStart, rowEnd);

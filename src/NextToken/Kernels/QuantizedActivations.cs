@@ -29,12 +29,28 @@ public static unsafe class QuantizedActivations
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Quantize(ReadOnlySpan<float> x, Span<sbyte> quants, Span<float> scales, Span<int> sums)
     {
-        for (int b = 0; b < x.Length / 32; b++)
+        int blocks = x.Length / 32;
+        if (quants.Length < blocks * 32 || scales.Length < blocks || sums.Length < blocks)
+            throw new ArgumentException($"{blocks} blocks need {blocks * 32} quants and {blocks} scales and sums");
+        for (int b = 0; b < blocks; b++)
         {
             ReadOnlySpan<float> block = x.Slice(b * 32, 32);
             float amax = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(block);
             float d = Math.Abs(amax) / 127, id = d != 0 ? 1 / d : 0;
             scales[b] = d;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                // Round half to even, as MathF.Round below; |x·id| ≤ 127 so the narrowing never saturates.
+                var scale = Vector256.Create(id);
+                Vector256<int> q0 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(block[..8]) * scale));
+                Vector256<int> q1 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(block.Slice(8, 8)) * scale));
+                Vector256<int> q2 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(block.Slice(16, 8)) * scale));
+                Vector256<int> q3 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(block.Slice(24, 8)) * scale));
+                sums[b] = Vector256.Sum(q0 + q1 + q2 + q3);
+                // Narrow keeps element order across the two halves: (q0, q1) → 16 shorts, then 32 bytes.
+                Vector256.Narrow(Vector256.Narrow(q0, q1), Vector256.Narrow(q2, q3)).CopyTo(quants.Slice(b * 32, 32));
+                continue;
+            }
             int sum = 0;
             for (int i = 0; i < 32; i++)
             {

@@ -107,11 +107,15 @@ public abstract class LanguageModel : IDisposable
 
     /// <summary>y = x · Wᵀ with this model's thread count and activation mode.</summary>
     protected void Project(in Tensors.TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output) =>
-        Kernels.MatMul.Forward(weight, input, nBatch, output, Threads, QuantizeActivations);
+        Kernels.MatMul.Forward(weight, input, nBatch, output, Threads, QuantizeActivations, QuantizeActivations ? Interleaved : null);
 
     /// <summary>Several matrices over the same input in one matmul call (one parallel region, the input prepared once).</summary>
     protected void Project(Tensors.TensorData[] weights, ReadOnlySpan<float> input, int nBatch, float[][] outputs) =>
-        Kernels.MatMul.Forward(weights, input, nBatch, outputs, Threads, QuantizeActivations);
+        Kernels.MatMul.Forward(weights, input, nBatch, outputs, Threads, QuantizeActivations, QuantizeActivations ? Interleaved : null);
+
+    /// <summary>Q4_0 matrices repacked for prompts with quantized activations, made on first use and freed with the model.</summary>
+    private Kernels.InterleavedQ4_0.Cache Interleaved => _interleaved ??= new Kernels.InterleavedQ4_0.Cache();
+    private Kernels.InterleavedQ4_0.Cache? _interleaved;
 
     /// <summary>Bytes of weights one decode step reads (for bandwidth figures).</summary>
     public abstract long WeightBytesPerToken { get; }
@@ -193,7 +197,11 @@ public abstract class LanguageModel : IDisposable
             throw new ArgumentException($"logits buffer holds {logits.Length} floats; {needed} needed");
     }
 
-    public virtual void Dispose() => Source.Dispose();
+    public virtual void Dispose()
+    {
+        _interleaved?.Dispose();
+        Source.Dispose();
+    }
 }
 
 public sealed class ContextFullException(int position, int adding, int contextLength)

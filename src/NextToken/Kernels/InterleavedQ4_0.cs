@@ -1,0 +1,168 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using NextToken.Tensors;
+
+namespace NextToken.Kernels;
+
+/// <summary>
+/// Q4_0 matrices repacked for prompts with quantized activations, as llama.cpp's CPU backend
+/// repacks them (<c>block_q4_0x8</c>): eight rows interleaved so that one 256-bit register holds the
+/// same four values of eight rows. Each <c>vpdpbusd</c> then multiplies those 32 nibbles with one
+/// broadcast group of four activation bytes and adds into eight int32 lanes — one per row — so a
+/// block of eight rows against one position costs eight integer instructions, one conversion and
+/// one FMA with the eight rows' scales. Approximate like every quantized-activation path, so it
+/// runs only when activations are quantized (<c>--q8-activations</c>).
+/// </summary>
+/// <remarks>
+/// Layout per group of eight rows and block of 32 values: eight float32 scales, then four 32-byte
+/// registers; register j holds, for rows 0…7 in turn, the row's stored bytes 4j…4j+3 — whose low
+/// nibbles are values 4j…4j+3 and high nibbles values 16+4j…16+4j+3 of the block. The copy is
+/// made once per matrix and kept by the <see cref="Cache"/> its model owns.
+/// </remarks>
+public sealed unsafe class InterleavedQ4_0 : IDisposable
+{
+    private const int Rows = 8, GroupBytes = 32 + 128;
+    private byte* _data;
+
+    private InterleavedQ4_0(in TensorData weight)
+    {
+        Groups = weight.RowCount / Rows;
+        Blocks = weight.RowLength / 32;
+        long bytes = (long)Groups * Blocks * GroupBytes;
+        _data = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
+        float* halves = HalfTable.Pointer;
+        long rowBytes = weight.RowBytes;
+        for (int g = 0; g < Groups; g++)
+            for (int b = 0; b < Blocks; b++)
+            {
+                byte* target = _data + ((long)g * Blocks + b) * GroupBytes;
+                for (int r = 0; r < Rows; r++)
+                {
+                    byte* block = weight.Data + (g * Rows + r) * rowBytes + b * 18;
+                    ((float*)target)[r] = HalfTable.ToSingle(halves, ref *block);
+                    for (int j = 0; j < 4; j++) *(uint*)(target + 32 + j * 32 + r * 4) = *(uint*)(block + 2 + 4 * j);
+                }
+            }
+    }
+
+    public static bool IsSupported => AvxVnni.IsSupported;
+
+    /// <summary>Whole groups of eight rows repacked; a matrix's last rows beyond them take the row-by-row path.</summary>
+    public int Groups { get; }
+    public int Blocks { get; }
+
+    /// <summary>
+    /// Rows [8·groupStart, 8·groupEnd) for every position: y[t, row] = Σ_b d_row,b · d_t,b ·
+    /// (Σ nibble·x − 8·Σx) over the positions' quantized activations (quants [n, nIn], scales and
+    /// sums [n, nIn/32]).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
+    {
+        int nIn = Blocks * 32;
+        for (int g = groupStart; g < groupEnd; g++)
+        {
+            byte* group = _data + (long)g * Blocks * GroupBytes;
+            int t = 0;
+            for (; t + 4 <= nBatch; t += 4)
+                Tile4(group, Blocks, quants + (long)t * nIn, nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows, yStride);
+            for (; t < nBatch; t++)
+                Tile1(group, Blocks, quants + (long)t * nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows);
+        }
+    }
+
+    /// <summary>Eight rows × four positions: the group's registers are unpacked once per block for the four.</summary>
+    private static void Tile4(byte* group, int blocks, sbyte* x, int nIn, float* scales, int* sums, float* y, int yStride)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var low = Vector256.Create((byte)0x0F);
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = group + b * GroupBytes;
+            Vector256<float> d = Vector256.Load((float*)block);
+            byte* q = block + 32;
+            Vector256<byte> p0 = Vector256.Load(q), p1 = Vector256.Load(q + 32), p2 = Vector256.Load(q + 64), p3 = Vector256.Load(q + 96);
+            Vector256<byte> l0 = p0 & low, l1 = p1 & low, l2 = p2 & low, l3 = p3 & low;
+            Vector256<byte> h0 = Vector256.ShiftRightLogical(p0.AsUInt16(), 4).AsByte() & low, h1 = Vector256.ShiftRightLogical(p1.AsUInt16(), 4).AsByte() & low;
+            Vector256<byte> h2 = Vector256.ShiftRightLogical(p2.AsUInt16(), 4).AsByte() & low, h3 = Vector256.ShiftRightLogical(p3.AsUInt16(), 4).AsByte() & low;
+            a0 = Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], d * scales[b], a0);
+            a1 = Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + nIn + b * 32), sums[blocks + b], d * scales[blocks + b], a1);
+            a2 = Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 2 * nIn + b * 32), sums[2 * blocks + b], d * scales[2 * blocks + b], a2);
+            a3 = Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 3 * nIn + b * 32), sums[3 * blocks + b], d * scales[3 * blocks + b], a3);
+        }
+        a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2L * yStride); a3.Store(y + 3L * yStride);
+    }
+
+    /// <summary>Eight rows × one position (the batch's last positions).</summary>
+    private static void Tile1(byte* group, int blocks, sbyte* x, float* scales, int* sums, float* y)
+    {
+        Vector256<float> a = default;
+        var low = Vector256.Create((byte)0x0F);
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = group + b * GroupBytes;
+            byte* q = block + 32;
+            Vector256<byte> p0 = Vector256.Load(q), p1 = Vector256.Load(q + 32), p2 = Vector256.Load(q + 64), p3 = Vector256.Load(q + 96);
+            a = Position(p0 & low, p1 & low, p2 & low, p3 & low,
+                Vector256.ShiftRightLogical(p0.AsUInt16(), 4).AsByte() & low, Vector256.ShiftRightLogical(p1.AsUInt16(), 4).AsByte() & low,
+                Vector256.ShiftRightLogical(p2.AsUInt16(), 4).AsByte() & low, Vector256.ShiftRightLogical(p3.AsUInt16(), 4).AsByte() & low,
+                (int*)(x + b * 32), sums[b], Vector256.Load((float*)block) * scales[b], a);
+        }
+        a.Store(y);
+    }
+
+    /// <summary>
+    /// accumulator + scale · (Σ nibble·x − 8·Σx) for eight rows (lanes) and one block of one
+    /// position: value groups 0…3 are the low nibbles of registers 0…3, groups 4…7 the high
+    /// nibbles; each meets its four activation bytes broadcast to every lane. Two chains halve the
+    /// dependency on the multiply-add's latency.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                             Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                             int* x, int sum, Vector256<float> scale, Vector256<float> accumulator)
+    {
+        Vector256<int> s = AvxVnni.MultiplyWideningAndAdd(Vector256.Create(-8 * sum), l0, Vector256.Create(x[0]).AsSByte());
+        Vector256<int> t = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, h0, Vector256.Create(x[4]).AsSByte());
+        s = AvxVnni.MultiplyWideningAndAdd(s, l1, Vector256.Create(x[1]).AsSByte());
+        t = AvxVnni.MultiplyWideningAndAdd(t, h1, Vector256.Create(x[5]).AsSByte());
+        s = AvxVnni.MultiplyWideningAndAdd(s, l2, Vector256.Create(x[2]).AsSByte());
+        t = AvxVnni.MultiplyWideningAndAdd(t, h2, Vector256.Create(x[6]).AsSByte());
+        s = AvxVnni.MultiplyWideningAndAdd(s, l3, Vector256.Create(x[3]).AsSByte());
+        t = AvxVnni.MultiplyWideningAndAdd(t, h3, Vector256.Create(x[7]).AsSByte());
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s + t), scale, accumulator);
+    }
+
+    public void Dispose()
+    {
+        if (_data != null) NativeMemory.AlignedFree(_data);
+        _data = null;
+    }
+
+    /// <summary>The repacked copies of one model's Q4_0 matrices, made on first use and freed with the model.</summary>
+    public sealed class Cache : IDisposable
+    {
+        private readonly ConcurrentDictionary<nint, InterleavedQ4_0> _matrices = new();
+
+        public InterleavedQ4_0 For(in TensorData weight)
+        {
+            if (_matrices.TryGetValue((nint)weight.Data, out InterleavedQ4_0? found)) return found;
+            var made = new InterleavedQ4_0(weight);
+            if (_matrices.TryAdd((nint)weight.Data, made)) return made;
+            made.Dispose();
+            return _matrices[(nint)weight.Data];
+        }
+
+        /// <summary>Bytes held by the repacked copies.</summary>
+        public long Bytes => _matrices.Values.Sum(m => (long)m.Groups * m.Blocks * GroupBytes);
+
+        public void Dispose()
+        {
+            foreach (InterleavedQ4_0 matrix in _matrices.Values) matrix.Dispose();
+            _matrices.Clear();
+        }
+    }
+}
