@@ -283,6 +283,44 @@ public class HalfConversionTests
     }
 
     [Fact]
+    public void FiniteHalfConversion_EveryFiniteBitPattern_ConvertsExactly()
+    {
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return; // an AVX-512 kernel
+        var converted = new float[16];
+        for (int start = 0; start < 65536; start += 16)
+        {
+            var bits = new short[16];
+            for (int i = 0; i < 16; i++) bits[i] = (short)(start + i);
+            System.Runtime.Intrinsics.Vector512.CopyTo(Dot.FiniteHalfToSingle(System.Runtime.Intrinsics.Vector256.Create(bits)), converted);
+            for (int i = 0; i < 16; i++)
+            {
+                Half half = BitConverter.UInt16BitsToHalf((ushort)(start + i));
+                if (Half.IsFinite(half))
+                    Assert.True(BitConverter.SingleToUInt32Bits((float)half) == BitConverter.SingleToUInt32Bits(converted[i]), $"bits 0x{start + i:X4}: {converted[i]} vs {(float)half}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]  // a row group holding an infinity takes the general conversion
+    public unsafe void DotF16FourRows_MatchesRowByRow(bool withInfinity)
+    {
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return;
+        const int n = 96;
+        var random = new Random(9);
+        Half[] rows = Enumerable.Range(0, 4 * n).Select(_ => (Half)(random.NextDouble() * 4 - 2)).ToArray();
+        if (withInfinity) rows[2 * n + 7] = Half.PositiveInfinity;
+        float[] x = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+        var four = new float[4];
+        fixed (Half* w = rows)
+        fixed (float* xp = x, y = four)
+            Dot.F16FourRows((ushort*)w, n, xp, n, y);
+        for (int r = 0; r < 4; r++)
+            Assert.Equal(Dot.F16(rows.AsSpan(r * n, n), x), four[r], 4);
+    }
+
+    [Fact]
     public void DotF16_MatchesTwoPassForm()
     {
         var random = new Random(3);

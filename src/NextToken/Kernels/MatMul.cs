@@ -294,6 +294,10 @@ public static unsafe class MatMul
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
                     Quantized.Dot4RowsWide(weight.Type, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+        else if (weight.Type == GgmlType.F16 && nIn % 32 == 0 && Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Sse.IsSupported)
+            for (; o + 4 <= rowEnd; o += 4)
+                for (int b = 0; b < nBatch; b++)
+                    Dot.F16FourRows((ushort*)(weight.Data + o * rowBytes), nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
         for (; o < rowEnd; o++)
         {
             byte* row = weight.Data + o * rowBytes;
