@@ -25,7 +25,7 @@ internal static class CommonOptions
 
     public static readonly Option<bool> QuantizeActivations = new("--q8-activations")
     {
-        Description = "For Q8_0/Q4_0 weights, decode with activations quantized to 8 bits as llama.cpp does: faster, logits move by up to ~3%",
+        Description = "For Q8_0/Q4_0 weights, quantize activations to 8 bits as llama.cpp does (integer decode; Q4_0 prompts from a repacked copy): faster, logits move by up to ~3%",
         Recursive = true,
     };
 

@@ -100,8 +100,9 @@ public abstract class LanguageModel : IDisposable
     public int Threads { get; set; } = Environment.ProcessorCount;
 
     /// <summary>
-    /// Decode with activations quantized to 8 bits for Q8_0/Q4_0 weights (llama.cpp's method):
-    /// faster, but logits move by up to about 2% of the row's largest magnitude. Off by default.
+    /// Quantize activations to 8 bits for Q8_0/Q4_0 weights (llama.cpp's method): decode multiplies
+    /// in integers, and Q4_0 prompts use a repacked copy of the matrices (<see cref="Kernels.InterleavedQ4_0"/>).
+    /// Faster, but logits move by up to about 3% of the row's largest magnitude. Off by default.
     /// </summary>
     public bool QuantizeActivations { get; set; }
 
