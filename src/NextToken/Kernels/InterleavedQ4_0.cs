@@ -60,7 +60,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// sums [n, nIn/32]).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
+    internal void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
     {
         int nIn = Blocks * 32;
         for (int g = groupStart; g < groupEnd; g++)
