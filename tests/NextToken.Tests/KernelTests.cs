@@ -155,6 +155,16 @@ public unsafe class KernelTests
         }
     }
 
+    [Fact]
+    public void AttentionStore_OutsideTheContextOrShortRows_IsAClearError()
+    {
+        var attention = new CausalAttention(2, 2, 16, 8, 4);
+        float[] cache = new float[8 * 32], rows = new float[3 * 32];
+        Assert.Throws<ArgumentOutOfRangeException>(() => attention.Store(rows, 32, rows, 32, cache, cache, 0, 6, 3));
+        Assert.Contains("need longer rows", Assert.Throws<ArgumentException>(() => attention.Store(rows, 32, rows, 32, cache, cache, 0, 0, 4)).Message);
+        attention.Store(rows, 32, rows, 32, cache, cache, 0, 5, 3); // the last three positions fit exactly
+    }
+
     [Theory]
     [InlineData(1, false)]
     [InlineData(2, true)]   // decode with quantized activations: Q8_0 and Q4_0 take the integer path, F16 the exact one

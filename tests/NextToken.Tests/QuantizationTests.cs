@@ -104,7 +104,7 @@ public class QuantizationTests(ITestOutputHelper output)
             var widths = new List<float> { type == GgmlType.Q8_0 ? Quantized.DotRowQ8_0(tensor.Row(r), x) : Quantized.DotRowQ4_0(tensor.Row(r), x) };
             if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
             {
-                widths.Add(type == GgmlType.Q8_0 ? Quantized.DotRowQ8_0Wide(tensor.Row(r), x) : Quantized.DotRowQ4_0Wide(tensor.Row(r), x));
+                widths.Add(Quantized.DotRowWide(type, tensor.Row(r), x));
                 widths.Add(four[r]);
             }
             foreach (float actual in widths)

@@ -65,6 +65,25 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public unsafe void BadArguments_GetClearErrors()
+    {
+        var quants = new sbyte[64];
+        var scales = new float[2];
+        var sums = new int[2];
+        Assert.Throws<NotSupportedException>(() => QuantizedActivations.Dot(GgmlType.F32, new byte[256], quants, scales, sums));
+        var error = Assert.Throws<ArgumentException>(() => QuantizedActivations.Dot(GgmlType.Q4_0, new byte[20], quants, scales, sums));
+        Assert.Contains("36 bytes", error.Message);
+        Assert.Contains("68 bytes", Assert.Throws<ArgumentException>(() => Quantized.DotRow(GgmlType.Q8_0, new byte[40], new float[64])).Message);
+        Assert.Throws<NotSupportedException>(() => Quantized.DotRow(GgmlType.F32, new byte[256], new float[64]));
+        byte[] stored = new byte[64 * 2];
+        fixed (byte* data = stored)
+        {
+            var f16 = new TensorData("w.f16", GgmlType.F16, [64, 1], data, stored.Length);
+            Assert.Contains("w.f16", Assert.Throws<ArgumentException>(() => new InterleavedQ4_0.Cache().For(f16)).Message);
+        }
+    }
+
     [Theory]
     [InlineData(4, 64, 16)]     // one tile of four positions, two groups of eight rows
     [InlineData(7, 96, 37)]     // a tile and three single positions; four rows past the last group

@@ -74,7 +74,7 @@ public sealed class TokenDistribution
     /// every step's distribution and move on (a vocabulary's copy per token churns the large-object
     /// heap). The array must not change while the result is in use.
     /// </summary>
-    public static TokenDistribution Over(float[] logits) => new(logits);
+    public static TokenDistribution Over(float[] logits) => new(logits ?? throw new ArgumentNullException(nameof(logits)));
 
     public int VocabSize => _logits.Length;
     public double LogSumExp { get; }

@@ -50,6 +50,8 @@ public sealed class CausalAttention : IParallelWork
                       float[] keyCache, float[] valueCache, long cacheOffset, int p0, int n)
     {
         if (p0 < 0 || p0 + n > _nCtx) throw new ArgumentOutOfRangeException(nameof(p0), $"positions {p0}…{p0 + n - 1} are outside the context of {_nCtx}");
+        if (n > 0 && (keys.Length < (long)(n - 1) * keyStride + KvDim || values.Length < (long)(n - 1) * valueStride + KvDim))
+            throw new ArgumentException($"{n} positions of {KvDim} keys and values need longer rows than {keys.Length} and {values.Length} floats");
         int hd = _headDim;
         for (int t = 0; t < n; t++)
             for (int h = 0; h < _nKvHead; h++)

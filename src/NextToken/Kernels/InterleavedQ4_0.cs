@@ -149,6 +149,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
 
         public InterleavedQ4_0 For(in TensorData weight)
         {
+            if (weight.Type != GgmlType.Q4_0 || weight.Transposed || weight.RowCount < Rows)
+                throw new ArgumentException($"'{weight.Name}': only Q4_0 matrices of at least {Rows} rows are interleaved, not {weight.Type} {weight.ShapeText}");
             if (_matrices.TryGetValue((nint)weight.Data, out InterleavedQ4_0? found)) return found;
             var made = new InterleavedQ4_0(weight);
             if (_matrices.TryAdd((nint)weight.Data, made)) return made;

@@ -16,7 +16,7 @@ internal static unsafe class PanelMatMul
     /// <summary>Output rows per tile.</summary>
     public const int RowTile = 6;
 
-    /// <summary>Fewer inputs than this are served better by the row-dot kernels.</summary>
+    /// <summary>Fewer inputs than this are served better by the 4×4 tile and row-dot kernels (packing would not pay).</summary>
     public const int MinBatch = 16;
 
     public static bool IsSupported => Vector512.IsHardwareAccelerated;

@@ -38,17 +38,17 @@ public static unsafe class Quantized
 
     public static float DotRow(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
-        if (Vector512.IsHardwareAccelerated)
-        {
-            if (type == GgmlType.Q8_0) return DotRowQ8_0Wide(row, x);
-            if (type == GgmlType.Q4_0) return DotRowQ4_0Wide(row, x);
-        }
+        if (!GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes) || !IsSupported(type))
+            throw new NotSupportedException($"{type} rows cannot be multiplied yet; supported: Q8_0, Q4_0, Q4_K, Q6_K");
+        if (x.Length % blockSize != 0 || row.Length < x.Length / blockSize * blockBytes)
+            throw new ArgumentException($"a {type} row of {x.Length} values needs a multiple of {blockSize} values and {x.Length / blockSize * blockBytes} bytes, not {row.Length}");
+        if (Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && type is GgmlType.Q8_0 or GgmlType.Q4_0)
+            return DotRowWide(type, row, x);
         if (Vector256.IsHardwareAccelerated)
         {
             if (type == GgmlType.Q8_0) return DotRowQ8_0(row, x);
             if (type == GgmlType.Q4_0) return DotRowQ4_0(row, x);
         }
-        GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
         Span<float> buffer = stackalloc float[QK_K];
         Span<float> values = buffer[..blockSize];
         int blocks = x.Length / blockSize;
@@ -124,42 +124,17 @@ public static unsafe class Quantized
         return Vector256.Sum(total);
     }
 
-    /// <summary>The Q8_0 row dot with AVX-512: a block's 32 bytes widen to two 16-lane float vectors.</summary>
+    /// <summary>The Q8_0/Q4_0 row dot with AVX-512: each block's 32 values as signed bytes, widened to two 16-lane float vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotRowQ8_0Wide(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    internal static float DotRowWide(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
         float* halves = HalfTable.Pointer;
-        int blocks = x.Length / QK8_0;
-        ref byte r = ref MemoryMarshal.GetReference(row);
-        ref float v = ref MemoryMarshal.GetReference(x);
+        int blocks = x.Length / 32, blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
         Vector512<float> total = Vector512<float>.Zero;
-        for (int b = 0; b < blocks; b++)
-        {
-            ref byte block = ref Unsafe.Add(ref r, b * 34);
-            Vector256<sbyte> q = Vector256.LoadUnsafe(ref Unsafe.As<byte, sbyte>(ref Unsafe.Add(ref block, 2)));
-            total = BlockTimesX(q, ref v, (nuint)(b * QK8_0), HalfTable.ToSingle(halves, ref block), total);
-        }
-        return Vector512.Sum(total);
-    }
-
-    /// <summary>The Q4_0 row dot with AVX-512: the 32 nibbles become 32 signed bytes, then as Q8_0.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotRowQ4_0Wide(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
-    {
-        float* halves = HalfTable.Pointer;
-        int blocks = x.Length / QK4_0;
-        ref byte r = ref MemoryMarshal.GetReference(row);
-        ref float v = ref MemoryMarshal.GetReference(x);
-        Vector512<float> total = Vector512<float>.Zero;
-        var low = Vector128.Create((byte)0x0F);
-        var eight = Vector256.Create((sbyte)8);
-        for (int b = 0; b < blocks; b++)
-        {
-            ref byte block = ref Unsafe.Add(ref r, b * 18);
-            Vector128<byte> packed = Vector128.LoadUnsafe(ref Unsafe.Add(ref block, 2));
-            Vector256<sbyte> q = Vector256.Create(packed & low, Vector128.ShiftRightLogical(packed, 4)).AsSByte() - eight;
-            total = BlockTimesX(q, ref v, (nuint)(b * QK4_0), HalfTable.ToSingle(halves, ref block), total);
-        }
+        fixed (byte* w = row)
+        fixed (float* v = x)
+            for (int b = 0; b < blocks; b++)
+                total = BlockTimes(type, w + b * blockBytes, Vector512.Load(v + b * 32), Vector512.Load(v + b * 32 + 16), halves, total);
         return Vector512.Sum(total);
     }
 
@@ -223,17 +198,6 @@ public static unsafe class Quantized
         if (type == GgmlType.Q8_0) return Vector256.Load((sbyte*)(block + 2));
         Vector128<byte> packed = Vector128.Load(block + 2);
         return Vector256.Create(packed & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(packed, 4)).AsSByte() - Vector256.Create((sbyte)8);
-    }
-
-    /// <summary>total + d · Σ q[i]·x[at + i] for one block of 32 signed bytes, in 16-lane vectors.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> BlockTimesX(Vector256<sbyte> q, ref float x, nuint at, float d, Vector512<float> total)
-    {
-        (Vector256<short> lower, Vector256<short> upper) = Vector256.Widen(q);
-        Vector512<int> first = Vector512.WidenLower(Vector512.Create(lower, upper)), second = Vector512.WidenUpper(Vector512.Create(lower, upper));
-        Vector512<float> sum = Vector512.ConvertToSingle(first) * Vector512.LoadUnsafe(ref x, at);
-        sum = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(second), Vector512.LoadUnsafe(ref x, at + 16), sum);
-        return Vector512.FusedMultiplyAdd(sum, Vector512.Create(d), total);
     }
 
     /// <summary>sum + Σ q[i]·x[at + i] over 16 signed bytes, as two 8-lane FMAs.</summary>

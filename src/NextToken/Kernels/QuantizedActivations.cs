@@ -65,20 +65,22 @@ public static unsafe class QuantizedActivations
     /// <summary>Σ over blocks of d_w·d_x·(q_w · q_x) for one stored row against a quantized activation.</summary>
     public static float Dot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales, ReadOnlySpan<int> sums)
     {
-        if (row.Length < RowBytes(type, quants.Length) || scales.Length < quants.Length / 32 || sums.Length < quants.Length / 32)
-            throw new ArgumentException($"a {type} row of {quants.Length} values needs {RowBytes(type, quants.Length)} bytes and {quants.Length / 32} scales and sums");
+        if (type is not (GgmlType.Q8_0 or GgmlType.Q4_0))
+            throw new NotSupportedException($"quantized activations meet Q8_0 or Q4_0 rows, not {type}");
+        if (quants.Length % 32 != 0 || row.Length < RowBytes(type, quants.Length) || scales.Length < quants.Length / 32 || sums.Length < quants.Length / 32)
+            throw new ArgumentException($"a {type} row of {quants.Length} values needs a multiple of 32 values, {RowBytes(type, quants.Length)} bytes and {quants.Length / 32} scales and sums");
         if (!Avx2.IsSupported) return PortableDot(type, row, quants, scales);
         fixed (byte* w = row)
         fixed (sbyte* q = quants)
         fixed (float* d = scales)
         fixed (int* s = sums)
-            return type == GgmlType.Q4_0 ? RowQ4_0(w, q, d, s, quants.Length / 32) : RowQ8_0(w, q, d, quants.Length / 32);
+            return Dot(type, w, q, d, s, quants.Length / 32);
     }
 
     /// <summary>The same integer products one at a time, for CPUs without AVX2.</summary>
     private static float PortableDot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales)
     {
-        int blockBytes = type == GgmlType.Q4_0 ? 18 : 34;
+        int blockBytes = BlockBytes(type);
         float total = 0;
         for (int b = 0; b < quants.Length / 32; b++)
         {
@@ -96,89 +98,82 @@ public static unsafe class QuantizedActivations
 
     /// <summary>
     /// Four consecutive stored rows (<paramref name="rowBytes"/> apart) against one quantized
-    /// activation: each activation block is loaded once for the four rows. Writes y[0..3].
+    /// activation: each activation block is loaded once for the four rows, and the next four rows
+    /// are prefetched while these compute (the hardware prefetcher stops at the 4 KB pages of the
+    /// mapped file). Writes y[0..3].
     /// </summary>
-    internal static void Dot4(GgmlType type, byte* rows, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y)
+    internal static void Dot4(GgmlType type, byte* w, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y)
     {
-        if (type == GgmlType.Q4_0) Rows4Q4_0(rows, rowBytes, quants, scales, sums, blocks, y);
-        else Rows4Q8_0(rows, rowBytes, quants, scales, blocks, y);
+        if (type == GgmlType.Q4_0) Dot4<Q4_0Format>(w, rowBytes, quants, scales, sums, blocks, y);
+        else Dot4<Q8_0Format>(w, rowBytes, quants, scales, sums, blocks, y);
     }
 
-    internal static long RowBytes(GgmlType type, int n) => n / 32 * (type == GgmlType.Q4_0 ? 18L : 34L);
-
+    /// <summary>One stored row against one quantized activation of <paramref name="blocks"/> blocks.</summary>
     internal static float Dot(GgmlType type, byte* row, sbyte* quants, float* scales, int* sums, int blocks) =>
-        type == GgmlType.Q4_0 ? RowQ4_0(row, quants, scales, sums, blocks) : RowQ8_0(row, quants, scales, blocks);
+        type == GgmlType.Q4_0 ? Dot<Q4_0Format>(row, quants, scales, sums, blocks) : Dot<Q8_0Format>(row, quants, scales, sums, blocks);
 
+    internal static long RowBytes(GgmlType type, int n) => n / 32 * (long)BlockBytes(type);
+
+    private static int BlockBytes(GgmlType type) => type == GgmlType.Q4_0 ? Q4_0Format.Bytes : Q8_0Format.Bytes;
+
+    // The block formats as type arguments, so the JIT compiles one specialized loop per format.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float RowQ4_0(byte* row, sbyte* quants, float* scales, int* sums, int blocks)
+    private static void Dot4<TFormat>(byte* w, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y) where TFormat : struct, IBlockFormat
     {
         float* halves = HalfTable.Pointer;
-        Vector256<float> total = Vector256<float>.Zero;
-        for (int b = 0; b < blocks; b++)
-        {
-            Vector256<int> correction = Vector256.CreateScalarUnsafe(-8 * sums[b]);
-            total = Q4_0Block(row + b * 18, Vector256.Load(quants + b * 32), correction, scales[b], halves, total);
-        }
-        return Vector256.Sum(total);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float RowQ8_0(byte* row, sbyte* quants, float* scales, int blocks)
-    {
-        float* halves = HalfTable.Pointer;
-        Vector256<float> total = Vector256<float>.Zero;
-        for (int b = 0; b < blocks; b++)
-            total = Q8_0Block(row + b * 34, Vector256.Load(quants + b * 32), scales[b], halves, total);
-        return Vector256.Sum(total);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows4Q4_0(byte* w, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y)
-    {
-        float* halves = HalfTable.Pointer;
+        // Per block step, whole cache lines covering at least the next four rows' bytes (72 or 136):
+        // rounding up runs the prefetches ahead of the rows they serve.
+        const int Line = 64;
+        int prefetchStride = (4 * TFormat.Bytes + Line - 1) & ~(Line - 1);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
-        byte* next = w + 4 * rowBytes;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
         for (int b = 0; b < blocks; b++)
         {
-            // The hardware prefetcher stops at 4 KB pages of the mapped file; fetch the next four
-            // rows (4 × 18 bytes per block here) while these compute.
-            Sse.Prefetch0(next + b * 128);
-            Sse.Prefetch0(next + b * 128 + 64);
+            for (int line = 0; line < prefetchStride; line += Line) Sse.Prefetch0(next + b * prefetchStride + line);
             Vector256<sbyte> x = Vector256.Load(quants + b * 32);
-            Vector256<int> correction = Vector256.CreateScalarUnsafe(-8 * sums[b]);
+            int at = b * TFormat.Bytes, sum = sums[b];
             float dx = scales[b];
-            int at = b * 18;
-            a0 = Q4_0Block(w + at, x, correction, dx, halves, a0);
-            a1 = Q4_0Block(w1 + at, x, correction, dx, halves, a1);
-            a2 = Q4_0Block(w2 + at, x, correction, dx, halves, a2);
-            a3 = Q4_0Block(w3 + at, x, correction, dx, halves, a3);
+            a0 = TFormat.Multiply(w + at, x, sum, dx, halves, a0);
+            a1 = TFormat.Multiply(w1 + at, x, sum, dx, halves, a1);
+            a2 = TFormat.Multiply(w2 + at, x, sum, dx, halves, a2);
+            a3 = TFormat.Multiply(w3 + at, x, sum, dx, halves, a3);
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows4Q8_0(byte* w, long rowBytes, sbyte* quants, float* scales, int blocks, float* y)
+    private static float Dot<TFormat>(byte* row, sbyte* quants, float* scales, int* sums, int blocks) where TFormat : struct, IBlockFormat
     {
         float* halves = HalfTable.Pointer;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes;
-        byte* next = w + 4 * rowBytes;
+        Vector256<float> total = Vector256<float>.Zero;
         for (int b = 0; b < blocks; b++)
-        {
-            // The next four rows (4 × 34 bytes per block here) are fetched while these compute.
-            Sse.Prefetch0(next + b * 192);
-            Sse.Prefetch0(next + b * 192 + 64);
-            Sse.Prefetch0(next + b * 192 + 128);
-            Vector256<sbyte> x = Vector256.Load(quants + b * 32);
-            float dx = scales[b];
-            int at = b * 34;
-            a0 = Q8_0Block(w + at, x, dx, halves, a0);
-            a1 = Q8_0Block(w1 + at, x, dx, halves, a1);
-            a2 = Q8_0Block(w2 + at, x, dx, halves, a2);
-            a3 = Q8_0Block(w3 + at, x, dx, halves, a3);
-        }
-        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+            total = TFormat.Multiply(row + b * TFormat.Bytes, Vector256.Load(quants + b * 32), sums[b], scales[b], halves, total);
+        return Vector256.Sum(total);
+    }
+
+    /// <summary>A stored block format: its size, and one block against one activation block (quants, the sum of the quants, scale).</summary>
+    private interface IBlockFormat
+    {
+        static abstract int Bytes { get; }
+        static abstract Vector256<float> Multiply(byte* block, Vector256<sbyte> x, int sum, float dx, float* halves, Vector256<float> total);
+    }
+
+    private readonly struct Q4_0Format : IBlockFormat
+    {
+        public static int Bytes => 18;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Multiply(byte* block, Vector256<sbyte> x, int sum, float dx, float* halves, Vector256<float> total) =>
+            Q4_0Block(block, x, Vector256.CreateScalarUnsafe(-8 * sum), dx, halves, total);
+    }
+
+    private readonly struct Q8_0Format : IBlockFormat
+    {
+        public static int Bytes => 34;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Multiply(byte* block, Vector256<sbyte> x, int sum, float dx, float* halves, Vector256<float> total) =>
+            Q8_0Block(block, x, dx, halves, total);
     }
 
     /// <summary>total + d_w·d_x·(Σ nibble·x − 8·Σx) for one Q4_0 block (f16 d, 16 bytes of nibbles, low nibbles first).</summary>

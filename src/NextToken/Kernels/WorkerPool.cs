@@ -19,7 +19,7 @@ public sealed class WorkerPool
 {
     public static readonly WorkerPool Shared = new(Environment.ProcessorCount);
 
-    /// <summary>About a millisecond of polling after the last region before a worker sleeps.</summary>
+    /// <summary>Polling (under a millisecond of pause instructions) after the last region before a worker sleeps.</summary>
     private const int SpinsBeforeSleep = 20_000;
 
     private int _busy; // 1 while a Run owns the workers (not a Monitor: that would let the same thread re-enter)
