@@ -239,9 +239,19 @@ public class ModelReferenceTests(ITestOutputHelper output)
         var chunked = new float[size];
         model.Forward(model.CreateState(), expected.Tokens, whole, LogitsFor.AllPositions);
         model.Forward(model.CreateState(maxBatch: 3), expected.Tokens, chunked, LogitsFor.AllPositions);
-        double maxDiff = 0;
-        for (int i = 0; i < size; i++) maxDiff = Math.Max(maxDiff, Math.Abs(whole[i] - chunked[i]));
-        Assert.True(maxDiff <= 1e-4, $"batches of 3 differ from one batch by {maxDiff}");
+        // Chunks take other kernels (row dots instead of the panel GEMM) and so another summation
+        // order; float32 rounding then grows with the residual stream (llama-k's reaches a norm of
+        // 165), so the bound is relative: a chunking bug (wrong position, stale cache) moves logits by
+        // whole units.
+        double maxDiff = 0, worstRatio = 0;
+        for (int i = 0; i < size; i++)
+        {
+            double diff = Math.Abs(whole[i] - chunked[i]);
+            maxDiff = Math.Max(maxDiff, diff);
+            worstRatio = Math.Max(worstRatio, diff / (1e-4 * (1 + Math.Abs(whole[i]))));
+        }
+        output.WriteLine($"{stem}/{caseName}: batches of 3 vs one batch, max |Δ| {maxDiff:E3}");
+        Assert.True(worstRatio <= 1, $"batches of 3 differ from one batch by {maxDiff} (over 1e-4·(1+|x|) by ×{worstRatio:F2})");
     }
 
     [Fact]
