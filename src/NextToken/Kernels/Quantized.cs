@@ -124,31 +124,45 @@ public static unsafe class Quantized
         return Vector256.Sum(total);
     }
 
-    /// <summary>The Q8_0/Q4_0 row dot with AVX-512: each block's 32 values as signed bytes, widened to two 16-lane float vectors.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>The Q8_0/Q4_0 row dot with AVX-512: each block's 32 values widened to two 16-lane float vectors.</summary>
     internal static float DotRowWide(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
-        float* halves = HalfTable.Pointer;
-        int blocks = x.Length / 32, blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
-        Vector512<float> total = Vector512<float>.Zero;
         fixed (byte* w = row)
         fixed (float* v = x)
-            for (int b = 0; b < blocks; b++)
-                total = BlockTimes(type, w + b * blockBytes, Vector512.Load(v + b * 32), Vector512.Load(v + b * 32 + 16), halves, total);
+            return type == GgmlType.Q8_0 ? DotRowWide<Q8_0Wide>(w, v, x.Length / 32) : DotRowWide<Q4_0Wide>(w, v, x.Length / 32);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotRowWide<TFormat>(byte* w, float* x, int blocks) where TFormat : struct, IWideBlockFormat
+    {
+        float* halves = HalfTable.Pointer;
+        Vector512<float> total = Vector512<float>.Zero;
+        for (int b = 0; b < blocks; b++)
+        {
+            var x0 = Vector512.Load(x + b * 32);
+            var x1 = Vector512.Load(x + b * 32 + 16);
+            total = BlockTimes<TFormat>(w + b * TFormat.Bytes, x0, x1, TFormat.Offset(x0, x1), halves, total);
+        }
         return Vector512.Sum(total);
     }
 
     /// <summary>
     /// Four consecutive stored Q8_0 or Q4_0 rows (<paramref name="rowBytes"/> apart) times x, exact,
-    /// with AVX-512: x's two vectors per block are loaded once for the four rows, and the next four
-    /// rows are prefetched (the hardware prefetcher stops at the 4 KB pages of the mapped file).
+    /// with AVX-512: x's two vectors per block (and Q4_0's offset term) are made once for the four
+    /// rows, and the next four rows are prefetched (the hardware prefetcher stops at the 4 KB pages of
+    /// the mapped file).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void Dot4RowsWide(GgmlType type, byte* w, long rowBytes, float* x, int n, float* y)
     {
+        if (type == GgmlType.Q8_0) Dot4RowsWide<Q8_0Wide>(w, rowBytes, x, n / 32, y);
+        else Dot4RowsWide<Q4_0Wide>(w, rowBytes, x, n / 32, y);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Dot4RowsWide<TFormat>(byte* w, long rowBytes, float* x, int blocks, float* y) where TFormat : struct, IWideBlockFormat
+    {
         float* halves = HalfTable.Pointer;
-        int blocks = n / 32, blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
-        int prefetchStride = 4 * blockBytes; // bytes of the next four rows per block step
+        int prefetchStride = 4 * TFormat.Bytes; // bytes of the next four rows per block step
         byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int b = 0; b < blocks; b++)
@@ -156,48 +170,105 @@ public static unsafe class Quantized
             for (int line = 0; line < prefetchStride; line += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + b * prefetchStride + line);
             var x0 = Vector512.Load(x + b * 32);
             var x1 = Vector512.Load(x + b * 32 + 16);
-            int at = b * blockBytes;
-            a0 = BlockTimes(type, w + at, x0, x1, halves, a0);
-            a1 = BlockTimes(type, w1 + at, x0, x1, halves, a1);
-            a2 = BlockTimes(type, w2 + at, x0, x1, halves, a2);
-            a3 = BlockTimes(type, w3 + at, x0, x1, halves, a3);
+            Vector512<float> offset = TFormat.Offset(x0, x1);
+            int at = b * TFormat.Bytes;
+            a0 = BlockTimes<TFormat>(w + at, x0, x1, offset, halves, a0);
+            a1 = BlockTimes<TFormat>(w1 + at, x0, x1, offset, halves, a1);
+            a2 = BlockTimes<TFormat>(w2 + at, x0, x1, offset, halves, a2);
+            a3 = BlockTimes<TFormat>(w3 + at, x0, x1, offset, halves, a3);
         }
         y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
     }
 
-    /// <summary>total + d · Σ q[i]·x[i] for one Q8_0 or Q4_0 block against x's 32 values in two vectors.</summary>
+    /// <summary>total + d · (offset + Σ q[i]·x[i]) for one Q8_0 or Q4_0 block against x's 32 values in two vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector512<float> BlockTimes(GgmlType type, byte* block, Vector512<float> x0, Vector512<float> x1, float* halves, Vector512<float> total)
+    private static unsafe Vector512<float> BlockTimes<TFormat>(byte* block, Vector512<float> x0, Vector512<float> x1, Vector512<float> offset, float* halves, Vector512<float> total)
+        where TFormat : struct, IWideBlockFormat
     {
-        Vector256<sbyte> q = BlockValues(type, block);
-        Vector512<float> sum = Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetLower())) * x0;
-        sum = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetUpper())), x1, sum);
+        (Vector512<float> lower, Vector512<float> upper) = TFormat.StoredValues(block);
+        Vector512<float> sum = Vector512.FusedMultiplyAdd(upper, x1, Vector512.FusedMultiplyAdd(lower, x0, offset));
         return Vector512.FusedMultiplyAdd(sum, Vector512.Create(HalfTable.ToSingle(halves, ref *block)), total);
     }
 
-    /// <summary>Q8_0/Q4_0 blocks → float32 with AVX-512: the block's 32 values as signed bytes, widened, converted and scaled in registers.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>Q8_0/Q4_0 blocks → float32 with AVX-512: the block's 32 values widened, converted and scaled in registers.</summary>
     private static void DequantizeRowWide(GgmlType type, byte* w, int blocks, float* y)
     {
+        if (type == GgmlType.Q8_0) DequantizeRowWide<Q8_0Wide>(w, blocks, y);
+        else DequantizeRowWide<Q4_0Wide>(w, blocks, y);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DequantizeRowWide<TFormat>(byte* w, int blocks, float* y) where TFormat : struct, IWideBlockFormat
+    {
         float* halves = HalfTable.Pointer;
-        int blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
         for (int b = 0; b < blocks; b++)
         {
-            byte* block = w + b * blockBytes;
-            Vector256<sbyte> q = BlockValues(type, block);
+            byte* block = w + b * TFormat.Bytes;
+            (Vector512<float> lower, Vector512<float> upper) = TFormat.StoredValues(block);
             var d = Vector512.Create(HalfTable.ToSingle(halves, ref *block));
-            (Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetLower())) * d).Store(y + b * 32);
-            (Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(q.GetUpper())) * d).Store(y + b * 32 + 16);
+            Vector512<float> shift = TFormat.ScaledOffset(d); // d·(n − 8) = d·n − 8d, rounded once as the reference's product
+            Vector512.FusedMultiplyAdd(lower, d, shift).Store(y + b * 32);
+            Vector512.FusedMultiplyAdd(upper, d, shift).Store(y + b * 32 + 16);
         }
     }
 
-    /// <summary>The 32 stored integers of a Q8_0 block, or a Q4_0 block's nibbles re-centred by 8, as signed bytes in order.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<sbyte> BlockValues(GgmlType type, byte* block)
+    /// <summary>How the AVX-512 kernels read one block format; a struct per format so each loop is compiled for it.</summary>
+    private interface IWideBlockFormat
     {
-        if (type == GgmlType.Q8_0) return Vector256.Load((sbyte*)(block + 2));
-        Vector128<byte> packed = Vector128.Load(block + 2);
-        return Vector256.Create(packed & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(packed, 4)).AsSByte() - Vector256.Create((sbyte)8);
+        static abstract int Bytes { get; }
+
+        /// <summary>A block's 32 stored integers as floats in order, 16 per vector, each half one widening load.</summary>
+        static abstract (Vector512<float> Lower, Vector512<float> Upper) StoredValues(byte* block);
+
+        /// <summary>
+        /// The term that re-centres the stored integers in a dot with x, shared by every row: lanes
+        /// summing to −zero·Σ x, as Σ (n − zero)·x = Σ n·x − zero·Σ x.
+        /// </summary>
+        static abstract Vector512<float> Offset(Vector512<float> x0, Vector512<float> x1);
+
+        /// <summary>−zero·d, added to d·n to dequantize.</summary>
+        static abstract Vector512<float> ScaledOffset(Vector512<float> d);
+    }
+
+    /// <summary>
+    /// Q4_0: nibbles as stored (0…15; low nibbles are values 0…15, high nibbles 16…31) with zero point 8.
+    /// Each stored byte widened to a 32-bit lane (vpmovzxbd) gives the low nibble by a mask and the high
+    /// one by a shift, so no shuffle splits a 256-bit register: 9 operations per block and row where
+    /// re-centring bytes first took 15 (four-row decode 1.3–1.45× faster on one thread).
+    /// </summary>
+    private readonly struct Q4_0Wide : IWideBlockFormat
+    {
+        public static int Bytes => 18;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float> Lower, Vector512<float> Upper) StoredValues(byte* block)
+        {
+            Vector512<int> bytes = System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(Vector128.Load(block + 2));
+            return (Vector512.ConvertToSingle(bytes & Vector512.Create(0x0F)), Vector512.ConvertToSingle(Vector512.ShiftRightLogical(bytes, 4)));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Offset(Vector512<float> x0, Vector512<float> x1) => (x0 + x1) * Vector512.Create(-8f);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> ScaledOffset(Vector512<float> d) => d * Vector512.Create(-8f);
+    }
+
+    /// <summary>Q8_0: 32 signed bytes, two sign-extending loads (vpmovsxbd).</summary>
+    private readonly struct Q8_0Wide : IWideBlockFormat
+    {
+        public static int Bytes => 34;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float> Lower, Vector512<float> Upper) StoredValues(byte* block) =>
+            (Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 2))),
+             Vector512.ConvertToSingle(System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 18))));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Offset(Vector512<float> x0, Vector512<float> x1) => Vector512<float>.Zero;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> ScaledOffset(Vector512<float> d) => Vector512<float>.Zero;
     }
 
     /// <summary>sum + Σ q[i]·x[at + i] over 16 signed bytes, as two 8-lane FMAs.</summary>
