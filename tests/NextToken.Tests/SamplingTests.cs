@@ -151,6 +151,94 @@ public class SamplingTests(ITestOutputHelper output)
         Assert.Null(trace.RandomDraw);
     }
 
+    /// <summary>
+    /// GPT-2-sized logits: peaked (a few high tokens over a long tail) or flat, rounded to 1/8 so many
+    /// tie, with −∞ (banned), NaN, and both zeros mixed in.
+    /// </summary>
+    private static float[] VocabularyLogits(int seed, bool peaked)
+    {
+        var random = new Random(seed);
+        var logits = new float[50_257];
+        for (int i = 0; i < logits.Length; i++)
+        {
+            double value = peaked ? random.NextDouble() * 6 - 3 + (random.Next(500) == 0 ? 12 : 0) : random.NextDouble() * 4;
+            logits[i] = MathF.Round((float)value * 8) / 8;
+        }
+        logits[seed % 1000] = float.NegativeInfinity;
+        logits[seed % 1000 + 1] = float.NaN;
+        logits[seed % 1000 + 2] = -0f;
+        logits[seed % 1000 + 3] = 0f;
+        return logits;
+    }
+
+    /// <summary>The order every stage assumes: higher logit first, the lower id on ties, NaN last.</summary>
+    private static int[] ReferenceOrder(float[] logits) =>
+        Enumerable.Range(0, logits.Length).OrderBy(i => float.IsNaN(logits[i]) ? 1 : 0).ThenByDescending(i => float.IsNaN(logits[i]) ? 0 : logits[i]).ThenBy(i => i).ToArray();
+
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(2, false)]
+    public void SortDescending_FullVocabulary_EqualsAComparisonSort(int seed, bool peaked)
+    {
+        float[] logits = VocabularyLogits(seed, peaked);
+        var candidates = new Candidates(logits.Length);
+        candidates.Fill(logits);
+        candidates.SortDescending();
+        Assert.True(candidates.IsSorted);
+        Assert.Equal(ReferenceOrder(logits), candidates.Items.ToArray().Select(c => c.Id));
+        Assert.Equal(logits, candidates.Items.ToArray().OrderBy(c => c.Id).Select(c => c.Logit));
+    }
+
+    [Theory]
+    [InlineData(1, true, 1)]
+    [InlineData(1, true, 40)]
+    [InlineData(2, false, 40)]
+    [InlineData(3, false, 1000)]
+    [InlineData(3, false, 20_000)]
+    public void MoveBestToFront_FullVocabulary_PutsTheKBestInOrderAndKeepsTheRest(int seed, bool peaked, int k)
+    {
+        float[] logits = VocabularyLogits(seed, peaked);
+        var candidates = new Candidates(logits.Length);
+        candidates.Fill(logits);
+        candidates.MoveBestToFront(k);
+        int[] expected = ReferenceOrder(logits);
+        Candidate[] items = candidates.Items.ToArray();
+        Assert.Equal(expected[..k], items[..k].Select(c => c.Id));
+        Assert.Equal(expected[k..].Order(), items[k..].Select(c => c.Id).Order());
+        Assert.All(items, c => Assert.Equal(BitConverter.SingleToInt32Bits(logits[c.Id]), BitConverter.SingleToInt32Bits(c.Logit)));
+    }
+
+    [Theory]
+    [InlineData(4, true, 0.5f)]
+    [InlineData(4, true, 0.95f)]
+    [InlineData(5, false, 0.9f)]
+    public void TopP_FullVocabulary_KeepsTheSmallestBestFirstPrefixReachingP(int seed, bool peaked, float p)
+    {
+        float[] logits = VocabularyLogits(seed, peaked);
+        logits[seed % 1000 + 1] = -5; // softmax over NaN is undefined
+        double[] probabilities = Softmax(logits.Select(l => float.IsNegativeInfinity(l) ? -1e30f : l).ToArray());
+        int[] order = ReferenceOrder(logits);
+        var candidates = new Candidates(logits.Length);
+        candidates.Fill(logits);
+        new TopPStage(p).Apply(candidates);
+        int kept = candidates.Count;
+        Assert.Equal(order[..kept], candidates.Items.ToArray().Select(c => c.Id));
+        double before = order[..(kept - 1)].Sum(i => probabilities[i]), after = before + probabilities[order[kept - 1]];
+        output.WriteLine($"seed {seed}, p {p}: kept {kept} of {logits.Length}, mass before the last {before:F6}, with it {after:F6}");
+        Assert.True(before < p + 1e-6 && after >= p - 1e-6, $"kept {kept}: mass {before} before the last token, {after} with it");
+    }
+
+    [Theory]
+    [InlineData(6, true)]
+    [InlineData(7, false)]
+    public void Greedy_FullVocabularyWithTies_PicksTheLowestIdOfTheBest(int seed, bool peaked)
+    {
+        float[] logits = VocabularyLogits(seed, peaked);
+        int best = ReferenceOrder(logits)[0];
+        Assert.Equal(best, new SamplerChain(logits.Length, SamplingOptions.Greedy, new Xoshiro256StarStar(1)).Sample(logits));
+        Assert.Equal(best, new SamplerChain(logits.Length, SamplingOptions.Greedy, new Xoshiro256StarStar(1)).Sample(logits, new SamplingTrace()));
+    }
+
     [Fact]
     public void Orders_SameSettings_GiveDifferentDistributions()
     {

@@ -54,6 +54,7 @@ public sealed class SamplerChain
 
     public int Sample(ReadOnlySpan<float> logits, SamplingTrace? trace = null)
     {
+        if (_greedy && _stages.Length == 0 && trace is null) return FirstBest(logits);
         _candidates.Fill(logits);
         foreach (ISamplerStage stage in _stages)
         {
@@ -119,6 +120,15 @@ public sealed class SamplerChain
     public void Reset()
     {
         foreach (ISamplerStage stage in _stages) stage.Reset();
+    }
+
+    /// <summary>The id of the highest logit, the lowest id on ties (what the candidate scan picks).</summary>
+    private static int FirstBest(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        for (int i = 1; i < logits.Length; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
     }
 
     public static int RankIn(ReadOnlySpan<float> logits, int id)

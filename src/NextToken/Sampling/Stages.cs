@@ -104,8 +104,8 @@ public sealed class TopKStage(int k) : ISamplerStage
     public void Apply(Candidates candidates)
     {
         if (k >= candidates.Count) return;
-        candidates.SortDescending();
-        candidates.KeepFirst(k, stillSorted: true);
+        candidates.MoveBestToFront(k);
+        candidates.Truncate(k);
     }
 }
 
@@ -116,27 +116,30 @@ public sealed class TopPStage(float p) : ISamplerStage
 
     public void Apply(Candidates candidates)
     {
-        candidates.SortDescending();
         candidates.Normalize();
-        candidates.KeepFirst(candidates.PrefixReaching(p), stillSorted: true);
+        candidates.Truncate(candidates.BestPrefixReaching(p));
     }
 }
 
-/// <summary>Keeps candidates whose probability is at least p times the best candidate's.</summary>
+/// <summary>
+/// Keeps candidates whose probability is at least p times the best candidate's: on logits, those
+/// within −ln p of the best logit (the softmax's normalizer cancels in the ratio), so no pass of
+/// exponentials over the vocabulary is needed.
+/// </summary>
 public sealed class MinPStage(float p) : ISamplerStage
 {
     public string Name => $"min-p {p:0.###}";
 
     public void Apply(Candidates candidates)
     {
-        candidates.Normalize();
         Span<Candidate> items = candidates.Items;
-        double best = 0;
-        foreach (ref Candidate c in items) best = Math.Max(best, c.Probability);
+        float best = float.NegativeInfinity;
+        foreach (ref Candidate c in items) best = Math.Max(best, c.Logit);
+        double threshold = best + Math.Log(p);
         int kept = 0;
         for (int i = 0; i < items.Length; i++)
-            if (items[i].Probability >= p * best) items[kept++] = items[i];
-        candidates.KeepFirst(kept, stillSorted: true);
+            if (items[i].Logit >= threshold) items[kept++] = items[i];
+        candidates.KeepFirst(kept, orderKept: true);
     }
 }
 
@@ -161,7 +164,7 @@ public sealed class TypicalStage(float p) : ISamplerStage
             return da != db ? da.CompareTo(db) : a.Id.CompareTo(b.Id);
         });
         candidates.MarkUnsorted();
-        candidates.KeepFirst(candidates.PrefixReaching(p), stillSorted: false);
+        candidates.KeepFirst(candidates.PrefixReaching(p), orderKept: false);
     }
 
     private static double Distance(Candidate c, double entropy) =>
