@@ -331,6 +331,48 @@ public class HalfConversionTests
     }
 
     [Fact]
+    public void FiniteHalfConversionNarrow_EveryFiniteBitPattern_ConvertsExactly()
+    {
+        if (!System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated) return;
+        var converted = new float[8];
+        for (int start = 0; start < 65536; start += 8)
+        {
+            var wide = new int[8];
+            for (int i = 0; i < 8; i++) wide[i] = (short)(start + i); // sign-extended, as the AVX2 load does
+            System.Runtime.Intrinsics.Vector256.CopyTo(Dot.FiniteHalfToSingle(System.Runtime.Intrinsics.Vector256.Create(wide)), converted);
+            for (int i = 0; i < 8; i++)
+            {
+                Half half = BitConverter.UInt16BitsToHalf((ushort)(start + i));
+                if (Half.IsFinite(half))
+                    Assert.True(BitConverter.SingleToUInt32Bits((float)half) == BitConverter.SingleToUInt32Bits(converted[i]), $"bits 0x{start + i:X4}: {converted[i]} vs {(float)half}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public unsafe void DotF16FourRowsNarrow_MatchesRowByRow(bool withNaN)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported) return; // an AVX2 kernel
+        const int n = 96;
+        var random = new Random(10);
+        Half[] rows = Enumerable.Range(0, 4 * n).Select(_ => (Half)(random.NextDouble() * 4 - 2)).ToArray();
+        if (withNaN) rows[3 * n + 50] = Half.NaN;
+        float[] x = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+        var four = new float[4];
+        fixed (Half* w = rows)
+        fixed (float* xp = x, y = four)
+            Dot.F16FourRowsNarrow((ushort*)w, n, xp, n, y);
+        for (int r = 0; r < 4; r++)
+        {
+            float expected = Dot.F16(rows.AsSpan(r * n, n), x);
+            if (float.IsNaN(expected)) Assert.True(float.IsNaN(four[r]), $"row {r}: {four[r]}, expected NaN");
+            else Assert.Equal(expected, four[r], 4);
+        }
+    }
+
+    [Fact]
     public void DotF16_MatchesTwoPassForm()
     {
         var random = new Random(3);

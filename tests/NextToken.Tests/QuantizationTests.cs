@@ -78,7 +78,7 @@ public class QuantizationTests(ITestOutputHelper output)
         output.WriteLine($"{fileName} {type}: fused dot vs dequantize-then-dot, worst error {worst:E2} of Σ|terms|");
     }
 
-    /// <summary>Every vector width of the Q8_0/Q4_0 row dot, and the four-row kernel (the machine picks one; the others are tested here).</summary>
+    /// <summary>Every vector width of the Q8_0/Q4_0 row dot, and the AVX-512 and AVX2 four-row kernels (the machine picks one; the others are tested here).</summary>
     [Theory]
     [InlineData("gpt2-tiny.q8_0.gguf", GgmlType.Q8_0)]
     [InlineData("gpt2-tiny.q4_0.gguf", GgmlType.Q4_0)]
@@ -92,10 +92,16 @@ public class QuantizationTests(ITestOutputHelper output)
         var row = new float[tensor.RowLength];
         int rows = Math.Min(tensor.RowCount, 64);
         var four = new float[rows];
-        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
-            fixed (float* xp = x, yp = four)
-                for (int r = 0; r + 4 <= rows; r += 4)
+        var fourNarrow = new float[rows];
+        bool narrow = System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
+        fixed (float* xp = x, yp = four, ynp = fourNarrow)
+            for (int r = 0; r + 4 <= rows; r += 4)
+            {
+                if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
                     Quantized.Dot4RowsWide(type, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, xp, x.Length, yp + r);
+                if (narrow)
+                    Quantized.Dot4RowsNarrow(type, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, xp, x.Length, ynp + r);
+            }
         for (int r = 0; r < rows; r++)
         {
             Quantized.DequantizeRow(type, tensor.Row(r), row);
@@ -107,6 +113,7 @@ public class QuantizationTests(ITestOutputHelper output)
                 widths.Add(Quantized.DotRowWide(type, tensor.Row(r), x));
                 widths.Add(four[r]);
             }
+            if (narrow) widths.Add(fourNarrow[r]);
             foreach (float actual in widths)
                 Assert.True(Math.Abs(actual - expected) <= 1e-5 * magnitude, $"row {r}: {actual} vs {expected}");
         }

@@ -81,6 +81,43 @@ public static class Dot
         y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
     }
 
+    /// <summary>
+    /// <see cref="F16FourRows"/> with AVX2 (CPUs without AVX-512, or where .NET prefers 256-bit
+    /// vectors): 8 values per step, each one sign-extending load. n a multiple of 32.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void F16FourRowsNarrow(ushort* w, long rowStride, float* x, int n, float* y)
+    {
+        ushort* w1 = w + rowStride, w2 = w1 + rowStride, w3 = w2 + rowStride;
+        if (HasInfinityOrNaNNarrow(w, n) || HasInfinityOrNaNNarrow(w1, n) || HasInfinityOrNaNNarrow(w2, n) || HasInfinityOrNaNNarrow(w3, n))
+        {
+            for (int r = 0; r < 4; r++) y[r] = F16(new ReadOnlySpan<Half>(w + r * rowStride, n), new ReadOnlySpan<float>(x, n));
+            return;
+        }
+        byte* next = (byte*)(w + 4 * rowStride);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int i = 0; i < n; i += 8)
+        {
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + 8 * i); // 4 rows × 16 bytes per step: one line of the next four rows
+            Vector256<float> xi = Vector256.Load(x + i);
+            a0 = Vector256.FusedMultiplyAdd(FiniteHalfToSingle(System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32((short*)w + i)), xi, a0);
+            a1 = Vector256.FusedMultiplyAdd(FiniteHalfToSingle(System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32((short*)w1 + i)), xi, a1);
+            a2 = Vector256.FusedMultiplyAdd(FiniteHalfToSingle(System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32((short*)w2 + i)), xi, a2);
+            a3 = Vector256.FusedMultiplyAdd(FiniteHalfToSingle(System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32((short*)w3 + i)), xi, a3);
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    /// <summary>Whether any of n float16 values has the all-ones exponent, 16 at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe bool HasInfinityOrNaNNarrow(ushort* h, int n)
+    {
+        var exponent = Vector256.Create((ushort)0x7C00);
+        Vector256<ushort> any = Vector256<ushort>.Zero;
+        for (int i = 0; i < n; i += 16) any |= Vector256.Equals(Vector256.Load(h + i) & exponent, exponent);
+        return any != Vector256<ushort>.Zero;
+    }
+
     /// <summary>Whether any of n float16 values has the all-ones exponent (infinity or NaN); 32 at a time.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe bool HasInfinityOrNaN(ushort* h, int n)
@@ -103,6 +140,15 @@ public static class Dot
         Vector512<int> magnitude = Vector512.ShiftLeft(wide, 13) & Vector512.Create(0x0FFFE000);
         Vector512<float> value = magnitude.AsSingle() * Vector512.Create(0x77800000).AsSingle();
         return (value.AsInt32() | (wide & Vector512.Create(int.MinValue))).AsSingle();
+    }
+
+    /// <summary><see cref="FiniteHalfToSingle(Vector256{short})"/> for 8 values already sign-extended to 32 bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> FiniteHalfToSingle(Vector256<int> wide)
+    {
+        Vector256<int> magnitude = Vector256.ShiftLeft(wide, 13) & Vector256.Create(0x0FFFE000);
+        Vector256<float> value = magnitude.AsSingle() * Vector256.Create(0x77800000).AsSingle();
+        return (value.AsInt32() | (wide & Vector256.Create(int.MinValue))).AsSingle();
     }
 
     // IEEE half → single: move exponent and mantissa into place and rescale by 2^112 (bits
