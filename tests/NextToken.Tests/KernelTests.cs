@@ -124,7 +124,7 @@ public unsafe class KernelTests
     [InlineData(GgmlType.F16, 3, 768, 64)]
     [InlineData(GgmlType.BF16, 1, 33, 9)]
     [InlineData(GgmlType.BF16, 5, 256, 130)]
-    [InlineData(GgmlType.F32, 16, 64, 192)]   // prompt path (AVX-512 panels): one 16-input tile
+    [InlineData(GgmlType.F32, 16, 64, 192)]   // prompt path (panels): one 16-input tile
     [InlineData(GgmlType.F32, 70, 40, 13)]    // a 64-input tile, a 16-input tile, a short last row tile
     [InlineData(GgmlType.F16, 20, 96, 130)]
     [InlineData(GgmlType.BF16, 128, 256, 131)]

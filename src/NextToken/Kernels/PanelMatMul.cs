@@ -5,7 +5,7 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// The prompt matmul with AVX-512. The batch of inputs is transposed once per matmul into
+/// The prompt matmul with AVX-512 (or AVX2, with tiles of 6 × 16). The batch of inputs is transposed once per matmul into
 /// <c>[nIn, nPadded]</c> so that, for each k, 16 consecutive inputs sit in one vector; a tile of 6
 /// weight rows × 64 inputs then keeps 24 accumulators in registers, and every k costs 4 vector
 /// loads and 6 broadcasts of weights for 24 FMAs. Weight rows are read in place (float32) or
@@ -19,7 +19,9 @@ internal static unsafe class PanelMatMul
     /// <summary>Fewer inputs than this are served better by the 4×4 tile and row-dot kernels (packing would not pay).</summary>
     public const int MinBatch = 16;
 
-    public static bool IsSupported => Vector512.IsHardwareAccelerated;
+    /// <summary>AVX-512 tiles of 6 × 64, or AVX2 tiles of 6 × 16 (12 accumulators in 16 registers, as BLIS's Haswell kernel).</summary>
+    public static bool IsSupported => Vector512.IsHardwareAccelerated ||
+        (Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported);
 
     /// <summary>Inputs rounded up to whole vectors.</summary>
     public static int Padded(int nBatch) => (nBatch + 15) & ~15;
@@ -131,7 +133,12 @@ internal static unsafe class PanelMatMul
                     bool accumulate = k0 > 0;
                     for (int t0 = 0; t0 < padded;)
                     {
-                        if (padded - t0 >= 64)
+                        if (!Vector512.IsHardwareAccelerated)
+                        {
+                            Tile6x16Narrow(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x + t0, padded, results + t0, accumulate);
+                            t0 += 16;
+                        }
+                        else if (padded - t0 >= 64)
                         {
                             Tile6x64(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x + t0, padded, results + t0, accumulate);
                             t0 += 64;
@@ -227,5 +234,46 @@ internal static unsafe class PanelMatMul
             c5 = Vector512.FusedMultiplyAdd(Vector512.Create(w5[k]), xk, c5);
         }
         c0.Store(y); c1.Store(y + stride); c2.Store(y + 2 * stride); c3.Store(y + 3 * stride); c4.Store(y + 4 * stride); c5.Store(y + 5 * stride);
+    }
+
+    /// <summary>As <see cref="Tile6x16"/> with AVX2: per k, two loads of inputs and six broadcasts of weights for 12 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x16Narrow(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int stride, float* y, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (accumulate)
+        {
+            float* yr = y;
+            c00 = Vector256.Load(yr); c01 = Vector256.Load(yr + 8); yr += stride;
+            c10 = Vector256.Load(yr); c11 = Vector256.Load(yr + 8); yr += stride;
+            c20 = Vector256.Load(yr); c21 = Vector256.Load(yr + 8); yr += stride;
+            c30 = Vector256.Load(yr); c31 = Vector256.Load(yr + 8); yr += stride;
+            c40 = Vector256.Load(yr); c41 = Vector256.Load(yr + 8); yr += stride;
+            c50 = Vector256.Load(yr); c51 = Vector256.Load(yr + 8);
+        }
+        for (int k = 0; k < nIn; k++)
+        {
+            float* xk = x + (long)k * stride;
+            Vector256<float> x0 = Vector256.Load(xk), x1 = Vector256.Load(xk + 8);
+            Vector256<float> v = Vector256.Create(w0[k]);
+            c00 = Vector256.FusedMultiplyAdd(v, x0, c00); c01 = Vector256.FusedMultiplyAdd(v, x1, c01);
+            v = Vector256.Create(w1[k]);
+            c10 = Vector256.FusedMultiplyAdd(v, x0, c10); c11 = Vector256.FusedMultiplyAdd(v, x1, c11);
+            v = Vector256.Create(w2[k]);
+            c20 = Vector256.FusedMultiplyAdd(v, x0, c20); c21 = Vector256.FusedMultiplyAdd(v, x1, c21);
+            v = Vector256.Create(w3[k]);
+            c30 = Vector256.FusedMultiplyAdd(v, x0, c30); c31 = Vector256.FusedMultiplyAdd(v, x1, c31);
+            v = Vector256.Create(w4[k]);
+            c40 = Vector256.FusedMultiplyAdd(v, x0, c40); c41 = Vector256.FusedMultiplyAdd(v, x1, c41);
+            v = Vector256.Create(w5[k]);
+            c50 = Vector256.FusedMultiplyAdd(v, x0, c50); c51 = Vector256.FusedMultiplyAdd(v, x1, c51);
+        }
+        c00.Store(y); c01.Store(y + 8); y += stride;
+        c10.Store(y); c11.Store(y + 8); y += stride;
+        c20.Store(y); c21.Store(y + 8); y += stride;
+        c30.Store(y); c31.Store(y + 8); y += stride;
+        c40.Store(y); c41.Store(y + 8); y += stride;
+        c50.Store(y); c51.Store(y + 8);
     }
 }
