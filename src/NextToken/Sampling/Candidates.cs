@@ -95,7 +95,9 @@ public sealed class Candidates
         for (int i = count / 2 - 1; i >= 0; i--) SiftDown(heap, i);
         for (int i = count; i < items.Length; i++)
         {
-            if (!Better(items[i], heap[0])) continue;
+            // Most candidates lose to the heap's worst on the logit alone, before keys are built
+            // (a NaN on either side fails the comparison and goes to the full check).
+            if (items[i].Logit < heap[0].Logit || !Better(items[i], heap[0])) continue;
             (items[i], heap[0]) = (heap[0], items[i]);
             SiftDown(heap, 0);
         }
