@@ -107,7 +107,8 @@ public class QuantizationTests(ITestOutputHelper output)
             Quantized.DequantizeRow(type, tensor.Row(r), row);
             double expected = 0, magnitude = 0;
             for (int i = 0; i < row.Length; i++) { expected += (double)row[i] * x[i]; magnitude += Math.Abs((double)row[i] * x[i]); }
-            var widths = new List<float> { type == GgmlType.Q8_0 ? Quantized.DotRowQ8_0(tensor.Row(r), x) : Quantized.DotRowQ4_0(tensor.Row(r), x) };
+            var widths = new List<float> { Quantized.DotRow(type, tensor.Row(r), x) }; // whatever this machine dispatches to
+            if (narrow) widths.Add(Quantized.DotRowNarrow(type, tensor.Row(r), x));
             if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
             {
                 widths.Add(Quantized.DotRowWide(type, tensor.Row(r), x));

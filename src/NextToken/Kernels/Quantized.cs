@@ -44,11 +44,8 @@ public static unsafe class Quantized
             throw new ArgumentException($"a {type} row of {x.Length} values needs a multiple of {blockSize} values and {x.Length / blockSize * blockBytes} bytes, not {row.Length}");
         if (Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && type is GgmlType.Q8_0 or GgmlType.Q4_0)
             return DotRowWide(type, row, x);
-        if (Vector256.IsHardwareAccelerated)
-        {
-            if (type == GgmlType.Q8_0) return DotRowQ8_0(row, x);
-            if (type == GgmlType.Q4_0) return DotRowQ4_0(row, x);
-        }
+        if (type is GgmlType.Q8_0 or GgmlType.Q4_0 && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+            return DotRowNarrow(type, row, x);
         Span<float> buffer = stackalloc float[QK_K];
         Span<float> values = buffer[..blockSize];
         int blocks = x.Length / blockSize;
@@ -68,58 +65,27 @@ public static unsafe class Quantized
         return sum;
     }
 
-    /// <summary>
-    /// Q8_0 row · x with the block's 32 signed bytes widened to float in registers; the block's scale
-    /// multiplies its partial sum vector once, so there is no horizontal sum per block.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotRowQ8_0(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    /// <summary>The Q8_0/Q4_0 row dot with AVX2: each block's 32 values as four 8-lane float vectors.</summary>
+    internal static float DotRowNarrow(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
-        float* halves = HalfTable.Pointer;
-        int blocks = x.Length / QK8_0;
-        ref byte r = ref MemoryMarshal.GetReference(row);
-        ref float v = ref MemoryMarshal.GetReference(x);
-        Vector256<float> total = Vector256<float>.Zero;
-        for (int b = 0; b < blocks; b++)
-        {
-            ref byte block = ref Unsafe.Add(ref r, b * 34);
-            var scale = Vector256.Create(HalfTable.ToSingle(halves, ref block));
-            Vector256<sbyte> q = Vector256.LoadUnsafe(ref Unsafe.As<byte, sbyte>(ref Unsafe.Add(ref block, 2)));
-            (Vector256<short> lo, Vector256<short> hi) = Vector256.Widen(q);
-            (Vector256<int> q0, Vector256<int> q1) = Vector256.Widen(lo);
-            (Vector256<int> q2, Vector256<int> q3) = Vector256.Widen(hi);
-            nuint at = (nuint)(b * QK8_0);
-            Vector256<float> sum = Vector256.ConvertToSingle(q0) * Vector256.LoadUnsafe(ref v, at);
-            sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q1), Vector256.LoadUnsafe(ref v, at + 8), sum);
-            sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q2), Vector256.LoadUnsafe(ref v, at + 16), sum);
-            sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q3), Vector256.LoadUnsafe(ref v, at + 24), sum);
-            total = Vector256.FusedMultiplyAdd(sum, scale, total);
-        }
-        return Vector256.Sum(total);
+        fixed (byte* w = row)
+        fixed (float* v = x)
+            return type == GgmlType.Q8_0 ? DotRowNarrow<Q8_0Floats>(w, v, x.Length / 32) : DotRowNarrow<Q4_0Floats>(w, v, x.Length / 32);
     }
 
-    /// <summary>Q4_0 row · x: 16 bytes split into low and high nibbles, re-centred by 8, widened and multiplied in registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float DotRowQ4_0(ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
+    private static float DotRowNarrow<TFormat>(byte* w, float* x, int blocks) where TFormat : struct, IBlockFloats
     {
         float* halves = HalfTable.Pointer;
-        int blocks = x.Length / QK4_0;
-        ref byte r = ref MemoryMarshal.GetReference(row);
-        ref float v = ref MemoryMarshal.GetReference(x);
         Vector256<float> total = Vector256<float>.Zero;
-        var low = Vector128.Create((byte)0x0F);
-        var eight = Vector128.Create((sbyte)8);
         for (int b = 0; b < blocks; b++)
         {
-            ref byte block = ref Unsafe.Add(ref r, b * 18);
-            var scale = Vector256.Create(HalfTable.ToSingle(halves, ref block));
-            Vector128<byte> packed = Vector128.LoadUnsafe(ref Unsafe.Add(ref block, 2));
-            Vector128<sbyte> first = (packed & low).AsSByte() - eight;                        // values 0..15
-            Vector128<sbyte> second = Vector128.ShiftRightLogical(packed, 4).AsSByte() - eight; // values 16..31
-            nuint at = (nuint)(b * QK4_0);
-            Vector256<float> sum = SixteenTimes(first, ref v, at, Vector256<float>.Zero);
-            sum = SixteenTimes(second, ref v, at + 16, sum);
-            total = Vector256.FusedMultiplyAdd(sum, scale, total);
+            float* xb = x + b * 32;
+            var x0 = Vector256.Load(xb);
+            var x1 = Vector256.Load(xb + 8);
+            var x2 = Vector256.Load(xb + 16);
+            var x3 = Vector256.Load(xb + 24);
+            total = BlockTimes<TFormat>(w + b * TFormat.Bytes, x0, x1, x2, x3, TFormat.Offset(x0 + x1 + x2 + x3), halves, total);
         }
         return Vector256.Sum(total);
     }
@@ -345,16 +311,6 @@ public static unsafe class Quantized
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> ScaledOffset(Vector512<float> d) => Vector512<float>.Zero;
-    }
-
-    /// <summary>sum + Σ q[i]·x[at + i] over 16 signed bytes, as two 8-lane FMAs.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> SixteenTimes(Vector128<sbyte> q, ref float x, nuint at, Vector256<float> sum)
-    {
-        (Vector128<short> a, Vector128<short> c) = Vector128.Widen(q);
-        (Vector256<int> lower, Vector256<int> upper) = Vector256.Widen(Vector256.Create(a, c));
-        sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(lower), Vector256.LoadUnsafe(ref x, at), sum);
-        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(upper), Vector256.LoadUnsafe(ref x, at + 8), sum);
     }
 
     public static void DequantizeBlock(GgmlType type, ReadOnlySpan<byte> block, Span<float> y)
