@@ -369,13 +369,24 @@ public class GenerationTests
     {
         using LanguageModel model = ModelLoader.Load(Fixtures.Model("gpt2-tiny.f32.gguf"));
         var generator = new Generator(model);
+        var withAlternatives = new List<double>();
         await foreach (GeneratedToken token in generator.GenerateAsync([464, 3797], new GenerationOptions { MaxTokens = 3, Sampling = SamplingOptions.Greedy, TopAlternatives = 5 }))
         {
             Assert.Equal(1, token.Rank);
             Assert.Equal(token.Id, token.Alternatives[0].Id);
             Assert.Equal(Math.Log(token.Alternatives[0].Probability), token.LogProbability, 4);
             Assert.InRange(token.LogProbability, double.NegativeInfinity, 0);
+            withAlternatives.Add(token.LogProbability);
         }
+        // Without alternatives log Z comes from another routine; the log-probabilities must agree.
+        var without = new List<double>();
+        await foreach (GeneratedToken token in generator.GenerateAsync([464, 3797], new GenerationOptions { MaxTokens = 3, Sampling = SamplingOptions.Greedy }))
+        {
+            Assert.Empty(token.Alternatives);
+            without.Add(token.LogProbability);
+        }
+        Assert.Equal(withAlternatives.Count, without.Count);
+        for (int i = 0; i < without.Count; i++) Assert.Equal(withAlternatives[i], without[i], 4);
     }
 
     [Fact]

@@ -67,6 +67,7 @@ public sealed class Generator(LanguageModel model)
         Seed = options.Seed ?? Xoshiro256StarStar.RandomSeed();
         var sampler = new SamplerChain(model.VocabSize, options.Sampling, new Xoshiro256StarStar(Seed));
         var logits = new float[model.VocabSize];
+        var nextToken = new int[1]; // fed back each step without a new array
         var decoder = new Utf8StreamDecoder();
         var stops = new StopStringMatcher(options.StopStrings);
         IReadOnlySet<int> endOfGeneration = model.Tokenizer.Vocabulary.EndOfGeneration;
@@ -89,8 +90,11 @@ public sealed class Generator(LanguageModel model)
             sampler.Accept(next);
             Generated.Add(next);
             string text = stops.Append(decoder.Append(model.Tokenizer.TokenBytes(next)));
-            yield return new GeneratedToken(next, text, logits[next] - Kernels.Ops.LogSumExp(logits), SamplerChain.RankIn(logits, next),
-                options.TopAlternatives > 0 ? TokenDistribution.Over(logits).Top(options.TopAlternatives) : [], trace);
+            // One pass of exponentials per token: the distribution's log Z when alternatives are asked for.
+            TokenDistribution? distribution = options.TopAlternatives > 0 ? TokenDistribution.Over(logits) : null;
+            double logZ = distribution?.LogSumExp ?? Kernels.Ops.LogSumExp(logits);
+            yield return new GeneratedToken(next, text, logits[next] - logZ, SamplerChain.RankIn(logits, next),
+                distribution?.Top(options.TopAlternatives) ?? [], trace);
             if (stops.Stopped)
             {
                 StopReason = StopReason.StopString;
@@ -102,7 +106,8 @@ public sealed class Generator(LanguageModel model)
                 StopReason = StopReason.ContextFull;
                 break;
             }
-            model.Forward(state, [next], logits);
+            nextToken[0] = next;
+            model.Forward(state, nextToken, logits);
         }
         TrailingText = stops.Flush() + (stops.Stopped ? "" : decoder.Flush());
     }
