@@ -176,6 +176,16 @@ public class SamplingTests(ITestOutputHelper output)
         Enumerable.Range(0, logits.Length).OrderBy(i => float.IsNaN(logits[i]) ? 1 : 0).ThenByDescending(i => float.IsNaN(logits[i]) ? 0 : logits[i]).ThenBy(i => i).ToArray();
 
     [Theory]
+    [InlineData(0)]
+    [InlineData(-5)]
+    [InlineData((1 << 20) + 1)]
+    public void Candidates_VocabularyOutsideWhatSortKeysHold_IsAClearError(int vocabSize)
+    {
+        var error = Assert.Throws<NextTokenException>(() => new Candidates(vocabSize));
+        Assert.Contains($"not {vocabSize}", error.Message);
+    }
+
+    [Theory]
     [InlineData(1, true)]
     [InlineData(2, false)]
     public void SortDescending_FullVocabulary_EqualsAComparisonSort(int seed, bool peaked)

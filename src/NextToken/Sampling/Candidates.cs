@@ -35,7 +35,8 @@ public sealed class Candidates
 
     public Candidates(int vocabSize)
     {
-        if (vocabSize > 1 << IdBits) throw new NextTokenException($"a vocabulary of {vocabSize} entries is larger than the sampler's {1 << IdBits}");
+        if (vocabSize < 1 || vocabSize > 1 << IdBits)
+            throw new NextTokenException($"the sampler takes vocabularies of 1 to {1 << IdBits} entries, not {vocabSize}");
         _items = new Candidate[vocabSize];
         _sortKeys = new ulong[vocabSize];
         _sortScratch = new ulong[vocabSize];
