@@ -290,24 +290,21 @@ public static unsafe class MatMul
         int nIn = weight.RowLength, nOut = weight.RowCount;
         long rowBytes = weight.RowBytes;
         int o = rowStart;
+        // Four rows at a time where a kernel exists (Q8_0/Q4_0, F16) at 512 or 256 bits; the rest row by row.
         bool wide = Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
         bool narrow = !wide && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
-        if (weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && wide)
+        bool quantized = weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0;
+        if ((wide || narrow) && (quantized || (weight.Type == GgmlType.F16 && nIn % 32 == 0)))
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
-                    Quantized.Dot4RowsWide(weight.Type, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
-        else if (weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && narrow)
-            for (; o + 4 <= rowEnd; o += 4)
-                for (int b = 0; b < nBatch; b++)
-                    Quantized.Dot4RowsNarrow(weight.Type, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
-        else if (weight.Type == GgmlType.F16 && nIn % 32 == 0 && wide)
-            for (; o + 4 <= rowEnd; o += 4)
-                for (int b = 0; b < nBatch; b++)
-                    Dot.F16FourRows((ushort*)(weight.Data + o * rowBytes), nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
-        else if (weight.Type == GgmlType.F16 && nIn % 32 == 0 && narrow)
-            for (; o + 4 <= rowEnd; o += 4)
-                for (int b = 0; b < nBatch; b++)
-                    Dot.F16FourRowsNarrow((ushort*)(weight.Data + o * rowBytes), nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                {
+                    byte* w = weight.Data + o * rowBytes;
+                    float* xb = x + (long)b * nIn, yb = y + (long)b * nOut + o;
+                    if (quantized && wide) Quantized.Dot4RowsWide(weight.Type, w, rowBytes, xb, nIn, yb);
+                    else if (quantized) Quantized.Dot4RowsNarrow(weight.Type, w, rowBytes, xb, nIn, yb);
+                    else if (wide) Dot.F16FourRows((ushort*)w, nIn, xb, nIn, yb);
+                    else Dot.F16FourRowsNarrow((ushort*)w, nIn, xb, nIn, yb);
+                }
         for (; o < rowEnd; o++)
         {
             byte* row = weight.Data + o * rowBytes;
