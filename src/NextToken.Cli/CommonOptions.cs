@@ -15,7 +15,8 @@ internal static class CommonOptions
         Recursive = true,
     };
 
-    public const string DefaultModel = "openai-community/gpt2";
+    /// <summary>With no --model and no $NEXTTOKEN_MODEL: the model inside the library, so every command runs offline.</summary>
+    public const string DefaultModel = Models.BuiltInModel.Id;
 
     public static readonly Option<string?> Vocab = new("--vocab")
     {
@@ -31,7 +32,7 @@ internal static class CommonOptions
 
     public static Option<string?> Model() => new("--model", "-m")
     {
-        Description = $"A GGUF file, a Hugging Face checkpoint directory, or a hub model ORG/NAME[@REVISION] (default: $NEXTTOKEN_MODEL, else {DefaultModel})",
+        Description = $"A GGUF file, a Hugging Face checkpoint directory, a hub model ORG/NAME[@REVISION] (e.g. openai-community/gpt2), or 'builtin' (default: $NEXTTOKEN_MODEL, else the built-in {Models.BuiltInModel.Name})",
     };
 
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON document instead of tables" };
@@ -46,7 +47,8 @@ internal static class CommonOptions
 
     public static Option<string?> Tokens() => new("--tokens") { Description = "Prompt as comma-separated token ids instead of text, e.g. 464,3797,3332" };
 
-    public static Option<bool> AddBos() => new("--add-bos") { Description = "Put the BOS token in front of the prompt" };
+    /// <summary><c>--add-bos</c> alone puts BOS first, <c>--add-bos false</c> leaves it out; absent, the vocabulary decides (as llama.cpp).</summary>
+    public static Option<bool?> AddBos() => new("--add-bos") { Description = "Put the BOS token in front of the prompt (default: as the vocabulary says; '--add-bos false' leaves it out)" };
 
     public static Option<bool> ParseSpecial() => new("--parse-special") { Description = "Recognise special tokens such as <|endoftext|> written in the text" };
 
@@ -119,13 +121,15 @@ internal static class CommonOptions
     }
 
     /// <summary>
-    /// A local file or directory as it is; otherwise a hub model id, fetched into the Hugging Face
-    /// cache on first use (with a progress bar); no --model means $NEXTTOKEN_MODEL or GPT-2.
+    /// A local file or directory as it is; the built-in model by name; otherwise a hub model id,
+    /// fetched into the Hugging Face cache on first use (with a progress bar). No --model means
+    /// $NEXTTOKEN_MODEL, else the built-in model.
     /// </summary>
     public static string ResolveModel(string? model)
     {
         model ??= Environment.GetEnvironmentVariable("NEXTTOKEN_MODEL") is { Length: > 0 } fromEnvironment ? fromEnvironment : DefaultModel;
         if (File.Exists(model) || Directory.Exists(model)) return model;
+        if (Models.BuiltInModel.Names(model)) return Models.BuiltInModel.Id;
         if (model.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) || model.StartsWith('.') || model.StartsWith('/') || !Hub.HubModelId.TryParse(model, out Hub.HubModelId id))
             throw new FileNotFoundException($"{model}: file not found", model);
         using var hub = new Hub.HubClient(Hub.HubOptions.FromEnvironment());
@@ -133,7 +137,7 @@ internal static class CommonOptions
     }
 
     /// <summary>The prompt as token ids, from --tokens or from text (option or argument).</summary>
-    public static int[] PromptIds(Tokenization.Tokenizer tokenizer, string? text, string? tokenList, bool addBos, bool parseSpecial)
+    public static int[] PromptIds(Tokenization.Tokenizer tokenizer, string? text, string? tokenList, bool? addBos, bool parseSpecial)
     {
         if (tokenList is not null)
         {
@@ -141,7 +145,7 @@ internal static class CommonOptions
             return ParseTokenList(tokenList, tokenizer.VocabSize);
         }
         if (text is null) throw new NextTokenException("no prompt: give --prompt TEXT, a prompt argument, or --tokens IDS");
-        return tokenizer.Encode(text, addBos, parseSpecial).Ids;
+        return tokenizer.Encode(text, addBos ?? tokenizer.Vocabulary.AddBos, parseSpecial).Ids;
     }
 
     public static int[] ParseTokenList(string list, int vocabSize)
@@ -158,6 +162,10 @@ internal static class CommonOptions
         if (ids.Count == 0) throw new NextTokenException("--tokens: no token ids given");
         return ids.ToArray();
     }
+
+    /// <summary>How a loaded model is named to the user: the built-in one by its description, others by path.</summary>
+    public static string Describe(LanguageModel model) =>
+        model.FilePath == Models.BuiltInModel.Id ? Models.BuiltInModel.Description : model.FilePath;
 
     public static string Quote(string text) => Markup.Escape(text);
 

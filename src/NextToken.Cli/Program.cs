@@ -19,6 +19,7 @@ var root = new RootCommand("NextToken: run transformer language models from real
     MapCommand.Create(),
     HubCommands.Pull(),
     HubCommands.Models(),
+    PerplexityCommand.Create(),
     BenchCommand.Create(),
     SynthCommand.Create(),
 };

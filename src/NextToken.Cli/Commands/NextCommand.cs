@@ -56,6 +56,7 @@ internal static class NextCommand
             {
                 JsonOutput.Write(new
                 {
+                    model = lm.FilePath,
                     tokens = ids,
                     top = best.Select(t => new { rank = t.Rank, id = t.Id, piece = lm.Tokenizer.TokenText(t.Id), logit = t.Logit, prob = t.Probability }).ToArray(),
                     logsumexp = distribution.LogSumExp,
@@ -81,6 +82,7 @@ internal static class NextCommand
     private static void Show(LanguageModel lm, int[] ids, TokenDistribution distribution, RankedToken[] best)
     {
         string strip = string.Join("", ids.Select(id => $"[grey][[[/]{Markup.Escape(lm.Tokenizer.TokenDisplay(id))}[grey]]][/]"));
+        AnsiConsole.MarkupLine($"Model: {Markup.Escape(CommonOptions.Describe(lm))}");
         AnsiConsole.MarkupLine($"Context: {ids.Length} tokens {strip}");
         AnsiConsole.MarkupLine($"Scores for all [bold]{CommonOptions.Number(lm.VocabSize)}[/] vocabulary entries; entropy {distribution.Entropy:F3} nats. The best {best.Length}:");
         var table = new Table().Border(TableBorder.Rounded)
@@ -94,7 +96,7 @@ internal static class NextCommand
         foreach (RankedToken t in best)
         {
             shown += t.Probability;
-            int bar = (int)Math.Round(t.Probability * 40);
+            int bar = (int)Math.Round(t.Probability * 24); // short enough not to wrap in an 80-column terminal
             table.AddRow(t.Rank.ToString(), CommonOptions.Number(t.Id), Markup.Escape(lm.Tokenizer.TokenDisplay(t.Id)),
                 t.Logit.ToString("F4"), FormatProbability(t.Probability), $"[green]{new string('█', bar)}[/]");
         }

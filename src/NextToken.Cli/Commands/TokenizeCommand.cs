@@ -28,7 +28,7 @@ internal static class TokenizeCommand
             Tokenizer tokenizer = parse.GetValue(CommonOptions.Vocab) is { } vocab
                 ? Models.ModelLoader.LoadTokenizer(vocab)
                 : Models.ModelLoader.LoadTokenizer(CommonOptions.ResolveModel(parse.GetValue(model)));
-            bool bos = parse.GetValue(addBos), special = parse.GetValue(parseSpecial);
+            bool bos = parse.GetValue(addBos) ?? tokenizer.Vocabulary.AddBos, special = parse.GetValue(parseSpecial);
             if (parse.GetValue(jsonl) is { } batchPath)
                 return Batch(tokenizer, batchPath, bos, special);
             string input = (parse.GetValue(text), parse.GetValue(file)) switch

@@ -134,9 +134,12 @@ public sealed unsafe class GgufFile : IWeightSource
     public IReadOnlyDictionary<string, GgufValue> Metadata => _metadata;
     public IReadOnlyList<GgufTensorInfo> Tensors { get; }
 
-    public static GgufFile Open(string path)
+    public static GgufFile Open(string path) =>
+        Open(MappedFile.Open(path, 24, length => new GgufFormatException(path, length, $"file is {length} bytes, too short for a GGUF header (24 bytes)")));
+
+    /// <summary>Parses a file already in memory; the new <see cref="GgufFile"/> owns <paramref name="mapped"/>.</summary>
+    public static GgufFile Open(MappedFile mapped)
     {
-        MappedFile mapped = MappedFile.Open(path, 24, length => new GgufFormatException(path, length, $"file is {length} bytes, too short for a GGUF header (24 bytes)"));
         try
         {
             return new GgufFile(mapped);

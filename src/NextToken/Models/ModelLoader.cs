@@ -18,7 +18,14 @@ public static class ModelLoader
         if (Directory.Exists(path)) return LoadCheckpoint(path, vocabPath);
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
             return LoadCheckpoint(Path.GetDirectoryName(Path.GetFullPath(path))!, vocabPath);
-        GgufFile file = GgufFile.Open(path);
+        if (BuiltInModel.Names(path) && !File.Exists(path)) return Load(BuiltInModel.Open(), vocabPath);
+        return Load(GgufFile.Open(path), vocabPath);
+    }
+
+    /// <summary>The model in an open GGUF file, which it then owns.</summary>
+    public static LanguageModel Load(GgufFile file, string? vocabPath = null)
+    {
+        string path = file.FilePath;
         try
         {
             string architecture = file.GetString("general.architecture");
@@ -87,7 +94,7 @@ public static class ModelLoader
         if (Directory.Exists(path))
             return HuggingFaceTokenizer.FromDirectory(path, bos, eos) ?? throw new NextTokenException($"{path}: no tokenizer.json or vocab.json + merges.txt");
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HuggingFaceTokenizer.FromTokenizerJson(path, bos, eos);
-        using GgufFile vocabulary = GgufFile.Open(path);
+        using GgufFile vocabulary = BuiltInModel.Names(path) && !File.Exists(path) ? BuiltInModel.Open() : GgufFile.Open(path);
         return Tokenizer.Load(vocabulary);
     }
 

@@ -85,7 +85,9 @@ public sealed class Vocabulary
         int? bos = (int?)file.GetIntegerOrNull("tokenizer.ggml.bos_token_id");
         int? eos = (int?)file.GetIntegerOrNull("tokenizer.ggml.eos_token_id");
         int? unknown = (int?)file.GetIntegerOrNull("tokenizer.ggml.unknown_token_id");
-        bool addBos = file.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? false;
+        // Without the key, llama.cpp adds BOS for SentencePiece vocabularies (model "llama"), which
+        // were trained with it in front (stories260K and Llama 2 files often leave the key out).
+        bool addBos = file.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? file.GetStringOrNull("tokenizer.ggml.model") == "llama";
         var vocabulary = new Vocabulary(tokens, types, bos, eos, addBos, file.FilePath, unknown);
         var endOfTurn = new[] { "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" }
             .Select(file.GetIntegerOrNull).Where(v => v is not null).Select(v => (int)v!.Value);
