@@ -20,6 +20,7 @@ var root = new RootCommand("NextToken: run transformer language models from real
     HubCommands.Pull(),
     HubCommands.Models(),
     PerplexityCommand.Create(),
+    ServeCommand.Create(),
     BenchCommand.Create(),
     SynthCommand.Create(),
 };
