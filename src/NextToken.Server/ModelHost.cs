@@ -11,8 +11,7 @@ namespace NextToken.Server;
 internal sealed class ModelHost(LanguageModel model, string id, int maxQueue) : IDisposable
 {
     private readonly SemaphoreSlim _slot = new(1, 1);
-    private readonly ModelState _state = model.CreateState();
-    private int[] _cached = [];
+    private readonly GenerationSlot _context = new(model);
     private int _waiting;
 
     public LanguageModel Model { get; } = model;
@@ -54,64 +53,20 @@ internal sealed class ModelHost(LanguageModel model, string id, int maxQueue) : 
         }
     }
 
-    /// <summary>
-    /// Logits for every position of <paramref name="prompt"/> ([length, vocab]), leaving the whole
-    /// prompt in the cache so a following generation starts from it. Call while holding the slot.
-    /// </summary>
-    public float[] PromptLogits(int[] prompt)
-    {
-        var logits = new float[(long)prompt.Length * Model.VocabSize];
-        Run(() =>
-        {
-            _state.Rewind(0);
-            _cached = [];
-            Model.Forward(_state, prompt, logits, LogitsFor.AllPositions);
-            _cached = prompt;
-        });
-        return logits;
-    }
+    /// <summary>Logits for every prompt position, the prompt left in the cache. Call while holding the slot.</summary>
+    public float[] PromptLogits(int[] prompt) => _context.PromptLogits(prompt);
 
     /// <summary>Generates after <paramref name="prompt"/>, reusing the cached prefix. Call while holding the slot.</summary>
     public async IAsyncEnumerable<GeneratedToken> GenerateAsync(Generator generator, int[] prompt, GenerationOptions options,
                                                                 [EnumeratorCancellation] CancellationToken cancel)
     {
-        int common = 0;
-        while (common < _cached.Length && common < prompt.Length && _cached[common] == prompt[common]) common++;
-        if (common == prompt.Length) common--; // the last prompt token must run to give the first distribution
-        _state.Rewind(common);
-        Metrics.AddPromptTokens(prompt.Length - common, common);
-        try
+        bool first = true;
+        await foreach (GeneratedToken token in _context.GenerateAsync(generator, prompt, options, cancel))
         {
-            await foreach (GeneratedToken token in generator.GenerateAsync(_state, prompt[common..], options, cancel))
-            {
-                Metrics.AddGeneratedToken();
-                yield return token;
-            }
-        }
-        finally
-        {
-            // What the cache holds now, finished or cut off: the prompt and generated tokens as far as they ran.
-            int[] ran = [.. prompt, .. generator.Generated];
-            if (_state.Position <= ran.Length) _cached = ran[.._state.Position];
-            else
-            {
-                _state.Rewind(0);
-                _cached = [];
-            }
-        }
-    }
-
-    private void Run(Action action)
-    {
-        try
-        {
-            action();
-        }
-        catch
-        {
-            _state.Rewind(0);
-            _cached = [];
-            throw;
+            if (first) Metrics.AddPromptTokens(prompt.Length - _context.LastReused, _context.LastReused);
+            first = false;
+            Metrics.AddGeneratedToken();
+            yield return token;
         }
     }
 
