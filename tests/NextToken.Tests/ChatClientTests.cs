@@ -64,3 +64,24 @@ public class ChatClientTests(ServerFixture fixture) : IClassFixture<ServerFixtur
         Assert.Equal(10, response.Usage!.OutputTokenCount);
     }
 }
+
+/// <summary>The README's server and IChatClient snippets, as written there (the server on a free port).</summary>
+public class ReadmeServerExampleTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    [Fact]
+    public void OpenAiSdkSnippet_RunsAsDocumented()
+    {
+        var client = new OpenAIClient(new ApiKeyCredential(ServerFixture.ApiKey), new OpenAIClientOptions { Endpoint = new Uri(fixture.Server.Url, "v1") });
+        OpenAI.Chat.ChatCompletion reply = client.GetChatClient("stories260K").CompleteChat([new OpenAI.Chat.UserChatMessage("Once upon a time")]);
+        Assert.False(string.IsNullOrEmpty(reply.Content[0].Text));
+    }
+
+    [Fact]
+    public async Task ChatClientSnippet_RunsAsDocumented()
+    {
+        using IChatClient chat = new NextTokenChatClient(ModelLoader.Load("builtin"), "stories260K", ownsModel: true);
+        ChatResponse response = await chat.GetResponseAsync("Once upon a time", new ChatOptions { Temperature = 0, MaxOutputTokens = 20 });
+        Assert.Equal(20, response.Usage!.OutputTokenCount);
+        Assert.False(string.IsNullOrWhiteSpace(response.Text));
+    }
+}
