@@ -87,6 +87,46 @@ public sealed class CausalAttention : IParallelWork
         WorkerPool.Shared.Run(this, _chunks, threads);
     }
 
+    /// <summary>
+    /// One query per row, each row a different context (its own caches and position): several
+    /// sequences decoded together. Each (row, head) is computed exactly as <see cref="Run"/>
+    /// computes a single decode step, so a row's output does not depend on the other rows.
+    /// </summary>
+    /// <param name="keyCaches">per row, that context's key cache (layer block at <paramref name="cacheOffset"/>)</param>
+    /// <param name="positions">per row, the position of its query (its key and value already stored there)</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void RunEach(float[] queries, int queryStride, float[][] keyCaches, float[][] valueCaches, long cacheOffset,
+                        int[] positions, int n, float[] output, int threads)
+    {
+        if (keyCaches.Length < n || valueCaches.Length < n || positions.Length < n)
+            throw new ArgumentException($"attention over {n} contexts needs {n} caches and positions");
+        long cost = 0;
+        for (int t = 0; t < n; t++)
+        {
+            if (positions[t] < 0 || positions[t] >= _nCtx) throw new ArgumentOutOfRangeException(nameof(positions), $"position {positions[t]} is outside the context of {_nCtx}");
+            cost += (long)_nHead * (positions[t] + 1) * _headDim;
+        }
+        (_queries, _queryStride, _cacheOffset, _output) = (queries, queryStride, cacheOffset, output);
+        (_eachKeys, _eachValues, _eachPositions) = (keyCaches, valueCaches, positions);
+        _keepPattern = false;
+        _blocked = false;
+        _n = n;
+        _work = n * _nHead;
+        _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
+        try
+        {
+            WorkerPool.Shared.Run(this, _chunks, threads);
+        }
+        finally
+        {
+            _eachKeys = _eachValues = null;
+            _eachPositions = null;
+        }
+    }
+
+    private float[][]? _eachKeys, _eachValues;
+    private int[]? _eachPositions;
+
     private const int BlockQueries = 16;
     private int _work, _chunks, _n;
     private bool _blocked;
@@ -104,6 +144,12 @@ public sealed class CausalAttention : IParallelWork
         {
             if (_blocked)
                 AttendBlock(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, item / _nHead * BlockQueries, item % _nHead, _output);
+            else if (_eachPositions is { } positions)
+            {
+                // Row t's query sits at positions[t]: as a single step, with p0 chosen so p0 + t is that position.
+                int t = item / _nHead;
+                AttendOne(_queries, _queryStride, _eachKeys![t], _eachValues![t], _cacheOffset, positions[t] - t, t, item % _nHead, _output);
+            }
             else
                 AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, item / _nHead, item % _nHead, _output);
         }

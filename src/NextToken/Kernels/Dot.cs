@@ -8,7 +8,50 @@ namespace NextToken.Kernels;
 /// <summary>Dot products of one stored weight row with a float32 vector, per storage type.</summary>
 public static class Dot
 {
-    public static float F32(ReadOnlySpan<float> row, ReadOnlySpan<float> x) => TensorPrimitives.Dot(row, x);
+    /// <remarks>
+    /// Written out rather than TensorPrimitives.Dot, whose summation order depends on where the
+    /// spans sit in memory: a context decoded beside others (its input row at another offset of
+    /// the batch) must get the very same sums as alone. Unaligned loads, a fixed order.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float F32(ReadOnlySpan<float> row, ReadOnlySpan<float> x)
+    {
+        if (row.Length != x.Length) throw new ArgumentException("row and vector lengths differ");
+        ref float r = ref MemoryMarshal.GetReference(row);
+        ref float v = ref MemoryMarshal.GetReference(x);
+        int i = 0, n = row.Length;
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero, a2 = Vector512<float>.Zero, a3 = Vector512<float>.Zero;
+            for (; i + 64 <= n; i += 64)
+            {
+                a0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref r, (nuint)i), Vector512.LoadUnsafe(ref v, (nuint)i), a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref r, (nuint)(i + 16)), Vector512.LoadUnsafe(ref v, (nuint)(i + 16)), a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref r, (nuint)(i + 32)), Vector512.LoadUnsafe(ref v, (nuint)(i + 32)), a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref r, (nuint)(i + 48)), Vector512.LoadUnsafe(ref v, (nuint)(i + 48)), a3);
+            }
+            for (; i + 16 <= n; i += 16)
+                a0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref r, (nuint)i), Vector512.LoadUnsafe(ref v, (nuint)i), a0);
+            sum = Vector512.Sum((a0 + a1) + (a2 + a3));
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 8)
+        {
+            Vector256<float> a0 = Vector256<float>.Zero, a1 = Vector256<float>.Zero, a2 = Vector256<float>.Zero, a3 = Vector256<float>.Zero;
+            for (; i + 32 <= n; i += 32)
+            {
+                a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r, (nuint)i), Vector256.LoadUnsafe(ref v, (nuint)i), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r, (nuint)(i + 8)), Vector256.LoadUnsafe(ref v, (nuint)(i + 8)), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r, (nuint)(i + 16)), Vector256.LoadUnsafe(ref v, (nuint)(i + 16)), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r, (nuint)(i + 24)), Vector256.LoadUnsafe(ref v, (nuint)(i + 24)), a3);
+            }
+            for (; i + 8 <= n; i += 8)
+                a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref r, (nuint)i), Vector256.LoadUnsafe(ref v, (nuint)i), a0);
+            sum = Vector256.Sum((a0 + a1) + (a2 + a3));
+        }
+        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref r, i), Unsafe.Add(ref v, i), sum);
+        return sum;
+    }
 
     /// <summary>
     /// Half-precision row: each 16 (or 8) values are widened to float32 in registers and multiplied

@@ -26,9 +26,15 @@ public static unsafe class MatMul
     /// for Q8_0/Q4_0 weights, and prompts with <see cref="InterleavedQ4_0"/> for Q4_0 weights when
     /// <paramref name="interleaved"/> gives a place to keep the repacked copies.
     /// </param>
+    /// <param name="independentRows">
+    /// Compute every input row exactly as a batch of one would (the decode kernels, never the tiled
+    /// or panel ones), so a row's result does not depend on what else is in the batch: several
+    /// contexts decoded together (a server's streams) get the tokens each would get alone, while
+    /// each weight row is still read from memory once for all of them.
+    /// </param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads,
-                               bool quantizeActivations = false, InterleavedQ4_0.Cache? interleaved = null)
+                               bool quantizeActivations = false, InterleavedQ4_0.Cache? interleaved = null, bool independentRows = false)
     {
         CheckSizes(weight, input, nBatch, output.Length);
         if (weight.Transposed)
@@ -41,7 +47,7 @@ public static unsafe class MatMul
         {
             job.Clear();
             job.Add(weight, y);
-            Run(job, input, nBatch, threads, quantizeActivations, interleaved);
+            Run(job, input, nBatch, threads, quantizeActivations, interleaved, independentRows);
         }
     }
 
@@ -53,7 +59,7 @@ public static unsafe class MatMul
     /// <param name="outputs">each [nBatch, nOut_i]</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(ReadOnlySpan<TensorData> weights, ReadOnlySpan<float> input, int nBatch, ReadOnlySpan<float[]> outputs, int threads,
-                               bool quantizeActivations = false, InterleavedQ4_0.Cache? interleaved = null)
+                               bool quantizeActivations = false, InterleavedQ4_0.Cache? interleaved = null, bool independentRows = false)
     {
         if (weights.Length != outputs.Length || weights.Length is 0 or > RowJob.MaxMatrices)
             throw new ArgumentException($"matmul: {weights.Length} weights and {outputs.Length} outputs (1 to {RowJob.MaxMatrices} pairs)");
@@ -67,7 +73,7 @@ public static unsafe class MatMul
         }
         if (anyTransposed)
         {
-            for (int i = 0; i < weights.Length; i++) Forward(weights[i], input, nBatch, outputs[i], threads, quantizeActivations, interleaved);
+            for (int i = 0; i < weights.Length; i++) Forward(weights[i], input, nBatch, outputs[i], threads, quantizeActivations, interleaved, independentRows);
             return;
         }
         RowJob job = RowJob.ForThisThread;
@@ -75,7 +81,7 @@ public static unsafe class MatMul
         try
         {
             for (int i = 0; i < weights.Length; i++) job.Add(weights[i], outputs[i]);
-            Run(job, input, nBatch, threads, quantizeActivations, interleaved);
+            Run(job, input, nBatch, threads, quantizeActivations, interleaved, independentRows);
         }
         finally
         {
@@ -92,21 +98,24 @@ public static unsafe class MatMul
 
     /// <summary>Prepares the input for the job's matrices and runs their rows, split across threads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations, InterleavedQ4_0.Cache? interleaved)
+    private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations, InterleavedQ4_0.Cache? interleaved, bool independentRows)
     {
         int nIn = job.Weight(0).RowLength;
         bool quantized = false;
+        // Independent rows take the path a batch of one takes, whatever the batch size.
+        int rowsAsBatch = independentRows ? 1 : nBatch;
+        job.IndependentRows = independentRows;
         for (int i = 0; i < job.Count; i++)
         {
             ref readonly TensorData weight = ref job.Weight(i);
-            bool repack = quantizeActivations && interleaved != null && nBatch >= 4 && weight.Type == GgmlType.Q4_0 && weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
+            bool repack = quantizeActivations && interleaved != null && rowsAsBatch >= 4 && weight.Type == GgmlType.Q4_0 && weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
             job.SetInterleaved(i, repack ? interleaved!.For(weight) : null);
-            quantized |= repack || (quantizeActivations && nBatch < 4 && QuantizedActivations.IsSupported(weight.Type));
+            quantized |= repack || (quantizeActivations && rowsAsBatch < 4 && QuantizedActivations.IsSupported(weight.Type));
         }
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
         bool anyFloatPath = false;
         for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null;
-        bool panels = anyFloatPath && nBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
+        bool panels = anyFloatPath && rowsAsBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
         if (panels) job.EnsurePacked(nIn * PanelMatMul.Padded(nBatch));
         fixed (float* x = input)
         fixed (sbyte* qx = job.Quants)
@@ -120,7 +129,7 @@ public static unsafe class MatMul
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
             if (threads <= 1 || work < 32_768)
             {
-                for (int i = 0; i < job.Count; i++) Rows(job.Weight(i), job.Interleaved(i), x, job.Output(i), nBatch, 0, job.Weight(i).RowCount, activations);
+                for (int i = 0; i < job.Count; i++) Rows(job.Weight(i), job.Interleaved(i), x, job.Output(i), nBatch, 0, job.Weight(i).RowCount, activations, independentRows);
                 return;
             }
             job.Start(x, nBatch, activations, threads);
@@ -157,6 +166,9 @@ public static unsafe class MatMul
         public static RowJob ForThisThread => _forThisThread ??= new RowJob();
 
         public int Count { get; private set; }
+
+        /// <summary>The current call computes each input row as a batch of one would (see Forward).</summary>
+        public bool IndependentRows { get; set; }
         public int Chunks => _firstChunk[Count];
         public sbyte[] Quants { get; private set; } = new sbyte[32];
         public float[] Scales { get; private set; } = new float[1];
@@ -237,13 +249,13 @@ public static unsafe class MatMul
             int local = chunk - _firstChunk[i], chunks = _firstChunk[i + 1] - _firstChunk[i];
             int nOut = _weights[i].RowCount, tiles = _tiles[i], tileRows = _tileRows[i];
             int start = (int)((long)tiles * local / chunks) * tileRows, end = Math.Min(nOut, (int)((long)tiles * (local + 1) / chunks) * tileRows);
-            Rows(_weights[i], _interleaved[i], _x, (float*)_outputs[i], _nBatch, start, end, _activations);
+            Rows(_weights[i], _interleaved[i], _x, (float*)_outputs[i], _nBatch, start, end, _activations, IndependentRows);
         }
     }
 
     /// <summary>Output rows [rowStart, rowEnd) for every input row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows(in TensorData weight, InterleavedQ4_0? interleaved, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations)
+    private static void Rows(in TensorData weight, InterleavedQ4_0? interleaved, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations, bool independentRows)
     {
         int nIn = weight.RowLength;
         if (interleaved != null)
@@ -253,11 +265,11 @@ public static unsafe class MatMul
             if (rowStart / 8 < groupEnd) interleaved.Multiply(activations.Quants, activations.Scales, activations.Sums, nBatch, y, weight.RowCount, rowStart / 8, groupEnd);
             if (groupEnd * 8 < rowEnd) QuantizedRows(weight, activations, y, nBatch, Math.Max(rowStart, groupEnd * 8), rowEnd);
         }
-        else if (activations.Quants != null && nBatch < 4 && QuantizedActivations.IsSupported(weight.Type))
+        else if (activations.Quants != null && (nBatch < 4 || independentRows) && QuantizedActivations.IsSupported(weight.Type))
             QuantizedRows(weight, activations, y, nBatch, rowStart, rowEnd);
         else if (activations.Packed != null)
             PanelMatMul.Forward(weight, activations.Packed, nBatch, y, rowStart, rowEnd);
-        else if (nBatch >= 4 && nIn % 8 == 0 && Vector256.IsHardwareAccelerated)
+        else if (nBatch >= 4 && !independentRows && nIn % 8 == 0 && Vector256.IsHardwareAccelerated)
             TiledRows(weight, x, y, nBatch, rowStart, rowEnd);
         else
             DotRows(weight, x, y, nBatch, rowStart, rowEnd);

@@ -69,7 +69,7 @@ public sealed class Gpt2Model : LanguageModel
         EmbedTokens(Weights.TokenEmbedding, tokens, x, d);
         Raise(_hookEmbed, x, p0, n, d);
         Span<float> positions = s.Normed.AsSpan(0, n * d);
-        for (int t = 0; t < n; t++) RowConvert.Row(Weights.PositionEmbedding, p0 + t, positions.Slice(t * d, d));
+        for (int t = 0; t < n; t++) RowConvert.Row(Weights.PositionEmbedding, PositionOf(p0, t), positions.Slice(t * d, d));
         Raise(_hookPosEmbed, positions, p0, n, d);
         TensorPrimitives.Add(x, positions, x);
 
@@ -86,8 +86,17 @@ public sealed class Gpt2Model : LanguageModel
             AddBiasRows(qkv, w.AttnQkvBias, n);
             Raise(_hookQkv[l], qkv, p0, n, 3 * d);
             long cacheOffset = (long)l * c.NCtx * d;
-            s.Attention.Store(qkv[d..], 3 * d, qkv[(2 * d)..], 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
-            s.Attention.Run(s.Qkv, 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
+            if (Each is { } each)
+            {
+                for (int t = 0; t < n; t++)
+                    s.Attention.Store(qkv[(t * 3 * d + d)..], 3 * d, qkv[(t * 3 * d + 2 * d)..], 3 * d, each.KeyCaches[t], each.ValueCaches[t], cacheOffset, each.Positions[t], 1);
+                s.Attention.RunEach(s.Qkv, 3 * d, each.KeyCaches, each.ValueCaches, cacheOffset, each.Positions, n, s.AttnOut, Threads);
+            }
+            else
+            {
+                s.Attention.Store(qkv[d..], 3 * d, qkv[(2 * d)..], 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
+                s.Attention.Run(s.Qkv, 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
+            }
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * d), p0, n, d);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
@@ -102,7 +111,11 @@ public sealed class Gpt2Model : LanguageModel
             Span<float> hidden = s.FfnHidden.AsSpan(0, n * c.NFf);
             Project(w.FfnUp, s.Normed, n, hidden);
             AddBiasRows(hidden, w.FfnUpBias, n);
-            Ops.GeluTanh(hidden, hidden);
+            for (int t = 0; t < n; t++) // row by row, so a row's values do not depend on the batch (see LlamaModel)
+            {
+                Span<float> row = hidden.Slice(t * c.NFf, c.NFf);
+                Ops.GeluTanh(row, row);
+            }
             Raise(hooks.MlpPost, hidden, p0, n, c.NFf);
             Project(w.FfnDown, s.FfnHidden, n, projected);
             AddBiasRows(projected, w.FfnDownBias, n);
@@ -111,7 +124,7 @@ public sealed class Gpt2Model : LanguageModel
             Raise(hooks.ResidPost, x, p0, n, d);
         }
 
-        s.Position = p0 + n;
+        Advance(s, p0, n);
 
         // 4. Final LayerNorm and the LM head, for the rows the caller wants.
         LayerNormRows(x, Weights.OutputNormWeight, Weights.OutputNormBias, s.Normed, n);

@@ -70,6 +70,17 @@ public sealed class HookRegistry
 
     public bool Contains(string name) => _points.ContainsKey(name);
 
+    /// <summary>True when any point has a handler registered.</summary>
+    public bool AnyActive
+    {
+        get
+        {
+            foreach (HookPoint point in _points.Values)
+                if (point.IsActive) return true;
+            return false;
+        }
+    }
+
     public IDisposable Add(string name, HookHandler handler)
     {
         if (!_points.TryGetValue(name, out HookPoint? point))

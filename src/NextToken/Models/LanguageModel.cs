@@ -108,11 +108,102 @@ public abstract class LanguageModel : IDisposable
 
     /// <summary>y = x · Wᵀ with this model's thread count and activation mode.</summary>
     protected void Project(in Tensors.TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output) =>
-        Kernels.MatMul.Forward(weight, input, nBatch, output, Threads, QuantizeActivations, QuantizeActivations ? Interleaved : null);
+        Kernels.MatMul.Forward(weight, input, nBatch, output, Threads, QuantizeActivations, QuantizeActivations ? Interleaved : null, Each is not null);
 
     /// <summary>Several matrices over the same input in one matmul call (one parallel region, the input prepared once).</summary>
     protected void Project(Tensors.TensorData[] weights, ReadOnlySpan<float> input, int nBatch, float[][] outputs) =>
-        Kernels.MatMul.Forward(weights, input, nBatch, outputs, Threads, QuantizeActivations, QuantizeActivations ? Interleaved : null);
+        Kernels.MatMul.Forward(weights, input, nBatch, outputs, Threads, QuantizeActivations, QuantizeActivations ? Interleaved : null, Each is not null);
+
+    /// <summary>
+    /// Several contexts, one row each, during <see cref="ForwardEach"/>; null for a single sequence.
+    /// Row t of the batch belongs to <c>States[t]</c> at <c>Positions[t]</c>.
+    /// </summary>
+    protected sealed class Contexts
+    {
+        public int Count;
+        public ModelState[] States = [];
+        public int[] Positions = [];
+        public float[][] KeyCaches = [], ValueCaches = [];
+
+        public void Set(ReadOnlySpan<ModelState> states)
+        {
+            if (States.Length < states.Length)
+            {
+                States = new ModelState[states.Length];
+                Positions = new int[states.Length];
+                KeyCaches = new float[states.Length][];
+                ValueCaches = new float[states.Length][];
+            }
+            Count = states.Length;
+            for (int t = 0; t < states.Length; t++)
+            {
+                States[t] = states[t];
+                Positions[t] = states[t].Position;
+                KeyCaches[t] = states[t].KeyCache;
+                ValueCaches[t] = states[t].ValueCache;
+            }
+        }
+    }
+
+    private readonly Contexts _contexts = new();
+
+    /// <summary>The contexts of the current <see cref="ForwardEach"/> call, else null.</summary>
+    protected Contexts? Each { get; private set; }
+
+    /// <summary>The position of batch row <paramref name="t"/>: consecutive from p0 for one sequence, its own context's otherwise.</summary>
+    protected int PositionOf(int p0, int t) => Each is { } each ? each.Positions[t] : p0 + t;
+
+    /// <summary>
+    /// One decode step for several independent contexts at once (continuous batching): token t is
+    /// appended to <c>states[t]</c> at that context's own position, and its next-token logits land
+    /// in row t of <paramref name="logits"/> [n, VocabSize]. The weights are read once for all
+    /// rows, and each row is computed exactly as <see cref="Forward"/> computes a single token, so
+    /// what one context generates does not depend on which others run beside it.
+    /// </summary>
+    public void ForwardEach(ReadOnlySpan<ModelState> states, ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        int n = states.Length;
+        if (n == 0 || tokens.Length != n)
+            throw new ArgumentException($"ForwardEach takes one token per context: {n} contexts, {tokens.Length} tokens");
+        if (logits.Length < (long)n * VocabSize)
+            throw new ArgumentException($"logits buffer holds {logits.Length} floats; {(long)n * VocabSize} needed");
+        if (n > states[0].MaxBatch)
+            throw new ArgumentException($"{n} contexts exceed the batch size {states[0].MaxBatch} of the first context's buffers");
+        if (Hooks.AnyActive)
+            throw new NextTokenException("hooks are registered: run contexts one at a time so each hook sees one sequence");
+        for (int t = 0; t < n; t++)
+        {
+            if ((uint)tokens[t] >= (uint)VocabSize) throw new TokenOutOfRangeException(tokens[t], VocabSize);
+            if (states[t].Position >= ContextLength) throw new ContextFullException(states[t].Position, 1, ContextLength);
+            for (int u = 0; u < t; u++)
+                if (ReferenceEquals(states[u], states[t])) throw new ArgumentException($"context {t} is the same as context {u}; each row needs its own");
+        }
+        if (n == 1)
+        {
+            ForwardBatch(states[0], tokens, logits, LogitsFor.AllPositions);
+            return;
+        }
+        _contexts.Set(states);
+        Each = _contexts;
+        try
+        {
+            // The first context's buffers serve as scratch for the batch; every row keeps its own KV cache.
+            ForwardBatch(states[0], tokens, logits, LogitsFor.AllPositions);
+        }
+        finally
+        {
+            Each = null;
+        }
+    }
+
+    /// <summary>After a batch: one sequence advances by n, each of several contexts by one.</summary>
+    protected void Advance(ModelState state, int p0, int n)
+    {
+        if (Each is { } each)
+            for (int t = 0; t < each.Count; t++) each.States[t].Position = each.Positions[t] + 1;
+        else
+            state.Position = p0 + n;
+    }
 
     /// <summary>Q4_0 matrices repacked for prompts with quantized activations, made on first use and freed with the model.</summary>
     private Kernels.InterleavedQ4_0.Cache Interleaved => _interleaved ??= new Kernels.InterleavedQ4_0.Cache();

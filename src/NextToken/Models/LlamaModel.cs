@@ -89,15 +89,24 @@ public sealed class LlamaModel : LanguageModel
             Project(w.AttnQkv, s.Normed, n, s.QkvOutputs);
             for (int t = 0; t < n; t++)
             {
-                RotateHeads(s.Query.AsSpan(t * c.QueryDim, c.QueryDim), c.NHead, p0 + t);
-                RotateHeads(s.Key.AsSpan(t * c.KvDim, c.KvDim), c.NKvHead, p0 + t);
+                RotateHeads(s.Query.AsSpan(t * c.QueryDim, c.QueryDim), c.NHead, PositionOf(p0, t));
+                RotateHeads(s.Key.AsSpan(t * c.KvDim, c.KvDim), c.NKvHead, PositionOf(p0, t));
             }
             Raise(llamaHooks.Q, s.Query.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Raise(llamaHooks.K, s.Key.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
             Raise(llamaHooks.V, s.Value.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
             long cacheOffset = (long)l * c.NCtx * c.KvDim;
-            s.Attention.Store(s.Key, c.KvDim, s.Value, c.KvDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
-            s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
+            if (Each is { } each)
+            {
+                for (int t = 0; t < n; t++)
+                    s.Attention.Store(s.Key.AsSpan(t * c.KvDim), c.KvDim, s.Value.AsSpan(t * c.KvDim), c.KvDim, each.KeyCaches[t], each.ValueCaches[t], cacheOffset, each.Positions[t], 1);
+                s.Attention.RunEach(s.Query, c.QueryDim, each.KeyCaches, each.ValueCaches, cacheOffset, each.Positions, n, s.AttnOut, Threads);
+            }
+            else
+            {
+                s.Attention.Store(s.Key, c.KvDim, s.Value, c.KvDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
+                s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
+            }
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
@@ -117,7 +126,7 @@ public sealed class LlamaModel : LanguageModel
             Raise(hooks.ResidPost, x, p0, n, d);
         }
 
-        s.Position = p0 + n;
+        Advance(s, p0, n);
 
         // 4. Final RMSNorm and the LM head.
         RmsNormRows(x, Weights.OutputNorm, s.Normed, n);
@@ -136,7 +145,13 @@ public sealed class LlamaModel : LanguageModel
     {
         int ff = Config.NFf;
         Project(w.FfnGateUp, s.Normed, n, s.GateUpOutputs);
-        Ops.SwiGlu(s.Gate.AsSpan(0, n * ff), s.Up.AsSpan(0, n * ff), s.Gate);
+        // Row by row: a vector kernel's scalar tail would otherwise fall on different values of a row
+        // depending on the batch, and a context must compute the same alone as beside others.
+        for (int t = 0; t < n; t++)
+        {
+            Span<float> gate = s.Gate.AsSpan(t * ff, ff);
+            Ops.SwiGlu(gate, s.Up.AsSpan(t * ff, ff), gate);
+        }
         Raise(hooks.MlpPost, s.Gate.AsSpan(0, n * ff), s.Position, n, ff);
         Project(w.FfnDown!.Value, s.Gate, n, s.Projected);
     }
