@@ -38,18 +38,101 @@ public sealed record GenerationOptions
 public sealed record GeneratedToken(int Id, string Text, double LogProbability, int Rank, RankedToken[] Alternatives, SamplingTrace? Trace);
 
 /// <summary>
-/// The generation loop: runs new tokens through the model (reusing whatever the KV cache already
-/// holds), then samples, streams and feeds back one token at a time until a stop condition.
+/// One sequence's decoding, a step at a time: given the logits after the last input, choose the
+/// next token (sampler, stop tokens, stop strings, whole UTF-8 characters) and say whether to go
+/// on. The model is run by the caller — <see cref="Generator"/> for one sequence, a server's
+/// scheduler for many decoded together — so the same seed gives the same tokens either way.
 /// </summary>
-public sealed class Generator(LanguageModel model)
+public sealed class TokenStream
 {
-    public ulong Seed { get; private set; }
-    public StopReason StopReason { get; private set; }
+    private readonly LanguageModel _model;
+    private readonly GenerationOptions _options;
+    private readonly SamplerChain _sampler;
+    private readonly Utf8StreamDecoder _decoder = new();
+    private readonly StopStringMatcher _stops;
+    private readonly IReadOnlySet<int> _endOfGeneration;
+
+    public TokenStream(LanguageModel model, GenerationOptions options)
+    {
+        if (options.MaxTokens < 0) throw new NextTokenException($"max tokens must be 0 or more, not {options.MaxTokens}");
+        _model = model;
+        _options = options;
+        Seed = options.Seed ?? Xoshiro256StarStar.RandomSeed();
+        _sampler = new SamplerChain(model.VocabSize, options.Sampling, new Xoshiro256StarStar(Seed));
+        _stops = new StopStringMatcher(options.StopStrings);
+        _endOfGeneration = model.Tokenizer.Vocabulary.EndOfGeneration;
+        if (options.MaxTokens == 0) Finish(StopReason.MaxTokens);
+    }
+
+    public ulong Seed { get; }
+    public bool Finished { get; private set; }
+    public StopReason StopReason { get; private set; } = StopReason.MaxTokens;
 
     /// <summary>Text held back at the end (an unfinished stop-string prefix or UTF-8 character), to append after the last token.</summary>
     public string TrailingText { get; private set; } = "";
 
     public List<int> Generated { get; } = [];
+
+    /// <summary>The token to run next (the last one chosen), while the stream goes on.</summary>
+    public int NextInput => Generated[^1];
+
+    /// <summary>
+    /// Chooses the next token from <paramref name="logits"/> (the distribution after the last
+    /// input); null when generation ends there (an end-of-generation token). <paramref name="cached"/>
+    /// is how many tokens the context holds: when it is full, the stream ends after this token.
+    /// </summary>
+    public GeneratedToken? Step(float[] logits, int cached)
+    {
+        if (Finished) throw new InvalidOperationException("the stream has finished");
+        SamplingTrace? trace = _options.Explain ? new SamplingTrace() : null;
+        int next = _sampler.Sample(logits, trace);
+        if (_options.StopAtEndOfGeneration && _endOfGeneration.Contains(next))
+        {
+            Finish(StopReason.EndOfGeneration);
+            return null;
+        }
+        _sampler.Accept(next);
+        Generated.Add(next);
+        string text = _stops.Append(_decoder.Append(_model.Tokenizer.TokenBytes(next)));
+        // One pass of exponentials per token: the distribution's log Z when alternatives are asked for.
+        TokenDistribution? distribution = _options.TopAlternatives > 0 ? TokenDistribution.Over(logits) : null;
+        double logZ = distribution?.LogSumExp ?? Kernels.Ops.LogSumExp(logits);
+        var token = new GeneratedToken(next, text, logits[next] - logZ, SamplerChain.RankIn(logits, next),
+            distribution?.Top(_options.TopAlternatives) ?? [], trace);
+        if (_stops.Stopped) Finish(StopReason.StopString);
+        else if (Generated.Count == _options.MaxTokens) Finish(StopReason.MaxTokens);
+        else if (cached >= _model.ContextLength) Finish(StopReason.ContextFull);
+        return token;
+    }
+
+    /// <summary>Ends the stream early (a cancelled request); the reason stays what it was.</summary>
+    public void Stop() => Finish(StopReason);
+
+    private void Finish(StopReason reason)
+    {
+        if (Finished) return;
+        Finished = true;
+        StopReason = reason;
+        TrailingText = _stops.Flush() + (_stops.Stopped ? "" : _decoder.Flush());
+    }
+}
+
+/// <summary>
+/// The generation loop for one sequence: runs new tokens through the model (reusing whatever the
+/// KV cache already holds), then samples, streams and feeds back one token at a time until a stop
+/// condition.
+/// </summary>
+public sealed class Generator(LanguageModel model)
+{
+    private TokenStream? _stream;
+
+    public ulong Seed => _stream?.Seed ?? 0;
+    public StopReason StopReason => _stream?.StopReason ?? StopReason.MaxTokens;
+
+    /// <summary>Text held back at the end (an unfinished stop-string prefix or UTF-8 character), to append after the last token.</summary>
+    public string TrailingText => _stream?.TrailingText ?? "";
+
+    public List<int> Generated => _stream?.Generated ?? [];
 
     /// <summary>Generates from a fresh context.</summary>
     public IAsyncEnumerable<GeneratedToken> GenerateAsync(int[] prompt, GenerationOptions options, CancellationToken cancellation = default) =>
@@ -63,52 +146,20 @@ public sealed class Generator(LanguageModel model)
     public async IAsyncEnumerable<GeneratedToken> GenerateAsync(ModelState state, int[] newTokens, GenerationOptions options,
                                                                [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        if (options.MaxTokens < 0) throw new NextTokenException($"max tokens must be 0 or more, not {options.MaxTokens}");
-        Seed = options.Seed ?? Xoshiro256StarStar.RandomSeed();
-        var sampler = new SamplerChain(model.VocabSize, options.Sampling, new Xoshiro256StarStar(Seed));
+        var stream = _stream = new TokenStream(model, options);
         var logits = new float[model.VocabSize];
         var nextToken = new int[1]; // fed back each step without a new array
-        var decoder = new Utf8StreamDecoder();
-        var stops = new StopStringMatcher(options.StopStrings);
-        IReadOnlySet<int> endOfGeneration = model.Tokenizer.Vocabulary.EndOfGeneration;
-        Generated.Clear();
-        TrailingText = "";
-        StopReason = StopReason.MaxTokens;
-
         await Task.Yield(); // the caller's thread is free while the model runs
         model.Forward(state, newTokens, logits);
-        for (int i = 0; i < options.MaxTokens; i++)
+        while (!stream.Finished)
         {
             cancellation.ThrowIfCancellationRequested();
-            SamplingTrace? trace = options.Explain ? new SamplingTrace() : null;
-            int next = sampler.Sample(logits, trace);
-            if (options.StopAtEndOfGeneration && endOfGeneration.Contains(next))
-            {
-                StopReason = StopReason.EndOfGeneration;
-                break;
-            }
-            sampler.Accept(next);
-            Generated.Add(next);
-            string text = stops.Append(decoder.Append(model.Tokenizer.TokenBytes(next)));
-            // One pass of exponentials per token: the distribution's log Z when alternatives are asked for.
-            TokenDistribution? distribution = options.TopAlternatives > 0 ? TokenDistribution.Over(logits) : null;
-            double logZ = distribution?.LogSumExp ?? Kernels.Ops.LogSumExp(logits);
-            yield return new GeneratedToken(next, text, logits[next] - logZ, SamplerChain.RankIn(logits, next),
-                distribution?.Top(options.TopAlternatives) ?? [], trace);
-            if (stops.Stopped)
-            {
-                StopReason = StopReason.StopString;
-                break;
-            }
-            if (i + 1 == options.MaxTokens) break;
-            if (state.Position >= model.ContextLength)
-            {
-                StopReason = StopReason.ContextFull;
-                break;
-            }
-            nextToken[0] = next;
+            GeneratedToken? token = stream.Step(logits, state.Position);
+            if (token is null) break;
+            yield return token;
+            if (stream.Finished) break;
+            nextToken[0] = stream.NextInput;
             model.Forward(state, nextToken, logits);
         }
-        TrailingText = stops.Flush() + (stops.Stopped ? "" : decoder.Flush());
     }
 }
