@@ -221,6 +221,28 @@ public class HubTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task RenamedRepository_SameHostRedirect_IsFollowedWithTheToken()
+    {
+        _hub.Renamed["old-org/gpt2-tiny"] = Repo;
+        using HubClient client = Client(token: "hf_user_token");
+        string snapshot = await client.GetCheckpointAsync(Id("old-org/gpt2-tiny"));
+        Assert.Equal(Fixture("config.json"), File.ReadAllBytes(Path.Combine(snapshot, "config.json")));
+        Assert.Contains(_hub.Log, r => r.Host == "hub" && r.Method == "HEAD" && r.Path.StartsWith("/old-org/gpt2-tiny/resolve/", StringComparison.Ordinal));
+        Assert.All(_hub.Log.Where(r => r.Host == "hub"), r => Assert.True(r.Authorization, r.Path));
+        Assert.DoesNotContain(_hub.Log, r => r.Host == "cdn" && r.Authorization);
+    }
+
+    [Fact]
+    public async Task InvalidToken_IsReportedAsSuch_NotAsAMissingRepository()
+    {
+        using HubClient client = Client(token: TestHub.InvalidToken);
+        var error = await Assert.ThrowsAsync<NextTokenException>(() => client.GetCheckpointAsync(Id(Repo)));
+        output.WriteLine(error.Message);
+        Assert.Contains("rejected the token from HF_TOKEN as invalid", error.Message);
+        Assert.DoesNotContain("not found", error.Message);
+    }
+
+    [Fact]
     public async Task UnknownRevision_AndVanishedEntry_AreNamed()
     {
         using HubClient client = Client();

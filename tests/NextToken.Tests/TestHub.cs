@@ -71,6 +71,12 @@ public sealed class TestHub : IDisposable
     public List<string> RangeRequests { get; } = [];
     public HashSet<string> Corrupt { get; } = [];
     public HashSet<string> Gated { get; } = [];
+    /// <summary>Old repository names the hub redirects to the new one on its own host (an absolute 307, as after a rename).</summary>
+    public Dictionary<string, string> Renamed { get; } = [];
+
+    /// <summary>A token the hub rejects outright (401 "Invalid credentials in Authorization header", no X-Error-Code).</summary>
+    public const string InvalidToken = "hf_invalid_token";
+
     /// <summary>Files listed by the API whose resolve URL answers EntryNotFound (a listing that raced a commit).</summary>
     public HashSet<string> Vanished { get; } = [];
 
@@ -150,6 +156,19 @@ public sealed class TestHub : IDisposable
     private async Task HandleHub(HttpListenerRequest request, HttpListenerResponse response, string[] parts, string? authorization, Fault? fault)
     {
         string? token = authorization is { } a && a.StartsWith("Bearer ", StringComparison.Ordinal) ? a[7..] : null;
+        if (token == InvalidToken)
+        {
+            response.Headers["X-Error-Message"] = "Invalid credentials in Authorization header";
+            Status(response, 401);
+            return;
+        }
+        string? oldName = parts.Length >= 4 && parts[0] == "api" ? parts[2] + "/" + parts[3] : parts.Length >= 2 ? parts[0] + "/" + parts[1] : null;
+        if (oldName is not null && Renamed.TryGetValue(oldName, out string? newName))
+        {
+            response.RedirectLocation = Endpoint + request.RawUrl!.Replace("/" + oldName + "/", "/" + newName + "/", StringComparison.Ordinal);
+            Status(response, 307);
+            return;
+        }
         if (parts.Length == 6 && parts[0] == "api" && parts[1] == "models" && parts[4] == "revision")
         {
             string repo = parts[2] + "/" + parts[3];
