@@ -124,12 +124,13 @@ public class HubTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task StalledDownload_TimesOutPerRead_AndResumes()
     {
-        _hub.Inject("cdn", "/repos/", Fault.Stall(5000));
-        using HubClient client = Client(readTimeout: TimeSpan.FromMilliseconds(300));
+        // 1 s rather than less: the same timeout bounds the wait for the response's headers, which a loaded machine may need.
+        _hub.Inject("cdn", "/repos/", Fault.Stall(8000));
+        using HubClient client = Client(readTimeout: TimeSpan.FromSeconds(1));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string snapshot = await client.GetCheckpointAsync(Id(Repo));
         output.WriteLine($"stalled download finished in {clock.Elapsed.TotalSeconds:F2} s");
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4), "the stalled read was not timed out");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(7), "the stalled read was not timed out");
         Assert.Contains(_hub.Log, r => r.Host == "cdn" && r.Range is { } range && range != "bytes=0-");
         Assert.Equal(Fixture("model.safetensors"), File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
     }
@@ -157,6 +158,17 @@ public class HubTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("cannot reach http://127.0.0.1:9", error.Message);
         Assert.Contains("HF_HUB_OFFLINE", error.Message);
         Assert.Equal(5, _delays.Count);
+    }
+
+    [Fact]
+    public async Task UnresolvableHostName_FailsAtOnce()
+    {
+        using HubClient client = Client(endpoint: "http://hub.invalid"); // .invalid never resolves (RFC 2606)
+        var error = await Assert.ThrowsAsync<NextTokenException>(() => client.GetCheckpointAsync(Id(Repo)));
+        output.WriteLine(error.Message);
+        Assert.Contains("cannot reach http://hub.invalid", error.Message);
+        Assert.Contains("1 attempt)", error.Message);
+        Assert.Empty(_delays);
     }
 
     [Fact]

@@ -95,6 +95,11 @@ internal sealed class HubHttp : IDisposable
                     if (!Retryable(response.StatusCode)) return response;
                     failure = $"HTTP {(int)response.StatusCode}";
                 }
+                catch (HttpRequestException error) when (error.HttpRequestError == HttpRequestError.NameResolutionError)
+                {
+                    // No network or a mistyped HF_ENDPOINT: waiting would not help.
+                    throw Unreachable(url, target, error.Message, attempt + 1);
+                }
                 catch (HttpRequestException error)
                 {
                     failure = error.Message;
@@ -107,8 +112,7 @@ internal sealed class HubHttp : IDisposable
             if (attempt >= _options.MaxRetries)
             {
                 if (response is not null) return response; // the caller turns the last status into an error
-                throw new NextTokenException($"cannot reach {url.GetLeftPart(UriPartial.Authority)} for {Describe(target)} ({failure}, {attempt + 1} attempts); " +
-                                             "give --model a local GGUF file or checkpoint, or set HF_HUB_OFFLINE=1 to use only the cache");
+                throw Unreachable(url, target, failure, attempt + 1);
             }
             TimeSpan wait = RetryAfter(response) ?? backoff;
             response?.Dispose();
@@ -116,6 +120,10 @@ internal sealed class HubHttp : IDisposable
             backoff = TimeSpan.FromTicks(Math.Min(_options.RetryMaxDelay.Ticks, backoff.Ticks * 2));
         }
     }
+
+    private static NextTokenException Unreachable(Uri url, HubTarget target, string failure, int attempts) =>
+        new($"cannot reach {url.GetLeftPart(UriPartial.Authority)} for {Describe(target)} ({failure}, {attempts} attempt{(attempts == 1 ? "" : "s")}); " +
+            "give --model a local GGUF file or checkpoint, or set HF_HUB_OFFLINE=1 to use only the cache");
 
     private static bool Retryable(HttpStatusCode status) => (int)status is 408 or 429 or 500 or 502 or 503 or 504;
 
