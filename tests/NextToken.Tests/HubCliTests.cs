@@ -80,6 +80,9 @@ public class HubCliTests : IDisposable
         var pull = Run(token, "pull", "test-org/gpt2-tiny");
         Assert.True(pull.ExitCode == 0, pull.Stderr);
         string snapshot = pull.Stdout.Trim();
+        Assert.Contains("HTTP 429; retrying in 0 s", pull.Stderr);
+        Assert.Contains("HTTP 503; retrying in 0 s", pull.Stderr);
+        Assert.Contains("resuming at byte", pull.Stderr);
         Assert.Equal(Path.Combine(_home.Path, "hub", "models--test-org--gpt2-tiny", "snapshots", TestHub.Commit), snapshot);
         Assert.Equal(File.ReadAllBytes(Fixtures.Model("gpt2-tiny-hf/model.safetensors")), File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
         Assert.Equal(0, _hub.PendingFaults);

@@ -31,6 +31,17 @@ public class HubTests(ITestOutputHelper output) : IDisposable
             ReadTimeout = readTimeout ?? TimeSpan.FromSeconds(10),
         });
 
+    /// <summary>Collects the notices (retries, resumes) a download reports, synchronously.</summary>
+    private sealed class Notices : IProgress<DownloadProgress>
+    {
+        public List<string> Messages { get; } = [];
+
+        public void Report(DownloadProgress value)
+        {
+            if (value.Message is { } message) lock (Messages) Messages.Add($"{value.File}: {message}");
+        }
+    }
+
     private static HubModelId Id(string text) => HubModelId.TryParse(text, out HubModelId id) ? id : throw new ArgumentException(text);
 
     private string RepoDir => Path.Combine(_cache.Path, "models--test-org--gpt2-tiny");
@@ -87,9 +98,10 @@ public class HubTests(ITestOutputHelper output) : IDisposable
         _hub.Inject("hub", "/api/models/", Fault.TooManyRequests("7"));
         _hub.Inject("hub", "/resolve/" + TestHub.Commit + "/config.json", Fault.Unavailable());
         _hub.Inject("cdn", "/repos/", Fault.Cut);
+        var notices = new Notices();
         using (HubClient client = Client(token: "hf_user_token"))
         {
-            string snapshot = await client.GetCheckpointAsync(Id(Repo));
+            string snapshot = await client.GetCheckpointAsync(Id(Repo), notices);
             foreach (string file in (string[])["config.json", "vocab.json", "merges.txt", "model.safetensors"])
                 Assert.Equal(Fixture(file), File.ReadAllBytes(Path.Combine(snapshot, file)));
         }
@@ -98,6 +110,12 @@ public class HubTests(ITestOutputHelper output) : IDisposable
         foreach (HubRequest r in log) output.WriteLine($"{r.Host} {r.Method} {r.Path} auth={r.Authorization} range={r.Range}");
         // Retry-After was honoured for the 429; the 503 waited the first backoff step.
         Assert.Equal([TimeSpan.FromSeconds(7), TimeSpan.FromSeconds(1)], _delays);
+        // ... and each retry and resume was told to whoever shows the progress.
+        foreach (string notice in notices.Messages) output.WriteLine("notice: " + notice);
+        Assert.Equal(3, notices.Messages.Count);
+        Assert.Contains(notices.Messages, m => m.StartsWith("test-org/gpt2-tiny: 127.0.0.1: HTTP 429; retrying in 7 s (1 of 5)", StringComparison.Ordinal));
+        Assert.Contains(notices.Messages, m => m.StartsWith("config.json: 127.0.0.1: HTTP 503; retrying in 1 s (1 of 5)", StringComparison.Ordinal));
+        Assert.Contains(notices.Messages, m => m.StartsWith("model.safetensors: ", StringComparison.Ordinal) && m.EndsWith($"resuming at byte {Fixture("model.safetensors").Length / 2} of {Fixture("model.safetensors").Length}", StringComparison.Ordinal));
         // The weights came from the CDN, resumed after the cut, and no request there carried the token.
         Assert.Contains(log, r => r.Host == "cdn" && r.Method == "GET" && r.Range is { } range && range != "bytes=0-");
         Assert.DoesNotContain(log, r => r.Host == "cdn" && r.Authorization);

@@ -6,8 +6,11 @@ using System.Text.RegularExpressions;
 
 namespace NextToken.Hub;
 
-/// <summary>A file download in progress.</summary>
-public readonly record struct DownloadProgress(string File, long Downloaded, long Total);
+/// <summary>A file download in progress, or, when <see cref="Message"/> is set, a notice about it (a retry, a resume).</summary>
+public readonly record struct DownloadProgress(string File, long Downloaded, long Total)
+{
+    public string? Message { get; init; }
+}
 
 /// <summary>A model reference <c>ORG/NAME[@REVISION]</c>.</summary>
 public sealed record HubModelId(string Repository, string Revision)
@@ -71,7 +74,7 @@ public sealed class HubClient : IDisposable
             var missing = cached is null ? ["config.json", "model.safetensors"] : MissingCheckpointFiles(cached);
             throw new NextTokenException($"offline (HF_HUB_OFFLINE) and {id} is not complete in the cache {repoDir}: missing {string.Join(", ", missing)}");
         }
-        var (commit, files) = await ResolveAsync(id, cancellation);
+        var (commit, files) = await ResolveAsync(id, progress, cancellation);
         var wanted = CheckpointFiles.Where(files.Contains).ToList();
         if (files.Contains("model.safetensors.index.json")) wanted.Add("model.safetensors.index.json");
         else if (files.Contains("model.safetensors")) wanted.Add("model.safetensors");
@@ -95,7 +98,7 @@ public sealed class HubClient : IDisposable
             return Path.Combine(cached, file);
         if (_options.Offline)
             throw new NextTokenException($"offline (HF_HUB_OFFLINE) and {id} has no cached {file} in {repoDir}");
-        var (commit, files) = await ResolveAsync(id, cancellation);
+        var (commit, files) = await ResolveAsync(id, progress, cancellation);
         if (!files.Contains(file))
             throw new NextTokenException($"{id} has no file '{file}' (files: {string.Join(", ", files.Order().Take(12))})");
         return await DownloadAsync(id, commit, file, progress, cancellation);
@@ -104,11 +107,11 @@ public sealed class HubClient : IDisposable
     private string RepoDir(HubModelId id) => Path.Combine(_options.CacheDirectory, id.CacheFolder);
 
     /// <summary>The commit a revision points at and the repository's file list; records the revision in refs/.</summary>
-    private async Task<(string Commit, HashSet<string> Files)> ResolveAsync(HubModelId id, CancellationToken cancellation)
+    private async Task<(string Commit, HashSet<string> Files)> ResolveAsync(HubModelId id, IProgress<DownloadProgress>? progress, CancellationToken cancellation)
     {
         // A revision such as refs/pr/1 is one path segment, its slashes escaped (as huggingface_hub quotes it).
         var url = new Uri($"{_options.Endpoint}/api/models/{id.Repository}/revision/{Uri.EscapeDataString(id.Revision)}");
-        using HttpResponseMessage response = await _http.SendAsync(HttpMethod.Get, url, 0, leaveHost: false, _options.MetadataTimeout, new HubTarget(id, null), cancellation);
+        using HttpResponseMessage response = await _http.SendAsync(HttpMethod.Get, url, 0, leaveHost: false, _options.MetadataTimeout, new HubTarget(id, null, progress), cancellation);
         string commit;
         HashSet<string> files;
         try
@@ -177,7 +180,7 @@ public sealed class HubClient : IDisposable
         string pointer = Path.Combine(repoDir, "snapshots", commit, file);
         if (Present(pointer)) return pointer;
         var url = new Uri($"{_options.Endpoint}/{id.Repository}/resolve/{commit}/{string.Join('/', file.Split('/').Select(Uri.EscapeDataString))}");
-        var target = new HubTarget(id, file);
+        var target = new HubTarget(id, file, progress);
         FileMetadata metadata = await MetadataAsync(url, commit, target, cancellation);
         string blobs = Path.Combine(repoDir, "blobs"), blob = Path.Combine(blobs, metadata.Etag);
         if (!File.Exists(blob))
@@ -209,7 +212,12 @@ public sealed class HubClient : IDisposable
             {
                 have = await ReceiveAsync(metadata.Location, partial, have, metadata.Size, target, progress, cancellation);
                 if (have == metadata.Size) break;
-                failure = have < metadata.Size ? "the connection closed early" : "the server sent too much";
+                if (have > metadata.Size)
+                {
+                    File.Delete(partial);
+                    throw new NextTokenException($"{HubHttp.Describe(target)}: {metadata.Location.Host} sent {have} bytes, but the hub says the file has {metadata.Size}; the file was deleted and not used");
+                }
+                failure = "the connection closed early";
             }
             catch (Exception error) when (error is IOException or HttpRequestException or TimeoutException && !cancellation.IsCancellationRequested)
             {
@@ -220,7 +228,8 @@ public sealed class HubClient : IDisposable
             if (now > before) { failures = 0; backoff = _options.RetryBaseDelay; }
             else if (++failures > _options.MaxRetries)
                 throw new NextTokenException($"{HubHttp.Describe(target)}: the download stopped at byte {now} of {metadata.Size} {failures} times ({failure}); run again to resume");
-            else
+            target.Notice($"{failure}; resuming at byte {now} of {metadata.Size}{(failures > 0 ? $" in {backoff.TotalSeconds:0.#} s" : "")}");
+            if (failures > 0)
             {
                 await _options.Delay(backoff, cancellation);
                 backoff = TimeSpan.FromTicks(Math.Min(_options.RetryMaxDelay.Ticks, backoff.Ticks * 2));

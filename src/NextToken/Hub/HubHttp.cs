@@ -3,8 +3,11 @@ using System.Net.Http.Headers;
 
 namespace NextToken.Hub;
 
-/// <summary>What a request is about, for error messages.</summary>
-internal readonly record struct HubTarget(HubModelId Id, string? File);
+/// <summary>What a request is about, for error messages, and where to tell about retries.</summary>
+internal readonly record struct HubTarget(HubModelId Id, string? File, IProgress<DownloadProgress>? Progress)
+{
+    public void Notice(string message) => Progress?.Report(new DownloadProgress(File ?? Id.ToString(), 0, 0) { Message = message });
+}
 
 /// <summary>
 /// HTTP as the hub needs it: redirects followed by hand (relative and same-host ones keep the token,
@@ -116,6 +119,7 @@ internal sealed class HubHttp : IDisposable
             }
             TimeSpan wait = RetryAfter(response) ?? backoff;
             response?.Dispose();
+            target.Notice($"{url.Host}: {failure}; retrying in {wait.TotalSeconds:0.#} s ({attempt + 1} of {_options.MaxRetries})");
             await _options.Delay(wait, cancellation);
             backoff = TimeSpan.FromTicks(Math.Min(_options.RetryMaxDelay.Ticks, backoff.Ticks * 2));
         }
