@@ -179,6 +179,32 @@ public class HubTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task SilentServer_TimesOutEachRequest_AndGivesUpAfterTheBoundedRetries()
+    {
+        // A listener that never accepts: the kernel completes the connection, nobody ever answers.
+        var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        try
+        {
+            int port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
+            using var client = new HubClient(new HubOptions($"http://127.0.0.1:{port}", _cache.Path, null, false)
+            {
+                MetadataTimeout = TimeSpan.FromMilliseconds(200),
+                Delay = (wait, _) => { lock (_delays) _delays.Add(wait); return Task.CompletedTask; },
+            });
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var error = await Assert.ThrowsAsync<NextTokenException>(() => client.GetCheckpointAsync(Id(Repo)));
+            output.WriteLine($"{error.Message} ({clock.Elapsed.TotalSeconds:F2} s)");
+            Assert.Contains("no answer within 0.2 s, 6 attempts", error.Message);
+            Assert.Equal(5, _delays.Count);
+        }
+        finally
+        {
+            silent.Stop();
+        }
+    }
+
+    [Fact]
     public async Task UnresolvableHostName_FailsAtOnce()
     {
         using HubClient client = Client(endpoint: "http://hub.invalid"); // .invalid never resolves (RFC 2606)
