@@ -67,6 +67,11 @@ public class HubCliTests : IDisposable
         JsonElement model = doc.RootElement.GetProperty("models").EnumerateArray().Single();
         Assert.Equal("test-org/gpt2-tiny", model.GetProperty("id").GetString());
         Assert.Contains("model.safetensors", model.GetProperty("files").EnumerateArray().Select(f => f.GetString()));
+        var pr = Run(null, "pull", "test-org/gpt2-tiny@refs/pr/1");
+        Assert.True(pr.ExitCode == 0, pr.Stderr);
+        using var again = JsonDocument.Parse(Run(null, "models", "--json").Stdout);
+        Assert.Equal(["main→01234567", "refs/pr/1→89abcdef"],
+            again.RootElement.GetProperty("models")[0].GetProperty("revisions").EnumerateArray().Select(r => r.GetString()));
     }
 
     [Fact]
