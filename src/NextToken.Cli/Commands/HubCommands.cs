@@ -59,7 +59,9 @@ internal static class HubCommands
     {
         string id = Path.GetFileName(directory)["models--".Length..].Replace("--", "/", StringComparison.Ordinal);
         string refs = Path.Combine(directory, "refs"), snapshots = Path.Combine(directory, "snapshots"), blobs = Path.Combine(directory, "blobs");
-        string[] refNames = Directory.Exists(refs) ? Directory.GetFiles(refs).Select(f => (Name: Path.GetFileName(f), Commit: File.ReadAllText(f).Trim()))
+        // Refs may be nested (refs/pr/1 is stored as refs/refs/pr/1, as huggingface_hub stores it).
+        string[] refNames = Directory.Exists(refs) ? Directory.GetFiles(refs, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+            .Select(f => (Name: Path.GetRelativePath(refs, f).Replace('\\', '/'), Commit: File.ReadAllText(f).Trim()))
             .Select(r => $"{r.Name}→{r.Commit[..Math.Min(8, r.Commit.Length)]}").ToArray() : [];
         string[] snapshotNames = Directory.Exists(snapshots) ? Directory.GetDirectories(snapshots).Select(d => Path.GetFileName(d)).ToArray() : [];
         long bytes = Directory.Exists(blobs) ? Directory.GetFiles(blobs).Where(f => !f.EndsWith(".incomplete", StringComparison.Ordinal)).Sum(f => new FileInfo(f).Length) : 0;

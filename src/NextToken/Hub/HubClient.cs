@@ -1,37 +1,21 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
 namespace NextToken.Hub;
 
-/// <summary>Where and how to reach the Hugging Face hub, from the same environment variables its Python client reads.</summary>
-public sealed record HubOptions(string Endpoint, string CacheDirectory, string? Token, bool Offline)
+/// <summary>A file download in progress, or, when <see cref="Message"/> is set, a notice about it (a retry, a resume).</summary>
+public readonly record struct DownloadProgress(string File, long Downloaded, long Total)
 {
-    public const string DefaultEndpoint = "https://huggingface.co";
-
-    public static HubOptions FromEnvironment()
-    {
-        string home = Environment.GetEnvironmentVariable("HF_HOME") is { Length: > 0 } h
-            ? h : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "huggingface");
-        string cache = Environment.GetEnvironmentVariable("HF_HUB_CACHE") is { Length: > 0 } c ? c : Path.Combine(home, "hub");
-        string? offline = Environment.GetEnvironmentVariable("HF_HUB_OFFLINE");
-        return new HubOptions(
-            (Environment.GetEnvironmentVariable("HF_ENDPOINT") is { Length: > 0 } e ? e : DefaultEndpoint).TrimEnd('/'),
-            cache,
-            Environment.GetEnvironmentVariable("HF_TOKEN") is { Length: > 0 } t ? t : null,
-            offline is "1" or "true" or "TRUE" or "yes" or "ON" or "on");
-    }
+    public string? Message { get; init; }
 }
-
-/// <summary>A file download in progress.</summary>
-public readonly record struct DownloadProgress(string File, long Downloaded, long Total);
 
 /// <summary>A model reference <c>ORG/NAME[@REVISION]</c>.</summary>
 public sealed record HubModelId(string Repository, string Revision)
 {
-    private static readonly Regex Pattern = new(@"^(?<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(@(?<rev>[\w.\-/]+))?$");
+    private static readonly Regex Pattern = new(@"^(?<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(@(?<rev>[\w.\-]+(/[\w.\-]+)*))?$");
 
     public static bool TryParse(string text, out HubModelId id)
     {
@@ -46,54 +30,57 @@ public sealed record HubModelId(string Repository, string Revision)
     public override string ToString() => Revision == "main" ? Repository : $"{Repository}@{Revision}";
 }
 
+
 /// <summary>
 /// Downloads model files from the Hugging Face hub into the standard cache layout
-/// (<c>models--ORG--NAME/{blobs,snapshots,refs}</c>), so files fetched by Python tools are reused
-/// and vice versa. Downloads resume, and are checked (size, and SHA-256 for LFS files) before use.
+/// (<c>models--ORG--NAME/{blobs,snapshots,refs}</c>, blobs named by ETag, snapshot entries as relative
+/// links), so files fetched by Python tools are reused and vice versa. Downloads resume, are checked
+/// (size; SHA-256 for LFS files, the git blob SHA-1 for small ones) before use, and a lock per blob
+/// keeps two processes from writing the same partial file.
 /// </summary>
 public sealed class HubClient : IDisposable
 {
-    private const int Attempts = 3;
-    private readonly HubOptions options;
-    private readonly HttpClient http;          // follows redirects (large files live on a CDN)
-    private readonly HttpClient metadataHttp;  // does not: the hub's own answer carries X-Linked-Etag / X-Linked-Size
+    private static readonly TimeSpan LockPoll = TimeSpan.FromMilliseconds(100);
+    private readonly HubOptions _options;
+    private readonly HubHttp _http;
 
     public HubClient(HubOptions options)
     {
-        this.options = options;
-        http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = true }) { Timeout = Timeout.InfiniteTimeSpan };
-        metadataHttp = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { Timeout = TimeSpan.FromMinutes(2) };
+        _options = options;
+        _http = new HubHttp(options);
     }
 
-    public void Dispose()
-    {
-        http.Dispose();
-        metadataHttp.Dispose();
-    }
+    public void Dispose() => _http.Dispose();
 
     /// <summary>Files a checkpoint may need; weights are added from the repository listing.</summary>
     private static readonly string[] CheckpointFiles =
         ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"];
 
-    public HubOptions Options => options;
+    public HubOptions Options => _options;
+
+    /// <summary>Makes a snapshot entry a link to its blob; tests replace it to simulate file systems that refuse links.</summary>
+    internal Action<string, string> CreateSymbolicLink { get; init; } = (path, target) => File.CreateSymbolicLink(path, target);
 
     /// <summary>The snapshot folder of a checkpoint, downloading what the cache lacks (nothing, when it is complete).</summary>
     public async Task<string> GetCheckpointAsync(HubModelId id, IProgress<DownloadProgress>? progress = null, CancellationToken cancellation = default)
     {
-        string repoDir = Path.Combine(options.CacheDirectory, id.CacheFolder);
-        if (CachedSnapshot(repoDir, id.Revision) is { } cached && MissingCheckpointFiles(cached).Count == 0)
+        string repoDir = RepoDir(id);
+        string? cached = CachedSnapshot(repoDir, id.Revision);
+        // Offline, config and weights are enough (whatever else the repository has cannot be asked).
+        if (cached is not null && (IsComplete(cached) || _options.Offline && MissingCheckpointFiles(cached).Count == 0))
             return cached;
-        if (options.Offline)
+        if (_options.Offline)
         {
-            string? snapshot = CachedSnapshot(repoDir, id.Revision);
-            var missing = snapshot is null ? ["config.json", "model.safetensors"] : MissingCheckpointFiles(snapshot);
-            throw new NextTokenException($"offline (HF_HUB_OFFLINE=1) and {id} is not complete in the cache {repoDir}: missing {string.Join(", ", missing)}");
+            var missing = cached is null ? ["config.json", "model.safetensors"] : MissingCheckpointFiles(cached);
+            throw new NextTokenException($"offline (HF_HUB_OFFLINE) and {id} is not complete in the cache {repoDir}: missing {string.Join(", ", missing)}");
         }
-        var (commit, files) = await ResolveAsync(id, cancellation);
+        var (commit, files) = await ResolveAsync(id, progress, cancellation);
         var wanted = CheckpointFiles.Where(files.Contains).ToList();
         if (files.Contains("model.safetensors.index.json")) wanted.Add("model.safetensors.index.json");
         else if (files.Contains("model.safetensors")) wanted.Add("model.safetensors");
         else throw new NextTokenException($"{id}: the repository has no model.safetensors (files: {string.Join(", ", files.Take(12))})");
+        // Recorded as huggingface_hub records a 404, so the next run knows the snapshot is complete without asking.
+        foreach (string absent in CheckpointFiles.Where(f => !files.Contains(f))) MarkAbsent(repoDir, commit, absent);
         foreach (string file in wanted) await DownloadAsync(id, commit, file, progress, cancellation);
         string snapshotDir = Path.Combine(repoDir, "snapshots", commit);
         if (wanted.Contains("model.safetensors.index.json"))
@@ -105,157 +92,297 @@ public sealed class HubClient : IDisposable
     /// <summary>One file of a repository (e.g. a GGUF file), from the cache or downloaded into it.</summary>
     public async Task<string> GetFileAsync(HubModelId id, string file, IProgress<DownloadProgress>? progress = null, CancellationToken cancellation = default)
     {
-        string repoDir = Path.Combine(options.CacheDirectory, id.CacheFolder);
-        if (CachedSnapshot(repoDir, id.Revision) is { } cached && File.Exists(Path.Combine(cached, file)))
+        CheckFileName(id, file);
+        string repoDir = RepoDir(id);
+        if (CachedSnapshot(repoDir, id.Revision) is { } cached && Present(Path.Combine(cached, file)))
             return Path.Combine(cached, file);
-        if (options.Offline)
-            throw new NextTokenException($"offline (HF_HUB_OFFLINE=1) and {id} has no cached {file} in {repoDir}");
-        var (commit, files) = await ResolveAsync(id, cancellation);
-        if (!files.Contains(file)) throw new NextTokenException($"{id}: no file '{file}' in the repository");
+        if (_options.Offline)
+            throw new NextTokenException($"offline (HF_HUB_OFFLINE) and {id} has no cached {file} in {repoDir}");
+        var (commit, files) = await ResolveAsync(id, progress, cancellation);
+        if (!files.Contains(file))
+            throw new NextTokenException($"{id} has no file '{file}' (files: {string.Join(", ", files.Order().Take(12))})");
         return await DownloadAsync(id, commit, file, progress, cancellation);
     }
 
-    /// <summary>The commit a revision points at and the repository's file list.</summary>
-    private async Task<(string Commit, HashSet<string> Files)> ResolveAsync(HubModelId id, CancellationToken cancellation)
+    private string RepoDir(HubModelId id) => Path.Combine(_options.CacheDirectory, id.CacheFolder);
+
+    /// <summary>The commit a revision points at and the repository's file list; records the revision in refs/.</summary>
+    private async Task<(string Commit, HashSet<string> Files)> ResolveAsync(HubModelId id, IProgress<DownloadProgress>? progress, CancellationToken cancellation)
     {
-        string url = $"{options.Endpoint}/api/models/{id.Repository}/revision/{Uri.EscapeDataString(id.Revision)}";
-        HttpResponseMessage response;
+        // A revision such as refs/pr/1 is one path segment, its slashes escaped (as huggingface_hub quotes it).
+        var url = new Uri($"{_options.Endpoint}/api/models/{id.Repository}/revision/{Uri.EscapeDataString(id.Revision)}");
+        using HttpResponseMessage response = await _http.SendAsync(HttpMethod.Get, url, 0, leaveHost: false, _options.MetadataTimeout, new HubTarget(id, null, progress), cancellation);
+        string commit;
+        HashSet<string> files;
         try
         {
-            response = await SendAsync(HttpMethod.Get, url, null, id, cancellation);
+            using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellation));
+            commit = document.RootElement.TryGetProperty("sha", out JsonElement sha) && sha.GetString() is { } s && Regex.IsMatch(s, "^[0-9a-f]{40}$")
+                ? s : throw new NextTokenException($"{url}: the hub's answer has no commit sha");
+            files = document.RootElement.TryGetProperty("siblings", out JsonElement siblings)
+                ? siblings.EnumerateArray().Select(f => f.GetProperty("rfilename").GetString()!).ToHashSet(StringComparer.Ordinal)
+                : [];
         }
-        catch (HttpRequestException error)
+        catch (Exception error) when (error is JsonException or InvalidOperationException or KeyNotFoundException)
         {
-            throw new NextTokenException($"cannot reach {options.Endpoint} to fetch {id} ({error.Message}); give --model a local GGUF file or checkpoint, or set HF_HUB_OFFLINE=1 to use only the cache");
+            throw new NextTokenException($"{url}: the hub's answer is not the expected JSON ({error.Message})");
         }
-        using HttpResponseMessage _ = response;
-        using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellation));
-        string commit = document.RootElement.TryGetProperty("sha", out JsonElement sha) && sha.GetString() is { } s && Regex.IsMatch(s, "^[0-9a-f]{40}$")
-            ? s : throw new NextTokenException($"{url}: the hub's answer has no commit sha");
-        var files = document.RootElement.TryGetProperty("siblings", out JsonElement siblings)
-            ? siblings.EnumerateArray().Select(f => f.GetProperty("rfilename").GetString()!).ToHashSet(StringComparer.Ordinal)
-            : [];
-        string refs = Path.Combine(options.CacheDirectory, id.CacheFolder, "refs");
-        Directory.CreateDirectory(refs);
-        if (!Regex.IsMatch(id.Revision, "^[0-9a-f]{40}$")) await File.WriteAllTextAsync(Path.Combine(refs, id.Revision), commit, cancellation);
+        if (id.Revision != commit)
+        {
+            string refPath = Path.Combine(RepoDir(id), "refs", id.Revision);
+            Directory.CreateDirectory(Path.GetDirectoryName(refPath)!);
+            if (!File.Exists(refPath) || File.ReadAllText(refPath) != commit)
+            {
+                // Written aside and renamed, so a concurrent reader never sees half a commit hash.
+                string temporary = $"{refPath}.{Guid.NewGuid():N}.tmp";
+                await File.WriteAllTextAsync(temporary, commit, cancellation);
+                File.Move(temporary, refPath, overwrite: true);
+            }
+        }
         return (commit, files);
     }
 
-    /// <summary>Downloads one file into blobs/ (resuming a partial download), checks it, and links it from the snapshot.</summary>
+    /// <summary>A file's blob name, size and where to download it, from the hub's answer to HEAD.</summary>
+    private readonly record struct FileMetadata(string Etag, long Size, Uri Location);
+
+    private async Task<FileMetadata> MetadataAsync(Uri url, string commit, HubTarget target, CancellationToken cancellation)
+    {
+        // Relative and same-host redirects are followed; a redirect to a CDN is where the download goes, and its
+        // own Content-Length is the redirect body's, so the size then comes only from X-Linked-Size.
+        using HttpResponseMessage head = await _http.SendAsync(HttpMethod.Head, url, 0, leaveHost: false, _options.MetadataTimeout, target, cancellation);
+        bool redirect = (int)head.StatusCode is >= 300 and < 400;
+        Uri final = head.RequestMessage?.RequestUri ?? url;
+        Uri location = redirect && head.Headers.Location is { } l ? (l.IsAbsoluteUri ? l : new Uri(final, l)) : final;
+        long? size = long.TryParse(HubHttp.Header(head, "X-Linked-Size"), out long linked) ? linked : redirect ? null : head.Content.Headers.ContentLength;
+        if (size is null)
+            throw new NextTokenException($"{url}: the hub sent no {(redirect ? "X-Linked-Size with its redirect" : "X-Linked-Size or Content-Length")}, so the download cannot be checked");
+        string etag = NormalizeEtag(HubHttp.Header(head, "X-Linked-Etag") ?? HubHttp.Header(head, "ETag"))
+            ?? throw new NextTokenException($"{url}: the hub sent no usable ETag, so the download cannot be named or checked");
+        if (HubHttp.Header(head, "X-Repo-Commit") is { } answered && answered != commit)
+            throw new NextTokenException($"{url}: the hub answered for commit {answered}, not {commit}");
+        return new FileMetadata(etag, size.Value, location);
+    }
+
+    /// <summary>An ETag as a blob name: without W/ and quotes, and only if it is a safe file name.</summary>
+    internal static string? NormalizeEtag(string? value)
+    {
+        string? tag = value?.Trim();
+        if (tag is not null && tag.StartsWith("W/", StringComparison.Ordinal)) tag = tag[2..];
+        tag = tag?.Trim('"');
+        return tag is { Length: > 0 } && Regex.IsMatch(tag, @"^[\w\-]+$") ? tag : null;
+    }
+
+    /// <summary>Downloads one file into blobs/ unless it is there, and links it from the snapshot.</summary>
     private async Task<string> DownloadAsync(HubModelId id, string commit, string file, IProgress<DownloadProgress>? progress, CancellationToken cancellation)
     {
-        if (file.Contains("..", StringComparison.Ordinal) || Path.IsPathRooted(file))
-            throw new NextTokenException($"{id}: refusing the file name '{file}'");
-        string repoDir = Path.Combine(options.CacheDirectory, id.CacheFolder);
-        string snapshotPath = Path.Combine(repoDir, "snapshots", commit, file);
-        if (File.Exists(snapshotPath)) return snapshotPath;
-        string url = $"{options.Endpoint}/{id.Repository}/resolve/{commit}/{file}";
-        for (int attempt = 1; ; attempt++)
+        CheckFileName(id, file);
+        string repoDir = RepoDir(id);
+        string pointer = Path.Combine(repoDir, "snapshots", commit, file);
+        if (Present(pointer)) return pointer;
+        var url = new Uri($"{_options.Endpoint}/{id.Repository}/resolve/{commit}/{string.Join('/', file.Split('/').Select(Uri.EscapeDataString))}");
+        var target = new HubTarget(id, file, progress);
+        FileMetadata metadata = await MetadataAsync(url, commit, target, cancellation);
+        string blobs = Path.Combine(repoDir, "blobs"), blob = Path.Combine(blobs, metadata.Etag);
+        if (!File.Exists(blob))
+        {
+            Directory.CreateDirectory(blobs);
+            // huggingface_hub's lock path, so it and this client also wait for each other.
+            string lockPath = Path.Combine(_options.CacheDirectory, ".locks", id.CacheFolder, metadata.Etag + ".lock");
+            using FileStream held = await LockAsync(lockPath, cancellation);
+            if (!File.Exists(blob)) await FetchBlobAsync(url, commit, metadata, blob, target, progress, cancellation);
+        }
+        Link(blob, pointer);
+        return pointer;
+    }
+
+    /// <summary>Downloads into blob.incomplete, resuming with Range after a cut or a stall, checks it and renames it.</summary>
+    private async Task FetchBlobAsync(Uri url, string commit, FileMetadata metadata, string blob, HubTarget target,
+                                      IProgress<DownloadProgress>? progress, CancellationToken cancellation)
+    {
+        string partial = blob + ".incomplete";
+        TimeSpan backoff = _options.RetryBaseDelay;
+        for (int failures = 0; ;)
+        {
+            long have = File.Exists(partial) ? new FileInfo(partial).Length : 0;
+            if (have > metadata.Size) { File.Delete(partial); have = 0; }
+            if (have == metadata.Size) break;
+            long before = have;
+            string failure;
+            try
+            {
+                have = await ReceiveAsync(metadata.Location, partial, have, metadata.Size, target, progress, cancellation);
+                if (have == metadata.Size) break;
+                if (have > metadata.Size)
+                {
+                    File.Delete(partial);
+                    throw new NextTokenException($"{HubHttp.Describe(target)}: {metadata.Location.Host} sent {have} bytes, but the hub says the file has {metadata.Size}; the file was deleted and not used");
+                }
+                failure = "the connection closed early";
+            }
+            catch (Exception error) when (error is IOException or HttpRequestException or TimeoutException && !cancellation.IsCancellationRequested)
+            {
+                failure = error.Message;
+            }
+            long now = File.Exists(partial) ? new FileInfo(partial).Length : 0;
+            // Only cuts that bring nothing count against the retries: a slow, flaky link still finishes.
+            if (now > before) { failures = 0; backoff = _options.RetryBaseDelay; }
+            else if (++failures > _options.MaxRetries)
+                throw new NextTokenException($"{HubHttp.Describe(target)}: the download stopped at byte {now} of {metadata.Size} {failures} times ({failure}); run again to resume");
+            target.Notice($"{failure}; resuming at byte {now} of {metadata.Size}{(failures > 0 ? $" in {backoff.TotalSeconds:0.#} s" : "")}");
+            if (failures > 0)
+            {
+                await _options.Delay(backoff, cancellation);
+                backoff = TimeSpan.FromTicks(Math.Min(_options.RetryMaxDelay.Ticks, backoff.Ticks * 2));
+            }
+            // A CDN's signed URL may have expired meanwhile: ask the hub for a fresh one.
+            if (!_http.IsHub(metadata.Location))
+            {
+                FileMetadata fresh = await MetadataAsync(url, commit, target, cancellation);
+                if (fresh.Etag != metadata.Etag || fresh.Size != metadata.Size)
+                    throw new NextTokenException($"{url}: the file changed during the download (ETag {metadata.Etag} → {fresh.Etag})");
+                metadata = fresh;
+            }
+        }
+        Verify(partial, metadata, target);
+        File.Move(partial, blob, overwrite: true);
+    }
+
+    /// <summary>One GET from byte <paramref name="have"/> on; returns the bytes on disk when the body ends.</summary>
+    private async Task<long> ReceiveAsync(Uri location, string partial, long have, long total, HubTarget target,
+                                          IProgress<DownloadProgress>? progress, CancellationToken cancellation)
+    {
+        using HttpResponseMessage response = await _http.SendAsync(HttpMethod.Get, location, have, leaveHost: true, _options.ReadTimeout, target, cancellation);
+        bool resumed = have > 0 && response.StatusCode == HttpStatusCode.PartialContent;
+        if (resumed && response.Content.Headers.ContentRange?.From != have)
+            throw new NextTokenException($"{HubHttp.Describe(target)}: asked {location.Host} for bytes from {have} on and got {response.Content.Headers.ContentRange}");
+        if (!resumed) have = 0; // the server ignored the Range header: start over
+        await using var output = new FileStream(partial, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+        await using Stream input = await response.Content.ReadAsStreamAsync(cancellation);
+        var buffer = new byte[1 << 16];
+        using var readTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        while (true)
+        {
+            readTimeout.CancelAfter(_options.ReadTimeout);
+            int read;
+            try
+            {
+                read = await input.ReadAsync(buffer, readTimeout.Token);
+            }
+            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+            {
+                throw new TimeoutException($"{location.Host} sent nothing for {_options.ReadTimeout.TotalSeconds:0.#} s at byte {have} of {total}");
+            }
+            if (read == 0) return have;
+            await output.WriteAsync(buffer.AsMemory(0, read), cancellation);
+            have += read;
+            progress?.Report(new DownloadProgress(target.File!, have, total));
+        }
+    }
+
+    /// <summary>
+    /// Size must match; an LFS file's ETag is its SHA-256 and a small file's its git blob SHA-1
+    /// (of "blob {size}\0" and the bytes), which must match too. A bad file is deleted, never used.
+    /// </summary>
+    private static void Verify(string path, FileMetadata metadata, HubTarget target)
+    {
+        long size = new FileInfo(path).Length;
+        if (size != metadata.Size)
+            throw new IOException($"{HubHttp.Describe(target)}: received {size} of {metadata.Size} bytes");
+        string kind, actual;
+        using (FileStream stream = File.OpenRead(path))
+        {
+            if (Regex.IsMatch(metadata.Etag, "^[0-9a-f]{64}$"))
+            {
+                kind = "SHA-256";
+                actual = Convert.ToHexStringLower(SHA256.HashData(stream));
+            }
+            else if (Regex.IsMatch(metadata.Etag, "^[0-9a-f]{40}$"))
+            {
+                kind = "git blob SHA-1";
+                using var sha1 = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
+                sha1.AppendData(Encoding.ASCII.GetBytes($"blob {size}\0"));
+                var buffer = new byte[1 << 16];
+                for (int read; (read = stream.Read(buffer)) > 0;) sha1.AppendData(buffer, 0, read);
+                actual = Convert.ToHexStringLower(sha1.GetHashAndReset());
+            }
+            else return; // another kind of ETag (a mirror's): only the size can be checked
+        }
+        if (actual != metadata.Etag)
+        {
+            File.Delete(path);
+            throw new NextTokenException($"{HubHttp.Describe(target)}: the downloaded file's {kind} is {actual} but the hub says {metadata.Etag}; the file was deleted and not used");
+        }
+    }
+
+    /// <summary>Waits for the blob's lock file (held open exclusively, which is an advisory lock on Unix).</summary>
+    private static async Task<FileStream> LockAsync(string path, CancellationToken cancellation)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        while (true)
         {
             try
             {
-                return await DownloadOnceAsync(id, url, repoDir, snapshotPath, file, progress, cancellation);
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
             }
-            catch (Exception error) when (attempt < Attempts && error is IOException or HttpRequestException && !cancellation.IsCancellationRequested)
+            catch (IOException)
             {
-                // The partial blob stays; the next attempt asks for the rest with a Range header.
+                await Task.Delay(LockPoll, cancellation); // another process is downloading this blob
             }
         }
     }
 
-    private async Task<string> DownloadOnceAsync(HubModelId id, string url, string repoDir, string snapshotPath, string file,
-                                                 IProgress<DownloadProgress>? progress, CancellationToken cancellation)
+    /// <summary>A relative link from the snapshot to the blob, or a copy where links are refused.</summary>
+    private void Link(string blob, string pointer)
     {
-        string blobs = Path.Combine(repoDir, "blobs");
-        Directory.CreateDirectory(blobs);
-        using HttpResponseMessage head = await SendAsync(HttpMethod.Head, url, null, id, cancellation);
-        string etag = Etag(head) ?? throw new NextTokenException($"{url}: the hub sent no ETag, so the download cannot be checked");
-        long total = (head.Headers.TryGetValues("X-Linked-Size", out var linkedSize) && long.TryParse(linkedSize.FirstOrDefault(), out long size) ? size : head.Content.Headers.ContentLength)
-            ?? throw new NextTokenException($"{url}: the hub sent no Content-Length");
-        string blob = Path.Combine(blobs, etag), partial = blob + ".incomplete";
-        if (!File.Exists(blob))
-        {
-            long have = File.Exists(partial) ? new FileInfo(partial).Length : 0;
-            if (have > total) { File.Delete(partial); have = 0; }
-            if (have < total)
-            {
-                using HttpResponseMessage response = await SendAsync(HttpMethod.Get, url, have > 0 ? new RangeHeaderValue(have, null) : null, id, cancellation);
-                bool resumed = response.StatusCode == HttpStatusCode.PartialContent;
-                await using (var output = new FileStream(partial, resumed ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
-                {
-                    if (!resumed) have = 0;
-                    await using Stream input = await response.Content.ReadAsStreamAsync(cancellation);
-                    var buffer = new byte[1 << 16];
-                    int read;
-                    while ((read = await input.ReadAsync(buffer, cancellation)) > 0)
-                    {
-                        await output.WriteAsync(buffer.AsMemory(0, read), cancellation);
-                        have += read;
-                        progress?.Report(new DownloadProgress(file, have, total));
-                    }
-                }
-            }
-            Verify(partial, total, etag, url);
-            File.Move(partial, blob, overwrite: true);
-        }
-        Directory.CreateDirectory(Path.GetDirectoryName(snapshotPath)!);
-        string relative = Path.GetRelativePath(Path.GetDirectoryName(snapshotPath)!, blob);
+        string directory = Path.GetDirectoryName(pointer)!;
+        Directory.CreateDirectory(directory);
+        File.Delete(pointer); // a dangling link or an old copy
         try
         {
-            File.CreateSymbolicLink(snapshotPath, relative);
+            CreateSymbolicLink(pointer, Path.GetRelativePath(directory, blob));
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            File.Copy(blob, pointer, overwrite: true); // file systems or accounts without symbolic links
+        }
+    }
+
+    /// <summary>Marks a file the repository does not have at this commit, as huggingface_hub does (.no_exist/COMMIT/FILE).</summary>
+    private static void MarkAbsent(string repoDir, string commit, string file)
+    {
+        string marker = Path.Combine(repoDir, ".no_exist", commit, file);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
+            if (!File.Exists(marker)) File.Create(marker).Dispose();
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            // only an optimisation: without it the next run asks the hub again
+        }
+    }
+
+    private static void CheckFileName(HubModelId id, string file)
+    {
+        if (file.Length == 0 || file.Contains('\\') || Path.IsPathRooted(file) || file.Split('/').Any(part => part is "" or "." or ".."))
+            throw new NextTokenException($"{id}: refusing the file name '{file}'");
+    }
+
+    /// <summary>A file or a link whose target exists; a dangling link (its blob deleted) counts as missing.</summary>
+    private static bool Present(string path)
+    {
+        var info = new FileInfo(path);
+        try
+        {
+            return info.LinkTarget is null ? info.Exists : info.ResolveLinkTarget(returnFinalTarget: true) is { Exists: true };
         }
         catch (IOException)
         {
-            File.Copy(blob, snapshotPath, overwrite: true); // file systems without symbolic links
-        }
-        return snapshotPath;
-    }
-
-    /// <summary>Size must match; an LFS file's ETag is its SHA-256, which must match too. A bad file is deleted, never used.</summary>
-    private static void Verify(string path, long total, string etag, string url)
-    {
-        long size = new FileInfo(path).Length;
-        if (size != total)
-            throw new IOException($"{url}: received {size} of {total} bytes");
-        if (!Regex.IsMatch(etag, "^[0-9a-f]{64}$")) return;
-        string sha;
-        using (FileStream stream = File.OpenRead(path)) sha = Convert.ToHexStringLower(SHA256.HashData(stream));
-        if (sha != etag)
-        {
-            File.Delete(path);
-            throw new NextTokenException($"{url}: the downloaded file's SHA-256 is {sha} but the hub says {etag}; the file was deleted and not used");
+            return false;
         }
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, RangeHeaderValue? range, HubModelId id, CancellationToken cancellation)
-    {
-        var request = new HttpRequestMessage(method, url);
-        if (options.Token is { } token) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        request.Headers.Range = range;
-        request.Headers.UserAgent.ParseAdd("nexttoken/0.1");
-        HttpClient client = method == HttpMethod.Head ? metadataHttp : http;
-        HttpResponseMessage response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellation);
-        if (response.IsSuccessStatusCode || (method == HttpMethod.Head && (int)response.StatusCode is 301 or 302 or 307 or 308)) return response;
-        string reason = response.StatusCode switch
-        {
-            HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => options.Token is null
-                ? $"{id} is gated or private: set HF_TOKEN to an access token of an account that has accepted its terms"
-                : $"{id} refused the token in HF_TOKEN: check that it is valid and that its account has access",
-            HttpStatusCode.NotFound => $"{id}: not found on {options.Endpoint} ({url})",
-            _ => $"{url}: the hub answered {(int)response.StatusCode} {response.ReasonPhrase}",
-        };
-        response.Dispose();
-        throw new NextTokenException($"{reason} (HTTP {(int)response.StatusCode})");
-    }
-
-    private static string? Etag(HttpResponseMessage response)
-    {
-        string? value = response.Headers.TryGetValues("X-Linked-Etag", out var linked) ? linked.FirstOrDefault()
-            : response.Headers.ETag?.Tag;
-        return value?.Replace("W/", "", StringComparison.Ordinal).Trim('"') is { Length: > 0 } tag && Regex.IsMatch(tag, @"^[\w\-]+$") ? tag : null;
-    }
-
-    private string? CachedSnapshot(string repoDir, string revision)
+    private static string? CachedSnapshot(string repoDir, string revision)
     {
         string commit = revision;
         string refFile = Path.Combine(repoDir, "refs", revision);
@@ -264,13 +391,21 @@ public sealed class HubClient : IDisposable
         return Directory.Exists(snapshot) ? snapshot : null;
     }
 
+    /// <summary>Complete: config and weights present, and every other checkpoint file present or known to be absent upstream.</summary>
+    private static bool IsComplete(string snapshot)
+    {
+        if (MissingCheckpointFiles(snapshot).Count > 0) return false;
+        string commit = Path.GetFileName(snapshot), repoDir = Path.GetDirectoryName(Path.GetDirectoryName(snapshot)!)!;
+        return CheckpointFiles.All(f => Present(Path.Combine(snapshot, f)) || File.Exists(Path.Combine(repoDir, ".no_exist", commit, f)));
+    }
+
     private static List<string> MissingCheckpointFiles(string snapshot)
     {
         var missing = new List<string>();
-        if (!File.Exists(Path.Combine(snapshot, "config.json"))) missing.Add("config.json");
+        if (!Present(Path.Combine(snapshot, "config.json"))) missing.Add("config.json");
         string index = Path.Combine(snapshot, "model.safetensors.index.json");
-        if (File.Exists(index)) missing.AddRange(Shards(index).Where(s => !File.Exists(Path.Combine(snapshot, s))));
-        else if (!File.Exists(Path.Combine(snapshot, "model.safetensors"))) missing.Add("model.safetensors");
+        if (Present(index)) missing.AddRange(Shards(index).Where(s => !Present(Path.Combine(snapshot, s))));
+        else if (!Present(Path.Combine(snapshot, "model.safetensors"))) missing.Add("model.safetensors");
         return missing;
     }
 
