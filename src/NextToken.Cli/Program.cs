@@ -21,6 +21,7 @@ var root = new RootCommand("NextToken: run transformer language models from real
     HubCommands.Models(),
     PerplexityCommand.Create(),
     ServeCommand.Create(),
+    ServeBenchCommand.Create(),
     BenchCommand.Create(),
     SynthCommand.Create(),
 };

@@ -1,79 +1,30 @@
-using System.Runtime.CompilerServices;
-using NextToken.Generation;
 using NextToken.Models;
 
 namespace NextToken.Server;
 
-/// <summary>
-/// The served model and its one slot: requests take turns (waiting in a bounded queue), and each
-/// reuses the KV cache for the prefix its prompt shares with what the slot ran last.
-/// </summary>
-internal sealed class ModelHost(LanguageModel model, string id, int maxQueue) : IDisposable
+/// <summary>The served model, its scheduler (slots and queue) and its counters.</summary>
+internal sealed class ModelHost : IDisposable
 {
-    private readonly SemaphoreSlim _slot = new(1, 1);
-    private readonly GenerationSlot _context = new(model);
-    private int _waiting;
+    public ModelHost(LanguageModel model, string id, int parallel, int maxQueue)
+    {
+        Model = model;
+        Id = id;
+        Scheduler = new Scheduler(model, parallel, maxQueue, Metrics);
+    }
 
-    public LanguageModel Model { get; } = model;
-    public string Id { get; } = id;
+    public LanguageModel Model { get; }
+    public string Id { get; }
     public DateTimeOffset Created { get; } = DateTimeOffset.UtcNow;
     public ServerMetrics Metrics { get; } = new();
+    public Scheduler Scheduler { get; }
 
-    /// <summary>Takes the slot, waiting in the queue; a full queue is a 503.</summary>
-    public async Task<IDisposable> AcquireAsync(CancellationToken cancel)
-    {
-        if (Interlocked.Increment(ref _waiting) > maxQueue + 1)
-        {
-            Interlocked.Decrement(ref _waiting);
-            throw new ApiError(503, $"the server is busy: {maxQueue} requests are already waiting; try again shortly", null, "server_busy", "server_error");
-        }
-        Metrics.QueueDepth = Math.Max(0, _waiting - 1);
-        try
-        {
-            await _slot.WaitAsync(cancel);
-        }
-        catch
-        {
-            Interlocked.Decrement(ref _waiting);
-            throw;
-        }
-        return new Lease(this);
-    }
-
-    private sealed class Lease(ModelHost host) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) != 0) return;
-            Interlocked.Decrement(ref host._waiting);
-            host.Metrics.QueueDepth = Math.Max(0, host._waiting - 1);
-            host._slot.Release();
-        }
-    }
-
-    /// <summary>Logits for every prompt position, the prompt left in the cache. Call while holding the slot.</summary>
-    public float[] PromptLogits(int[] prompt) => _context.PromptLogits(prompt);
-
-    /// <summary>Generates after <paramref name="prompt"/>, reusing the cached prefix. Call while holding the slot.</summary>
-    public async IAsyncEnumerable<GeneratedToken> GenerateAsync(Generator generator, int[] prompt, GenerationOptions options,
-                                                                [EnumeratorCancellation] CancellationToken cancel)
-    {
-        bool first = true;
-        await foreach (GeneratedToken token in _context.GenerateAsync(generator, prompt, options, cancel))
-        {
-            if (first) Metrics.AddPromptTokens(prompt.Length - _context.LastReused, _context.LastReused);
-            first = false;
-            Metrics.AddGeneratedToken();
-            yield return token;
-        }
-    }
+    /// <summary>Tokenizers keep caches that are not safe to share: request handlers encode one at a time.</summary>
+    public object TokenizerGate { get; } = new();
 
     public void Dispose()
     {
+        Scheduler.Dispose();
         Model.Dispose();
-        _slot.Dispose();
     }
 }
 
@@ -84,7 +35,7 @@ internal sealed class ServerMetrics
     private readonly System.Diagnostics.Stopwatch _busy = new();
 
     public int QueueDepth { get; set; }
-    public int SlotsBusy => _busy.IsRunning ? 1 : 0;
+    public int SlotsBusy { get; set; }
 
     public void AddRequest() => Interlocked.Increment(ref _requests);
     public void AddError() => Interlocked.Increment(ref _errors);

@@ -24,7 +24,10 @@ public sealed record ServerOptions
     /// <summary>When set, every endpoint but <c>/health</c> needs <c>Authorization: Bearer KEY</c>.</summary>
     public string? ApiKey { get; init; }
 
-    /// <summary>Requests allowed to wait for the slot before the server answers 503.</summary>
+    /// <summary>Sequences decoded side by side (continuous batching); each slot has its own KV cache.</summary>
+    public int Parallel { get; init; } = 4;
+
+    /// <summary>Sequences allowed to wait for a slot before the server answers 503.</summary>
     public int MaxQueue { get; init; } = 64;
 
     public long MaxBodyBytes { get; init; } = 4 << 20;
@@ -62,7 +65,8 @@ public sealed class NextTokenServer : IAsyncDisposable
         if (options.Port is < 0 or > 65535) throw new NextTokenException($"--port must be 0 to 65535, not {options.Port}");
         if (!IPAddress.TryParse(options.Host == "localhost" ? "127.0.0.1" : options.Host, out IPAddress? address))
             throw new NextTokenException($"--host must be an IP address such as 127.0.0.1, not '{options.Host}'");
-        var host = new ModelHost(model, modelId, options.MaxQueue);
+        if (options.Parallel is < 1 or > 64) throw new NextTokenException($"--parallel must be 1 to 64, not {options.Parallel}");
+        var host = new ModelHost(model, modelId, options.Parallel, options.MaxQueue);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel =>

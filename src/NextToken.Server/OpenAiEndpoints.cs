@@ -33,7 +33,7 @@ internal sealed class OpenAiEndpoints(ModelHost host)
         if (maxTokens == 0 && !echo) throw ApiError.BadValue("max_tokens", "'max_tokens' must be at least 1 (0 only with 'echo')");
         int? logprobs = request.Integer("logprobs", 0, 20);
         var choice = new ChoiceSettings(prompt, Options(request, maxTokens, logprobs ?? 0), request.Integer("n", 1, 16) ?? 1,
-            request.Seed("seed"), echo, logprobs is not null, Chat: false, request.Bool("stream") ?? false, IncludeUsage(request));
+            request.Seed("seed"), echo, logprobs is not null, Chat: false, request.Bool("stream") ?? false, IncludeUsage(request), request.Bool("cache_prompt") ?? true);
         await Run(context, choice, "text_completion");
     }
 
@@ -42,14 +42,15 @@ internal sealed class OpenAiEndpoints(ModelHost host)
         CheckModel(request);
         List<ChatMessage> messages = Messages(request);
         ChatTemplate template = ChatPrompt.Template(Model) ?? ChatTemplate.FromName("plain");
-        int[] prompt = ChatPrompt.Tokens(Model, messages, template);
+        int[] prompt;
+        lock (host.TokenizerGate) prompt = ChatPrompt.Tokens(Model, messages, template);
         CheckContext(prompt, "messages");
         int? maxTokens = request.Integer("max_completion_tokens", 1, int.MaxValue) ?? request.Integer("max_tokens", 1, int.MaxValue);
         bool logprobs = request.Bool("logprobs") ?? false;
         int? top = request.Integer("top_logprobs", 0, 20);
         if (top is not null && !logprobs) throw ApiError.BadValue("top_logprobs", "'top_logprobs' needs 'logprobs': true");
         var choice = new ChoiceSettings(prompt, Options(request, maxTokens ?? Model.ContextLength, top ?? 0), request.Integer("n", 1, 16) ?? 1,
-            request.Seed("seed"), Echo: false, logprobs, Chat: true, request.Bool("stream") ?? false, IncludeUsage(request));
+            request.Seed("seed"), Echo: false, logprobs, Chat: true, request.Bool("stream") ?? false, IncludeUsage(request), request.Bool("cache_prompt") ?? true);
         await Run(context, choice, "chat.completion");
     }
 
@@ -57,7 +58,9 @@ internal sealed class OpenAiEndpoints(ModelHost host)
     {
         string content = request.String("content") ?? throw new ApiError(400, "'content' is required: the text to tokenize", "content", "missing_field");
         bool special = request.Bool("add_special") ?? Model.Tokenizer.Vocabulary.AddBos;
-        int[] ids = Model.Tokenizer.Encode(content, special, parseSpecial: request.Bool("parse_special") ?? false).Ids;
+        bool parseSpecial = request.Bool("parse_special") ?? false;
+        int[] ids;
+        lock (host.TokenizerGate) ids = Model.Tokenizer.Encode(content, special, parseSpecial).Ids;
         if (request.Bool("with_pieces") ?? false)
             return new { tokens = ids.Select(id => new { id, piece = Model.Tokenizer.TokenText(id) }).ToArray() };
         return new { tokens = ids };
@@ -66,32 +69,40 @@ internal sealed class OpenAiEndpoints(ModelHost host)
     public object Detokenize(RequestFields request)
     {
         int[] ids = TokenIds(request.Get("tokens") ?? throw new ApiError(400, "'tokens' is required: a list of token ids", "tokens", "missing_field"), "tokens");
-        return new { content = Model.Tokenizer.Decode(ids) };
+        lock (host.TokenizerGate) return new { content = Model.Tokenizer.Decode(ids) };
     }
 
-    private sealed record ChoiceSettings(int[] Prompt, GenerationOptions Options, int N, ulong? Seed, bool Echo, bool Logprobs, bool Chat, bool Stream, bool IncludeUsage);
+    private sealed record ChoiceSettings(int[] Prompt, GenerationOptions Options, int N, ulong? Seed, bool Echo, bool Logprobs, bool Chat, bool Stream, bool IncludeUsage, bool CachePrompt);
 
     private async Task Run(HttpContext context, ChoiceSettings settings, string objectName)
     {
-        CancellationToken cancel = context.RequestAborted;
         string id = (settings.Chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var choices = new JsonArray();
-        int completionTokens = 0;
-        using IDisposable lease = await host.AcquireAsync(cancel);
-        host.Metrics.Busy(true);
+        // Every choice is its own sequence, decoded side by side in free slots; all stop when the client goes.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        CancellationToken cancel = stop.Token;
         try
         {
+            var requests = new SequenceRequest[settings.N];
+            for (int index = 0; index < settings.N; index++)
+            {
+                ulong? seed = settings.Seed is { } s ? unchecked(s + (ulong)index) : null;
+                requests[index] = new SequenceRequest(settings.Prompt, settings.Options with { Seed = seed },
+                    promptLogits: index == 0 && settings.Echo && settings.Logprobs, settings.CachePrompt, cancel);
+                host.Scheduler.Submit(requests[index]);
+            }
             if (settings.Stream)
             {
                 context.Response.ContentType = "text/event-stream";
                 context.Response.Headers.CacheControl = "no-cache";
             }
-            float[]? promptLogits = settings.Echo && settings.Logprobs ? host.PromptLogits(settings.Prompt) : null;
+            float[]? promptLogits = settings.Echo && settings.Logprobs ? await requests[0].Prefilled.Task.WaitAsync(cancel) : null;
+            string promptText = settings.Echo ? string.Concat(settings.Prompt.Select(Model.Tokenizer.TokenText)) : "";
+            var choices = new JsonArray();
+            int completionTokens = 0;
             for (int index = 0; index < settings.N; index++)
             {
-                ulong? seed = settings.Seed is { } s ? unchecked(s + (ulong)index) : null;
-                var generator = new Generator(Model);
+                SequenceRequest request = requests[index];
                 var text = new StringBuilder();
                 var tokenLogprobs = new List<GeneratedToken>();
                 if (settings.Stream && settings.Chat)
@@ -99,36 +110,33 @@ internal sealed class OpenAiEndpoints(ModelHost host)
                 if (settings.Echo)
                 {
                     // The prompt as its tokens spell it (a BOS included), so text_offset indexes this text.
-                    string promptText = string.Concat(settings.Prompt.Select(Model.Tokenizer.TokenText));
                     text.Append(promptText);
                     if (settings.Stream)
                         await Send(context, Chunk(id, created, objectName, index, null, promptText, settings.Logprobs ? EchoLogprobs(settings, promptLogits!) : null));
                 }
                 int offset = text.Length;
-                if (settings.Options.MaxTokens > 0)
+                await foreach (GeneratedToken token in request.Tokens.Reader.ReadAllAsync(cancel))
                 {
-                    await foreach (GeneratedToken token in host.GenerateAsync(generator, settings.Prompt, settings.Options with { Seed = seed }, cancel))
+                    completionTokens++;
+                    text.Append(token.Text);
+                    if (settings.Logprobs) tokenLogprobs.Add(token);
+                    if (settings.Stream && (token.Text.Length > 0 || settings.Logprobs))
                     {
-                        completionTokens++;
-                        text.Append(token.Text);
-                        if (settings.Logprobs) tokenLogprobs.Add(token);
-                        if (settings.Stream && (token.Text.Length > 0 || settings.Logprobs))
-                        {
-                            JsonNode? lp = settings.Logprobs ? (settings.Chat ? ChatLogprobs([token]) : TextLogprobs([token], offset)) : null;
-                            await Send(context, settings.Chat
-                                ? Chunk(id, created, objectName, index, new JsonObject { ["content"] = token.Text }, null, lp)
-                                : Chunk(id, created, objectName, index, null, token.Text, lp));
-                        }
-                        offset += token.Text.Length;
+                        JsonNode? lp = settings.Logprobs ? (settings.Chat ? ChatLogprobs([token]) : TextLogprobs([token], offset)) : null;
+                        await Send(context, settings.Chat
+                            ? Chunk(id, created, objectName, index, new JsonObject { ["content"] = token.Text }, null, lp)
+                            : Chunk(id, created, objectName, index, null, token.Text, lp));
                     }
-                    text.Append(generator.TrailingText);
+                    offset += token.Text.Length;
                 }
-                string finish = generator.StopReason is StopReason.EndOfGeneration or StopReason.StopString && settings.Options.MaxTokens > 0 ? "stop" : "length";
+                TokenStream stream = request.Stream!;
+                text.Append(stream.TrailingText);
+                string finish = stream.StopReason is StopReason.EndOfGeneration or StopReason.StopString ? "stop" : "length";
                 if (settings.Stream)
                 {
                     JsonObject last = settings.Chat
-                        ? Chunk(id, created, objectName, index, new JsonObject { ["content"] = generator.TrailingText }, null, null)
-                        : Chunk(id, created, objectName, index, null, generator.TrailingText, null);
+                        ? Chunk(id, created, objectName, index, new JsonObject { ["content"] = stream.TrailingText }, null, null)
+                        : Chunk(id, created, objectName, index, null, stream.TrailingText, null);
                     last["choices"]![0]!["finish_reason"] = finish;
                     await Send(context, last);
                     continue;
@@ -163,7 +171,7 @@ internal sealed class OpenAiEndpoints(ModelHost host)
         }
         finally
         {
-            host.Metrics.Busy(false);
+            stop.Cancel(); // choices still running (an error, a client gone) free their slots
         }
     }
 
@@ -325,7 +333,14 @@ internal sealed class OpenAiEndpoints(ModelHost host)
                 string other => throw ApiError.BadValue("sampler_order", $"'sampler_order' must be 'llama.cpp' or 'huggingface', not '{other}'"),
             },
         };
-        return new GenerationOptions { MaxTokens = maxTokens, Sampling = sampling, StopStrings = request.StopStrings("stop"), TopAlternatives = topAlternatives };
+        return new GenerationOptions
+        {
+            MaxTokens = maxTokens,
+            Sampling = sampling,
+            StopStrings = request.StopStrings("stop"),
+            TopAlternatives = topAlternatives,
+            StopAtEndOfGeneration = !(request.Bool("ignore_eos") ?? false),
+        };
     }
 
     private static bool IncludeUsage(RequestFields request) =>
@@ -342,15 +357,19 @@ internal sealed class OpenAiEndpoints(ModelHost host)
         JsonElement prompt = request.Get("prompt") ?? throw new ApiError(400, "'prompt' is required: a string or a list of token ids", "prompt", "missing_field");
         int[] ids = prompt.ValueKind switch
         {
-            JsonValueKind.String => Model.Tokenizer.Encode(prompt.GetString()!, Model.Tokenizer.Vocabulary.AddBos).Ids,
-            JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String =>
-                Model.Tokenizer.Encode(prompt[0].GetString()!, Model.Tokenizer.Vocabulary.AddBos).Ids,
+            JsonValueKind.String => Encode(prompt.GetString()!),
+            JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String => Encode(prompt[0].GetString()!),
             JsonValueKind.Array => TokenIds(prompt, "prompt"), // ids exactly as given: no BOS added
             _ => throw RequestFields.WrongKind("prompt", prompt, "a string or a list of token ids"),
         };
         if (ids.Length == 0) throw ApiError.BadValue("prompt", "'prompt' is empty");
         CheckContext(ids, "prompt");
         return ids;
+    }
+
+    private int[] Encode(string text)
+    {
+        lock (host.TokenizerGate) return Model.Tokenizer.Encode(text, Model.Tokenizer.Vocabulary.AddBos).Ids;
     }
 
     private void CheckContext(int[] ids, string param)

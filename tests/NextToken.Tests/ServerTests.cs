@@ -257,3 +257,63 @@ public class ServerTests(ServerFixture fixture, ITestOutputHelper output) : ICla
 
     private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
 }
+
+/// <summary>Continuous batching: many clients at once, each getting exactly what it gets alone.</summary>
+public class ServerConcurrencyTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task SixteenClients_EachStreamEqualsItsSoloRun_NoErrors()
+    {
+        await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name,
+            new ServerOptions { Port = 0, Parallel = 4, MaxQueue = 32 });
+        using var http = new HttpClient { BaseAddress = server.Url, Timeout = TimeSpan.FromSeconds(120) };
+        string[] prompts = ["Once upon a time", "The little dog", "Lily and Ben went to the park", "One day, a cat", "The sun was hot"];
+        object Body(int i) => new { prompt = prompts[i % prompts.Length], max_tokens = 24 + i % 7, temperature = 0.9, top_k = 30, seed = 100 + i, cache_prompt = false, stream = i % 2 == 0 };
+
+        // Solo: one request at a time.
+        var solo = new string[16];
+        for (int i = 0; i < 16; i++) solo[i] = await Complete(http, Body(i));
+        long before = GC.GetTotalMemory(true);
+
+        // Together: 16 clients at once, for a bounded time (every request has a deadline).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string[] together = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Complete(http, Body(i))));
+        output.WriteLine($"16 concurrent requests on 4 slots in {clock.Elapsed.TotalSeconds:F2} s");
+        for (int i = 0; i < 16; i++) Assert.Equal(solo[i], together[i]);
+        Assert.Contains(together, t => t.Length > 0);
+
+        string metrics = await http.GetStringAsync("metrics");
+        Assert.Contains("nexttoken_request_errors_total 0", metrics);
+        long after = GC.GetTotalMemory(true);
+        output.WriteLine($"managed memory before {before / 1024} KB, after {after / 1024} KB");
+        Assert.True(after < before + (64L << 20), "memory grew by more than 64 MB");
+    }
+
+    [Fact]
+    public async Task QueueFull_Is503_AndTheServerRecovers()
+    {
+        await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name,
+            new ServerOptions { Port = 0, Parallel = 1, MaxQueue = 1 });
+        using var http = new HttpClient { BaseAddress = server.Url, Timeout = TimeSpan.FromSeconds(120) };
+        // n = 8 choices need 8 sequences: more than one slot plus one waiting.
+        using HttpResponseMessage busy = await http.PostAsync("v1/completions", new StringContent("""{"prompt":"Once","max_tokens":4,"n":8}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, busy.StatusCode);
+        using JsonDocument error = JsonDocument.Parse(await busy.Content.ReadAsStringAsync());
+        Assert.Equal("server_busy", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+        using HttpResponseMessage ok = await http.PostAsync("v1/completions", new StringContent("""{"prompt":"Once","max_tokens":4}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+    }
+
+    private static async Task<string> Complete(HttpClient http, object body)
+    {
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using HttpResponseMessage response = await http.PostAsync("v1/completions", new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json"), cancel.Token);
+        string text = await response.Content.ReadAsStringAsync(cancel.Token);
+        Assert.True(response.IsSuccessStatusCode, text);
+        if (response.Content.Headers.ContentType?.MediaType != "text/event-stream")
+            return JsonDocument.Parse(text).RootElement.GetProperty("choices")[0].GetProperty("text").GetString()!;
+        var events = text.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", events[^1].Trim());
+        return string.Concat(events[..^1].Select(e => JsonDocument.Parse(e["data: ".Length..]).RootElement.GetProperty("choices")[0].GetProperty("text").GetString()));
+    }
+}

@@ -13,11 +13,12 @@ internal static class ServeCommand
         var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default; 0.0.0.0 exposes the server to the network)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Port to listen on (0: any free port)", DefaultValueFactory = _ => 8080 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint but /health (default: $NEXTTOKEN_API_KEY, else none)" };
+        var parallel = new Option<int>("--parallel", "-np") { Description = "Sequences decoded side by side in one pass over the weights (continuous batching), each with its own KV cache", DefaultValueFactory = _ => 4 };
         var cors = new Option<string?>("--cors") { Description = "Allow browser calls from this origin (CORS is off by default)" };
         var threads = CommonOptions.Threads();
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /tokenize, /metrics)")
         {
-            model, host, port, apiKey, cors, threads,
+            model, host, port, parallel, apiKey, cors, threads,
         };
         command.SetAction((parse, cancel) => CommonOptions.RunAsync(parse, async () =>
         {
@@ -27,6 +28,7 @@ internal static class ServeCommand
             {
                 Host = parse.GetValue(host)!,
                 Port = parse.GetValue(port),
+                Parallel = parse.GetValue(parallel),
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("NEXTTOKEN_API_KEY") is { Length: > 0 } k ? k : null),
                 CorsOrigin = parse.GetValue(cors),
             };
@@ -42,7 +44,7 @@ internal static class ServeCommand
             }
             await using (server)
             {
-                Console.WriteLine($"NextToken serving {server.ModelId} ({CommonOptions.Describe(lm)}) at {server.Url} — OpenAI API under {server.Url}v1; Ctrl+C stops");
+                Console.WriteLine($"NextToken serving {server.ModelId} ({CommonOptions.Describe(lm)}) with {options.Parallel} slots at {server.Url} — OpenAI API under {server.Url}v1; Ctrl+C stops");
                 try
                 {
                     await Task.Delay(Timeout.Infinite, cancel);
