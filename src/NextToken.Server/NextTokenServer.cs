@@ -143,6 +143,10 @@ public sealed class NextTokenServer : IAsyncDisposable
         app.MapPost("/v1/chat/completions", async context => await endpoints.ChatCompletions(context, await Body(context)));
         app.MapPost("/tokenize", async context => await context.Response.WriteAsJsonAsync(endpoints.Tokenize(await Body(context))));
         app.MapPost("/detokenize", async context => await context.Response.WriteAsJsonAsync(endpoints.Detokenize(await Body(context))));
+        var inspect = new InspectEndpoints(host);
+        app.MapPost("/v1/inspect/next", async context => await context.Response.WriteAsJsonAsync(await inspect.Next(await Body(context), context.RequestAborted)));
+        app.MapPost("/v1/inspect/compare", async context => await context.Response.WriteAsJsonAsync(await inspect.Compare(await Body(context), context.RequestAborted)));
+        app.MapPost("/v1/inspect/lens", async context => await context.Response.WriteAsJsonAsync(await inspect.Lens(await Body(context), context.RequestAborted)));
         // Anything else under the API answers in the same error shape rather than an empty 404.
         app.MapFallback(context => throw new ApiError(404, $"no endpoint {context.Request.Method} {context.Request.Path}", null, "not_found"));
     }

@@ -54,6 +54,8 @@ internal sealed class Scheduler : IDisposable
     private readonly LanguageModel _model;
     private readonly Slot[] _slots;
     private readonly Channel<SequenceRequest> _queue;
+    private readonly Channel<Action> _exclusive = Channel.CreateUnbounded<Action>();
+    private readonly SemaphoreSlim _wake = new(0);
     private readonly ServerMetrics _metrics;
     private readonly Thread _thread;
     private readonly CancellationTokenSource _stopping = new();
@@ -91,6 +93,35 @@ internal sealed class Scheduler : IDisposable
             Interlocked.Decrement(ref _queued);
             throw new ApiError(503, "the server is shutting down", null, "server_busy", "server_error");
         }
+        _wake.Release();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the scheduler's thread between two decode steps (the model
+    /// is never run from two threads): inspection, which runs whole contexts and may register hooks.
+    /// </summary>
+    public Task<T> RunExclusiveAsync<T>(Func<T> work, CancellationToken cancel)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_exclusive.Writer.TryWrite(() =>
+            {
+                if (cancel.IsCancellationRequested)
+                {
+                    done.TrySetCanceled(cancel);
+                    return;
+                }
+                try
+                {
+                    done.TrySetResult(work());
+                }
+                catch (Exception error)
+                {
+                    done.TrySetException(error);
+                }
+            }))
+            throw new ApiError(503, "the server is shutting down", null, "server_busy", "server_error");
+        _wake.Release();
+        return done.Task.WaitAsync(cancel);
     }
 
     private int Busy => _slots.Count(s => s.Request is not null);
@@ -105,6 +136,7 @@ internal sealed class Scheduler : IDisposable
         {
             try
             {
+                while (_exclusive.Reader.TryRead(out Action? work)) work();
                 Admit();
                 int n = 0;
                 foreach (Slot slot in _slots)
@@ -123,8 +155,8 @@ internal sealed class Scheduler : IDisposable
                 _metrics.SlotsBusy = n;
                 if (n == 0)
                 {
-                    // Nothing to decode: sleep until a request arrives.
-                    _queue.Reader.WaitToReadAsync(_stopping.Token).AsTask().Wait(_stopping.Token);
+                    // Nothing to decode: sleep until a request or other work arrives.
+                    _wake.Wait(_stopping.Token);
                     continue;
                 }
                 _metrics.Busy(true);
@@ -152,6 +184,7 @@ internal sealed class Scheduler : IDisposable
         foreach (Slot slot in _slots)
             if (slot.Request is not null) Release(slot, new OperationCanceledException("the server stopped"));
         while (_queue.Reader.TryRead(out SequenceRequest? waiting)) waiting.Fail(new OperationCanceledException("the server stopped"));
+        while (_exclusive.Reader.TryRead(out Action? work)) work(); // each sees the model still loaded
     }
 
     /// <summary>Gives waiting requests the free slots (the one whose cache shares most of the prompt first) and runs their prompts.</summary>
@@ -261,7 +294,9 @@ internal sealed class Scheduler : IDisposable
     {
         _stopping.Cancel();
         _queue.Writer.TryComplete();
+        _exclusive.Writer.TryComplete();
         _thread.Join(TimeSpan.FromSeconds(10));
         _stopping.Dispose();
+        _wake.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using System.ClientModel;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using NextToken.Models;
@@ -315,5 +316,59 @@ public class ServerConcurrencyTests(ITestOutputHelper output)
         var events = text.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal("data: [DONE]", events[^1].Trim());
         return string.Concat(events[..^1].Select(e => JsonDocument.Parse(e["data: ".Length..]).RootElement.GetProperty("choices")[0].GetProperty("text").GetString()));
+    }
+}
+
+/// <summary>The inspection endpoints answer with what the CLI's --json writes.</summary>
+public class InspectEndpointTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private static readonly Lazy<LanguageModel> Reference = new(() => ModelLoader.Load(BuiltInModel.Id));
+
+    private async Task<JsonDocument> Post(string path, object body)
+    {
+        using HttpResponseMessage response = await fixture.Http.PostAsync(path, new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json"));
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        return JsonDocument.Parse(text);
+    }
+
+    [Fact]
+    public async Task Next_OnceUponATime_TopTokenIsComma_WithTheFullLogitRow()
+    {
+        using JsonDocument doc = await Post("v1/inspect/next", new { prompt = "Once upon a time", top = 5, logits = true, explain = new { temperature = 0.8, top_k = 40 }, seed = 3 });
+        JsonElement report = doc.RootElement.GetProperty("report");
+        Assert.Equal(",", report.GetProperty("top")[0].GetProperty("piece").GetString());
+        Assert.Equal(5, report.GetProperty("top").GetArrayLength());
+        Assert.Equal(3UL, report.GetProperty("explain").GetProperty("seed").GetUInt64());
+        float[] logits = MemoryMarshal.Cast<byte, float>(Convert.FromBase64String(doc.RootElement.GetProperty("logits_f32_base64").GetString()!)).ToArray();
+        Assert.Equal(Reference.Value.VocabSize, logits.Length);
+        var expected = new float[Reference.Value.VocabSize];
+        int[] ids = Reference.Value.Tokenizer.Encode("Once upon a time", addBos: true).Ids;
+        Reference.Value.Forward(Reference.Value.CreateState(), ids, expected);
+        Assert.Equal(expected, logits);
+    }
+
+    [Fact]
+    public async Task CompareAndLens_EqualTheCliJson()
+    {
+        using JsonDocument compare = await Post("v1/inspect/compare", new { prompt = "The dog", system_a = (string?)null, system_b = "Lily had a cat.", top = 5 });
+        var cli = CliTests.RunWith(null, null, "compare", "--prompt", "The dog", "--system-b", "Lily had a cat.", "--top", "5", "--json");
+        Assert.True(cli.ExitCode == 0, cli.Stderr);
+        using JsonDocument expected = JsonDocument.Parse(cli.Stdout);
+        Assert.Equal(expected.RootElement.GetProperty("kl_ab").GetDouble(), compare.RootElement.GetProperty("kl_ab").GetDouble(), 1e-9);
+        Assert.Equal(expected.RootElement.GetProperty("top_b").GetRawText(), compare.RootElement.GetProperty("top_b").GetRawText());
+
+        using JsonDocument lens = await Post("v1/inspect/lens", new { prompt = "Once upon a time", top = 3 });
+        Assert.Equal(Reference.Value.LayerCount + 1, lens.RootElement.GetProperty("layers").GetArrayLength());
+        Assert.Equal(",", lens.RootElement.GetProperty("layers")[Reference.Value.LayerCount].GetProperty("top")[0].GetProperty("piece").GetString());
+    }
+
+    [Fact]
+    public async Task Next_BadInput_Is400()
+    {
+        using HttpResponseMessage both = await fixture.Http.PostAsync("v1/inspect/next", new StringContent("""{"prompt":"a","tokens":[1]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
+        using HttpResponseMessage id = await fixture.Http.PostAsync("v1/inspect/next", new StringContent("""{"tokens":[1, 100000]}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, id.StatusCode);
     }
 }

@@ -32,22 +32,12 @@ internal static class CompareCommand
             ChatTemplate? chat = ContextBuilder.Template(lm, parse.GetValue(template), parse.GetValue(raw));
             int[] a = ContextBuilder.Tokens(lm, parse.GetValue(prompt)!, parse.GetValue(systemA), chat);
             int[] b = ContextBuilder.Tokens(lm, parse.GetValue(promptB) ?? parse.GetValue(prompt)!, parse.GetValue(systemB), chat);
-            float[] logitsA = NextLogits(lm, a), logitsB = NextLogits(lm, b);
             int k = parse.GetValue(top);
             if (k < 1) throw new NextTokenException($"--top must be at least 1, not {k}");
-            var result = DistributionComparison.Compare(logitsA, logitsB, k);
-            string Piece(int id) => lm.Tokenizer.TokenText(id);
+            CompareReport result = Reports.Compare(lm, a, b, k);
             if (parse.GetValue(json))
             {
-                object Row(ComparedToken t) => new { id = t.Id, piece = Piece(t.Id), rank_a = t.RankA, rank_b = t.RankB, prob_a = t.ProbabilityA, prob_b = t.ProbabilityB, rank_change = t.RankChange };
-                JsonOutput.Write(new
-                {
-                    tokens_a = a, tokens_b = b,
-                    kl_ab = result.KlAB, kl_ba = result.KlBA, js = result.JensenShannon, tv = result.TotalVariation,
-                    entropy_a = result.EntropyA, entropy_b = result.EntropyB, top_k = k, top_k_overlap = result.TopKOverlap,
-                    top_a = result.TopOfA.Select(Row).ToArray(), top_b = result.TopOfB.Select(Row).ToArray(),
-                    new_in_top_k = result.NewInTopK.Select(Row).ToArray(), dropped = result.DroppedFromTopK.Select(Row).ToArray(),
-                });
+                JsonOutput.Write(result);
                 return 0;
             }
             AnsiConsole.MarkupLine($"A: {a.Length} tokens{(parse.GetValue(systemA) is { } sa ? $", system \"{Markup.Escape(sa)}\"" : "")}   B: {b.Length} tokens{(parse.GetValue(systemB) is { } sb ? $", system \"{Markup.Escape(sb)}\"" : "")}{(chat is null ? "" : $"   (formatted with {Markup.Escape(chat.Name)})")}");
@@ -55,14 +45,14 @@ internal static class CompareCommand
                 .AddColumn(new TableColumn("P(A)").RightAligned()).AddColumn(new TableColumn("P(B)").RightAligned())
                 .AddColumn(new TableColumn("rank in A").RightAligned()).AddColumn(new TableColumn("change").RightAligned());
             var newIds = result.NewInTopK.Select(t => t.Id).ToHashSet();
-            foreach (ComparedToken t in result.TopOfB)
+            foreach (ReportComparedToken t in result.TopB)
             {
                 string change = newIds.Contains(t.Id) ? "[green]new[/]" : t.RankChange > 0 ? $"[green]▲{t.RankChange}[/]" : t.RankChange < 0 ? $"[red]▼{-t.RankChange}[/]" : "=";
                 table.AddRow(t.RankB.ToString(), Markup.Escape(lm.Tokenizer.TokenDisplay(t.Id)), $"{t.ProbabilityA:P2}", $"{t.ProbabilityB:P2}", t.RankA.ToString("N0"), change);
             }
             AnsiConsole.Write(table);
-            if (result.DroppedFromTopK.Length > 0)
-                AnsiConsole.MarkupLine("dropped from A's top " + k + ": " + string.Join(", ", result.DroppedFromTopK.Select(t => $"{Markup.Escape(lm.Tokenizer.TokenDisplay(t.Id))} (rank {t.RankA} → {t.RankB:N0})")));
+            if (result.Dropped.Length > 0)
+                AnsiConsole.MarkupLine("dropped from A's top " + k + ": " + string.Join(", ", result.Dropped.Select(t => $"{Markup.Escape(lm.Tokenizer.TokenDisplay(t.Id))} (rank {t.RankA} → {t.RankB:N0})")));
             AnsiConsole.MarkupLine($"KL(A‖B) {result.KlAB:F4}  KL(B‖A) {result.KlBA:F4}  JS {result.JensenShannon:F4}  TV {result.TotalVariation:F4} nats/prob;  entropy A {result.EntropyA:F3}, B {result.EntropyB:F3} nats;  top-{k} overlap {result.TopKOverlap}/{k}");
             return 0;
         }));

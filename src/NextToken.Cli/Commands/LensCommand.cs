@@ -39,15 +39,7 @@ internal static class LensCommand
             }
             if (parse.GetValue(json))
             {
-                JsonOutput.Write(new
-                {
-                    tokens = ids,
-                    layers = layers.Select(l => new
-                    {
-                        stage = l.Stage, kl_to_final = l.KlToFinal, rank_of_final_top = l.RankOfFinalTop,
-                        top = l.Top.Select(t => new { id = t.Id, piece = lm.Tokenizer.TokenText(t.Id), prob = t.Probability }).ToArray(),
-                    }).ToArray(),
-                });
+                JsonOutput.Write(Reports.Lens(lm, ids, parse.GetValue(position), parse.GetValue(top)));
                 return 0;
             }
             var table = new Table().Border(TableBorder.Rounded).Title($"logit lens at position {(parse.GetValue(position) + ids.Length) % ids.Length} ({Markup.Escape(lm.Tokenizer.TokenDisplay(ids[(parse.GetValue(position) + ids.Length) % ids.Length]))})")

@@ -1,0 +1,106 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using NextToken.Chat;
+using NextToken.Inspection;
+using NextToken.Models;
+using NextToken.Sampling;
+
+namespace NextToken.Server;
+
+/// <summary>
+/// The inspection commands over HTTP (<c>/v1/inspect/…</c>), answering with the same records the
+/// CLI's <c>--json</c> writes. They run on the scheduler's thread between decode steps.
+/// </summary>
+internal sealed class InspectEndpoints(ModelHost host)
+{
+    private LanguageModel Model => host.Model;
+
+    /// <summary>
+    /// <c>{"prompt": text | "tokens": [ids], "top": 10, "explain": {sampler settings} , "seed": n, "logits": bool}</c>:
+    /// the next-token distribution; with <c>logits</c>, the whole row as base64 little-endian float32
+    /// (what a client needs to reshape the distribution itself).
+    /// </summary>
+    public async Task<object> Next(RequestFields request, CancellationToken cancel)
+    {
+        int[] ids = Prompt(request);
+        int top = request.Integer("top", 1, Model.VocabSize) ?? 10;
+        SamplingOptions? explain = request.Get("explain") is { } e ? Sampling(e) : null;
+        ulong? seed = request.Seed("seed");
+        bool withLogits = request.Bool("logits") ?? false;
+        return await host.Scheduler.RunExclusiveAsync<object>(() =>
+        {
+            NextReport report = Reports.Next(Model, ids, top, explain, seed);
+            if (!withLogits) return report;
+            var logits = new float[Model.VocabSize];
+            Model.Forward(Model.CreateState(), ids, logits);
+            return new { report, logits_f32_base64 = Convert.ToBase64String(MemoryMarshal.AsBytes(logits.AsSpan())) };
+        }, cancel);
+    }
+
+    /// <summary><c>{"prompt", "prompt_b", "system_a", "system_b", "top", "raw"}</c>: two contexts' next-token lists compared.</summary>
+    public async Task<object> Compare(RequestFields request, CancellationToken cancel)
+    {
+        string prompt = request.String("prompt") ?? throw new ApiError(400, "'prompt' is required", "prompt", "missing_field");
+        ChatTemplate? template = request.Bool("raw") ?? false ? null : ChatPrompt.Template(Model, request.String("template"));
+        int[] a, b;
+        lock (host.TokenizerGate)
+        {
+            a = ChatPrompt.Tokens(Model, prompt, request.String("system_a"), template);
+            b = ChatPrompt.Tokens(Model, request.String("prompt_b") ?? prompt, request.String("system_b"), template);
+        }
+        CheckContext(a, "prompt");
+        CheckContext(b, "prompt_b");
+        int top = request.Integer("top", 1, Model.VocabSize) ?? 10;
+        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Compare(Model, a, b, top), cancel);
+    }
+
+    /// <summary><c>{"prompt" | "tokens", "position": -1, "top": 5}</c>: the logit lens.</summary>
+    public async Task<object> Lens(RequestFields request, CancellationToken cancel)
+    {
+        int[] ids = Prompt(request);
+        int position = request.Integer("position", -ids.Length, ids.Length - 1) ?? -1;
+        int top = request.Integer("top", 1, Model.VocabSize) ?? 5;
+        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Lens(Model, ids, position, top), cancel);
+    }
+
+    private int[] Prompt(RequestFields request)
+    {
+        int[] ids;
+        if (request.Get("tokens") is { } list)
+        {
+            if (request.Has("prompt")) throw ApiError.BadValue("tokens", "give either 'prompt' or 'tokens', not both");
+            if (list.ValueKind != JsonValueKind.Array) throw RequestFields.WrongKind("tokens", list, "a list of token ids");
+            ids = list.EnumerateArray().Select((item, i) => item.ValueKind == JsonValueKind.Number && item.TryGetInt32(out int id) && (uint)id < (uint)Model.VocabSize
+                ? id : throw ApiError.BadValue("tokens", $"'tokens'[{i}] is {item.GetRawText()}; expected a token id from 0 to {Model.VocabSize - 1}")).ToArray();
+        }
+        else
+        {
+            string text = request.String("prompt") ?? throw new ApiError(400, "'prompt' (text) or 'tokens' (ids) is required", "prompt", "missing_field");
+            lock (host.TokenizerGate) ids = Model.Tokenizer.Encode(text, request.Bool("add_bos") ?? Model.Tokenizer.Vocabulary.AddBos).Ids;
+        }
+        if (ids.Length == 0) throw ApiError.BadValue("prompt", "the prompt is empty");
+        CheckContext(ids, "prompt");
+        return ids;
+    }
+
+    private void CheckContext(int[] ids, string param)
+    {
+        if (ids.Length > Model.ContextLength)
+            throw new ApiError(400, $"the prompt has {ids.Length} tokens; this model's context holds {Model.ContextLength}", param, "context_length_exceeded");
+    }
+
+    private SamplingOptions Sampling(JsonElement settings)
+    {
+        if (settings.ValueKind != JsonValueKind.Object) throw RequestFields.WrongKind("explain", settings, "an object of sampler settings");
+        var fields = new RequestFields(settings);
+        var defaults = new SamplingOptions();
+        return new SamplingOptions
+        {
+            Temperature = (float)(fields.Number("temperature", 0, 100) ?? defaults.Temperature),
+            TopK = fields.Integer("top_k", 0, Model.VocabSize) ?? defaults.TopK,
+            TopP = (float)(fields.Number("top_p", 0, 1, minExclusive: true) ?? defaults.TopP),
+            MinP = (float)(fields.Number("min_p", 0, 1) ?? defaults.MinP),
+            TypicalP = (float)(fields.Number("typical_p", 0, 1, minExclusive: true) ?? defaults.TypicalP),
+        };
+    }
+}
