@@ -33,7 +33,7 @@ internal sealed class InspectEndpoints(ModelHost host)
             if (!withLogits) return report;
             var logits = new float[Model.VocabSize];
             Model.Forward(Model.CreateState(), ids, logits);
-            return new { report, logits_f32_base64 = Convert.ToBase64String(MemoryMarshal.AsBytes(logits.AsSpan())) };
+            return new InspectNextWithLogits(report, Convert.ToBase64String(MemoryMarshal.AsBytes(logits.AsSpan())));
         }, cancel);
     }
 

@@ -75,6 +75,7 @@ public sealed class NextTokenServer : IAsyncDisposable
             kestrel.Limits.MaxRequestBodySize = options.MaxBodyBytes;
             kestrel.AddServerHeader = false;
         });
+        builder.Services.AddOpenApi();
         if (options.CorsOrigin is not null)
             builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => policy.WithOrigins(options.CorsOrigin).AllowAnyHeader().AllowAnyMethod()));
         WebApplication app = builder.Build();
@@ -136,20 +137,35 @@ public sealed class NextTokenServer : IAsyncDisposable
     private static void Map(WebApplication app, ModelHost host)
     {
         var endpoints = new OpenAiEndpoints(host);
-        app.MapGet("/health", () => Results.Json(new { status = "ok" }));
-        app.MapGet("/metrics", () => Results.Text(host.Metrics.Prometheus(), "text/plain; version=0.0.4"));
-        app.MapGet("/v1/models", () => Results.Json(endpoints.Models()));
-        app.MapPost("/v1/completions", async context => await endpoints.Completions(context, await Body(context)));
-        app.MapPost("/v1/chat/completions", async context => await endpoints.ChatCompletions(context, await Body(context)));
-        app.MapPost("/tokenize", async context => await context.Response.WriteAsJsonAsync(endpoints.Tokenize(await Body(context))));
-        app.MapPost("/detokenize", async context => await context.Response.WriteAsJsonAsync(endpoints.Detokenize(await Body(context))));
         var inspect = new InspectEndpoints(host);
-        app.MapPost("/v1/inspect/next", async context => await context.Response.WriteAsJsonAsync(await inspect.Next(await Body(context), context.RequestAborted)));
-        app.MapPost("/v1/inspect/compare", async context => await context.Response.WriteAsJsonAsync(await inspect.Compare(await Body(context), context.RequestAborted)));
-        app.MapPost("/v1/inspect/lens", async context => await context.Response.WriteAsJsonAsync(await inspect.Lens(await Body(context), context.RequestAborted)));
-        // Anything else under the API answers in the same error shape rather than an empty 404.
+        app.MapOpenApi(); // /openapi/v1.json, generated from the endpoints and their metadata
+        app.MapGet("/health", () => Results.Json(new Health("ok"))).Produces<Health>().WithSummary("Liveness; needs no API key");
+        app.MapGet("/metrics", () => Results.Text(host.Metrics.Prometheus(), "text/plain; version=0.0.4"))
+            .Produces<string>(200, "text/plain").WithSummary("Prometheus counters: requests, tokens, queue, slots, tokens/s");
+        app.MapGet("/v1/models", () => Results.Json(endpoints.Models())).Produces<ModelList>().Errors().WithSummary("The served model");
+        Post<CompletionRequest, CompletionResponse>(app, "/v1/completions", "Legacy completions: echo, logprobs, n, token-id prompts; SSE with stream",
+            async context => await endpoints.Completions(context, await Body(context)));
+        Post<ChatCompletionRequest, ChatCompletionResponse>(app, "/v1/chat/completions", "Chat completions through the model's chat template; SSE with stream",
+            async context => await endpoints.ChatCompletions(context, await Body(context)));
+        Post<TokenizeRequest, TokenizeResponse>(app, "/tokenize", "Text to token ids",
+            async context => await context.Response.WriteAsJsonAsync(endpoints.Tokenize(await Body(context))));
+        Post<DetokenizeRequest, DetokenizeResponse>(app, "/detokenize", "Token ids to text",
+            async context => await context.Response.WriteAsJsonAsync(endpoints.Detokenize(await Body(context))));
+        Post<InspectNextRequest, Inspection.NextReport>(app, "/v1/inspect/next", "The next-token distribution (an InspectNextWithLogits when logits is true), one roll explained",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.Next(await Body(context), context.RequestAborted)));
+        Post<InspectCompareRequest, Inspection.CompareReport>(app, "/v1/inspect/compare", "Two contexts' next-token distributions compared",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.Compare(await Body(context), context.RequestAborted)));
+        Post<InspectLensRequest, Inspection.LensReport>(app, "/v1/inspect/lens", "The logit lens: every layer decoded",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.Lens(await Body(context), context.RequestAborted)));
+        // Anything else answers in the same error shape rather than an empty 404.
         app.MapFallback(context => throw new ApiError(404, $"no endpoint {context.Request.Method} {context.Request.Path}", null, "not_found"));
     }
+
+    /// <summary>A JSON POST endpoint with its request and response types and error shapes in the OpenAPI document.</summary>
+    private static void Post<TRequest, TResponse>(WebApplication app, string path, string summary, Func<HttpContext, Task> handler) where TRequest : notnull =>
+        // As a Delegate (not a RequestDelegate) so the endpoint gets the metadata OpenAPI is generated from.
+        app.MapPost(path, (Delegate)handler)
+            .Accepts<TRequest>("application/json").Produces<TResponse>().Errors().WithSummary(summary);
 
     private static async Task<RequestFields> Body(HttpContext context)
     {
@@ -166,4 +182,11 @@ public sealed class NextTokenServer : IAsyncDisposable
         await _app.DisposeAsync();
         _host.Dispose();
     }
+}
+
+internal static class EndpointErrors
+{
+    /// <summary>The error statuses every API endpoint may answer with, in OpenAI's shape.</summary>
+    public static RouteHandlerBuilder Errors(this RouteHandlerBuilder builder) => builder
+        .Produces<ErrorBody>(400).Produces<ErrorBody>(401).Produces<ErrorBody>(404).Produces<ErrorBody>(413).Produces<ErrorBody>(503);
 }

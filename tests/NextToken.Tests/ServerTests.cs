@@ -372,3 +372,55 @@ public class InspectEndpointTests(ServerFixture fixture) : IClassFixture<ServerF
         Assert.Equal(HttpStatusCode.BadRequest, id.StatusCode);
     }
 }
+
+/// <summary>The OpenAPI document, and <c>nexttoken serve</c> as a process.</summary>
+public class ServerDocumentTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    [Fact]
+    public async Task OpenApi_ListsEveryEndpoint_AndEveryListedPathAnswers()
+    {
+        using JsonDocument doc = JsonDocument.Parse(await fixture.Http.GetStringAsync("openapi/v1.json"));
+        JsonElement paths = doc.RootElement.GetProperty("paths");
+        string[] listed = paths.EnumerateObject().Select(p => p.Name).ToArray();
+        foreach (string expected in new[] { "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize", "/v1/inspect/next", "/v1/inspect/compare", "/v1/inspect/lens" })
+            Assert.Contains(expected, listed);
+        Assert.True(paths.GetProperty("/v1/completions").GetProperty("post").GetProperty("responses").TryGetProperty("400", out _));
+        foreach (JsonProperty path in paths.EnumerateObject())
+        {
+            foreach (JsonProperty operation in path.Value.EnumerateObject())
+            {
+                using var request = new HttpRequestMessage(new HttpMethod(operation.Name.ToUpperInvariant()), path.Name.TrimStart('/'));
+                if (operation.Name == "post") request.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+                using HttpResponseMessage response = await fixture.Http.SendAsync(request);
+                // An empty body is a 400 naming the missing field; never "no such endpoint" or "method not allowed".
+                Assert.True(response.StatusCode is HttpStatusCode.OK or HttpStatusCode.BadRequest, $"{operation.Name} {path.Name}: {(int)response.StatusCode}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ServeCommand_PrintsItsUrl_AnswersAndStopsOnSigterm()
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "NextToken.Cli.dll"));
+        foreach (string a in new[] { "serve", "--port", "0", "--parallel", "2" }) start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            string line = (await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)))!;
+            var url = System.Text.RegularExpressions.Regex.Match(line, @"at (http://127\.0\.0\.1:\d+/)").Groups[1].Value;
+            Assert.StartsWith("http://127.0.0.1:", url);
+            Assert.Contains("stories260K", line);
+            using var http = new HttpClient { BaseAddress = new Uri(url) };
+            Assert.Equal("""{"status":"ok"}""", await http.GetStringAsync("health"));
+            using HttpResponseMessage completion = await http.PostAsync("v1/completions", new StringContent("""{"prompt":"Once upon a time","max_tokens":4,"temperature":0}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, completion.StatusCode);
+        }
+        finally
+        {
+            if (!process.HasExited) System.Diagnostics.Process.Start("kill", ["-TERM", process.Id.ToString()])!.WaitForExit();
+        }
+        Assert.True(process.WaitForExit(20_000), "serve did not stop on SIGTERM");
+        Assert.Equal(0, process.ExitCode);
+    }
+}

@@ -47,7 +47,8 @@ internal static class ServeCommand
                 Console.WriteLine($"NextToken serving {server.ModelId} ({CommonOptions.Describe(lm)}) with {options.Parallel} slots at {server.Url} — OpenAI API under {server.Url}v1; Ctrl+C stops");
                 try
                 {
-                    await Task.Delay(Timeout.Infinite, cancel);
+                    // Ends on Ctrl+C or SIGTERM (the host's console lifetime stops the server).
+                    await server.WaitForShutdownAsync(cancel);
                 }
                 catch (OperationCanceledException)
                 {
