@@ -66,7 +66,9 @@ public sealed class HuggingFaceConfig
     {
         if (!Has(key)) return fallback;
         JsonElement value = _root.GetProperty(key);
-        return value.ValueKind == JsonValueKind.Number ? value.GetDouble() : throw Wrong(key, value, "a number");
+        // GetDouble would throw (with no file named) on 1e400; such values are refused here.
+        return value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out double number) && double.IsFinite(number)
+            ? number : throw Wrong(key, value, "a finite number");
     }
 
     /// <summary>A token id (<c>bos_token_id</c>), or null when absent; a list (as Llama 3 gives for EOS) yields its first.</summary>
