@@ -100,6 +100,7 @@ public class JinjaSandboxTests(ITestOutputHelper output)
     [InlineData("{{ 1.0 % 0 }}", "float modulo by zero")]
     [InlineData("{{ 2 ** 64 }}", "2 ** 64 overflows a 64-bit integer")]
     [InlineData("{{ 9223372036854775807 + 1 }}", "overflows a 64-bit integer")]
+    [InlineData("{{ 1 }}\n{{ 99999999999999999999 }}", "integer 99999999999999999999 does not fit in 64 bits at line 2")]
     [InlineData("{{ 'a'.replace('a') }}", "'replace()' is missing an argument")]
     [InlineData("{{ 'a'|replace('a') }}", "filter 'replace' is missing an argument")]
     public void Render_ArithmeticErrors_RaiseAsPython(string source, string expected) => Refused(source, expected);

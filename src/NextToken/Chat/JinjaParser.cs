@@ -338,7 +338,13 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
                 while (Peek.Kind == TokenKind.String) text += tokens[_at++].Value; // adjacent literals join
                 return new Literal(text);
             case TokenKind.Integer:
-                return new Literal(long.Parse(token.Value, System.Globalization.CultureInfo.InvariantCulture));
+                // Python's integers have no bound; this interpreter's are 64-bit (found by fuzzing: an overflow escaped here).
+                if (!long.TryParse(token.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long integer))
+                {
+                    _at--;
+                    throw Error($"integer {(token.Value.Length > 30 ? token.Value[..30] + "…" : token.Value)} does not fit in 64 bits");
+                }
+                return new Literal(integer);
             case TokenKind.Float:
                 return new Literal(double.Parse(token.Value, System.Globalization.CultureInfo.InvariantCulture));
             case TokenKind.Name:
