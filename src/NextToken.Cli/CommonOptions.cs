@@ -172,7 +172,9 @@ internal static class CommonOptions
     {
         if (!float.IsFinite(value)) throw new NextTokenException($"{name} must be a finite number, not {value.ToString(CultureInfo.InvariantCulture)}");
         if (value < min || value > max)
-            throw new NextTokenException($"{name} must be from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}, not {value.ToString(CultureInfo.InvariantCulture)}");
+            throw new NextTokenException(max == float.MaxValue
+                ? $"{name} must be {min.ToString(CultureInfo.InvariantCulture)} or more, not {value.ToString(CultureInfo.InvariantCulture)}"
+                : $"{name} must be in [{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}], not {value.ToString(CultureInfo.InvariantCulture)}");
         return value;
     }
 

@@ -38,17 +38,17 @@ internal sealed class SamplingFlags
                 ? preset
                 : throw new NextTokenException($"--mode '{mode}' is not a preset; expected one of {string.Join(", ", SamplingOptions.Presets.Keys)}");
         // Each flag is checked here, with its name: NaN and ±Infinity slip through range comparisons.
-        if (parse.GetValue(TopP) is <= 0) throw new NextTokenException($"--top-p must be above 0 (1 = off), not {parse.GetValue(TopP)}");
-        if (parse.GetValue(TypicalP) is <= 0) throw new NextTokenException($"--typical-p must be above 0 (1 = off), not {parse.GetValue(TypicalP)}");
-        if (parse.GetValue(RepeatPenalty) is <= 0) throw new NextTokenException($"--repeat-penalty must be above 0 (1 = off), not {parse.GetValue(RepeatPenalty)}");
+        float? Above0(Option<float?> option, float max, string range) => CommonOptions.Checked(parse, option) is { } v
+            ? v > 0 && v <= max ? v : throw new NextTokenException($"{option.Name} must be {range}, not {v.ToString(CultureInfo.InvariantCulture)}")
+            : null;
         options = options with
         {
             Temperature = CommonOptions.Checked(parse, Temperature, 0) ?? options.Temperature,
             TopK = CommonOptions.Checked(parse, TopK, 0) ?? options.TopK,
-            TopP = CommonOptions.Checked(parse, TopP, 0, 1) ?? options.TopP,
+            TopP = Above0(TopP, 1, "in (0, 1] (1 = off)") ?? options.TopP,
             MinP = CommonOptions.Checked(parse, MinP, 0, 1) ?? options.MinP,
-            TypicalP = CommonOptions.Checked(parse, TypicalP, 0, 1) ?? options.TypicalP,
-            RepeatPenalty = CommonOptions.Checked(parse, RepeatPenalty, 0) ?? options.RepeatPenalty,
+            TypicalP = Above0(TypicalP, 1, "in (0, 1] (1 = off)") ?? options.TypicalP,
+            RepeatPenalty = Above0(RepeatPenalty, float.MaxValue, "above 0 (1 = off)") ?? options.RepeatPenalty,
             PresencePenalty = CommonOptions.Checked(parse, PresencePenalty) ?? options.PresencePenalty,
             FrequencyPenalty = CommonOptions.Checked(parse, FrequencyPenalty) ?? options.FrequencyPenalty,
             PenaltyLastN = CommonOptions.Checked(parse, PenaltyLastN, 0) ?? options.PenaltyLastN,
