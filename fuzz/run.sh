@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes one parser with AFL++ for a bounded time, then replays what it found.
-#   fuzz/run.sh gguf|jinja [SECONDS]      (default 300; run from anywhere, ../shared/fixtures beside the repository)
+#   fuzz/run.sh gguf|jinja|hf [SECONDS]      (default 300; run from anywhere, ../shared/fixtures beside the repository)
 # Needs afl-fuzz (Debian: apt-get install afl++) and the sharpfuzz tool
 # (dotnet tool install -g SharpFuzz.CommandLine --version 2.3.0). Exits 1 if AFL found a crash or a hang.
 set -euo pipefail
-target=${1:?usage: fuzz/run.sh gguf|jinja [SECONDS]}
+target=${1:?usage: fuzz/run.sh gguf|jinja|hf [SECONDS]}
 seconds=${2:-300}
 cd "$(dirname "$0")/.."
 out=fuzz/out

@@ -6,9 +6,10 @@ using NextToken.Models;
 using NextToken.Tokenization;
 using SharpFuzz;
 
-// AFL harnesses for the two parsers that read untrusted input: GGUF files and Jinja chat templates.
-//   fuzz gguf|jinja               run under afl-fuzz (reads each input from stdin, SharpFuzz out-of-process mode)
-//   replay gguf|jinja PATH...     run inputs (files or directories) in-process; exit 1 on any crash (CI, regressions)
+// AFL harnesses for the parsers that read untrusted input: GGUF files, Jinja chat templates, and
+// Hugging Face JSON (the same input read as a tokenizer.json and as a config.json: "hf").
+//   fuzz gguf|jinja|hf               run under afl-fuzz (reads each input from stdin, SharpFuzz out-of-process mode)
+//   replay gguf|jinja|hf PATH...     run inputs (files or directories) in-process; exit 1 on any crash (CI, regressions)
 //   seeds FIXTURES OUT            write the seed corpora OUT/gguf and OUT/jinja from the fixtures
 // A crash is any exception other than NextTokenException (the engine's one-line input errors), a
 // stack overflow, or a hang (afl-fuzz's -t).
@@ -22,7 +23,7 @@ return args switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NextToken.Fuzz fuzz gguf|jinja | replay gguf|jinja PATH... | seeds FIXTURES_DIR OUTPUT_DIR");
+    Console.Error.WriteLine("usage: NextToken.Fuzz fuzz gguf|jinja|hf | replay gguf|jinja|hf PATH... | seeds FIXTURES_DIR OUTPUT_DIR");
     return 2;
 }
 
@@ -30,7 +31,8 @@ static Action<byte[]> Target(string name) => name switch
 {
     "gguf" => Targets.Gguf,
     "jinja" => Targets.Jinja,
-    _ => throw new ArgumentException($"unknown target '{name}'; expected gguf or jinja"),
+    "hf" => Targets.HuggingFaceJson,
+    _ => throw new ArgumentException($"unknown target '{name}'; expected gguf, jinja or hf"),
 };
 
 static int Fuzz(Action<byte[]> target)
@@ -113,6 +115,31 @@ internal static class Targets
         using LanguageModel model = ModelLoader.Load(GgufPath);
     }
 
+    private static readonly string JsonDirectory = Directory.CreateTempSubdirectory($"nexttoken-fuzz-{Environment.ProcessId}-").FullName;
+
+    /// <summary>The input as a tokenizer.json (then encoding a sentence), and as a config.json through every accessor the loaders use.</summary>
+    public static void HuggingFaceJson(byte[] input)
+    {
+        string path = Path.Combine(JsonDirectory, "tokenizer.json");
+        File.WriteAllBytes(path, input);
+        try
+        {
+            Tokenizer tokenizer = HuggingFaceTokenizer.FromTokenizerJson(path, 0, 0);
+            _ = tokenizer.Decode(tokenizer.Encode("Hello world, 123 ünïcödé 🙂").Ids);
+        }
+        catch (NextTokenException)
+        {
+        }
+        string config = Path.Combine(JsonDirectory, "config.json");
+        File.Move(path, config, overwrite: true);
+        HuggingFaceConfig c = HuggingFaceConfig.Load(config);
+        foreach (string key in new[] { "vocab_size", "n_layer", "hidden_size", "num_attention_heads" })
+            try { _ = c.Dimension(key, 1); } catch (NextTokenException) { }
+        try { _ = c.TokenIds("eos_token_id"); _ = c.TokenId("bos_token_id"); } catch (NextTokenException) { }
+        try { _ = c.Number("rms_norm_eps", 1e-6); _ = c.Bool("tie_word_embeddings", false); } catch (NextTokenException) { }
+        _ = c.ModelType;
+    }
+
     public static void Jinja(byte[] input) =>
         _ = new ChatTemplate(Encoding.UTF8.GetString(input)).Render(Messages, true, "<s>", "</s>", new DateTime(2026, 1, 1));
 }
@@ -123,6 +150,10 @@ internal static class Seeds
     public static int Write(string fixtures, string output)
     {
         string gguf = Directory.CreateDirectory(Path.Combine(output, "gguf")).FullName, jinja = Directory.CreateDirectory(Path.Combine(output, "jinja")).FullName;
+        string hf = Directory.CreateDirectory(Path.Combine(output, "hf")).FullName;
+        CopyWritable(Path.Combine(fixtures, "models", "gpt2-tiny-hf", "config.json"), Path.Combine(hf, "config.json"));
+        CopyWritable(Path.Combine(fixtures, "models", "llama-tiny-hf", "config.json"), Path.Combine(hf, "config-llama.json"));
+        WriteSmallTokenizerJson(Path.Combine(fixtures, "vocab", "ggml-vocab-gpt-2.gguf"), Path.Combine(hf, "tokenizer.json"), 300);
         using var cases = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(fixtures, "chat-templates", "cases.json")));
         int n = 0;
         foreach (var c in cases.RootElement.GetProperty("cases").EnumerateArray())
@@ -136,13 +167,32 @@ internal static class Seeds
         CutVocabulary(Path.Combine(fixtures, "vocab", "ggml-vocab-llama-spm.gguf"), Path.Combine(gguf, "llama-spm-vocab-300.gguf"), 300, ChatTemplate.BuiltIn["llama2"]);
         // Whole small models (every tensor type the reader knows, real layouts), below AFL's 1 MB input limit.
         foreach (string model in new[] { "arch/qwen2-tiny.f32.gguf", "quant/llama-d256.q2_k.gguf", "quant/llama-d192.q4_k_m.gguf" })
-        {
-            string copy = Path.Combine(gguf, Path.GetFileName(model));
-            File.Copy(Path.Combine(fixtures, "models", model), copy, overwrite: true);
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead); // the fixtures are read-only
-        }
-        Console.WriteLine($"seeds: {Directory.GetFiles(gguf).Length} GGUF files in {gguf}, {Directory.GetFiles(jinja).Length} templates in {jinja}");
+            CopyWritable(Path.Combine(fixtures, "models", model), Path.Combine(gguf, Path.GetFileName(model)));
+        Console.WriteLine($"seeds: {Directory.GetFiles(gguf).Length} GGUF files in {gguf}, {Directory.GetFiles(jinja).Length} templates in {jinja}, {Directory.GetFiles(hf).Length} JSON files in {hf}");
         return 0;
+    }
+
+    private static void CopyWritable(string source, string destination)
+    {
+        File.Copy(source, destination, overwrite: true);
+        if (!OperatingSystem.IsWindows()) // the fixtures are read-only, and a second run overwrites the copies
+            File.SetUnixFileMode(destination, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+    }
+
+    /// <summary>A tokenizer.json (byte-level BPE, pair-form merges, an added special token) with the first <paramref name="count"/> GPT-2 tokens.</summary>
+    private static void WriteSmallTokenizerJson(string vocabulary, string destination, int count)
+    {
+        using GgufFile file = GgufFile.Open(vocabulary);
+        string[] tokens = file.GetArray<string>("tokenizer.ggml.tokens")[..count];
+        var kept = tokens.ToHashSet(StringComparer.Ordinal);
+        string[][] merges = file.GetArray<string>("tokenizer.ggml.merges").Select(m => m.Split(' ')).Where(p => p.Length == 2 && kept.Contains(p[0]) && kept.Contains(p[1]) && kept.Contains(p[0] + p[1])).ToArray();
+        var json = new
+        {
+            added_tokens = new[] { new { id = count, content = "<|endoftext|>", special = true } },
+            pre_tokenizer = new { type = "ByteLevel", add_prefix_space = false },
+            model = new { type = "BPE", vocab = tokens.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i), merges },
+        };
+        File.WriteAllText(destination, System.Text.Json.JsonSerializer.Serialize(json));
     }
 
     /// <summary>The first <paramref name="count"/> tokens of a vocabulary GGUF (with the merges and scores that stay inside them) and a template.</summary>
