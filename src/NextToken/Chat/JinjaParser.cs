@@ -87,7 +87,7 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
                     });
                     break;
                 default:
-                    throw Error($"unexpected '{token.Value}'");
+                    throw Error($"unexpected {Describe(token)}");
             }
         }
     }
@@ -381,7 +381,7 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
                 return new DictExpr(pairs);
             default:
                 _at--;
-                throw Error($"unexpected '{token.Value}'");
+                throw Error($"unexpected {Describe(token)}");
         }
     }
 
@@ -415,6 +415,17 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
         if (Peek.Kind != TokenKind.Name) throw Error("expected a name");
         return tokens[_at++].Value;
     }
+
+    /// <summary>A token as a message shows it: the tag ends and the template's end have no text of their own.</summary>
+    private static string Describe(JinjaToken token) => token.Kind switch
+    {
+        TokenKind.PrintEnd => "'}}'",
+        TokenKind.BlockEnd => "'%}'",
+        TokenKind.PrintStart => "'{{'",
+        TokenKind.BlockStart => "'{%'",
+        TokenKind.End => "end of template",
+        _ => $"'{token.Value}'",
+    };
 
     private TemplateException Error(string message) =>
         new($"template: {message} at line {TemplateException.LineOf(source, Peek.Position)} (character {Peek.Position})");
