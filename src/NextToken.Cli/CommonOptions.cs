@@ -169,5 +169,33 @@ internal static class CommonOptions
 
     public static string Quote(string text) => Markup.Escape(text);
 
+    /// <summary>An option's value, refused with the option's name unless it is a finite number within [min, max].</summary>
+    public static float Checked(ParseResult parse, Option<float> option, float min = float.MinValue, float max = float.MaxValue) =>
+        Checked(option.Name, parse.GetValue(option), min, max);
+
+    public static float? Checked(ParseResult parse, Option<float?> option, float min = float.MinValue, float max = float.MaxValue) =>
+        parse.GetValue(option) is { } value ? Checked(option.Name, value, min, max) : null;
+
+    public static float Checked(string name, float value, float min = float.MinValue, float max = float.MaxValue)
+    {
+        if (!float.IsFinite(value)) throw new NextTokenException($"{name} must be a finite number, not {value.ToString(CultureInfo.InvariantCulture)}");
+        if (value < min || value > max)
+            throw new NextTokenException(max == float.MaxValue
+                ? $"{name} must be {min.ToString(CultureInfo.InvariantCulture)} or more, not {value.ToString(CultureInfo.InvariantCulture)}"
+                : $"{name} must be in [{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}], not {value.ToString(CultureInfo.InvariantCulture)}");
+        return value;
+    }
+
+    /// <summary>An integer option's value, refused with the option's name outside [min, max].</summary>
+    public static int Checked(ParseResult parse, Option<int> option, int min, int max = int.MaxValue) =>
+        Checked(option.Name, parse.GetValue(option), min, max);
+
+    public static int? Checked(ParseResult parse, Option<int?> option, int min, int max = int.MaxValue) =>
+        parse.GetValue(option) is { } value ? Checked(option.Name, value, min, max) : null;
+
+    public static int Checked(string name, int value, int min, int max = int.MaxValue) =>
+        value >= min && value <= max ? value
+        : throw new NextTokenException(max == int.MaxValue ? $"{name} must be at least {min}, not {value}" : $"{name} must be from {min} to {max}, not {value}");
+
     public static string Number(double value, string format = "N0") => value.ToString(format, CultureInfo.InvariantCulture);
 }

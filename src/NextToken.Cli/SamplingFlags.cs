@@ -37,17 +37,21 @@ internal sealed class SamplingFlags
             options = SamplingOptions.Presets.TryGetValue(mode.ToLowerInvariant(), out SamplingOptions? preset)
                 ? preset
                 : throw new NextTokenException($"--mode '{mode}' is not a preset; expected one of {string.Join(", ", SamplingOptions.Presets.Keys)}");
+        // Each flag is checked here, with its name: NaN and ±Infinity slip through range comparisons.
+        float? Above0(Option<float?> option, float max, string range) => CommonOptions.Checked(parse, option) is { } v
+            ? v > 0 && v <= max ? v : throw new NextTokenException($"{option.Name} must be {range}, not {v.ToString(CultureInfo.InvariantCulture)}")
+            : null;
         options = options with
         {
-            Temperature = parse.GetValue(Temperature) ?? options.Temperature,
-            TopK = parse.GetValue(TopK) ?? options.TopK,
-            TopP = parse.GetValue(TopP) ?? options.TopP,
-            MinP = parse.GetValue(MinP) ?? options.MinP,
-            TypicalP = parse.GetValue(TypicalP) ?? options.TypicalP,
-            RepeatPenalty = parse.GetValue(RepeatPenalty) ?? options.RepeatPenalty,
-            PresencePenalty = parse.GetValue(PresencePenalty) ?? options.PresencePenalty,
-            FrequencyPenalty = parse.GetValue(FrequencyPenalty) ?? options.FrequencyPenalty,
-            PenaltyLastN = parse.GetValue(PenaltyLastN) ?? options.PenaltyLastN,
+            Temperature = CommonOptions.Checked(parse, Temperature, 0) ?? options.Temperature,
+            TopK = CommonOptions.Checked(parse, TopK, 0) ?? options.TopK,
+            TopP = Above0(TopP, 1, "in (0, 1] (1 = off)") ?? options.TopP,
+            MinP = CommonOptions.Checked(parse, MinP, 0, 1) ?? options.MinP,
+            TypicalP = Above0(TypicalP, 1, "in (0, 1] (1 = off)") ?? options.TypicalP,
+            RepeatPenalty = Above0(RepeatPenalty, float.MaxValue, "above 0 (1 = off)") ?? options.RepeatPenalty,
+            PresencePenalty = CommonOptions.Checked(parse, PresencePenalty) ?? options.PresencePenalty,
+            FrequencyPenalty = CommonOptions.Checked(parse, FrequencyPenalty) ?? options.FrequencyPenalty,
+            PenaltyLastN = CommonOptions.Checked(parse, PenaltyLastN, 0) ?? options.PenaltyLastN,
             Order = parse.GetValue(Order)?.ToLowerInvariant() switch
             {
                 null => options.Order,
@@ -70,13 +74,17 @@ internal sealed class SamplingFlags
             string[] parts = entry.Split('=', 2);
             if (parts.Length != 2 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out int id))
                 throw new NextTokenException($"--logit-bias '{entry}': expected ID=BIAS, e.g. 198=-2.5 or 198=-inf");
+            // -inf bans a token; NaN or +inf would turn the whole distribution into NaN.
             float value = parts[1].Trim().ToLowerInvariant() switch
             {
-                "-inf" => float.NegativeInfinity,
-                "inf" or "+inf" => float.PositiveInfinity,
-                var text when float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) => v,
+                "-inf" or "-infinity" => float.NegativeInfinity,
+                var text when float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsFinite(v) => v,
+                var text when float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsNegativeInfinity(v) => v,
+                var text when text is "inf" or "+inf" or "infinity" or "+infinity" || float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out _) =>
+                    throw new NextTokenException($"--logit-bias '{entry}': the bias must be a finite number or -inf (which bans the token), not '{parts[1]}'"),
                 _ => throw new NextTokenException($"--logit-bias '{entry}': '{parts[1]}' is not a number"),
             };
+            if (id < 0) throw new NextTokenException($"--logit-bias '{entry}': token id {id} is negative");
             bias[id] = value;
         }
         return bias;

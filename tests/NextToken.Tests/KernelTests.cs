@@ -292,10 +292,10 @@ public class HalfConversionTests
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void FiniteHalfConversion_EveryFiniteBitPattern_ConvertsExactly()
     {
-        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return; // an AVX-512 kernel
+        Skip.IfNot(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, "an AVX-512 kernel; this CPU (or DOTNET_EnableAVX512=0) has no AVX-512");
         var converted = new float[16];
         for (int start = 0; start < 65536; start += 16)
         {
@@ -311,12 +311,12 @@ public class HalfConversionTests
         }
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(false)]
     [InlineData(true)]  // a row group holding an infinity takes the general conversion
     public unsafe void DotF16FourRows_MatchesRowByRow(bool withInfinity)
     {
-        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return;
+        Skip.IfNot(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, "an AVX-512 kernel; this CPU (or DOTNET_EnableAVX512=0) has no AVX-512");
         const int n = 96;
         var random = new Random(9);
         Half[] rows = Enumerable.Range(0, 4 * n).Select(_ => (Half)(random.NextDouble() * 4 - 2)).ToArray();
@@ -330,10 +330,10 @@ public class HalfConversionTests
             Assert.Equal(Dot.F16(rows.AsSpan(r * n, n), x), four[r], 4);
     }
 
-    [Fact]
+    [SkippableFact]
     public void FiniteHalfConversionNarrow_EveryFiniteBitPattern_ConvertsExactly()
     {
-        if (!System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated) return;
+        Skip.IfNot(System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated, "a 256-bit kernel; this CPU (or DOTNET_EnableAVX2=0) has no 256-bit vectors");
         var converted = new float[8];
         for (int start = 0; start < 65536; start += 8)
         {
@@ -349,12 +349,12 @@ public class HalfConversionTests
         }
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(false)]
     [InlineData(true)]
     public unsafe void DotF16FourRowsNarrow_MatchesRowByRow(bool withNaN)
     {
-        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported) return; // an AVX2 kernel
+        Skip.IfNot(System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported, "an AVX2+FMA kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
         const int n = 96;
         var random = new Random(10);
         Half[] rows = Enumerable.Range(0, 4 * n).Select(_ => (Half)(random.NextDouble() * 4 - 2)).ToArray();

@@ -24,8 +24,9 @@ internal static class BenchCommand
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
-            int runs = parse.GetValue(repetitions);
-            if (runs < 1) throw new NextTokenException($"--repetitions must be at least 1, not {runs}");
+            int runs = CommonOptions.Checked(parse, repetitions, 1);
+            CommonOptions.Checked(parse, promptTokens, 1, lm.ContextLength);
+            CommonOptions.Checked(parse, genTokens, 0, lm.ContextLength);
             double bandwidth = ThroughputBenchmark.MeasureReadBandwidth(lm.Threads);
             var results = new List<ThroughputResult>();
             for (int r = 0; r < runs; r++)

@@ -105,7 +105,7 @@ internal static class ChatCommand
                 Console.Write("assistant> ");
                 await foreach (GeneratedToken token in generator.GenerateAsync(state, ids[reuse..], new GenerationOptions
                 {
-                    MaxTokens = parse.GetValue(maxTokens),
+                    MaxTokens = CommonOptions.Checked(parse, maxTokens, 0),
                     Sampling = options,
                     Seed = seed + (ulong)turn,
                     StopStrings = plain ? ["\nUser:", "\nAssistant:"] : [],

@@ -28,7 +28,7 @@ internal static class DriftCommand
         {
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             ChatTemplate chat = TemplateCommand.Resolve(lm, null, parse.GetValue(template));
-            List<ChatMessage> turns = (parse.GetValue(conversation), parse.GetValue(synthetic)) switch
+            List<ChatMessage> turns = (parse.GetValue(conversation), CommonOptions.Checked(parse, synthetic, 1, 100_000)) switch
             {
                 ({ } conversationPath, null) => ReadJsonl(conversationPath),
                 (null, { } n) when n > 0 => DriftMeter.SyntheticConversation(n),

@@ -41,6 +41,7 @@ internal static class GenerateCommand
             if (ids.Length >= lm.ContextLength) throw new ContextFullException(0, ids.Length, lm.ContextLength);
             int runCount = parse.GetValue(runs);
             if (runCount < 1) throw new NextTokenException($"--runs must be at least 1, not {runCount}");
+            CommonOptions.Checked(parse, maxTokens, 0);
             SamplingOptions samplingOptions = sampling.Build(parse);
             ulong firstSeed = parse.GetValue(sampling.Seed) ?? Xoshiro256StarStar.RandomSeed();
             bool asJson = parse.GetValue(json), explainSteps = parse.GetValue(explain);
@@ -53,7 +54,7 @@ internal static class GenerateCommand
             {
                 var options = new GenerationOptions
                 {
-                    MaxTokens = parse.GetValue(maxTokens),
+                    MaxTokens = CommonOptions.Checked(parse, maxTokens, 0),
                     Sampling = samplingOptions,
                     Seed = firstSeed + (ulong)r,
                     StopStrings = parse.GetValue(stop) ?? [],

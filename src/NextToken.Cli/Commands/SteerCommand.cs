@@ -45,7 +45,9 @@ internal static class SteerCommand
             if (parse.GetValue(sweep))
                 return Sweep(parse, lm, promptIds, addIds, subIds, padId, parse.GetValue(coeffs)!, parse.GetValue(targets) is { Length: > 0 } t ? t : [parse.GetValue(add)!], parse.GetValue(json));
 
-            if (parse.GetValue(runs) < 1) throw new NextTokenException($"--runs must be at least 1, not {parse.GetValue(runs)}");
+            CommonOptions.Checked(parse, runs, 1);
+            CommonOptions.Checked(parse, maxTokens, 0);
+            float coefficient = CommonOptions.Checked(parse, coeff);
             SteeringVector vector = SteeringVector.FromPrompts(lm, addIds, subIds, parse.GetValue(layer), padId);
             SamplingOptions options = sampling.Build(parse, new SamplingOptions { Temperature = 1.0f, TopK = 0, TopP = 0.3f, MinP = 0, FrequencyPenalty = 1 });
             ulong seed = parse.GetValue(sampling.Seed) ?? Xoshiro256StarStar.RandomSeed();
@@ -55,7 +57,7 @@ internal static class SteerCommand
                 var generation = new GenerationOptions { MaxTokens = parse.GetValue(maxTokens), Sampling = options, Seed = seed + (ulong)r };
                 string plain = await Continue(lm, promptIds, generation, cancellation);
                 string steered;
-                using (vector.Apply(lm, parse.GetValue(coeff)))
+                using (vector.Apply(lm, coefficient))
                     steered = await Continue(lm, promptIds, generation, cancellation);
                 results.Add((seed + (ulong)r, plain, steered));
             }
@@ -63,12 +65,14 @@ internal static class SteerCommand
             {
                 JsonOutput.Write(new
                 {
-                    layer = vector.Layer, coeff = parse.GetValue(coeff), vector_length = vector.Length, vector_row_norms = vector.RowNorms,
+                    layer = vector.Layer, coeff = coefficient, vector_length = vector.Length, vector_row_norms = vector.RowNorms,
                     runs = results.Select(r => new { seed = r.Seed, unsteered = r.Plain, steered = r.Steered }).ToArray(),
                 });
                 return 0;
             }
-            AnsiConsole.MarkupLine($"steering vector: \"{Markup.Escape(parse.GetValue(add)!)}\" − \"{Markup.Escape(parse.GetValue(sub)!)}\" at blocks.{vector.Layer}.hook_resid_pre, {vector.Length} positions, row norms [{string.Join(", ", vector.RowNorms.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))}], × {parse.GetValue(coeff)}");
+            // The row norms' brackets are escaped: Spectre reads "[14.2, …]" as a style name.
+            string norms = Markup.Escape($"[{string.Join(", ", vector.RowNorms.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))}]");
+            AnsiConsole.MarkupLine($"steering vector: \"{Markup.Escape(parse.GetValue(add)!)}\" − \"{Markup.Escape(parse.GetValue(sub)!)}\" at blocks.{vector.Layer}.hook_resid_pre, {vector.Length} positions, row norms {norms}, × {coefficient.ToString(CultureInfo.InvariantCulture)}");
             var table = new Table().Border(TableBorder.Rounded).AddColumn(new TableColumn("seed").RightAligned()).AddColumn("unsteered").AddColumn("[bold]steered[/]");
             foreach (var (s, plain, steered) in results)
                 table.AddRow(s.ToString(), Markup.Escape(parse.GetValue(prompt)! + plain), Markup.Escape(parse.GetValue(prompt)! + steered));
@@ -90,7 +94,8 @@ internal static class SteerCommand
     private static int Sweep(ParseResult parse, LanguageModel lm, int[] promptIds, int[] addIds, int[] subIds, int padId, string coefficientList, string[] targetTexts, bool json)
     {
         float[] coefficients = coefficientList.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(c => float.TryParse(c, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) ? v : throw new NextTokenException($"--coeffs: '{c}' is not a number")).ToArray();
+            .Select(c => float.TryParse(c, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) ? CommonOptions.Checked("--coeffs", v) : throw new NextTokenException($"--coeffs: '{c}' is not a number")).ToArray();
+        if (coefficients.Length == 0) throw new NextTokenException("--coeffs: no coefficients given");
         int[] targetIds = targetTexts.Select(t => lm.Tokenizer.Encode(t).Ids.FirstOrDefault(-1)).Where(id => id >= 0).Distinct().ToArray();
         if (targetIds.Length == 0) throw new NextTokenException("--target: no target token");
         var (plainLogits, plainCache) = lm.RunWithCache(promptIds, n => n.EndsWith("hook_resid_pre", StringComparison.Ordinal));
@@ -117,7 +122,7 @@ internal static class SteerCommand
             JsonOutput.Write(new { targets = targetIds, sweep = rows.Select(r => new { layer = r.Layer, coeff = r.Coeff, logprob_lift = r.Lift, kl_to_unsteered = r.Kl, relative_norm = r.RelativeNorm }).ToArray() });
             return 0;
         }
-        var table = new Table().Border(TableBorder.Rounded).Title($"steering sweep: lift of log P({string.Join(", ", targetIds.Select(id => lm.Tokenizer.TokenDisplay(id)))}) at the next position")
+        var table = new Table().Border(TableBorder.Rounded).Title($"steering sweep: lift of log P({Markup.Escape(string.Join(", ", targetIds.Select(id => lm.Tokenizer.TokenDisplay(id))))}) at the next position")
             .AddColumn("layer").AddColumn(new TableColumn("coeff").RightAligned()).AddColumn(new TableColumn("log-prob lift").RightAligned())
             .AddColumn(new TableColumn("KL to unsteered").RightAligned()).AddColumn(new TableColumn("‖coeff·v‖ / ‖resid‖").RightAligned());
         foreach (var r in rows) table.AddRow(r.Layer.ToString(), r.Coeff.ToString(CultureInfo.InvariantCulture), r.Lift.ToString("+0.000;-0.000"), r.Kl.ToString("F4"), r.RelativeNorm.ToString("F2"));

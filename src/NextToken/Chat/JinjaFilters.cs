@@ -35,7 +35,7 @@ internal static class Filters
                 string text = Values.ToText(value);
                 return text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..].ToLowerInvariant();
             case "replace":
-                return Values.ToText(value).Replace(Values.ToText(args[0]), Values.ToText(args[1]), StringComparison.Ordinal);
+                return Values.Replace(Values.ToText(value), Values.ToText(args[0]), Values.ToText(args[1]));
             case "list":
                 return Values.Iterate(value).ToList();
             case "first":
@@ -49,7 +49,16 @@ internal static class Filters
                 string separator = Values.ToText(Arg(0, "d", ""));
                 IEnumerable<object?> items = Values.Iterate(value);
                 if (Arg(1, "attribute") is string attribute) items = items.Select(i => Values.GetAttribute(i, attribute));
-                return string.Join(separator, items.Select(Values.ToText));
+                var joined = new StringBuilder();
+                bool firstItem = true;
+                foreach (object? item in items)
+                {
+                    if (!firstItem) joined.Append(separator);
+                    firstItem = false;
+                    joined.Append(Values.ToText(item));
+                    Values.CheckLength(joined.Length);
+                }
+                return joined.ToString();
             case "items":
                 return value is Dictionary<string, object?> d
                     ? d.Select(kv => (object?)new List<object?> { kv.Key, kv.Value }).ToList()
@@ -92,7 +101,9 @@ internal static class Filters
             case "abs":
                 return value switch { long l => Math.Abs(l), double dd => Math.Abs(dd), _ => value };
             case "tojson":
-                return Json(value, Arg(0, "indent") is long indent ? (int)indent : null, 0);
+                var json = new StringBuilder();
+                WriteJson(json, value, Arg(0, "indent") is long indent ? (int)Math.Clamp(indent, 0, JinjaLimits.MaxStringLength) : null, 0, new HashSet<object>(ReferenceEqualityComparer.Instance));
+                return json.ToString();
             default:
                 throw new TemplateException($"template: unsupported filter '{name}'");
         }
@@ -128,49 +139,78 @@ internal static class Filters
     /// <summary>
     /// Hugging Face's tojson: Python's <c>json.dumps(x, ensure_ascii=False, indent=indent)</c>, so
     /// separators are ", " and ": " (or "," with indentation) and non-ASCII text stays as it is.
+    /// As json.dumps, a container inside itself (a namespace set as its own attribute) is an error;
+    /// depth and length are bounded as the text is built.
     /// </summary>
-    public static string Json(object? value, int? indent, int depth)
+    private static void WriteJson(StringBuilder text, object? value, int? indent, int depth, HashSet<object> open)
     {
-        string Newline(int level) => indent is { } n ? "\n" + new string(' ', n * level) : "";
+        if (depth > JinjaLimits.MaxDepth) throw new TemplateException($"template: tojson: a value nested deeper than {JinjaLimits.MaxDepth} levels");
+        void Newline(int level)
+        {
+            if (indent is not { } n) return;
+            Values.CheckLength(text.Length + 1 + (long)n * level);
+            text.Append('\n').Append(' ', n * level);
+        }
         string itemSeparator = indent is null ? ", " : ",";
         switch (value)
         {
-            case null or Undefined: return "null";
-            case bool b: return b ? "true" : "false";
-            case long l: return l.ToString(CultureInfo.InvariantCulture);
-            case double d: return Values.FormatFloat(d) switch { "nan" => "NaN", "inf" => "Infinity", "-inf" => "-Infinity", var f => f };
-            case string s: return JsonString(s);
-            case List<object?> list:
-                if (list.Count == 0) return "[]";
-                return "[" + string.Join(itemSeparator, list.Select(i => Newline(depth + 1) + Json(i, indent, depth + 1))) + Newline(depth) + "]";
-            case Dictionary<string, object?> dict:
-                if (dict.Count == 0) return "{}";
-                return "{" + string.Join(itemSeparator, dict.Select(kv => Newline(depth + 1) + JsonString(kv.Key) + ": " + Json(kv.Value, indent, depth + 1))) + Newline(depth) + "}";
-            case Namespace ns:
-                return Json(ns.Fields, indent, depth);
+            case null or Undefined: text.Append("null"); break;
+            case bool b: text.Append(b ? "true" : "false"); break;
+            case long l: text.Append(l.ToString(CultureInfo.InvariantCulture)); break;
+            case double d: text.Append(Values.FormatFloat(d) switch { "nan" => "NaN", "inf" => "Infinity", "-inf" => "-Infinity", var f => f }); break;
+            case string s: JsonString(text, s); break;
+            case List<object?> or Dictionary<string, object?> or Namespace:
+                if (!open.Add(value)) throw new TemplateException("template: tojson: circular reference (a value contains itself)");
+                IEnumerable<KeyValuePair<string, object?>> fields = value switch
+                {
+                    List<object?> list => list.Select(i => new KeyValuePair<string, object?>("", i)),
+                    Namespace ns => ns.Fields,
+                    _ => (Dictionary<string, object?>)value,
+                };
+                bool isList = value is List<object?>;
+                text.Append(isList ? '[' : '{');
+                bool empty = true;
+                foreach (var (key, item) in fields)
+                {
+                    if (!empty) text.Append(itemSeparator);
+                    empty = false;
+                    Newline(depth + 1);
+                    if (!isList)
+                    {
+                        JsonString(text, key);
+                        text.Append(": ");
+                    }
+                    WriteJson(text, item, indent, depth + 1, open);
+                }
+                if (!empty) Newline(depth);
+                text.Append(isList ? ']' : '}');
+                open.Remove(value);
+                break;
             default:
                 throw new TemplateException($"template: cannot convert {Values.TypeName(value)} to JSON");
         }
+        Values.CheckLength(text.Length);
     }
 
-    private static string JsonString(string s)
+    private static void JsonString(StringBuilder sb, string s)
     {
-        var sb = new StringBuilder("\"");
+        Values.CheckLength(sb.Length + 2L + s.Length);
+        sb.Append('"');
         foreach (char c in s)
         {
-            sb.Append(c switch
+            switch (c)
             {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                '\b' => "\\b",
-                '\f' => "\\f",
-                < ' ' => $"\\u{(int)c:x4}",
-                _ => c.ToString(),
-            });
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\r': sb.Append("\\r"); break;
+                case '\t': sb.Append("\\t"); break;
+                case '\b': sb.Append("\\b"); break;
+                case '\f': sb.Append("\\f"); break;
+                case < ' ': sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"); break;
+                default: sb.Append(c); break;
+            }
         }
-        return sb.Append('"').ToString();
+        sb.Append('"');
     }
 }

@@ -2,8 +2,21 @@ using System.Text;
 
 namespace NextToken.Chat;
 
-/// <summary>A template error, with the position in the template where it was found.</summary>
-public sealed class TemplateException(string message) : NextTokenException(message);
+/// <summary>A template error, with the line of the template where it was found.</summary>
+public sealed class TemplateException(string message) : NextTokenException(message)
+{
+    /// <summary>Whether the message already names the template line (the innermost statement adds it).</summary>
+    internal bool Located { get; init; }
+
+    /// <summary>1-based line of a character position, for messages.</summary>
+    internal static int LineOf(string source, int position)
+    {
+        int line = 1;
+        for (int i = 0; i < position && i < source.Length; i++)
+            if (source[i] == '\n') line++;
+        return line;
+    }
+}
 
 internal enum TokenKind { Text, PrintStart, PrintEnd, BlockStart, BlockEnd, Name, String, Integer, Float, Operator, End }
 
@@ -53,7 +66,7 @@ internal static class JinjaLexer
             int bodyStart = tag + 2 + (minusBefore || plusBefore ? 1 : 0);
             string close = kind switch { '{' => "}}", '%' => "%}", _ => "#}" };
             int closeAt = FindClose(source, bodyStart, close, kind == '#');
-            if (closeAt < 0) throw new TemplateException($"template: tag opened at character {tag} is never closed with '{close}'");
+            if (closeAt < 0) throw new TemplateException($"template: tag opened at line {TemplateException.LineOf(source, tag)} (character {tag}) is never closed with '{close}'");
             bool minusAfter = closeAt > bodyStart && source[closeAt - 1] == '-';
             int bodyEnd = minusAfter ? closeAt - 1 : closeAt;
             if (kind != '#')
@@ -153,13 +166,13 @@ internal static class JinjaLexer
                     else sb.Append(s[i]);
                     i++;
                 }
-                if (i >= end) throw new TemplateException($"template: string starting at character {start} is not closed");
+                if (i >= end) throw new TemplateException($"template: string starting at line {TemplateException.LineOf(s, start)} (character {start}) is not closed");
                 i++;
                 tokens.Add(new(TokenKind.String, sb.ToString(), start));
                 continue;
             }
             string? op = Operators.FirstOrDefault(o => string.CompareOrdinal(s, i, o, 0, o.Length) == 0 && i + o.Length <= end);
-            if (op is null) throw new TemplateException($"template: unexpected character '{c}' at {i}");
+            if (op is null) throw new TemplateException($"template: unexpected character '{c}' at line {TemplateException.LineOf(s, i)} (character {i})");
             tokens.Add(new(TokenKind.Operator, op, i));
             i += op.Length;
         }

@@ -1,12 +1,13 @@
 namespace NextToken.Chat;
 
-// The syntax tree of a template: statements (nodes) and expressions.
-internal abstract record Node;
-internal sealed record TextNode(string Text) : Node;
-internal sealed record PrintNode(Expr Value) : Node;
-internal sealed record IfNode(List<(Expr Condition, List<Node> Body)> Branches, List<Node>? Else) : Node;
-internal sealed record ForNode(string[] Targets, Expr Iterable, Expr? Filter, List<Node> Body, List<Node>? Else) : Node;
-internal sealed record SetNode(string Name, string? Attribute, Expr Value) : Node;
+// The syntax tree of a template: statements (nodes, each with the character position of its tag,
+// for error messages) and expressions.
+internal abstract record Node(int Position);
+internal sealed record TextNode(string Text, int Position) : Node(Position);
+internal sealed record PrintNode(Expr Value, int Position) : Node(Position);
+internal sealed record IfNode(List<(Expr Condition, List<Node> Body, int Position)> Branches, List<Node>? Else, int Position) : Node(Position);
+internal sealed record ForNode(string[] Targets, Expr Iterable, Expr? Filter, List<Node> Body, List<Node>? Else, int Position) : Node(Position);
+internal sealed record SetNode(string Name, string? Attribute, Expr Value, int Position) : Node(Position);
 
 internal abstract record Expr;
 internal sealed record Literal(object? Value) : Expr;
@@ -24,9 +25,10 @@ internal sealed record Binary(string Op, Expr Left, Expr Right) : Expr;
 internal sealed record Conditional(Expr Condition, Expr Then, Expr? Else) : Expr;
 
 /// <summary>Recursive-descent parser for the Jinja subset chat templates use, with Jinja's operator precedence.</summary>
-internal sealed class JinjaParser(List<JinjaToken> tokens)
+internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
 {
     private int _at;
+    private int _nesting; // recursion depth, bounded so that hostile nesting is an error rather than a stack overflow
 
     private JinjaToken Peek => tokens[_at];
 
@@ -40,6 +42,14 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
     /// <summary>Nodes up to a block tag this level does not own (endif, else, …), whose name is returned.</summary>
     private List<Node> ParseBody(out string? terminator, params string[] terminators)
     {
+        Enter();
+        List<Node> nodes = ParseBodyNodes(out terminator, terminators);
+        _nesting--;
+        return nodes;
+    }
+
+    private List<Node> ParseBodyNodes(out string? terminator, string[] terminators)
+    {
         var nodes = new List<Node>();
         while (true)
         {
@@ -52,11 +62,11 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
                     return nodes;
                 case TokenKind.Text:
                     _at++;
-                    nodes.Add(new TextNode(token.Value));
+                    nodes.Add(new TextNode(token.Value, token.Position));
                     break;
                 case TokenKind.PrintStart:
                     _at++;
-                    nodes.Add(new PrintNode(ParseExpression()));
+                    nodes.Add(new PrintNode(ParseExpression(), token.Position));
                     Expect(TokenKind.PrintEnd, "'}}'");
                     break;
                 case TokenKind.BlockStart:
@@ -70,29 +80,31 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
                     _at += 2;
                     nodes.Add(name switch
                     {
-                        "if" => ParseIf(),
-                        "for" => ParseFor(),
-                        "set" => ParseSet(),
+                        "if" => ParseIf(token.Position),
+                        "for" => ParseFor(token.Position),
+                        "set" => ParseSet(token.Position),
                         _ => throw Error($"unsupported tag '{{% {name} %}}'"),
                     });
                     break;
                 default:
-                    throw Error($"unexpected '{token.Value}'");
+                    throw Error($"unexpected {Describe(token)}");
             }
         }
     }
 
-    private Node ParseIf()
+    private Node ParseIf(int position)
     {
-        var branches = new List<(Expr, List<Node>)>();
+        var branches = new List<(Expr, List<Node>, int)>();
         Expr condition = ParseExpression();
+        int conditionAt = position;
         Expect(TokenKind.BlockEnd, "'%}'");
         while (true)
         {
             List<Node> body = ParseBody(out string? end, "elif", "else", "endif");
-            branches.Add((condition, body));
+            branches.Add((condition, body, conditionAt));
             if (end == "elif")
             {
+                conditionAt = tokens[_at - 2].Position;
                 condition = ParseExpression();
                 Expect(TokenKind.BlockEnd, "'%}'");
                 continue;
@@ -104,11 +116,11 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
                 elseBody = ParseBody(out _, "endif");
             }
             Expect(TokenKind.BlockEnd, "'%}'");
-            return new IfNode(branches, elseBody);
+            return new IfNode(branches, elseBody, position);
         }
     }
 
-    private Node ParseFor()
+    private Node ParseFor(int position)
     {
         var targets = new List<string> { ExpectName() };
         while (Accept(","))
@@ -125,29 +137,36 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
             elseBody = ParseBody(out _, "endfor");
         }
         Expect(TokenKind.BlockEnd, "'%}'");
-        return new ForNode(targets.ToArray(), iterable, filter, body, elseBody);
+        return new ForNode(targets.ToArray(), iterable, filter, body, elseBody, position);
     }
 
-    private Node ParseSet()
+    private Node ParseSet(int position)
     {
         string name = ExpectName();
         string? attribute = Accept(".") ? ExpectName() : null;
         if (!Accept("=")) throw Error("block assignments ({% set x %}…{% endset %}) are not supported; use {% set x = … %}");
         Expr value = ParseExpression();
         Expect(TokenKind.BlockEnd, "'%}'");
-        return new SetNode(name, attribute, value);
+        return new SetNode(name, attribute, value, position);
     }
 
     public Expr ParseExpression()
     {
+        Enter();
         Expr value = ParseOr();
         if (AcceptName("if"))
         {
             Expr condition = ParseOr();
             Expr? otherwise = AcceptName("else") ? ParseExpression() : null;
-            return new Conditional(condition, value, otherwise);
+            value = new Conditional(condition, value, otherwise);
         }
+        _nesting--;
         return value;
+    }
+
+    private void Enter()
+    {
+        if (++_nesting > JinjaLimits.MaxNesting) throw Error($"nesting deeper than {JinjaLimits.MaxNesting} levels");
     }
 
     private Expr ParseOr()
@@ -164,7 +183,14 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
         return left;
     }
 
-    private Expr ParseNot() => AcceptName("not") ? new Unary("not", ParseNot()) : ParseCompare();
+    private Expr ParseNot()
+    {
+        if (!AcceptName("not")) return ParseCompare();
+        Enter();
+        var node = new Unary("not", ParseNot());
+        _nesting--;
+        return node;
+    }
 
     private Expr ParseCompare()
     {
@@ -219,8 +245,14 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
     private Expr ParseUnary()
     {
         Expr node;
-        if (Accept("-")) node = new Unary("-", ParseUnary());
-        else if (Accept("+")) node = ParseUnary();
+        if (Peek.Kind == TokenKind.Operator && Peek.Value is "-" or "+")
+        {
+            bool minus = tokens[_at++].Value == "-";
+            Enter();
+            node = ParseUnary();
+            _nesting--;
+            if (minus) node = new Unary("-", node);
+        }
         else node = ParsePostfix(ParsePrimary());
         // Filters and tests bind tighter than any binary operator.
         while (true)
@@ -306,7 +338,13 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
                 while (Peek.Kind == TokenKind.String) text += tokens[_at++].Value; // adjacent literals join
                 return new Literal(text);
             case TokenKind.Integer:
-                return new Literal(long.Parse(token.Value, System.Globalization.CultureInfo.InvariantCulture));
+                // Python's integers have no bound; this interpreter's are 64-bit (found by fuzzing: an overflow escaped here).
+                if (!long.TryParse(token.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long integer))
+                {
+                    _at--;
+                    throw Error($"integer {(token.Value.Length > 30 ? token.Value[..30] + "…" : token.Value)} does not fit in 64 bits");
+                }
+                return new Literal(integer);
             case TokenKind.Float:
                 return new Literal(double.Parse(token.Value, System.Globalization.CultureInfo.InvariantCulture));
             case TokenKind.Name:
@@ -343,7 +381,7 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
                 return new DictExpr(pairs);
             default:
                 _at--;
-                throw Error($"unexpected '{token.Value}'");
+                throw Error($"unexpected {Describe(token)}");
         }
     }
 
@@ -378,6 +416,17 @@ internal sealed class JinjaParser(List<JinjaToken> tokens)
         return tokens[_at++].Value;
     }
 
+    /// <summary>A token as a message shows it: the tag ends and the template's end have no text of their own.</summary>
+    private static string Describe(JinjaToken token) => token.Kind switch
+    {
+        TokenKind.PrintEnd => "'}}'",
+        TokenKind.BlockEnd => "'%}'",
+        TokenKind.PrintStart => "'{{'",
+        TokenKind.BlockStart => "'{%'",
+        TokenKind.End => "end of template",
+        _ => $"'{token.Value}'",
+    };
+
     private TemplateException Error(string message) =>
-        new($"template: {message} at character {Peek.Position}");
+        new($"template: {message} at line {TemplateException.LineOf(source, Peek.Position)} (character {Peek.Position})");
 }

@@ -44,12 +44,17 @@ internal delegate object? JinjaFunction(List<object?> args, Dictionary<string, o
 public sealed class JinjaTemplate
 {
     private readonly List<Node> _nodes;
+    private readonly string _source;
 
-    private JinjaTemplate(List<Node> nodes) => _nodes = nodes;
+    private JinjaTemplate(List<Node> nodes, string source) => (_nodes, _source) = (nodes, source);
 
-    public static JinjaTemplate Parse(string source) => new(new JinjaParser(JinjaLexer.Tokenize(source)).ParseTemplate());
+    public static JinjaTemplate Parse(string source) => new(new JinjaParser(JinjaLexer.Tokenize(source), source).ParseTemplate(), source);
 
-    /// <summary>Renders with the given variables (strings, numbers, bools, null, lists and string-keyed dictionaries).</summary>
+    /// <summary>
+    /// Renders with the given variables (strings, numbers, bools, null, lists and string-keyed
+    /// dictionaries). Hostile templates meet the bounds of <see cref="JinjaLimits"/>: an error
+    /// naming the template line, never a hang, a stack overflow or an exhausted memory.
+    /// </summary>
     public string Render(IReadOnlyDictionary<string, object?> variables, DateTime? now = null)
     {
         var globals = new Dictionary<string, object?>(StringComparer.Ordinal)
@@ -62,53 +67,107 @@ public sealed class JinjaTemplate
                 return ns;
             }),
             ["range"] = (JinjaFunction)((args, _) => Values.Range(args)),
-            ["strftime_now"] = (JinjaFunction)((args, _) => Values.Strftime(now ?? DateTime.Now, Values.ToText(args[0]))),
+            ["strftime_now"] = (JinjaFunction)((args, _) => Values.Strftime(now ?? DateTime.Now, Values.ToText(args.FirstOrDefault()))),
         };
         foreach (var (key, value) in variables) globals[key] = Values.Import(value);
         var output = new StringBuilder();
-        new Renderer(output, globals).Run(_nodes);
+        new Renderer(output, globals, _source).Run(_nodes);
         return output.ToString();
     }
 
-    private sealed class Renderer(StringBuilder output, Dictionary<string, object?> globals)
+    private sealed class Renderer(StringBuilder output, Dictionary<string, object?> globals, string source)
     {
         private readonly List<Dictionary<string, object?>> _scopes = [globals];
+        private long _iterations, _work;
+        private int _depth;
 
         public void Run(List<Node> nodes)
         {
             foreach (Node node in nodes)
             {
-                switch (node)
+                try
                 {
-                    case TextNode text:
-                        output.Append(text.Text);
-                        break;
-                    case PrintNode print:
-                        output.Append(Values.ToText(Eval(print.Value)));
-                        break;
-                    case IfNode branch:
-                        List<Node>? chosen = branch.Else;
-                        foreach (var (condition, body) in branch.Branches)
-                        {
-                            if (Values.Truthy(Eval(condition)))
-                            {
-                                chosen = body;
-                                break;
-                            }
-                        }
-                        if (chosen is not null) Run(chosen);
-                        break;
-                    case ForNode loop:
-                        RunFor(loop);
-                        break;
-                    case SetNode set:
-                        object? value = Eval(set.Value);
-                        if (set.Attribute is null) _scopes[^1][set.Name] = value;
-                        else if (Lookup(set.Name) is Namespace ns) ns.Fields[set.Attribute] = value;
-                        else throw new TemplateException($"template: cannot set '{set.Name}.{set.Attribute}': '{set.Name}' is not a namespace()");
-                        break;
+                    Execute(node);
+                }
+                catch (TemplateException error) when (!error.Located)
+                {
+                    throw Locate(error, node.Position);
                 }
             }
+        }
+
+        /// <summary>The error with the line of the innermost statement it came from; outer statements leave it as it is.</summary>
+        private TemplateException Locate(TemplateException error, int position) =>
+            new($"{error.Message} (template line {TemplateException.LineOf(source, position)})") { Located = true };
+
+        private void Execute(Node node)
+        {
+            switch (node)
+            {
+                case TextNode text:
+                    Write(text.Text);
+                    break;
+                case PrintNode print:
+                    Write(Values.ToText(Eval(print.Value)));
+                    break;
+                case IfNode branch:
+                    List<Node>? chosen = branch.Else;
+                    foreach (var (condition, body, position) in branch.Branches)
+                    {
+                        bool holds;
+                        try
+                        {
+                            holds = Values.Truthy(Eval(condition));
+                        }
+                        catch (TemplateException error) when (!error.Located)
+                        {
+                            throw Locate(error, position); // the elif's own line
+                        }
+                        if (holds)
+                        {
+                            chosen = body;
+                            break;
+                        }
+                    }
+                    if (chosen is not null) Run(chosen);
+                    break;
+                case ForNode loop:
+                    RunFor(loop);
+                    break;
+                case SetNode set:
+                    object? value = Eval(set.Value);
+                    if (set.Attribute is null) _scopes[^1][set.Name] = value;
+                    else if (Lookup(set.Name) is Namespace ns) ns.Fields[set.Attribute] = value;
+                    else throw new TemplateException($"template: cannot set '{set.Name}.{set.Attribute}': '{set.Name}' is not a namespace()");
+                    break;
+            }
+        }
+
+        private void Write(string text)
+        {
+            if ((long)output.Length + text.Length > JinjaLimits.MaxStringLength)
+                throw new TemplateException($"template: the output would exceed {JinjaLimits.MaxStringLength:N0} characters");
+            output.Append(text);
+        }
+
+        private void CountIteration()
+        {
+            if (++_iterations > JinjaLimits.MaxLoopIterations)
+                throw new TemplateException($"template: more than {JinjaLimits.MaxLoopIterations:N0} loop iterations");
+        }
+
+        /// <summary>Charges the characters or items an operation reads or makes against the rendering's work budget.</summary>
+        private void Charge(object? value)
+        {
+            long size = value switch
+            {
+                string s => s.Length,
+                System.Collections.ICollection c => c.Count,
+                _ => 1,
+            };
+            _work += size;
+            if (_work > JinjaLimits.MaxWork)
+                throw new TemplateException($"template: rendering takes more than {JinjaLimits.MaxWork:N0} steps (characters and items processed)");
         }
 
         private void RunFor(ForNode loop)
@@ -120,6 +179,7 @@ public sealed class JinjaTemplate
             {
                 foreach (object? item in Values.Iterate(Eval(loop.Iterable)))
                 {
+                    CountIteration();
                     if (loop.Filter is not null)
                     {
                         Bind(scope, loop.Targets, item);
@@ -129,6 +189,7 @@ public sealed class JinjaTemplate
                 }
                 for (int i = 0; i < items.Count; i++)
                 {
+                    if (loop.Filter is not null) CountIteration(); // the filtering pass counted the others
                     scope.Clear();
                     Bind(scope, loop.Targets, items[i]);
                     scope["loop"] = new LoopInfo(i, items.Count);
@@ -162,26 +223,77 @@ public sealed class JinjaTemplate
             return Undefined.Value;
         }
 
-        private object? Eval(Expr expr) => expr switch
+        private object? Eval(Expr expr)
+        {
+            // Left-deep chains (a+b+c…, x|f|g…) are built by loops in the parser, so their depth is bounded here.
+            if (++_depth > JinjaLimits.MaxDepth)
+                throw new TemplateException($"template: expression nested deeper than {JinjaLimits.MaxDepth} levels");
+            try
+            {
+                object? value = EvalNode(expr);
+                if (expr is Binary or Call or FilterExpr or ListExpr or DictExpr or Slice) Charge(value);
+                return value;
+            }
+            catch (ArgumentOutOfRangeException) when (expr is Call or FilterExpr or TestExpr)
+            {
+                // The filters, tests and methods read their arguments by position.
+                string what = expr switch
+                {
+                    FilterExpr f => $"filter '{f.Name}'",
+                    TestExpr t => $"test '{t.Name}'",
+                    Call { Function: GetAttr g } => $"'{g.Name}()'",
+                    Call { Function: Variable v } => $"'{v.Name}()'",
+                    _ => "a call",
+                };
+                throw new TemplateException($"template: {what} is missing an argument");
+            }
+            finally
+            {
+                _depth--;
+            }
+        }
+
+        private object? EvalNode(Expr expr) => expr switch
         {
             Literal literal => literal.Value,
             Variable variable => Lookup(variable.Name),
             ListExpr list => list.Items.Select(Eval).ToList(),
             DictExpr dict => dict.Items.Aggregate(new Dictionary<string, object?>(), (d, kv) => { d[Values.ToText(Eval(kv.Key))] = Eval(kv.Value); return d; }),
             GetAttr attr => Values.GetAttribute(Eval(attr.Target), attr.Name),
-            GetItem item => Values.GetItem(Eval(item.Target), Eval(item.Index)),
-            Slice slice => Values.Slice(Eval(slice.Target), EvalOptional(slice.Start), EvalOptional(slice.Stop), EvalOptional(slice.Step)),
-            Call call => Values.Invoke(Eval(call.Function), call.Args.Select(Eval).ToList(), call.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value))),
-            FilterExpr filter => Filters.Apply(filter.Name, Eval(filter.Value), filter.Args.Select(Eval).ToList(), filter.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value))),
+            GetItem item => Values.GetItem(ChargeString(Eval(item.Target)), Eval(item.Index)),
+            Slice slice => Values.Slice(EvalCharged(slice.Target), EvalOptional(slice.Start), EvalOptional(slice.Stop), EvalOptional(slice.Step)),
+            Call call => Values.Invoke(Eval(call.Function), call.Args.Select(EvalCharged).ToList(), call.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value))),
+            FilterExpr filter => Filters.Apply(filter.Name, EvalCharged(filter.Value), filter.Args.Select(Eval).ToList(), filter.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value))),
             TestExpr test => Filters.Test(test.Name, Eval(test.Value), test.Args.Select(Eval).ToList()) != test.Negated,
             Unary { Op: "not" } u => !Values.Truthy(Eval(u.Operand)),
             Unary u => Values.Negate(Eval(u.Operand)),
-            Binary { Op: "and" } b => Values.Truthy(Eval(b.Left)) ? Eval(b.Right) : Eval(b.Left),
-            Binary { Op: "or" } b => Values.Truthy(Eval(b.Left)) ? Eval(b.Left) : Eval(b.Right),
-            Binary b => Values.BinaryOp(b.Op, Eval(b.Left), Eval(b.Right)),
+            Binary { Op: "and" or "or" } b => ShortCircuit(b),
+            Binary b => Values.BinaryOp(b.Op, EvalCharged(b.Left), EvalCharged(b.Right)),
             Conditional c => Values.Truthy(Eval(c.Condition)) ? Eval(c.Then) : c.Else is null ? Undefined.Value : Eval(c.Else),
             _ => throw new TemplateException($"template: cannot evaluate {expr.GetType().Name}"),
         };
+
+        /// <summary>Python's <c>and</c>/<c>or</c>: the left operand (evaluated once) when it decides, else the right.</summary>
+        private object? ShortCircuit(Binary b)
+        {
+            object? left = Eval(b.Left);
+            return Values.Truthy(left) == (b.Op == "or") ? left : Eval(b.Right);
+        }
+
+        /// <summary>An operand whose size the operation will walk (a filter's input, a string being joined): charged to the budget.</summary>
+        private object? EvalCharged(Expr expr)
+        {
+            object? value = Eval(expr);
+            Charge(value);
+            return value;
+        }
+
+        /// <summary>Indexing a string walks its characters (to count code points).</summary>
+        private object? ChargeString(object? value)
+        {
+            if (value is string) Charge(value);
+            return value;
+        }
 
         private object? EvalOptional(Expr? expr) => expr is null ? null : Eval(expr);
     }

@@ -37,7 +37,15 @@ internal static class Values
         _ => Repr(v, top: true),
     };
 
-    public static string Repr(object? v, bool top = false) => v switch
+    public static string Repr(object? v, bool top = false)
+    {
+        if (top || v is not (List<object?> or Dictionary<string, object?>)) return ScalarRepr(v, top);
+        var text = new StringBuilder();
+        AppendRepr(text, v, 0);
+        return text.ToString();
+    }
+
+    private static string ScalarRepr(object? v, bool top) => v switch
     {
         null => "None",
         Undefined => "",
@@ -45,10 +53,56 @@ internal static class Values
         long l => l.ToString(CultureInfo.InvariantCulture),
         double d => FormatFloat(d),
         string s => top ? s : "'" + s.Replace("\\", "\\\\").Replace("'", "\\'").Replace("\n", "\\n") + "'",
-        Dictionary<string, object?> d => "{" + string.Join(", ", d.Select(kv => Repr(kv.Key) + ": " + Repr(kv.Value))) + "}",
-        List<object?> l => "[" + string.Join(", ", l.Select(x => Repr(x))) + "]",
+        List<object?> or Dictionary<string, object?> => Repr(v),
         _ => v.ToString() ?? "",
     };
+
+    /// <summary>Python's repr of nested lists and dicts, bounded in depth and length as it is built.</summary>
+    private static void AppendRepr(StringBuilder text, object? v, int depth)
+    {
+        if (depth > JinjaLimits.MaxDepth) throw new TemplateException($"template: a value nested deeper than {JinjaLimits.MaxDepth} levels cannot be printed");
+        switch (v)
+        {
+            case Dictionary<string, object?> d:
+                text.Append('{');
+                bool firstKey = true;
+                foreach (var (key, value) in d)
+                {
+                    if (!firstKey) text.Append(", ");
+                    firstKey = false;
+                    text.Append(ScalarRepr(key, top: false)).Append(": ");
+                    AppendRepr(text, value, depth + 1);
+                }
+                text.Append('}');
+                break;
+            case List<object?> l:
+                text.Append('[');
+                for (int i = 0; i < l.Count; i++)
+                {
+                    if (i > 0) text.Append(", ");
+                    AppendRepr(text, l[i], depth + 1);
+                }
+                text.Append(']');
+                break;
+            default:
+                text.Append(ScalarRepr(v, top: false));
+                break;
+        }
+        CheckLength(text.Length);
+    }
+
+    /// <summary>Refuses a string longer than the sandbox allows, before it is built where the length is known.</summary>
+    public static void CheckLength(long length)
+    {
+        if (length > JinjaLimits.MaxStringLength)
+            throw new TemplateException($"template: a string of {length:N0} characters exceeds the limit of {JinjaLimits.MaxStringLength:N0}");
+    }
+
+    private static void CheckCount(long count)
+    {
+        if (count > JinjaLimits.MaxListLength)
+            throw new TemplateException($"template: a list of {count:N0} items exceeds the limit of {JinjaLimits.MaxListLength:N0}");
+    }
 
     public static string FormatFloat(double d)
     {
@@ -128,7 +182,7 @@ internal static class Values
 
     public static object? Negate(object? v) => v switch
     {
-        long l => -l,
+        long l when l != long.MinValue => (object)(-l), // object: with a double arm the switch would make -1 a float
         double d => -d,
         _ => throw new TemplateException($"template: cannot negate {TypeName(v)}"),
     };
@@ -147,26 +201,42 @@ internal static class Values
             case "<=": return Compare(a, b) <= 0;
             case ">=": return Compare(a, b) >= 0;
         }
-        if (op == "+" && a is string sa && b is string sb) return sa + sb;
-        if (op == "+" && a is List<object?> la && b is List<object?> lb) return la.Concat(lb).ToList();
-        if (op == "*" && a is string repeated && b is long times) return string.Concat(Enumerable.Repeat(repeated, (int)Math.Max(0, times)));
+        if (op == "+" && a is string sa && b is string sb) return Concat(sa, sb);
+        if (op == "+" && a is List<object?> la && b is List<object?> lb)
+        {
+            CheckCount((long)la.Count + lb.Count);
+            return la.Concat(lb).ToList();
+        }
+        if (op == "*" && (a, b) is (string or List<object?>, long) or (long, string or List<object?>))
+            return a is long n ? Repeat(b, n) : Repeat(a, (long)b!);
         if (a is long x && b is long y)
         {
-            return op switch
+            try
             {
-                "+" => x + y,
-                "-" => x - y,
-                "*" => x * y,
-                "/" => (double)x / y,
-                "//" => y == 0 ? throw new TemplateException("template: division by zero") : (long)Math.Floor((double)x / y),
-                "%" => y == 0 ? throw new TemplateException("template: modulo by zero") : ((x % y) + y) % y,
-                "**" => (long)Math.Pow(x, y),
-                _ => throw new TemplateException($"template: unknown operator {op}"),
-            };
+                return op switch
+                {
+                    // object arms: a switch of long and double arms would turn every result into a double
+                    "+" => (object)checked(x + y),
+                    "-" => checked(x - y),
+                    "*" => checked(x * y),
+                    "/" => y == 0 ? throw new TemplateException("template: division by zero") : (double)x / y,
+                    "//" => y == 0 ? throw new TemplateException("template: integer division by zero") : FloorDivide(x, y),
+                    "%" => y == 0 ? throw new TemplateException("template: integer modulo by zero") : ((x % y) + y) % y,
+                    "**" => y < 0 ? Math.Pow(x, y) : (object)Power(x, y),
+                    _ => throw new TemplateException($"template: unknown operator {op}"),
+                };
+            }
+            catch (OverflowException)
+            {
+                // Python's integers have no bound; these are 64-bit, so say so rather than wrap around.
+                throw new TemplateException($"template: {x} {op} {y} overflows a 64-bit integer");
+            }
         }
         if (IsNumber(a) && IsNumber(b))
         {
             double p = Convert.ToDouble(a, CultureInfo.InvariantCulture), q = Convert.ToDouble(b, CultureInfo.InvariantCulture);
+            if (q == 0 && op is "/" or "//" or "%")
+                throw new TemplateException($"template: float {(op == "%" ? "modulo" : "division")} by zero");
             return op switch
             {
                 "+" => p + q, "-" => p - q, "*" => p * q, "/" => p / q,
@@ -177,17 +247,18 @@ internal static class Values
         throw new TemplateException($"template: unsupported operand types for {op}: {TypeName(a)} and {TypeName(b)}");
     }
 
-    public static bool AreEqual(object? a, object? b)
+    public static bool AreEqual(object? a, object? b, int depth = 0)
     {
         if (IsNumber(a) && IsNumber(b)) return Convert.ToDouble(a, CultureInfo.InvariantCulture) == Convert.ToDouble(b, CultureInfo.InvariantCulture);
+        if (depth > JinjaLimits.MaxDepth) throw new TemplateException($"template: values nested deeper than {JinjaLimits.MaxDepth} levels cannot be compared");
         return (a, b) switch
         {
             (null, null) => true,
             (Undefined, Undefined) => true,
             (string x, string y) => x == y,
-            (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => AreEqual(p.First, p.Second)),
+            (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => AreEqual(p.First, p.Second, depth + 1)),
             (Dictionary<string, object?> x, Dictionary<string, object?> y) =>
-                x.Count == y.Count && x.All(kv => y.TryGetValue(kv.Key, out object? other) && AreEqual(kv.Value, other)),
+                x.Count == y.Count && x.All(kv => y.TryGetValue(kv.Key, out object? other) && AreEqual(kv.Value, other, depth + 1)),
             _ => ReferenceEquals(a, b),
         };
     }
@@ -243,7 +314,7 @@ internal static class Values
         "capitalize" => (JinjaFunction)((_, _) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant()),
         "startswith" => (JinjaFunction)((args, _) => s.StartsWith(ToText(args[0]), StringComparison.Ordinal)),
         "endswith" => (JinjaFunction)((args, _) => s.EndsWith(ToText(args[0]), StringComparison.Ordinal)),
-        "replace" => (JinjaFunction)((args, _) => s.Replace(ToText(args[0]), ToText(args[1]), StringComparison.Ordinal)),
+        "replace" => (JinjaFunction)((args, _) => Replace(s, ToText(args[0]), ToText(args[1]))),
         "split" => (JinjaFunction)((args, _) => (args.Count > 0 && args[0] is string sep
             ? s.Split(sep)
             : s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).Select(x => (object?)x).ToList()),
@@ -263,18 +334,88 @@ internal static class Values
         return sb.ToString();
     }
 
+    /// <summary>Python's range(), refused (as Jinja2's sandbox refuses it) beyond <see cref="JinjaLimits.MaxRange"/> items.</summary>
     public static List<object?> Range(List<object?> args)
     {
-        long start = 0, stop, step = 1;
-        if (args.Count == 1) stop = (long)args[0]!;
-        else
+        if (args.Count is < 1 or > 3) throw new TemplateException($"template: range expected 1 to 3 arguments, got {args.Count}");
+        var a = new long[args.Count];
+        for (int i = 0; i < args.Count; i++)
+            a[i] = args[i] switch
+            {
+                long l => l,
+                bool b => b ? 1 : 0,
+                _ => throw new TemplateException($"template: range() argument {i + 1} must be an integer, not {TypeName(args[i])}"),
+            };
+        long start = a.Length == 1 ? 0 : a[0], stop = a.Length == 1 ? a[0] : a[1], step = a.Length == 3 ? a[2] : 1;
+        if (step == 0) throw new TemplateException("template: range() arg 3 must not be zero");
+        Int128 span = step > 0 ? (Int128)stop - start : (Int128)start - stop, stride = Int128.Abs(step);
+        Int128 count = span <= 0 ? 0 : (span + stride - 1) / stride;
+        if (count > JinjaLimits.MaxRange)
+            throw new TemplateException($"template: range({string.Join(", ", a)}) has {count} items; the sandbox allows at most {JinjaLimits.MaxRange:N0}");
+        var result = new List<object?>((int)count);
+        for (long k = 0; k < (long)count; k++) result.Add(start + k * step);
+        return result;
+    }
+
+    /// <summary>String concatenation, refused before allocation beyond the sandbox's length.</summary>
+    public static string Concat(string a, string b)
+    {
+        CheckLength((long)a.Length + b.Length);
+        return a + b;
+    }
+
+    /// <summary>Python's <c>s * n</c> and <c>list * n</c>, with the size checked before anything is allocated.</summary>
+    private static object Repeat(object? value, long times)
+    {
+        if (times <= 0) return value is string ? "" : new List<object?>();
+        if (value is string s)
         {
-            start = (long)args[0]!;
-            stop = (long)args[1]!;
-            if (args.Count > 2) step = (long)args[2]!;
+            CheckLength((long)Int128.Min((Int128)s.Length * times, long.MaxValue));
+            return new StringBuilder(s.Length * (int)times).Insert(0, s, (int)times).ToString();
         }
-        var result = new List<object?>();
-        for (long i = start; step > 0 ? i < stop : i > stop; i += step) result.Add(i);
+        var list = (List<object?>)value!;
+        CheckCount((long)Int128.Min((Int128)list.Count * times, long.MaxValue));
+        var result = new List<object?>(list.Count * (int)times);
+        for (long k = 0; k < times; k++) result.AddRange(list);
+        return result;
+    }
+
+    /// <summary>Python's str.replace (an empty pattern inserts the replacement around every character), length-checked first.</summary>
+    public static string Replace(string s, string oldValue, string newValue)
+    {
+        if (oldValue.Length == 0)
+        {
+            int runes = s.EnumerateRunes().Count();
+            CheckLength(s.Length + (runes + 1L) * newValue.Length);
+            var text = new StringBuilder(newValue);
+            foreach (Rune r in s.EnumerateRunes()) text.Append(r.ToString()).Append(newValue);
+            return text.ToString();
+        }
+        if (newValue.Length > oldValue.Length)
+        {
+            long occurrences = 0;
+            for (int at = s.IndexOf(oldValue, StringComparison.Ordinal); at >= 0; at = s.IndexOf(oldValue, at + oldValue.Length, StringComparison.Ordinal))
+                occurrences++;
+            CheckLength(s.Length + occurrences * (newValue.Length - oldValue.Length));
+        }
+        return s.Replace(oldValue, newValue, StringComparison.Ordinal);
+    }
+
+    private static long FloorDivide(long x, long y)
+    {
+        long q = checked(x / y);
+        return x % y != 0 && (x < 0) != (y < 0) ? q - 1 : q;
+    }
+
+    private static long Power(long x, long y)
+    {
+        long result = 1;
+        while (y > 0)
+        {
+            if ((y & 1) != 0) result = checked(result * x);
+            y >>= 1;
+            if (y > 0) x = checked(x * x);
+        }
         return result;
     }
 

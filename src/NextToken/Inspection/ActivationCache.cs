@@ -36,6 +36,9 @@ public static class ModelInspection
             .ToList();
         try
         {
+            // Checked before the [positions × vocabulary] array, whose size would overflow for a huge prompt.
+            if (tokens.Length > model.ContextLength)
+                throw new NextTokenException($"the prompt has {tokens.Length:N0} tokens; the model's context length is {model.ContextLength:N0}");
             var logits = new float[tokens.Length * model.VocabSize];
             model.Forward(model.CreateState(Math.Max(1, tokens.Length)), tokens, logits, LogitsFor.AllPositions);
             return (logits, new ActivationCache(recorded));

@@ -53,10 +53,11 @@ public static class ModelLoader
         {
             HuggingFaceConfig config = checkpoint.Config;
             int vocabSize = config.Dimension("vocab_size");
-            int? bos = config.Has("bos_token_id") ? config.Dimension("bos_token_id", 0) : null;
-            int? eos = config.Has("eos_token_id") ? config.Dimension("eos_token_id", 0) : null;
+            int? bos = config.TokenId("bos_token_id");
+            int[] eos = config.TokenIds("eos_token_id");
             Tokenizer tokenizer = vocabPath is not null ? LoadVocabulary(vocabPath, bos, eos)
-                : HuggingFaceTokenizer.FromDirectory(directory, bos, eos) ?? new TokenIdsOnlyTokenizer(vocabSize, directory);
+                : HuggingFaceTokenizer.FromDirectory(directory, bos, eos.Length > 0 ? eos[0] : null) ?? new TokenIdsOnlyTokenizer(vocabSize, directory);
+            tokenizer.Vocabulary.AddEndOfGeneration(eos, $"{config.Path}: 'eos_token_id'");
             string? template = ReadChatTemplate(directory);
             return checkpoint.Architecture switch
             {
@@ -82,18 +83,25 @@ public static class ModelLoader
         if (Directory.Exists(path) && SafeTensors.HuggingFaceCheckpoint.IsCheckpoint(path))
         {
             HuggingFaceConfig config = HuggingFaceConfig.Load(Path.Combine(path, "config.json"));
-            int? bos = config.Has("bos_token_id") ? config.Dimension("bos_token_id", 0) : null;
-            int? eos = config.Has("eos_token_id") ? config.Dimension("eos_token_id", 0) : null;
-            return LoadVocabulary(path, bos, eos);
+            int[] eos = config.TokenIds("eos_token_id");
+            return LoadVocabulary(path, config.TokenId("bos_token_id"), eos);
         }
         return LoadVocabulary(path, null, null);
     }
 
-    private static Tokenizer LoadVocabulary(string path, int? bos, int? eos)
+    /// <summary>A vocabulary file or directory; a config's EOS ids (all of them end generation) apply to a Hugging Face tokenizer.</summary>
+    private static Tokenizer LoadVocabulary(string path, int? bos, int[]? eos)
     {
+        int? firstEos = eos is [var first, ..] ? first : null;
+        Tokenizer? tokenizer = null;
         if (Directory.Exists(path))
-            return HuggingFaceTokenizer.FromDirectory(path, bos, eos) ?? throw new NextTokenException($"{path}: no tokenizer.json or vocab.json + merges.txt");
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) return HuggingFaceTokenizer.FromTokenizerJson(path, bos, eos);
+            tokenizer = HuggingFaceTokenizer.FromDirectory(path, bos, firstEos) ?? throw new NextTokenException($"{path}: no tokenizer.json or vocab.json + merges.txt");
+        else if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)) tokenizer = HuggingFaceTokenizer.FromTokenizerJson(path, bos, firstEos);
+        if (tokenizer is not null)
+        {
+            tokenizer.Vocabulary.AddEndOfGeneration(eos ?? [], $"{path}: config.json 'eos_token_id'");
+            return tokenizer;
+        }
         using GgufFile vocabulary = BuiltInModel.Names(path) && !File.Exists(path) ? BuiltInModel.Open() : GgufFile.Open(path);
         return Tokenizer.Load(vocabulary);
     }

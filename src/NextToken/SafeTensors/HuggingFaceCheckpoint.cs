@@ -66,10 +66,7 @@ public sealed class HuggingFaceCheckpoint : IWeightSource
         IEnumerable<string> shards;
         if (File.Exists(index))
         {
-            using var document = JsonDocument.Parse(File.ReadAllText(index));
-            if (!document.RootElement.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
-                throw new NextTokenException($"{index}: missing 'weight_map'");
-            shards = map.EnumerateObject().Select(p => p.Value.GetString()!).Distinct().ToList();
+            shards = ReadIndex(index);
         }
         else if (File.Exists(single)) shards = ["model.safetensors"];
         else throw new FileNotFoundException($"{FilePath}: no model.safetensors or model.safetensors.index.json", single);
@@ -80,6 +77,37 @@ public sealed class HuggingFaceCheckpoint : IWeightSource
             var file = SafeTensorsFile.Open(Path.Combine(FilePath, shard));
             _files.Add(file);
             foreach (SafeTensorInfo tensor in file.Tensors) _fileOf.TryAdd(tensor.Name, file);
+        }
+    }
+
+    /// <summary>The shard files a <c>model.safetensors.index.json</c> names in its <c>weight_map</c> (tensor → file).</summary>
+    private static List<string> ReadIndex(string index)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(File.ReadAllText(index));
+        }
+        catch (JsonException error)
+        {
+            throw new NextTokenException($"{index}: not valid JSON ({error.Message})");
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("weight_map", out JsonElement map))
+                throw new NextTokenException($"{index}: missing 'weight_map'");
+            if (map.ValueKind != JsonValueKind.Object)
+                throw new NextTokenException($"{index}: 'weight_map' is {Models.HuggingFaceConfig.Quote(map)}; expected an object of tensor name → shard file");
+            var shards = new List<string>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (JsonProperty entry in map.EnumerateObject())
+            {
+                if (entry.Value.ValueKind != JsonValueKind.String || entry.Value.GetString() is not { Length: > 0 } shard)
+                    throw new NextTokenException($"{index}: 'weight_map.{entry.Name}' is {Models.HuggingFaceConfig.Quote(entry.Value)}; expected a shard file name");
+                if (seen.Add(shard)) shards.Add(shard);
+            }
+            if (shards.Count == 0) throw new NextTokenException($"{index}: 'weight_map' names no tensors");
+            return shards;
         }
     }
 

@@ -21,15 +21,15 @@ public static class HuggingFaceTokenizer
 
     public static Tokenizer FromVocabAndMerges(string vocabPath, string mergesPath, int? bosId, int? eosId)
     {
-        Dictionary<string, int> vocab = ReadJson(vocabPath, root => root.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32()));
+        Dictionary<string, int> vocab = ReadJson(vocabPath, root => ReadVocab(vocabPath, root, ""));
         string[] merges = File.ReadAllLines(mergesPath).Where(l => l.Length > 0 && !l.StartsWith("#version", StringComparison.Ordinal)).ToArray();
         return Build(vocabPath, vocab, merges, ["<|endoftext|>"], bosId, eosId, "gpt-2");
     }
 
     public static Tokenizer FromTokenizerJson(string path, int? bosId, int? eosId) => ReadJson(path, root =>
     {
-        JsonElement model = root.GetProperty("model");
-        string type = model.TryGetProperty("type", out JsonElement t) ? t.GetString() ?? "" : "";
+        JsonElement model = Member(path, root, "model", JsonValueKind.Object);
+        string type = model.TryGetProperty("type", out JsonElement t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
         if (type != "BPE")
             throw new NextTokenException($"{path}: tokenizer model '{type}' is not supported; give a GGUF vocabulary with --vocab");
         if (model.TryGetProperty("byte_fallback", out JsonElement fallback) && fallback.ValueKind == JsonValueKind.True)
@@ -37,17 +37,35 @@ public static class HuggingFaceTokenizer
         string preTokenizer = PreTokenizerOf(root);
         if (preTokenizer is not ("gpt-2" or "smollm"))
             throw new NextTokenException($"{path}: pre-tokenizer '{preTokenizer}' is not supported yet (ByteLevel, optionally after single Digits, is); give a GGUF vocabulary with --vocab");
-        Dictionary<string, int> vocab = model.GetProperty("vocab").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32());
-        string[] merges = model.GetProperty("merges").EnumerateArray()
-            .Select(m => m.ValueKind == JsonValueKind.Array ? m[0].GetString() + " " + m[1].GetString() : m.GetString()!).ToArray();
+        Dictionary<string, int> vocab = ReadVocab(path, Member(path, model, "vocab", JsonValueKind.Object), "model.vocab");
+        JsonElement mergeList = Member(path, model, "merges", JsonValueKind.Array);
+        var merges = new string[mergeList.GetArrayLength()];
+        for (int i = 0; i < merges.Length; i++)
+        {
+            // Either "A B" or (newer files) ["A", "B"].
+            JsonElement m = mergeList[i];
+            merges[i] = m.ValueKind switch
+            {
+                JsonValueKind.String => m.GetString()!,
+                JsonValueKind.Array when m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String =>
+                    m[0].GetString() + " " + m[1].GetString(),
+                _ => throw Wrong(path, $"model.merges[{i}]", m, "a pair of strings [\"A\", \"B\"] or \"A B\""),
+            };
+        }
         var special = new List<string>();
-        if (root.TryGetProperty("added_tokens", out JsonElement added))
+        if (root.TryGetProperty("added_tokens", out JsonElement added) && added.ValueKind != JsonValueKind.Null)
+        {
+            if (added.ValueKind != JsonValueKind.Array) throw Wrong(path, "added_tokens", added, "a list");
+            int i = 0;
             foreach (JsonElement token in added.EnumerateArray())
             {
-                string content = token.GetProperty("content").GetString()!;
-                vocab.TryAdd(content, token.GetProperty("id").GetInt32());
-                if (token.TryGetProperty("special", out JsonElement isSpecial) && isSpecial.GetBoolean()) special.Add(content);
+                if (token.ValueKind != JsonValueKind.Object) throw Wrong(path, $"added_tokens[{i}]", token, "an object");
+                string content = Member(path, token, "content", JsonValueKind.String, $"added_tokens[{i}].").GetString()!;
+                vocab.TryAdd(content, ReadId(path, $"added_tokens[{i}].id", Member(path, token, "id", JsonValueKind.Number, $"added_tokens[{i}].")));
+                if (token.TryGetProperty("special", out JsonElement isSpecial) && isSpecial.ValueKind == JsonValueKind.True) special.Add(content);
+                i++;
             }
+        }
         return Build(path, vocab, merges, special, bosId, eosId, preTokenizer);
     });
 
@@ -69,22 +87,60 @@ public static class HuggingFaceTokenizer
         return type;
     }
 
+    /// <summary>Ids may leave gaps (filled with unused placeholders), but no more than this beyond the number of entries.</summary>
+    private const int MaxIdGap = 65_536;
+
     private static Tokenizer Build(string source, Dictionary<string, int> vocab, string[] merges, IEnumerable<string> special, int? bosId, int? eosId, string preTokenizer)
     {
-        int size = vocab.Values.Max() + 1;
+        if (vocab.Count == 0) throw new NextTokenException($"{source}: the vocabulary is empty");
+        // The array is sized by the largest id, so that id is first checked against the file's real number of entries.
+        var (largestText, largest) = vocab.MaxBy(kv => kv.Value);
+        if (largest >= (long)vocab.Count + MaxIdGap)
+            throw new NextTokenException($"{source}: token \"{Shorten(largestText)}\" has id {largest}, but the file has only {vocab.Count} tokens (ids may leave gaps of at most {MaxIdGap})");
+        int size = largest + 1;
         var tokens = new string[size];
         var types = new TokenType[size];
         for (int i = 0; i < size; i++) (tokens[i], types[i]) = ($"<unused{i}>", TokenType.Unused);
         foreach (var (text, id) in vocab)
-        {
-            if (id < 0) throw new NextTokenException($"{source}: token \"{text}\" has negative id {id}");
             (tokens[id], types[id]) = (text, TokenType.Normal);
-        }
         foreach (string text in special)
             if (vocab.TryGetValue(text, out int id)) types[id] = TokenType.Control;
         var vocabulary = new Vocabulary(tokens, types, bosId, eosId, addBos: false, source);
         return new ByteLevelBpeTokenizer(vocabulary, merges, preTokenizer);
     }
+
+    /// <summary>A JSON object of token → id (vocab.json, or tokenizer.json's model.vocab), every id checked.</summary>
+    private static Dictionary<string, int> ReadVocab(string path, JsonElement map, string key)
+    {
+        if (map.ValueKind != JsonValueKind.Object) throw Wrong(path, key.Length == 0 ? "(top level)" : key, map, "an object of token → id");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (JsonProperty entry in map.EnumerateObject())
+            vocab[entry.Name] = ReadId(path, key.Length == 0 ? $"\"{Shorten(entry.Name)}\"" : $"{key}[\"{Shorten(entry.Name)}\"]", entry.Value);
+        return vocab;
+    }
+
+    private static int ReadId(string path, string key, JsonElement value) =>
+        value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int id) && id >= 0 ? id
+        : throw Wrong(path, key, value, "a token id (an integer from 0 to 2^31-1)");
+
+    /// <summary>A member of the expected kind, or a one-line error naming the file and key.</summary>
+    private static JsonElement Member(string path, JsonElement parent, string name, JsonValueKind kind, string prefix = "")
+    {
+        if (!parent.TryGetProperty(name, out JsonElement value)) throw new NextTokenException($"{path}: missing '{prefix}{name}'");
+        if (value.ValueKind != kind) throw Wrong(path, prefix + name, value, kind switch
+        {
+            JsonValueKind.Object => "an object",
+            JsonValueKind.Array => "a list",
+            JsonValueKind.String => "a string",
+            _ => "a number",
+        });
+        return value;
+    }
+
+    private static NextTokenException Wrong(string path, string key, JsonElement value, string expected) =>
+        new($"{path}: '{key}' is {Models.HuggingFaceConfig.Quote(value)}; expected {expected}");
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
 
     private static T ReadJson<T>(string path, Func<JsonElement, T> read)
     {
@@ -93,8 +149,13 @@ public static class HuggingFaceTokenizer
             using var document = JsonDocument.Parse(File.ReadAllText(path));
             return read(document.RootElement);
         }
-        catch (Exception error) when (error is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (JsonException error)
         {
+            throw new NextTokenException($"{path}: not valid JSON ({error.Message})");
+        }
+        catch (Exception error) when (error is KeyNotFoundException or InvalidOperationException or FormatException or IndexOutOfRangeException)
+        {
+            // A shape this reader does not check field by field (pre_tokenizer details): still one line naming the file.
             throw new NextTokenException($"{path}: not a tokenizer file this version reads ({error.Message})");
         }
     }

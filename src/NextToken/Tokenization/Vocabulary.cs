@@ -53,6 +53,15 @@ public sealed class Vocabulary
     /// <summary>Tokens that end generation: EOS, the end-of-turn tokens named in metadata, and well-known end-of-turn texts.</summary>
     public IReadOnlySet<int> EndOfGeneration { get; private set; } = new HashSet<int>();
 
+    /// <summary>More end-of-generation ids from elsewhere (a config.json's list of EOS ids), each checked against the vocabulary.</summary>
+    internal void AddEndOfGeneration(IReadOnlyList<int> ids, string source)
+    {
+        for (int i = 0; i < ids.Count; i++)
+            if ((uint)ids[i] >= (uint)Count)
+                throw new NextTokenException($"{source} entry {i} is {ids[i]}; expected an id below the vocabulary size {Count}");
+        if (ids.Count > 0) FindEndOfGeneration(EndOfGeneration.Concat(ids).ToList());
+    }
+
     private void FindEndOfGeneration(IEnumerable<int> fromMetadata)
     {
         var ids = new HashSet<int>(fromMetadata.Where(id => (uint)id < (uint)Count));
