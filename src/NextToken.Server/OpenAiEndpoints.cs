@@ -89,8 +89,8 @@ internal sealed class OpenAiEndpoints(ModelHost host)
                 ulong? seed = settings.Seed is { } s ? unchecked(s + (ulong)index) : null;
                 requests[index] = new SequenceRequest(settings.Prompt, settings.Options with { Seed = seed },
                     promptLogits: index == 0 && settings.Echo && settings.Logprobs, settings.CachePrompt, cancel);
-                host.Scheduler.Submit(requests[index]);
             }
+            host.Scheduler.Submit(requests);
             if (settings.Stream)
             {
                 context.Response.ContentType = "text/event-stream";

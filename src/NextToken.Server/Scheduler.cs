@@ -79,19 +79,20 @@ internal sealed class Scheduler : IDisposable
 
     public int Parallel => _slots.Length;
 
-    /// <summary>Queues a sequence; a full queue is a 503.</summary>
-    public void Submit(SequenceRequest request)
+    /// <summary>Queues the sequences of one request, all or none: a queue without room for all is a 503.</summary>
+    public void Submit(IReadOnlyList<SequenceRequest> requests)
     {
-        if (Interlocked.Increment(ref _queued) > _maxQueue + _slots.Length)
+        if (Interlocked.Add(ref _queued, requests.Count) > _maxQueue + _slots.Length)
         {
-            Interlocked.Decrement(ref _queued);
-            throw new ApiError(503, $"the server is busy: {_maxQueue} requests are already waiting; try again shortly", null, "server_busy", "server_error");
+            Interlocked.Add(ref _queued, -requests.Count);
+            throw new ApiError(503, $"the server is busy: {_slots.Length} slots and {_maxQueue} places in the queue are taken; try again shortly", null, "server_busy", "server_error");
         }
         _metrics.QueueDepth = Math.Max(0, Volatile.Read(ref _queued) - Busy);
-        if (!_queue.Writer.TryWrite(request))
+        foreach (SequenceRequest request in requests)
         {
+            if (_queue.Writer.TryWrite(request)) continue;
             Interlocked.Decrement(ref _queued);
-            throw new ApiError(503, "the server is shutting down", null, "server_busy", "server_error");
+            request.Fail(new ApiError(503, "the server is shutting down", null, "server_busy", "server_error"));
         }
         _wake.Release();
     }

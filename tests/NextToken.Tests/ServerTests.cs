@@ -301,6 +301,7 @@ public class ServerConcurrencyTests(ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.ServiceUnavailable, busy.StatusCode);
         using JsonDocument error = JsonDocument.Parse(await busy.Content.ReadAsStringAsync());
         Assert.Equal("server_busy", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+        // All or none: the refused request took no slot, so the next one is served at once.
         using HttpResponseMessage ok = await http.PostAsync("v1/completions", new StringContent("""{"prompt":"Once","max_tokens":4}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
     }
