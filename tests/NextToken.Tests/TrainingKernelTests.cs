@@ -1,0 +1,54 @@
+using NextToken.Training;
+using Xunit.Abstractions;
+
+namespace NextToken.Tests;
+
+/// <summary>The training matmul (vector four-row kernel and scalar tails) against its scalar reference.</summary>
+public class TrainingKernelTests(ITestOutputHelper output)
+{
+    private static float[] RandomVector(int n, int seed)
+    {
+        var random = new Random(seed);
+        var v = new float[n];
+        for (int i = 0; i < n; i++) v[i] = (float)(random.NextDouble() * 2 - 1);
+        return v;
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, false)]
+    [InlineData(4, 16, 16, false)]
+    [InlineData(7, 33, 45, true)]   // row and column tails
+    [InlineData(64, 128, 192, true)]
+    [InlineData(130, 64, 512, false)]
+    public void MatMul_MatchesScalarReference(int m, int k, int n, bool accumulate)
+    {
+        float[] a = RandomVector(m * k, 1), b = RandomVector(k * n, 2), start = RandomVector(m * n, 3);
+        float[] expected = (float[])start.Clone(), actual = (float[])start.Clone();
+        TrainingKernels.MatMulReference(a, b, expected, m, k, n, accumulate);
+        TrainingKernels.MatMul(a, b, actual, m, k, n, accumulate, threads: 2);
+        double maxDiff = 0;
+        for (int i = 0; i < expected.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(expected[i] - actual[i]));
+        output.WriteLine($"[{m},{k}]x[{k},{n}] accumulate={accumulate}: max |diff| {maxDiff:E2}");
+        Assert.True(maxDiff <= 1e-5 * Math.Sqrt(k), $"max diff {maxDiff}");
+    }
+
+    [Fact]
+    public void MatMul_IsTheSameForAnyThreadCount()
+    {
+        int m = 96, k = 80, n = 72;
+        float[] a = RandomVector(m * k, 4), b = RandomVector(k * n, 5);
+        float[] one = new float[m * n], two = new float[m * n];
+        TrainingKernels.MatMul(a, b, one, m, k, n, false, threads: 1);
+        TrainingKernels.MatMul(a, b, two, m, k, n, false, threads: 2);
+        Assert.Equal(one, two);
+    }
+
+    [Fact]
+    public void Transpose_SwapsRowsAndColumns()
+    {
+        float[] src = RandomVector(37 * 45, 6), dst = new float[37 * 45];
+        TrainingKernels.Transpose(src, 37, 45, dst);
+        for (int r = 0; r < 37; r++)
+            for (int c = 0; c < 45; c++) Assert.Equal(src[r * 45 + c], dst[c * 37 + r]);
+    }
+}
