@@ -65,6 +65,57 @@ public class TrainingBpeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void WrittenVocabularies_ReadBackByTheEngine_GiveTheSameIds()
+    {
+        BpeModel model = Trained.Value;
+        output.WriteLine($"duplicate spellings: {BpeVocabularyWriter.DuplicateSpellings(model).Count}");
+        Assert.Empty(BpeVocabularyWriter.DuplicateSpellings(model));
+        string dir = Path.Combine(Path.GetTempPath(), $"nexttoken-bpe-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string json = Path.Combine(dir, "tokenizer.json"), gguf = Path.Combine(dir, "vocab.gguf");
+            BpeVocabularyWriter.WriteTokenizerJson(json, model);
+            BpeVocabularyWriter.WriteGguf(gguf, model, "test");
+            string corpus = File.ReadAllText(Shakespeare)[..20_000];
+            List<int> expected = model.Encode(corpus);
+            foreach (string path in new[] { json, gguf })
+            {
+                var tokenizer = NextToken.Models.ModelLoader.LoadTokenizer(path);
+                Assert.Equal(model.VocabSize, tokenizer.VocabSize);
+                foreach (JsonElement test in Reference.Value.GetProperty("tests").EnumerateArray())
+                    Assert.Equal(test.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
+                                 tokenizer.Encode(test.GetProperty("text").GetString()!).Ids.ToArray());
+                Assert.Equal(expected, tokenizer.Encode(corpus).Ids.ToArray());
+                output.WriteLine($"{Path.GetFileName(path)}: test strings and {expected.Count} ids of the first 20,000 characters agree");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void GgufVocabulary_EqualsTheOneInTinyGpt2()
+    {
+        // tiny-gpt2.init.gguf carries this very BPE (tokens, types and merges as llama.cpp writes them).
+        using var reference = NextToken.Gguf.GgufFile.Open(Fixtures.Path("training", "tiny-gpt2.init.gguf"));
+        var ours = BpeVocabularyWriter.GgufMetadata(Trained.Value).ToDictionary(k => k.Key, k => k.Value.Value);
+        Assert.Equal(reference.GetArray<string>("tokenizer.ggml.tokens"), (string[])ours["tokenizer.ggml.tokens"]);
+        Assert.Equal(reference.GetArray<string>("tokenizer.ggml.merges"), (string[])ours["tokenizer.ggml.merges"]);
+        Assert.Equal(reference.GetString("tokenizer.ggml.pre"), (string)ours["tokenizer.ggml.pre"]);
+    }
+
+    [Fact]
+    public void Gpt4Pattern_SplitsAsMinbpe()
+    {
+        // cl100k's split: digits in threes, a leading non-letter joins a word, newlines kept with their run.
+        string[] pieces = [.. BpeTrainer.Split("Hello world123456 I'LL go!!\n\n  x", SplitPattern.Gpt4)];
+        Assert.Equal(["Hello", " world", "123", "456", " I", "'LL", " go", "!!\n\n", " ", " x"], pieces);
+    }
+
+    [Fact]
     public void VocabularyBelowTheBytes_IsRefused()
     {
         var error = Assert.Throws<NextTokenException>(() => BpeTrainer.Train(["abc"], 255, SplitPattern.Gpt2));
