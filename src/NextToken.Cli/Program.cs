@@ -21,6 +21,8 @@ var root = new RootCommand("NextToken: run transformer language models from real
     HubCommands.Models(),
     BenchCommand.Create(),
     SynthCommand.Create(),
+    TrainTokenizerCommand.Create(),
+    PretrainCommand.Create(),
 };
 root.Options.Add(CommonOptions.Verbose);
 root.Options.Add(CommonOptions.Vocab);

@@ -149,7 +149,7 @@ public sealed class Gpt2Parameters
     /// <paramref name="vocabulary"/>, every tensor as F32, and the tied head a second time as <c>output.weight</c>.
     /// </summary>
     public void Save(string path, float[] values, IReadOnlyDictionary<string, GgufValue> vocabulary, string name,
-                     IEnumerable<(string Key, GgufValue Value)>? extra = null)
+                     IEnumerable<(string Key, GgufValue Value)>? extra = null, Action<GgufWriter>? moreTensors = null)
     {
         var writer = new GgufWriter()
             .Add("general.architecture", GgufValue.Of("gpt2"))
@@ -168,6 +168,7 @@ public sealed class Gpt2Parameters
             writer.AddTensor(t.Name, GgmlType.F32, t.Dims, s => s.Write(MemoryMarshal.AsBytes(values.AsSpan(t.Offset, t.Length))));
         ParameterTensor embd = this[TensorNames.TokenEmbedding];
         writer.AddTensor(TensorNames.Output, GgmlType.F32, embd.Dims, s => s.Write(MemoryMarshal.AsBytes(values.AsSpan(embd.Offset, embd.Length))));
+        moreTensors?.Invoke(writer);
         writer.Write(path);
     }
 }
