@@ -14,21 +14,38 @@ public class TrainingKernelTests(ITestOutputHelper output)
         return v;
     }
 
-    [Theory]
-    [InlineData(1, 1, 1, false)]
-    [InlineData(4, 16, 16, false)]
-    [InlineData(7, 33, 45, true)]   // row and column tails
-    [InlineData(64, 128, 192, true)]
-    [InlineData(130, 64, 512, false)]
-    public void MatMul_MatchesScalarReference(int m, int k, int n, bool accumulate)
+    public static TheoryData<int, int, int, bool, int> Shapes()
     {
+        var data = new TheoryData<int, int, int, bool, int>();
+        foreach (int width in new[] { 0, 256, 512 })
+        {
+            data.Add(1, 1, 1, false, width);
+            data.Add(4, 16, 16, false, width);
+            data.Add(7, 33, 45, true, width);      // row and column tails
+            data.Add(64, 300, 192, true, width);   // several K blocks
+            data.Add(130, 64, 560, false, width);  // 512-bit blocks, then a 256-bit block, then a tail
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void MatMul_MatchesScalarReference(int m, int k, int n, bool accumulate, int width)
+    {
+        // A kernel this CPU cannot run is reported as such, not passed.
+        if (width == 512 && !System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || width == 256 && !System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
+        {
+            Assert.Throws<PlatformNotSupportedException>(() => TrainingKernels.MatMul(new float[1], new float[1], new float[1], 1, 1, 1, false, 1, width));
+            output.WriteLine($"{width}-bit kernel not available on this CPU: not tested here");
+            return;
+        }
         float[] a = RandomVector(m * k, 1), b = RandomVector(k * n, 2), start = RandomVector(m * n, 3);
         float[] expected = (float[])start.Clone(), actual = (float[])start.Clone();
         TrainingKernels.MatMulReference(a, b, expected, m, k, n, accumulate);
-        TrainingKernels.MatMul(a, b, actual, m, k, n, accumulate, threads: 2);
+        TrainingKernels.MatMul(a, b, actual, m, k, n, accumulate, threads: 2, width);
         double maxDiff = 0;
         for (int i = 0; i < expected.Length; i++) maxDiff = Math.Max(maxDiff, Math.Abs(expected[i] - actual[i]));
-        output.WriteLine($"[{m},{k}]x[{k},{n}] accumulate={accumulate}: max |diff| {maxDiff:E2}");
+        output.WriteLine($"width {width} [{m},{k}]x[{k},{n}] accumulate={accumulate}: max |diff| {maxDiff:E2}");
         Assert.True(maxDiff <= 1e-5 * Math.Sqrt(k), $"max diff {maxDiff}");
     }
 

@@ -14,12 +14,24 @@ namespace NextToken.Training;
 public static unsafe class TrainingKernels
 {
     private const int RowBlock = 4;
+    /// <summary>Rows of B per pass: a 32-column panel of 128 rows (16 KB) stays in L1 while a chunk's row blocks reuse it.</summary>
+    private const int KBlock = 128;
+
+    /// <summary>Widest vector kernel this CPU runs: 512, 256, or 0 (scalar).</summary>
+    public static int BestWidth => Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 0;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void MatMul(float* a, float* b, float* c, int m, int k, int n, bool accumulate, int threads)
+    public static void MatMul(float* a, float* b, float* c, int m, int k, int n, bool accumulate, int threads) =>
+        MatMul(a, b, c, m, k, n, accumulate, threads, BestWidth);
+
+    /// <param name="width">512, 256 or 0: the kernel to use (tests pin each one).</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void MatMul(float* a, float* b, float* c, int m, int k, int n, bool accumulate, int threads, int width)
     {
+        if (width == 512 && !Vector512.IsHardwareAccelerated || width == 256 && !Vector256.IsHardwareAccelerated)
+            throw new PlatformNotSupportedException($"no {width}-bit vectors on this CPU");
         var job = MatMulJob.ForThisThread;
-        job.A = a; job.B = b; job.C = c; job.M = m; job.K = k; job.N = n; job.Accumulate = accumulate;
+        job.A = a; job.B = b; job.C = c; job.M = m; job.K = k; job.N = n; job.Accumulate = accumulate; job.Width = width;
         int blocks = (m + RowBlock - 1) / RowBlock;
         // Enough chunks to balance two to a few threads, each still several rows of work.
         int chunks = Math.Min(blocks, Math.Max(1, threads) * 8);
@@ -28,11 +40,14 @@ public static unsafe class TrainingKernels
         WorkerPool.Shared.Run(job, chunks, threads);
     }
 
-    public static void MatMul(float[] a, float[] b, float[] c, int m, int k, int n, bool accumulate, int threads)
+    public static void MatMul(float[] a, float[] b, float[] c, int m, int k, int n, bool accumulate, int threads) =>
+        MatMul(a, b, c, m, k, n, accumulate, threads, BestWidth);
+
+    internal static void MatMul(float[] a, float[] b, float[] c, int m, int k, int n, bool accumulate, int threads, int width)
     {
         if (a.Length < (long)m * k || b.Length < (long)k * n || c.Length < (long)m * n)
             throw new ArgumentException($"matmul [{m},{k}]·[{k},{n}]: operands of {a.Length}, {b.Length}, {c.Length} values");
-        fixed (float* pa = a, pb = b, pc = c) MatMul(pa, pb, pc, m, k, n, accumulate, threads);
+        fixed (float* pa = a, pb = b, pc = c) MatMul(pa, pb, pc, m, k, n, accumulate, threads, width);
     }
 
     /// <summary>Scalar reference of <see cref="MatMul(float*, float*, float*, int, int, int, bool, int)"/>, summing over k in order.</summary>
@@ -66,7 +81,7 @@ public static unsafe class TrainingKernels
         [ThreadStatic] private static MatMulJob? _forThisThread;
         public static MatMulJob ForThisThread => _forThisThread ??= new MatMulJob();
         public float* A, B, C;
-        public int M, K, N, BlocksPerChunk;
+        public int M, K, N, BlocksPerChunk, Width;
         public bool Accumulate;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -74,26 +89,84 @@ public static unsafe class TrainingKernels
         {
             int rowStart = chunk * BlocksPerChunk * RowBlock;
             int rowEnd = Math.Min(M, rowStart + BlocksPerChunk * RowBlock);
-            for (int i = rowStart; i < rowEnd; i += RowBlock)
+            if (K == 0)
             {
-                int rows = Math.Min(RowBlock, rowEnd - i);
-                if (rows == RowBlock && Vector256.IsHardwareAccelerated) FourRows(i);
-                else for (int r = i; r < i + rows; r++) OneRow(r);
+                if (!Accumulate) for (int i = rowStart; i < rowEnd; i++) new Span<float>(C + (long)i * N, N).Clear();
+                return;
+            }
+            for (int k0 = 0; k0 < K; k0 += KBlock)
+            {
+                int k1 = Math.Min(K, k0 + KBlock);
+                bool accumulate = Accumulate || k0 > 0;
+                for (int i = rowStart; i < rowEnd; i += RowBlock)
+                {
+                    int rows = Math.Min(RowBlock, rowEnd - i);
+                    int j = 0;
+                    if (rows == RowBlock)
+                    {
+                        if (Width == 512) j = FourRows512(i, k0, k1, accumulate);
+                        if (Width >= 256) j = FourRows256(i, j, k0, k1, accumulate);
+                    }
+                    for (int r = i; r < i + rows; r++) Tail(r, j, k0, k1, accumulate);
+                }
             }
         }
 
-        /// <summary>Four rows of C, 16 columns at a time in eight accumulators: each B load serves four rows.</summary>
+        /// <summary>Four rows of C, 32 columns at a time in eight 512-bit accumulators; returns the first column not done.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void FourRows(int i)
+        private int FourRows512(int i, int k0, int k1, bool accumulate)
         {
             int k = K, n = N;
             float* a0 = A + (long)i * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
             float* c0 = C + (long)i * n, c1 = c0 + n, c2 = c1 + n, c3 = c2 + n;
             int j = 0;
+            for (; j + 32 <= n; j += 32)
+            {
+                Vector512<float> s00, s01, s10, s11, s20, s21, s30, s31;
+                if (accumulate)
+                {
+                    s00 = Vector512.Load(c0 + j); s01 = Vector512.Load(c0 + j + 16);
+                    s10 = Vector512.Load(c1 + j); s11 = Vector512.Load(c1 + j + 16);
+                    s20 = Vector512.Load(c2 + j); s21 = Vector512.Load(c2 + j + 16);
+                    s30 = Vector512.Load(c3 + j); s31 = Vector512.Load(c3 + j + 16);
+                }
+                else
+                {
+                    s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = Vector512<float>.Zero;
+                }
+                float* bp = B + (long)k0 * n + j;
+                for (int p = k0; p < k1; p++, bp += n)
+                {
+                    Vector512<float> b0 = Vector512.Load(bp), b1 = Vector512.Load(bp + 16);
+                    Vector512<float> x = Vector512.Create(a0[p]);
+                    s00 = Vector512.FusedMultiplyAdd(x, b0, s00); s01 = Vector512.FusedMultiplyAdd(x, b1, s01);
+                    x = Vector512.Create(a1[p]);
+                    s10 = Vector512.FusedMultiplyAdd(x, b0, s10); s11 = Vector512.FusedMultiplyAdd(x, b1, s11);
+                    x = Vector512.Create(a2[p]);
+                    s20 = Vector512.FusedMultiplyAdd(x, b0, s20); s21 = Vector512.FusedMultiplyAdd(x, b1, s21);
+                    x = Vector512.Create(a3[p]);
+                    s30 = Vector512.FusedMultiplyAdd(x, b0, s30); s31 = Vector512.FusedMultiplyAdd(x, b1, s31);
+                }
+                s00.Store(c0 + j); s01.Store(c0 + j + 16);
+                s10.Store(c1 + j); s11.Store(c1 + j + 16);
+                s20.Store(c2 + j); s21.Store(c2 + j + 16);
+                s30.Store(c3 + j); s31.Store(c3 + j + 16);
+            }
+            return j;
+        }
+
+        /// <summary>Four rows of C from column j0, 16 columns at a time in eight 256-bit accumulators: each B load serves four rows.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private int FourRows256(int i, int j0, int k0, int k1, bool accumulate)
+        {
+            int k = K, n = N;
+            float* a0 = A + (long)i * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
+            float* c0 = C + (long)i * n, c1 = c0 + n, c2 = c1 + n, c3 = c2 + n;
+            int j = j0;
             for (; j + 16 <= n; j += 16)
             {
                 Vector256<float> s00, s01, s10, s11, s20, s21, s30, s31;
-                if (Accumulate)
+                if (accumulate)
                 {
                     s00 = Vector256.Load(c0 + j); s01 = Vector256.Load(c0 + j + 8);
                     s10 = Vector256.Load(c1 + j); s11 = Vector256.Load(c1 + j + 8);
@@ -104,8 +177,8 @@ public static unsafe class TrainingKernels
                 {
                     s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = Vector256<float>.Zero;
                 }
-                float* bp = B + j;
-                for (int p = 0; p < k; p++, bp += n)
+                float* bp = B + (long)k0 * n + j;
+                for (int p = k0; p < k1; p++, bp += n)
                 {
                     Vector256<float> b0 = Vector256.Load(bp), b1 = Vector256.Load(bp + 8);
                     Vector256<float> x = Vector256.Create(a0[p]);
@@ -122,21 +195,18 @@ public static unsafe class TrainingKernels
                 s20.Store(c2 + j); s21.Store(c2 + j + 8);
                 s30.Store(c3 + j); s31.Store(c3 + j + 8);
             }
-            if (j < n)
-                for (int r = 0; r < RowBlock; r++) Tail(i + r, j);
+            return j;
         }
 
-        private void OneRow(int i) => Tail(i, 0);
-
-        /// <summary>Columns [j0, N) of row i, scalar.</summary>
-        private void Tail(int i, int j0)
+        /// <summary>Columns [j0, N) of row i over k in [k0, k1), scalar.</summary>
+        private void Tail(int i, int j0, int k0, int k1, bool accumulate)
         {
             float* a = A + (long)i * K, c = C + (long)i * N;
             for (int j = j0; j < N; j++)
             {
-                float sum = Accumulate ? c[j] : 0f;
-                float* bp = B + j;
-                for (int p = 0; p < K; p++, bp += N) sum = MathF.FusedMultiplyAdd(a[p], *bp, sum);
+                float sum = accumulate ? c[j] : 0f;
+                float* bp = B + (long)k0 * N + j;
+                for (int p = k0; p < k1; p++, bp += N) sum = MathF.FusedMultiplyAdd(a[p], *bp, sum);
                 c[j] = sum;
             }
         }
