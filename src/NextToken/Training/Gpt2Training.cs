@@ -183,7 +183,7 @@ public sealed unsafe class Gpt2Training
             float[] input = l > 0 ? _layers[l - 1].Residual3 : _encoded;
             // MLP branch: residual3 = residual2 + down(gelu(up(LN2(residual2)))).
             LinearBackward(_dResidual, a.FchGelu, P(l, TensorNames.FfnDown), G(l, TensorNames.FfnDown), G(l, TensorNames.FfnDownBias), _dBig, f, c, accumulateDx: false);
-            GeluBackward(a.Fch, _dBig, _n * f);
+            TrainingKernels.GeluBackward(a.Fch.AsSpan(0, _n * f), _dBig);
             LinearBackward(_dBig, a.Ln2, P(l, TensorNames.FfnUp), G(l, TensorNames.FfnUp), G(l, TensorNames.FfnUpBias), _dLn, c, f, accumulateDx: false);
             LayerNormBackward(_dLn, a.Residual2, P(l, TensorNames.FfnNorm), G(l, TensorNames.FfnNorm), G(l, TensorNames.FfnNormBias), a.Ln2Mean, a.Ln2Rstd, _dResidual);
             // Attention branch: residual2 = input + proj(attn(qkv(LN1(input)))).
@@ -288,19 +288,6 @@ public sealed unsafe class Gpt2Training
             TensorPrimitives.FusedMultiplyAdd(normalized, -dnormNormMean, dnorm, dnorm);
             Span<float> dxRow = dx.AsSpan(i * c, c);
             TensorPrimitives.FusedMultiplyAdd(dnorm, rstd[i], dxRow, dxRow);
-        }
-    }
-
-    /// <summary>d ← d·gelu'(x) for the tanh GELU, in place.</summary>
-    private static void GeluBackward(float[] x, float[] d, int count)
-    {
-        const float S = 0.7978845608028654f, K = 0.044715f;
-        for (int i = 0; i < count; i++)
-        {
-            float v = x[i];
-            float th = MathF.Tanh(S * (v + K * v * v * v));
-            float sech2 = 1f - th * th;
-            d[i] *= 0.5f * (1f + th) + 0.5f * v * sech2 * S * (1f + 3f * K * v * v);
         }
     }
 
