@@ -159,7 +159,7 @@ public sealed unsafe class Gpt2Training
     {
         if (grads.Length != _p.Count) throw new ArgumentException("gradient buffer of another model");
         _grads = grads;
-        int c = _s.NEmbd, v = _s.NVocab, f = _s.NFf;
+        int c = _s.NEmbd, v = _s.NVocab;
 
         // dlogits = (p − onehot)·w/Σw, in place over the probabilities.
         float norm = scale / _weightSum;
@@ -173,6 +173,29 @@ public sealed unsafe class Gpt2Training
         }
         _dLn.AsSpan().Clear();
         LinearBackward(_logits, _lnf, P(TensorNames.TokenEmbedding), G(TensorNames.TokenEmbedding), null, _dLn, c, v, accumulateDx: false);
+        BackwardTrunk();
+    }
+
+    /// <summary>Final-norm output [B·T, d] of the last forward pass (the hidden state a reward head reads).</summary>
+    public ReadOnlySpan<float> FinalHidden => _lnf.AsSpan(0, _n * _s.NEmbd);
+
+    /// <summary>
+    /// Adds to <paramref name="grads"/> the gradient of a loss whose gradient with respect to
+    /// <see cref="FinalHidden"/> is <paramref name="dHidden"/> (the LM head is not involved: a reward model).
+    /// </summary>
+    public void BackwardFromFinalHidden(float[] grads, ReadOnlySpan<float> dHidden)
+    {
+        if (grads.Length != _p.Count) throw new ArgumentException("gradient buffer of another model");
+        if (dHidden.Length != _n * _s.NEmbd) throw new ArgumentException($"expected {_n * _s.NEmbd} hidden gradients");
+        _grads = grads;
+        dHidden.CopyTo(_dLn);
+        BackwardTrunk();
+    }
+
+    /// <summary>From the gradient at the final norm's output (in _dLn) down to the embeddings.</summary>
+    private void BackwardTrunk()
+    {
+        int c = _s.NEmbd, f = _s.NFf;
         float[] residual = _s.NLayer > 0 ? _layers[^1].Residual3 : _encoded;
         _dResidual.AsSpan().Clear();
         LayerNormBackward(_dLn, residual, P(TensorNames.OutputNorm), G(TensorNames.OutputNorm), G(TensorNames.OutputNormBias), _lnfMean, _lnfRstd, _dResidual);
