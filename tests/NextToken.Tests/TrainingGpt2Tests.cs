@@ -187,6 +187,41 @@ public class TrainingGpt2Tests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void GradientAccumulation_OverHalfBatches_EqualsTheWholeBatch()
+    {
+        var (layout, parameters) = LoadModel("tiny-gpt2.init.gguf");
+        int b = Lm.GetProperty("B").GetInt32(), t = Lm.GetProperty("T").GetInt32();
+        int[] inputs = Flatten(Lm.GetProperty("inputs")), targets = Flatten(Lm.GetProperty("targets"));
+        float[] whole = LmGradients(layout, parameters, out _);
+        var half = new Gpt2Training(layout, b / 2, t, threads: 2);
+        float[] accumulated = layout.NewBuffer();
+        for (int part = 0; part < 2; part++)
+        {
+            int n = b / 2 * t;
+            half.Forward(parameters, inputs.AsSpan(part * n, n), targets.AsSpan(part * n, n));
+            half.Backward(accumulated, 0.5f);
+        }
+        double maxRef = whole.Max(Math.Abs), maxDiff = whole.Zip(accumulated, (x, y) => Math.Abs(x - y)).Max();
+        output.WriteLine($"two half batches vs one batch: max |diff| {maxDiff:E2} (max |g| {maxRef:E2})");
+        Assert.True(maxDiff <= 1e-5 * maxRef);
+    }
+
+    [Fact]
+    public void LearningRateSchedule_FollowsNanoGpt()
+    {
+        // nanoGPT's get_lr with lr 1e-3, warmup 100, decay to 1e-4 at 2000.
+        var o = new PretrainOptions { LearningRate = 1e-3f, MinLearningRate = 1e-4f, Cosine = true, WarmupIters = 100, MaxIters = 2000 };
+        Assert.Equal(1e-3 * 1 / 101, o.LearningRateAt(0), 9);
+        Assert.Equal(1e-3 * 100 / 101, o.LearningRateAt(99), 9);
+        Assert.Equal(1e-3, o.LearningRateAt(100), 9);
+        Assert.Equal(1e-4 + 0.5 * (1 + Math.Cos(Math.PI * 950 / 1900)) * 9e-4, o.LearningRateAt(1050), 7);
+        Assert.Equal(1e-4, o.LearningRateAt(2000), 9);
+        Assert.Equal(1e-4, o.LearningRateAt(2500), 9);
+        var constant = o with { Cosine = false };
+        Assert.Equal(1e-3, constant.LearningRateAt(1500), 9);
+    }
+
+    [Fact]
     public void BlockSizeAboveTheContext_IsRefused()
     {
         var (layout, _) = LoadModel("tiny-gpt2.init.gguf");

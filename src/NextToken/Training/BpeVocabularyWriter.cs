@@ -100,14 +100,9 @@ public static class BpeVocabularyWriter
         for (int id = 0; id < normal; id++)
             if (written.Add(tokens[id])) w.WriteNumber(tokens[id], id);
         w.WriteEndObject();
+        // "left right" strings, which every tokenizers version reads (byte-level spellings never hold a space).
         w.WriteStartArray("merges");
-        foreach (var (left, right) in model.Merges)
-        {
-            w.WriteStartArray();
-            w.WriteStringValue(tokens[left]);
-            w.WriteStringValue(tokens[right]);
-            w.WriteEndArray();
-        }
+        foreach (var (left, right) in model.Merges) w.WriteStringValue(tokens[left] + " " + tokens[right]);
         w.WriteEndArray();
         w.WriteEndObject();
         w.WriteEndObject();

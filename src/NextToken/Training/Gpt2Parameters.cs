@@ -116,7 +116,7 @@ public sealed class Gpt2Parameters
         return new Gpt2Shape(config.NLayer, config.NHead, config.NEmbd, config.NCtx, (int)up.Dims[1], config.NVocab, config.LayerNormEps);
     }
 
-    /// <summary>Reads every parameter (F32, F16 or BF16 weights are widened) from a GGUF; dims must match exactly.</summary>
+    /// <summary>Reads every parameter (F32, or F16 widened) from a GGUF; dims must match exactly.</summary>
     public unsafe float[] Load(GgufFile file)
     {
         float[] values = NewBuffer();

@@ -26,6 +26,8 @@ public sealed unsafe class Gpt2Training
     private readonly int[] _inputs, _targets;
     private float[] _params = null!, _grads = null!;
     private readonly AttentionJob _attention;
+    // Offset of each per-layer tensor by name pattern, so a step formats no names.
+    private readonly Dictionary<string, int[]> _layerOffsets = [];
 
     private sealed class Layer
     {
@@ -62,6 +64,10 @@ public sealed unsafe class Gpt2Training
         _inputs = new int[_n];
         _targets = new int[_n];
         _attention = new AttentionJob(this);
+        foreach (string pattern in new[] { TensorNames.AttnNorm, TensorNames.AttnNormBias, TensorNames.AttnQkv, TensorNames.AttnQkvBias,
+                     TensorNames.AttnOutput, TensorNames.AttnOutputBias, TensorNames.FfnNorm, TensorNames.FfnNormBias,
+                     TensorNames.FfnUp, TensorNames.FfnUpBias, TensorNames.FfnDown, TensorNames.FfnDownBias })
+            _layerOffsets[pattern] = [.. Enumerable.Range(0, _s.NLayer).Select(l => parameters[TensorNames.Layer(pattern, l)].Offset)];
     }
 
     public int BatchSize => _b;
@@ -232,9 +238,9 @@ public sealed unsafe class Gpt2Training
 
     private static float* Ptr(float[] pinned) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(pinned));
     private float* P(string name) => Ptr(_params) + _p[name].Offset;
-    private float* P(int layer, string pattern) => P(TensorNames.Layer(pattern, layer));
+    private float* P(int layer, string pattern) => Ptr(_params) + _layerOffsets[pattern][layer];
     private float* G(string name) => Ptr(_grads) + _p[name].Offset;
-    private float* G(int layer, string pattern) => G(TensorNames.Layer(pattern, layer));
+    private float* G(int layer, string pattern) => Ptr(_grads) + _layerOffsets[pattern][layer];
 
     /// <summary>y[N,out] = x[N,in]·Wᵀ + b for W [out][in].</summary>
     private void Linear(float[] x, float* w, float* bias, float[] y, int nIn, int nOut)
