@@ -73,14 +73,14 @@ public sealed unsafe class Gpt2Training
     public int BatchSize => _b;
     public int BlockSize => _t;
 
-    /// <summary>Log-softmax probabilities are left here after <see cref="Forward"/> ([B·T, V], as probabilities).</summary>
-    public ReadOnlySpan<float> Probabilities => _logits;
+    /// <summary>Softmax probabilities [B·T, V] after a <see cref="Forward"/> with targets (until <see cref="Backward"/> turns them into logit gradients).</summary>
+    public ReadOnlySpan<float> Probabilities => _logits.AsSpan(0, _n * _s.NVocab);
 
     /// <summary>
     /// Runs the forward pass over <paramref name="inputs"/> [B·T] and returns the mean cross-entropy
     /// against <paramref name="targets"/>; with <paramref name="weights"/> the loss is
     /// Σ w·CE / Σ w (a masked SFT loss). Keeps the activations for <see cref="Backward"/>.
-    /// With <paramref name="logitsOnly"/> the logits stay in <see cref="Probabilities"/> unsoftmaxed.
+    /// With <paramref name="logitsOnly"/> no loss is computed (NaN is returned) and the raw logits stay in <see cref="Logits"/>.
     /// </summary>
     public float Forward(float[] parameters, ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, ReadOnlySpan<float> weights = default, bool logitsOnly = false)
     {
@@ -155,7 +155,7 @@ public sealed unsafe class Gpt2Training
     private float _weightSum;
 
     /// <summary>Last forward pass's logits (valid only after a <c>logitsOnly</c> forward).</summary>
-    public ReadOnlySpan<float> Logits => _logits;
+    public ReadOnlySpan<float> Logits => _logits.AsSpan(0, _n * _s.NVocab);
 
     /// <summary>
     /// Adds the gradient of (<paramref name="scale"/> × the last forward's loss) to <paramref name="grads"/>
@@ -330,7 +330,9 @@ public sealed unsafe class Gpt2Training
         {
             _layer = layer;
             _forward = forward;
-            WorkerPool.Shared.Run(this, owner._b * owner._s.NHead, owner._threads);
+            // Work ~ B·H·T²·hd/2 multiply-adds per pass; small ones stay on the caller (see TrainingKernels.MatMul).
+            long work = (long)owner._b * owner._s.NHead * owner._t * owner._t * owner._s.HeadDim / 2;
+            WorkerPool.Shared.Run(this, owner._b * owner._s.NHead, work < 1 << 18 ? 1 : owner._threads);
         }
 
         public void Execute(int chunk)

@@ -74,7 +74,12 @@ public sealed class Pretrainer
         _o = options;
         Parameters = parameters;
         CheckIds(trainTokens, layout.Shape.NVocab, dataName);
-        if (valTokens != null) CheckIds(valTokens, layout.Shape.NVocab, dataName + " (validation)");
+        if (valTokens != null)
+        {
+            CheckIds(valTokens, layout.Shape.NVocab, dataName + " (validation)");
+            if (valTokens.Length < options.BlockSize + 1)
+                throw new NextTokenException($"{dataName} (validation): {valTokens.Length} tokens, fewer than the {options.BlockSize + 1} an evaluation batch needs at block size {options.BlockSize}");
+        }
         if (options.GradAccumulation < 1) throw new NextTokenException($"gradient accumulation {options.GradAccumulation} must be at least 1");
         _training = new Gpt2Training(layout, options.BatchSize, options.BlockSize, options.Threads);
         _optimizer = new AdamW(layout, options.Beta1, options.Beta2, 1e-8f, options.WeightDecay);
@@ -138,7 +143,7 @@ public sealed class Pretrainer
     {
         float Mean(int[] tokens, int seed)
         {
-            var loader = new BatchLoader(tokens, _o.BatchSize, _o.BlockSize, sequential: false, seed, "evaluation");
+            var loader = new BatchLoader(tokens, _o.BatchSize, _o.BlockSize, sequential: false, seed, "evaluation data");
             double sum = 0;
             for (int i = 0; i < _o.EvalIters; i++)
             {

@@ -16,6 +16,8 @@ public static unsafe class TrainingKernels
     private const int RowBlock = 4;
     /// <summary>Rows of B per pass: a 32-column panel of 128 rows (16 KB) stays in L1 while a chunk's row blocks reuse it.</summary>
     private const int KBlock = 128;
+    /// <summary>Multiply-adds below which one thread does the whole product (about 20 µs of work).</summary>
+    private const long SerialBelow = 1 << 18;
 
     /// <summary>Widest vector kernel this CPU runs: 512, 256, or 0 (scalar).</summary>
     public static int BestWidth => Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : 0;
@@ -30,6 +32,8 @@ public static unsafe class TrainingKernels
     {
         if (width == 512 && !Vector512.IsHardwareAccelerated || width == 256 && !Vector256.IsHardwareAccelerated)
             throw new PlatformNotSupportedException($"no {width}-bit vectors on this CPU");
+        // A parallel region costs microseconds (more when the machine is busy): small products run on the caller alone.
+        if ((long)m * k * n < SerialBelow) threads = 1;
         var job = MatMulJob.ForThisThread;
         job.A = a; job.B = b; job.C = c; job.M = m; job.K = k; job.N = n; job.Accumulate = accumulate; job.Width = width;
         int blocks = (m + RowBlock - 1) / RowBlock;
