@@ -222,6 +222,47 @@ public class TrainingGpt2Tests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void OtherShape_GradientsAgreeWithFiniteDifferences()
+    {
+        // Nothing of the fixture's shape: 3 layers, 3 heads of 8, ffn 40, vocabulary 37, context 9, T 5 < context.
+        var layout = new Gpt2Parameters(new Gpt2Dimensions(NLayer: 3, NHead: 3, NEmbd: 24, NCtx: 9, NFf: 40, NVocab: 37));
+        float[] parameters = layout.InitializeRandom(seed: 5);
+        var random = new Random(6);
+        for (int i = 0; i < parameters.Length; i++) parameters[i] += (float)(random.NextDouble() - 0.5) * 0.4f; // away from the init's symmetries
+        int b = 2, t = 5;
+        int[] inputs = [.. Enumerable.Range(0, b * t).Select(_ => random.Next(37))], targets = [.. Enumerable.Range(0, b * t).Select(_ => random.Next(37))];
+        var training = new Gpt2Training(layout, b, t, threads: 2);
+        training.Forward(parameters, inputs, targets);
+        float[] grads = layout.NewBuffer();
+        training.Backward(grads);
+
+        ParameterTensor pos = layout["position_embd.weight"];
+        Assert.All(grads.AsSpan(pos.Offset + t * 24, pos.Length - t * 24).ToArray(), g => Assert.Equal(0f, g));
+
+        double worst = 0, largest = 0;
+        foreach (ParameterTensor tensor in layout.Tensors)
+        {
+            for (int probe = 0; probe < 3; probe++)
+            {
+                int i = tensor.Offset + random.Next(tensor.Name == pos.Name ? t * 24 : tensor.Length);
+                float saved = parameters[i];
+                const float h = 1e-2f;
+                parameters[i] = saved + h;
+                double up = training.Forward(parameters, inputs, targets);
+                parameters[i] = saved - h;
+                double down = training.Forward(parameters, inputs, targets);
+                parameters[i] = saved;
+                double numeric = (up - down) / (2 * h);
+                double diff = Math.Abs(numeric - grads[i]);
+                worst = Math.Max(worst, diff);
+                largest = Math.Max(largest, Math.Abs(numeric));
+                Assert.True(diff <= 1e-4 + 1e-2 * Math.Abs(numeric), $"{tensor.Name}[{i - tensor.Offset}]: backward {grads[i]:E4}, central difference {numeric:E4}");
+            }
+        }
+        output.WriteLine($"3 probes per tensor, max |backward - central difference (h 1e-2)| {worst:E2}, largest |gradient| probed {largest:E2}");
+    }
+
+    [Fact]
     public void BlockSizeAboveTheContext_IsRefused()
     {
         var (layout, _) = LoadModel("tiny-gpt2.init.gguf");

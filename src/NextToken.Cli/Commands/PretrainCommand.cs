@@ -100,7 +100,7 @@ internal static class PretrainCommand
                     textTokenizer = Tokenizer.Load(vocabFile);
                 }
                 int nVocab = ((string[])vocabulary["tokenizer.ggml.tokens"].Value).Length;
-                var shape = new Gpt2Shape(parse.GetValue(nLayer), parse.GetValue(nHead), parse.GetValue(nEmbd),
+                var shape = new Gpt2Dimensions(parse.GetValue(nLayer), parse.GetValue(nHead), parse.GetValue(nEmbd),
                                           parse.GetValue(context) ?? options.BlockSize, 4 * parse.GetValue(nEmbd), nVocab);
                 layout = new Gpt2Parameters(shape);
                 parameters = layout.InitializeRandom(options.Seed);

@@ -6,7 +6,7 @@ using NextToken.Tensors;
 namespace NextToken.Training;
 
 /// <summary>Shape of a GPT-2 being trained. <see cref="NFf"/> is read from the weights, never assumed 4·d.</summary>
-public sealed record Gpt2Shape(int NLayer, int NHead, int NEmbd, int NCtx, int NFf, int NVocab, float Eps = 1e-5f)
+public sealed record Gpt2Dimensions(int NLayer, int NHead, int NEmbd, int NCtx, int NFf, int NVocab, float Eps = 1e-5f)
 {
     public int HeadDim => NEmbd / NHead;
 }
@@ -27,7 +27,7 @@ public sealed class Gpt2Parameters
 {
     private readonly Dictionary<string, ParameterTensor> _byName = [];
 
-    public Gpt2Parameters(Gpt2Shape shape)
+    public Gpt2Parameters(Gpt2Dimensions shape)
     {
         if (shape.NEmbd % shape.NHead != 0)
             throw new NextTokenException($"n_embd {shape.NEmbd} is not divisible by n_head {shape.NHead}");
@@ -67,7 +67,7 @@ public sealed class Gpt2Parameters
         Count = offset;
     }
 
-    public Gpt2Shape Shape { get; }
+    public Gpt2Dimensions Shape { get; }
     public IReadOnlyList<ParameterTensor> Tensors { get; }
     public int Count { get; }
 
@@ -104,7 +104,7 @@ public sealed class Gpt2Parameters
     }
 
     /// <summary>Shape of a gpt2 GGUF (from its metadata and tensor dims).</summary>
-    public static Gpt2Shape ShapeOf(GgufFile file)
+    public static Gpt2Dimensions ShapeOf(GgufFile file)
     {
         string arch = file.GetStringOrNull("general.architecture") ?? "";
         if (arch != "gpt2") throw new NextTokenException($"{file.FilePath}: general.architecture is '{arch}'; training needs a gpt2 model");
@@ -113,7 +113,7 @@ public sealed class Gpt2Parameters
         if (!file.TryGetTensorInfo(TensorNames.Layer(TensorNames.FfnUp, 0), out GgufTensorInfo up) || up.Dims.Length != 2)
             throw new NextTokenException($"{file.FilePath}: no 2-D tensor 'blk.0.ffn_up.weight'");
         Gpt2Config config = Gpt2Config.FromGguf(file, (int)embd.Dims[1]);
-        return new Gpt2Shape(config.NLayer, config.NHead, config.NEmbd, config.NCtx, (int)up.Dims[1], config.NVocab, config.LayerNormEps);
+        return new Gpt2Dimensions(config.NLayer, config.NHead, config.NEmbd, config.NCtx, (int)up.Dims[1], config.NVocab, config.LayerNormEps);
     }
 
     /// <summary>Reads every parameter (F32, or F16 widened) from a GGUF; dims must match exactly.</summary>

@@ -17,7 +17,7 @@ namespace NextToken.Training;
 public sealed unsafe class Gpt2Training
 {
     private readonly Gpt2Parameters _p;
-    private readonly Gpt2Shape _s;
+    private readonly Gpt2Dimensions _s;
     private readonly int _b, _t, _n, _threads;
     private readonly Layer[] _layers;
     private readonly float[] _encoded, _lnf, _lnfMean, _lnfRstd, _logits;
