@@ -22,7 +22,7 @@ public sealed unsafe class Gpt2Training
     private readonly Layer[] _layers;
     private readonly float[] _encoded, _lnf, _lnfMean, _lnfRstd, _logits;
     private readonly float[] _scratchT, _dResidual, _dLn, _dBig, _dAtty;
-    private readonly float[] _lossWeights, _dScores;
+    private readonly float[] _lossWeights;
     private readonly int[] _inputs, _targets;
     private float[] _params = null!, _grads = null!;
     private readonly AttentionJob _attention;
@@ -60,7 +60,6 @@ public sealed unsafe class Gpt2Training
         _dResidual = A(_n * c); _dLn = A(_n * c); _dAtty = A(_n * c);
         _dBig = A(Math.Max((long)_n * Math.Max(3L * c, f), (long)_n * f));
         _lossWeights = A(_n);
-        _dScores = A((long)_b * _s.NHead * _t);
         _inputs = new int[_n];
         _targets = new int[_n];
         _attention = new AttentionJob(this);
@@ -217,7 +216,6 @@ public sealed unsafe class Gpt2Training
             LayerNormBackward(_dLn, a.Residual2, P(l, TensorNames.FfnNorm), G(l, TensorNames.FfnNorm), G(l, TensorNames.FfnNormBias), a.Ln2Mean, a.Ln2Rstd, _dResidual);
             // Attention branch: residual2 = input + proj(attn(qkv(LN1(input)))).
             LinearBackward(_dResidual, a.Atty, P(l, TensorNames.AttnOutput), G(l, TensorNames.AttnOutput), G(l, TensorNames.AttnOutputBias), _dAtty, c, c, accumulateDx: false);
-            _dBig.AsSpan(0, _n * 3 * c).Clear();
             _attention.Run(a, forward: false);
             LinearBackward(_dBig, a.Ln1, P(l, TensorNames.AttnQkv), G(l, TensorNames.AttnQkv), G(l, TensorNames.AttnQkvBias), _dLn, c, 3 * c, accumulateDx: false);
             LayerNormBackward(_dLn, input, P(l, TensorNames.AttnNorm), G(l, TensorNames.AttnNorm), G(l, TensorNames.AttnNormBias), a.Ln1Mean, a.Ln1Rstd, _dResidual);
@@ -340,66 +338,106 @@ public sealed unsafe class Gpt2Training
             if (_forward) Forward(chunk); else Backward(chunk);
         }
 
+        /// <summary>Per-thread scratch: q, k, v, the output gradient and their transposes ([T, hd] each), and three [T, T] matrices.</summary>
+        [ThreadStatic] private static float[]? _scratch;
+
+        private static float* Scratch(int length)
+        {
+            if (_scratch == null || _scratch.Length < length) _scratch = GC.AllocateArray<float>(length, pinned: true);
+            return Ptr(_scratch);
+        }
+
+        /// <summary>Copies head h's columns of one of q, k, v (part 0, 1, 2) for batch row b into a contiguous [T, hd] matrix.</summary>
+        private void Gather(int b, int h, int part, float* dst)
+        {
+            int t = owner._t, c = owner._s.NEmbd, hd = owner._s.HeadDim;
+            float* qkv = Ptr(_layer.Qkv);
+            for (int i = 0; i < t; i++)
+                new ReadOnlySpan<float>(qkv + (long)(b * t + i) * 3 * c + part * c + h * hd, hd).CopyTo(new Span<float>(dst + i * hd, hd));
+        }
+
+        /// <summary>S = Q·Kᵀ·scale, causal softmax per row into P (zeros above the diagonal), O = P·V.</summary>
         private void Forward(int chunk)
         {
             int t = owner._t, c = owner._s.NEmbd, hd = owner._s.HeadDim, nh = owner._s.NHead;
             int b = chunk / nh, h = chunk % nh;
             float scale = 1f / MathF.Sqrt(hd);
-            float* qkv = Ptr(_layer.Qkv), atty = Ptr(_layer.Atty);
-            float* att = Ptr(_layer.Att) + (long)chunk * t * t;
+            int th = t * hd;
+            float* q = Scratch(4 * th), k = q + th, kt = k + th, v = kt + th;
+            float* p = Ptr(_layer.Att) + (long)chunk * t * t;
+            Gather(b, h, 0, q);
+            Gather(b, h, 1, k);
+            Gather(b, h, 2, v);
+            TrainingKernels.Transpose(new ReadOnlySpan<float>(k, th), t, hd, new Span<float>(kt, th));
+            TrainingKernels.MatMulSerial(q, kt, p, t, hd, t, accumulate: false);
             for (int i = 0; i < t; i++)
             {
-                var q = new ReadOnlySpan<float>(qkv + ((long)(b * t + i) * 3 * c) + h * hd, hd);
-                Span<float> row = new(att + (long)i * t, t);
-                for (int j = 0; j <= i; j++)
-                    row[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(qkv + ((long)(b * t + j) * 3 * c) + c + h * hd, hd)) * scale;
+                Span<float> row = new(p + (long)i * t, t);
                 Span<float> causal = row[..(i + 1)];
+                TensorPrimitives.Multiply(causal, scale, causal);
                 float max = TensorPrimitives.Max(causal);
                 TensorPrimitives.Subtract(causal, max, causal);
                 TensorPrimitives.Exp(causal, causal);
-                float sum = TensorPrimitives.Sum(causal);
-                TensorPrimitives.Multiply(causal, 1f / sum, causal);
+                TensorPrimitives.Multiply(causal, 1f / TensorPrimitives.Sum(causal), causal);
                 row[(i + 1)..].Clear();
-                Span<float> o = new(atty + (long)(b * t + i) * c + h * hd, hd);
-                o.Clear();
-                for (int j = 0; j <= i; j++)
-                    TensorPrimitives.FusedMultiplyAdd(new ReadOnlySpan<float>(qkv + ((long)(b * t + j) * 3 * c) + 2 * c + h * hd, hd), causal[j], o, o);
             }
+            // O = P·V into q's space, then out to the head's columns of atty.
+            TrainingKernels.MatMulSerial(p, v, q, t, t, hd, accumulate: false);
+            float* atty = Ptr(_layer.Atty);
+            for (int i = 0; i < t; i++)
+                new ReadOnlySpan<float>(q + i * hd, hd).CopyTo(new Span<float>(atty + (long)(b * t + i) * c + h * hd, hd));
         }
 
+        /// <summary>
+        /// For O = P·V with P = softmax(S), S = Q·Kᵀ·scale: dP = dO·Vᵀ, dV = Pᵀ·dO,
+        /// dS = P ⊙ (dP − rowsum(P ⊙ dP))·scale, dQ = dS·K, dK = dSᵀ·Q. Rows of P above the diagonal are 0, so dS is too.
+        /// </summary>
         private void Backward(int chunk)
         {
             int t = owner._t, c = owner._s.NEmbd, hd = owner._s.HeadDim, nh = owner._s.NHead;
             int b = chunk / nh, h = chunk % nh;
             float scale = 1f / MathF.Sqrt(hd);
-            float* qkv = Ptr(_layer.Qkv), dqkv = Ptr(owner._dBig), datty = Ptr(owner._dAtty);
-            float* att = Ptr(_layer.Att) + (long)chunk * t * t;
-            Span<float> datt = owner._dScores.AsSpan(chunk * t, t);
+            int th = t * hd, tt = t * t;
+            float* q = Scratch(6 * th + 3 * tt), k = q + th, v = k + th, vt = v + th, dOut = vt + th, grad = dOut + th;
+            float* pt = grad + th, dp = pt + tt, dst = dp + tt;
+            float* p = Ptr(_layer.Att) + (long)chunk * t * t;
+            float* dqkv = Ptr(owner._dBig), datty = Ptr(owner._dAtty);
+            Gather(b, h, 0, q);
+            Gather(b, h, 1, k);
+            Gather(b, h, 2, v);
+            for (int i = 0; i < t; i++)
+                new ReadOnlySpan<float>(datty + (long)(b * t + i) * c + h * hd, hd).CopyTo(new Span<float>(dOut + i * hd, hd));
+
+            TrainingKernels.Transpose(new ReadOnlySpan<float>(v, th), t, hd, new Span<float>(vt, th));
+            TrainingKernels.MatMulSerial(dOut, vt, dp, t, hd, t, accumulate: false);
+            TrainingKernels.Transpose(new ReadOnlySpan<float>(p, tt), t, t, new Span<float>(pt, tt));
+            TrainingKernels.MatMulSerial(pt, dOut, grad, t, t, hd, accumulate: false);
+            Scatter(b, h, 2, grad, dqkv);
+
+            // dS in place of dP.
             for (int i = 0; i < t; i++)
             {
-                ReadOnlySpan<float> p = new(att + (long)i * t, i + 1);
-                var dout = new ReadOnlySpan<float>(datty + (long)(b * t + i) * c + h * hd, hd);
-                var q = new ReadOnlySpan<float>(qkv + ((long)(b * t + i) * 3 * c) + h * hd, hd);
-                var dq = new Span<float>(dqkv + ((long)(b * t + i) * 3 * c) + h * hd, hd);
-                // out_i = Σ_j p_ij v_j: dp_ij = dout_i·v_j, dv_j += p_ij dout_i.
-                for (int j = 0; j <= i; j++)
-                {
-                    long rowJ = (long)(b * t + j) * 3 * c;
-                    datt[j] = TensorPrimitives.Dot(dout, new ReadOnlySpan<float>(qkv + rowJ + 2 * c + h * hd, hd));
-                    var dv = new Span<float>(dqkv + rowJ + 2 * c + h * hd, hd);
-                    TensorPrimitives.FusedMultiplyAdd(dout, p[j], dv, dv);
-                }
-                // Softmax: ds_ij = p_ij (dp_ij − Σ_k p_ik dp_ik), then through the scaled dot product.
-                float dot = TensorPrimitives.Dot(p, datt[..(i + 1)]);
-                for (int j = 0; j <= i; j++)
-                {
-                    float ds = p[j] * (datt[j] - dot) * scale;
-                    long rowJ = (long)(b * t + j) * 3 * c;
-                    TensorPrimitives.FusedMultiplyAdd(new ReadOnlySpan<float>(qkv + rowJ + c + h * hd, hd), ds, dq, dq);
-                    var dk = new Span<float>(dqkv + rowJ + c + h * hd, hd);
-                    TensorPrimitives.FusedMultiplyAdd(q, ds, dk, dk);
-                }
+                ReadOnlySpan<float> pRow = new(p + (long)i * t, i + 1);
+                Span<float> dRow = new(dp + (long)i * t, t);
+                float dot = TensorPrimitives.Dot(pRow, dRow[..(i + 1)]);
+                TensorPrimitives.Subtract(dRow[..(i + 1)], dot, dRow[..(i + 1)]);
+                TensorPrimitives.Multiply(dRow[..(i + 1)], pRow, dRow[..(i + 1)]);
+                TensorPrimitives.Multiply(dRow[..(i + 1)], scale, dRow[..(i + 1)]);
+                dRow[(i + 1)..].Clear();
             }
+            TrainingKernels.MatMulSerial(dp, k, grad, t, t, hd, accumulate: false);
+            Scatter(b, h, 0, grad, dqkv);
+            TrainingKernels.Transpose(new ReadOnlySpan<float>(dp, tt), t, t, new Span<float>(dst, tt));
+            TrainingKernels.MatMulSerial(dst, q, grad, t, t, hd, accumulate: false);
+            Scatter(b, h, 1, grad, dqkv);
+        }
+
+        /// <summary>Writes a [T, hd] gradient into head h's columns of part 0/1/2 (q, k, v) of dqkv for batch row b.</summary>
+        private void Scatter(int b, int h, int part, float* src, float* dqkv)
+        {
+            int t = owner._t, c = owner._s.NEmbd, hd = owner._s.HeadDim;
+            for (int i = 0; i < t; i++)
+                new ReadOnlySpan<float>(src + i * hd, hd).CopyTo(new Span<float>(dqkv + (long)(b * t + i) * 3 * c + part * c + h * hd, hd));
         }
     }
 }

@@ -44,6 +44,16 @@ public static unsafe class TrainingKernels
         WorkerPool.Shared.Run(job, chunks, threads);
     }
 
+    /// <summary>The same product on the calling thread only (for work already split across threads, such as attention heads).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MatMulSerial(float* a, float* b, float* c, int m, int k, int n, bool accumulate)
+    {
+        var job = MatMulJob.ForThisThread;
+        job.A = a; job.B = b; job.C = c; job.M = m; job.K = k; job.N = n; job.Accumulate = accumulate; job.Width = BestWidth;
+        job.BlocksPerChunk = (m + RowBlock - 1) / RowBlock;
+        job.Execute(0);
+    }
+
     public static void MatMul(float[] a, float[] b, float[] c, int m, int k, int n, bool accumulate, int threads) =>
         MatMul(a, b, c, m, k, n, accumulate, threads, BestWidth);
 
