@@ -24,6 +24,8 @@ var root = new RootCommand("NextToken: run transformer language models from real
     ServeBenchCommand.Create(),
     BenchCommand.Create(),
     SynthCommand.Create(),
+    TrainTokenizerCommand.Create(),
+    PretrainCommand.Create(),
 };
 root.Options.Add(CommonOptions.Verbose);
 root.Options.Add(CommonOptions.Vocab);
