@@ -1,0 +1,151 @@
+using NextToken.Gguf;
+using NextToken.Kernels;
+using NextToken.Tensors;
+using Xunit.Abstractions;
+
+namespace NextToken.Tests;
+
+/// <summary>
+/// The weight types added for the common GGUF mixes (Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q5_K,
+/// IQ4_XS), on the files llama.cpp's own quantizer wrote (<c>models/quant/</c>): every block against
+/// the per-element scalar reference, and every row kernel against dequantize-then-dot in float64.
+/// </summary>
+public class WeightTypeQuantizationTests(ITestOutputHelper output)
+{
+    /// <summary>Every (file, type) pair of <c>models/quant/</c>, the realistic mixes included.</summary>
+    public static TheoryData<string, GgmlType> QuantFiles => new()
+    {
+        { "llama-d256.q4_1.gguf", GgmlType.Q4_1 },
+        { "llama-d256.q5_0.gguf", GgmlType.Q5_0 },
+        { "llama-d256.q5_1.gguf", GgmlType.Q5_1 },
+        { "llama-d256.iq4_nl.gguf", GgmlType.IQ4_NL },
+        { "llama-d256.q2_k.gguf", GgmlType.Q2_K },
+        { "llama-d256.q3_k.gguf", GgmlType.Q3_K },
+        { "llama-d256.q4_k.gguf", GgmlType.Q4_K },
+        { "llama-d256.q5_k.gguf", GgmlType.Q5_K },
+        { "llama-d256.q6_k.gguf", GgmlType.Q6_K },
+        { "llama-d256.iq4_xs.gguf", GgmlType.IQ4_XS },
+        { "gpt2-d256.q4_k_m.gguf", GgmlType.Q4_K },
+        { "gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K },
+        { "gpt2-d256.q4_k_m.gguf", GgmlType.Q6_K },
+        { "llama-d192.q4_k_m.gguf", GgmlType.Q5_0 },
+        { "llama-d192.q4_k_m.gguf", GgmlType.Q8_0 },
+        { "llama-d192.q4_k_m.gguf", GgmlType.Q4_K },
+        { "llama-d192.q4_k_m.gguf", GgmlType.Q6_K },
+    };
+
+    private static GgufFile Open(string fileName) => GgufFile.Open(Fixtures.Model(Path.Combine("quant", fileName)));
+
+    [Theory]
+    [MemberData(nameof(QuantFiles))]
+    public void DequantizeRow_EveryBlockOfFixture_EqualsScalarReference(string fileName, GgmlType type)
+    {
+        using GgufFile file = Open(fileName);
+        GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
+        long blocks = 0;
+        foreach (GgufTensorInfo info in file.Tensors.Where(t => t.Type == type))
+        {
+            TensorData tensor = file.GetTensor(info.Name);
+            var row = new float[tensor.RowLength];
+            for (int r = 0; r < tensor.RowCount; r++)
+            {
+                ReadOnlySpan<byte> bytes = tensor.Row(r);
+                Quantized.DequantizeRow(type, bytes, row);
+                for (int b = 0; b < row.Length / blockSize; b++, blocks++)
+                {
+                    ReadOnlySpan<byte> block = bytes.Slice(b * blockBytes, blockBytes);
+                    for (int i = 0; i < blockSize; i++)
+                    {
+                        float expected = ScalarReference.DequantizeElement(type, block, i);
+                        if (BitConverter.SingleToInt32Bits(expected) != BitConverter.SingleToInt32Bits(row[b * blockSize + i]))
+                            Assert.Fail($"{info.Name} row {r} block {b} value {i}: {row[b * blockSize + i]}, reference {expected}");
+                    }
+                }
+            }
+        }
+        Assert.True(blocks > 0, $"{fileName} has no {type} blocks");
+        output.WriteLine($"{fileName}: {blocks} {type} blocks dequantized, all bit-identical to the scalar reference");
+    }
+
+    [Theory]
+    [MemberData(nameof(QuantFiles))]
+    public void DotRow_AgreesWithDequantizeThenDot(string fileName, GgmlType type)
+    {
+        using GgufFile file = Open(fileName);
+        var random = new Random(3);
+        double worst = 0;
+        int rows = 0;
+        foreach (GgufTensorInfo info in file.Tensors.Where(t => t.Type == type))
+        {
+            TensorData tensor = file.GetTensor(info.Name);
+            float[] x = Enumerable.Range(0, tensor.RowLength).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            var row = new float[tensor.RowLength];
+            for (int r = 0; r < Math.Min(tensor.RowCount, 64); r++, rows++)
+            {
+                Quantized.DequantizeRow(type, tensor.Row(r), row);
+                (double expected, double magnitude) = Float64Dot(row, x);
+                float fused = Quantized.DotRow(type, tensor.Row(r), x);
+                double error = Math.Abs(fused - expected) / Math.Max(magnitude, 1e-30);
+                worst = Math.Max(worst, error);
+                Assert.True(error < 1e-5, $"{info.Name} row {r}: fused {fused}, reference {expected} (relative to Σ|terms| {error:E2})");
+            }
+        }
+        Assert.True(rows > 0, $"{fileName} has no {type} rows");
+        output.WriteLine($"{fileName} {type}: {rows} rows, fused dot vs dequantize-then-dot, worst error {worst:E2} of Σ|terms|");
+    }
+
+    /// <summary>
+    /// The decode path as the model runs it (<see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?)"/>
+    /// with one input row, so the multi-row kernels and their single-row tails) and the prompt path
+    /// (20 input rows: the panel GEMM over expanded rows), on every matrix of the type, 1 and 2 threads.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(QuantFiles))]
+    public void MatMul_DecodeAndPrompt_AgreeWithFloat64Reference(string fileName, GgmlType type)
+    {
+        using GgufFile file = Open(fileName);
+        var random = new Random(5);
+        double worst = 0;
+        foreach (GgufTensorInfo info in file.Tensors.Where(t => t.Type == type && t.Dims.Length == 2))
+        {
+            TensorData tensor = file.GetTensor(info.Name);
+            int nIn = tensor.RowLength, nOut = tensor.RowCount;
+            foreach (int batch in new[] { 1, 20 })
+            {
+                float[] x = Enumerable.Range(0, batch * nIn).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+                var rowValues = new float[nIn];
+                var expected = new double[batch * nOut];
+                var magnitude = new double[batch * nOut];
+                for (int o = 0; o < nOut; o++)
+                {
+                    Quantized.DequantizeRow(type, tensor.Row(o), rowValues);
+                    for (int b = 0; b < batch; b++)
+                        (expected[b * nOut + o], magnitude[b * nOut + o]) = Float64Dot(rowValues, x.AsSpan(b * nIn, nIn));
+                }
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    var y = new float[batch * nOut];
+                    MatMul.Forward(tensor, x, batch, y, threads);
+                    for (int i = 0; i < y.Length; i++)
+                    {
+                        double error = Math.Abs(y[i] - expected[i]) / Math.Max(magnitude[i], 1e-30);
+                        worst = Math.Max(worst, error);
+                        Assert.True(error < 1e-5, $"{info.Name} batch {batch} threads {threads} output {i}: {y[i]}, reference {expected[i]} ({error:E2} of Σ|terms|)");
+                    }
+                }
+            }
+        }
+        output.WriteLine($"{fileName} {type}: matmul (batch 1 and 20, 1 and 2 threads) vs float64, worst error {worst:E2} of Σ|terms|");
+    }
+
+    internal static (double Dot, double Magnitude) Float64Dot(ReadOnlySpan<float> row, ReadOnlySpan<float> x)
+    {
+        double dot = 0, magnitude = 0;
+        for (int i = 0; i < row.Length; i++)
+        {
+            dot += (double)row[i] * x[i];
+            magnitude += Math.Abs((double)row[i] * x[i]);
+        }
+        return (dot, magnitude);
+    }
+}
