@@ -25,6 +25,14 @@ public static unsafe class Quantized
     {
         GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
         int blocks = destination.Length / blockSize;
+        if (ChunkedQuant.Handles(type) && (ChunkedQuant.Wide || ChunkedQuant.Narrow))
+        {
+            if (row.Length < blocks * blockBytes) throw new ArgumentException($"a {type} row of {blocks * blockSize} values needs {blocks * blockBytes} bytes, not {row.Length}");
+            fixed (byte* w = row)
+            fixed (float* y = destination)
+                ChunkedQuant.Dequantize(type, ChunkedQuant.Wide, w, y, blocks * blockSize);
+            return;
+        }
         if (type is GgmlType.Q8_0 or GgmlType.Q4_0 && Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
         {
             if (row.Length < blocks * blockBytes) throw new ArgumentException($"a {type} row of {blocks * blockSize} values needs {blocks * blockBytes} bytes, not {row.Length}");
@@ -43,6 +51,10 @@ public static unsafe class Quantized
             throw new NotSupportedException($"{type} rows cannot be multiplied yet; supported: {SupportedNames}");
         if (x.Length % blockSize != 0 || row.Length < x.Length / blockSize * blockBytes)
             throw new ArgumentException($"a {type} row of {x.Length} values needs a multiple of {blockSize} values and {x.Length / blockSize * blockBytes} bytes, not {row.Length}");
+        if (ChunkedQuant.Handles(type) && (ChunkedQuant.Wide || ChunkedQuant.Narrow))
+            fixed (byte* w = row)
+            fixed (float* v = x)
+                return ChunkedQuant.Dot(type, ChunkedQuant.Wide, w, v, x.Length);
         if (Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && type is GgmlType.Q8_0 or GgmlType.Q4_0)
             return DotRowWide(type, row, x);
         if (type is GgmlType.Q8_0 or GgmlType.Q4_0 && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported)
