@@ -345,7 +345,7 @@ internal static unsafe class ChunkedQuant
         /// </summary>
         static abstract (int Low, int LowShift, int High, int HighShift) Plan(int c);
 
-        /// <summary>Each slot's scale and offset of one block: value = q·scale + offset.</summary>
+        /// <summary>Each slot's scale and offset of one block: value = q·scale + offset (AVX2 instructions: only the vector kernels call it).</summary>
         static abstract void Scales(byte* block, float* halves, float* scale, float* offset);
     }
 
@@ -461,11 +461,13 @@ internal static unsafe class ChunkedQuant
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Scales(byte* block, float* halves, float* scale, float* offset)
         {
-            float d = HalfTable.ToSingle(halves, ref block[80]), dmin = HalfTable.ToSingle(halves, ref block[82]);
-            for (int k = 0; k < 16; k++)
+            var d = Vector256.Create(HalfTable.ToSingle(halves, ref block[80]));
+            var dmin = Vector256.Create(HalfTable.ToSingle(halves, ref block[82]));
+            for (int k = 0; k < 16; k += 8)
             {
-                scale[k] = d * (block[k] & 0x0F);
-                offset[k] = -(dmin * (block[k] >> 4));
+                Vector256<int> packed = Avx2.ConvertToVector256Int32(block + k);
+                (Vector256.ConvertToSingle(packed & Vector256.Create(0x0F)) * d).Store(scale + k);
+                (-(Vector256.ConvertToSingle(Vector256.ShiftRightLogical(packed, 4)) * dmin)).Store(offset + k);
             }
         }
     }
@@ -490,16 +492,17 @@ internal static unsafe class ChunkedQuant
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Scales(byte* block, float* halves, float* scale, float* offset)
         {
-            float d = HalfTable.ToSingle(halves, ref block[108]);
-            byte* packed = block + 96;
-            for (int k = 0; k < 16; k++)
-            {
-                int low = k < 8 ? packed[k] & 0x0F : packed[k - 8] >> 4;
-                int high = (packed[8 + (k & 3)] >> (2 * (k >> 2))) & 3;
-                float s = d * ((low | high << 4) - 32);
-                scale[k] = s;
-                offset[k] = -4 * s; // value = s·((low | high bit·4) − 4)
-            }
+            // Scale k: low nibble of byte k (k < 8) or k − 8 (high nibble), high pair at bit 8·(k % 4) + 2·(k / 4) of bytes 8–11.
+            var d = Vector256.Create(HalfTable.ToSingle(halves, ref block[108]));
+            Vector256<int> low = Avx2.ConvertToVector256Int32(block + 96);
+            Vector256<uint> high = Vector256.Create(*(uint*)(block + 104));
+            Vector256<int> first = (low & Vector256.Create(0x0F)) | ((Avx2.ShiftRightLogicalVariable(high, Vector256.Create(0u, 8, 16, 24, 2, 10, 18, 26)).AsInt32() & Vector256.Create(3)) << 4);
+            Vector256<int> second = Vector256.ShiftRightLogical(low, 4) | ((Avx2.ShiftRightLogicalVariable(high, Vector256.Create(4u, 12, 20, 28, 6, 14, 22, 30)).AsInt32() & Vector256.Create(3)) << 4);
+            Vector256<float> s0 = Vector256.ConvertToSingle(first - Vector256.Create(32)) * d, s1 = Vector256.ConvertToSingle(second - Vector256.Create(32)) * d;
+            s0.Store(scale);
+            s1.Store(scale + 8);
+            (s0 * Vector256.Create(-4f)).Store(offset); // value = s·((low | high bit·4) − 4)
+            (s1 * Vector256.Create(-4f)).Store(offset + 8);
         }
     }
 
@@ -547,15 +550,15 @@ internal static unsafe class ChunkedQuant
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ScalesK4(byte* block, float* halves, float* scale, float* offset)
     {
-        float d = HalfTable.ToSingle(halves, ref *block), dmin = HalfTable.ToSingle(halves, ref block[2]);
-        byte* q = block + 4;
-        for (int j = 0; j < 4; j++)
-        {
-            scale[j] = d * (q[j] & 63);
-            offset[j] = -(dmin * (q[j + 4] & 63));
-            scale[j + 4] = d * ((q[j + 8] & 0x0F) | ((q[j] >> 6) << 4));
-            offset[j + 4] = -(dmin * ((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4)));
-        }
+        // Lanes 0–3: scale q[j] & 63, min q[j + 4] & 63; lanes 4–7: low nibbles of q[j + 4] (scale) and
+        // its high nibble (min), with the top two bits of q[j − 4] and q[j] above them.
+        Vector256<int> a = Avx2.ConvertToVector256Int32(block + 4), b = Avx2.ConvertToVector256Int32(block + 8);
+        Vector256<int> lowFour = Avx2.PermuteVar8x32(a, Vector256.Create(0, 1, 2, 3, 0, 1, 2, 3));
+        Vector256<int> upper = Vector256.Create(0, 0, 0, 0, -1, -1, -1, -1);
+        Vector256<int> scales = Vector256.ConditionalSelect(upper, (b & Vector256.Create(0x0F)) | (Vector256.ShiftRightLogical(lowFour, 6) << 4), lowFour & Vector256.Create(63));
+        Vector256<int> mins = Vector256.ConditionalSelect(upper, Vector256.ShiftRightLogical(b, 4) | (Vector256.ShiftRightLogical(a, 6) << 4), b & Vector256.Create(63));
+        (Vector256.ConvertToSingle(scales) * Vector256.Create(HalfTable.ToSingle(halves, ref *block))).Store(scale);
+        (-(Vector256.ConvertToSingle(mins) * Vector256.Create(HalfTable.ToSingle(halves, ref block[2])))).Store(offset);
     }
 
     /// <summary>Chunk c: half c / 8; low nibbles of bytes 64·half + 32·(c / 2 % 2) + 16·(c % 2), high nibble from c % 8 ≥ 4; bit pair (c % 8) / 2 of bytes 128 + 32·half + 16·(c % 2); scale c.</summary>
@@ -581,12 +584,12 @@ internal static unsafe class ChunkedQuant
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Scales(byte* block, float* halves, float* scale, float* offset)
         {
-            float d = HalfTable.ToSingle(halves, ref block[208]);
-            for (int k = 0; k < 16; k++)
+            var d = Vector256.Create(HalfTable.ToSingle(halves, ref block[208]));
+            for (int k = 0; k < 16; k += 8)
             {
-                float s = d * (sbyte)block[192 + k];
-                scale[k] = s;
-                offset[k] = -32 * s;
+                Vector256<float> s = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 192 + k)) * d;
+                s.Store(scale + k);
+                (s * Vector256.Create(-32f)).Store(offset + k);
             }
         }
     }
@@ -610,14 +613,12 @@ internal static unsafe class ChunkedQuant
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Scales(byte* block, float* halves, float* scale, float* offset)
         {
-            float d = HalfTable.ToSingle(halves, ref *block);
-            int high = *(ushort*)(block + 2);
-            for (int j = 0; j < 8; j++)
-            {
-                int ls = ((block[4 + (j >> 1)] >> (4 * (j & 1))) & 0x0F) | (((high >> (2 * j)) & 3) << 4);
-                scale[j] = d * (ls - 32);
-                offset[j] = 0;
-            }
+            // Scale j: nibble j of the 32-bit word at byte 4, bit pair j of the 16-bit word at byte 2.
+            Vector256<uint> low = Avx2.ShiftRightLogicalVariable(Vector256.Create(*(uint*)(block + 4)), Vector256.Create(0u, 4, 8, 12, 16, 20, 24, 28)) & Vector256.Create(0x0Fu);
+            Vector256<uint> high = Avx2.ShiftRightLogicalVariable(Vector256.Create((uint)*(ushort*)(block + 2)), Vector256.Create(0u, 2, 4, 6, 8, 10, 12, 14)) & Vector256.Create(3u);
+            Vector256<int> ls = (low | (high << 4)).AsInt32() - Vector256.Create(32);
+            (Vector256.ConvertToSingle(ls) * Vector256.Create(HalfTable.ToSingle(halves, ref *block))).Store(scale);
+            Vector256<float>.Zero.Store(offset);
         }
     }
 }
