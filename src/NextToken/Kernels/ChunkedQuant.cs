@@ -87,7 +87,9 @@ internal static unsafe class ChunkedQuant
 
     private static void Dot4<T>(bool wide, byte* w, long rowBytes, float* x, int n, float* y) where T : struct, IChunkFormat
     {
-        if (wide) Dot4Wide<T>(w, rowBytes, x, n / T.BlockSize, y);
+        if (wide && T.BlockSize == 32) Dot4Wide32<T>(w, rowBytes, x, n / 32, y);
+        else if (wide) Dot4Wide<T>(w, rowBytes, x, n / T.BlockSize, y);
+        else if (T.BlockSize == 32) Dot4Narrow32<T>(w, rowBytes, x, n / 32, y);
         else Dot4Narrow<T>(w, rowBytes, x, n / T.BlockSize, y);
     }
 
@@ -134,6 +136,43 @@ internal static unsafe class ChunkedQuant
             }
         }
         y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
+    }
+
+    /// <summary>
+    /// The four-row kernel for blocks of 32 (one scale d and offset o each): Σ (q·d + o)·x is taken as
+    /// d·Σ q·x + o·Σ x, with Σ x of each block's two vectors made once for the four rows, so a row's
+    /// block costs two multiply-adds and no table of scales.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4Wide32<T>(byte* w, long rowBytes, float* x, int blocks, float* y) where T : struct, IChunkFormat
+    {
+        float* halves = HalfTable.Pointer;
+        Vector512<float> table = T.Table ? Table512() : default;
+        int prefetchStride = 4 * T.BlockBytes;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            for (int line = 0; line < prefetchStride; line += 64) Sse.Prefetch0(next + b * prefetchStride + line);
+            int at = b * T.BlockBytes;
+            Vector512<float> x0 = Vector512.Load(x + 32 * b), x1 = Vector512.Load(x + 32 * b + 16), xSum = x0 + x1;
+            a0 = Block32<T>(w + at, x0, x1, xSum, halves, table, a0);
+            a1 = Block32<T>(w1 + at, x0, x1, xSum, halves, table, a1);
+            a2 = Block32<T>(w2 + at, x0, x1, xSum, halves, table, a2);
+            a3 = Block32<T>(w3 + at, x0, x1, xSum, halves, table, a3);
+        }
+        y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
+    }
+
+    /// <summary>total + d·Σ q·x + o·Σ x for one block of 32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Block32<T>(byte* block, Vector512<float> x0, Vector512<float> x1, Vector512<float> xSum, float* halves,
+                                               Vector512<float> table, Vector512<float> total) where T : struct, IChunkFormat
+    {
+        (float d, float o) = T.ScaleOffset32(block, halves);
+        Vector512<float> qx = Vector512.FusedMultiplyAdd(Values16<T>(block, 1, table), x1, Values16<T>(block, 0, table) * x0);
+        total = Vector512.FusedMultiplyAdd(qx, Vector512.Create(d), total);
+        return T.Table ? total : Vector512.FusedMultiplyAdd(xSum, Vector512.Create(o), total); // IQ4_NL has no offset
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -197,9 +236,13 @@ internal static unsafe class ChunkedQuant
         Vector512<int> q = Vector512.ShiftRightLogical(Avx512F.ConvertToVector512Int32(Vector128.Load(block + low)), lowShift) & Vector512.Create(T.LowMask);
         if (T.WordHigh)
         {
-            // Bit j of a 32-bit word is value j's fifth bit: lane j shifts the word by j.
-            Vector512<uint> word = Vector512.Create(*(uint*)(block + high) >> highShift);
-            q |= (Avx512F.ShiftRightLogicalVariable(word, Vector512.Create(0u, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)).AsInt32() & Vector512<int>.One) << 4;
+            // Bit j of a 32-bit word is value j's fifth bit: lane j rotates bit highShift + j to bit 4
+            // (one rotate and one mask-and-or, where shifting down and back up took three operations).
+            Vector512<uint> word = Vector512.Create(*(uint*)(block + high));
+            Vector512<uint> counts = highShift == 0
+                ? Vector512.Create(28u, 29, 30, 31, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
+                : Vector512.Create(12u, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27); // highShift is 0 or 16
+            q = Avx512F.TernaryLogic(q, Avx512F.RotateRightVariable(word, counts).AsInt32(), Vector512.Create(16), 0xF8); // q | (rotated & 16)
         }
         else if (T.HighMask != 0)
             q |= (Vector512.ShiftRightLogical(Avx512F.ConvertToVector512Int32(Vector128.Load(block + high)), highShift) & Vector512.Create(T.HighMask)) << T.HighBit;
@@ -240,6 +283,41 @@ internal static unsafe class ChunkedQuant
             }
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    /// <summary>The AVX2 form of <see cref="Dot4Wide32{T}"/>: a block's 32 values as four 8-lane vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4Narrow32<T>(byte* w, long rowBytes, float* x, int blocks, float* y) where T : struct, IChunkFormat
+    {
+        float* halves = HalfTable.Pointer;
+        (Vector256<float> tableLow, Vector256<float> tableHigh) = T.Table ? Table256() : default;
+        int prefetchStride = 4 * T.BlockBytes;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            for (int line = 0; line < prefetchStride; line += 64) Sse.Prefetch0(next + b * prefetchStride + line);
+            int at = b * T.BlockBytes;
+            float* xb = x + 32 * b;
+            Vector256<float> x0 = Vector256.Load(xb), x1 = Vector256.Load(xb + 8), x2 = Vector256.Load(xb + 16), x3 = Vector256.Load(xb + 24);
+            Vector256<float> xSum = (x0 + x1) + (x2 + x3);
+            a0 = Block32<T>(w + at, x0, x1, x2, x3, xSum, halves, tableLow, tableHigh, a0);
+            a1 = Block32<T>(w1 + at, x0, x1, x2, x3, xSum, halves, tableLow, tableHigh, a1);
+            a2 = Block32<T>(w2 + at, x0, x1, x2, x3, xSum, halves, tableLow, tableHigh, a2);
+            a3 = Block32<T>(w3 + at, x0, x1, x2, x3, xSum, halves, tableLow, tableHigh, a3);
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Block32<T>(byte* block, Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3, Vector256<float> xSum,
+                                               float* halves, Vector256<float> tableLow, Vector256<float> tableHigh, Vector256<float> total) where T : struct, IChunkFormat
+    {
+        (float d, float o) = T.ScaleOffset32(block, halves);
+        Vector256<float> even = Vector256.FusedMultiplyAdd(Values8<T>(block, 2, tableLow, tableHigh), x2, Values8<T>(block, 0, tableLow, tableHigh) * x0);
+        Vector256<float> odd = Vector256.FusedMultiplyAdd(Values8<T>(block, 3, tableLow, tableHigh), x3, Values8<T>(block, 1, tableLow, tableHigh) * x1);
+        total = Vector256.FusedMultiplyAdd(even + odd, Vector256.Create(d), total);
+        return T.Table ? total : Vector256.FusedMultiplyAdd(xSum, Vector256.Create(o), total);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -345,12 +423,18 @@ internal static unsafe class ChunkedQuant
         /// </summary>
         static abstract (int Low, int LowShift, int High, int HighShift) Plan(int c);
 
+        /// <summary>A block of 32's scale and offset (other sizes: unused).</summary>
+        static abstract (float Scale, float Offset) ScaleOffset32(byte* block, float* halves);
+
         /// <summary>Each slot's scale and offset of one block: value = q·scale + offset (AVX2 instructions: only the vector kernels call it).</summary>
         static abstract void Scales(byte* block, float* halves, float* scale, float* offset);
     }
 
     private readonly struct Q4_1 : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => (HalfTable.ToSingle(halves, ref *block), HalfTable.ToSingle(halves, ref block[2]));
+
         public static int BlockSize => 32;
         public static int BlockBytes => 20;
         public static int SlotShift => 1;
@@ -374,6 +458,9 @@ internal static unsafe class ChunkedQuant
 
     private readonly struct Q5_0 : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => (HalfTable.ToSingle(halves, ref *block), -16 * HalfTable.ToSingle(halves, ref *block));
+
         public static int BlockSize => 32;
         public static int BlockBytes => 22;
         public static int SlotShift => 1;
@@ -398,6 +485,9 @@ internal static unsafe class ChunkedQuant
 
     private readonly struct Q5_1 : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => (HalfTable.ToSingle(halves, ref *block), HalfTable.ToSingle(halves, ref block[2]));
+
         public static int BlockSize => 32;
         public static int BlockBytes => 24;
         public static int SlotShift => 1;
@@ -421,6 +511,9 @@ internal static unsafe class ChunkedQuant
 
     private readonly struct IQ4_NL : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => (HalfTable.ToSingle(halves, ref *block), 0);
+
         public static int BlockSize => 32;
         public static int BlockBytes => 18;
         public static int SlotShift => 1;
@@ -445,6 +538,9 @@ internal static unsafe class ChunkedQuant
     /// <summary>Chunk c: half c / 8 (32 bytes each), bit plane (c % 8) / 2, bytes 16·(c % 2) on; scale byte c.</summary>
     private readonly struct Q2_K : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
+
         public static int BlockSize => 256;
         public static int BlockBytes => 84;
         public static int SlotShift => 0;
@@ -475,6 +571,9 @@ internal static unsafe class ChunkedQuant
     /// <summary>Q2_K's layout for the low bits at byte 32; the high bit of chunk c is bit 4·(c / 8) + (c % 8) / 2 of bytes 16·(c % 2) on.</summary>
     private readonly struct Q3_K : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
+
         public static int BlockSize => 256;
         public static int BlockBytes => 110;
         public static int SlotShift => 0;
@@ -509,6 +608,9 @@ internal static unsafe class ChunkedQuant
     /// <summary>Chunk c: sub-block c / 2, nibbles of bytes 16 + 32·(c / 4) + 16·(c % 2) on, high nibble for odd sub-blocks.</summary>
     private readonly struct Q4_K : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
+
         public static int BlockSize => 256;
         public static int BlockBytes => 144;
         public static int SlotShift => 1;
@@ -529,6 +631,9 @@ internal static unsafe class ChunkedQuant
     /// <summary>Q4_K's nibbles at byte 48; the fifth bit of sub-block j is bit j of bytes 16 + 16·(c % 2) on.</summary>
     private readonly struct Q5_K : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
+
         public static int BlockSize => 256;
         public static int BlockBytes => 176;
         public static int SlotShift => 1;
@@ -564,6 +669,9 @@ internal static unsafe class ChunkedQuant
     /// <summary>Chunk c: half c / 8; low nibbles of bytes 64·half + 32·(c / 2 % 2) + 16·(c % 2), high nibble from c % 8 ≥ 4; bit pair (c % 8) / 2 of bytes 128 + 32·half + 16·(c % 2); scale c.</summary>
     private readonly struct Q6_K : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
+
         public static int BlockSize => 256;
         public static int BlockBytes => 210;
         public static int SlotShift => 0;
@@ -597,6 +705,9 @@ internal static unsafe class ChunkedQuant
     /// <summary>Chunk c: sub-block c / 2's 16 bytes at 8 + 16·(c / 2), low nibbles for even c.</summary>
     private readonly struct IQ4_XS : IChunkFormat
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
+
         public static int BlockSize => 256;
         public static int BlockBytes => 136;
         public static int SlotShift => 1;
