@@ -22,7 +22,9 @@ public sealed record ExpectedPosition((int Id, double Logit)[] Top, double LogSu
 
 public static class ExpectedOutputs
 {
-    public static string ModelPath(string stem) => Fixtures.Model(stem + ".gguf");
+    /// <summary>models/&lt;stem&gt;.gguf, or models/quant/&lt;stem&gt;.gguf for the one-file-per-weight-type models.</summary>
+    public static string ModelPath(string stem) =>
+        File.Exists(Fixtures.Model(stem + ".gguf")) ? Fixtures.Model(stem + ".gguf") : Fixtures.Model(Path.Combine("quant", stem + ".gguf"));
 
     public static IReadOnlyList<ExpectedCase> Load(string stem)
     {

@@ -16,7 +16,10 @@ public class ModelReferenceTests(ITestOutputHelper output)
     /// </summary>
     public static TheoryData<string, string> Cases => ExpectedOutputs.Cases(
         "gpt2-tiny.f32", "gpt2-tiny.f16", "gpt2-tiny.q8_0", "gpt2-tiny.q4_0",
-        "llama-tiny.f32", "llama-tiny.q8_0", "moe-tiny.f32", "llama-k.q4_k_m", "stories260K");
+        "llama-tiny.f32", "llama-tiny.q8_0", "moe-tiny.f32", "llama-k.q4_k_m", "stories260K",
+        "llama-d256.q4_1", "llama-d256.q5_0", "llama-d256.q5_1", "llama-d256.iq4_nl",
+        "llama-d256.q2_k", "llama-d256.q3_k", "llama-d256.q4_k", "llama-d256.q5_k", "llama-d256.q6_k", "llama-d256.iq4_xs",
+        "gpt2-d256.q4_k_m", "llama-d192.q4_k_m");
 
     private const double GreedyTieGap = 1e-4;
 

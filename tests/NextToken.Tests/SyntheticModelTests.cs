@@ -35,18 +35,18 @@ public class UnsupportedWeightTypeTests
     public void Load_MatrixOfTypeWithoutKernel_NamesTypeAndTensor()
     {
         using var temp = new TempDir();
-        string path = temp.File("q5.gguf");
+        string path = temp.File("mxfp4.gguf");
         using (var vocab = GgufFile.Open(Fixtures.Vocab("ggml-vocab-gpt-2.gguf")))
             SyntheticModel.WriteGpt2(path, new Gpt2Shape("test", 1, 64, 4, 32), GgmlType.F32, vocab);
-        // Relabel one F32 matrix as Q5_0 (its data shrinks, so it still lies inside the file).
+        // Relabel one F32 matrix as MXFP4, a type without a kernel (its data shrinks, so it still lies inside the file).
         byte[] bytes = File.ReadAllBytes(path);
         byte[] name = System.Text.Encoding.UTF8.GetBytes("blk.0.ffn_up.weight");
         int at = bytes.AsSpan().IndexOf(name) + name.Length + 4 + 2 * 8;
         Assert.Equal((uint)GgmlType.F32, BitConverter.ToUInt32(bytes, at));
-        BitConverter.TryWriteBytes(bytes.AsSpan(at), (uint)GgmlType.Q5_0);
+        BitConverter.TryWriteBytes(bytes.AsSpan(at), (uint)GgmlType.MXFP4);
         File.WriteAllBytes(path, bytes);
         var error = Assert.ThrowsAny<NextTokenException>(() => ModelLoader.Load(path).Dispose());
-        Assert.Contains("tensor 'blk.0.ffn_up.weight' has type Q5_0", error.Message);
+        Assert.Contains("tensor 'blk.0.ffn_up.weight' has type MXFP4", error.Message);
     }
 }
 

@@ -302,11 +302,15 @@ public static unsafe class MatMul
         int nIn = weight.RowLength, nOut = weight.RowCount;
         long rowBytes = weight.RowBytes;
         int o = rowStart;
-        // Four rows at a time where a kernel exists (Q8_0/Q4_0, F16) at 512 or 256 bits; the rest row by row.
+        // Four rows at a time where a kernel exists (the quantized types, F16) at 512 or 256 bits; the rest row by row.
         bool wide = Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
         bool narrow = !wide && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
         bool quantized = weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0;
-        if ((wide || narrow) && (quantized || (weight.Type == GgmlType.F16 && nIn % 32 == 0)))
+        if ((wide || narrow) && ChunkedQuant.Handles(weight.Type))
+            for (; o + 4 <= rowEnd; o += 4)
+                for (int b = 0; b < nBatch; b++)
+                    ChunkedQuant.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+        else if ((wide || narrow) && (quantized || (weight.Type == GgmlType.F16 && nIn % 32 == 0)))
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
                 {

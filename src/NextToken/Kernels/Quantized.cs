@@ -17,13 +17,22 @@ public static unsafe class Quantized
 {
     public const int QK8_0 = 32, QK4_0 = 32, QK_K = 256;
 
-    public static bool IsSupported(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K;
+    public static bool IsSupported(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1
+        or GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.IQ4_NL or GgmlType.IQ4_XS;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DequantizeRow(GgmlType type, ReadOnlySpan<byte> row, Span<float> destination)
     {
         GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
         int blocks = destination.Length / blockSize;
+        if (ChunkedQuant.Handles(type) && (ChunkedQuant.Wide || ChunkedQuant.Narrow))
+        {
+            if (row.Length < blocks * blockBytes) throw new ArgumentException($"a {type} row of {blocks * blockSize} values needs {blocks * blockBytes} bytes, not {row.Length}");
+            fixed (byte* w = row)
+            fixed (float* y = destination)
+                ChunkedQuant.Dequantize(type, ChunkedQuant.Wide, w, y, blocks * blockSize);
+            return;
+        }
         if (type is GgmlType.Q8_0 or GgmlType.Q4_0 && Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
         {
             if (row.Length < blocks * blockBytes) throw new ArgumentException($"a {type} row of {blocks * blockSize} values needs {blocks * blockBytes} bytes, not {row.Length}");
@@ -39,9 +48,13 @@ public static unsafe class Quantized
     public static float DotRow(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
     {
         if (!GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes) || !IsSupported(type))
-            throw new NotSupportedException($"{type} rows cannot be multiplied yet; supported: Q8_0, Q4_0, Q4_K, Q6_K");
+            throw new NotSupportedException($"{type} rows cannot be multiplied yet; supported: {SupportedNames}");
         if (x.Length % blockSize != 0 || row.Length < x.Length / blockSize * blockBytes)
             throw new ArgumentException($"a {type} row of {x.Length} values needs a multiple of {blockSize} values and {x.Length / blockSize * blockBytes} bytes, not {row.Length}");
+        if (ChunkedQuant.Handles(type) && (ChunkedQuant.Wide || ChunkedQuant.Narrow))
+            fixed (byte* w = row)
+            fixed (float* v = x)
+                return ChunkedQuant.Dot(type, ChunkedQuant.Wide, w, v, x.Length);
         if (Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && type is GgmlType.Q8_0 or GgmlType.Q4_0)
             return DotRowWide(type, row, x);
         if (type is GgmlType.Q8_0 or GgmlType.Q4_0 && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported)
@@ -321,7 +334,183 @@ public static unsafe class Quantized
             case GgmlType.Q4_0: DequantizeQ4_0(block, y); break;
             case GgmlType.Q4_K: DequantizeQ4_K(block, y); break;
             case GgmlType.Q6_K: DequantizeQ6_K(block, y); break;
-            default: throw new NotSupportedException($"{type} blocks cannot be dequantized yet; supported: Q8_0, Q4_0, Q4_K, Q6_K");
+            case GgmlType.Q4_1: DequantizeQ4_1(block, y); break;
+            case GgmlType.Q5_0: DequantizeQ5_0(block, y); break;
+            case GgmlType.Q5_1: DequantizeQ5_1(block, y); break;
+            case GgmlType.IQ4_NL: DequantizeIQ4_NL(block, y); break;
+            case GgmlType.Q2_K: DequantizeQ2_K(block, y); break;
+            case GgmlType.Q3_K: DequantizeQ3_K(block, y); break;
+            case GgmlType.Q5_K: DequantizeQ5_K(block, y); break;
+            case GgmlType.IQ4_XS: DequantizeIQ4_XS(block, y); break;
+            default: throw new NotSupportedException($"{type} blocks cannot be dequantized yet; supported: {SupportedNames}");
+        }
+    }
+
+    /// <summary>The quantized types this engine computes with, for messages.</summary>
+    public const string SupportedNames = "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS";
+
+    /// <summary>IQ4_NL and IQ4_XS: the 16 values a nibble stands for (ggml's <c>kvalues_iq4nl</c>, a non-uniform grid).</summary>
+    public static ReadOnlySpan<sbyte> IQ4Values => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+    /// <summary>Q4_1: f16 scale d, f16 minimum m, 16 bytes of nibbles (low nibbles first); value = d·nibble + m.</summary>
+    private static void DequantizeQ4_1(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block), m = Half2Float(block[2..]);
+        ReadOnlySpan<byte> qs = block.Slice(4, 16);
+        for (int j = 0; j < 16; j++)
+        {
+            y[j] = d * (qs[j] & 0x0F) + m;
+            y[j + 16] = d * (qs[j] >> 4) + m;
+        }
+    }
+
+    /// <summary>Q5_0: f16 d, a 32-bit word of fifth bits (bit j for value j), 16 bytes of nibbles; value = d·(q − 16).</summary>
+    private static void DequantizeQ5_0(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block);
+        uint qh = BinaryPrimitives.ReadUInt32LittleEndian(block[2..]);
+        ReadOnlySpan<byte> qs = block.Slice(6, 16);
+        for (int j = 0; j < 16; j++)
+        {
+            y[j] = d * ((qs[j] & 0x0F | (int)((qh >> j) & 1) << 4) - 16);
+            y[j + 16] = d * ((qs[j] >> 4 | (int)((qh >> (j + 16)) & 1) << 4) - 16);
+        }
+    }
+
+    /// <summary>Q5_1: f16 d, f16 m, the fifth bits as Q5_0, 16 bytes of nibbles; value = d·q + m.</summary>
+    private static void DequantizeQ5_1(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block), m = Half2Float(block[2..]);
+        uint qh = BinaryPrimitives.ReadUInt32LittleEndian(block[4..]);
+        ReadOnlySpan<byte> qs = block.Slice(8, 16);
+        for (int j = 0; j < 16; j++)
+        {
+            y[j] = d * (qs[j] & 0x0F | (int)((qh >> j) & 1) << 4) + m;
+            y[j + 16] = d * (qs[j] >> 4 | (int)((qh >> (j + 16)) & 1) << 4) + m;
+        }
+    }
+
+    /// <summary>IQ4_NL: f16 d, 16 bytes of nibbles, each an index into <see cref="IQ4Values"/>; value = d·IQ4Values[nibble].</summary>
+    private static void DequantizeIQ4_NL(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block);
+        ReadOnlySpan<byte> qs = block.Slice(2, 16);
+        for (int j = 0; j < 16; j++)
+        {
+            y[j] = d * IQ4Values[qs[j] & 0x0F];
+            y[j + 16] = d * IQ4Values[qs[j] >> 4];
+        }
+    }
+
+    /// <summary>
+    /// Q2_K: super-block of 256 as 16 sub-blocks of 16. 16 bytes of 4-bit scale (low) and min (high),
+    /// 64 bytes of 2-bit values (each half of 128 values: four bit planes over 32 bytes), f16 d and dmin;
+    /// value = d·scale·q − dmin·min.
+    /// </summary>
+    private static void DequantizeQ2_K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block[80..]), dmin = Half2Float(block[82..]);
+        for (int half = 0; half < 2; half++)
+        {
+            ReadOnlySpan<byte> q = block.Slice(16 + half * 32, 32);
+            for (int plane = 0; plane < 4; plane++)
+                for (int part = 0; part < 2; part++)
+                {
+                    byte scale = block[half * 8 + plane * 2 + part];
+                    float dl = d * (scale & 0x0F), ml = dmin * (scale >> 4);
+                    Span<float> yp = y.Slice(half * 128 + plane * 32 + part * 16, 16);
+                    for (int l = 0; l < 16; l++) yp[l] = dl * ((q[part * 16 + l] >> (2 * plane)) & 3) - ml;
+                }
+        }
+    }
+
+    /// <summary>
+    /// Q3_K: super-block of 256 as 16 sub-blocks of 16. 32 bytes of high bits (bit 4·half + plane of byte l),
+    /// 64 bytes of 2-bit values laid out as Q2_K's, 16 6-bit scales packed in 12 bytes, f16 d;
+    /// value = d·(scale − 32)·(q − (high bit ? 0 : 4)).
+    /// </summary>
+    private static void DequantizeQ3_K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block[108..]);
+        Span<int> scales = stackalloc int[16];
+        ScalesQ3_K(block.Slice(96, 12), scales);
+        ReadOnlySpan<byte> hmask = block[..32];
+        for (int half = 0; half < 2; half++)
+        {
+            ReadOnlySpan<byte> q = block.Slice(32 + half * 32, 32);
+            for (int plane = 0; plane < 4; plane++)
+            {
+                int bit = 4 * half + plane;
+                for (int part = 0; part < 2; part++)
+                {
+                    float dl = d * scales[half * 8 + plane * 2 + part];
+                    Span<float> yp = y.Slice(half * 128 + plane * 32 + part * 16, 16);
+                    for (int l = 0; l < 16; l++)
+                    {
+                        int k = part * 16 + l;
+                        yp[l] = dl * (((q[k] >> (2 * plane)) & 3) - (((hmask[k] >> bit) & 1) != 0 ? 0 : 4));
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>The 16 scales of a Q3_K super-block minus 32: low nibbles in bytes 0–7, high bit pairs in bytes 8–11.</summary>
+    public static void ScalesQ3_K(ReadOnlySpan<byte> packed, Span<int> scales)
+    {
+        for (int s = 0; s < 16; s++)
+        {
+            int low = s < 8 ? packed[s] & 0x0F : packed[s - 8] >> 4;
+            int high = (packed[8 + s % 4] >> (2 * (s / 4))) & 3;
+            scales[s] = (low | high << 4) - 32;
+        }
+    }
+
+    /// <summary>
+    /// Q5_K: super-block of 256 as 8 sub-blocks of 32. f16 d and dmin, 12 bytes of 6-bit scales and minimums
+    /// (as Q4_K), 32 bytes of fifth bits (bit j of byte l for sub-block j), 128 bytes of nibbles as Q4_K;
+    /// value = d·scale·q − dmin·min.
+    /// </summary>
+    private static void DequantizeQ5_K(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block), dmin = Half2Float(block[2..]);
+        ReadOnlySpan<byte> scales = block.Slice(4, 12);
+        ReadOnlySpan<byte> qh = block.Slice(16, 32);
+        ReadOnlySpan<byte> q = block.Slice(48, 128);
+        for (int group = 0; group < 4; group++)
+        {
+            ScaleMinK4(2 * group, scales, out int sc1, out int m1);
+            ScaleMinK4(2 * group + 1, scales, out int sc2, out int m2);
+            float d1 = d * sc1, min1 = dmin * m1, d2 = d * sc2, min2 = dmin * m2;
+            ReadOnlySpan<byte> qg = q.Slice(group * 32, 32);
+            Span<float> yg = y.Slice(group * 64, 64);
+            for (int l = 0; l < 32; l++)
+            {
+                yg[l] = d1 * ((qg[l] & 0x0F) + 16 * ((qh[l] >> (2 * group)) & 1)) - min1;
+                yg[l + 32] = d2 * ((qg[l] >> 4) + 16 * ((qh[l] >> (2 * group + 1)) & 1)) - min2;
+            }
+        }
+    }
+
+    /// <summary>
+    /// IQ4_XS: super-block of 256 as 8 sub-blocks of 32. f16 d, 6-bit scales (high pairs in a 16-bit word,
+    /// low nibbles in 4 bytes), 128 bytes of nibbles (16 per sub-block, as IQ4_NL); value = d·(scale − 32)·IQ4Values[nibble].
+    /// </summary>
+    private static void DequantizeIQ4_XS(ReadOnlySpan<byte> block, Span<float> y)
+    {
+        float d = Half2Float(block);
+        int scalesHigh = BinaryPrimitives.ReadUInt16LittleEndian(block[2..]);
+        for (int sub = 0; sub < 8; sub++)
+        {
+            int ls = ((block[4 + sub / 2] >> (4 * (sub % 2))) & 0x0F) | (((scalesHigh >> (2 * sub)) & 3) << 4);
+            float dl = d * (ls - 32);
+            ReadOnlySpan<byte> qs = block.Slice(8 + sub * 16, 16);
+            Span<float> ys = y.Slice(sub * 32, 32);
+            for (int j = 0; j < 16; j++)
+            {
+                ys[j] = dl * IQ4Values[qs[j] & 0x0F];
+                ys[j + 16] = dl * IQ4Values[qs[j] >> 4];
+            }
         }
     }
 

@@ -129,6 +129,73 @@ public static class ScalarReference
                 float d = F16(block[208..]);
                 return d * (sbyte)block[192 + scaleIndex] * ((low | (high << 4)) - 32);
             }
+            case GgmlType.Q4_1:
+            {
+                byte packed = block[4 + i % 16];
+                int nibble = i < 16 ? packed & 0x0F : packed >> 4;
+                return F16(block) * nibble + F16(block[2..]);
+            }
+            case GgmlType.Q5_0:
+            {
+                // Bit i of the 32-bit word after d is value i's fifth bit.
+                uint high = (BinaryPrimitives.ReadUInt32LittleEndian(block[2..]) >> i) & 1;
+                byte packed = block[6 + i % 16];
+                int nibble = i < 16 ? packed & 0x0F : packed >> 4;
+                return F16(block) * ((nibble | (int)(high << 4)) - 16);
+            }
+            case GgmlType.Q5_1:
+            {
+                uint high = (BinaryPrimitives.ReadUInt32LittleEndian(block[4..]) >> i) & 1;
+                byte packed = block[8 + i % 16];
+                int nibble = i < 16 ? packed & 0x0F : packed >> 4;
+                return F16(block) * (nibble | (int)(high << 4)) + F16(block[2..]);
+            }
+            case GgmlType.IQ4_NL:
+            {
+                byte packed = block[2 + i % 16];
+                return F16(block) * Quantized.IQ4Values[i < 16 ? packed & 0x0F : packed >> 4];
+            }
+            case GgmlType.Q2_K:
+            {
+                // 16 scale bytes (low nibble scale, high nibble min), 64 bytes of 2-bit values, f16 d, f16 dmin.
+                int half = i / 128, r = i % 128;          // two halves of 128 values, 32 bytes each
+                int shift = 2 * (r / 32), l = r % 32;     // four 2-bit planes of 32 values per half
+                int q = (block[16 + half * 32 + l] >> shift) & 3;
+                byte scale = block[i / 16];               // one scale byte per 16 values, in order
+                return F16(block[80..]) * (scale & 0x0F) * q - F16(block[82..]) * (scale >> 4);
+            }
+            case GgmlType.Q3_K:
+            {
+                // 32 bytes of high bits, 64 bytes of 2-bit values, 12 bytes of 16 6-bit scales, f16 d.
+                int half = i / 128, r = i % 128;
+                int plane = r / 32, l = r % 32;
+                int low = (block[32 + half * 32 + l] >> (2 * plane)) & 3;
+                int high = (block[l] >> (4 * half + plane)) & 1; // high bit clear: value − 4
+                int s = i / 16;
+                int scaleLow = s < 8 ? block[96 + s] & 0x0F : block[96 + s - 8] >> 4;
+                int scaleHigh = (block[104 + s % 4] >> (2 * (s / 4))) & 3;
+                return F16(block[108..]) * ((scaleLow | (scaleHigh << 4)) - 32) * (low - (high == 1 ? 0 : 4));
+            }
+            case GgmlType.Q5_K:
+            {
+                // f16 d, f16 dmin, 12 bytes of scales/mins as Q4_K, 32 bytes of fifth bits, 128 bytes of nibbles.
+                int sub = i / 32, group = sub / 2, within = i % 32;
+                byte packed = block[48 + group * 32 + within];
+                int nibble = sub % 2 == 0 ? packed & 0x0F : packed >> 4;
+                int high = (block[16 + within] >> sub) & 1;
+                Quantized.ScaleMinK4(sub, block.Slice(4, 12), out int scale, out int min);
+                return F16(block) * scale * (nibble + 16 * high) - F16(block[2..]) * min;
+            }
+            case GgmlType.IQ4_XS:
+            {
+                // f16 d, 16 bits of scale high pairs, 4 bytes of scale low nibbles, 128 bytes of nibbles (16 per 32 values).
+                int sub = i / 32, within = i % 32;
+                byte packed = block[8 + sub * 16 + within % 16];
+                int nibble = within < 16 ? packed & 0x0F : packed >> 4;
+                int scaleLow = (block[4 + sub / 2] >> (4 * (sub % 2))) & 0x0F;
+                int scaleHigh = (BinaryPrimitives.ReadUInt16LittleEndian(block[2..]) >> (2 * sub)) & 3;
+                return F16(block) * ((scaleLow | (scaleHigh << 4)) - 32) * Quantized.IQ4Values[nibble];
+            }
             default:
                 throw new NotSupportedException($"no scalar reference for {type}");
         }

@@ -26,5 +26,5 @@ internal sealed class WeightLoader(IWeightSource file)
         RowConvert.IsSupported(tensor.Type)
             ? tensor
             : throw new NextTokenException(
-                $"{file.FilePath}: tensor '{tensor.Name}' has type {tensor.Type}, which this version cannot compute with yet; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K");
+                $"{file.FilePath}: tensor '{tensor.Name}' has type {tensor.Type}, which this version cannot compute with yet; supported: F32, F16, BF16, {Quantized.SupportedNames}");
 }
