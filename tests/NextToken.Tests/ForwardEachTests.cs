@@ -20,6 +20,10 @@ public class ForwardEachTests(ITestOutputHelper output)
     [InlineData("moe-tiny.f32", false)]
     [InlineData("llama-k.q4_k_m", false)]
     [InlineData("stories260K", false)]
+    [InlineData("llama-d256.q5_k", false)]
+    [InlineData("llama-d256.iq4_xs", false)]
+    [InlineData("llama-d192.q4_k_m", false)]
+    [InlineData("gpt2-d256.q4_k_m", false)]
     public void ForwardEach_EveryRowEqualsItsContextDecodedAlone(string stem, bool quantizeActivations)
     {
         using LanguageModel model = ModelLoader.Load(ExpectedOutputs.ModelPath(stem));
