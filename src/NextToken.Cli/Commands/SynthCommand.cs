@@ -13,11 +13,13 @@ internal static class SynthCommand
         ? "../shared/fixtures/vocab/ggml-vocab-llama-spm.gguf"
         : "../shared/fixtures/vocab/ggml-vocab-gpt-2.gguf";
 
+    private static string TypeNames => string.Join(", ", SyntheticModel.SupportedTypes.Select(t => t.ToString().ToLowerInvariant()));
+
     public static Command Create()
     {
         var arch = new Option<string>("--arch") { Description = "Architecture: gpt2 or llama", DefaultValueFactory = _ => "gpt2" };
         var size = new Option<string?>("--size") { Description = $"Model size: gpt2 {string.Join(", ", Gpt2Shape.Known.Select(s => s.Name))}; llama {string.Join(", ", LlamaShape.Known.Select(s => s.Name))} (default 124M / 135M)" };
-        var type = new Option<string>("--type") { Description = "Weight type of the matrices: f32, f16, bf16, q8_0, q4_0", DefaultValueFactory = _ => "f32" };
+        var type = new Option<string>("--type") { Description = $"Weight type of the matrices: {TypeNames} (types other than f32/f16/bf16/q8_0/q4_0 are random blocks, for speed)", DefaultValueFactory = _ => "f32" };
         var output = new Option<string>("--output", "-o") { Description = "GGUF file to write", Required = true };
         var vocab = new Option<string?>("--from-vocab") { Description = "GGUF file whose tokenizer is copied (default: the fixtures' gpt-2 or llama-spm vocabulary)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights", DefaultValueFactory = _ => 1UL };
@@ -30,15 +32,10 @@ internal static class SynthCommand
             string architecture = parse.GetValue(arch)!;
             if (architecture is not ("gpt2" or "llama"))
                 throw new NextTokenException($"--arch '{architecture}' is not supported by synth; supported: gpt2, llama");
-            GgmlType weightType = parse.GetValue(type)!.ToLowerInvariant() switch
-            {
-                "f32" => GgmlType.F32,
-                "f16" => GgmlType.F16,
-                "bf16" => GgmlType.BF16,
-                "q8_0" => GgmlType.Q8_0,
-                "q4_0" => GgmlType.Q4_0,
-                var other => throw new NextTokenException($"--type '{other}' is not supported by synth; supported: f32, f16, bf16, q8_0, q4_0"),
-            };
+            string typeName = parse.GetValue(type)!;
+            GgmlType weightType = SyntheticModel.SupportedTypes.FirstOrDefault(t => t.ToString().Equals(typeName, StringComparison.OrdinalIgnoreCase), (GgmlType)uint.MaxValue);
+            if (weightType == (GgmlType)uint.MaxValue)
+                throw new NextTokenException($"--type '{typeName}' is not supported by synth; supported: {TypeNames}");
             string path = parse.GetValue(output)!;
             using GgufFile vocabulary = GgufFile.Open(parse.GetValue(vocab) ?? DefaultVocab(architecture));
             string description;

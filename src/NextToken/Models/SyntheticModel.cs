@@ -40,7 +40,32 @@ public sealed record Gpt2Shape(string Name, int NLayer, int NEmbd, int NHead, in
 /// </summary>
 public static class SyntheticModel
 {
-    public static readonly GgmlType[] SupportedTypes = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
+    public static readonly GgmlType[] SupportedTypes =
+    [
+        GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0,
+        GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.IQ4_NL, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.IQ4_XS,
+    ];
+
+    /// <summary>
+    /// Where each f16 field of a block sits and its value as a multiple of the block scale d: the
+    /// scale itself (1), and the min of Q4_1/Q5_1/K-quants set so the weights centre on zero (a
+    /// biased matrix blows a 22-layer model up to NaN). <c>Reach</c> is the largest |sub-scale ×
+    /// quant|, so d keeps weights within about ±0.02 (GPT-2's spread).
+    /// </summary>
+    private static ((int Offset, float TimesD)[] Fields, float Reach) ScaleLayout(GgmlType type) => type switch
+    {
+        GgmlType.Q4_1 => ([(0, 1), (2, -7.5f)], 15),
+        GgmlType.Q5_0 => ([(0, 1)], 16),
+        GgmlType.Q5_1 => ([(0, 1), (2, -15.5f)], 31),
+        GgmlType.IQ4_NL => ([(0, 1)], 127),
+        GgmlType.Q2_K => ([(80, 1), (82, 1.5f)], 15 * 3),
+        GgmlType.Q3_K => ([(108, 1)], 32 * 4),
+        GgmlType.Q4_K => ([(0, 1), (2, 7.5f)], 63 * 15),
+        GgmlType.Q5_K => ([(0, 1), (2, 15.5f)], 63 * 31),
+        GgmlType.Q6_K => ([(208, 1)], 128 * 32),
+        GgmlType.IQ4_XS => ([(0, 1)], 32 * 127),
+        _ => throw new NextTokenException($"synth cannot write {type} blocks"),
+    };
 
     /// <param name="vocabulary">A GGUF file whose <c>tokenizer.*</c> metadata is copied.</param>
     public static void WriteGpt2(string path, Gpt2Shape shape, GgmlType type, GgufFile vocabulary, ulong seed = 1)
@@ -141,7 +166,9 @@ public static class SyntheticModel
     /// <summary>llama.cpp's <c>general.file_type</c> (LLAMA_FTYPE) for a file whose matrices are all <paramref name="type"/>.</summary>
     private static uint FileType(GgmlType type) => type switch
     {
-        GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q8_0 => 7, GgmlType.BF16 => 32,
+        GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q4_1 => 3, GgmlType.Q8_0 => 7, GgmlType.Q5_0 => 8, GgmlType.Q5_1 => 9,
+        GgmlType.Q2_K => 10, GgmlType.Q3_K => 11, GgmlType.Q4_K => 14, GgmlType.Q5_K => 16, GgmlType.Q6_K => 18, GgmlType.IQ4_NL => 25,
+        GgmlType.IQ4_XS => 30, GgmlType.BF16 => 32,
         _ => throw new NextTokenException($"no file type for {type}"),
     };
 
@@ -177,11 +204,33 @@ public static class SyntheticModel
                     for (int i = 0; i < n; i++) bf16[i] = (ushort)(BitConverter.SingleToUInt32Bits(floats[i]) >> 16);
                     stream.Write(MemoryMarshal.AsBytes(bf16.AsSpan(0, n)));
                     break;
-                default:
+                case GgmlType.Q8_0 or GgmlType.Q4_0:
                     stream.Write(Kernels.Quantize.Blocks(type, floats.AsSpan(0, n)));
+                    break;
+                default:
+                    WriteRandomBlocks(stream, n, type, random);
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// Types without a quantizer here (the K-quants, Q4_1, Q5_x, IQ4): random bytes for the packed
+    /// values and sub-block scales, and the f16 fields of <see cref="ScaleLayout"/>. Meant for speed:
+    /// the bytes are what a real file of that type reads.
+    /// </summary>
+    private static void WriteRandomBlocks(Stream stream, int count, GgmlType type, SplitMix64 random)
+    {
+        GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
+        if (count % blockSize != 0) throw new NextTokenException($"synth: {count} values are not whole {type} blocks of {blockSize}");
+        var bytes = new byte[count / blockSize * blockBytes];
+        for (int i = 0; i + 8 <= bytes.Length; i += 8) BitConverter.TryWriteBytes(bytes.AsSpan(i), random.Next());
+        ((int Offset, float TimesD)[] fields, float reach) = ScaleLayout(type);
+        float d = 0.02f / reach;
+        for (int block = 0; block < bytes.Length; block += blockBytes)
+            foreach ((int offset, float timesD) in fields)
+                BitConverter.TryWriteBytes(bytes.AsSpan(block + offset), BitConverter.HalfToUInt16Bits((Half)(d * timesD)));
+        stream.Write(bytes);
     }
 
     /// <summary>A small, specified generator (Steele et al.'s SplitMix64), so a seed gives the same file everywhere.</summary>
