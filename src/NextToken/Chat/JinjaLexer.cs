@@ -8,6 +8,9 @@ public sealed class TemplateException(string message) : NextTokenException(messa
     /// <summary>Whether the message already names the template line (the innermost statement adds it).</summary>
     internal bool Located { get; init; }
 
+    /// <summary>The text a template passed to <c>raise_exception</c> (null for the interpreter's own errors).</summary>
+    public string? Raised { get; init; }
+
     /// <summary>1-based line of a character position, for messages.</summary>
     internal static int LineOf(string source, int position)
     {

@@ -59,7 +59,7 @@ public sealed class JinjaTemplate
     {
         var globals = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
-            ["raise_exception"] = (JinjaFunction)((args, _) => throw new TemplateException($"template raised: {Values.ToText(args.FirstOrDefault())}")),
+            ["raise_exception"] = (JinjaFunction)((args, _) => throw new TemplateException($"template raised: {Values.ToText(args.FirstOrDefault())}") { Raised = Values.ToText(args.FirstOrDefault()) }),
             ["namespace"] = (JinjaFunction)((_, kwargs) =>
             {
                 var ns = new Namespace();
@@ -98,7 +98,7 @@ public sealed class JinjaTemplate
 
         /// <summary>The error with the line of the innermost statement it came from; outer statements leave it as it is.</summary>
         private TemplateException Locate(TemplateException error, int position) =>
-            new($"{error.Message} (template line {TemplateException.LineOf(source, position)})") { Located = true };
+            new($"{error.Message} (template line {TemplateException.LineOf(source, position)})") { Located = true, Raised = error.Raised };
 
         private void Execute(Node node)
         {

@@ -13,6 +13,7 @@ internal static class Values
         int i => (long)i,
         float f => (double)f,
         IDictionary<string, object?> d => d.ToDictionary(kv => kv.Key, kv => Import(kv.Value)),
+        IReadOnlyDictionary<string, object?> d => d.ToDictionary(kv => kv.Key, kv => Import(kv.Value)),
         IReadOnlyDictionary<string, string> d => d.ToDictionary(kv => kv.Key, kv => (object?)kv.Value),
         System.Collections.IEnumerable e => e.Cast<object?>().Select(Import).ToList(),
         _ => value,
