@@ -9,7 +9,7 @@ internal static class Values
     /// <summary>Brings a caller's value into the template's world: lists as List, maps as string-keyed dictionaries.</summary>
     public static object? Import(object? value) => value switch
     {
-        null or string or bool or long or double or Undefined or Namespace or JinjaFunction => value,
+        null or string or bool or long or double or Undefined or Namespace or JinjaFunction or Markup => value,
         int i => (long)i,
         float f => (double)f,
         IDictionary<string, object?> d => d.ToDictionary(kv => kv.Key, kv => Import(kv.Value)),
@@ -24,6 +24,7 @@ internal static class Values
         null or Undefined => false,
         bool b => b,
         string s => s.Length > 0,
+        Markup m => m.Text.Length > 0,
         long l => l != 0,
         double d => d != 0,
         System.Collections.ICollection c => c.Count > 0,
@@ -34,6 +35,7 @@ internal static class Values
     public static string ToText(object? v) => v switch
     {
         string s => s,
+        Markup m => m.Text,
         Undefined => "",
         _ => Repr(v, top: true),
     };
@@ -54,6 +56,7 @@ internal static class Values
         long l => l.ToString(CultureInfo.InvariantCulture),
         double d => FormatFloat(d),
         string s => top ? s : "'" + s.Replace("\\", "\\\\").Replace("'", "\\'").Replace("\n", "\\n") + "'",
+        Markup m => ScalarRepr(m.Text, top),
         List<object?> or Dictionary<string, object?> => Repr(v),
         _ => v.ToString() ?? "",
     };
@@ -105,18 +108,56 @@ internal static class Values
             throw new TemplateException($"template: a list of {count:N0} items exceeds the limit of {JinjaLimits.MaxListLength:N0}");
     }
 
+    /// <summary>
+    /// Python's repr of a float: the shortest digits that read back the same, positional when the
+    /// decimal exponent is in [-4, 16), else scientific with a two-digit exponent (1e+16, 1e-05).
+    /// </summary>
     public static string FormatFloat(double d)
     {
         if (double.IsNaN(d)) return "nan";
         if (double.IsInfinity(d)) return d > 0 ? "inf" : "-inf";
-        string r = d.ToString("R", CultureInfo.InvariantCulture);
-        return r.Contains('.') || r.Contains('E') ? r : r + ".0";
+        // "E16" would not be shortest; "R" is, as d.dddE±x or positional, and is normalised here into digits and exponent.
+        string r = Math.Abs(d).ToString("R", CultureInfo.InvariantCulture);
+        int e = r.IndexOf('E');
+        int exponent = e < 0 ? 0 : int.Parse(r.AsSpan(e + 1), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+        string mantissa = e < 0 ? r : r[..e];
+        int dot = mantissa.IndexOf('.');
+        string digits = dot < 0 ? mantissa : mantissa.Remove(dot, 1);
+        int point = (dot < 0 ? mantissa.Length : dot) + exponent; // value = 0.DIGITS × 10^point
+        int leading = digits.Length - digits.TrimStart('0').Length;
+        digits = digits.Trim('0');
+        point -= leading;
+        if (digits.Length == 0) (digits, point) = ("0", 1);
+        string sign = double.IsNegative(d) ? "-" : "";
+        if (point > -4 && point <= 16)
+        {
+            if (point <= 0) return sign + "0." + new string('0', -point) + digits;
+            if (point >= digits.Length) return sign + digits + new string('0', point - digits.Length) + ".0";
+            return sign + digits[..point] + "." + digits[point..];
+        }
+        int shown = point - 1;
+        return sign + digits[0] + (digits.Length > 1 ? "." + digits[1..] : "") + "e" + (shown < 0 ? "-" : "+") + Math.Abs(shown).ToString("00", CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A Markup's text as a plain string (Jinja's Markup is a str); every other value as it is.</summary>
+    public static object? Plain(object? v) => v is Markup m ? m.Text : v;
+
+    /// <summary>markupsafe's escape: &amp; &lt; &gt; ' " as entities.</summary>
+    public static string EscapeHtml(string s)
+    {
+        if (s.AsSpan().IndexOfAny("&<>'\"") < 0) return s;
+        var text = new StringBuilder(s.Length + 16);
+        foreach (char c in s)
+            text.Append(c switch { '&' => "&amp;", '<' => "&lt;", '>' => "&gt;", '\'' => "&#39;", '"' => "&#34;", _ => c.ToString() });
+        CheckLength(text.Length);
+        return text.ToString();
     }
 
     public static IEnumerable<object?> Iterate(object? v) => v switch
     {
         null or Undefined => [],
         string s => s.EnumerateRunes().Select(r => (object?)r.ToString()),
+        Markup m => Iterate(m.Text),
         Dictionary<string, object?> d => d.Keys,
         Namespace ns => ns.Fields.Keys,
         List<object?> l => l,
@@ -125,20 +166,26 @@ internal static class Values
 
     public static object? GetAttribute(object? target, string name) => target switch
     {
+        Undefined u => throw new TemplateException($"template: {u.Hint}: cannot read its '{name}'"),
         LoopInfo loop => loop.Get(name),
-        Namespace ns => ns.Fields.TryGetValue(name, out object? v) ? v : Undefined.Value,
+        Namespace ns => ns.Fields.TryGetValue(name, out object? v) ? v : new Undefined($"the namespace has no attribute '{name}'"),
         Dictionary<string, object?> d when d.TryGetValue(name, out object? v) => v,
         Dictionary<string, object?> d => DictMethod(d, name),
         string s => StringMethod(s, name),
-        _ => Undefined.Value,
+        Markup m => StringMethod(m.Text, name),
+        _ => new Undefined($"'{TypeName(target)} object' has no attribute '{name}'"),
     };
 
     public static object? GetItem(object? target, object? index)
     {
         switch (target)
         {
+            case Undefined u:
+                throw new TemplateException($"template: {u.Hint}: cannot read its [{Repr(index)}]");
+            case Markup m:
+                return GetItem(m.Text, index);
             case Dictionary<string, object?> d:
-                return index is string key && d.TryGetValue(key, out object? v) ? v : Undefined.Value;
+                return Plain(index) is string key && d.TryGetValue(key, out object? v) ? v : new Undefined($"'dict object' has no attribute {Repr(index)}");
             case Namespace ns:
                 return index is string k && ns.Fields.TryGetValue(k, out object? nv) ? nv : Undefined.Value;
             case LoopInfo loop when index is string name:
@@ -150,8 +197,8 @@ internal static class Values
                 var runes = s.EnumerateRunes().ToArray();
                 long pos = i < 0 ? runes.Length + i : i;
                 return pos >= 0 && pos < runes.Length ? runes[pos].ToString() : Undefined.Value;
-            case Undefined or null:
-                return Undefined.Value;
+            case null:
+                return new Undefined($"'None' has no attribute {Repr(index)}");
             default:
                 return index is string attribute ? GetAttribute(target, attribute) : Undefined.Value;
         }
@@ -159,6 +206,7 @@ internal static class Values
 
     public static object? Slice(object? target, object? start, object? stop, object? step)
     {
+        target = Plain(target);
         List<object?> items = target is string s ? s.EnumerateRunes().Select(r => (object?)r.ToString()).ToList() : Iterate(target).ToList();
         int n = items.Count;
         long stepValue = step is long st ? st : 1;
@@ -190,6 +238,11 @@ internal static class Values
 
     public static object? BinaryOp(string op, object? a, object? b)
     {
+        if (op == "+" && (a is Markup || b is Markup) && (a is string or Markup) && (b is string or Markup))
+            return new Markup(Concat(a is Markup ma ? ma.Text : EscapeHtml((string)a), b is Markup mb ? mb.Text : EscapeHtml((string)b!)));
+        (a, b) = (Plain(a), Plain(b));
+        if (op is not ("==" or "!=" or "~" or "in" or "not in") && (a is Undefined || b is Undefined))
+            throw new TemplateException($"template: {((a as Undefined) ?? (Undefined)b!).Hint}: cannot use it with '{op}'");
         switch (op)
         {
             case "==": return AreEqual(a, b);
@@ -250,6 +303,7 @@ internal static class Values
 
     public static bool AreEqual(object? a, object? b, int depth = 0)
     {
+        (a, b) = (Plain(a), Plain(b));
         if (IsNumber(a) && IsNumber(b)) return Convert.ToDouble(a, CultureInfo.InvariantCulture) == Convert.ToDouble(b, CultureInfo.InvariantCulture);
         if (depth > JinjaLimits.MaxDepth) throw new TemplateException($"template: values nested deeper than {JinjaLimits.MaxDepth} levels cannot be compared");
         return (a, b) switch
@@ -273,8 +327,9 @@ internal static class Values
         _ => throw new TemplateException($"template: {TypeName(container)} does not support 'in'"),
     };
 
-    private static int Compare(object? a, object? b)
+    public static int Compare(object? a, object? b)
     {
+        (a, b) = (Plain(a), Plain(b));
         if (IsNumber(a) && IsNumber(b)) return Convert.ToDouble(a, CultureInfo.InvariantCulture).CompareTo(Convert.ToDouble(b, CultureInfo.InvariantCulture));
         if (a is string x && b is string y) return string.CompareOrdinal(x, y);
         throw new TemplateException($"template: cannot compare {TypeName(a)} with {TypeName(b)}");
@@ -286,7 +341,7 @@ internal static class Values
     {
         null => "None",
         Undefined => "undefined",
-        string => "str",
+        string or Markup => "str",
         long => "int",
         double => "float",
         bool => "bool",
@@ -316,11 +371,86 @@ internal static class Values
         "startswith" => (JinjaFunction)((args, _) => s.StartsWith(ToText(args[0]), StringComparison.Ordinal)),
         "endswith" => (JinjaFunction)((args, _) => s.EndsWith(ToText(args[0]), StringComparison.Ordinal)),
         "replace" => (JinjaFunction)((args, _) => Replace(s, ToText(args[0]), ToText(args[1]))),
-        "split" => (JinjaFunction)((args, _) => (args.Count > 0 && args[0] is string sep
-            ? s.Split(sep)
-            : s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).Select(x => (object?)x).ToList()),
+        "split" => (JinjaFunction)((args, kwargs) => Split(s, args.Count > 0 ? Plain(args[0]) : kwargs.GetValueOrDefault("sep"),
+            args.Count > 1 ? args[1] : kwargs.GetValueOrDefault("maxsplit", -1L))),
+        "splitlines" => (JinjaFunction)((_, _) => SplitLines(s).Select(x => (object?)x).ToList()),
+        "join" => (JinjaFunction)((args, _) => Join(s, Iterate(args[0]))),
+        "find" => (JinjaFunction)((args, _) => (long)s.IndexOf(ToText(args[0]), StringComparison.Ordinal)),
+        "count" => (JinjaFunction)((args, _) => ToText(args[0]) is { Length: > 0 } sub ? (long)(s.Length - s.Replace(sub, "", StringComparison.Ordinal).Length) / sub.Length : s.Length + 1L),
+        "isdigit" => (JinjaFunction)((_, _) => s.Length > 0 && s.All(char.IsDigit)),
+        "isalpha" => (JinjaFunction)((_, _) => s.Length > 0 && s.All(char.IsLetter)),
+        "isalnum" => (JinjaFunction)((_, _) => s.Length > 0 && s.All(char.IsLetterOrDigit)),
+        "isspace" => (JinjaFunction)((_, _) => s.Length > 0 && s.All(char.IsWhiteSpace)),
+        "islower" => (JinjaFunction)((_, _) => s.Any(char.IsLetter) && s == s.ToLowerInvariant()),
+        "isupper" => (JinjaFunction)((_, _) => s.Any(char.IsLetter) && s == s.ToUpperInvariant()),
         _ => Undefined.Value,
     };
+
+    /// <summary>Python's str.split: on whitespace runs without a separator, else on each separator; at most maxsplit splits when it is not negative.</summary>
+    private static List<object?> Split(string s, object? separator, object? maxSplit)
+    {
+        long most = maxSplit is long m ? m : -1;
+        var parts = new List<object?>();
+        if (separator is null)
+        {
+            int i = 0;
+            while (true)
+            {
+                while (i < s.Length && char.IsWhiteSpace(s[i])) i++;
+                if (i == s.Length) break;
+                if (most >= 0 && parts.Count == most)
+                {
+                    parts.Add(s[i..].TrimEnd());
+                    break;
+                }
+                int start = i;
+                while (i < s.Length && !char.IsWhiteSpace(s[i])) i++;
+                parts.Add(s[start..i]);
+            }
+            return parts;
+        }
+        string sep = separator as string ?? throw new TemplateException($"template: split() separator must be a string, not {TypeName(separator)}");
+        if (sep.Length == 0) throw new TemplateException("template: split(): empty separator");
+        int from = 0;
+        for (int at = s.IndexOf(sep, StringComparison.Ordinal); at >= 0 && (most < 0 || parts.Count < most); at = s.IndexOf(sep, from, StringComparison.Ordinal))
+        {
+            parts.Add(s[from..at]);
+            from = at + sep.Length;
+        }
+        parts.Add(s[from..]);
+        return parts;
+    }
+
+    /// <summary>Python's str.splitlines(): lines without their ends, on every line boundary Python knows.</summary>
+    public static List<string> SplitLines(string s)
+    {
+        var lines = new List<string>();
+        int start = 0;
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (c is not ('\n' or '\r' or '\v' or '\f' or '\x1c' or '\x1d' or '\x1e' or '\x85' or '\u2028' or '\u2029')) continue;
+            lines.Add(s[start..i]);
+            if (c == '\r' && i + 1 < s.Length && s[i + 1] == '\n') i++;
+            start = i + 1;
+        }
+        if (start < s.Length) lines.Add(s[start..]);
+        return lines;
+    }
+
+    public static string Join(string separator, IEnumerable<object?> items)
+    {
+        var joined = new StringBuilder();
+        bool first = true;
+        foreach (object? item in items)
+        {
+            if (!first) joined.Append(separator);
+            first = false;
+            joined.Append(ToText(item));
+            CheckLength(joined.Length);
+        }
+        return joined.ToString();
+    }
 
     /// <summary>Python's str.title(): upper-case the first letter of every run of letters.</summary>
     public static string Title(string s)
