@@ -88,12 +88,14 @@ internal static class Filters
             {
                 int precision = Arg(0, "precision", 0L) is long p ? (int)Math.Clamp(p, -15, 15) : 0;
                 string method = Values.ToText(Arg(1, "method", "common"));
+                if (value is long whole && method == "common" && precision >= 0) return whole; // Python's round(int, n) is the int itself
                 double number = value switch { long l => l, double dd => dd, _ => throw new TemplateException($"template: round needs a number, not {Values.TypeName(value)}") };
                 double scale = Math.Pow(10, precision);
                 double scaled = number * scale;
                 return method switch
                 {
-                    "common" => Math.Round(scaled, MidpointRounding.AwayFromZero) / scale,
+                    // Jinja's "common" is Python's round(): halves go to the even neighbour
+                    "common" => Math.Round(scaled, MidpointRounding.ToEven) / scale,
                     "ceil" => Math.Ceiling(scaled) / scale,
                     "floor" => Math.Floor(scaled) / scale,
                     _ => throw new TemplateException($"template: round method must be common, ceil or floor, not '{method}'"),

@@ -201,7 +201,10 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
     private Node ParseGeneration(int position)
     {
         Expect(TokenKind.BlockEnd, "'%}'");
+        int loops = _loops;
+        _loops = 0; // transformers makes it a call block, which loop controls cannot leave
         List<Node> body = ParseBody(out _, "endgeneration");
+        _loops = loops;
         Expect(TokenKind.BlockEnd, "'%}'");
         return new BlockNode(body, position);
     }

@@ -55,11 +55,34 @@ internal static class Values
         bool b => b ? "True" : "False",
         long l => l.ToString(CultureInfo.InvariantCulture),
         double d => FormatFloat(d),
-        string s => top ? s : "'" + s.Replace("\\", "\\\\").Replace("'", "\\'").Replace("\n", "\\n") + "'",
+        string s => top ? s : PythonStringRepr(s),
         Markup m => ScalarRepr(m.Text, top),
         List<object?> or Dictionary<string, object?> => Repr(v),
         _ => v.ToString() ?? "",
     };
+
+    /// <summary>Python's repr of a str: single quotes unless it holds a ' and no ", backslash escapes for the quote, \\ and control characters.</summary>
+    private static string PythonStringRepr(string s)
+    {
+        char quote = s.Contains('\'') && !s.Contains('"') ? '"' : '\'';
+        var text = new StringBuilder(s.Length + 2).Append(quote);
+        foreach (char c in s)
+        {
+            switch (c)
+            {
+                case '\\': text.Append("\\\\"); break;
+                case '\n': text.Append("\\n"); break;
+                case '\r': text.Append("\\r"); break;
+                case '\t': text.Append("\\t"); break;
+                case < ' ' or '\x7f': text.Append(CultureInfo.InvariantCulture, $"\\x{(int)c:x2}"); break;
+                default:
+                    if (c == quote) text.Append('\\');
+                    text.Append(c);
+                    break;
+            }
+        }
+        return text.Append(quote).ToString();
+    }
 
     /// <summary>Python's repr of nested lists and dicts, bounded in depth and length as it is built.</summary>
     private static void AppendRepr(StringBuilder text, object? v, int depth)
@@ -356,7 +379,7 @@ internal static class Values
         "keys" => (JinjaFunction)((_, _) => d.Keys.Select(k => (object?)k).ToList()),
         "values" => (JinjaFunction)((_, _) => d.Values.ToList()),
         "get" => (JinjaFunction)((args, _) => args.Count > 0 && args[0] is string key && d.TryGetValue(key, out object? v) ? v : args.Count > 1 ? args[1] : null),
-        _ => Undefined.Value,
+        _ => new Undefined($"'dict object' has no attribute '{name}'"),
     };
 
     private static object? StringMethod(string s, string name) => name switch
@@ -383,7 +406,7 @@ internal static class Values
         "isspace" => (JinjaFunction)((_, _) => s.Length > 0 && s.All(char.IsWhiteSpace)),
         "islower" => (JinjaFunction)((_, _) => s.Any(char.IsLetter) && s == s.ToLowerInvariant()),
         "isupper" => (JinjaFunction)((_, _) => s.Any(char.IsLetter) && s == s.ToUpperInvariant()),
-        _ => Undefined.Value,
+        _ => new Undefined($"'str object' has no attribute '{name}'"),
     };
 
     /// <summary>Python's str.split: on whitespace runs without a separator, else on each separator; at most maxsplit splits when it is not negative.</summary>
