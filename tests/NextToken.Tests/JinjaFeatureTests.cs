@@ -59,6 +59,8 @@ public class JinjaFeatureTests(ITestOutputHelper output)
     [InlineData("{{ 'abc'|list }}{{ {'a': 1}|list }}{{ [1, 2]|first }}{{ [1, 2]|last }}{{ 'abc'|length }}{{ {'a': 1}|length }}", "['a', 'b', 'c']['a']1231")]
     [InlineData("{{ 10 // 3 }}{{ -7 // 2 }}{{ -7 % 3 }}{{ 7 / 2 }}{{ 2 ** 10 }}{{ 1 + 1.5 }}{{ -(3) }}", "3-423.510242.5-3")]
     [InlineData("{{ undefined_name }}[{{ none }}]{{ true }}{{ [none, false] }}", "[None]True[None, False]")]
+    [InlineData("{% set d = {'items': 'key', 'type': 't'} %}{{ d.items is string }}{{ d['items'] }}{{ d.type }}{{ d.get('items') }}", "Falsekeytkey")]
+    [InlineData("{{ none|selectattr('a')|list }}{{ none|rejectattr('a')|list }}{{ none|map(attribute='a')|list }}{{ none|select|list }}{{ [1, none]|first }}{{ [none]|last }}", "[][][][]1None")]
     public void Render_Construct_EqualsJinja2(string source, string expected) => Assert.Equal(expected, Render(source));
 
     /// <summary>Where Jinja2 raises, so does the interpreter, with a one-line message naming the cause and the template line.</summary>
@@ -84,6 +86,11 @@ public class JinjaFeatureTests(ITestOutputHelper output)
     [InlineData("{{ {'a': 1}|tojson(separators=(',',)) }}", "tojson separators must be a pair of strings")]
     [InlineData("{{ 'a'|indent(100000) }}", "indent width must be between 0 and 1000")]
     [InlineData("{{ 'a,b'.split('') }}", "split(): empty separator")]
+    [InlineData("{% for x in none %}{% endfor %}", "None is not iterable")]
+    [InlineData("{{ none|length }}", "None has no length")]
+    [InlineData("{{ 'a' in none }}", "None is not iterable")]
+    [InlineData("{{ none|list }}", "None is not iterable")]
+    [InlineData("{{ {'a': 1}.pop('a') }}", "dict.pop() is not available")]
     public void Render_Error_IsOneLineNamingCauseAndLine(string source, string expected)
     {
         var error = Assert.Throws<TemplateException>(() => Render(source));

@@ -106,7 +106,7 @@ internal static class Filters
                 {
                     string s => (long)s.EnumerateRunes().Count(),
                     System.Collections.ICollection c => (long)c.Count,
-                    Undefined or null => 0L,
+                    Undefined => 0L,
                     _ => throw new TemplateException($"template: {Values.TypeName(value)} has no length"),
                 };
             case "trim":
@@ -127,9 +127,11 @@ internal static class Filters
             case "list":
                 return Values.Iterate(value).ToList();
             case "first":
-                return Values.Iterate(value).FirstOrDefault() ?? Undefined.Value;
+                foreach (object? item in Values.Iterate(value)) return item;
+                return new Undefined("first of an empty sequence");
             case "last":
-                return Values.Iterate(value).LastOrDefault() ?? Undefined.Value;
+                var all = Values.Iterate(value).ToList();
+                return all.Count > 0 ? all[^1] : new Undefined("last of an empty sequence");
             case "default" or "d":
                 bool boolean = Values.Truthy(Arg(1, "boolean", false));
                 return value is Undefined || (boolean && !Values.Truthy(value)) ? Arg(0, "default_value", "") : value;
@@ -147,7 +149,7 @@ internal static class Filters
             {
                 string field = Values.ToText(args[0]);
                 bool keep = name == "selectattr";
-                return Values.Iterate(value).Where(item =>
+                return Guarded(value).Where(item =>
                 {
                     object? fieldValue = Values.GetAttribute(item, field);
                     bool passes = args.Count > 1 ? Test(Values.ToText(args[1]), fieldValue, args.Skip(2).ToList()) : Values.Truthy(fieldValue);
@@ -157,13 +159,13 @@ internal static class Filters
             case "select" or "reject":
             {
                 bool keep = name == "select";
-                return Values.Iterate(value).Where(item =>
+                return Guarded(value).Where(item =>
                     (args.Count > 0 ? Test(Values.ToText(args[0]), item, args.Skip(1).ToList()) : Values.Truthy(item)) == keep).ToList();
             }
             case "map":
                 if (kwargs.TryGetValue("attribute", out object? mapAttribute))
-                    return Values.Iterate(value).Select(i => Values.GetAttribute(i, Values.ToText(mapAttribute)) is var v && v is Undefined && kwargs.TryGetValue("default", out object? fallback) ? fallback : v).ToList();
-                return Values.Iterate(value).Select(i => Apply(Values.ToText(args[0]), i, args.Skip(1).ToList(), [])).ToList();
+                    return Guarded(value).Select(i => Values.GetAttribute(i, Values.ToText(mapAttribute)) is var v && v is Undefined && kwargs.TryGetValue("default", out object? fallback) ? fallback : v).ToList();
+                return Guarded(value).Select(i => Apply(Values.ToText(args[0]), i, args.Skip(1).ToList(), [])).ToList();
             case "int":
                 return value switch
                 {
@@ -201,6 +203,9 @@ internal static class Filters
                 throw new TemplateException($"template: unsupported filter '{name}'");
         }
     }
+
+    /// <summary>select/reject/selectattr/rejectattr/map iterate only a true value (Jinja's "if seq:"), so none gives nothing.</summary>
+    private static IEnumerable<object?> Guarded(object? value) => Values.Truthy(value) ? Values.Iterate(value) : [];
 
     public static bool Test(string name, object? value, List<object?> args) => name switch
     {

@@ -178,7 +178,8 @@ internal static class Values
 
     public static IEnumerable<object?> Iterate(object? v) => v switch
     {
-        null or Undefined => [],
+        Undefined => [],
+        null => throw new TemplateException("template: None is not iterable"),
         string s => s.EnumerateRunes().Select(r => (object?)r.ToString()),
         Markup m => Iterate(m.Text),
         Dictionary<string, object?> d => d.Keys,
@@ -192,8 +193,10 @@ internal static class Values
         Undefined u => throw new TemplateException($"template: {u.Hint}: cannot read its '{name}'"),
         LoopInfo loop => loop.Get(name),
         Namespace ns => ns.Fields.TryGetValue(name, out object? v) ? v : new Undefined($"the namespace has no attribute '{name}'"),
+        // As Jinja's getattr, a.b tries the attribute first: d.items is the dict's method even when d has a key "items" (a['b'] tries the key first).
+        Dictionary<string, object?> d when DictMethod(d, name) is not Undefined => DictMethod(d, name),
         Dictionary<string, object?> d when d.TryGetValue(name, out object? v) => v,
-        Dictionary<string, object?> d => DictMethod(d, name),
+        Dictionary<string, object?> => new Undefined($"'dict object' has no attribute '{name}'"),
         string s => StringMethod(s, name),
         Markup m => StringMethod(m.Text, name),
         _ => new Undefined($"'{TypeName(target)} object' has no attribute '{name}'"),
@@ -346,7 +349,8 @@ internal static class Values
         string s => item is string sub ? s.Contains(sub, StringComparison.Ordinal) : throw new TemplateException("template: 'in <string>' needs a string"),
         Dictionary<string, object?> d => item is string key && d.ContainsKey(key),
         List<object?> l => l.Any(x => AreEqual(x, item)),
-        null or Undefined => false,
+        Undefined => false,
+        null => throw new TemplateException("template: 'in None': None is not iterable"),
         _ => throw new TemplateException($"template: {TypeName(container)} does not support 'in'"),
     };
 
@@ -379,7 +383,9 @@ internal static class Values
         "keys" => (JinjaFunction)((_, _) => d.Keys.Select(k => (object?)k).ToList()),
         "values" => (JinjaFunction)((_, _) => d.Values.ToList()),
         "get" => (JinjaFunction)((args, _) => args.Count > 0 && args[0] is string key && d.TryGetValue(key, out object? v) ? v : args.Count > 1 ? args[1] : null),
-        _ => new Undefined($"'dict object' has no attribute '{name}'"),
+        "copy" or "pop" or "popitem" or "setdefault" or "update" or "clear" or "fromkeys" =>
+            (JinjaFunction)((_, _) => throw new TemplateException($"template: dict.{name}() is not available (Hugging Face renders in an immutable sandbox)")),
+        _ => Undefined.Value,
     };
 
     private static object? StringMethod(string s, string name) => name switch
