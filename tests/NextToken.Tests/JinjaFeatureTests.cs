@@ -61,6 +61,7 @@ public class JinjaFeatureTests(ITestOutputHelper output)
     [InlineData("{{ undefined_name }}[{{ none }}]{{ true }}{{ [none, false] }}", "[None]True[None, False]")]
     [InlineData("{% set d = {'items': 'key', 'type': 't'} %}{{ d.items is string }}{{ d['items'] }}{{ d.type }}{{ d.get('items') }}", "Falsekeytkey")]
     [InlineData("{{ none|selectattr('a')|list }}{{ none|rejectattr('a')|list }}{{ none|map(attribute='a')|list }}{{ none|select|list }}{{ [1, none]|first }}{{ [none]|last }}", "[][][][]1None")]
+    [InlineData("{{ ('a', 1) }}{{ (1,) }}{{ [('a', 'b')] }}{{ {'b': 1, 'a': 2}|dictsort }}{{ ('a', 1) == ['a', 1] }}{{ ('a', 1) == ('a', 1) }}{{ (1, 2) + (3,) }}{{ (1, 2, 3)[1:] }}{{ ({'a': 1}|items|list)[0] }}{{ {'a': 1}.items()|list }}{{ (1, 2)|list }}{{ (1, 2)|tojson }}", "('a', 1)(1,)[('a', 'b')][('a', 2), ('b', 1)]FalseTrue(1, 2, 3)(2, 3)('a', 1)[('a', 1)][1, 2][1, 2]")]
     public void Render_Construct_EqualsJinja2(string source, string expected) => Assert.Equal(expected, Render(source));
 
     /// <summary>Where Jinja2 raises, so does the interpreter, with a one-line message naming the cause and the template line.</summary>

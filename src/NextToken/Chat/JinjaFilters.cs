@@ -66,7 +66,7 @@ internal static class Filters
                 object? Key(KeyValuePair<string, object?> kv) => (byValue ? kv.Value : kv.Key) is var k && !caseSensitive && k is string lowered ? lowered.ToLowerInvariant() : byValue ? kv.Value : kv.Key;
                 var order = Enumerable.Range(0, pairs.Count).ToList();
                 order.Sort((x, y) => Values.Compare(Key(pairs[x]), Key(pairs[y])) is var c && c != 0 ? (descending ? -c : c) : x.CompareTo(y));
-                return order.Select(i => (object?)new List<object?> { pairs[i].Key, pairs[i].Value }).ToList();
+                return order.Select(i => (object?)new PyTuple([pairs[i].Key, pairs[i].Value])).ToList();
             }
             case "sum":
             {
@@ -143,7 +143,7 @@ internal static class Filters
             case "items":
                 if (value is Undefined) return new List<object?>();
                 return value is Dictionary<string, object?> d
-                    ? d.Select(kv => (object?)new List<object?> { kv.Key, kv.Value }).ToList()
+                    ? d.Select(kv => (object?)new PyTuple([kv.Key, kv.Value])).ToList()
                     : throw new TemplateException($"template: items needs a mapping, not {Values.TypeName(value)}");
             case "selectattr" or "rejectattr":
             {

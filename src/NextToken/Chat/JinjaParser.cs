@@ -17,7 +17,7 @@ internal sealed record BlockNode(List<Node> Body, int Position) : Node(Position)
 internal abstract record Expr;
 internal sealed record Literal(object? Value) : Expr;
 internal sealed record Variable(string Name) : Expr;
-internal sealed record ListExpr(List<Expr> Items) : Expr;
+internal sealed record ListExpr(List<Expr> Items, bool IsTuple = false) : Expr;
 internal sealed record DictExpr(List<(Expr Key, Expr Value)> Items) : Expr;
 internal sealed record GetAttr(Expr Target, string Name) : Expr;
 internal sealed record GetItem(Expr Target, Expr Index) : Expr;
@@ -420,7 +420,7 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
                 {
                     var items = new List<Expr> { inner };
                     while (!Accept(")")) { items.Add(ParseExpression()); if (!Accept(",")) { Expect(")"); break; } }
-                    return new ListExpr(items);
+                    return new ListExpr(items, IsTuple: true);
                 }
                 Expect(")");
                 return inner;

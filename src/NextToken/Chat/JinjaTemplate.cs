@@ -34,6 +34,9 @@ internal sealed class Markup(string text)
     public override string ToString() => Text;
 }
 
+/// <summary>A Python tuple: a list everywhere except where Python tells them apart (repr prints parentheses, a tuple never equals a list).</summary>
+internal sealed class PyTuple(IEnumerable<object?> items) : List<object?>(items);
+
 /// <summary>The <c>loop</c> variable inside a for loop.</summary>
 internal sealed class LoopInfo(List<object?> items, int index)
 {
@@ -355,6 +358,7 @@ public sealed class JinjaTemplate
         {
             Literal literal => literal.Value,
             Variable variable => Lookup(variable.Name),
+            ListExpr { IsTuple: true } tuple => new PyTuple(tuple.Items.Select(Eval)),
             ListExpr list => list.Items.Select(Eval).ToList(),
             DictExpr dict => dict.Items.Aggregate(new Dictionary<string, object?>(), (d, kv) => { d[Values.ToText(Eval(kv.Key))] = Eval(kv.Value); return d; }),
             GetAttr attr => Values.GetAttribute(Eval(attr.Target), attr.Name),

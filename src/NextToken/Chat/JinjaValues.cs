@@ -103,13 +103,14 @@ internal static class Values
                 text.Append('}');
                 break;
             case List<object?> l:
-                text.Append('[');
+                bool tuple = l is PyTuple;
+                text.Append(tuple ? '(' : '[');
                 for (int i = 0; i < l.Count; i++)
                 {
                     if (i > 0) text.Append(", ");
                     AppendRepr(text, l[i], depth + 1);
                 }
-                text.Append(']');
+                text.Append(tuple ? (l.Count == 1 ? ",)" : ")") : "]");
                 break;
             default:
                 text.Append(ScalarRepr(v, top: false));
@@ -246,7 +247,7 @@ internal static class Values
         long from = Clamp(start, stepValue > 0 ? 0 : n - 1), to = Clamp(stop, stepValue > 0 ? n : -1);
         var result = new List<object?>();
         for (long i = from; stepValue > 0 ? i < to : i > to; i += stepValue) result.Add(items[(int)i]);
-        return target is string ? string.Concat(result.Cast<string>()) : result;
+        return target is string ? string.Concat(result.Cast<string>()) : target is PyTuple ? new PyTuple(result) : result;
     }
 
     public static object? Invoke(object? function, List<object?> args, Dictionary<string, object?> kwargs) => function switch
@@ -285,7 +286,7 @@ internal static class Values
         if (op == "+" && a is List<object?> la && b is List<object?> lb)
         {
             CheckCount((long)la.Count + lb.Count);
-            return la.Concat(lb).ToList();
+            return la is PyTuple && lb is PyTuple ? new PyTuple(la.Concat(lb)) : la.Concat(lb).ToList();
         }
         if (op == "*" && (a, b) is (string or List<object?>, long) or (long, string or List<object?>))
             return a is long n ? Repeat(b, n) : Repeat(a, (long)b!);
@@ -337,7 +338,7 @@ internal static class Values
             (null, null) => true,
             (Undefined, Undefined) => true,
             (string x, string y) => x == y,
-            (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => AreEqual(p.First, p.Second, depth + 1)),
+            (List<object?> x, List<object?> y) => x.Count == y.Count && (x is PyTuple) == (y is PyTuple) && x.Zip(y).All(p => AreEqual(p.First, p.Second, depth + 1)),
             (Dictionary<string, object?> x, Dictionary<string, object?> y) =>
                 x.Count == y.Count && x.All(kv => y.TryGetValue(kv.Key, out object? other) && AreEqual(kv.Value, other, depth + 1)),
             _ => ReferenceEquals(a, b),
@@ -379,7 +380,7 @@ internal static class Values
 
     private static object? DictMethod(Dictionary<string, object?> d, string name) => name switch
     {
-        "items" => (JinjaFunction)((_, _) => d.Select(kv => (object?)new List<object?> { kv.Key, kv.Value }).ToList()),
+        "items" => (JinjaFunction)((_, _) => d.Select(kv => (object?)new PyTuple([kv.Key, kv.Value])).ToList()),
         "keys" => (JinjaFunction)((_, _) => d.Keys.Select(k => (object?)k).ToList()),
         "values" => (JinjaFunction)((_, _) => d.Values.ToList()),
         "get" => (JinjaFunction)((args, _) => args.Count > 0 && args[0] is string key && d.TryGetValue(key, out object? v) ? v : args.Count > 1 ? args[1] : null),
