@@ -19,6 +19,9 @@ internal static class Filters
                 return value as Markup ?? new Markup(Values.ToText(value));
             case "escape" or "e":
                 return value as Markup ?? new Markup(Values.EscapeHtml(Values.ToText(value)));
+            case "format":
+                // Jinja: value % (kwargs or args)
+                return Values.PercentFormat(Values.ToText(value), kwargs.Count > 0 ? new Dictionary<string, object?>(kwargs) : new PyTuple(args));
             case "forceescape":
                 return new Markup(Values.EscapeHtml(Values.ToText(value)));
             case "indent":

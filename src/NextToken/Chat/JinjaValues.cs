@@ -288,6 +288,7 @@ internal static class Values
             CheckCount((long)la.Count + lb.Count);
             return la is PyTuple && lb is PyTuple ? new PyTuple(la.Concat(lb)) : la.Concat(lb).ToList();
         }
+        if (op == "%" && a is string format) return PercentFormat(format, b);
         if (op == "*" && (a, b) is (string or List<object?>, long) or (long, string or List<object?>))
             return a is long n ? Repeat(b, n) : Repeat(a, (long)b!);
         if (a is long x && b is long y)
@@ -415,6 +416,89 @@ internal static class Values
         "isupper" => (JinjaFunction)((_, _) => s.Any(char.IsLetter) && s == s.ToUpperInvariant()),
         _ => new Undefined($"'str object' has no attribute '{name}'"),
     };
+
+    /// <summary>
+    /// Python's <c>format % values</c> (and Jinja's |format): conversions s r d i f F x X o c and %%,
+    /// with flags (- + space 0), width and precision; a tuple gives the positional values, a dict the %(name)s ones.
+    /// </summary>
+    public static string PercentFormat(string format, object? values)
+    {
+        var positional = values is PyTuple tuple ? tuple : new List<object?> { values };
+        var named = values as Dictionary<string, object?>;
+        int next = 0;
+        var text = new StringBuilder();
+        for (int i = 0; i < format.Length; i++)
+        {
+            if (format[i] != '%') { text.Append(format[i]); continue; }
+            if (++i >= format.Length) throw new TemplateException("template: incomplete format (a '%' at the end)");
+            if (format[i] == '%') { text.Append('%'); continue; }
+            object? value;
+            if (format[i] == '(')
+            {
+                int close = format.IndexOf(')', i);
+                if (close < 0 || named is null) throw new TemplateException("template: %(name) format needs a mapping and a closing ')'");
+                string key = format[(i + 1)..close];
+                value = named.TryGetValue(key, out object? v) ? v : throw new TemplateException($"template: format key '{key}' is missing");
+                i = close + 1;
+            }
+            else
+            {
+                if (next >= positional.Count) throw new TemplateException("template: not enough arguments for format string");
+                value = positional[next++];
+            }
+            int flagsStart = i;
+            while (i < format.Length && format[i] is '-' or '+' or ' ' or '0' or '#') i++;
+            string flags = format[flagsStart..i];
+            int widthStart = i;
+            while (i < format.Length && char.IsAsciiDigit(format[i])) i++;
+            int width = i > widthStart ? int.Parse(format.AsSpan(widthStart, Math.Min(i - widthStart, 4)), CultureInfo.InvariantCulture) : 0;
+            int precision = -1;
+            if (i < format.Length && format[i] == '.')
+            {
+                int precisionStart = ++i;
+                while (i < format.Length && char.IsAsciiDigit(format[i])) i++;
+                precision = i > precisionStart ? int.Parse(format.AsSpan(precisionStart, Math.Min(i - precisionStart, 3)), CultureInfo.InvariantCulture) : 0;
+            }
+            if (i >= format.Length) throw new TemplateException("template: incomplete format");
+            char conversion = format[i];
+            string body = conversion switch
+            {
+                's' => precision >= 0 && ToText(value) is var str && str.Length > precision ? str[..precision] : ToText(value),
+                'r' => Repr(value),
+                'd' or 'i' => value switch
+                {
+                    long l => l.ToString(CultureInfo.InvariantCulture),
+                    bool b => b ? "1" : "0",
+                    double d => Math.Truncate(d).ToString("F0", CultureInfo.InvariantCulture),
+                    _ => throw new TemplateException($"template: %{conversion} format needs a number, not {TypeName(value)}"),
+                },
+                'f' or 'F' => value is long or double or bool
+                    ? Convert.ToDouble(value, CultureInfo.InvariantCulture).ToString("F" + (precision < 0 ? 6 : precision), CultureInfo.InvariantCulture)
+                    : throw new TemplateException($"template: %{conversion} format needs a number, not {TypeName(value)}"),
+                'x' or 'X' or 'o' => value is long n
+                    ? (n < 0 ? "-" : "") + (conversion == 'o' ? Convert.ToString(Math.Abs(n), 8) : Math.Abs(n).ToString(conversion == 'x' ? "x" : "X", CultureInfo.InvariantCulture))
+                    : throw new TemplateException($"template: %{conversion} format needs an integer, not {TypeName(value)}"),
+                'c' => value is long code && code is >= 0 and <= 0x10FFFF ? char.ConvertFromUtf32((int)code) : ToText(value),
+                _ => throw new TemplateException($"template: unsupported format character '{conversion}'"),
+            };
+            bool numeric = conversion is not ('s' or 'r' or 'c');
+            if (numeric && !body.StartsWith('-') && (flags.Contains('+') || flags.Contains(' '))) body = (flags.Contains('+') ? "+" : " ") + body;
+            if (body.Length < width)
+            {
+                if (flags.Contains('-')) body = body.PadRight(width);
+                else if (numeric && flags.Contains('0'))
+                {
+                    int sign = body.Length > 0 && body[0] is '-' or '+' or ' ' ? 1 : 0;
+                    body = body[..sign] + new string('0', width - body.Length) + body[sign..];
+                }
+                else body = body.PadLeft(width);
+            }
+            text.Append(body);
+            CheckLength(text.Length);
+        }
+        if (named is null && next < positional.Count) throw new TemplateException("template: not all arguments converted during string formatting");
+        return text.ToString();
+    }
 
     /// <summary>Python's str.split: on whitespace runs without a separator, else on each separator; at most maxsplit splits when it is not negative.</summary>
     private static List<object?> Split(string s, object? separator, object? maxSplit)
