@@ -30,15 +30,13 @@ internal static class Filters
             {
                 bool caseSensitive = Values.Truthy(Arg(0, "case_sensitive", false));
                 string? by = Arg(1, "attribute") is { } a ? Values.ToText(a) : null;
-                var seen = new List<object?>();
+                var seen = new HashSet<string>(StringComparer.Ordinal); // a set as Jinja's, so a long list costs n, not n²
                 var result = new List<object?>();
                 foreach (object? item in Values.Iterate(value))
                 {
                     object? key = by is null ? item : Values.GetAttribute(item, by);
-                    if (!caseSensitive && key is string lowered) key = lowered.ToLowerInvariant();
-                    if (seen.Any(k => Values.AreEqual(k, key))) continue;
-                    seen.Add(key);
-                    result.Add(item);
+                    if (!caseSensitive && Values.Plain(key) is string lowered) key = lowered.ToLowerInvariant();
+                    if (seen.Add(HashKey(key, 0))) result.Add(item);
                 }
                 return result;
             }
@@ -205,6 +203,23 @@ internal static class Filters
             default:
                 throw new TemplateException($"template: unsupported filter '{name}'");
         }
+    }
+
+    /// <summary>A text equal for values Python hashes equal (1, 1.0 and True; equal strings; tuples of those); lists and dicts are unhashable, as in Python.</summary>
+    private static string HashKey(object? key, int depth)
+    {
+        if (depth > JinjaLimits.MaxDepth) throw new TemplateException($"template: unique: a value nested deeper than {JinjaLimits.MaxDepth} levels");
+        return Values.Plain(key) switch
+        {
+            null => "none",
+            bool b => b ? "n1" : "n0",
+            long l => "n" + l.ToString(CultureInfo.InvariantCulture),
+            double d when d == Math.Floor(d) && Math.Abs(d) < 9.2e18 => "n" + ((long)d).ToString(CultureInfo.InvariantCulture),
+            double d => "f" + d.ToString("R", CultureInfo.InvariantCulture),
+            string s => "s" + s,
+            PyTuple t => "t(" + string.Join(",", t.Select(x => HashKey(x, depth + 1).Replace("\\", "\\\\").Replace(",", "\\,"))) + ")",
+            var other => throw new TemplateException($"template: unique: unhashable type: '{Values.TypeName(other)}'"),
+        };
     }
 
     /// <summary>select/reject/selectattr/rejectattr/map iterate only a true value (Jinja's "if seq:"), so none gives nothing.</summary>
