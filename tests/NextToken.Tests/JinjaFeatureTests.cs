@@ -98,6 +98,9 @@ public class JinjaFeatureTests(ITestOutputHelper output)
     [InlineData("{{ '%s' % ('a', 'b') }}", "not all arguments converted during string formatting")]
     [InlineData("{{ '%q' % 1 }}", "unsupported format character 'q'")]
     [InlineData("{{ [[1], [1]]|unique|list }}", "unique: unhashable type: 'list'")]
+    [InlineData("{{ (',' * 2000000).split(',')|length }}", "a list of 1,000,001 items exceeds the limit of 1,000,000")]
+    [InlineData("{{ ('\\n' * 2000000).splitlines()|length }}", "a list of 1,000,001 items exceeds the limit")]
+    [InlineData("{{ ('a ' * 2000000).split()|length }}", "a list of 1,000,001 items exceeds the limit")]
     public void Render_Error_IsOneLineNamingCauseAndLine(string source, string expected)
     {
         var error = Assert.Throws<TemplateException>(() => Render(source));

@@ -520,6 +520,7 @@ internal static class Values
                 int start = i;
                 while (i < s.Length && !char.IsWhiteSpace(s[i])) i++;
                 parts.Add(s[start..i]);
+                CheckCount(parts.Count);
             }
             return parts;
         }
@@ -529,6 +530,7 @@ internal static class Values
         for (int at = s.IndexOf(sep, StringComparison.Ordinal); at >= 0 && (most < 0 || parts.Count < most); at = s.IndexOf(sep, from, StringComparison.Ordinal))
         {
             parts.Add(s[from..at]);
+            CheckCount(parts.Count);
             from = at + sep.Length;
         }
         parts.Add(s[from..]);
@@ -545,6 +547,7 @@ internal static class Values
             char c = s[i];
             if (c is not ('\n' or '\r' or '\v' or '\f' or '\x1c' or '\x1d' or '\x1e' or '\x85' or '\u2028' or '\u2029')) continue;
             lines.Add(s[start..i]);
+            CheckCount(lines.Count);
             if (c == '\r' && i + 1 < s.Length && s[i + 1] == '\n') i++;
             start = i + 1;
         }
