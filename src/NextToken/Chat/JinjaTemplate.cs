@@ -64,10 +64,12 @@ internal delegate object? JinjaFunction(List<object?> args, Dictionary<string, o
 
 /// <summary>
 /// A compiled Jinja template, for the subset chat templates use: <c>if/elif/else</c>,
-/// <c>for</c> (with <c>loop</c>, unpacking, a filter condition and <c>else</c>), <c>set</c> (also on
-/// a namespace), Python-like expressions, the filters and tests Hugging Face templates call, and
-/// Hugging Face's globals <c>raise_exception</c> and <c>strftime_now</c>. Rendering follows Jinja
-/// 3.1 as Hugging Face configures it (trim_blocks, lstrip_blocks).
+/// <c>for</c> (with <c>loop</c>, unpacking, a filter condition, <c>else</c>, <c>break</c> and
+/// <c>continue</c>), <c>set</c> (also on a namespace, and as a block), <c>macro</c> (recursive too),
+/// transformers' <c>generation</c> block, Python-like expressions, the filters and tests Hugging Face
+/// templates call, and Hugging Face's globals <c>raise_exception</c> and <c>strftime_now</c>.
+/// Rendering follows Jinja2 3.1 as transformers' apply_chat_template configures it (trim_blocks,
+/// lstrip_blocks, loop controls, tojson as json.dumps); anything else is an error naming it and the line.
 /// </summary>
 public sealed class JinjaTemplate
 {
