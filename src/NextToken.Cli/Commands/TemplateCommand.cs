@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using NextToken.Chat;
 using NextToken.Gguf;
 using NextToken.Tokenization;
@@ -15,7 +14,12 @@ internal static class TemplateCommand
         var model = new Option<string?>("--model", "-m") { Description = "GGUF file whose tokenizer.chat_template (and BOS/EOS tokens) to use" };
         var templateFile = new Option<string?>("--template-file") { Description = "A Jinja chat template file" };
         var templateName = TemplateOption();
-        var messages = new Option<string>("--messages") { Description = "JSON file: [{\"role\": …, \"content\": …}, …] or {\"messages\": […]}", Required = true };
+        var messages = new Option<string>("--messages")
+        {
+            Description = "JSON file: a list of messages [{\"role\": …, \"content\": …, \"tool_calls\": …}, …] or {\"messages\": […], \"tools\": […]}; " +
+                "messages and tools reach the template as they are, as apply_chat_template(messages, tools=…) passes them",
+            Required = true,
+        };
         var bos = new Option<string?>("--bos-token") { Description = "Text of bos_token (default: the model's BOS token, else empty)" };
         var eos = new Option<string?>("--eos-token") { Description = "Text of eos_token (default: the model's EOS token, else empty)" };
         var noGenerationPrompt = new Option<bool>("--no-generation-prompt") { Description = "Leave out the opening of the assistant's turn" };
@@ -33,7 +37,7 @@ internal static class TemplateCommand
                 ? DateTime.TryParseExact(d, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out DateTime parsed)
                     ? parsed : throw new NextTokenException($"--date '{d}': expected YYYY-MM-DD")
                 : null;
-            string rendered = template.Render(ReadMessages(parse.GetValue(messages)!), !parse.GetValue(noGenerationPrompt),
+            string rendered = template.Render(ChatConversation.Load(parse.GetValue(messages)!), !parse.GetValue(noGenerationPrompt),
                 parse.GetValue(bos) ?? TokenText(vocabulary, vocabulary?.BosId), parse.GetValue(eos) ?? TokenText(vocabulary, vocabulary?.EosId), today);
             Console.Out.Write(rendered);
             Console.Out.Flush();
@@ -63,20 +67,4 @@ internal static class TemplateCommand
     }
 
     public static string TokenText(Vocabulary? vocabulary, int? id) => vocabulary is not null && id is { } i ? vocabulary.Tokens[i] : "";
-
-    public static List<ChatMessage> ReadMessages(string path)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            JsonElement list = doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement.GetProperty("messages") : doc.RootElement;
-            return list.EnumerateArray().Select(m => new ChatMessage(
-                m.GetProperty("role").GetString() ?? throw new NextTokenException($"{path}: a message has a null role"),
-                m.GetProperty("content").GetString() ?? "")).ToList();
-        }
-        catch (Exception error) when (error is JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            throw new NextTokenException($"{path}: expected a JSON list of {{\"role\", \"content\"}} messages ({error.Message})");
-        }
-    }
 }

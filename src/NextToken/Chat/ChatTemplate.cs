@@ -83,11 +83,23 @@ public sealed class ChatTemplate
     }
 
     /// <param name="today">The date templates see through <c>strftime_now</c> (some print it in the system turn).</param>
-    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, string bosToken = "", string eosToken = "", DateTime? today = null)
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true, string bosToken = "", string eosToken = "", DateTime? today = null) =>
+        Render(ChatConversation.FromMessages(messages), addGenerationPrompt, bosToken, eosToken, today);
+
+    /// <summary>
+    /// Renders JSON-shaped messages (with <c>tool_calls</c>, <c>tool</c> turns, …) and tools, with the
+    /// variables Hugging Face's <c>apply_chat_template</c> passes: <c>messages</c>, <c>tools</c> (None when
+    /// there are none), <c>documents</c> (None), <c>add_generation_prompt</c>, <c>bos_token</c>, <c>eos_token</c>.
+    /// A template that calls <c>raise_exception(text)</c> fails with a <see cref="TemplateException"/> whose
+    /// <see cref="TemplateException.Raised"/> is that text.
+    /// </summary>
+    public string Render(ChatConversation conversation, bool addGenerationPrompt = true, string bosToken = "", string eosToken = "", DateTime? today = null)
     {
         var variables = new Dictionary<string, object?>
         {
-            ["messages"] = messages.Select(m => (object?)new Dictionary<string, object?> { ["role"] = m.Role, ["content"] = m.Content }).ToList(),
+            ["messages"] = conversation.Messages,
+            ["tools"] = conversation.Tools,
+            ["documents"] = null,
             ["add_generation_prompt"] = addGenerationPrompt,
             ["bos_token"] = bosToken,
             ["eos_token"] = eosToken,
@@ -98,7 +110,7 @@ public sealed class ChatTemplate
         }
         catch (TemplateException error)
         {
-            throw new TemplateException($"{Name}: {error.Message}");
+            throw new TemplateException($"{Name}: {error.Message}") { Raised = error.Raised };
         }
     }
 }

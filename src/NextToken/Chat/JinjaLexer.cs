@@ -8,6 +8,9 @@ public sealed class TemplateException(string message) : NextTokenException(messa
     /// <summary>Whether the message already names the template line (the innermost statement adds it).</summary>
     internal bool Located { get; init; }
 
+    /// <summary>The text a template passed to <c>raise_exception</c> (null for the interpreter's own errors).</summary>
+    public string? Raised { get; init; }
+
     /// <summary>1-based line of a character position, for messages.</summary>
     internal static int LineOf(string source, int position)
     {
@@ -90,10 +93,14 @@ internal static class JinjaLexer
         return -1;
     }
 
-    /// <summary>The closing delimiter, skipping quoted strings inside expressions.</summary>
+    /// <summary>
+    /// The closing delimiter, skipping quoted strings inside expressions and, as Jinja's lexer,
+    /// brackets that are still open (so the "}}" of a nested dict literal does not end the tag).
+    /// </summary>
     private static int FindClose(string source, int from, string close, bool comment)
     {
         char quote = '\0';
+        int open = 0;
         for (int i = from; i + 1 < source.Length; i++)
         {
             char c = source[i];
@@ -104,7 +111,9 @@ internal static class JinjaLexer
                 continue;
             }
             if (!comment && c is '\'' or '"') quote = c;
-            else if (c == close[0] && source[i + 1] == close[1]) return i;
+            else if (open == 0 && c == close[0] && source[i + 1] == close[1]) return i;
+            else if (!comment && c is '(' or '[' or '{') open++;
+            else if (!comment && c is ')' or ']' or '}' && open > 0) open--;
         }
         return -1;
     }
@@ -140,7 +149,15 @@ internal static class JinjaLexer
                 if (isFloat)
                 {
                     i++;
-                    while (i < end && char.IsAsciiDigit(s[i])) i++;
+                    while (i < end && (char.IsAsciiDigit(s[i]) || s[i] == '_')) i++;
+                }
+                // an exponent (1e16, 2.5E-3) makes a float, as in Jinja
+                int exponent = i + 1 < end && s[i] is 'e' or 'E' ? (s[i + 1] is '+' or '-' ? i + 2 : i + 1) : -1;
+                if (exponent > 0 && exponent < end && char.IsAsciiDigit(s[exponent]))
+                {
+                    isFloat = true;
+                    i = exponent;
+                    while (i < end && (char.IsAsciiDigit(s[i]) || s[i] == '_')) i++;
                 }
                 tokens.Add(new(isFloat ? TokenKind.Float : TokenKind.Integer, s[start..i].Replace("_", ""), start));
                 continue;

@@ -8,11 +8,16 @@ internal sealed record PrintNode(Expr Value, int Position) : Node(Position);
 internal sealed record IfNode(List<(Expr Condition, List<Node> Body, int Position)> Branches, List<Node>? Else, int Position) : Node(Position);
 internal sealed record ForNode(string[] Targets, Expr Iterable, Expr? Filter, List<Node> Body, List<Node>? Else, int Position) : Node(Position);
 internal sealed record SetNode(string Name, string? Attribute, Expr Value, int Position) : Node(Position);
+internal sealed record SetBlockNode(string Name, List<Node> Body, int Position) : Node(Position);
+internal sealed record MacroNode(string Name, List<(string Name, Expr? Default)> Parameters, List<Node> Body, int Position) : Node(Position);
+internal sealed record LoopControlNode(bool Break, int Position) : Node(Position);
+/// <summary>A block whose body renders as it is (transformers' <c>{% generation %}</c>, which marks the assistant's tokens).</summary>
+internal sealed record BlockNode(List<Node> Body, int Position) : Node(Position);
 
 internal abstract record Expr;
 internal sealed record Literal(object? Value) : Expr;
 internal sealed record Variable(string Name) : Expr;
-internal sealed record ListExpr(List<Expr> Items) : Expr;
+internal sealed record ListExpr(List<Expr> Items, bool IsTuple = false) : Expr;
 internal sealed record DictExpr(List<(Expr Key, Expr Value)> Items) : Expr;
 internal sealed record GetAttr(Expr Target, string Name) : Expr;
 internal sealed record GetItem(Expr Target, Expr Index) : Expr;
@@ -29,6 +34,7 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
 {
     private int _at;
     private int _nesting; // recursion depth, bounded so that hostile nesting is an error rather than a stack overflow
+    private int _loops; // for loops around the current tag (a macro body starts again from none), for break/continue
 
     private JinjaToken Peek => tokens[_at];
 
@@ -83,7 +89,10 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
                         "if" => ParseIf(token.Position),
                         "for" => ParseFor(token.Position),
                         "set" => ParseSet(token.Position),
-                        _ => throw Error($"unsupported tag '{{% {name} %}}'"),
+                        "macro" => ParseMacro(token.Position),
+                        "break" or "continue" => ParseLoopControl(name, token.Position),
+                        "generation" => ParseGeneration(token.Position),
+                        _ => throw Error($"unsupported tag '{{% {name} %}}'", tokens[_at - 1].Position),
                     });
                     break;
                 default:
@@ -129,7 +138,9 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
         Expr iterable = ParseOr(); // a bare 'if' after the iterable filters the loop
         Expr? filter = AcceptName("if") ? ParseOr() : null;
         Expect(TokenKind.BlockEnd, "'%}'");
+        _loops++;
         List<Node> body = ParseBody(out string? end, "else", "endfor");
+        _loops--;
         List<Node>? elseBody = null;
         if (end == "else")
         {
@@ -144,10 +155,58 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
     {
         string name = ExpectName();
         string? attribute = Accept(".") ? ExpectName() : null;
-        if (!Accept("=")) throw Error("block assignments ({% set x %}…{% endset %}) are not supported; use {% set x = … %}");
+        if (attribute is null && Peek.Kind == TokenKind.BlockEnd)
+        {
+            // {% set x %}…{% endset %}: x is the body's text
+            _at++;
+            List<Node> body = ParseBody(out _, "endset");
+            Expect(TokenKind.BlockEnd, "'%}'");
+            return new SetBlockNode(name, body, position);
+        }
+        if (!Accept("=")) throw Error(attribute is null ? "expected '=' or '%}' after {% set NAME" : "expected '=' in {% set NAME.ATTRIBUTE = … %}");
         Expr value = ParseExpression();
         Expect(TokenKind.BlockEnd, "'%}'");
         return new SetNode(name, attribute, value, position);
+    }
+
+    private Node ParseMacro(int position)
+    {
+        string name = ExpectName();
+        var parameters = new List<(string, Expr?)>();
+        Expect("(");
+        while (!Accept(")"))
+        {
+            string parameter = ExpectName();
+            if (parameters.Any(p => p.Item1 == parameter)) throw Error($"macro '{name}' has two parameters named '{parameter}'");
+            parameters.Add((parameter, Accept("=") ? ParseExpression() : null));
+            if (!Accept(",")) { Expect(")"); break; }
+        }
+        Expect(TokenKind.BlockEnd, "'%}'");
+        int loops = _loops;
+        _loops = 0; // a macro's body is not inside the loop around its definition
+        List<Node> body = ParseBody(out _, "endmacro");
+        _loops = loops;
+        AcceptName(name); // {% endmacro name %}
+        Expect(TokenKind.BlockEnd, "'%}'");
+        return new MacroNode(name, parameters, body, position);
+    }
+
+    private Node ParseLoopControl(string name, int position)
+    {
+        if (_loops == 0) throw Error($"'{{% {name} %}}' outside a for loop", position);
+        Expect(TokenKind.BlockEnd, "'%}'");
+        return new LoopControlNode(name == "break", position);
+    }
+
+    private Node ParseGeneration(int position)
+    {
+        Expect(TokenKind.BlockEnd, "'%}'");
+        int loops = _loops;
+        _loops = 0; // transformers makes it a call block, which loop controls cannot leave
+        List<Node> body = ParseBody(out _, "endgeneration");
+        _loops = loops;
+        Expect(TokenKind.BlockEnd, "'%}'");
+        return new BlockNode(body, position);
     }
 
     public Expr ParseExpression()
@@ -361,7 +420,7 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
                 {
                     var items = new List<Expr> { inner };
                     while (!Accept(")")) { items.Add(ParseExpression()); if (!Accept(",")) { Expect(")"); break; } }
-                    return new ListExpr(items);
+                    return new ListExpr(items, IsTuple: true);
                 }
                 Expect(")");
                 return inner;
@@ -427,6 +486,9 @@ internal sealed class JinjaParser(List<JinjaToken> tokens, string source)
         _ => $"'{token.Value}'",
     };
 
-    private TemplateException Error(string message) =>
-        new($"template: {message} at line {TemplateException.LineOf(source, Peek.Position)} (character {Peek.Position})");
+    private TemplateException Error(string message, int? position = null)
+    {
+        int at = position ?? Peek.Position;
+        return new($"template: {message} at line {TemplateException.LineOf(source, at)} (character {at})");
+    }
 }

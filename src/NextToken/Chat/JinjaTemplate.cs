@@ -3,10 +3,17 @@ using System.Text;
 
 namespace NextToken.Chat;
 
-/// <summary>Jinja's undefined value: prints as nothing, is false, and is what missing keys give.</summary>
-internal sealed class Undefined
+/// <summary>
+/// Jinja's undefined value: prints as nothing, is false, iterates as nothing, and is what missing
+/// variables and keys give; reading an attribute or item of it is an error, as in Jinja.
+/// </summary>
+internal sealed class Undefined(string? hint = null)
 {
     public static readonly Undefined Value = new();
+
+    /// <summary>What was missing, for the error when the value is used ("'x' is undefined").</summary>
+    public string Hint => hint ?? "the value is undefined";
+
     public override string ToString() => "";
 }
 
@@ -16,19 +23,40 @@ internal sealed class Namespace
     public Dictionary<string, object?> Fields { get; } = new(StringComparer.Ordinal);
 }
 
+/// <summary>
+/// markupsafe's Markup, what <c>|safe</c> makes: text marked as HTML. Adding a plain string to it
+/// (either side) escapes the plain string, so <c>"a"|safe + s</c> HTML-escapes s as Jinja2 does.
+/// </summary>
+internal sealed class Markup(string text)
+{
+    public string Text { get; } = text;
+
+    public override string ToString() => Text;
+}
+
+/// <summary>A Python tuple: a list everywhere except where Python tells them apart (repr prints parentheses, a tuple never equals a list).</summary>
+internal sealed class PyTuple(IEnumerable<object?> items) : List<object?>(items);
+
 /// <summary>The <c>loop</c> variable inside a for loop.</summary>
-internal sealed class LoopInfo(int index, int length)
+internal sealed class LoopInfo(List<object?> items, int index)
 {
     public object? Get(string name) => name switch
     {
         "index" => (long)index + 1,
         "index0" => (long)index,
-        "revindex" => (long)(length - index),
-        "revindex0" => (long)(length - index - 1),
+        "revindex" => (long)(items.Count - index),
+        "revindex0" => (long)(items.Count - index - 1),
         "first" => index == 0,
-        "last" => index == length - 1,
-        "length" => (long)length,
-        _ => Undefined.Value,
+        "last" => index == items.Count - 1,
+        "length" => (long)items.Count,
+        "previtem" => index > 0 ? items[index - 1] : new Undefined("there is no previous item"),
+        "nextitem" => index + 1 < items.Count ? items[index + 1] : new Undefined("there is no next item"),
+        "depth" => 1L,
+        "depth0" => 0L,
+        "cycle" => (JinjaFunction)((args, _) => args.Count == 0
+            ? throw new TemplateException("template: loop.cycle() needs at least one argument")
+            : args[index % args.Count]),
+        _ => new Undefined($"the loop has no attribute '{name}'"),
     };
 }
 
@@ -36,10 +64,12 @@ internal delegate object? JinjaFunction(List<object?> args, Dictionary<string, o
 
 /// <summary>
 /// A compiled Jinja template, for the subset chat templates use: <c>if/elif/else</c>,
-/// <c>for</c> (with <c>loop</c>, unpacking, a filter condition and <c>else</c>), <c>set</c> (also on
-/// a namespace), Python-like expressions, the filters and tests Hugging Face templates call, and
-/// Hugging Face's globals <c>raise_exception</c> and <c>strftime_now</c>. Rendering follows Jinja
-/// 3.1 as Hugging Face configures it (trim_blocks, lstrip_blocks).
+/// <c>for</c> (with <c>loop</c>, unpacking, a filter condition, <c>else</c>, <c>break</c> and
+/// <c>continue</c>), <c>set</c> (also on a namespace, and as a block), <c>macro</c> (recursive too),
+/// transformers' <c>generation</c> block, Python-like expressions, the filters and tests Hugging Face
+/// templates call, and Hugging Face's globals <c>raise_exception</c> and <c>strftime_now</c>.
+/// Rendering follows Jinja2 3.1 as transformers' apply_chat_template configures it (trim_blocks,
+/// lstrip_blocks, loop controls, tojson as json.dumps); anything else is an error naming it and the line.
 /// </summary>
 public sealed class JinjaTemplate
 {
@@ -59,7 +89,7 @@ public sealed class JinjaTemplate
     {
         var globals = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
-            ["raise_exception"] = (JinjaFunction)((args, _) => throw new TemplateException($"template raised: {Values.ToText(args.FirstOrDefault())}")),
+            ["raise_exception"] = (JinjaFunction)((args, _) => throw new TemplateException($"template raised: {Values.ToText(args.FirstOrDefault())}") { Raised = Values.ToText(args.FirstOrDefault()) }),
             ["namespace"] = (JinjaFunction)((_, kwargs) =>
             {
                 var ns = new Namespace();
@@ -70,37 +100,57 @@ public sealed class JinjaTemplate
             ["strftime_now"] = (JinjaFunction)((args, _) => Values.Strftime(now ?? DateTime.Now, Values.ToText(args.FirstOrDefault()))),
         };
         foreach (var (key, value) in variables) globals[key] = Values.Import(value);
-        var output = new StringBuilder();
-        new Renderer(output, globals, _source).Run(_nodes);
-        return output.ToString();
+        var renderer = new Renderer(globals, _source);
+        renderer.Run(_nodes);
+        return renderer.Output.ToString();
     }
 
-    private sealed class Renderer(StringBuilder output, Dictionary<string, object?> globals, string source)
+    /// <summary>What a statement tells the loop around it: go on, or a <c>{% break %}</c> / <c>{% continue %}</c> was reached.</summary>
+    private enum Flow { Normal, Break, Continue }
+
+    private sealed class Renderer(Dictionary<string, object?> globals, string source)
     {
-        private readonly List<Dictionary<string, object?>> _scopes = [globals];
+        // A macro body sees the template's top-level variables and its arguments, not the caller's loop variables (as Jinja).
+        private List<Dictionary<string, object?>> _scopes = [globals];
         private long _iterations, _work;
         private int _depth;
 
-        public void Run(List<Node> nodes)
+        /// <summary>Where text goes: the rendering, or a macro's or {% set %} block's own text while it runs.</summary>
+        public StringBuilder Output { get; private set; } = new();
+
+        public Flow Run(List<Node> nodes)
         {
-            foreach (Node node in nodes)
+            // Bodies count towards the depth bound too: recursive macros nest bodies within bodies.
+            if (++_depth > JinjaLimits.MaxDepth)
+                throw new TemplateException($"template: blocks and macro calls nested deeper than {JinjaLimits.MaxDepth} levels");
+            try
             {
-                try
+                foreach (Node node in nodes)
                 {
-                    Execute(node);
+                    Flow flow;
+                    try
+                    {
+                        flow = Execute(node);
+                    }
+                    catch (TemplateException error) when (!error.Located)
+                    {
+                        throw Locate(error, node.Position);
+                    }
+                    if (flow != Flow.Normal) return flow;
                 }
-                catch (TemplateException error) when (!error.Located)
-                {
-                    throw Locate(error, node.Position);
-                }
+                return Flow.Normal;
+            }
+            finally
+            {
+                _depth--;
             }
         }
 
         /// <summary>The error with the line of the innermost statement it came from; outer statements leave it as it is.</summary>
         private TemplateException Locate(TemplateException error, int position) =>
-            new($"{error.Message} (template line {TemplateException.LineOf(source, position)})") { Located = true };
+            new($"{error.Message} (template line {TemplateException.LineOf(source, position)})") { Located = true, Raised = error.Raised };
 
-        private void Execute(Node node)
+        private Flow Execute(Node node)
         {
             switch (node)
             {
@@ -109,6 +159,16 @@ public sealed class JinjaTemplate
                     break;
                 case PrintNode print:
                     Write(Values.ToText(Eval(print.Value)));
+                    break;
+                case LoopControlNode control:
+                    return control.Break ? Flow.Break : Flow.Continue;
+                case BlockNode block:
+                    return Run(block.Body);
+                case MacroNode macro:
+                    _scopes[^1][macro.Name] = (JinjaFunction)((args, kwargs) => CallMacro(macro, args, kwargs));
+                    break;
+                case SetBlockNode setBlock:
+                    _scopes[^1][setBlock.Name] = Capture(() => Run(setBlock.Body), _scopes);
                     break;
                 case IfNode branch:
                     List<Node>? chosen = branch.Else;
@@ -129,7 +189,7 @@ public sealed class JinjaTemplate
                             break;
                         }
                     }
-                    if (chosen is not null) Run(chosen);
+                    if (chosen is not null) return Run(chosen);
                     break;
                 case ForNode loop:
                     RunFor(loop);
@@ -141,13 +201,56 @@ public sealed class JinjaTemplate
                     else throw new TemplateException($"template: cannot set '{set.Name}.{set.Attribute}': '{set.Name}' is not a namespace()");
                     break;
             }
+            return Flow.Normal;
+        }
+
+        /// <summary>The text <paramref name="body"/> writes, run with the given scopes; the output and scopes are restored after.</summary>
+        private string Capture(Action body, List<Dictionary<string, object?>> scopes)
+        {
+            (StringBuilder savedOutput, List<Dictionary<string, object?>> savedScopes) = (Output, _scopes);
+            (Output, _scopes) = (new StringBuilder(), scopes);
+            try
+            {
+                body();
+                return Output.ToString();
+            }
+            finally
+            {
+                (Output, _scopes) = (savedOutput, savedScopes);
+            }
+        }
+
+        /// <summary>A macro call, bound as Python binds arguments (positional, then by name, then defaults, which may use earlier parameters).</summary>
+        private string CallMacro(MacroNode macro, List<object?> args, Dictionary<string, object?> kwargs)
+        {
+            if (args.Count > macro.Parameters.Count)
+                throw new TemplateException($"template: macro '{macro.Name}' takes not more than {macro.Parameters.Count} argument(s), got {args.Count}");
+            foreach (string key in kwargs.Keys)
+            {
+                int at = macro.Parameters.FindIndex(p => p.Name == key);
+                if (at < 0) throw new TemplateException($"template: macro '{macro.Name}' takes no keyword argument '{key}'");
+                if (at < args.Count) throw new TemplateException($"template: macro '{macro.Name}' got multiple values for argument '{key}'");
+            }
+            var scope = new Dictionary<string, object?>(StringComparer.Ordinal);
+            return Capture(() =>
+            {
+                for (int i = 0; i < macro.Parameters.Count; i++)
+                {
+                    var (name, fallback) = macro.Parameters[i];
+                    scope[name] = i < args.Count ? args[i]
+                        : kwargs.TryGetValue(name, out object? given) ? given
+                        : fallback is not null ? Eval(fallback)
+                        : new Undefined($"'{name}' is undefined (macro '{macro.Name}' was called without it)");
+                }
+                Run(macro.Body);
+            }, [_scopes[0], scope]);
         }
 
         private void Write(string text)
         {
-            if ((long)output.Length + text.Length > JinjaLimits.MaxStringLength)
+            if ((long)Output.Length + text.Length > JinjaLimits.MaxStringLength)
                 throw new TemplateException($"template: the output would exceed {JinjaLimits.MaxStringLength:N0} characters");
-            output.Append(text);
+            Output.Append(text);
         }
 
         private void CountIteration()
@@ -192,8 +295,8 @@ public sealed class JinjaTemplate
                     if (loop.Filter is not null) CountIteration(); // the filtering pass counted the others
                     scope.Clear();
                     Bind(scope, loop.Targets, items[i]);
-                    scope["loop"] = new LoopInfo(i, items.Count);
-                    Run(loop.Body);
+                    scope["loop"] = new LoopInfo(items, i);
+                    if (Run(loop.Body) == Flow.Break) break;
                 }
             }
             finally
@@ -220,7 +323,7 @@ public sealed class JinjaTemplate
         {
             for (int s = _scopes.Count - 1; s >= 0; s--)
                 if (_scopes[s].TryGetValue(name, out object? value)) return value;
-            return Undefined.Value;
+            return new Undefined($"'{name}' is undefined");
         }
 
         private object? Eval(Expr expr)
@@ -257,12 +360,13 @@ public sealed class JinjaTemplate
         {
             Literal literal => literal.Value,
             Variable variable => Lookup(variable.Name),
+            ListExpr { IsTuple: true } tuple => new PyTuple(tuple.Items.Select(Eval)),
             ListExpr list => list.Items.Select(Eval).ToList(),
             DictExpr dict => dict.Items.Aggregate(new Dictionary<string, object?>(), (d, kv) => { d[Values.ToText(Eval(kv.Key))] = Eval(kv.Value); return d; }),
             GetAttr attr => Values.GetAttribute(Eval(attr.Target), attr.Name),
             GetItem item => Values.GetItem(ChargeString(Eval(item.Target)), Eval(item.Index)),
             Slice slice => Values.Slice(EvalCharged(slice.Target), EvalOptional(slice.Start), EvalOptional(slice.Stop), EvalOptional(slice.Step)),
-            Call call => Values.Invoke(Eval(call.Function), call.Args.Select(EvalCharged).ToList(), call.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value))),
+            Call call => Invoke(call),
             FilterExpr filter => Filters.Apply(filter.Name, EvalCharged(filter.Value), filter.Args.Select(Eval).ToList(), filter.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value))),
             TestExpr test => Filters.Test(test.Name, Eval(test.Value), test.Args.Select(Eval).ToList()) != test.Negated,
             Unary { Op: "not" } u => !Values.Truthy(Eval(u.Operand)),
@@ -272,6 +376,22 @@ public sealed class JinjaTemplate
             Conditional c => Values.Truthy(Eval(c.Condition)) ? Eval(c.Then) : c.Else is null ? Undefined.Value : Eval(c.Else),
             _ => throw new TemplateException($"template: cannot evaluate {expr.GetType().Name}"),
         };
+
+        private object? Invoke(Call call)
+        {
+            object? function;
+            if (call.Function is GetAttr method)
+            {
+                object? target = Eval(method.Target);
+                function = Values.GetAttribute(target, method.Name);
+                if (function is Undefined)
+                    throw new TemplateException($"template: {Values.TypeName(target)} has no method '{method.Name}'");
+            }
+            else function = Eval(call.Function);
+            if (function is Undefined undefined && call.Function is Variable variable)
+                throw new TemplateException($"template: unknown function '{variable.Name}' ({undefined.Hint})");
+            return Values.Invoke(function, call.Args.Select(EvalCharged).ToList(), call.Kwargs.ToDictionary(k => k.Name, k => Eval(k.Value)));
+        }
 
         /// <summary>Python's <c>and</c>/<c>or</c>: the left operand (evaluated once) when it decides, else the right.</summary>
         private object? ShortCircuit(Binary b)
