@@ -111,7 +111,8 @@ public class JinjaSandboxTests(ITestOutputHelper output)
         Refused("{{ 'ok' }}\n\n{{ 1 / 0 }}", "division by zero (template line 3)");
         Refused("{% for m in messages %}\n{% if m.role == 'user' %}\n{{ m.content / 0 }}\n{% endif %}\n{% endfor %}", "(template line 3)");
         Refused("{% if false %}\n{% elif 1 // 0 %}\n{% endif %}", "integer division by zero (template line 2)");
-        Refused("{{ 1 }}\n{{ (1 + }}", "unexpected '}}' at line 2");
+        // Inside an open bracket '}}' does not end the tag (a nested dict literal ends in '}}'), so the tag is unclosed.
+        Refused("{{ 1 }}\n{{ (1 + }}", "tag opened at line 2");
         Refused("x\n{{ 'a' ", "tag opened at line 2");
     }
 
