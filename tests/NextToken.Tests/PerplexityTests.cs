@@ -106,6 +106,33 @@ public class PerplexityTests(ITestOutputHelper output)
         Assert.Equal((double)agree / divergences.Count, kl.TopOneAgreement, 1e-12);
     }
 
+    public static TheoryData<string> FixtureModels() => new(
+        "gpt2-tiny.f32.gguf", "gpt2-tiny.f16.gguf", "gpt2-tiny.q8_0.gguf", "gpt2-tiny.q4_0.gguf", "llama-tiny.f32.gguf", "llama-tiny.q8_0.gguf",
+        "moe-tiny.f32.gguf", "llama-k.q4_k_m.gguf", "stories260K.gguf", "gpt2-tiny-hf", "llama-tiny-hf",
+        "quant/gpt2-d256.q4_k_m.gguf", "quant/llama-d192.q4_k_m.gguf", "quant/llama-d256.q2_k.gguf", "quant/llama-d256.q3_k.gguf",
+        "quant/llama-d256.q4_1.gguf", "quant/llama-d256.q4_k.gguf", "quant/llama-d256.q5_0.gguf", "quant/llama-d256.q5_1.gguf",
+        "quant/llama-d256.q5_k.gguf", "quant/llama-d256.iq4_nl.gguf", "quant/llama-d256.iq4_xs.gguf");
+
+    /// <summary>Every fixture model: a finite perplexity, and zero divergence from itself (the q6_k file as the quantized files' base).</summary>
+    [Theory]
+    [MemberData(nameof(FixtureModels))]
+    public void Measure_EveryFixtureModel_FinitePerplexityAndKl(string file)
+    {
+        using LanguageModel model = file == "llama-tiny-hf"
+            ? ModelLoader.Load(Fixtures.Model(file), Fixtures.Vocab("ggml-vocab-llama-spm.gguf"))
+            : ModelLoader.Load(Fixtures.Model(file));
+        string baseFile = file.StartsWith("quant/llama-d256", StringComparison.Ordinal) ? "quant/llama-d256.q6_k.gguf" : file;
+        using LanguageModel baseModel = baseFile == "llama-tiny-hf"
+            ? ModelLoader.Load(Fixtures.Model(baseFile), Fixtures.Vocab("ggml-vocab-llama-spm.gguf"))
+            : ModelLoader.Load(Fixtures.Model(baseFile));
+        int[] tokens = model.Tokenizer.Encode(Text + " " + Text, model.Tokenizer.Vocabulary.AddBos).Ids;
+        PerplexityResult result = Perplexity.Measure(model, tokens, new PerplexityOptions(Math.Min(32, model.ContextLength), 8, model.Tokenizer.Vocabulary.BosId), baseModel);
+        output.WriteLine($"{file}: {result.Scored} predictions, perplexity {result.Perplexity:F2}; against {baseFile}: mean KL {result.Kl!.Mean:E3}, top-1 agreement {result.Kl.TopOneAgreement:P1}");
+        Assert.True(double.IsFinite(result.Perplexity) && result.Perplexity > 1);
+        Assert.True(double.IsFinite(result.Kl.Mean) && result.Kl.Mean >= -1e-6);
+        if (baseFile == file) Assert.Equal(0, result.Kl.Max);
+    }
+
     [Fact]
     public void Measure_ContextAboveModel_IsAClearError()
     {
