@@ -25,8 +25,11 @@ internal sealed class BpeMerges
         }
     }
 
-    /// <summary>Merges <paramref name="symbol"/> in place; returns the ids left, in order.</summary>
-    public int[] Merge(int[] symbol)
+    /// <summary>
+    /// Merges <paramref name="symbol"/> in place; returns the ids left, in order. <paramref name="firstSymbols"/>,
+    /// when given, receives the index of the first input symbol of each returned token.
+    /// </summary>
+    public int[] Merge(int[] symbol, List<int>? firstSymbols = null)
     {
         int n = symbol.Length;
         var next = new int[n];
@@ -55,7 +58,11 @@ internal sealed class BpeMerges
         for (int i = 0; i >= 0 && i < n; i = next[i]) count++;
         var result = new int[count];
         count = 0;
-        for (int i = 0; i >= 0 && i < n; i = next[i]) result[count++] = symbol[i];
+        for (int i = 0; i >= 0 && i < n; i = next[i])
+        {
+            result[count++] = symbol[i];
+            firstSymbols?.Add(i);
+        }
         return result;
     }
 
