@@ -76,7 +76,7 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
 
     public override EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false)
     {
-        var pieces = new List<(int Start, int End)>();
+        var pieces = new List<(int Start, int End)>(text.Length / 4 + 16);
         return EncodeSegments(text, addBos, parseSpecial, (start, end, _, ids, offsets) =>
         {
             if (Nfc && !text.AsSpan(start, end - start).IsNormalized(NormalizationForm.FormC))
@@ -104,7 +104,9 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
         var cache = _pieceCache.GetAlternateLookup<ReadOnlySpan<char>>();
         if (!cache.TryGetValue(piece, out int[]? pieceIds))
         {
-            pieceIds = MergeBytes(Encoding.UTF8.GetBytes(piece.ToArray()));
+            var bytes = new byte[Encoding.UTF8.GetByteCount(piece)];
+            Encoding.UTF8.GetBytes(piece, bytes);
+            pieceIds = MergeBytes(bytes);
             if (_pieceCache.Count >= MaxCachedPieces) _pieceCache.Clear();
             cache.TryAdd(piece, pieceIds);
         }

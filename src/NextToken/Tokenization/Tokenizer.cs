@@ -54,8 +54,10 @@ public abstract class Tokenizer
     /// </summary>
     protected EncodedText EncodeSegments(string text, bool addBos, bool parseSpecial, Action<int, int, bool, List<int>, List<(int, int)>> encodeSegment)
     {
-        var ids = new List<int>();
-        var offsets = new List<(int, int)>();
+        // Sized for about four characters per token (English prose), so the lists rarely grow.
+        int expected = text.Length / 4 + 16;
+        var ids = new List<int>(expected);
+        var offsets = new List<(int, int)>(expected);
         if (addBos && Vocabulary.BosId is { } bos)
         {
             ids.Add(bos);
