@@ -18,6 +18,7 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
     private readonly BpeMerges _merges;
     private readonly char[] _byteToChar;
     private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
+    [ThreadStatic] private static List<(int Start, int End)>? _scratchPieces;
 
     internal ByteLevelBpeTokenizer(Vocabulary vocabulary, IReadOnlyList<string> merges, PreTokenizer preTokenizer, bool ignoreMerges, bool nfc, string mergesKey)
         : base(vocabulary)
@@ -76,7 +77,8 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
 
     public override EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false)
     {
-        var pieces = new List<(int Start, int End)>(text.Length / 4 + 16);
+        // One list of pieces per thread, reused: it is scratch space, not part of the result.
+        var pieces = _scratchPieces ??= new List<(int Start, int End)>();
         return EncodeSegments(text, addBos, parseSpecial, (start, end, _, ids, offsets) =>
         {
             if (Nfc && !text.AsSpan(start, end - start).IsNormalized(NormalizationForm.FormC))
