@@ -26,6 +26,17 @@ public class TokenizerPreTokenizerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void PlainDotNetRegex_WouldSplitAstralTextDifferently()
+    {
+        // Where .NET's Regex (UTF-16 code units) and Rust's engines (code points) part ways, and why the
+        // placeholder view exists: on the raw string the emoji's two surrogates are not "one optional symbol".
+        var plain = new System.Text.RegularExpressions.Regex(PreTokenizer.Llama3Regex);
+        Assert.Equal("😀", plain.Match("😀abc").Value);
+        Assert.Equal("𝟏𝟐𝟑𝟒", plain.Match("𝟏𝟐𝟑𝟒").Value); // \p{N} does not match a surrogate: one "symbol" run, not digits
+        Assert.Equal(["😀abc"], Pieces("llama-bpe", "😀abc"));
+    }
+
+    [Fact]
     public void Llama3_ContractionsAreCaseInsensitive_Qwen2DigitsAreSingle()
     {
         Assert.Equal(["I", "'VE", " been", " '", "told", " we", "'Ll"], Pieces("llama-bpe", "I'VE been 'told we'Ll"));
