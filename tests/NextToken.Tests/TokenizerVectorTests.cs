@@ -7,7 +7,7 @@ namespace NextToken.Tests;
 /// <summary>llama.cpp's tokenizer test vectors: every line must match exactly.</summary>
 public class TokenizerVectorTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Vocabularies => new() { "gpt-2", "llama-spm", "phi-3", "falcon", "starcoder", "mpt", "refact", "deepseek-coder" };
+    public static TheoryData<string> Vocabularies => new() { "gpt-2", "llama-spm", "phi-3", "falcon", "starcoder", "mpt", "refact", "deepseek-coder", "llama-bpe", "qwen2", "deepseek-llm" };
 
     [Theory]
     [MemberData(nameof(Vocabularies))]

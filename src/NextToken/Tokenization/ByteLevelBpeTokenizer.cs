@@ -15,12 +15,17 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
 
     private readonly byte[][] _tokenBytes;          // [vocab] bytes each token decodes to
     private readonly int[] _byteTokenIds;           // [256] token of each single byte
-    private readonly Dictionary<long, (int Rank, int Merged)> _merges; // (left, right) → rank, result
+    private readonly BpeMerges _merges;
+    private readonly char[] _byteToChar;
     private readonly ConcurrentDictionary<string, int[]> _pieceCache = new(StringComparer.Ordinal);
+    [ThreadStatic] private static List<(int Start, int End)>? _scratchPieces;
 
-    public ByteLevelBpeTokenizer(Vocabulary vocabulary, IReadOnlyList<string> merges, string preTokenizer) : base(vocabulary)
+    internal ByteLevelBpeTokenizer(Vocabulary vocabulary, IReadOnlyList<string> merges, PreTokenizer preTokenizer, bool ignoreMerges, bool nfc, string mergesKey)
+        : base(vocabulary)
     {
-        PreTokenizer = PreTokenizer.ForName(preTokenizer, vocabulary.Source);
+        PreTokenizer = preTokenizer;
+        IgnoreMerges = ignoreMerges;
+        Nfc = nfc;
         char[] byteToChar = ByteToUnicode();
         var charToByte = new Dictionary<char, byte>(256);
         for (int b = 0; b < 256; b++) charToByte[byteToChar[b]] = (byte)b;
@@ -40,20 +45,23 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
         for (int b = 0; b < 256; b++)
             _byteTokenIds[b] = vocabulary.TryGetId(byteToChar[b].ToString(), out int id) ? id : -1;
 
-        _merges = new Dictionary<long, (int, int)>(merges.Count);
-        for (int rank = 0; rank < merges.Count; rank++)
-        {
-            string merge = merges[rank];
-            int space = merge.IndexOf(' ', 1);
-            if (space < 0)
-                throw new NextTokenException($"{vocabulary.Source}: 'tokenizer.ggml.merges' entry {rank} \"{merge}\" is not two tokens separated by a space");
-            string left = merge[..space], right = merge[(space + 1)..];
-            if (!vocabulary.TryGetId(left, out int leftId) || !vocabulary.TryGetId(right, out int rightId) ||
-                !vocabulary.TryGetId(left + right, out int mergedId))
-                throw new NextTokenException($"{vocabulary.Source}: 'tokenizer.ggml.merges' entry {rank} \"{merge}\" names a token that is not in the vocabulary");
-            _merges.TryAdd(PairKey(leftId, rightId), (rank, mergedId));
-        }
+        _merges = new BpeMerges(vocabulary, merges, mergesKey);
+        _byteToChar = byteToChar;
     }
+
+    public ByteLevelBpeTokenizer(Vocabulary vocabulary, IReadOnlyList<string> merges, string preTokenizer)
+        : this(vocabulary, merges, PreTokenizer.ForName(preTokenizer, vocabulary.Source), IgnoresMerges(preTokenizer), nfc: false, "tokenizer.ggml.merges")
+    {
+    }
+
+    /// <summary>llama.cpp looks a whole pre-token up before merging for Llama 3's pre-tokenizer (Hugging Face's <c>ignore_merges</c>).</summary>
+    private static bool IgnoresMerges(string preTokenizer) => preTokenizer is "llama-bpe" or "llama3" or "llama-v3" or "smaug-bpe" or "dbrx";
+
+    /// <summary>Whether a pre-token that is itself a vocabulary entry becomes that token without merging.</summary>
+    public bool IgnoreMerges { get; }
+
+    /// <summary>Whether text is put in Unicode normalization form C first (Qwen's tokenizer.json).</summary>
+    public bool Nfc { get; }
 
     public PreTokenizer PreTokenizer { get; }
 
@@ -69,9 +77,22 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
 
     public override EncodedText Encode(string text, bool addBos = false, bool parseSpecial = false)
     {
-        var pieces = new List<(int Start, int End)>();
+        // One list of pieces per thread, reused: it is scratch space, not part of the result.
+        var pieces = _scratchPieces ??= new List<(int Start, int End)>();
         return EncodeSegments(text, addBos, parseSpecial, (start, end, _, ids, offsets) =>
         {
+            if (Nfc && !text.AsSpan(start, end - start).IsNormalized(NormalizationForm.FormC))
+            {
+                // Normalizing changes the text: every token of this segment reports the whole segment.
+                string normalized = text.Substring(start, end - start).Normalize(NormalizationForm.FormC);
+                pieces.Clear();
+                PreTokenizer.Split(normalized, 0, normalized.Length, pieces);
+                int first = ids.Count;
+                foreach (var (pieceStart, pieceEnd) in pieces)
+                    EncodePiece(normalized, pieceStart, pieceEnd, ids, offsets);
+                for (int k = first; k < offsets.Count; k++) offsets[k] = (start, end);
+                return;
+            }
             pieces.Clear();
             PreTokenizer.Split(text, start, end, pieces);
             foreach (var (pieceStart, pieceEnd) in pieces)
@@ -85,7 +106,9 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
         var cache = _pieceCache.GetAlternateLookup<ReadOnlySpan<char>>();
         if (!cache.TryGetValue(piece, out int[]? pieceIds))
         {
-            pieceIds = MergeBytes(Encoding.UTF8.GetBytes(piece.ToArray()));
+            var bytes = new byte[Encoding.UTF8.GetByteCount(piece)];
+            Encoding.UTF8.GetBytes(piece, bytes);
+            pieceIds = MergeBytes(bytes);
             if (_pieceCache.Count >= MaxCachedPieces) _pieceCache.Clear();
             cache.TryAdd(piece, pieceIds);
         }
@@ -124,47 +147,21 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
         return rune.Utf8SequenceLength; // a lone surrogate decodes as U+FFFD: 3 bytes, as UTF-8 encoding writes it
     }
 
-    /// <summary>BPE over one piece: a priority queue of candidate merges, lowest rank then leftmost first.</summary>
+    /// <summary>BPE over one piece's bytes (after a whole-piece lookup when merges are ignored).</summary>
     private int[] MergeBytes(byte[] bytes)
     {
-        int n = bytes.Length;
-        var symbol = new int[n];
-        var next = new int[n];
-        var prev = new int[n];
-        for (int i = 0; i < n; i++)
+        if (IgnoreMerges && bytes.Length > 1)
         {
+            Span<char> mapped = bytes.Length <= 256 ? stackalloc char[bytes.Length] : new char[bytes.Length];
+            for (int i = 0; i < bytes.Length; i++) mapped[i] = _byteToChar[bytes[i]];
+            if (Vocabulary.TryGetId(mapped, out int whole) && Vocabulary.Types[whole] == TokenType.Normal) return [whole];
+        }
+        var symbol = new int[bytes.Length];
+        for (int i = 0; i < bytes.Length; i++)
             symbol[i] = _byteTokenIds[bytes[i]] >= 0 ? _byteTokenIds[bytes[i]]
                 : Vocabulary.UnknownId ?? throw new NextTokenException($"{Vocabulary.Source}: the text needs byte 0x{bytes[i]:X2}, which this vocabulary has no token for (and it names no unknown token)");
-            next[i] = i + 1 < n ? i + 1 : -1;
-            prev[i] = i - 1;
-        }
-        var queue = new PriorityQueue<int, long>();
-        for (int i = 0; i + 1 < n; i++) Enqueue(queue, symbol, i, i + 1);
-        while (queue.TryDequeue(out int left, out long priority))
-        {
-            int right = next[left];
-            if (symbol[left] < 0 || right < 0) continue;
-            if (!_merges.TryGetValue(PairKey(symbol[left], symbol[right]), out var merge) || merge.Rank != (int)(priority >> 32))
-                continue; // stale entry: one side was merged since it was queued
-            symbol[left] = merge.Merged;
-            symbol[right] = -1;
-            next[left] = next[right];
-            if (next[left] >= 0) prev[next[left]] = left;
-            if (prev[left] >= 0) Enqueue(queue, symbol, prev[left], left);
-            if (next[left] >= 0) Enqueue(queue, symbol, left, next[left]);
-        }
-        var result = new List<int>(n);
-        for (int i = 0; i >= 0 && i < n; i = next[i]) result.Add(symbol[i]);
-        return result.ToArray();
+        return _merges.Merge(symbol);
     }
-
-    private void Enqueue(PriorityQueue<int, long> queue, int[] symbol, int left, int right)
-    {
-        if (_merges.TryGetValue(PairKey(symbol[left], symbol[right]), out var merge))
-            queue.Enqueue(left, ((long)merge.Rank << 32) | (uint)left);
-    }
-
-    private static long PairKey(int left, int right) => ((long)left << 32) | (uint)right;
 
     private static byte[] MapToBytes(string token, Dictionary<char, byte> charToByte)
     {

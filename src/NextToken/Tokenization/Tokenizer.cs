@@ -12,16 +12,28 @@ public sealed record EncodedText(int[] Ids, (int Start, int End)[] Offsets)
 /// <summary>Text ↔ token ids for one vocabulary.</summary>
 public abstract class Tokenizer
 {
-    private readonly (string Text, int Id)[] _specialTokens; // longest first
+    private readonly Dictionary<char, (string Text, int Id)[]> _specialsByFirstChar; // each list longest first
+    private readonly System.Buffers.SearchValues<char> _specialFirstChars;
+    private readonly Dictionary<int, (bool Left, bool Right)> _strip = new();
 
     protected Tokenizer(Vocabulary vocabulary)
     {
         Vocabulary = vocabulary;
-        _specialTokens = Enumerable.Range(0, vocabulary.Count)
+        _specialsByFirstChar = Enumerable.Range(0, vocabulary.Count)
             .Where(id => vocabulary.Types[id] is TokenType.Control or TokenType.UserDefined && vocabulary.Tokens[id].Length > 0)
-            .Select(id => (vocabulary.Tokens[id], id))
-            .OrderByDescending(t => t.Item1.Length)
-            .ToArray();
+            .Select(id => (Text: vocabulary.Tokens[id], Id: id))
+            .GroupBy(t => t.Text[0])
+            .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Text.Length).ToArray());
+        _specialFirstChars = System.Buffers.SearchValues.Create(_specialsByFirstChar.Keys.ToArray());
+    }
+
+    /// <summary>
+    /// Makes an added token take the whitespace on its left and/or right with it (tokenizer.json's
+    /// <c>lstrip</c> / <c>rstrip</c>), so that whitespace is not tokenized.
+    /// </summary>
+    internal void SetStrip(int id, bool left, bool right)
+    {
+        if (left || right) _strip[id] = (left, right);
     }
 
     public Vocabulary Vocabulary { get; }
@@ -42,8 +54,10 @@ public abstract class Tokenizer
     /// </summary>
     protected EncodedText EncodeSegments(string text, bool addBos, bool parseSpecial, Action<int, int, bool, List<int>, List<(int, int)>> encodeSegment)
     {
-        var ids = new List<int>();
-        var offsets = new List<(int, int)>();
+        // Sized for about four characters per token (English prose), so the lists rarely grow.
+        int expected = text.Length / 4 + 16;
+        var ids = new List<int>(expected);
+        var offsets = new List<(int, int)>(expected);
         if (addBos && Vocabulary.BosId is { } bos)
         {
             ids.Add(bos);
@@ -54,6 +68,12 @@ public abstract class Tokenizer
         {
             (int at, int specialId, int specialLength) = FindSpecial(text, segmentStart, parseSpecial);
             int segmentEnd = at < 0 ? text.Length : at;
+            int next = at + specialLength;
+            if (at >= 0 && _strip.TryGetValue(specialId, out var strip))
+            {
+                if (strip.Left) while (segmentEnd > segmentStart && char.IsWhiteSpace(text[segmentEnd - 1])) segmentEnd--;
+                if (strip.Right) while (next < text.Length && char.IsWhiteSpace(text[next])) next++;
+            }
             if (segmentEnd > segmentStart)
             {
                 encodeSegment(segmentStart, segmentEnd, afterSpecial, ids, offsets);
@@ -61,29 +81,33 @@ public abstract class Tokenizer
             }
             if (at < 0) break;
             ids.Add(specialId);
-            offsets.Add((at, at + specialLength));
+            offsets.Add((segmentEnd, next));
             afterSpecial = true;
-            segmentStart = at + specialLength;
+            segmentStart = next;
         }
         return new EncodedText(ids.ToArray(), offsets.ToArray());
     }
 
     /// <summary>
-    /// The first special token in text[from..]: user-defined tokens always match, control tokens
-    /// (BOS, EOS, <c>&lt;|endoftext|&gt;</c>) only when <paramref name="parseSpecial"/> is set, as in llama.cpp.
-    /// Returns At = -1 when there is none.
+    /// The first special token in text[from..], the longest one where several start at the same place:
+    /// user-defined tokens always match, control tokens (BOS, EOS, <c>&lt;|endoftext|&gt;</c>) only when
+    /// <paramref name="parseSpecial"/> is set, as in llama.cpp. Returns At = -1 when there is none.
     /// </summary>
     private (int At, int Id, int Length) FindSpecial(string text, int from, bool parseSpecial)
     {
-        int bestAt = -1, bestId = -1, bestLength = 0;
-        foreach (var (special, id) in _specialTokens)
+        for (int at = from; at < text.Length;)
         {
-            if (!parseSpecial && Vocabulary.Types[id] == TokenType.Control) continue;
-            int at = text.IndexOf(special, from, StringComparison.Ordinal);
-            if (at >= 0 && (bestAt < 0 || at < bestAt))
-                (bestAt, bestId, bestLength) = (at, id, special.Length); // longest first, so ties keep the longest
+            int found = text.AsSpan(at).IndexOfAny(_specialFirstChars);
+            if (found < 0) break;
+            at += found;
+            foreach (var (special, id) in _specialsByFirstChar[text[at]])
+            {
+                if (!parseSpecial && Vocabulary.Types[id] == TokenType.Control) continue;
+                if (text.AsSpan(at).StartsWith(special, StringComparison.Ordinal)) return (at, id, special.Length);
+            }
+            at++;
         }
-        return (bestAt, bestId, bestLength);
+        return (-1, -1, 0);
     }
 
     /// <summary>The raw bytes a token stands for (a token may hold part of a UTF-8 character).</summary>

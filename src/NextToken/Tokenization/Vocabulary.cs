@@ -94,14 +94,23 @@ public sealed class Vocabulary
         int? bos = (int?)file.GetIntegerOrNull("tokenizer.ggml.bos_token_id");
         int? eos = (int?)file.GetIntegerOrNull("tokenizer.ggml.eos_token_id");
         int? unknown = (int?)file.GetIntegerOrNull("tokenizer.ggml.unknown_token_id");
-        // Without the key, llama.cpp adds BOS for SentencePiece vocabularies (model "llama"), which
-        // were trained with it in front (stories260K and Llama 2 files often leave the key out).
-        bool addBos = file.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? file.GetStringOrNull("tokenizer.ggml.model") == "llama";
+        bool addBos = file.GetBoolOrNull("tokenizer.ggml.add_bos_token") ?? AddsBosByDefault(file);
         var vocabulary = new Vocabulary(tokens, types, bos, eos, addBos, file.FilePath, unknown);
         var endOfTurn = new[] { "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id" }
             .Select(file.GetIntegerOrNull).Where(v => v is not null).Select(v => (int)v!.Value);
         vocabulary.FindEndOfGeneration(endOfTurn);
         return vocabulary;
+    }
+
+    /// <summary>
+    /// llama.cpp's default when a file has no <c>tokenizer.ggml.add_bos_token</c>: SentencePiece
+    /// vocabularies and Llama 3's pre-tokenizer add BOS; other byte-level BPE vocabularies do not.
+    /// </summary>
+    private static bool AddsBosByDefault(GgufFile file)
+    {
+        string? model = file.GetStringOrNull("tokenizer.ggml.model");
+        string? pre = file.GetStringOrNull("tokenizer.ggml.pre");
+        return model == "llama" || (model == "gpt2" && pre is "llama-bpe" or "llama3" or "llama-v3" or "smaug-bpe" or "dbrx" or "falcon3");
     }
 
     private int? CheckId(int? id, string key)
