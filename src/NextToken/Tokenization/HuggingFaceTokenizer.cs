@@ -163,7 +163,7 @@ public static class HuggingFaceTokenizer
                 Regex compiled;
                 try
                 {
-                    compiled = new Regex(regex, RegexOptions.CultureInvariant | RegexOptions.Compiled);
+                    compiled = new Regex(RegexDialect.ToDotNet(regex), RegexOptions.CultureInvariant | RegexOptions.Compiled);
                 }
                 catch (ArgumentException error)
                 {
