@@ -26,7 +26,16 @@ public static class HuggingFaceTokenizer
     public static Tokenizer FromVocabAndMerges(string vocabPath, string mergesPath, int? bosId, int? eosId)
     {
         Dictionary<string, int> vocab = ReadJson(vocabPath, root => ReadVocab(vocabPath, root, ""));
-        string[] merges = File.ReadAllLines(mergesPath).Where(l => l.Length > 0 && !l.StartsWith("#version", StringComparison.Ordinal)).ToArray();
+        string[] lines = File.ReadAllLines(mergesPath);
+        for (int line = 0; line < lines.Length; line++)
+        {
+            string text = lines[line];
+            if (text.Length == 0 || text.StartsWith("#version", StringComparison.Ordinal)) continue;
+            int space = text.IndexOf(' ', 1);
+            if (text.Length < 3 || space < 0 || space == text.Length - 1 || text.IndexOf(' ', space + 1) >= 0)
+                throw new NextTokenException($"{mergesPath}: line {line + 1} \"{(text.Length > 60 ? text[..60] + "…" : text)}\" is not two tokens separated by one space");
+        }
+        string[] merges = lines.Where(l => l.Length > 0 && !l.StartsWith("#version", StringComparison.Ordinal)).ToArray();
         return Build(vocabPath, vocab, merges, ["<|endoftext|>"], bosId, eosId, "gpt-2");
     }
 
