@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes one parser with AFL++ for a bounded time, then replays what it found.
-#   fuzz/run.sh gguf|jinja|hf [SECONDS]      (default 300; run from anywhere, ../shared/fixtures beside the repository)
+#   fuzz/run.sh gguf|jinja|hf|safetensors|request [SECONDS]      (default 300; run from anywhere, ../shared/fixtures beside the repository)
 # Needs afl-fuzz (Debian: apt-get install afl++) and the sharpfuzz tool
 # (dotnet tool install -g SharpFuzz.CommandLine --version 2.3.0). Exits 1 if AFL found a crash or a hang.
 set -euo pipefail
-target=${1:?usage: fuzz/run.sh gguf|jinja|hf [SECONDS]}
+target=${1:?usage: fuzz/run.sh gguf|jinja|hf|safetensors|request [SECONDS]}
 seconds=${2:-300}
 cd "$(dirname "$0")/.."
 out=fuzz/out
@@ -15,6 +15,7 @@ dotnet "$out/plain/NextToken.Fuzz.dll" seeds ../shared/fixtures "$out/seeds"
 # (instrumented code only runs under afl-fuzz, so seeds and replays use the plain copy).
 cp -r "$out/plain" "$out/bin"
 sharpfuzz "$out/bin/NextToken.dll"
+if [ "$target" = request ]; then sharpfuzz "$out/bin/NextToken.Server.dll"; fi
 
 # The target is `dotnet`, not an AFL-compiled binary; no UI in CI; containers rarely allow core
 # dumps or CPU pinning. -t: a template or file taking 5 s is a hang (the sandbox bounds are ~1 s).

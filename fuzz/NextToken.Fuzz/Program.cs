@@ -23,7 +23,7 @@ return args switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: NextToken.Fuzz fuzz gguf|jinja|hf | replay gguf|jinja|hf PATH... | seeds FIXTURES_DIR OUTPUT_DIR");
+    Console.Error.WriteLine("usage: NextToken.Fuzz fuzz TARGET | replay TARGET PATH... | seeds FIXTURES_DIR OUTPUT_DIR (TARGET: gguf, jinja, hf, safetensors, request)");
     return 2;
 }
 
@@ -32,7 +32,9 @@ static Action<byte[]> Target(string name) => name switch
     "gguf" => Targets.Gguf,
     "jinja" => Targets.Jinja,
     "hf" => Targets.HuggingFaceJson,
-    _ => throw new ArgumentException($"unknown target '{name}'; expected gguf, jinja or hf"),
+    "safetensors" => Targets.SafeTensors,
+    "request" => Targets.Request,
+    _ => throw new ArgumentException($"unknown target '{name}'; expected gguf, jinja, hf, safetensors or request"),
 };
 
 static int Fuzz(Action<byte[]> target)
@@ -140,6 +142,60 @@ internal static class Targets
         _ = c.ModelType;
     }
 
+    private static readonly string SafeTensorsPath = Path.Combine(JsonDirectory, "model.safetensors");
+
+    /// <summary>A safetensors file: header length, JSON header, every tensor's range and first bytes.</summary>
+    public static void SafeTensors(byte[] input)
+    {
+        File.WriteAllBytes(SafeTensorsPath, input);
+        using var file = NextToken.SafeTensors.SafeTensorsFile.Open(SafeTensorsPath);
+        long sum = 0;
+        foreach (var info in file.Tensors)
+        {
+            var tensor = file.GetTensor(info.Name);
+            unsafe
+            {
+                if (tensor.ByteLength > 0) sum += ((byte*)tensor.Data)[0] + ((byte*)tensor.Data)[tensor.ByteLength - 1];
+            }
+        }
+        GC.KeepAlive(sum);
+    }
+
+    /// <summary>
+    /// A server request body through the parser and every field accessor the OpenAI endpoints use
+    /// (their refusals, ApiError, are the expected outcome and become 4xx answers).
+    /// </summary>
+    public static void Request(byte[] input)
+    {
+        try
+        {
+            var fields = NextToken.Server.RequestFields.Parse(input);
+            foreach (string name in new[] { "model", "prompt", "sampler_order" }) Try(() => fields.String(name));
+            foreach (string name in new[] { "stream", "echo", "logprobs", "ignore_eos" }) Try(() => fields.Bool(name));
+            Try(() => fields.Number("temperature", 0, 2));
+            Try(() => fields.Number("top_p", 0, 1, minExclusive: true));
+            Try(() => fields.Integer("max_tokens", 0, int.MaxValue));
+            Try(() => fields.Integer("n", 1, 16));
+            Try(() => fields.Seed("seed"));
+            Try(() => fields.StopStrings("stop"));
+            Try(() => fields.LogitBias("logit_bias", 50_257));
+        }
+        catch (NextToken.Server.ApiError)
+        {
+        }
+
+        static void Try(Func<object?> read)
+        {
+            try
+            {
+                _ = read();
+            }
+            catch (NextToken.Server.ApiError)
+            {
+            }
+        }
+    }
+
     public static void Jinja(byte[] input) =>
         _ = new ChatTemplate(Encoding.UTF8.GetString(input)).Render(Messages, true, "<s>", "</s>", new DateTime(2026, 1, 1));
 }
@@ -151,6 +207,12 @@ internal static class Seeds
     {
         string gguf = Directory.CreateDirectory(Path.Combine(output, "gguf")).FullName, jinja = Directory.CreateDirectory(Path.Combine(output, "jinja")).FullName;
         string hf = Directory.CreateDirectory(Path.Combine(output, "hf")).FullName;
+        string safetensors = Directory.CreateDirectory(Path.Combine(output, "safetensors")).FullName;
+        string request = Directory.CreateDirectory(Path.Combine(output, "request")).FullName;
+        WriteSmallSafeTensors(Path.Combine(safetensors, "small.safetensors"));
+        File.WriteAllText(Path.Combine(request, "completion.json"), """{"model":"m","prompt":"Once upon a time","max_tokens":16,"temperature":0.8,"top_p":0.95,"n":2,"seed":42,"stop":["\n",".."],"logit_bias":{"13":-100,"50256":5.5},"logprobs":3,"echo":true,"stream":false}""");
+        File.WriteAllText(Path.Combine(request, "chat.json"), """{"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi"}]}],"stream":true,"stream_options":{"include_usage":true},"seed":-1}""");
+        File.WriteAllText(Path.Combine(request, "ids.json"), """{"prompt":[1,2,3,65535],"max_tokens":0,"echo":true,"logprobs":0}""");
         CopyWritable(Path.Combine(fixtures, "models", "gpt2-tiny-hf", "config.json"), Path.Combine(hf, "config.json"));
         CopyWritable(Path.Combine(fixtures, "models", "llama-tiny-hf", "config.json"), Path.Combine(hf, "config-llama.json"));
         WriteSmallTokenizerJson(Path.Combine(fixtures, "vocab", "ggml-vocab-gpt-2.gguf"), Path.Combine(hf, "tokenizer.json"), 300);
@@ -170,6 +232,17 @@ internal static class Seeds
             CopyWritable(Path.Combine(fixtures, "models", model), Path.Combine(gguf, Path.GetFileName(model)));
         Console.WriteLine($"seeds: {Directory.GetFiles(gguf).Length} GGUF files in {gguf}, {Directory.GetFiles(jinja).Length} templates in {jinja}, {Directory.GetFiles(hf).Length} JSON files in {hf}");
         return 0;
+    }
+
+    /// <summary>A small safetensors file: three tensors of different dtypes, with the header's metadata entry.</summary>
+    private static void WriteSmallSafeTensors(string destination)
+    {
+        string header = """{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"b":{"dtype":"F16","shape":[4],"data_offsets":[24,32]},"c":{"dtype":"BF16","shape":[2,2],"data_offsets":[32,40]}}""";
+        byte[] json = Encoding.UTF8.GetBytes(header);
+        using var stream = File.Create(destination);
+        stream.Write(BitConverter.GetBytes((ulong)json.Length));
+        stream.Write(json);
+        stream.Write(new byte[40]);
     }
 
     private static void CopyWritable(string source, string destination)

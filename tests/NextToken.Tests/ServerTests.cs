@@ -175,6 +175,19 @@ public class ServerTests(ServerFixture fixture, ITestOutputHelper output) : ICla
         using JsonDocument ok = await PostOk("v1/completions", new { prompt = "Once", max_tokens = 1 });
     }
 
+    /// <summary>Found by fuzzing the request parser: invalid text inside JSON strings escaped as a 500.</summary>
+    [Theory]
+    [InlineData(new byte[] { 0x7B, 0x22, 0x70, 0x72, 0x6F, 0x6D, 0x70, 0x74, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D })] // {"prompt":"\xC3("}
+    [InlineData(new byte[] { 0x7B, 0x22, 0x70, 0x72, 0x6F, 0x6D, 0x70, 0x74, 0x22, 0x3A, 0x22, 0x5C, 0x75, 0x64, 0x38, 0x30, 0x30, 0x22, 0x7D })] // {"prompt":"\ud800"}
+    public async Task InvalidTextInsideJsonStrings_Is400(byte[] body)
+    {
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using HttpResponseMessage response = await fixture.Http.PostAsync("v1/completions", content);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_json", (await ErrorOf(response)).GetProperty("code").GetString());
+    }
+
     [Fact]
     public async Task PromptLongerThanContext_Is400NamingTheLimit()
     {
