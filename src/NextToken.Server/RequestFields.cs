@@ -9,51 +9,18 @@ internal readonly struct RequestFields(JsonElement root)
 
     public static RequestFields Parse(byte[] body)
     {
-        // The JSON reader checks structure, not the text inside strings: bytes that are not UTF-8, or
-        // an escaped lone surrogate, only fail when a string is read (found by fuzzing: a 500).
-        if (!System.Text.Unicode.Utf8.IsValid(body))
-            throw new ApiError(400, "the request body is not valid UTF-8", null, "invalid_json");
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+            document = JsonInput.Parse(body, "the request body");
         }
-        catch (JsonException error)
+        catch (NextTokenException error)
         {
-            throw new ApiError(400, $"the request body is not valid JSON: {error.Message}", null, "invalid_json");
+            throw new ApiError(400, error.Message, null, "invalid_json");
         }
         if (document.RootElement.ValueKind != JsonValueKind.Object)
             throw new ApiError(400, $"the request body must be a JSON object, not {Kind(document.RootElement)}", null, "invalid_json");
-        CheckStrings(document.RootElement);
         return new RequestFields(document.RootElement);
-    }
-
-    /// <summary>Reads every string and property name once, so no later read can fail on invalid text.</summary>
-    private static void CheckStrings(JsonElement element)
-    {
-        try
-        {
-            switch (element.ValueKind)
-            {
-                case JsonValueKind.String:
-                    _ = element.GetString();
-                    break;
-                case JsonValueKind.Array:
-                    foreach (JsonElement item in element.EnumerateArray()) CheckStrings(item);
-                    break;
-                case JsonValueKind.Object:
-                    foreach (JsonProperty property in element.EnumerateObject())
-                    {
-                        _ = property.Name;
-                        CheckStrings(property.Value);
-                    }
-                    break;
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            throw new ApiError(400, "the request body has a string that is not valid Unicode (a lone surrogate escape)", null, "invalid_json");
-        }
     }
 
     public bool Has(string name) => Root.TryGetProperty(name, out JsonElement value) && value.ValueKind != JsonValueKind.Null;

@@ -100,7 +100,8 @@ public class SafeTensorsValidationTests : IDisposable
 
     [Theory]
     [InlineData("{\"a\": {\"dtype\": \"F32\", \"shape\": [2, 2], \"data_offsets\": [0, 16]}}", null)]
-    [InlineData("not json", "header is not valid JSON")]
+    [InlineData("not json", "header: not valid JSON")]
+    [InlineData("{\"a\\ud800\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}", "header: a string is not valid Unicode")] // found by fuzzing: escaped as InvalidOperationException
     [InlineData("[1, 2]", "header is not a JSON object")]
     [InlineData("{\"a\": {\"dtype\": \"F99\", \"shape\": [4], \"data_offsets\": [0, 16]}}", "unknown dtype 'F99'")]
     [InlineData("{\"a\": {\"dtype\": \"F32\", \"shape\": [3], \"data_offsets\": [0, 16]}}", "needs 12 bytes but data_offsets span 16")]

@@ -36,7 +36,7 @@ public sealed record ChatConversation(IReadOnlyList<IReadOnlyDictionary<string, 
     {
         try
         {
-            using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = JinjaLimits.MaxDepth });
+            using var document = JsonInput.Parse(json, source, JinjaLimits.MaxDepth);
             return FromJson(document.RootElement, source);
         }
         catch (JsonException error)

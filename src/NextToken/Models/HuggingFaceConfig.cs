@@ -17,7 +17,7 @@ public sealed class HuggingFaceConfig
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: file not found", path);
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllText(path));
+            using var document = JsonInput.ParseFile(path);
             if (document.RootElement.ValueKind != JsonValueKind.Object) throw new NextTokenException($"{path}: expected a JSON object");
             return new HuggingFaceConfig(path, document.RootElement.Clone());
         }

@@ -113,7 +113,7 @@ public static class ModelLoader
         if (!File.Exists(path)) return null;
         try
         {
-            using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+            using var document = JsonInput.ParseFile(path);
             return document.RootElement.TryGetProperty("chat_template", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.String ? t.GetString() : null;
         }
         catch (System.Text.Json.JsonException error)

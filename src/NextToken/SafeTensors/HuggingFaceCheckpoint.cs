@@ -83,15 +83,7 @@ public sealed class HuggingFaceCheckpoint : IWeightSource
     /// <summary>The shard files a <c>model.safetensors.index.json</c> names in its <c>weight_map</c> (tensor → file).</summary>
     private static List<string> ReadIndex(string index)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(File.ReadAllText(index));
-        }
-        catch (JsonException error)
-        {
-            throw new NextTokenException($"{index}: not valid JSON ({error.Message})");
-        }
+        JsonDocument document = JsonInput.ParseFile(index);
         using (document)
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("weight_map", out JsonElement map))

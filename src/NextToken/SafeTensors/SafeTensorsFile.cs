@@ -100,11 +100,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(header.ToArray());
+            document = JsonInput.Parse(header.ToArray(), "header");
         }
-        catch (JsonException error)
+        catch (NextTokenException error)
         {
-            throw new SafeTensorsFormatException(path, $"header is not valid JSON: {error.Message}");
+            throw new SafeTensorsFormatException(path, error.Message);
         }
         using (document)
         {

@@ -291,7 +291,7 @@ public static class HuggingFaceTokenizer
     {
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllText(path));
+            using var document = JsonInput.ParseFile(path);
             return read(document.RootElement);
         }
         catch (JsonException error)
