@@ -68,8 +68,9 @@ internal sealed class Scheduler : IDisposable
         _model = model;
         _metrics = metrics;
         _maxQueue = maxQueue;
-        // The first slot's buffers serve as the batch's scratch, so it needs room for every slot's row.
-        _slots = Enumerable.Range(0, parallel).Select(i => new Slot(model.CreateState(i == 0 ? Math.Max(parallel, 1) : null), model.VocabSize)).ToArray();
+        // The first slot's buffers serve as the batch's scratch, so they need room for every slot's
+        // row; the default batch (prompt chunks of up to 128 positions) is larger than any --parallel.
+        _slots = Enumerable.Range(0, parallel).Select(_ => new Slot(model.CreateState(), model.VocabSize)).ToArray();
         if (_slots[0].State.MaxBatch < parallel)
             throw new NextTokenException($"--parallel {parallel} exceeds the model's batch buffers ({_slots[0].State.MaxBatch})");
         _queue = Channel.CreateUnbounded<SequenceRequest>();
