@@ -154,3 +154,37 @@ public class HuggingFaceInputTests : IDisposable
         Fails(() => ModelLoader.Load(dir).Dispose(), expected);
     }
 }
+
+/// <summary>tokenizer_config.json's chat_template as a string or as a list of named templates.</summary>
+public class ChatTemplateConfigTests : IDisposable
+{
+    private readonly TempDir _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private string? Read(string json)
+    {
+        File.WriteAllText(Path.Combine(_temp.Path, "tokenizer_config.json"), json);
+        return NextToken.Models.ModelLoader.ReadChatTemplate(_temp.Path);
+    }
+
+    [Fact]
+    public void NamedTemplates_TheDefaultOneIsUsed()
+    {
+        Assert.Equal("D", Read("""{"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]}"""));
+        Assert.Equal("T", Read("""{"chat_template": [{"name": "tool_use", "template": "T"}]}"""));
+        Assert.Equal("S", Read("""{"chat_template": "S"}"""));
+        Assert.Null(Read("""{"bos_token": "<s>"}"""));
+    }
+
+    [Theory]
+    [InlineData("""{"chat_template": 5}""", "'chat_template' is number")]
+    [InlineData("""{"chat_template": [{"name": "default"}]}""", "'chat_template'[0] must be an object")]
+    [InlineData("""[1]""", "expected a JSON object")]
+    public void BadTemplates_NameTheFileAndKey(string json, string message)
+    {
+        var error = Assert.Throws<NextTokenException>(() => Read(json));
+        Assert.Contains("tokenizer_config.json", error.Message);
+        Assert.Contains(message, error.Message);
+    }
+}

@@ -106,19 +106,34 @@ public static class ModelLoader
         return Tokenizer.Load(vocabulary);
     }
 
-    /// <summary>tokenizer_config.json's chat_template, when the checkpoint has one.</summary>
-    private static string? ReadChatTemplate(string directory)
+    /// <summary>
+    /// tokenizer_config.json's chat_template, when the checkpoint has one: a string, or (as some
+    /// models ship it) a list of named templates {"name", "template"}, of which Hugging Face uses
+    /// "default" (the tool-use variants are for callers that ask for them).
+    /// </summary>
+    internal static string? ReadChatTemplate(string directory)
     {
         string path = Path.Combine(directory, "tokenizer_config.json");
         if (!File.Exists(path)) return null;
-        try
+        using var document = JsonInput.ParseFile(path);
+        if (document.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object)
+            throw new NextTokenException($"{path}: expected a JSON object");
+        if (!document.RootElement.TryGetProperty("chat_template", out var t) || t.ValueKind == System.Text.Json.JsonValueKind.Null) return null;
+        if (t.ValueKind == System.Text.Json.JsonValueKind.String) return t.GetString();
+        if (t.ValueKind != System.Text.Json.JsonValueKind.Array)
+            throw new NextTokenException($"{path}: 'chat_template' is {t.ValueKind.ToString().ToLowerInvariant()}; expected a string or a list of {{\"name\", \"template\"}}");
+        string? first = null;
+        int i = 0;
+        foreach (var entry in t.EnumerateArray())
         {
-            using var document = JsonInput.ParseFile(path);
-            return document.RootElement.TryGetProperty("chat_template", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.String ? t.GetString() : null;
+            if (entry.ValueKind != System.Text.Json.JsonValueKind.Object
+                || !entry.TryGetProperty("name", out var name) || name.ValueKind != System.Text.Json.JsonValueKind.String
+                || !entry.TryGetProperty("template", out var template) || template.ValueKind != System.Text.Json.JsonValueKind.String)
+                throw new NextTokenException($"{path}: 'chat_template'[{i}] must be an object with string 'name' and 'template'");
+            if (name.GetString() == "default") return template.GetString();
+            first ??= template.GetString();
+            i++;
         }
-        catch (System.Text.Json.JsonException error)
-        {
-            throw new NextTokenException($"{path}: not valid JSON ({error.Message})");
-        }
+        return first;
     }
 }
