@@ -336,6 +336,7 @@ public sealed class HubClient : IDisposable
     {
         string directory = Path.GetDirectoryName(pointer)!;
         Directory.CreateDirectory(directory);
+        if (PointsTo(pointer, blob)) return;
         File.Delete(pointer); // a dangling link or an old copy
         try
         {
@@ -343,8 +344,22 @@ public sealed class HubClient : IDisposable
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)
         {
-            File.Copy(blob, pointer, overwrite: true); // file systems or accounts without symbolic links
+            // Another process (or client) made the same link meanwhile: nothing to do. Copying then
+            // would copy the blob onto itself through that link.
+            if (PointsTo(pointer, blob)) return;
+            // File systems or accounts without symbolic links: a copy, put in place in one step.
+            string part = pointer + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp";
+            File.Copy(blob, part, overwrite: true);
+            File.Move(part, pointer, overwrite: true);
         }
+    }
+
+    /// <summary>True when <paramref name="pointer"/> is a symbolic link that resolves to <paramref name="blob"/>.</summary>
+    private static bool PointsTo(string pointer, string blob)
+    {
+        string? target = new FileInfo(pointer).LinkTarget;
+        return target is not null
+            && string.Equals(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(pointer)!, target)), Path.GetFullPath(blob), StringComparison.Ordinal);
     }
 
     /// <summary>Marks a file the repository does not have at this commit, as huggingface_hub does (.no_exist/COMMIT/FILE).</summary>
