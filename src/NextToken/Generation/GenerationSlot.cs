@@ -4,9 +4,10 @@ using NextToken.Models;
 namespace NextToken.Generation;
 
 /// <summary>
-/// One context of a model kept between requests (a server slot, a chat session, an
-/// <c>IChatClient</c>): a KV cache allocated once, and the tokens it holds, so that a prompt
-/// sharing a prefix with the previous one runs only what is new. Not thread-safe: one caller at a time.
+/// One context of a model kept between calls (an <c>IChatClient</c>, a chat session): a KV cache
+/// allocated once, and the tokens it holds, so that a prompt sharing a prefix with the previous one
+/// runs only what is new. Not thread-safe: one caller at a time. (The server's scheduler keeps the
+/// same state per slot itself, since it decodes its slots together.)
 /// </summary>
 public sealed class GenerationSlot(LanguageModel model)
 {
@@ -14,26 +15,6 @@ public sealed class GenerationSlot(LanguageModel model)
     private int[] _cached = [];
 
     public LanguageModel Model { get; } = model;
-
-    /// <summary>Tokens in the cache, in order.</summary>
-    public ReadOnlySpan<int> Cached => _cached;
-
-    /// <summary>How many prompt tokens the last <see cref="GenerateAsync"/> found already in the cache.</summary>
-    public int LastReused { get; private set; }
-
-    /// <summary>
-    /// Logits for every position of <paramref name="prompt"/> ([length, vocab]), leaving the whole
-    /// prompt in the cache so a following generation starts from it.
-    /// </summary>
-    public float[] PromptLogits(int[] prompt)
-    {
-        var logits = new float[(long)prompt.Length * Model.VocabSize];
-        _state.Rewind(0);
-        _cached = [];
-        Model.Forward(_state, prompt, logits, LogitsFor.AllPositions);
-        _cached = prompt;
-        return logits;
-    }
 
     /// <summary>Generates after <paramref name="prompt"/>, running only what the cache does not hold yet.</summary>
     public async IAsyncEnumerable<GeneratedToken> GenerateAsync(Generator generator, int[] prompt, GenerationOptions options,
@@ -45,7 +26,6 @@ public sealed class GenerationSlot(LanguageModel model)
         if (common == prompt.Length) common--; // the last prompt token must run to give the first distribution
         _state.Rewind(common);
         _cached = prompt[..common];
-        LastReused = common;
         try
         {
             await foreach (GeneratedToken token in generator.GenerateAsync(_state, prompt[common..], options, cancel))
