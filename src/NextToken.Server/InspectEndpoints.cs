@@ -63,6 +63,36 @@ internal sealed class InspectEndpoints(ModelHost host)
         return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Lens(Model, ids, position, top), cancel);
     }
 
+    /// <summary><c>{"prompt" | "tokens", "layer", "spans": [{"start", "end"}], "recent": 8}</c>: where the last token looks.</summary>
+    public async Task<object> Attention(RequestFields request, CancellationToken cancel)
+    {
+        int[] ids = Prompt(request);
+        int? layer = request.Integer("layer", 0, Model.LayerCount - 1);
+        int recent = request.Integer("recent", 1, Model.ContextLength) ?? 8;
+        List<(int Start, int End)> spans = Spans(request, "spans", ids.Length);
+        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Attention(Model, ids, layer, spans, recent), cancel);
+    }
+
+    private static List<(int Start, int End)> Spans(RequestFields request, string name, int length)
+    {
+        var spans = new List<(int, int)>();
+        if (request.Get(name) is not { } list) return spans;
+        if (list.ValueKind != JsonValueKind.Array) throw RequestFields.WrongKind(name, list, "a list of {\"start\", \"end\"} objects");
+        int i = 0;
+        foreach (JsonElement item in list.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Object) throw RequestFields.WrongKind(name, item, "a list of {\"start\", \"end\"} objects");
+            int Bound(string key) => item.TryGetProperty(key, out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int x) ? x
+                : throw ApiError.BadValue(name, $"'{name}'[{i}] needs an integer '{key}'");
+            int start = Bound("start"), end = Bound("end");
+            if (start < 0 || end > length || start >= end)
+                throw ApiError.BadValue(name, $"'{name}'[{i}] is {start}:{end}; expected 0 ≤ start < end ≤ {length} (the prompt's tokens)");
+            spans.Add((start, end));
+            i++;
+        }
+        return spans;
+    }
+
     private int[] Prompt(RequestFields request)
     {
         int[] ids;

@@ -172,4 +172,17 @@ public sealed record InspectLensRequest(
     [property: JsonPropertyName("position")] int? Position,
     [property: JsonPropertyName("top")] int? Top);
 
+public sealed record InspectSpan(
+    [property: JsonPropertyName("start")] int Start,
+    [property: JsonPropertyName("end")] int End);
+
+/// <summary>POST /v1/inspect/attention: text or token ids; spans [start, end) whose share of the last position's attention is reported.</summary>
+public sealed record InspectAttentionRequest(
+    [property: JsonPropertyName("prompt")] string? Prompt,
+    [property: JsonPropertyName("tokens")] int[]? Tokens,
+    [property: JsonPropertyName("add_bos")] bool? AddBos,
+    [property: JsonPropertyName("layer")] int? Layer,
+    [property: JsonPropertyName("spans")] InspectSpan[]? Spans,
+    [property: JsonPropertyName("recent")] int? Recent);
+
 public sealed record Health([property: JsonPropertyName("status")] string Status);

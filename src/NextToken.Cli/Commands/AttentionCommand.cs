@@ -30,26 +30,21 @@ internal static class AttentionCommand
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, parse.GetValue(prompt) ?? parse.GetValue(promptArgument), parse.GetValue(tokens), lm.Tokenizer.Vocabulary.AddBos, false);
             int n = ids.Length;
-            if (parse.GetValue(recent) < 1) throw new NextTokenException($"--recent must be at least 1, not {parse.GetValue(recent)}");
-            var (_, cache) = lm.RunWithCache(ids, name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal));
-            CachedActivation[] patterns = cache.AttentionPatterns(lm.LayerCount);
-            int heads = patterns[0].Shape[0];
-            int? chosenLayer = parse.GetValue(layer);
-            if (chosenLayer is { } cl && (cl < 0 || cl >= lm.LayerCount)) throw new NextTokenException($"--layer {cl}: the model has layers 0 to {lm.LayerCount - 1}");
-            if (parse.GetValue(head) is { } ch && (ch < 0 || ch >= heads)) throw new NextTokenException($"--head {ch}: the model has heads 0 to {heads - 1}");
-            var namedSpans = new List<(string Name, int Start, int End)> { ("first token", 0, 1), ($"last {parse.GetValue(recent)}", Math.Max(0, n - parse.GetValue(recent)), n) };
+            var extra = new List<(int Start, int End)>();
             foreach (string span in parse.GetValue(spans) ?? [])
             {
                 string[] parts = span.Split(':');
                 if (parts.Length != 2 || !int.TryParse(parts[0], out int s) || !int.TryParse(parts[1], out int e) || s < 0 || e > n || s >= e)
                     throw new NextTokenException($"--span '{span}': expected START:END with 0 ≤ START < END ≤ {n}");
-                namedSpans.Add(($"{s}:{e}", s, e));
+                extra.Add((s, e));
             }
-            int query = n - 1;
-            var rows = new List<(int Layer, int Head, double[] Shares)>();
-            foreach (int l in chosenLayer is { } only ? [only] : Enumerable.Range(0, lm.LayerCount))
-                for (int h = 0; h < heads; h++)
-                    rows.Add((l, h, namedSpans.Select(s => AttentionShares.Share(patterns[l], h, query, s.Start, s.End)).ToArray()));
+            if (parse.GetValue(recent) < 1) throw new NextTokenException($"--recent must be at least 1, not {parse.GetValue(recent)}");
+            int? chosenLayer = parse.GetValue(layer);
+            if (chosenLayer is { } cl && (cl < 0 || cl >= lm.LayerCount)) throw new NextTokenException($"--layer {cl}: the model has layers 0 to {lm.LayerCount - 1}");
+            CachedActivation[] patterns = Reports.AttentionPatterns(lm, ids);
+            int heads = patterns[0].Shape[0];
+            if (parse.GetValue(head) is { } ch && (ch < 0 || ch >= heads)) throw new NextTokenException($"--head {ch}: the model has heads 0 to {heads - 1}");
+            AttentionReport report = Reports.Attention(lm, ids, patterns, chosenLayer, extra, parse.GetValue(recent));
 
             if (parse.GetValue(plot) is { } path)
             {
@@ -65,18 +60,12 @@ internal static class AttentionCommand
             }
             if (parse.GetValue(json))
             {
-                JsonOutput.Write(new
-                {
-                    tokens = ids,
-                    spans = namedSpans.Select(s => new { name = s.Name, start = s.Start, end = s.End }).ToArray(),
-                    last_query = rows.Select(r => new { layer = r.Layer, head = r.Head, shares = r.Shares }).ToArray(),
-                    patterns = chosenLayer is { } pl ? patterns[pl].Data : null,
-                });
+                JsonOutput.Write(report);
                 return 0;
             }
             var table = new Table().Border(TableBorder.Rounded).Title($"where the last token ({Markup.Escape(lm.Tokenizer.TokenDisplay(ids[^1]))}) looks").AddColumn("layer").AddColumn("head");
-            foreach (var s in namedSpans) table.AddColumn(new TableColumn(Markup.Escape(s.Name)).RightAligned());
-            foreach (var (l, h, shares) in rows) table.AddRow([l.ToString(), h.ToString(), .. shares.Select(v => $"{v:P1}")]);
+            foreach (ReportSpan s in report.Spans) table.AddColumn(new TableColumn(Markup.Escape(s.Name)).RightAligned());
+            foreach (ReportAttentionRow r in report.LastQuery) table.AddRow([r.Layer.ToString(), r.Head.ToString(), .. r.Shares.Select(v => $"{v:P1}")]);
             AnsiConsole.Write(table);
             return 0;
         }));

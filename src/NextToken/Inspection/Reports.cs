@@ -92,7 +92,7 @@ public sealed record LensReport(
 /// The inspection commands' results as plain records, the one shape the CLI's <c>--json</c> and the
 /// server's <c>/v1/inspect/…</c> endpoints both write.
 /// </summary>
-public static class Reports
+public static partial class Reports
 {
     public static ReportToken Token(LanguageModel model, RankedToken t) => new(t.Rank, t.Id, model.Tokenizer.TokenText(t.Id), t.Logit, t.Probability);
 

@@ -1,0 +1,61 @@
+using System.Text.Json.Serialization;
+using NextToken.Models;
+
+namespace NextToken.Inspection;
+
+/// <summary>A span of positions [start, end) whose attention share is reported.</summary>
+public sealed record ReportSpan(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("start")] int Start,
+    [property: JsonPropertyName("end")] int End);
+
+/// <summary>The last position's attention in one layer and head: the share paid to each span.</summary>
+public sealed record ReportAttentionRow(
+    [property: JsonPropertyName("layer")] int Layer,
+    [property: JsonPropertyName("head")] int Head,
+    [property: JsonPropertyName("shares")] double[] Shares);
+
+/// <summary>
+/// Where the last token looks: per layer and head, its attention share to each span; with a layer
+/// chosen, that layer's whole pattern, [heads, tokens, tokens] row-major.
+/// </summary>
+public sealed record AttentionReport(
+    [property: JsonPropertyName("tokens")] int[] Tokens,
+    [property: JsonPropertyName("heads")] int Heads,
+    [property: JsonPropertyName("spans")] ReportSpan[] Spans,
+    [property: JsonPropertyName("last_query")] ReportAttentionRow[] LastQuery,
+    [property: JsonPropertyName("patterns")] float[]? Patterns);
+
+public static partial class Reports
+{
+    /// <summary>
+    /// Attention of the last position to the first token, to the last <paramref name="recent"/>
+    /// tokens and to each of <paramref name="spans"/>, in every layer (or only <paramref name="layer"/>).
+    /// </summary>
+    public static AttentionReport Attention(LanguageModel model, int[] tokens, int? layer, IReadOnlyList<(int Start, int End)> spans, int recent) =>
+        Attention(model, tokens, AttentionPatterns(model, tokens), layer, spans, recent);
+
+    /// <summary>The patterns of every layer ([heads, tokens, tokens] each), as the report reads them.</summary>
+    public static CachedActivation[] AttentionPatterns(LanguageModel model, int[] tokens) =>
+        model.RunWithCache(tokens, name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal)).Cache.AttentionPatterns(model.LayerCount);
+
+    /// <summary>The report from patterns already computed (the CLI also plots them).</summary>
+    public static AttentionReport Attention(LanguageModel model, int[] tokens, CachedActivation[] patterns, int? layer, IReadOnlyList<(int Start, int End)> spans, int recent)
+    {
+        int n = tokens.Length;
+        if (recent < 1) throw new NextTokenException($"recent must be at least 1, not {recent}");
+        if (layer is { } chosen && (chosen < 0 || chosen >= model.LayerCount)) throw new NextTokenException($"layer {chosen}: the model has layers 0 to {model.LayerCount - 1}");
+        var named = new List<ReportSpan> { new("first token", 0, 1), new($"last {recent}", Math.Max(0, n - recent), n) };
+        foreach (var (start, end) in spans)
+        {
+            if (start < 0 || end > n || start >= end) throw new NextTokenException($"span {start}:{end}: expected START:END with 0 ≤ START < END ≤ {n}");
+            named.Add(new ReportSpan($"{start}:{end}", start, end));
+        }
+        int heads = patterns[0].Shape[0], query = n - 1;
+        var rows = new List<ReportAttentionRow>();
+        foreach (int l in layer is { } only ? [only] : Enumerable.Range(0, model.LayerCount))
+            for (int h = 0; h < heads; h++)
+                rows.Add(new ReportAttentionRow(l, h, named.Select(s => AttentionShares.Share(patterns[l], h, query, s.Start, s.End)).ToArray()));
+        return new AttentionReport(tokens, heads, named.ToArray(), rows.ToArray(), layer is { } pl ? patterns[pl].Data : null);
+    }
+}

@@ -1,0 +1,101 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using NextToken.Inspection;
+using NextToken.Models;
+using Xunit.Abstractions;
+
+namespace NextToken.Tests;
+
+/// <summary>
+/// <c>/v1/inspect/{attention,drift,steer,steer/sweep,routing,map}</c>: each answers with the numbers
+/// the CLI's <c>--json</c> prints for the same input (the same library report), and a bad parameter
+/// is a 400 naming it.
+/// </summary>
+public class InspectReportEndpointTests(ServerFixture fixture, ITestOutputHelper output) : IClassFixture<ServerFixture>
+{
+    private async Task<JsonDocument> Post(string path, object body)
+    {
+        using HttpResponseMessage response = await fixture.Http.PostAsync(path, Json(body));
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text);
+    }
+
+    private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
+
+    private static JsonDocument Cli(params string[] args)
+    {
+        var (code, stdout, stderr) = CliTests.RunWith(null, null, args);
+        Assert.True(code == 0, stderr);
+        return JsonDocument.Parse(stdout);
+    }
+
+    /// <summary>Every number in two JSON trees, compared with a tolerance; the largest difference is printed.</summary>
+    private void AssertSameNumbers(JsonElement expected, JsonElement actual, double tolerance, string what)
+    {
+        double max = 0;
+        void Walk(JsonElement e, JsonElement a, string path)
+        {
+            Assert.True(e.ValueKind == a.ValueKind, $"{what}{path}: {e.ValueKind} vs {a.ValueKind}");
+            switch (e.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    Assert.Equal(e.EnumerateObject().Select(p => p.Name).Order(), a.EnumerateObject().Select(p => p.Name).Order());
+                    foreach (JsonProperty p in e.EnumerateObject()) Walk(p.Value, a.GetProperty(p.Name), $"{path}.{p.Name}");
+                    break;
+                case JsonValueKind.Array:
+                    Assert.True(e.GetArrayLength() == a.GetArrayLength(), $"{what}{path}: {e.GetArrayLength()} vs {a.GetArrayLength()} items");
+                    for (int i = 0; i < e.GetArrayLength(); i++) Walk(e[i], a[i], $"{path}[{i}]");
+                    break;
+                case JsonValueKind.Number:
+                    double diff = Math.Abs(e.GetDouble() - a.GetDouble());
+                    max = Math.Max(max, diff);
+                    Assert.True(diff <= tolerance, $"{what}{path}: {e.GetDouble()} vs {a.GetDouble()}");
+                    break;
+                default:
+                    Assert.Equal(e.GetRawText(), a.GetRawText());
+                    break;
+            }
+        }
+        Walk(expected, actual, "");
+        output.WriteLine($"{what}: max |diff| {max:E2} (tolerance {tolerance:E0})");
+    }
+
+    private async Task AssertBadParam(string path, string body, string param)
+    {
+        using HttpResponseMessage response = await fixture.Http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{path} {body}: {(int)response.StatusCode} {text}");
+        using JsonDocument doc = JsonDocument.Parse(text);
+        JsonElement error = doc.RootElement.GetProperty("error");
+        foreach (string key in new[] { "message", "type", "param", "code" }) Assert.True(error.TryGetProperty(key, out _), $"error lacks '{key}'");
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        output.WriteLine($"{path} {body} → 400 {error.GetProperty("message").GetString()}");
+    }
+
+    [Fact]
+    public async Task Attention_EqualsTheCliJson()
+    {
+        using JsonDocument server = await Post("v1/inspect/attention", new { prompt = "Once upon a time there was", layer = 1, spans = new[] { new { start = 1, end = 3 } }, recent = 2 });
+        using JsonDocument cli = Cli("attention", "-p", "Once upon a time there was", "--layer", "1", "--span", "1:3", "--recent", "2", "--json");
+        // The same forward pass on the same weights: bit-identical up to the JSON round trip of a float.
+        AssertSameNumbers(cli.RootElement, server.RootElement, 1e-7, "attention");
+        JsonElement root = server.RootElement;
+        int n = root.GetProperty("tokens").GetArrayLength(), heads = root.GetProperty("heads").GetInt32();
+        Assert.Equal(heads * n * n, root.GetProperty("patterns").GetArrayLength());
+        Assert.Equal(["first token", "last 2", "1:3"], root.GetProperty("spans").EnumerateArray().Select(s => s.GetProperty("name").GetString()!));
+        // Each head's attention over all keys sums to one.
+        foreach (JsonElement row in root.GetProperty("last_query").EnumerateArray())
+            Assert.InRange(row.GetProperty("shares")[1].GetDouble(), 0, 1 + 1e-6);
+    }
+
+    [Fact]
+    public async Task Attention_BadParameters_Are400NamingThem()
+    {
+        await AssertBadParam("v1/inspect/attention", """{"prompt":"Once upon a time","layer":99}""", "layer");
+        await AssertBadParam("v1/inspect/attention", """{"prompt":"Once upon a time","spans":[{"start":3,"end":2}]}""", "spans");
+        await AssertBadParam("v1/inspect/attention", """{"prompt":"Once upon a time","spans":"1:3"}""", "spans");
+        await AssertBadParam("v1/inspect/attention", """{"prompt":"Once upon a time","recent":0}""", "recent");
+    }
+}
