@@ -34,6 +34,9 @@ public sealed record ServerOptions
 
     /// <summary>An origin allowed to call from a browser (CORS); none by default.</summary>
     public string? CorsOrigin { get; init; }
+
+    /// <summary>Where the web UI's files are (default: <c>wwwroot</c> beside the assembly).</summary>
+    public string? WebRoot { get; init; }
 }
 
 /// <summary>
@@ -79,6 +82,8 @@ public sealed class NextTokenServer : IAsyncDisposable
         if (options.CorsOrigin is not null)
             builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => policy.WithOrigins(options.CorsOrigin).AllowAnyHeader().AllowAnyMethod()));
         WebApplication app = builder.Build();
+        WebUi.Use(app, options.WebRoot ?? WebUi.DefaultRoot);
+        app.UseRouting(); // after the UI's files, which the API's catch-all would otherwise shadow
         if (options.CorsOrigin is not null) app.UseCors();
         app.Use((context, next) => Guard(context, next, host, options));
         Map(app, host);
