@@ -41,7 +41,7 @@ internal sealed class InspectEndpoints(ModelHost host)
     public async Task<object> Compare(RequestFields request, CancellationToken cancel)
     {
         string prompt = request.String("prompt") ?? throw new ApiError(400, "'prompt' is required", "prompt", "missing_field");
-        ChatTemplate? template = request.Bool("raw") ?? false ? null : ChatPrompt.Template(Model, request.String("template"));
+        ChatTemplate? template = request.Bool("raw") ?? false ? null : Template(request);
         int[] a, b;
         lock (host.TokenizerGate)
         {
@@ -71,6 +71,43 @@ internal sealed class InspectEndpoints(ModelHost host)
         int recent = request.Integer("recent", 1, Model.ContextLength) ?? 8;
         List<(int Start, int End)> spans = Spans(request, "spans", ids.Length);
         return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Attention(Model, ids, layer, spans, recent), cancel);
+    }
+
+    /// <summary>
+    /// <c>{"system", "conversation": [{"role", "content"}] | "synthetic": N, "reanchor": 0, "template"}</c>:
+    /// turn by turn, the attention paid to the system prompt and its effect on the next token.
+    /// </summary>
+    public async Task<object> Drift(RequestFields request, CancellationToken cancel)
+    {
+        string system = request.String("system") ?? throw new ApiError(400, "'system' (the system prompt whose drift is measured) is required", "system", "missing_field");
+        List<ChatMessage> turns = (request.Has("conversation"), request.Integer("synthetic", 1, 1000)) switch
+        {
+            (true, null) => OpenAiEndpoints.Messages(request, "conversation"),
+            (false, { } n) => DriftMeter.SyntheticConversation(n),
+            (false, null) => throw new ApiError(400, "'conversation' (a list of {role, content}) or 'synthetic' (a number of built-in exchanges) is required", "conversation", "missing_field"),
+            _ => throw ApiError.BadValue("synthetic", "give either 'conversation' or 'synthetic', not both"),
+        };
+        if (!turns.Any(t => t.Role == "user")) throw ApiError.BadValue("conversation", "'conversation' has no user turn; drift is measured where the model answers one");
+        int every = request.Integer("reanchor", 0, 100_000) ?? 0;
+        ChatTemplate template = Template(request) ?? ChatTemplate.FromName("plain");
+        // The meter tokenizes as it goes: hold the tokenizer as the request handlers do.
+        return await host.Scheduler.RunExclusiveAsync<object>(() =>
+        {
+            lock (host.TokenizerGate) return Reports.Drift(Model, template, system, turns, every);
+        }, cancel);
+    }
+
+    /// <summary>The request's <c>template</c> (a built-in name), else the model's own, else null.</summary>
+    private ChatTemplate? Template(RequestFields request)
+    {
+        try
+        {
+            return ChatPrompt.Template(Model, request.String("template"));
+        }
+        catch (TemplateException error)
+        {
+            throw ApiError.BadValue("template", error.Message);
+        }
     }
 
     private static List<(int Start, int End)> Spans(RequestFields request, string name, int length)

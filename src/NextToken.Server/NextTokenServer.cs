@@ -159,6 +159,8 @@ public sealed class NextTokenServer : IAsyncDisposable
             async context => await context.Response.WriteAsJsonAsync(await inspect.Lens(await Body(context), context.RequestAborted)));
         Post<InspectAttentionRequest, Inspection.AttentionReport>(app, "/v1/inspect/attention", "Where the last token looks: attention shares per layer and head, a chosen layer's patterns",
             async context => await context.Response.WriteAsJsonAsync(await inspect.Attention(await Body(context), context.RequestAborted)));
+        Post<InspectDriftRequest, Inspection.DriftReport>(app, "/v1/inspect/drift", "Turn by turn, the attention paid to the system prompt and its effect on the next token",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.Drift(await Body(context), context.RequestAborted)));
         // Anything else answers in the same error shape rather than an empty 404.
         app.MapFallback(context => throw new ApiError(404, $"no endpoint {context.Request.Method} {context.Request.Path}", null, "not_found"));
     }

@@ -392,16 +392,17 @@ internal sealed class OpenAiEndpoints(ModelHost host)
         return ids;
     }
 
-    private static List<ChatMessage> Messages(RequestFields request)
+    /// <summary>OpenAI-style messages from the field <paramref name="name"/> (errors name it and the message's index).</summary>
+    internal static List<ChatMessage> Messages(RequestFields request, string name = "messages")
     {
-        JsonElement list = request.Get("messages") ?? throw new ApiError(400, "'messages' is required: a list of {role, content}", "messages", "missing_field");
-        if (list.ValueKind != JsonValueKind.Array) throw RequestFields.WrongKind("messages", list, "a list of messages");
-        if (list.GetArrayLength() == 0) throw ApiError.BadValue("messages", "'messages' is empty");
+        JsonElement list = request.Get(name) ?? throw new ApiError(400, $"'{name}' is required: a list of {{role, content}}", name, "missing_field");
+        if (list.ValueKind != JsonValueKind.Array) throw RequestFields.WrongKind(name, list, "a list of messages");
+        if (list.GetArrayLength() == 0) throw ApiError.BadValue(name, $"'{name}' is empty");
         var messages = new List<ChatMessage>();
         int i = 0;
         foreach (JsonElement m in list.EnumerateArray())
         {
-            string at = $"messages[{i++}]";
+            string at = $"{name}[{i++}]";
             if (m.ValueKind != JsonValueKind.Object) throw RequestFields.WrongKind(at, m, "an object {role, content}");
             if (!m.TryGetProperty("role", out JsonElement role) || role.ValueKind != JsonValueKind.String)
                 throw new ApiError(400, $"'{at}.role' is required: system, user, assistant or tool", $"{at}.role", "missing_field");

@@ -185,4 +185,12 @@ public sealed record InspectAttentionRequest(
     [property: JsonPropertyName("spans")] InspectSpan[]? Spans,
     [property: JsonPropertyName("recent")] int? Recent);
 
+/// <summary>POST /v1/inspect/drift: a conversation (or N built-in exchanges) measured turn by turn against the system prompt.</summary>
+public sealed record InspectDriftRequest(
+    [property: JsonPropertyName("system")] string System,
+    [property: JsonPropertyName("conversation")] ChatMessageSchema[]? Conversation,
+    [property: JsonPropertyName("synthetic")] int? Synthetic,
+    [property: JsonPropertyName("reanchor")] int? Reanchor,
+    [property: JsonPropertyName("template")] string? Template);
+
 public sealed record Health([property: JsonPropertyName("status")] string Status);

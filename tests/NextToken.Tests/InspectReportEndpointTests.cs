@@ -98,4 +98,40 @@ public class InspectReportEndpointTests(ServerFixture fixture, ITestOutputHelper
         await AssertBadParam("v1/inspect/attention", """{"prompt":"Once upon a time","spans":"1:3"}""", "spans");
         await AssertBadParam("v1/inspect/attention", """{"prompt":"Once upon a time","recent":0}""", "recent");
     }
+
+    [Fact]
+    public async Task Drift_EqualsTheCliJson()
+    {
+        using JsonDocument server = await Post("v1/inspect/drift", new { system = "You are a pirate.", synthetic = 3, reanchor = 2 });
+        using JsonDocument cli = Cli("drift", "-s", "You are a pirate.", "--synthetic", "3", "--reanchor", "2", "--json");
+        AssertSameNumbers(cli.RootElement, server.RootElement, 1e-12, "drift");
+        Assert.Equal(3, server.RootElement.GetProperty("turns").GetArrayLength());
+        Assert.Equal(3, server.RootElement.GetProperty("reanchored").GetArrayLength());
+
+        // A conversation given as messages measures the same as the CLI's JSONL file of the same turns.
+        string file = Path.Combine(Path.GetTempPath(), $"drift-{Guid.NewGuid():N}.jsonl");
+        var messages = new[] { new { role = "user", content = "Where is the treasure?" }, new { role = "assistant", content = "Under the palm." }, new { role = "user", content = "How deep?" } };
+        File.WriteAllLines(file, messages.Select(m => JsonSerializer.Serialize(m)));
+        try
+        {
+            using JsonDocument fromMessages = await Post("v1/inspect/drift", new { system = "You are a pirate.", conversation = messages });
+            using JsonDocument fromFile = Cli("drift", "-s", "You are a pirate.", "--conversation", file, "--json");
+            AssertSameNumbers(fromFile.RootElement, fromMessages.RootElement, 1e-12, "drift (conversation)");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task Drift_BadParameters_Are400NamingThem()
+    {
+        await AssertBadParam("v1/inspect/drift", """{"synthetic":2}""", "system");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief."}""", "conversation");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","synthetic":0}""", "synthetic");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","synthetic":2,"reanchor":-1}""", "reanchor");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","synthetic":2,"template":"no-such-template"}""", "template");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","conversation":[{"content":"hi"}]}""", "conversation[0].role");
+    }
 }

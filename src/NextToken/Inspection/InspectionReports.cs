@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using NextToken.Chat;
 using NextToken.Models;
 
 namespace NextToken.Inspection;
@@ -25,6 +26,25 @@ public sealed record AttentionReport(
     [property: JsonPropertyName("spans")] ReportSpan[] Spans,
     [property: JsonPropertyName("last_query")] ReportAttentionRow[] LastQuery,
     [property: JsonPropertyName("patterns")] float[]? Patterns);
+
+/// <summary>One user turn of a drift measurement.</summary>
+public sealed record ReportDriftTurn(
+    [property: JsonPropertyName("turn")] int Turn,
+    [property: JsonPropertyName("context_tokens")] int ContextTokens,
+    [property: JsonPropertyName("system_tokens")] int SystemTokens,
+    [property: JsonPropertyName("distance")] int Distance,
+    [property: JsonPropertyName("system_share")] double SystemShare,
+    [property: JsonPropertyName("system_share_per_layer")] double[] SystemSharePerLayer,
+    [property: JsonPropertyName("sink_share")] double SinkShare,
+    [property: JsonPropertyName("kl_without_system")] double KlWithoutSystem);
+
+/// <summary>Turn by turn, the attention paid to the system prompt and its effect on the next token; optionally also with it restated.</summary>
+public sealed record DriftReport(
+    [property: JsonPropertyName("template")] string Template,
+    [property: JsonPropertyName("turns")] ReportDriftTurn[] Turns,
+    [property: JsonPropertyName("reanchored")] ReportDriftTurn[]? Reanchored,
+    [property: JsonPropertyName("reanchor_every")] int ReanchorEvery,
+    [property: JsonPropertyName("context_full_at_turn")] int? ContextFullAtTurn);
 
 public static partial class Reports
 {
@@ -57,5 +77,23 @@ public static partial class Reports
             for (int h = 0; h < heads; h++)
                 rows.Add(new ReportAttentionRow(l, h, named.Select(s => AttentionShares.Share(patterns[l], h, query, s.Start, s.End)).ToArray()));
         return new AttentionReport(tokens, heads, named.ToArray(), rows.ToArray(), layer is { } pl ? patterns[pl].Data : null);
+    }
+
+    /// <summary>
+    /// Drift of <paramref name="system"/> over <paramref name="conversation"/> (formatted with
+    /// <paramref name="template"/>); with <paramref name="reanchorEvery"/> &gt; 0, measured again with
+    /// the system prompt restated in every that-many-th user turn.
+    /// </summary>
+    public static DriftReport Drift(LanguageModel model, ChatTemplate template, string system, IReadOnlyList<ChatMessage> conversation, int reanchorEvery)
+    {
+        if (reanchorEvery < 0) throw new NextTokenException($"reanchor must be 0 (off) or more, not {reanchorEvery}");
+        var vocabulary = model.Tokenizer.Vocabulary;
+        var meter = new DriftMeter(model, template, ChatPrompt.TokenText(vocabulary, vocabulary.BosId), ChatPrompt.TokenText(vocabulary, vocabulary.EosId));
+        static ReportDriftTurn Row(DriftTurn t) => new(t.Turn, t.ContextTokens, t.SystemTokens, t.Distance, t.SystemShare, t.SystemSharePerLayer, t.SinkShare, t.KlWithoutSystem);
+        ReportDriftTurn[] plain = meter.Measure(system, conversation).Select(Row).ToArray();
+        if (plain.Length == 0) throw new NextTokenException($"the first turn already exceeds the context length {model.ContextLength}");
+        int? fullAt = meter.ContextFullAtTurn;
+        ReportDriftTurn[]? anchored = reanchorEvery > 0 ? meter.Measure(system, conversation, reanchorEvery).Select(Row).ToArray() : null;
+        return new DriftReport(template.Name, plain, anchored, reanchorEvery, fullAt);
     }
 }
