@@ -97,6 +97,61 @@ internal sealed class InspectEndpoints(ModelHost host)
         }, cancel);
     }
 
+    /// <summary>
+    /// <c>{"prompt", "add", "sub", "layer": 0, "coeff": 4, "runs": 3, "max_tokens": 30, "seed", sampler fields}</c>:
+    /// continuations without and with the steering vector (the model's hooks change, so nothing else runs meanwhile).
+    /// </summary>
+    public async Task<object> Steer(RequestFields request, CancellationToken cancel)
+    {
+        var (prompt, add, sub, pad) = SteerPrompts(request);
+        int layer = request.Integer("layer", 0, Model.LayerCount - 1) ?? 0;
+        float coefficient = (float)(request.Number("coeff", -1e6, 1e6) ?? 4);
+        int runs = request.Integer("runs", 1, 16) ?? 3;
+        int maxTokens = request.Integer("max_tokens", 0, Model.ContextLength) ?? 30;
+        SamplingOptions sampling = OpenAiEndpoints.Sampling(request, Model.VocabSize, Steering.DefaultSampling);
+        ulong seed = request.Seed("seed") ?? Xoshiro256StarStar.RandomSeed();
+        return await host.Scheduler.RunExclusiveAsync<object>(
+            () => Reports.Steer(Model, prompt, add, sub, pad, layer, coefficient, runs, maxTokens, sampling, seed, cancel), cancel);
+    }
+
+    /// <summary><c>{"prompt", "add", "sub", "coeffs": [1, 2, 4, 8], "targets": [text]}</c>: every layer × coefficient, the targets' log-probability lift.</summary>
+    public async Task<object> SteerSweep(RequestFields request, CancellationToken cancel)
+    {
+        var (prompt, add, sub, pad) = SteerPrompts(request);
+        float[] coefficients = [1, 2, 4, 8];
+        if (request.Get("coeffs") is { } list)
+        {
+            if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() is 0 or > 32) throw RequestFields.WrongKind("coeffs", list, "a list of 1 to 32 numbers");
+            coefficients = list.EnumerateArray().Select((c, i) => c.ValueKind == JsonValueKind.Number && double.IsFinite(c.GetDouble()) && Math.Abs(c.GetDouble()) <= 1e6
+                ? (float)c.GetDouble() : throw ApiError.BadValue("coeffs", $"'coeffs'[{i}] is {c.GetRawText()}; expected a number from -1e6 to 1e6")).ToArray();
+        }
+        string[] targetTexts = [request.String("add")!];
+        if (request.Get("targets") is { } targets)
+        {
+            if (targets.ValueKind != JsonValueKind.Array || targets.GetArrayLength() == 0 || targets.EnumerateArray().Any(t => t.ValueKind != JsonValueKind.String))
+                throw RequestFields.WrongKind("targets", targets, "a non-empty list of strings");
+            targetTexts = targets.EnumerateArray().Select(t => t.GetString()!).ToArray();
+        }
+        int[] targetIds;
+        lock (host.TokenizerGate) targetIds = Steering.TargetIds(Model, targetTexts);
+        if (targetIds.Length == 0) throw ApiError.BadValue("targets", "no target text encodes to a token");
+        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.SteerSweep(Model, prompt, add, sub, pad, coefficients, targetIds), cancel);
+    }
+
+    private (int[] Prompt, int[] Add, int[] Sub, int Pad) SteerPrompts(RequestFields request)
+    {
+        string Required(string name, string what) => request.String(name) ?? throw new ApiError(400, $"'{name}' ({what}) is required", name, "missing_field");
+        string prompt = Required("prompt", "the text to continue"), add = Required("add", "the text whose activations are added"), sub = Required("sub", "the text whose activations are subtracted");
+        (int[] Prompt, int[] Add, int[] Sub, int Pad) encoded;
+        lock (host.TokenizerGate) encoded = Steering.Encode(Model, prompt, add, sub);
+        if (encoded.Prompt.Length == 0) throw ApiError.BadValue("prompt", "the prompt is empty");
+        if (encoded.Add.Length == 0 && encoded.Sub.Length == 0) throw ApiError.BadValue("add", "'add' and 'sub' are both empty");
+        CheckContext(encoded.Prompt, "prompt");
+        CheckContext(encoded.Add, "add");
+        CheckContext(encoded.Sub, "sub");
+        return encoded;
+    }
+
     /// <summary>The request's <c>template</c> (a built-in name), else the model's own, else null.</summary>
     private ChatTemplate? Template(RequestFields request)
     {

@@ -134,4 +134,35 @@ public class InspectReportEndpointTests(ServerFixture fixture, ITestOutputHelper
         await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","synthetic":2,"template":"no-such-template"}""", "template");
         await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","conversation":[{"content":"hi"}]}""", "conversation[0].role");
     }
+
+    [Fact]
+    public async Task Steer_AndSweep_EqualTheCliJson()
+    {
+        using JsonDocument server = await Post("v1/inspect/steer", new { prompt = "Once upon a time", add = " happy", sub = " sad", layer = 1, coeff = 10, runs = 2, max_tokens = 8, seed = 5, top_p = 1 });
+        using JsonDocument cli = Cli("steer", "-p", "Once upon a time", "--add", " happy", "--sub", " sad", "--layer", "1", "--coeff", "10", "--runs", "2", "-n", "8", "--seed", "5", "--top-p", "1", "--json");
+        AssertSameNumbers(cli.RootElement, server.RootElement, 0, "steer");
+        JsonElement[] runs = server.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal([5UL, 6UL], runs.Select(r => r.GetProperty("seed").GetUInt64()));
+        Assert.Contains(runs, r => r.GetProperty("steered").GetString() != r.GetProperty("unsteered").GetString());
+
+        using JsonDocument sweep = await Post("v1/inspect/steer/sweep", new { prompt = "Once upon a time", add = " happy", sub = " sad", coeffs = new[] { 1, 4 }, targets = new[] { " happy", " sad" } });
+        using JsonDocument cliSweep = Cli("steer", "-p", "Once upon a time", "--add", " happy", "--sub", " sad", "--sweep", "--coeffs", "1,4", "--target", " happy", "--target", " sad", "--json");
+        AssertSameNumbers(cliSweep.RootElement, sweep.RootElement, 1e-12, "steer sweep");
+        using LanguageModel model = ModelLoader.Load(BuiltInModel.Id);
+        Assert.Equal(model.LayerCount * 2, sweep.RootElement.GetProperty("sweep").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Steer_BadParameters_Are400NamingThem()
+    {
+        await AssertBadParam("v1/inspect/steer", """{"add":" happy","sub":" "}""", "prompt");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","sub":" "}""", "add");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","add":" happy","sub":" ","layer":-1}""", "layer");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","add":" happy","sub":" ","runs":100}""", "runs");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","add":" happy","sub":" ","coeff":"big"}""", "coeff");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","add":" happy","sub":" ","temperature":-1}""", "temperature");
+        await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","coeffs":[1,"x"]}""", "coeffs");
+        await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","coeffs":[]}""", "coeffs");
+        await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","targets":[""]}""", "targets");
+    }
 }
