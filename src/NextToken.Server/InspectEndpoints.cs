@@ -41,7 +41,7 @@ internal sealed class InspectEndpoints(ModelHost host)
     public async Task<object> Compare(RequestFields request, CancellationToken cancel)
     {
         string prompt = request.String("prompt") ?? throw new ApiError(400, "'prompt' is required", "prompt", "missing_field");
-        ChatTemplate? template = request.Bool("raw") ?? false ? null : ChatPrompt.Template(Model, request.String("template"));
+        ChatTemplate? template = request.Bool("raw") ?? false ? null : Template(request);
         int[] a, b;
         lock (host.TokenizerGate)
         {
@@ -71,6 +71,98 @@ internal sealed class InspectEndpoints(ModelHost host)
         int recent = request.Integer("recent", 1, Model.ContextLength) ?? 8;
         List<(int Start, int End)> spans = Spans(request, "spans", ids.Length);
         return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Attention(Model, ids, layer, spans, recent), cancel);
+    }
+
+    /// <summary>
+    /// <c>{"system", "conversation": [{"role", "content"}] | "synthetic": N, "reanchor": 0, "template"}</c>:
+    /// turn by turn, the attention paid to the system prompt and its effect on the next token.
+    /// </summary>
+    public async Task<object> Drift(RequestFields request, CancellationToken cancel)
+    {
+        string system = request.String("system") ?? throw new ApiError(400, "'system' (the system prompt whose drift is measured) is required", "system", "missing_field");
+        List<ChatMessage> turns = (request.Has("conversation"), request.Integer("synthetic", 1, 1000)) switch
+        {
+            (true, null) => OpenAiEndpoints.Messages(request, "conversation"),
+            (false, { } n) => DriftMeter.SyntheticConversation(n),
+            (false, null) => throw new ApiError(400, "'conversation' (a list of {role, content}) or 'synthetic' (a number of built-in exchanges) is required", "conversation", "missing_field"),
+            _ => throw ApiError.BadValue("synthetic", "give either 'conversation' or 'synthetic', not both"),
+        };
+        if (!turns.Any(t => t.Role == "user")) throw ApiError.BadValue("conversation", "'conversation' has no user turn; drift is measured where the model answers one");
+        int every = request.Integer("reanchor", 0, 100_000) ?? 0;
+        ChatTemplate template = Template(request) ?? ChatTemplate.FromName("plain");
+        // The meter tokenizes as it goes: hold the tokenizer as the request handlers do.
+        return await host.Scheduler.RunExclusiveAsync<object>(() =>
+        {
+            lock (host.TokenizerGate) return Reports.Drift(Model, template, system, turns, every);
+        }, cancel);
+    }
+
+    /// <summary>
+    /// <c>{"prompt", "add", "sub", "layer": 0, "coeff": 4, "runs": 3, "max_tokens": 30, "seed", sampler fields}</c>:
+    /// continuations without and with the steering vector (the model's hooks change, so nothing else runs meanwhile).
+    /// </summary>
+    public async Task<object> Steer(RequestFields request, CancellationToken cancel)
+    {
+        var (prompt, add, sub, pad) = SteerPrompts(request);
+        int layer = request.Integer("layer", 0, Model.LayerCount - 1) ?? 0;
+        float coefficient = (float)(request.Number("coeff", -1e6, 1e6) ?? 4);
+        int runs = request.Integer("runs", 1, 16) ?? 3;
+        int maxTokens = request.Integer("max_tokens", 0, Model.ContextLength) ?? 30;
+        SamplingOptions sampling = OpenAiEndpoints.Sampling(request, Model.VocabSize, Steering.DefaultSampling);
+        ulong seed = request.Seed("seed") ?? Xoshiro256StarStar.RandomSeed();
+        return await host.Scheduler.RunExclusiveAsync<object>(
+            () => Reports.Steer(Model, prompt, add, sub, pad, layer, coefficient, runs, maxTokens, sampling, seed, cancel), cancel);
+    }
+
+    /// <summary><c>{"prompt", "add", "sub", "coeffs": [1, 2, 4, 8], "targets": [text]}</c>: every layer × coefficient, the targets' log-probability lift.</summary>
+    public async Task<object> SteerSweep(RequestFields request, CancellationToken cancel)
+    {
+        var (prompt, add, sub, pad) = SteerPrompts(request);
+        float[] coefficients = [1, 2, 4, 8];
+        if (request.Get("coeffs") is { } list)
+        {
+            if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() is 0 or > 32) throw RequestFields.WrongKind("coeffs", list, "a list of 1 to 32 numbers");
+            coefficients = list.EnumerateArray().Select((c, i) => c.ValueKind == JsonValueKind.Number && double.IsFinite(c.GetDouble()) && Math.Abs(c.GetDouble()) <= 1e6
+                ? (float)c.GetDouble() : throw ApiError.BadValue("coeffs", $"'coeffs'[{i}] is {c.GetRawText()}; expected a number from -1e6 to 1e6")).ToArray();
+        }
+        string[] targetTexts = [request.String("add")!];
+        if (request.Get("targets") is { } targets)
+        {
+            if (targets.ValueKind != JsonValueKind.Array || targets.GetArrayLength() == 0 || targets.EnumerateArray().Any(t => t.ValueKind != JsonValueKind.String))
+                throw RequestFields.WrongKind("targets", targets, "a non-empty list of strings");
+            targetTexts = targets.EnumerateArray().Select(t => t.GetString()!).ToArray();
+        }
+        int[] targetIds;
+        lock (host.TokenizerGate) targetIds = Steering.TargetIds(Model, targetTexts);
+        if (targetIds.Length == 0) throw ApiError.BadValue("targets", "no target text encodes to a token");
+        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.SteerSweep(Model, prompt, add, sub, pad, coefficients, targetIds), cancel);
+    }
+
+    private (int[] Prompt, int[] Add, int[] Sub, int Pad) SteerPrompts(RequestFields request)
+    {
+        string Required(string name, string what) => request.String(name) ?? throw new ApiError(400, $"'{name}' ({what}) is required", name, "missing_field");
+        string prompt = Required("prompt", "the text to continue"), add = Required("add", "the text whose activations are added"), sub = Required("sub", "the text whose activations are subtracted");
+        (int[] Prompt, int[] Add, int[] Sub, int Pad) encoded;
+        lock (host.TokenizerGate) encoded = Steering.Encode(Model, prompt, add, sub);
+        if (encoded.Prompt.Length == 0) throw ApiError.BadValue("prompt", "the prompt is empty");
+        if (encoded.Add.Length == 0 && encoded.Sub.Length == 0) throw ApiError.BadValue("add", "'add' and 'sub' are both empty");
+        CheckContext(encoded.Prompt, "prompt");
+        CheckContext(encoded.Add, "add");
+        CheckContext(encoded.Sub, "sub");
+        return encoded;
+    }
+
+    /// <summary>The request's <c>template</c> (a built-in name), else the model's own, else null.</summary>
+    private ChatTemplate? Template(RequestFields request)
+    {
+        try
+        {
+            return ChatPrompt.Template(Model, request.String("template"));
+        }
+        catch (TemplateException error)
+        {
+            throw ApiError.BadValue("template", error.Message);
+        }
     }
 
     private static List<(int Start, int End)> Spans(RequestFields request, string name, int length)

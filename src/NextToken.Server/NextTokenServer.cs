@@ -164,6 +164,12 @@ public sealed class NextTokenServer : IAsyncDisposable
             async context => await context.Response.WriteAsJsonAsync(await inspect.Lens(await Body(context), context.RequestAborted)));
         Post<InspectAttentionRequest, Inspection.AttentionReport>(app, "/v1/inspect/attention", "Where the last token looks: attention shares per layer and head, a chosen layer's patterns",
             async context => await context.Response.WriteAsJsonAsync(await inspect.Attention(await Body(context), context.RequestAborted)));
+        Post<InspectDriftRequest, Inspection.DriftReport>(app, "/v1/inspect/drift", "Turn by turn, the attention paid to the system prompt and its effect on the next token",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.Drift(await Body(context), context.RequestAborted)));
+        Post<InspectSteerRequest, Inspection.SteerReport>(app, "/v1/inspect/steer", "Continuations with and without a steering vector in the residual stream",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.Steer(await Body(context), context.RequestAborted)));
+        Post<InspectSteerSweepRequest, Inspection.SteerSweepReport>(app, "/v1/inspect/steer/sweep", "Every layer × coefficient: the targets' log-probability lift, KL to unsteered, relative norm",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.SteerSweep(await Body(context), context.RequestAborted)));
         // Anything else answers in the same error shape rather than an empty 404.
         app.MapFallback(context => throw new ApiError(404, $"no endpoint {context.Request.Method} {context.Request.Path}", null, "not_found"));
     }

@@ -314,25 +314,7 @@ internal sealed class OpenAiEndpoints(ModelHost host)
 
     private GenerationOptions Options(RequestFields request, int maxTokens, int topAlternatives)
     {
-        var defaults = new SamplingOptions();
-        var sampling = new SamplingOptions
-        {
-            Temperature = (float)(request.Number("temperature", 0, 2) ?? defaults.Temperature),
-            TopP = (float)(request.Number("top_p", 0, 1, minExclusive: true) ?? defaults.TopP),
-            TopK = request.Integer("top_k", 0, Model.VocabSize) ?? defaults.TopK,
-            MinP = (float)(request.Number("min_p", 0, 1) ?? defaults.MinP),
-            TypicalP = (float)(request.Number("typical_p", 0, 1, minExclusive: true) ?? defaults.TypicalP),
-            PresencePenalty = (float)(request.Number("presence_penalty", -2, 2) ?? 0),
-            FrequencyPenalty = (float)(request.Number("frequency_penalty", -2, 2) ?? 0),
-            RepeatPenalty = (float)(request.Number("repeat_penalty", 0, 10, minExclusive: true) ?? defaults.RepeatPenalty),
-            LogitBias = request.LogitBias("logit_bias", Model.VocabSize),
-            Order = request.String("sampler_order") switch
-            {
-                null or "llama.cpp" => SamplerOrder.LlamaCpp,
-                "hf" or "huggingface" => SamplerOrder.HuggingFace,
-                string other => throw ApiError.BadValue("sampler_order", $"'sampler_order' must be 'llama.cpp' or 'huggingface', not '{other}'"),
-            },
-        };
+        SamplingOptions sampling = Sampling(request, Model.VocabSize, new SamplingOptions());
         return new GenerationOptions
         {
             MaxTokens = maxTokens,
@@ -342,6 +324,27 @@ internal sealed class OpenAiEndpoints(ModelHost host)
             StopAtEndOfGeneration = !(request.Bool("ignore_eos") ?? false),
         };
     }
+
+    /// <summary>The sampler fields of a request (OpenAI's and NextToken's), each absent one from <paramref name="defaults"/>.</summary>
+    internal static SamplingOptions Sampling(RequestFields request, int vocabSize, SamplingOptions defaults) => new()
+    {
+        Temperature = (float)(request.Number("temperature", 0, 2) ?? defaults.Temperature),
+        TopP = (float)(request.Number("top_p", 0, 1, minExclusive: true) ?? defaults.TopP),
+        TopK = request.Integer("top_k", 0, vocabSize) ?? defaults.TopK,
+        MinP = (float)(request.Number("min_p", 0, 1) ?? defaults.MinP),
+        TypicalP = (float)(request.Number("typical_p", 0, 1, minExclusive: true) ?? defaults.TypicalP),
+        PresencePenalty = (float)(request.Number("presence_penalty", -2, 2) ?? defaults.PresencePenalty),
+        FrequencyPenalty = (float)(request.Number("frequency_penalty", -2, 2) ?? defaults.FrequencyPenalty),
+        RepeatPenalty = (float)(request.Number("repeat_penalty", 0, 10, minExclusive: true) ?? defaults.RepeatPenalty),
+        LogitBias = request.LogitBias("logit_bias", vocabSize),
+        Order = request.String("sampler_order") switch
+        {
+            null => defaults.Order,
+            "llama.cpp" => SamplerOrder.LlamaCpp,
+            "hf" or "huggingface" => SamplerOrder.HuggingFace,
+            string other => throw ApiError.BadValue("sampler_order", $"'sampler_order' must be 'llama.cpp' or 'huggingface', not '{other}'"),
+        },
+    };
 
     private static bool IncludeUsage(RequestFields request) =>
         request.Get("stream_options") is { ValueKind: JsonValueKind.Object } o && o.TryGetProperty("include_usage", out JsonElement u) && u.ValueKind == JsonValueKind.True;
@@ -392,16 +395,17 @@ internal sealed class OpenAiEndpoints(ModelHost host)
         return ids;
     }
 
-    private static List<ChatMessage> Messages(RequestFields request)
+    /// <summary>OpenAI-style messages from the field <paramref name="name"/> (errors name it and the message's index).</summary>
+    internal static List<ChatMessage> Messages(RequestFields request, string name = "messages")
     {
-        JsonElement list = request.Get("messages") ?? throw new ApiError(400, "'messages' is required: a list of {role, content}", "messages", "missing_field");
-        if (list.ValueKind != JsonValueKind.Array) throw RequestFields.WrongKind("messages", list, "a list of messages");
-        if (list.GetArrayLength() == 0) throw ApiError.BadValue("messages", "'messages' is empty");
+        JsonElement list = request.Get(name) ?? throw new ApiError(400, $"'{name}' is required: a list of {{role, content}}", name, "missing_field");
+        if (list.ValueKind != JsonValueKind.Array) throw RequestFields.WrongKind(name, list, "a list of messages");
+        if (list.GetArrayLength() == 0) throw ApiError.BadValue(name, $"'{name}' is empty");
         var messages = new List<ChatMessage>();
         int i = 0;
         foreach (JsonElement m in list.EnumerateArray())
         {
-            string at = $"messages[{i++}]";
+            string at = $"{name}[{i++}]";
             if (m.ValueKind != JsonValueKind.Object) throw RequestFields.WrongKind(at, m, "an object {role, content}");
             if (!m.TryGetProperty("role", out JsonElement role) || role.ValueKind != JsonValueKind.String)
                 throw new ApiError(400, $"'{at}.role' is required: system, user, assistant or tool", $"{at}.role", "missing_field");

@@ -185,4 +185,31 @@ public sealed record InspectAttentionRequest(
     [property: JsonPropertyName("spans")] InspectSpan[]? Spans,
     [property: JsonPropertyName("recent")] int? Recent);
 
+/// <summary>POST /v1/inspect/drift: a conversation (or N built-in exchanges) measured turn by turn against the system prompt.</summary>
+public sealed record InspectDriftRequest(
+    [property: JsonPropertyName("system")] string System,
+    [property: JsonPropertyName("conversation")] ChatMessageSchema[]? Conversation,
+    [property: JsonPropertyName("synthetic")] int? Synthetic,
+    [property: JsonPropertyName("reanchor")] int? Reanchor,
+    [property: JsonPropertyName("template")] string? Template);
+
+/// <summary>POST /v1/inspect/steer: continuations with and without resid(add) − resid(sub) × coeff at a layer; sampler fields as in completions.</summary>
+public sealed record InspectSteerRequest : SamplingFields
+{
+    [JsonPropertyName("prompt")] public required string Prompt { get; init; }
+    [JsonPropertyName("add")] public required string Add { get; init; }
+    [JsonPropertyName("sub")] public required string Sub { get; init; }
+    [JsonPropertyName("layer")] public int? Layer { get; init; }
+    [JsonPropertyName("coeff")] public double? Coeff { get; init; }
+    [JsonPropertyName("runs")] public int? Runs { get; init; }
+}
+
+/// <summary>POST /v1/inspect/steer/sweep: every layer × coefficient; targets default to the add text.</summary>
+public sealed record InspectSteerSweepRequest(
+    [property: JsonPropertyName("prompt")] string Prompt,
+    [property: JsonPropertyName("add")] string Add,
+    [property: JsonPropertyName("sub")] string Sub,
+    [property: JsonPropertyName("coeffs")] double[]? Coeffs,
+    [property: JsonPropertyName("targets")] string[]? Targets);
+
 public sealed record Health([property: JsonPropertyName("status")] string Status);

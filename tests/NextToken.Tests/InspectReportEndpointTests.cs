@@ -98,4 +98,71 @@ public class InspectReportEndpointTests(ServerFixture fixture, ITestOutputHelper
         await AssertBadParam("v1/inspect/attention", """{"prompt":"Once upon a time","spans":"1:3"}""", "spans");
         await AssertBadParam("v1/inspect/attention", """{"prompt":"Once upon a time","recent":0}""", "recent");
     }
+
+    [Fact]
+    public async Task Drift_EqualsTheCliJson()
+    {
+        using JsonDocument server = await Post("v1/inspect/drift", new { system = "You are a pirate.", synthetic = 3, reanchor = 2 });
+        using JsonDocument cli = Cli("drift", "-s", "You are a pirate.", "--synthetic", "3", "--reanchor", "2", "--json");
+        AssertSameNumbers(cli.RootElement, server.RootElement, 1e-12, "drift");
+        Assert.Equal(3, server.RootElement.GetProperty("turns").GetArrayLength());
+        Assert.Equal(3, server.RootElement.GetProperty("reanchored").GetArrayLength());
+
+        // A conversation given as messages measures the same as the CLI's JSONL file of the same turns.
+        string file = Path.Combine(Path.GetTempPath(), $"drift-{Guid.NewGuid():N}.jsonl");
+        var messages = new[] { new { role = "user", content = "Where is the treasure?" }, new { role = "assistant", content = "Under the palm." }, new { role = "user", content = "How deep?" } };
+        File.WriteAllLines(file, messages.Select(m => JsonSerializer.Serialize(m)));
+        try
+        {
+            using JsonDocument fromMessages = await Post("v1/inspect/drift", new { system = "You are a pirate.", conversation = messages });
+            using JsonDocument fromFile = Cli("drift", "-s", "You are a pirate.", "--conversation", file, "--json");
+            AssertSameNumbers(fromFile.RootElement, fromMessages.RootElement, 1e-12, "drift (conversation)");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task Drift_BadParameters_Are400NamingThem()
+    {
+        await AssertBadParam("v1/inspect/drift", """{"synthetic":2}""", "system");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief."}""", "conversation");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","synthetic":0}""", "synthetic");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","synthetic":2,"reanchor":-1}""", "reanchor");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","synthetic":2,"template":"no-such-template"}""", "template");
+        await AssertBadParam("v1/inspect/drift", """{"system":"Be brief.","conversation":[{"content":"hi"}]}""", "conversation[0].role");
+    }
+
+    [Fact]
+    public async Task Steer_AndSweep_EqualTheCliJson()
+    {
+        using JsonDocument server = await Post("v1/inspect/steer", new { prompt = "Once upon a time", add = " happy", sub = " sad", layer = 1, coeff = 10, runs = 2, max_tokens = 8, seed = 5, top_p = 1 });
+        using JsonDocument cli = Cli("steer", "-p", "Once upon a time", "--add", " happy", "--sub", " sad", "--layer", "1", "--coeff", "10", "--runs", "2", "-n", "8", "--seed", "5", "--top-p", "1", "--json");
+        AssertSameNumbers(cli.RootElement, server.RootElement, 0, "steer");
+        JsonElement[] runs = server.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal([5UL, 6UL], runs.Select(r => r.GetProperty("seed").GetUInt64()));
+        Assert.Contains(runs, r => r.GetProperty("steered").GetString() != r.GetProperty("unsteered").GetString());
+
+        using JsonDocument sweep = await Post("v1/inspect/steer/sweep", new { prompt = "Once upon a time", add = " happy", sub = " sad", coeffs = new[] { 1, 4 }, targets = new[] { " happy", " sad" } });
+        using JsonDocument cliSweep = Cli("steer", "-p", "Once upon a time", "--add", " happy", "--sub", " sad", "--sweep", "--coeffs", "1,4", "--target", " happy", "--target", " sad", "--json");
+        AssertSameNumbers(cliSweep.RootElement, sweep.RootElement, 1e-12, "steer sweep");
+        using LanguageModel model = ModelLoader.Load(BuiltInModel.Id);
+        Assert.Equal(model.LayerCount * 2, sweep.RootElement.GetProperty("sweep").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Steer_BadParameters_Are400NamingThem()
+    {
+        await AssertBadParam("v1/inspect/steer", """{"add":" happy","sub":" "}""", "prompt");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","sub":" "}""", "add");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","add":" happy","sub":" ","layer":-1}""", "layer");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","add":" happy","sub":" ","runs":100}""", "runs");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","add":" happy","sub":" ","coeff":"big"}""", "coeff");
+        await AssertBadParam("v1/inspect/steer", """{"prompt":"Once","add":" happy","sub":" ","temperature":-1}""", "temperature");
+        await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","coeffs":[1,"x"]}""", "coeffs");
+        await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","coeffs":[]}""", "coeffs");
+        await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","targets":[""]}""", "targets");
+    }
 }

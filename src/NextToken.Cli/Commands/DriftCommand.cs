@@ -35,15 +35,11 @@ internal static class DriftCommand
                 (null, null) => throw new NextTokenException("give --conversation FILE.jsonl or --synthetic N"),
                 _ => throw new NextTokenException("give either --conversation or --synthetic N (N ≥ 1), not both"),
             };
-            var vocabulary = lm.Tokenizer.Vocabulary;
-            var meter = new DriftMeter(lm, chat, TemplateCommand.TokenText(vocabulary, vocabulary.BosId), TemplateCommand.TokenText(vocabulary, vocabulary.EosId));
-            string systemPrompt = parse.GetValue(system)!;
-            DriftTurn[] plain = Measure(meter, systemPrompt, turns, 0);
-            int? fullAt = meter.ContextFullAtTurn;
             int every = parse.GetValue(reanchor);
             if (every < 0) throw new NextTokenException($"--reanchor must be 0 (off) or more, not {every}");
-            DriftTurn[]? anchored = every > 0 ? Measure(meter, systemPrompt, turns, every) : null;
-            if (plain.Length == 0) throw new NextTokenException($"the first turn already exceeds the context length {lm.ContextLength}");
+            DriftReport report = Reports.Drift(lm, chat, parse.GetValue(system)!, turns, every);
+            ReportDriftTurn[] plain = report.Turns;
+            ReportDriftTurn[]? anchored = report.Reanchored;
             if (parse.GetValue(plot) is { } path)
             {
                 double[] x = plain.Select(t => (double)t.Turn).ToArray();
@@ -58,32 +54,24 @@ internal static class DriftCommand
             }
             if (parse.GetValue(json))
             {
-                object Rows(DriftTurn[] r) => r.Select(t => new
-                {
-                    turn = t.Turn, context_tokens = t.ContextTokens, system_tokens = t.SystemTokens, distance = t.Distance,
-                    system_share = t.SystemShare, system_share_per_layer = t.SystemSharePerLayer, sink_share = t.SinkShare, kl_without_system = t.KlWithoutSystem,
-                }).ToArray();
-                JsonOutput.Write(new { template = chat.Name, turns = Rows(plain), reanchored = anchored is null ? null : Rows(anchored), reanchor_every = every, context_full_at_turn = fullAt });
+                JsonOutput.Write(report);
                 return 0;
             }
             Show($"drift ({Markup.Escape(chat.Name)})", plain);
             if (anchored is not null) Show($"with the system prompt restated every {every} user turns", anchored);
-            if (fullAt is not null) AnsiConsole.MarkupLine($"[yellow]stopped before turn {fullAt}: the conversation no longer fits the context of {lm.ContextLength} tokens[/]");
+            if (report.ContextFullAtTurn is { } fullAt) AnsiConsole.MarkupLine($"[yellow]stopped before turn {fullAt}: the conversation no longer fits the context of {lm.ContextLength} tokens[/]");
             return 0;
         }));
         return command;
     }
 
-    private static DriftTurn[] Measure(DriftMeter meter, string system, List<ChatMessage> turns, int every) =>
-        meter.Measure(system, turns, every).ToArray();
-
-    private static void Show(string title, DriftTurn[] turns)
+    private static void Show(string title, ReportDriftTurn[] turns)
     {
         var table = new Table().Border(TableBorder.Rounded).Title(title).AddColumn(new TableColumn("turn").RightAligned())
             .AddColumn(new TableColumn("context").RightAligned()).AddColumn(new TableColumn("distance").RightAligned())
             .AddColumn(new TableColumn("attention to system").RightAligned()).AddColumn("per layer")
             .AddColumn(new TableColumn("to first token (sink)").RightAligned()).AddColumn(new TableColumn("KL with‖without").RightAligned());
-        foreach (DriftTurn t in turns)
+        foreach (ReportDriftTurn t in turns)
             table.AddRow(t.Turn.ToString(), t.ContextTokens.ToString(), t.Distance.ToString(), $"{t.SystemShare:P2}",
                 string.Join(" ", t.SystemSharePerLayer.Select(v => $"{v:P1}")), $"{t.SinkShare:P1}", t.KlWithoutSystem.ToString("F4"));
         AnsiConsole.Write(table);

@@ -1,5 +1,8 @@
 using System.Text.Json.Serialization;
+using NextToken.Chat;
+using NextToken.Generation;
 using NextToken.Models;
+using NextToken.Sampling;
 
 namespace NextToken.Inspection;
 
@@ -25,6 +28,53 @@ public sealed record AttentionReport(
     [property: JsonPropertyName("spans")] ReportSpan[] Spans,
     [property: JsonPropertyName("last_query")] ReportAttentionRow[] LastQuery,
     [property: JsonPropertyName("patterns")] float[]? Patterns);
+
+/// <summary>One user turn of a drift measurement.</summary>
+public sealed record ReportDriftTurn(
+    [property: JsonPropertyName("turn")] int Turn,
+    [property: JsonPropertyName("context_tokens")] int ContextTokens,
+    [property: JsonPropertyName("system_tokens")] int SystemTokens,
+    [property: JsonPropertyName("distance")] int Distance,
+    [property: JsonPropertyName("system_share")] double SystemShare,
+    [property: JsonPropertyName("system_share_per_layer")] double[] SystemSharePerLayer,
+    [property: JsonPropertyName("sink_share")] double SinkShare,
+    [property: JsonPropertyName("kl_without_system")] double KlWithoutSystem);
+
+/// <summary>Turn by turn, the attention paid to the system prompt and its effect on the next token; optionally also with it restated.</summary>
+public sealed record DriftReport(
+    [property: JsonPropertyName("template")] string Template,
+    [property: JsonPropertyName("turns")] ReportDriftTurn[] Turns,
+    [property: JsonPropertyName("reanchored")] ReportDriftTurn[]? Reanchored,
+    [property: JsonPropertyName("reanchor_every")] int ReanchorEvery,
+    [property: JsonPropertyName("context_full_at_turn")] int? ContextFullAtTurn);
+
+/// <summary>One seed's continuation without and with the steering vector.</summary>
+public sealed record ReportSteerRun(
+    [property: JsonPropertyName("seed")] ulong Seed,
+    [property: JsonPropertyName("unsteered")] string Unsteered,
+    [property: JsonPropertyName("steered")] string Steered);
+
+/// <summary>Continuations with and without a steering vector added at a layer's input.</summary>
+public sealed record SteerReport(
+    [property: JsonPropertyName("layer")] int Layer,
+    [property: JsonPropertyName("coeff")] float Coefficient,
+    [property: JsonPropertyName("vector_length")] int VectorLength,
+    [property: JsonPropertyName("vector_row_norms")] double[] VectorRowNorms,
+    [property: JsonPropertyName("runs")] ReportSteerRun[] Runs);
+
+/// <summary>One layer × coefficient of the sweep.</summary>
+public sealed record ReportSweepRow(
+    [property: JsonPropertyName("layer")] int Layer,
+    [property: JsonPropertyName("coeff")] float Coefficient,
+    [property: JsonPropertyName("logprob_lift")] double LogProbabilityLift,
+    [property: JsonPropertyName("kl_to_unsteered")] double KlToUnsteered,
+    [property: JsonPropertyName("relative_norm")] double RelativeNorm);
+
+/// <summary>Every layer × coefficient: how much the steering lifts the targets, and at what cost.</summary>
+public sealed record SteerSweepReport(
+    [property: JsonPropertyName("targets")] int[] Targets,
+    [property: JsonPropertyName("target_pieces")] string[] TargetPieces,
+    [property: JsonPropertyName("sweep")] ReportSweepRow[] Sweep);
 
 public static partial class Reports
 {
@@ -58,4 +108,51 @@ public static partial class Reports
                 rows.Add(new ReportAttentionRow(l, h, named.Select(s => AttentionShares.Share(patterns[l], h, query, s.Start, s.End)).ToArray()));
         return new AttentionReport(tokens, heads, named.ToArray(), rows.ToArray(), layer is { } pl ? patterns[pl].Data : null);
     }
+
+    /// <summary>
+    /// Drift of <paramref name="system"/> over <paramref name="conversation"/> (formatted with
+    /// <paramref name="template"/>); with <paramref name="reanchorEvery"/> &gt; 0, measured again with
+    /// the system prompt restated in every that-many-th user turn.
+    /// </summary>
+    public static DriftReport Drift(LanguageModel model, ChatTemplate template, string system, IReadOnlyList<ChatMessage> conversation, int reanchorEvery)
+    {
+        if (reanchorEvery < 0) throw new NextTokenException($"reanchor must be 0 (off) or more, not {reanchorEvery}");
+        var vocabulary = model.Tokenizer.Vocabulary;
+        var meter = new DriftMeter(model, template, ChatPrompt.TokenText(vocabulary, vocabulary.BosId), ChatPrompt.TokenText(vocabulary, vocabulary.EosId));
+        static ReportDriftTurn Row(DriftTurn t) => new(t.Turn, t.ContextTokens, t.SystemTokens, t.Distance, t.SystemShare, t.SystemSharePerLayer, t.SinkShare, t.KlWithoutSystem);
+        ReportDriftTurn[] plain = meter.Measure(system, conversation).Select(Row).ToArray();
+        if (plain.Length == 0) throw new NextTokenException($"the first turn already exceeds the context length {model.ContextLength}");
+        int? fullAt = meter.ContextFullAtTurn;
+        ReportDriftTurn[]? anchored = reanchorEvery > 0 ? meter.Measure(system, conversation, reanchorEvery).Select(Row).ToArray() : null;
+        return new DriftReport(template.Name, plain, anchored, reanchorEvery, fullAt);
+    }
+
+    /// <summary>
+    /// <paramref name="runs"/> continuations of <paramref name="prompt"/> (seeds <paramref name="seed"/>,
+    /// seed + 1, …), each without and with <paramref name="coefficient"/> × (resid(add) − resid(sub)) at <paramref name="layer"/>.
+    /// </summary>
+    public static SteerReport Steer(LanguageModel model, int[] prompt, int[] add, int[] sub, int padId, int layer, float coefficient,
+                                    int runs, int maxTokens, SamplingOptions sampling, ulong seed, CancellationToken cancel = default)
+    {
+        if (runs < 1) throw new NextTokenException($"runs must be at least 1, not {runs}");
+        if (maxTokens < 0) throw new NextTokenException($"max tokens must be 0 or more, not {maxTokens}");
+        if (!float.IsFinite(coefficient)) throw new NextTokenException($"the coefficient must be a finite number, not {coefficient}");
+        SteeringVector vector = SteeringVector.FromPrompts(model, add, sub, layer, padId);
+        var results = new ReportSteerRun[runs];
+        for (int r = 0; r < runs; r++)
+        {
+            var generation = new GenerationOptions { MaxTokens = maxTokens, Sampling = sampling, Seed = seed + (ulong)r };
+            string plain = Steering.Continue(model, prompt, generation, cancel);
+            string steered;
+            using (vector.Apply(model, coefficient)) steered = Steering.Continue(model, prompt, generation, cancel);
+            results[r] = new ReportSteerRun(seed + (ulong)r, plain, steered);
+        }
+        return new SteerReport(vector.Layer, coefficient, vector.Length, vector.RowNorms, results);
+    }
+
+    /// <summary>The steering sweep over every layer × <paramref name="coefficients"/>, lifting <paramref name="targets"/> (token ids).</summary>
+    public static SteerSweepReport SteerSweep(LanguageModel model, int[] prompt, int[] add, int[] sub, int padId, IReadOnlyList<float> coefficients, int[] targets) =>
+        new(targets, targets.Select(model.Tokenizer.TokenText).ToArray(),
+            Steering.Sweep(model, prompt, add, sub, padId, coefficients, targets)
+                .Select(r => new ReportSweepRow(r.Layer, r.Coefficient, r.LogProbabilityLift, r.KlToUnsteered, r.RelativeNorm)).ToArray());
 }
