@@ -152,6 +152,27 @@ internal sealed class InspectEndpoints(ModelHost host)
         return encoded;
     }
 
+    /// <summary><c>{"prompt", "system", "template", "raw"}</c>: which experts each token goes to (mixture-of-experts models).</summary>
+    public async Task<object> Routing(RequestFields request, CancellationToken cancel)
+    {
+        if (!RoutingLedger.HasRouting(Model))
+            throw new ApiError(400, $"the served model ({Model.Architecture}) has no mixture-of-experts layers to show routing for", "model", "not_mixture_of_experts");
+        string prompt = request.String("prompt") ?? throw new ApiError(400, "'prompt' is required", "prompt", "missing_field");
+        ChatTemplate? template = request.Bool("raw") ?? false ? null : Template(request);
+        string? system = request.String("system");
+        int[] ids;
+        int[]? withSystem = null;
+        lock (host.TokenizerGate)
+        {
+            ids = ChatPrompt.Tokens(Model, prompt, null, template);
+            if (system is not null) withSystem = ChatPrompt.Tokens(Model, prompt, system, template);
+        }
+        if (ids.Length == 0) throw ApiError.BadValue("prompt", "the prompt is empty");
+        CheckContext(ids, "prompt");
+        if (withSystem is not null) CheckContext(withSystem, "system");
+        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Routing(Model, ids, withSystem), cancel);
+    }
+
     /// <summary>The request's <c>template</c> (a built-in name), else the model's own, else null.</summary>
     private ChatTemplate? Template(RequestFields request)
     {

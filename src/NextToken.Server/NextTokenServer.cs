@@ -170,6 +170,8 @@ public sealed class NextTokenServer : IAsyncDisposable
             async context => await context.Response.WriteAsJsonAsync(await inspect.Steer(await Body(context), context.RequestAborted)));
         Post<InspectSteerSweepRequest, Inspection.SteerSweepReport>(app, "/v1/inspect/steer/sweep", "Every layer × coefficient: the targets' log-probability lift, KL to unsteered, relative norm",
             async context => await context.Response.WriteAsJsonAsync(await inspect.SteerSweep(await Body(context), context.RequestAborted)));
+        Post<InspectRoutingRequest, Inspection.RoutingReport>(app, "/v1/inspect/routing", "Mixture-of-experts routing: experts per token and layer, load per expert, what a system prompt changes",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.Routing(await Body(context), context.RequestAborted)));
         // Anything else answers in the same error shape rather than an empty 404.
         app.MapFallback(context => throw new ApiError(404, $"no endpoint {context.Request.Method} {context.Request.Path}", null, "not_found"));
     }

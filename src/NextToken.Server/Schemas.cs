@@ -212,4 +212,11 @@ public sealed record InspectSteerSweepRequest(
     [property: JsonPropertyName("coeffs")] double[]? Coeffs,
     [property: JsonPropertyName("targets")] string[]? Targets);
 
+/// <summary>POST /v1/inspect/routing (mixture-of-experts models): the prompt chat-formatted unless raw; with system, what it changes.</summary>
+public sealed record InspectRoutingRequest(
+    [property: JsonPropertyName("prompt")] string Prompt,
+    [property: JsonPropertyName("system")] string? System,
+    [property: JsonPropertyName("template")] string? Template,
+    [property: JsonPropertyName("raw")] bool? Raw);
+
 public sealed record Health([property: JsonPropertyName("status")] string Status);

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using NextToken.Inspection;
 using NextToken.Models;
+using NextToken.Server;
 using Xunit.Abstractions;
 
 namespace NextToken.Tests;
@@ -164,5 +165,33 @@ public class InspectReportEndpointTests(ServerFixture fixture, ITestOutputHelper
         await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","coeffs":[1,"x"]}""", "coeffs");
         await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","coeffs":[]}""", "coeffs");
         await AssertBadParam("v1/inspect/steer/sweep", """{"prompt":"Once","add":" happy","sub":" ","targets":[""]}""", "targets");
+    }
+
+    [Fact]
+    public async Task Routing_OnTheMixtureOfExpertsFixture_EqualsTheCliJson_AndOnADenseModelIsAClear400()
+    {
+        string moe = Fixtures.Model("moe-tiny.f32.gguf");
+        await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(moe), "moe-tiny", new ServerOptions { Port = 0, Parallel = 1 });
+        using var http = new HttpClient { BaseAddress = server.Url };
+        using HttpResponseMessage response = await http.PostAsync("v1/inspect/routing", Json(new { prompt = "The cat sat", system = "Be brief." }));
+        string text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        using JsonDocument routing = JsonDocument.Parse(text);
+        using JsonDocument cli = Cli("routing", "-m", moe, "-p", "The cat sat", "--system", "Be brief.", "--json");
+        AssertSameNumbers(cli.RootElement, routing.RootElement, 0, "routing");
+        // Each token's renormalized expert weights sum to one.
+        foreach (JsonElement entry in routing.RootElement.GetProperty("entries").EnumerateArray())
+            Assert.Equal(1.0, entry.GetProperty("weights").EnumerateArray().Sum(w => w.GetDouble()), 1e-5);
+        Assert.NotEqual(JsonValueKind.Null, routing.RootElement.GetProperty("differences_with_system").ValueKind);
+
+        using HttpResponseMessage missing = await http.PostAsync("v1/inspect/routing", Json(new { system = "Be brief." }));
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        using (JsonDocument error = JsonDocument.Parse(await missing.Content.ReadAsStringAsync()))
+            Assert.Equal("prompt", error.RootElement.GetProperty("error").GetProperty("param").GetString());
+        using HttpResponseMessage template = await http.PostAsync("v1/inspect/routing", Json(new { prompt = "The cat", template = "nope" }));
+        Assert.Equal(HttpStatusCode.BadRequest, template.StatusCode);
+
+        // The built-in model is dense.
+        await AssertBadParam("v1/inspect/routing", """{"prompt":"The cat sat"}""", "model");
     }
 }

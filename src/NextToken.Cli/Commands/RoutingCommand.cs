@@ -28,46 +28,34 @@ internal static class RoutingCommand
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             ChatTemplate? chat = ContextBuilder.Template(lm, parse.GetValue(template), parse.GetValue(raw));
             int[] ids = ContextBuilder.Tokens(lm, parse.GetValue(prompt)!, null, chat);
-            RoutingLedger ledger = RoutingLedger.Record(lm, ids);
-            var (count, weight) = ledger.Load();
-            List<(int Layer, int PositionA, int PositionB)>? differences = null;
-            int[]? withSystem = null;
-            if (parse.GetValue(system) is { } systemPrompt)
-            {
-                withSystem = ContextBuilder.Tokens(lm, parse.GetValue(prompt)!, systemPrompt, chat);
-                differences = RoutingLedger.Differences(ledger, ids, RoutingLedger.Record(lm, withSystem), withSystem);
-            }
+            int[]? withSystem = parse.GetValue(system) is { } systemPrompt ? ContextBuilder.Tokens(lm, parse.GetValue(prompt)!, systemPrompt, chat) : null;
+            RoutingReport report = Reports.Routing(lm, ids, withSystem);
             if (parse.GetValue(json))
             {
-                JsonOutput.Write(new
-                {
-                    tokens = ids,
-                    entries = ledger.Entries.Select(e => new { layer = e.Layer, position = e.Position, router_probs = e.RouterProbabilities, experts = e.Experts, weights = e.Weights }).ToArray(),
-                    load = Enumerable.Range(0, ledger.Layers).Select(l => Enumerable.Range(0, ledger.ExpertCount).Select(e => new { expert = e, tokens = count[l, e], weight = weight[l, e] }).ToArray()).ToArray(),
-                    differences_with_system = differences?.Select(d => new { layer = d.Layer, position = d.PositionA, position_with_system = d.PositionB }).ToArray(),
-                });
+                JsonOutput.Write(report);
                 return 0;
             }
+            int layers = report.Load.Length, experts = report.Load[0].Length;
             var table = new Table().Border(TableBorder.Rounded).Title("experts per token (renormalized weight)").AddColumn(new TableColumn("#").RightAligned()).AddColumn("token");
-            for (int l = 0; l < ledger.Layers; l++) table.AddColumn($"layer {l}");
+            for (int l = 0; l < layers; l++) table.AddColumn($"layer {l}");
             for (int p = 0; p < ids.Length; p++)
             {
                 var cells = new List<string> { p.ToString(), Markup.Escape(lm.Tokenizer.TokenDisplay(ids[p])) };
-                foreach (RoutingEntry e in ledger.Entries.Where(e => e.Position == p).OrderBy(e => e.Layer))
+                foreach (ReportRoutingEntry e in report.Entries.Where(e => e.Position == p).OrderBy(e => e.Layer))
                     cells.Add(string.Join(" ", e.Experts.Zip(e.Weights, (x, w) => $"[bold]{x}[/] ({w:F2})")));
                 table.AddRow(cells.ToArray());
             }
             AnsiConsole.Write(table);
             var load = new Table().Border(TableBorder.Rounded).Title("expert load (tokens routed / summed weight)").AddColumn("layer");
-            for (int e = 0; e < ledger.ExpertCount; e++) load.AddColumn(new TableColumn($"expert {e}").RightAligned());
-            for (int l = 0; l < ledger.Layers; l++)
-                load.AddRow([l.ToString(), .. Enumerable.Range(0, ledger.ExpertCount).Select(e => $"{count[l, e]} / {weight[l, e]:F2}")]);
+            for (int e = 0; e < experts; e++) load.AddColumn(new TableColumn($"expert {e}").RightAligned());
+            for (int l = 0; l < layers; l++)
+                load.AddRow([l.ToString(), .. report.Load[l].Select(e => $"{e.Tokens} / {e.Weight:F2}")]);
             AnsiConsole.Write(load);
-            if (differences is not null)
-                AnsiConsole.MarkupLine(differences.Count == 0
+            if (report.DifferencesWithSystem is { } differences)
+                AnsiConsole.MarkupLine(differences.Length == 0
                     ? "with the system prompt, every shared token is routed to the same experts"
-                    : $"with the system prompt, {differences.Count} (token, layer) pairs route differently: " +
-                      string.Join(", ", differences.Take(20).Select(d => $"{Markup.Escape(lm.Tokenizer.TokenDisplay(ids[d.PositionA]))}@L{d.Layer}")));
+                    : $"with the system prompt, {differences.Length} (token, layer) pairs route differently: " +
+                      string.Join(", ", differences.Take(20).Select(d => $"{Markup.Escape(lm.Tokenizer.TokenDisplay(ids[d.Position]))}@L{d.Layer}")));
             return 0;
         }));
         return command;

@@ -76,6 +76,33 @@ public sealed record SteerSweepReport(
     [property: JsonPropertyName("target_pieces")] string[] TargetPieces,
     [property: JsonPropertyName("sweep")] ReportSweepRow[] Sweep);
 
+/// <summary>One token's routing in one layer.</summary>
+public sealed record ReportRoutingEntry(
+    [property: JsonPropertyName("layer")] int Layer,
+    [property: JsonPropertyName("position")] int Position,
+    [property: JsonPropertyName("router_probs")] float[] RouterProbabilities,
+    [property: JsonPropertyName("experts")] int[] Experts,
+    [property: JsonPropertyName("weights")] float[] Weights);
+
+/// <summary>How many tokens one expert got in a layer, and the routing weight they gave it.</summary>
+public sealed record ReportExpertLoad(
+    [property: JsonPropertyName("expert")] int Expert,
+    [property: JsonPropertyName("tokens")] int Tokens,
+    [property: JsonPropertyName("weight")] double Weight);
+
+/// <summary>A token routed to other experts once the system prompt is in front.</summary>
+public sealed record ReportRoutingDifference(
+    [property: JsonPropertyName("layer")] int Layer,
+    [property: JsonPropertyName("position")] int Position,
+    [property: JsonPropertyName("position_with_system")] int PositionWithSystem);
+
+/// <summary>The mixture-of-experts ledger: experts per token and layer, load per expert ([layer][expert]), and what a system prompt changes.</summary>
+public sealed record RoutingReport(
+    [property: JsonPropertyName("tokens")] int[] Tokens,
+    [property: JsonPropertyName("entries")] ReportRoutingEntry[] Entries,
+    [property: JsonPropertyName("load")] ReportExpertLoad[][] Load,
+    [property: JsonPropertyName("differences_with_system")] ReportRoutingDifference[]? DifferencesWithSystem);
+
 public static partial class Reports
 {
     /// <summary>
@@ -155,4 +182,20 @@ public static partial class Reports
         new(targets, targets.Select(model.Tokenizer.TokenText).ToArray(),
             Steering.Sweep(model, prompt, add, sub, padId, coefficients, targets)
                 .Select(r => new ReportSweepRow(r.Layer, r.Coefficient, r.LogProbabilityLift, r.KlToUnsteered, r.RelativeNorm)).ToArray());
+
+    /// <summary>
+    /// The routing of <paramref name="tokens"/>; with <paramref name="withSystem"/> (the same prompt
+    /// behind a system prompt), the shared tokens routed differently.
+    /// </summary>
+    public static RoutingReport Routing(LanguageModel model, int[] tokens, int[]? withSystem = null)
+    {
+        RoutingLedger ledger = RoutingLedger.Record(model, tokens);
+        var (count, weight) = ledger.Load();
+        ReportRoutingDifference[]? differences = withSystem is null ? null
+            : RoutingLedger.Differences(ledger, tokens, RoutingLedger.Record(model, withSystem), withSystem).Select(d => new ReportRoutingDifference(d.Layer, d.PositionA, d.PositionB)).ToArray();
+        return new RoutingReport(tokens,
+            ledger.Entries.Select(e => new ReportRoutingEntry(e.Layer, e.Position, e.RouterProbabilities, e.Experts, e.Weights)).ToArray(),
+            Enumerable.Range(0, ledger.Layers).Select(l => Enumerable.Range(0, ledger.ExpertCount).Select(e => new ReportExpertLoad(e, count[l, e], weight[l, e])).ToArray()).ToArray(),
+            differences);
+    }
 }

@@ -14,6 +14,9 @@ public sealed class RoutingLedger
     public int Layers { get; }
     public int ExpertCount { get; }
 
+    /// <summary>Whether <paramref name="model"/> has mixture-of-experts layers whose routing can be recorded.</summary>
+    public static bool HasRouting(LanguageModel model) => model.Hooks.Contains("blocks.0.mlp.hook_router_probs");
+
     public static RoutingLedger Record(LanguageModel model, int[] tokens)
     {
         if (!model.Hooks.Contains("blocks.0.mlp.hook_router_probs"))
