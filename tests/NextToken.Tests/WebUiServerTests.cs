@@ -139,14 +139,28 @@ public class WebUiServerTests(ITestOutputHelper output)
         await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name, new ServerOptions { Port = 0 });
         string screenshots = Path.Combine(Root, "docs", "screenshots");
         (int code, string text) = await Node(TimeSpan.FromMinutes(5), Path.Combine("e2e", "run.mjs"),
-            "--url", server.Url.ToString(), "--screenshots", screenshots, "--expect-top", ",", "--prompt", "Once upon a time", "--timing-runs", "5", "--views", "next,ab,inside");
+            "--url", server.Url.ToString(), "--screenshots", screenshots, "--expect-top", ",", "--prompt", "Once upon a time", "--timing-runs", "5", "--views", "next,ab,inside,drift,steer");
         Assert.True(code == 0, $"the end-to-end run failed (exit {code}); see the output");
         string result = text.Split('\n').Last(line => line.StartsWith("RESULT ", StringComparison.Ordinal))[7..];
         using JsonDocument json = JsonDocument.Parse(result);
         output.WriteLine($"Enter → table on {BuiltInModel.Name}: median {json.RootElement.GetProperty("enterToTableMedianMs").GetDouble():0.0} ms over {json.RootElement.GetProperty("enterToTableMs").GetArrayLength()} runs");
         Assert.Equal(",", json.RootElement.GetProperty("topToken").GetString());
         Assert.Equal(0, json.RootElement.GetProperty("consoleErrors").GetArrayLength());
-        foreach (string name in new[] { "next-token", "system-prompt-ab", "inside-the-model" })
+        foreach (string name in new[] { "next-token", "system-prompt-ab", "inside-the-model", "drift", "steering-lab" })
             Assert.True(File.Exists(Path.Combine(screenshots, name + ".png")), $"no screenshot {name}.png");
+    }
+
+    [SkippableFact]
+    public async Task EndToEnd_InChromium_RoutingView_OnAMixtureOfExpertsModel()
+    {
+        SkipWithoutNode();
+        Skip.IfNot(File.Exists(Chromium), $"{Chromium} is missing (Debian: apt-get install chromium)");
+        Skip.IfNot(File.Exists(Path.Combine(AppContext.BaseDirectory, "wwwroot", "index.html")), "the web UI was not built into the test's output (node was missing at build time)");
+        // The built-in model is dense; the routing view runs on the fixtures' Mixtral-shaped model.
+        await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(Fixtures.Model("moe-tiny.f32.gguf")), "moe-tiny.f32.gguf", new ServerOptions { Port = 0 });
+        string screenshots = Path.Combine(Root, "docs", "screenshots");
+        (int code, _) = await Node(TimeSpan.FromMinutes(3), Path.Combine("e2e", "run.mjs"), "--url", server.Url.ToString(), "--screenshots", screenshots, "--views", "routing");
+        Assert.True(code == 0, $"the end-to-end run failed (exit {code}); see the output");
+        Assert.True(File.Exists(Path.Combine(screenshots, "routing.png")), "no screenshot routing.png");
     }
 }
