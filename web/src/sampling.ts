@@ -31,16 +31,26 @@ export const defaults: Settings = { temperature: 0.8, topK: 40, topP: 0.95, minP
 
 const f = Math.fround;
 
-/** Higher logit first, lower id on ties, NaN last: Candidates.SortKey's order. */
-function better(logits: Float32Array, a: number, b: number): number {
-  const la = logits[a], lb = logits[b];
-  const na = Number.isNaN(la), nb = Number.isNaN(lb);
-  if (na || nb) return na === nb ? a - b : na ? 1 : -1;
-  return la !== lb ? (lb > la ? 1 : -1) : a - b;
+const scratch = new Float32Array(1);
+const scratchBits = new Uint32Array(scratch.buffer);
+
+/**
+ * Candidates.SortKey's order (higher logit first, lower id on ties, NaN last) as one float64:
+ * the float's bits mapped to an ascending unsigned order, inverted, times 2^20, plus the id — exact
+ * in 52 bits, so a native Float64Array sort replaces a comparator sort (50,257 entries in a few ms).
+ */
+function sortKey(logit: number, id: number): number {
+  scratch[0] = logit === 0 ? 0 : logit; // −0 ties with +0
+  const bits = scratchBits[0];
+  const ascending = Number.isNaN(logit) ? 0 : bits & 0x8000_0000 ? ~bits >>> 0 : (bits | 0x8000_0000) >>> 0;
+  return (0xffff_ffff - ascending) * 1_048_576 + id;
 }
 
 function sortBestFirst(list: Int32Array, logits: Float32Array): void {
-  list.sort((a, b) => better(logits, a, b));
+  const keys = new Float64Array(list.length);
+  for (let i = 0; i < list.length; i++) keys[i] = sortKey(logits[list[i]], list[i]);
+  keys.sort();
+  for (let i = 0; i < list.length; i++) list[i] = keys[i] % 1_048_576;
 }
 
 /** Softmax over the listed ids: exponentials in float32, summed in float64 (Candidates.Normalize). */
