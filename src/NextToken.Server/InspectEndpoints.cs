@@ -173,6 +173,35 @@ internal sealed class InspectEndpoints(ModelHost host)
         return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Routing(Model, ids, withSystem), cancel);
     }
 
+    /// <summary><c>{"prompts": [text], "layer": 0, "axis_a": [text], "axis_b": [text]}</c>: every token's residual vector in 2-D.</summary>
+    public async Task<object> Map(RequestFields request, CancellationToken cancel)
+    {
+        int[][] prompts = Texts(request, "prompts", required: true)!;
+        int layer = request.Integer("layer", 0, Model.LayerCount) ?? 0;
+        int[][]? a = Texts(request, "axis_a", required: false), b = Texts(request, "axis_b", required: false);
+        if ((a is null) != (b is null)) throw ApiError.BadValue(a is null ? "axis_a" : "axis_b", "a concept axis needs both 'axis_a' and 'axis_b'");
+        // Every token's vector is kept for the projection: bound the total.
+        int total = prompts.Sum(p => p.Length) + (a?.Sum(p => p.Length) ?? 0) + (b?.Sum(p => p.Length) ?? 0);
+        if (total > MaxMapTokens) throw ApiError.BadValue("prompts", $"the prompts have {total} tokens in all; the map takes at most {MaxMapTokens}");
+        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.Map(Model, prompts, layer, a, b, "axis_a − axis_b"), cancel);
+    }
+
+    private const int MaxMapTokens = 16_384;
+
+    /// <summary>A list of texts, each tokenized as a prompt (BOS as the vocabulary wants).</summary>
+    private int[][]? Texts(RequestFields request, string name, bool required)
+    {
+        if (request.Get(name) is not { } list)
+            return required ? throw new ApiError(400, $"'{name}' is required: a list of texts", name, "missing_field") : null;
+        if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() == 0) throw RequestFields.WrongKind(name, list, "a non-empty list of texts");
+        var texts = list.EnumerateArray().Select((t, i) => t.ValueKind == JsonValueKind.String && t.GetString()!.Trim().Length > 0
+            ? t.GetString()! : throw ApiError.BadValue(name, $"'{name}'[{i}] must be a non-empty text, not {t.GetRawText()}")).ToArray();
+        int[][] ids;
+        lock (host.TokenizerGate) ids = texts.Select(t => Model.Tokenizer.Encode(t, Model.Tokenizer.Vocabulary.AddBos).Ids).ToArray();
+        foreach (int[] prompt in ids) CheckContext(prompt, name);
+        return ids;
+    }
+
     /// <summary>The request's <c>template</c> (a built-in name), else the model's own, else null.</summary>
     private ChatTemplate? Template(RequestFields request)
     {

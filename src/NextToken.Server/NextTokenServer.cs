@@ -172,6 +172,8 @@ public sealed class NextTokenServer : IAsyncDisposable
             async context => await context.Response.WriteAsJsonAsync(await inspect.SteerSweep(await Body(context), context.RequestAborted)));
         Post<InspectRoutingRequest, Inspection.RoutingReport>(app, "/v1/inspect/routing", "Mixture-of-experts routing: experts per token and layer, load per expert, what a system prompt changes",
             async context => await context.Response.WriteAsJsonAsync(await inspect.Routing(await Body(context), context.RequestAborted)));
+        Post<InspectMapRequest, Inspection.MapReport>(app, "/v1/inspect/map", "Per-token residual vectors at a layer in 2-D (PCA or a concept axis)",
+            async context => await context.Response.WriteAsJsonAsync(await inspect.Map(await Body(context), context.RequestAborted)));
         // Anything else answers in the same error shape rather than an empty 404.
         app.MapFallback(context => throw new ApiError(404, $"no endpoint {context.Request.Method} {context.Request.Path}", null, "not_found"));
     }

@@ -219,4 +219,11 @@ public sealed record InspectRoutingRequest(
     [property: JsonPropertyName("template")] string? Template,
     [property: JsonPropertyName("raw")] bool? Raw);
 
+/// <summary>POST /v1/inspect/map: prompts whose tokens are placed in 2-D by PCA, or along the concept axis mean(axis_a) − mean(axis_b).</summary>
+public sealed record InspectMapRequest(
+    [property: JsonPropertyName("prompts")] string[] Prompts,
+    [property: JsonPropertyName("layer")] int? Layer,
+    [property: JsonPropertyName("axis_a")] string[]? AxisA,
+    [property: JsonPropertyName("axis_b")] string[]? AxisB);
+
 public sealed record Health([property: JsonPropertyName("status")] string Status);

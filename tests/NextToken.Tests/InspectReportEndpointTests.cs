@@ -194,4 +194,42 @@ public class InspectReportEndpointTests(ServerFixture fixture, ITestOutputHelper
         // The built-in model is dense.
         await AssertBadParam("v1/inspect/routing", """{"prompt":"The cat sat"}""", "model");
     }
+
+    [Fact]
+    public async Task Map_EqualsTheCliJson_WithPcaAndWithAConceptAxis()
+    {
+        string dir = Directory.CreateTempSubdirectory("nexttoken-map-").FullName;
+        try
+        {
+            string[] prompts = ["Once upon a time there was a cat", "The little dog ran to the park"], happy = ["She was very happy", "He smiled and laughed"], sad = ["She was very sad", "He cried all day"];
+            File.WriteAllLines(Path.Combine(dir, "prompts.txt"), prompts);
+            File.WriteAllLines(Path.Combine(dir, "happy.txt"), happy);
+            File.WriteAllLines(Path.Combine(dir, "sad.txt"), sad);
+
+            using JsonDocument pca = await Post("v1/inspect/map", new { prompts, layer = 2 });
+            using JsonDocument cliPca = Cli("map", "--prompts", Path.Combine(dir, "prompts.txt"), "--layer", "2", "--json");
+            // The same power iteration from the same start: identical, up to float printing.
+            AssertSameNumbers(cliPca.RootElement, pca.RootElement, 1e-9, "map (PCA)");
+
+            using JsonDocument axis = await Post("v1/inspect/map", new { prompts, layer = 2, axis_a = happy, axis_b = sad });
+            using JsonDocument cliAxis = Cli("map", "--prompts", Path.Combine(dir, "prompts.txt"), "--layer", "2", "--axis-a", Path.Combine(dir, "happy.txt"), "--axis-b", Path.Combine(dir, "sad.txt"), "--json");
+            Assert.Equal("happy − sad", cliAxis.RootElement.GetProperty("x_axis").GetString());
+            Assert.Equal("axis_a − axis_b", axis.RootElement.GetProperty("x_axis").GetString());
+            AssertSameNumbers(cliAxis.RootElement.GetProperty("points"), axis.RootElement.GetProperty("points"), 1e-9, "map (concept axis)");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task Map_BadParameters_Are400NamingThem()
+    {
+        await AssertBadParam("v1/inspect/map", """{"layer":1}""", "prompts");
+        await AssertBadParam("v1/inspect/map", """{"prompts":"one"}""", "prompts");
+        await AssertBadParam("v1/inspect/map", """{"prompts":["one", ""]}""", "prompts");
+        await AssertBadParam("v1/inspect/map", """{"prompts":["one"],"layer":99}""", "layer");
+        await AssertBadParam("v1/inspect/map", """{"prompts":["one"],"axis_a":["good"]}""", "axis_b");
+    }
 }

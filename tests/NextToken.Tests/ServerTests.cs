@@ -396,7 +396,7 @@ public class ServerDocumentTests(ServerFixture fixture) : IClassFixture<ServerFi
         using JsonDocument doc = JsonDocument.Parse(await fixture.Http.GetStringAsync("openapi/v1.json"));
         JsonElement paths = doc.RootElement.GetProperty("paths");
         string[] listed = paths.EnumerateObject().Select(p => p.Name).ToArray();
-        foreach (string expected in new[] { "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize", "/v1/inspect/next", "/v1/inspect/compare", "/v1/inspect/lens" })
+        foreach (string expected in new[] { "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize", "/v1/inspect/next", "/v1/inspect/compare", "/v1/inspect/lens", "/v1/inspect/attention", "/v1/inspect/drift", "/v1/inspect/steer", "/v1/inspect/steer/sweep", "/v1/inspect/routing", "/v1/inspect/map" })
             Assert.Contains(expected, listed);
         Assert.True(paths.GetProperty("/v1/completions").GetProperty("post").GetProperty("responses").TryGetProperty("400", out _));
         foreach (JsonProperty path in paths.EnumerateObject())

@@ -28,33 +28,21 @@ internal static class MapCommand
             int[][] Read(string path) => File.ReadAllLines(path).Where(l => l.Trim().Length > 0)
                 .Select(l => lm.Tokenizer.Encode(l, lm.Tokenizer.Vocabulary.AddBos).Ids).ToArray() is { Length: > 0 } r ? r : throw new NextTokenException($"{path}: no prompts");
             int l = parse.GetValue(layer);
-            var (vectors, origins) = ActivationMap.Collect(lm, Read(parse.GetValue(prompts)!), l);
-            float[][] pcs = ActivationMap.PrincipalComponents(vectors, 2);
-            string xLabel = "PC 1", yLabel = "PC 2";
-            float[] xAxis = pcs[0], yAxis = pcs[1];
-            if ((parse.GetValue(axisA), parse.GetValue(axisB)) is ({ } a, { } b))
-            {
-                xAxis = ActivationMap.ConceptAxis(ActivationMap.Collect(lm, Read(a), l).Vectors, ActivationMap.Collect(lm, Read(b), l).Vectors);
-                (xLabel, yAxis, yLabel) = ($"{Path.GetFileNameWithoutExtension(a)} − {Path.GetFileNameWithoutExtension(b)}", pcs[0], "PC 1");
-            }
-            else if (parse.GetValue(axisA) is not null || parse.GetValue(axisB) is not null)
-                throw new NextTokenException("a concept axis needs both --axis-a and --axis-b");
-            List<MapPoint> points = ActivationMap.Project(vectors, origins, xAxis, yAxis);
+            var (a, b) = (parse.GetValue(axisA), parse.GetValue(axisB));
+            if ((a is null) != (b is null)) throw new NextTokenException("a concept axis needs both --axis-a and --axis-b");
+            MapReport report = Reports.Map(lm, Read(parse.GetValue(prompts)!), l, a is null ? null : Read(a), b is null ? null : Read(b),
+                a is null || b is null ? "" : $"{Path.GetFileNameWithoutExtension(a)} − {Path.GetFileNameWithoutExtension(b)}");
             if (parse.GetValue(plot) is { } path)
-                Plots.LabelledScatter(path, $"residual stream at layer {l}", xLabel, yLabel,
-                    points.Select(p => (p.X, p.Y, lm.Tokenizer.TokenDisplay(p.TokenId), p.Prompt)).ToList());
+                Plots.LabelledScatter(path, $"residual stream at layer {l}", report.XAxis, report.YAxis,
+                    report.Points.Select(p => (p.X, p.Y, lm.Tokenizer.TokenDisplay(p.Id), p.Prompt)).ToList());
             if (parse.GetValue(json))
             {
-                JsonOutput.Write(new
-                {
-                    layer = l, x_axis = xLabel, y_axis = yLabel,
-                    points = points.Select(p => new { prompt = p.Prompt, position = p.Position, id = p.TokenId, piece = lm.Tokenizer.TokenText(p.TokenId), x = p.X, y = p.Y }).ToArray(),
-                });
+                JsonOutput.Write(report);
                 return 0;
             }
-            var table = new Table().Border(TableBorder.Rounded).Title($"{points.Count} token vectors at layer {l}").AddColumn("prompt").AddColumn("token")
-                .AddColumn(new TableColumn(Markup.Escape(xLabel)).RightAligned()).AddColumn(new TableColumn(Markup.Escape(yLabel)).RightAligned());
-            foreach (MapPoint p in points.Take(200)) table.AddRow((p.Prompt + 1).ToString(), Markup.Escape(lm.Tokenizer.TokenDisplay(p.TokenId)), p.X.ToString("F2"), p.Y.ToString("F2"));
+            var table = new Table().Border(TableBorder.Rounded).Title($"{report.Points.Length} token vectors at layer {l}").AddColumn("prompt").AddColumn("token")
+                .AddColumn(new TableColumn(Markup.Escape(report.XAxis)).RightAligned()).AddColumn(new TableColumn(Markup.Escape(report.YAxis)).RightAligned());
+            foreach (ReportMapPoint p in report.Points.Take(200)) table.AddRow((p.Prompt + 1).ToString(), Markup.Escape(lm.Tokenizer.TokenDisplay(p.Id)), p.X.ToString("F2"), p.Y.ToString("F2"));
             AnsiConsole.Write(table);
             return 0;
         }));

@@ -103,6 +103,22 @@ public sealed record RoutingReport(
     [property: JsonPropertyName("load")] ReportExpertLoad[][] Load,
     [property: JsonPropertyName("differences_with_system")] ReportRoutingDifference[]? DifferencesWithSystem);
 
+/// <summary>One token's residual vector on the map.</summary>
+public sealed record ReportMapPoint(
+    [property: JsonPropertyName("prompt")] int Prompt,
+    [property: JsonPropertyName("position")] int Position,
+    [property: JsonPropertyName("id")] int Id,
+    [property: JsonPropertyName("piece")] string Piece,
+    [property: JsonPropertyName("x")] double X,
+    [property: JsonPropertyName("y")] double Y);
+
+/// <summary>Per-token residual vectors at a layer in 2-D: PCA, or a concept axis (x) against the first principal component (y).</summary>
+public sealed record MapReport(
+    [property: JsonPropertyName("layer")] int Layer,
+    [property: JsonPropertyName("x_axis")] string XAxis,
+    [property: JsonPropertyName("y_axis")] string YAxis,
+    [property: JsonPropertyName("points")] ReportMapPoint[] Points);
+
 public static partial class Reports
 {
     /// <summary>
@@ -197,5 +213,29 @@ public static partial class Reports
             ledger.Entries.Select(e => new ReportRoutingEntry(e.Layer, e.Position, e.RouterProbabilities, e.Experts, e.Weights)).ToArray(),
             Enumerable.Range(0, ledger.Layers).Select(l => Enumerable.Range(0, ledger.ExpertCount).Select(e => new ReportExpertLoad(e, count[l, e], weight[l, e])).ToArray()).ToArray(),
             differences);
+    }
+
+    /// <summary>
+    /// The tokens of <paramref name="prompts"/> at <paramref name="layer"/>'s residual stream, placed
+    /// by PCA; with both <paramref name="axisA"/> and <paramref name="axisB"/>, x is the concept axis
+    /// mean(A) − mean(B) (named <paramref name="axisName"/>) and y the first principal component.
+    /// </summary>
+    public static MapReport Map(LanguageModel model, IReadOnlyList<int[]> prompts, int layer,
+                                IReadOnlyList<int[]>? axisA = null, IReadOnlyList<int[]>? axisB = null, string axisName = "A − B")
+    {
+        if (prompts.Count == 0) throw new NextTokenException("no prompts to map");
+        if ((axisA is null) != (axisB is null)) throw new NextTokenException("a concept axis needs both ends (A and B)");
+        if (axisA is { Count: 0 } || axisB is { Count: 0 }) throw new NextTokenException("a concept axis needs prompts at both ends");
+        var (vectors, origins) = ActivationMap.Collect(model, prompts, layer);
+        float[][] pcs = ActivationMap.PrincipalComponents(vectors, 2);
+        string xLabel = "PC 1", yLabel = "PC 2";
+        float[] xAxis = pcs[0], yAxis = pcs[1];
+        if (axisA is not null && axisB is not null)
+        {
+            xAxis = ActivationMap.ConceptAxis(ActivationMap.Collect(model, axisA, layer).Vectors, ActivationMap.Collect(model, axisB, layer).Vectors);
+            (xLabel, yAxis, yLabel) = (axisName, pcs[0], "PC 1");
+        }
+        return new MapReport(layer, xLabel, yLabel, ActivationMap.Project(vectors, origins, xAxis, yAxis)
+            .Select(p => new ReportMapPoint(p.Prompt, p.Position, p.TokenId, model.Tokenizer.TokenText(p.TokenId), p.X, p.Y)).ToArray());
     }
 }
