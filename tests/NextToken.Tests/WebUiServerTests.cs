@@ -139,14 +139,14 @@ public class WebUiServerTests(ITestOutputHelper output)
         await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name, new ServerOptions { Port = 0 });
         string screenshots = Path.Combine(Root, "docs", "screenshots");
         (int code, string text) = await Node(TimeSpan.FromMinutes(5), Path.Combine("e2e", "run.mjs"),
-            "--url", server.Url.ToString(), "--screenshots", screenshots, "--expect-top", ",", "--prompt", "Once upon a time", "--timing-runs", "5", "--views", "next,ab,inside,drift,steer");
+            "--url", server.Url.ToString(), "--screenshots", screenshots, "--expect-top", ",", "--prompt", "Once upon a time", "--timing-runs", "5", "--views", "next,ab,inside,drift,steer,map");
         Assert.True(code == 0, $"the end-to-end run failed (exit {code}); see the output");
         string result = text.Split('\n').Last(line => line.StartsWith("RESULT ", StringComparison.Ordinal))[7..];
         using JsonDocument json = JsonDocument.Parse(result);
         output.WriteLine($"Enter → table on {BuiltInModel.Name}: median {json.RootElement.GetProperty("enterToTableMedianMs").GetDouble():0.0} ms over {json.RootElement.GetProperty("enterToTableMs").GetArrayLength()} runs");
         Assert.Equal(",", json.RootElement.GetProperty("topToken").GetString());
         Assert.Equal(0, json.RootElement.GetProperty("consoleErrors").GetArrayLength());
-        foreach (string name in new[] { "next-token", "system-prompt-ab", "inside-the-model", "drift", "steering-lab" })
+        foreach (string name in new[] { "next-token", "system-prompt-ab", "inside-the-model", "drift", "steering-lab", "activation-space" })
             Assert.True(File.Exists(Path.Combine(screenshots, name + ".png")), $"no screenshot {name}.png");
     }
 
