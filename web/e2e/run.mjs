@@ -3,7 +3,7 @@
 //        [--timing-runs N] [--views next,ab,inside,...]
 // Prints one line per check and, last, a JSON line "RESULT {...}"; exits 1 on the first failed check.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []));
@@ -30,7 +30,7 @@ const browser = await chromium.launch({
 });
 let failed = false;
 try {
-  const page = await browser.newPage({ viewport: { width: 1180, height: 900 }, deviceScaleFactor: 1 });
+  const page = await browser.newPage({ viewport: { width: 1100, height: 480 }, deviceScaleFactor: 1 });
   page.on('request', r => result.requests.push(r.url()));
   page.on('console', m => { if (m.type() === 'error') result.consoleErrors.push(m.text()); });
   page.on('pageerror', e => result.consoleErrors.push(String(e)));
@@ -91,6 +91,12 @@ try {
   await page.waitForFunction(n => document.querySelectorAll('.chips li').length > n, before);
   check(/seed \d+/.test(await page.getByLabel('Last roll').textContent()), 'Roll draws with a visible seed and appends the token');
   await shot('next-token');
+
+  // What is seen can be reproduced: the CLI command and the JSON behind the view.
+  check(/^nexttoken next .*--temperature 0\.8/.test(await page.getByLabel('CLI command').textContent()), 'the view shows its CLI command');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download JSON' }).click()]);
+  const saved = JSON.parse(readFileSync(await download.path(), 'utf8'));
+  check(Array.isArray(saved.report?.top) && saved.report.top.length > 0, `Download JSON saves the report (${download.suggestedFilename()})`);
   }
 
   const tab = name => page.getByRole('tab', { name });
