@@ -1,11 +1,20 @@
 // The server's endpoints, same origin only (no request leaves it).
 
 export class ApiFailure extends Error {}
+export class NeedsKey extends ApiFailure {}
+
+/** The server's API key when it was started with --api-key (kept for this tab only). */
+const keyName = 'nexttoken-api-key';
+export function setApiKey(key: string) { sessionStorage.setItem(keyName, key); }
+function auth(): Record<string, string> {
+  const key = sessionStorage.getItem(keyName);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
 
 export async function post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
   const response = await fetch(path, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', ...auth() },
     body: JSON.stringify(body),
     signal,
   });
@@ -13,13 +22,14 @@ export async function post<T>(path: string, body: unknown, signal?: AbortSignal)
 }
 
 export async function get<T>(path: string): Promise<T> {
-  return read<T>(await fetch(path), path);
+  return read<T>(await fetch(path, { headers: auth() }), path);
 }
 
 async function read<T>(response: Response, path: string): Promise<T> {
   const text = await response.text();
   let json: unknown;
   try { json = JSON.parse(text); } catch { throw new ApiFailure(`${path}: HTTP ${response.status}, not JSON`); }
+  if (response.status === 401) throw new NeedsKey(`${path}: this server needs its API key (enter it at the top)`);
   if (!response.ok) {
     const message = (json as { error?: { message?: string } }).error?.message ?? `HTTP ${response.status}`;
     throw new ApiFailure(`${path}: ${message}`);
@@ -78,4 +88,17 @@ export function shellQuote(word: string): string {
 
 export function percent(p: number, digits = 1): string {
   return `${(p * 100).toFixed(digits)}%`;
+}
+
+/** Where each run first differs from run 1 (for run 1: from the first other run that differs), or null. */
+export function departures(runs: string[][]): (number | null)[] {
+  return runs.map((t, r) => {
+    const others = r === 0 ? runs.slice(1) : [runs[0]];
+    let first: number | null = null;
+    for (const o of others) {
+      const n = Math.max(t.length, o.length);
+      for (let i = 0; i < n; i++) if (t[i] !== o[i]) { first = first == null ? i : Math.min(first, i); break; }
+    }
+    return first;
+  });
 }

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { get } from './api';
+import { get, NeedsKey, setApiKey } from './api';
 import { NextTokenView } from './views/next';
 import { CompareView } from './views/compare';
 import { InsideView } from './views/inside';
@@ -29,10 +29,13 @@ export function App() {
   const [view, setView] = useState(current());
   const [model, setModel] = useState<ModelInfo | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [needsKey, setNeedsKey] = useState(false);
+  const loadModel = () => get<{ data: ModelInfo[] }>('/v1/models').then(m => { setModel(m.data[0]); setNeedsKey(false); setError(null); },
+    e => { setNeedsKey(e instanceof NeedsKey); setError(String(e.message ?? e)); });
   useEffect(() => {
     const onHash = () => setView(current());
     addEventListener('hashchange', onHash);
-    get<{ data: ModelInfo[] }>('/v1/models').then(m => setModel(m.data[0]), e => setError(String(e.message ?? e)));
+    loadModel();
     return () => removeEventListener('hashchange', onHash);
   }, []);
   const choose = (hash: string) => { location.hash = hash; setView(hash); };
@@ -41,6 +44,11 @@ export function App() {
       <header>
         <h1>NextToken</h1>
         <span class="model" aria-label="Model">{model ? model.id : error ?? '…'}</span>
+        {needsKey ? (
+          <form class="key" onSubmit={e => { e.preventDefault(); setApiKey((e.currentTarget.elements.namedItem('key') as HTMLInputElement).value); location.reload(); }}>
+            <label>API key <input name="key" type="password" aria-label="API key" /></label> <button>Use</button>
+          </form>
+        ) : null}
         <nav role="tablist" aria-label="Views">
           {views.map(v => (
             <button role="tab" aria-selected={v.hash === view} class={v.hash === view ? 'tab active' : 'tab'}

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { post, percent, showPiece, pieceBytes, type NextWithLogits, type NextReport, type CompletionResponse } from '../api';
+import { departures, post, percent, showPiece, pieceBytes, type NextWithLogits, type NextReport, type CompletionResponse } from '../api';
 import { decodeLogits, reshape, softmax, defaults, type Settings } from '../sampling';
 import { Chips, cli, ErrorLine, Reproduce, type ViewProps } from '../common';
 
@@ -87,16 +87,7 @@ export function NextTokenView({ model }: ViewProps) {
       });
       const choices = [...answer.choices].sort((a, b) => a.index - b.index);
       const tokens = choices.map(c => c.logprobs?.tokens ?? [c.text]);
-      // Where each run first leaves run 1 (run 1: where the first other run leaves it).
-      const departs = tokens.map((t, r) => {
-        const others = r === 0 ? tokens.slice(1) : [tokens[0]];
-        let first: number | null = null;
-        for (const o of others) {
-          const n = Math.max(t.length, o.length);
-          for (let i = 0; i < n; i++) if (t[i] !== o[i]) { first = first == null ? i : Math.min(first, i); break; }
-        }
-        return first;
-      });
+      const departs = departures(tokens);
       setRuns(choices.map((c, r) => ({ text: c.text, tokens: tokens[r], departs: departs[r] })));
     } catch (e) {
       setError((e as Error).message);
