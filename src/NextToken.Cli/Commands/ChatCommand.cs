@@ -9,9 +9,8 @@ using Spectre.Console;
 namespace NextToken.Cli.Commands;
 
 /// <summary>
-/// <c>nexttoken chat</c>: a multi-turn console conversation. Each turn renders the whole
-/// conversation with the chat template, but only the tokens after the longest prefix already in
-/// the KV cache are run, so earlier turns are not re-read.
+/// <c>nexttoken chat</c>: a multi-turn console conversation over the library's <see cref="ChatSession"/>
+/// (history, KV-cache prefix reuse, re-anchoring).
 /// </summary>
 internal static class ChatCommand
 {
@@ -34,18 +33,12 @@ internal static class ChatCommand
         {
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             ChatTemplate chatTemplate = TemplateCommand.Resolve(lm, parse.GetValue(templateFile), parse.GetValue(template));
-            bool plain = chatTemplate.Source == ChatTemplate.BuiltIn["plain"];
-            var vocabulary = lm.Tokenizer.Vocabulary;
-            string bos = TemplateCommand.TokenText(vocabulary, vocabulary.BosId), eos = TemplateCommand.TokenText(vocabulary, vocabulary.EosId);
             SamplingOptions options = sampling.Build(parse);
             ulong seed = parse.GetValue(sampling.Seed) ?? Xoshiro256StarStar.RandomSeed();
             int every = parse.GetValue(reanchor);
             if (every < 0) throw new NextTokenException($"--reanchor must be 0 or more, not {every}");
-            string? systemPrompt = parse.GetValue(system);
-            var history = new List<ChatMessage>();
-            ModelState state = lm.CreateState();
-            var cached = new List<int>();
-            int turn = 0;
+            int replyTokens = CommonOptions.Checked(parse, maxTokens, 0);
+            var session = new ChatSession(lm, chatTemplate, parse.GetValue(system), every, seed);
 
             AnsiConsole.MarkupLine($"[grey]{Markup.Escape(Path.GetFileName(lm.FilePath))} · {Markup.Escape(chatTemplate.Name)} · {Markup.Escape(GenerateCommand.Describe(options))} · seed {seed}[/]");
             AnsiConsole.MarkupLine("[grey]/system TEXT · /reset · /temp T · /quit[/]");
@@ -60,13 +53,12 @@ internal static class ChatCommand
                     switch (parts[0])
                     {
                         case "/reset":
-                            history.Clear();
-                            turn = 0;
+                            session.Reset();
                             AnsiConsole.MarkupLine("[grey]conversation cleared[/]");
                             continue;
                         case "/system":
-                            systemPrompt = parts.Length > 1 ? parts[1] : null;
-                            AnsiConsole.MarkupLine($"[grey]system prompt {(systemPrompt is null ? "removed" : "set")}[/]");
+                            session.SystemPrompt = parts.Length > 1 ? parts[1] : null;
+                            AnsiConsole.MarkupLine($"[grey]system prompt {(session.SystemPrompt is null ? "removed" : "set")}[/]");
                             continue;
                         case "/temp" when parts.Length > 1 && float.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out float t) && t >= 0:
                             options = options with { Temperature = t };
@@ -78,48 +70,20 @@ internal static class ChatCommand
                     }
                 }
 
-                turn++;
-                string content = every > 0 && turn % every == 0 && systemPrompt is not null
-                    ? $"(Reminder of your instructions: {systemPrompt})\n\n{line}"
-                    : line;
-                var messages = new List<ChatMessage>();
-                if (systemPrompt is not null) messages.Add(new ChatMessage("system", systemPrompt));
-                messages.AddRange(history);
-                messages.Add(new ChatMessage("user", content));
-                string prompt = chatTemplate.Render(messages, addGenerationPrompt: true, bos, eos);
-                bool addBos = vocabulary.AddBos && (bos.Length == 0 || !prompt.StartsWith(bos, StringComparison.Ordinal));
-                int[] ids = lm.Tokenizer.Encode(prompt, addBos, parseSpecial: true).Ids;
-                if (ids.Length >= lm.ContextLength)
+                Console.Write("assistant> ");
+                try
                 {
-                    AnsiConsole.MarkupLine($"[red]the conversation is {ids.Length} tokens, over the context of {lm.ContextLength}: /reset to start again[/]");
-                    turn--;
+                    await foreach (GeneratedToken token in session.SendAsync(line, new GenerationOptions { MaxTokens = replyTokens, Sampling = options }, cancellation))
+                        Console.Write(token.Text);
+                }
+                catch (ConversationTooLongException error)
+                {
+                    Console.WriteLine();
+                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(error.Message)}[/]");
                     continue;
                 }
-
-                // Reuse the cache up to the first token that differs; keep at least one token to run.
-                int reuse = 0;
-                while (reuse < cached.Count && reuse < ids.Length - 1 && cached[reuse] == ids[reuse]) reuse++;
-                state.Rewind(Math.Min(reuse, state.Position));
-                var generator = new Generator(lm);
-                var reply = new System.Text.StringBuilder();
-                Console.Write("assistant> ");
-                await foreach (GeneratedToken token in generator.GenerateAsync(state, ids[reuse..], new GenerationOptions
-                {
-                    MaxTokens = CommonOptions.Checked(parse, maxTokens, 0),
-                    Sampling = options,
-                    Seed = seed + (ulong)turn,
-                    StopStrings = plain ? ["\nUser:", "\nAssistant:"] : [],
-                }, cancellation))
-                {
-                    reply.Append(token.Text);
-                    Console.Write(token.Text);
-                }
-                reply.Append(generator.TrailingText);
-                Console.WriteLine(generator.TrailingText);
-                cached = ids.Concat(generator.Generated).Take(state.Position).ToList();
-                history.Add(new ChatMessage("user", content));
-                history.Add(new ChatMessage("assistant", reply.ToString().Trim()));
-                AnsiConsole.MarkupLine($"[grey]({generator.Generated.Count} tokens; {reuse} of {ids.Length} prompt tokens reused from the cache)[/]");
+                Console.WriteLine(session.TrailingText);
+                AnsiConsole.MarkupLine($"[grey]({session.LastGenerated} tokens; {session.LastReused} of {session.LastPromptTokens} prompt tokens reused from the cache)[/]");
             }
             return 0;
         }));
