@@ -88,6 +88,10 @@ public sealed class NextTokenServer : IAsyncDisposable
         WebApplication app = builder.Build();
         if (options.CorsOrigin is not null) app.UseCors();
         app.Use((context, next) => Guard(context, next, host, options));
+        // Endpoints are matched after the guard, which reads every POST body as JSON whatever its
+        // declared type (as llama-server does): `curl -d` sends form-urlencoded, and the endpoints'
+        // JSON content type (their OpenAPI metadata) would otherwise refuse to match it.
+        app.UseRouting();
         Map(app, host);
         await app.StartAsync(cancel);
         string listening = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
@@ -99,6 +103,8 @@ public sealed class NextTokenServer : IAsyncDisposable
     private static async Task Guard(HttpContext context, RequestDelegate next, ModelHost host, ServerOptions options)
     {
         string path = context.Request.Path.Value ?? "";
+        if (HttpMethods.IsPost(context.Request.Method) && context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
+            context.Request.ContentType = "application/json";
         bool api = path != "/health";
         if (api && path != "/metrics") host.Metrics.AddRequest();
         // Handlers and the scheduler stop on RequestAborted: it now also fires when the time is up.

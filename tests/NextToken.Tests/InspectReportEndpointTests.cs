@@ -242,4 +242,16 @@ public class InspectReportEndpointTests(ServerFixture fixture, ITestOutputHelper
         Assert.Equal(11UL, server.RootElement.GetProperty("explain").GetProperty("seed").GetUInt64());
         await AssertBadParam("v1/inspect/next", """{"prompt":"Once","routing":true}""", "routing");
     }
+
+    [Fact]
+    public async Task CurlStyleBody_FormContentType_IsReadAsJson()
+    {
+        // `curl -d '{…}'` declares application/x-www-form-urlencoded, as in the README's examples.
+        foreach (string path in new[] { "v1/completions", "v1/inspect/next", "v1/inspect/attention" })
+        {
+            using var content = new StringContent("""{"prompt":"Once upon a time","max_tokens":2}""", Encoding.UTF8, "application/x-www-form-urlencoded");
+            using HttpResponseMessage response = await fixture.Http.PostAsync(path, content);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
+    }
 }
