@@ -17,7 +17,7 @@ internal sealed class InspectEndpoints(ModelHost host)
 
     /// <summary>
     /// <c>{"prompt": text | "tokens": [ids], "top": 10, "explain": {sampler settings} , "seed": n, "logits": bool}</c>:
-    /// the next-token distribution; with <c>logits</c>, the whole row as base64 little-endian float32
+    /// the next-token distribution (with <c>routing</c>, the experts each token went to); with <c>logits</c>, the whole row as base64 little-endian float32
     /// (what a client needs to reshape the distribution itself).
     /// </summary>
     public async Task<object> Next(RequestFields request, CancellationToken cancel)
@@ -27,13 +27,15 @@ internal sealed class InspectEndpoints(ModelHost host)
         SamplingOptions? explain = request.Get("explain") is { } e ? Sampling(e) : null;
         ulong? seed = request.Seed("seed");
         bool withLogits = request.Bool("logits") ?? false;
+        bool routing = request.Bool("routing") ?? false;
+        if (routing && !RoutingLedger.HasRouting(Model))
+            throw ApiError.BadValue("routing", $"the served model ({Model.Architecture}) has no mixture-of-experts layers to show routing for");
         return await host.Scheduler.RunExclusiveAsync<object>(() =>
         {
-            NextReport report = Reports.Next(Model, ids, top, explain, seed);
-            if (!withLogits) return report;
             var logits = new float[Model.VocabSize];
             Model.Forward(Model.CreateState(), ids, logits);
-            return new InspectNextWithLogits(report, Convert.ToBase64String(MemoryMarshal.AsBytes(logits.AsSpan())));
+            NextReport report = Reports.Next(Model, ids, logits, top, explain, seed, routing);
+            return withLogits ? new InspectNextWithLogits(report, Convert.ToBase64String(MemoryMarshal.AsBytes(logits.AsSpan()))) : report;
         }, cancel);
     }
 

@@ -37,6 +37,12 @@ public sealed record ServerOptions
 
     /// <summary>Where the web UI's files are (default: <c>wwwroot</c> beside the assembly).</summary>
     public string? WebRoot { get; init; }
+
+    /// <summary>
+    /// The longest a request may take (<c>--timeout</c>); past it the request ends with a
+    /// <c>request_timeout</c> error (408, or an error event in a stream) and its slots free.
+    /// </summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(600);
 }
 
 /// <summary>
@@ -69,6 +75,7 @@ public sealed class NextTokenServer : IAsyncDisposable
         if (!IPAddress.TryParse(options.Host == "localhost" ? "127.0.0.1" : options.Host, out IPAddress? address))
             throw new NextTokenException($"--host must be an IP address such as 127.0.0.1, not '{options.Host}'");
         if (options.Parallel is < 1 or > 64) throw new NextTokenException($"--parallel must be 1 to 64, not {options.Parallel}");
+        if (options.RequestTimeout <= TimeSpan.Zero) throw new NextTokenException($"--timeout must be above 0 seconds, not {options.RequestTimeout.TotalSeconds}");
         var host = new ModelHost(model, modelId, options.Parallel, options.MaxQueue);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -82,10 +89,14 @@ public sealed class NextTokenServer : IAsyncDisposable
         if (options.CorsOrigin is not null)
             builder.Services.AddCors(cors => cors.AddDefaultPolicy(policy => policy.WithOrigins(options.CorsOrigin).AllowAnyHeader().AllowAnyMethod()));
         WebApplication app = builder.Build();
+        // The UI's files first: before routing, so the API's catch-all does not shadow them.
         WebUi.Use(app, options.WebRoot ?? WebUi.DefaultRoot);
-        app.UseRouting(); // after the UI's files, which the API's catch-all would otherwise shadow
         if (options.CorsOrigin is not null) app.UseCors();
         app.Use((context, next) => Guard(context, next, host, options));
+        // Endpoints are matched after the guard, which reads every POST body as JSON whatever its
+        // declared type (as llama-server does): `curl -d` sends form-urlencoded, and the endpoints'
+        // JSON content type (their OpenAPI metadata) would otherwise refuse to match it.
+        app.UseRouting();
         Map(app, host);
         await app.StartAsync(cancel);
         string listening = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
@@ -93,12 +104,19 @@ public sealed class NextTokenServer : IAsyncDisposable
         return new NextTokenServer(app, host, new Uri(listening.TrimEnd('/') + "/"));
     }
 
-    /// <summary>Errors in OpenAI's shape, the API key, and the body limit, around every request.</summary>
+    /// <summary>Errors in OpenAI's shape, the API key, the body limit and the time limit, around every request.</summary>
     private static async Task Guard(HttpContext context, RequestDelegate next, ModelHost host, ServerOptions options)
     {
         string path = context.Request.Path.Value ?? "";
+        if (HttpMethods.IsPost(context.Request.Method) && context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
+            context.Request.ContentType = "application/json";
         bool api = path != "/health";
         if (api && path != "/metrics") host.Metrics.AddRequest();
+        // Handlers and the scheduler stop on RequestAborted: it now also fires when the time is up.
+        CancellationToken clientGone = context.RequestAborted;
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(clientGone);
+        if (path is not "/health" and not "/metrics") limit.CancelAfter(options.RequestTimeout);
+        context.RequestAborted = limit.Token;
         try
         {
             if (api && options.ApiKey is { } key && !Authorized(context.Request.Headers.Authorization.ToString(), key))
@@ -115,9 +133,14 @@ public sealed class NextTokenServer : IAsyncDisposable
             host.Metrics.AddError();
             await ApiError.Write(context, 413, $"the request body is larger than the limit of {options.MaxBodyBytes} bytes", "invalid_request_error", null, "request_too_large");
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (clientGone.IsCancellationRequested)
         {
             // the client went away; its slot is already free
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested)
+        {
+            host.Metrics.AddError();
+            await TimedOut(context, options.RequestTimeout);
         }
         catch (NextTokenException error)
         {
@@ -128,6 +151,27 @@ public sealed class NextTokenServer : IAsyncDisposable
         {
             host.Metrics.AddError();
             await ApiError.Write(context, 500, $"internal error: {error.GetType().Name}: {error.Message}", "server_error", null, null);
+        }
+    }
+
+    /// <summary>A request past the time limit: a 408 in OpenAI's shape, or, when a stream has begun, an error event and the end of the stream.</summary>
+    private static async Task TimedOut(HttpContext context, TimeSpan timeout)
+    {
+        string message = $"the request took longer than the server's limit of {timeout.TotalSeconds:0.###} s (--timeout) and was stopped";
+        if (!context.Response.HasStarted)
+        {
+            await ApiError.Write(context, 408, message, "server_error", null, "request_timeout");
+            return;
+        }
+        if (context.Response.ContentType != "text/event-stream") return; // a plain body half written cannot take an error any more
+        try
+        {
+            var error = new ErrorBody(new ErrorDetail(message, "server_error", null, "request_timeout"));
+            await context.Response.WriteAsync($"data: {System.Text.Json.JsonSerializer.Serialize(error)}\n\ndata: [DONE]\n\n");
+        }
+        catch (Exception failure) when (failure is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            // the client is gone as well
         }
     }
 
@@ -205,5 +249,5 @@ internal static class EndpointErrors
 {
     /// <summary>The error statuses every API endpoint may answer with, in OpenAI's shape.</summary>
     public static RouteHandlerBuilder Errors(this RouteHandlerBuilder builder) => builder
-        .Produces<ErrorBody>(400).Produces<ErrorBody>(401).Produces<ErrorBody>(404).Produces<ErrorBody>(413).Produces<ErrorBody>(503);
+        .Produces<ErrorBody>(400).Produces<ErrorBody>(401).Produces<ErrorBody>(404).Produces<ErrorBody>(408).Produces<ErrorBody>(413).Produces<ErrorBody>(503);
 }

@@ -31,6 +31,7 @@ internal sealed class OpenAiEndpoints(ModelHost host)
         bool echo = request.Bool("echo") ?? false;
         int maxTokens = request.Integer("max_tokens", 0, int.MaxValue) ?? 16;
         if (maxTokens == 0 && !echo) throw ApiError.BadValue("max_tokens", "'max_tokens' must be at least 1 (0 only with 'echo')");
+        maxTokens = Math.Min(maxTokens, Room(prompt));
         int? logprobs = request.Integer("logprobs", 0, 20);
         var choice = new ChoiceSettings(prompt, Options(request, maxTokens, logprobs ?? 0), request.Integer("n", 1, 16) ?? 1,
             request.Seed("seed"), echo, logprobs is not null, Chat: false, request.Bool("stream") ?? false, IncludeUsage(request), request.Bool("cache_prompt") ?? true);
@@ -49,7 +50,7 @@ internal sealed class OpenAiEndpoints(ModelHost host)
         bool logprobs = request.Bool("logprobs") ?? false;
         int? top = request.Integer("top_logprobs", 0, 20);
         if (top is not null && !logprobs) throw ApiError.BadValue("top_logprobs", "'top_logprobs' needs 'logprobs': true");
-        var choice = new ChoiceSettings(prompt, Options(request, maxTokens ?? Model.ContextLength, top ?? 0), request.Integer("n", 1, 16) ?? 1,
+        var choice = new ChoiceSettings(prompt, Options(request, Math.Min(maxTokens ?? int.MaxValue, Room(prompt)), top ?? 0), request.Integer("n", 1, 16) ?? 1,
             request.Seed("seed"), Echo: false, logprobs, Chat: true, request.Bool("stream") ?? false, IncludeUsage(request), request.Bool("cache_prompt") ?? true);
         await Run(context, choice, "chat.completion");
     }
@@ -345,6 +346,9 @@ internal sealed class OpenAiEndpoints(ModelHost host)
             string other => throw ApiError.BadValue("sampler_order", $"'sampler_order' must be 'llama.cpp' or 'huggingface', not '{other}'"),
         },
     };
+
+    /// <summary>The most tokens a reply can have: what the context holds after the prompt (a larger max_tokens is capped, finishing with "length").</summary>
+    private int Room(int[] prompt) => Math.Max(0, Model.ContextLength - prompt.Length);
 
     private static bool IncludeUsage(RequestFields request) =>
         request.Get("stream_options") is { ValueKind: JsonValueKind.Object } o && o.TryGetProperty("include_usage", out JsonElement u) && u.ValueKind == JsonValueKind.True;

@@ -151,7 +151,8 @@ public sealed record InspectNextRequest(
     [property: JsonPropertyName("top")] int? Top,
     [property: JsonPropertyName("explain")] InspectSampling? Explain,
     [property: JsonPropertyName("seed")] long? Seed,
-    [property: JsonPropertyName("logits")] bool? Logits);
+    [property: JsonPropertyName("logits")] bool? Logits,
+    [property: JsonPropertyName("routing")] bool? Routing);
 
 public sealed record InspectNextWithLogits(
     [property: JsonPropertyName("report")] Inspection.NextReport Report,

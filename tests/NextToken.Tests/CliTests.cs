@@ -137,7 +137,8 @@ public class CliTests : IDisposable
         var (code, stdout, stderr) = Run("next", "-m", Gpt2Tiny, "--tokens", "464,3797", "--explain", "--temperature", "0.2", "--top-k", "40", "--seed", "3", "--json");
         Assert.True(code == 0, stderr);
         using var doc = JsonDocument.Parse(stdout);
-        JsonElement roll = doc.RootElement.GetProperty("explain").GetProperty("roll");
+        JsonElement roll = doc.RootElement.GetProperty("explain");
+        Assert.Equal(3UL, roll.GetProperty("seed").GetUInt64());
         string[] stages = roll.GetProperty("stages").EnumerateArray().Select(s => s.GetProperty("stage").GetString()!).ToArray();
         Assert.Equal(["top-k 40", "top-p 0.95", "min-p 0.05", "temperature 0.2"], stages);
         Assert.Equal(40, roll.GetProperty("stages")[0].GetProperty("candidates_after").GetInt32());

@@ -232,4 +232,26 @@ public class InspectReportEndpointTests(ServerFixture fixture, ITestOutputHelper
         await AssertBadParam("v1/inspect/map", """{"prompts":["one"],"layer":99}""", "layer");
         await AssertBadParam("v1/inspect/map", """{"prompts":["one"],"axis_a":["good"]}""", "axis_b");
     }
+
+    [Fact]
+    public async Task NextExplained_EqualsTheCliJson_OneShape()
+    {
+        using JsonDocument server = await Post("v1/inspect/next", new { prompt = "Once upon a time", top = 5, explain = new { temperature = 0.7, top_k = 20 }, seed = 11 });
+        using JsonDocument cli = Cli("next", "-p", "Once upon a time", "--top", "5", "--explain", "--temperature", "0.7", "--top-k", "20", "--seed", "11", "--json");
+        AssertSameNumbers(cli.RootElement, server.RootElement, 1e-7, "next --explain");
+        Assert.Equal(11UL, server.RootElement.GetProperty("explain").GetProperty("seed").GetUInt64());
+        await AssertBadParam("v1/inspect/next", """{"prompt":"Once","routing":true}""", "routing");
+    }
+
+    [Fact]
+    public async Task CurlStyleBody_FormContentType_IsReadAsJson()
+    {
+        // `curl -d '{…}'` declares application/x-www-form-urlencoded, as in the README's examples.
+        foreach (string path in new[] { "v1/completions", "v1/inspect/next", "v1/inspect/attention" })
+        {
+            using var content = new StringContent("""{"prompt":"Once upon a time","max_tokens":2}""", Encoding.UTF8, "application/x-www-form-urlencoded");
+            using HttpResponseMessage response = await fixture.Http.PostAsync(path, content);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
+    }
 }

@@ -39,33 +39,22 @@ internal static class NextCommand
             if (k < 1) throw new NextTokenException($"--top must be at least 1, not {k}");
             var logits = new float[lm.VocabSize];
             lm.Forward(lm.CreateState(), ids, logits);
-            RoutingLedger? routing = parse.GetValue(showRouting) ? RoutingLedger.Record(lm, ids) : null;
             if (parse.GetValue(dumpLogits) is { } dumpPath)
                 File.WriteAllBytes(dumpPath, MemoryMarshal.AsBytes(logits.AsSpan()).ToArray());
+            ulong seed = parse.GetValue(explain) ? parse.GetValue(sampling.Seed) ?? Xoshiro256StarStar.RandomSeed() : 0;
+            if (parse.GetValue(json))
+            {
+                JsonOutput.Write(Reports.Next(lm, ids, logits, k, parse.GetValue(explain) ? sampling.Build(parse) : null, seed, parse.GetValue(showRouting)));
+                return 0;
+            }
+            RoutingLedger? routing = parse.GetValue(showRouting) ? RoutingLedger.Record(lm, ids) : null;
             var distribution = new TokenDistribution(logits);
             RankedToken[] best = distribution.Top(k);
             SamplingTrace? trace = null;
-            ulong seed = 0;
             if (parse.GetValue(explain))
             {
-                seed = parse.GetValue(sampling.Seed) ?? Xoshiro256StarStar.RandomSeed();
                 trace = new SamplingTrace();
                 new SamplerChain(lm.VocabSize, sampling.Build(parse), new Xoshiro256StarStar(seed)).Sample(logits, trace);
-            }
-            if (parse.GetValue(json))
-            {
-                JsonOutput.Write(new
-                {
-                    model = lm.FilePath,
-                    tokens = ids,
-                    top = best.Select(t => new { rank = t.Rank, id = t.Id, piece = lm.Tokenizer.TokenText(t.Id), logit = t.Logit, prob = t.Probability }).ToArray(),
-                    logsumexp = distribution.LogSumExp,
-                    entropy = distribution.Entropy,
-                    vocab_size = lm.VocabSize,
-                    explain = trace is null ? null : new { seed, roll = ExplainView.Json(lm, trace) },
-                    routing = routing?.Entries.Select(c => new { layer = c.Layer, position = c.Position, experts = c.Experts, weights = c.Weights }).ToArray(),
-                });
-                return 0;
             }
             if (routing is not null) ShowRouting(lm, ids, routing);
             Show(lm, ids, distribution, best);

@@ -15,14 +15,17 @@ internal static class ServeCommand
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint but /health (default: $NEXTTOKEN_API_KEY, else none)" };
         var parallel = new Option<int>("--parallel", "-np") { Description = "Sequences decoded side by side in one pass over the weights (continuous batching), each with its own KV cache", DefaultValueFactory = _ => 4 };
         var cors = new Option<string?>("--cors") { Description = "Allow browser calls from this origin (CORS is off by default)" };
+        var timeout = new Option<float>("--timeout") { Description = "Seconds a request may take before it is stopped with a request_timeout error and its slots freed", DefaultValueFactory = _ => 600 };
         var threads = CommonOptions.Threads();
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /tokenize, /metrics)")
         {
-            model, host, port, parallel, apiKey, cors, threads,
+            model, host, port, parallel, apiKey, cors, timeout, threads,
         };
         command.SetAction((parse, cancel) => CommonOptions.RunAsync(parse, async () =>
         {
             string? name = parse.GetValue(model);
+            float seconds = CommonOptions.Checked(parse, timeout);
+            if (seconds is <= 0 or > 1e7f) throw new NextTokenException($"--timeout must be above 0 and at most 10000000 seconds, not {seconds}");
             LanguageModel lm = CommonOptions.LoadModel(parse, name, parse.GetValue(threads));
             var options = new ServerOptions
             {
@@ -31,6 +34,7 @@ internal static class ServeCommand
                 Parallel = parse.GetValue(parallel),
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("NEXTTOKEN_API_KEY") is { Length: > 0 } k ? k : null),
                 CorsOrigin = parse.GetValue(cors),
+                RequestTimeout = TimeSpan.FromSeconds(seconds),
             };
             NextTokenServer server;
             try

@@ -46,7 +46,8 @@ public sealed record NextReport(
     [property: JsonPropertyName("entropy")] double Entropy,
     [property: JsonPropertyName("vocab_size")] int VocabSize,
     [property: JsonPropertyName("rest_prob")] double RestProbability,
-    [property: JsonPropertyName("explain")] ExplainReport? Explain);
+    [property: JsonPropertyName("explain")] ExplainReport? Explain,
+    [property: JsonPropertyName("routing")] ReportRoutingEntry[]? Routing = null);
 
 /// <summary>One token under two contexts.</summary>
 public sealed record ReportComparedToken(
@@ -100,11 +101,17 @@ public static partial class Reports
     /// The distribution after <paramref name="tokens"/>: the best <paramref name="top"/>, log Z,
     /// entropy, and, with <paramref name="explain"/>, one roll of the dice explained.
     /// </summary>
-    public static NextReport Next(LanguageModel model, int[] tokens, int top, SamplingOptions? explain = null, ulong? seed = null)
+    public static NextReport Next(LanguageModel model, int[] tokens, int top, SamplingOptions? explain = null, ulong? seed = null, bool routing = false)
     {
-        if (top < 1) throw new NextTokenException($"top must be at least 1, not {top}");
         var logits = new float[model.VocabSize];
         model.Forward(model.CreateState(), tokens, logits);
+        return Next(model, tokens, logits, top, explain, seed, routing);
+    }
+
+    /// <summary>The same from the last position's <paramref name="logits"/>, already computed; with <paramref name="routing"/>, the experts each token went to (mixture-of-experts models).</summary>
+    public static NextReport Next(LanguageModel model, int[] tokens, float[] logits, int top, SamplingOptions? explain = null, ulong? seed = null, bool routing = false)
+    {
+        if (top < 1) throw new NextTokenException($"top must be at least 1, not {top}");
         var distribution = new TokenDistribution(logits);
         RankedToken[] best = distribution.Top(Math.Min(top, model.VocabSize));
         ExplainReport? roll = null;
@@ -115,8 +122,11 @@ public static partial class Reports
             new SamplerChain(model.VocabSize, explain, new Xoshiro256StarStar(s)).Sample(logits, trace);
             roll = Explain(model, trace, s);
         }
+        ReportRoutingEntry[]? experts = routing
+            ? RoutingLedger.Record(model, tokens).Entries.Select(e => new ReportRoutingEntry(e.Layer, e.Position, e.RouterProbabilities, e.Experts, e.Weights)).ToArray()
+            : null;
         return new NextReport(model.FilePath, tokens, tokens.Select(model.Tokenizer.TokenText).ToArray(), best.Select(t => Token(model, t)).ToArray(),
-            distribution.LogSumExp, distribution.Entropy, model.VocabSize, Math.Max(0, 1 - best.Sum(t => t.Probability)), roll);
+            distribution.LogSumExp, distribution.Entropy, model.VocabSize, Math.Max(0, 1 - best.Sum(t => t.Probability)), roll, experts);
     }
 
     public static ExplainReport Explain(LanguageModel model, SamplingTrace trace, ulong seed) => new(
