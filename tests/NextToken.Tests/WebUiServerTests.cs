@@ -10,7 +10,8 @@ namespace NextToken.Tests;
 /// <summary>
 /// The web UI (web/): its Vitest unit tests, the server serving it at <c>/</c>, and an end-to-end run in
 /// Debian's Chromium through playwright-core (web/e2e/run.mjs) against a server on loopback with the
-/// built-in model, which also saves the README's screenshots to docs/screenshots. Tests that need
+/// built-in model, which saves a screenshot of each view (to the test output; to docs/screenshots, the
+/// README's, when NEXTTOKEN_UPDATE_SCREENSHOTS=1, so a test run leaves the checkout clean). Tests that need
 /// Node.js, the web packages, the built UI or Chromium report Skipped, naming what is missing.
 /// </summary>
 public class WebUiServerTests(ITestOutputHelper output)
@@ -18,6 +19,17 @@ public class WebUiServerTests(ITestOutputHelper output)
     private static readonly string Root = WebUiVectorTests.RepositoryRoot();
     private static readonly string Web = Path.Combine(Root, "web");
     private const string Chromium = "/usr/bin/chromium";
+
+    /// <summary>An empty folder for this run's screenshots: the README's with NEXTTOKEN_UPDATE_SCREENSHOTS=1, else the test output.</summary>
+    private static string ScreenshotFolder(params string[] names)
+    {
+        string folder = Environment.GetEnvironmentVariable("NEXTTOKEN_UPDATE_SCREENSHOTS") == "1"
+            ? Path.Combine(Root, "docs", "screenshots")
+            : Path.Combine(AppContext.BaseDirectory, "screenshots");
+        Directory.CreateDirectory(folder);
+        foreach (string name in names) File.Delete(Path.Combine(folder, name + ".png")); // a stale file must not pass the check
+        return folder;
+    }
 
     private static string? Which(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
@@ -137,7 +149,8 @@ public class WebUiServerTests(ITestOutputHelper output)
         Skip.IfNot(File.Exists(Chromium), $"{Chromium} is missing (Debian: apt-get install chromium); the end-to-end test drives Debian's Chromium, never a downloaded browser");
         Skip.IfNot(File.Exists(Path.Combine(AppContext.BaseDirectory, "wwwroot", "index.html")), "the web UI was not built into the test's output (node was missing at build time)");
         await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name, new ServerOptions { Port = 0 });
-        string screenshots = Path.Combine(Root, "docs", "screenshots");
+        string[] views = ["next-token", "system-prompt-ab", "inside-the-model", "drift", "steering-lab", "activation-space"];
+        string screenshots = ScreenshotFolder(views);
         (int code, string text) = await Node(TimeSpan.FromMinutes(5), Path.Combine("e2e", "run.mjs"),
             "--url", server.Url.ToString(), "--screenshots", screenshots, "--expect-top", ",", "--prompt", "Once upon a time", "--timing-runs", "5", "--views", "next,ab,inside,drift,steer,map");
         Assert.True(code == 0, $"the end-to-end run failed (exit {code}); see the output");
@@ -146,7 +159,7 @@ public class WebUiServerTests(ITestOutputHelper output)
         output.WriteLine($"Enter → table on {BuiltInModel.Name}: median {json.RootElement.GetProperty("enterToTableMedianMs").GetDouble():0.0} ms over {json.RootElement.GetProperty("enterToTableMs").GetArrayLength()} runs");
         Assert.Equal(",", json.RootElement.GetProperty("topToken").GetString());
         Assert.Equal(0, json.RootElement.GetProperty("consoleErrors").GetArrayLength());
-        foreach (string name in new[] { "next-token", "system-prompt-ab", "inside-the-model", "drift", "steering-lab", "activation-space" })
+        foreach (string name in views)
             Assert.True(File.Exists(Path.Combine(screenshots, name + ".png")), $"no screenshot {name}.png");
     }
 
@@ -158,7 +171,7 @@ public class WebUiServerTests(ITestOutputHelper output)
         Skip.IfNot(File.Exists(Path.Combine(AppContext.BaseDirectory, "wwwroot", "index.html")), "the web UI was not built into the test's output (node was missing at build time)");
         // The built-in model is dense; the routing view runs on the fixtures' Mixtral-shaped model.
         await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(Fixtures.Model("moe-tiny.f32.gguf")), "moe-tiny.f32.gguf", new ServerOptions { Port = 0 });
-        string screenshots = Path.Combine(Root, "docs", "screenshots");
+        string screenshots = ScreenshotFolder("routing");
         (int code, _) = await Node(TimeSpan.FromMinutes(3), Path.Combine("e2e", "run.mjs"), "--url", server.Url.ToString(), "--screenshots", screenshots, "--views", "routing");
         Assert.True(code == 0, $"the end-to-end run failed (exit {code}); see the output");
         Assert.True(File.Exists(Path.Combine(screenshots, "routing.png")), "no screenshot routing.png");
