@@ -26,6 +26,7 @@ var root = new RootCommand("NextToken: run transformer language models from real
     SynthCommand.Create(),
     TrainTokenizerCommand.Create(),
     PretrainCommand.Create(),
+    SftCommand.Create(),
 };
 root.Options.Add(CommonOptions.Verbose);
 root.Options.Add(CommonOptions.Vocab);
