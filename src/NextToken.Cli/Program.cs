@@ -27,6 +27,8 @@ var root = new RootCommand("NextToken: run transformer language models from real
     TrainTokenizerCommand.Create(),
     PretrainCommand.Create(),
     SftCommand.Create(),
+    PreferenceCommands.Reward(),
+    PreferenceCommands.Dpo(),
 };
 root.Options.Add(CommonOptions.Verbose);
 root.Options.Add(CommonOptions.Vocab);

@@ -128,4 +128,14 @@ public static class ChatData
         int keep = Math.Min(r.Length, maxTokens - p.Length);
         return ([.. p, .. r[..keep]], p.Length);
     }
+
+    /// <summary>A preference example as one pair of token sequences sharing the prompt (each at most <paramref name="maxTokens"/>).</summary>
+    public static PreferencePair EncodePair(PreferenceText text, ChatTemplate template, Tokenizer tokenizer, int maxTokens, string source)
+    {
+        var (prompt, chosen) = EncodePromptResponse(text.Prompt, text.Chosen, template, tokenizer, source + " (chosen)");
+        var (_, rejected) = EncodePromptResponse(text.Prompt, text.Rejected, template, tokenizer, source + " (rejected)");
+        var (c, promptLength) = Fit(prompt, chosen, maxTokens);
+        var (r, _) = Fit(prompt, rejected, maxTokens);
+        return new PreferencePair(promptLength, c, r);
+    }
 }
