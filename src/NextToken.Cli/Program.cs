@@ -29,6 +29,7 @@ var root = new RootCommand("NextToken: run transformer language models from real
     SftCommand.Create(),
     PreferenceCommands.Reward(),
     PreferenceCommands.Dpo(),
+    PreferCommand.Create(),
 };
 root.Options.Add(CommonOptions.Verbose);
 root.Options.Add(CommonOptions.Vocab);

@@ -36,22 +36,28 @@ internal sealed class TrainingFlags(int batchSize, int maxIters, float lr, float
         return option;
     }
 
-    public void AddTo(Command command, bool batch = true)
+    private bool _batch, _seed;
+
+    /// <summary>Adds the options; a command that sets batch or seed another way leaves those out.</summary>
+    public void AddTo(Command command, bool batch = true, bool seed = true)
     {
-        foreach (Option option in new Option[] { InitFrom, MaxIters, Lr, MinLr, Schedule, Warmup, WeightDecay, Beta1, Beta2, GradClip, Seed, Threads, Out })
+        foreach (Option option in new Option[] { InitFrom, MaxIters, Lr, MinLr, Schedule, Warmup, WeightDecay, Beta1, Beta2, GradClip, Threads, Out })
             command.Options.Add(option);
+        _batch = batch;
+        _seed = seed;
         if (batch) command.Options.Add(BatchSize);
+        if (seed) command.Options.Add(Seed);
     }
 
     public PretrainOptions Build(ParseResult parse, int blockSize)
     {
         var options = new PretrainOptions
         {
-            BatchSize = parse.GetValue(BatchSize), BlockSize = blockSize, MaxIters = parse.GetValue(MaxIters),
+            BatchSize = _batch ? parse.GetValue(BatchSize) : batchSize, BlockSize = blockSize, MaxIters = parse.GetValue(MaxIters),
             LearningRate = CommonOptions.Checked(parse, Lr, 0), MinLearningRate = CommonOptions.Checked(parse, MinLr, 0), Cosine = parse.GetValue(Schedule) == "cosine",
             WarmupIters = parse.GetValue(Warmup), WeightDecay = CommonOptions.Checked(parse, WeightDecay, 0),
             Beta1 = CommonOptions.Checked(parse, Beta1, 0, 1), Beta2 = CommonOptions.Checked(parse, Beta2, 0, 1), GradClip = CommonOptions.Checked(parse, GradClip, 0),
-            Seed = parse.GetValue(Seed), Threads = parse.GetValue(Threads) ?? Environment.ProcessorCount,
+            Seed = _seed ? parse.GetValue(Seed) : 1337, Threads = parse.GetValue(Threads) ?? Environment.ProcessorCount,
         };
         if (options.MaxIters < 0) throw new NextTokenException($"--max-iters {options.MaxIters} is negative");
         if (options.BatchSize < 1) throw new NextTokenException($"--batch-size {options.BatchSize} must be at least 1");
