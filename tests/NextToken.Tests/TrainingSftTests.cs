@@ -106,9 +106,15 @@ public class TrainingSftTests(ITestOutputHelper output) : IDisposable
         string data = _temp.File("chats.jsonl");
         FineTuneFixtures.WriteLines(data, chats);
         var (code, stdout, stderr) = Run("sft", "--init-from", FineTuneFixtures.Init, "--data", data, "--batch-size", "3", "--max-iters", "8",
-                                         "--lr", "1e-3", "--template", "plain", "--out", _temp.File("sft.gguf"), "--json", "--threads", "2");
+                                         "--lr", "1e-3", "--template", "plain", "--out", _temp.File("sft.gguf"), "--json", "--threads", "2",
+                                         "--val-data", data, "--eval-interval", "4");
         Assert.True(code == 0, stderr);
         double[] losses = FineTuneFixtures.JsonLosses(stdout);
+        // Held-out loss at steps 0, 4 and the last (here the training chats themselves: it falls as the training loss does).
+        JsonElement[] rows = [.. stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement)];
+        int[] evaluated = [.. rows.Where(r => r.GetProperty("val_loss").ValueKind == JsonValueKind.Number).Select(r => r.GetProperty("step").GetInt32())];
+        Assert.Equal([0, 4, 7], evaluated);
+        Assert.True(rows[7].GetProperty("val_loss").GetDouble() < rows[0].GetProperty("val_loss").GetDouble());
 
         // Step 0 sees every chat once (batch 3): Σ CE over assistant targets / their count, from the engine's logits.
         Tokenizer tokenizer = FineTuneFixtures.InitTokenizer();

@@ -14,6 +14,7 @@ internal static class SftCommand
         var valData = new Option<string?>("--val-data") { Description = "Held-out chats (JSONL) for the validation loss" };
         var block = new Option<int?>("--block-size") { Description = "Tokens per row: a longer chat is cut (default: the model's context)" };
         var evalInterval = new Option<int>("--eval-interval") { Description = "Validation loss every N steps and at the end (0 = off; needs --val-data)", DefaultValueFactory = _ => 0 };
+        var accumulation = new Option<int>("--grad-accum") { Description = "Batches per optimizer step", DefaultValueFactory = _ => 1 };
         var evalIters = new Option<int>("--eval-iters") { Description = "Batches of held-out chats per evaluation", DefaultValueFactory = _ => 20 };
         var templateFile = TrainingFlags.TemplateFile();
         var templateName = TrainingFlags.TemplateName();
@@ -21,14 +22,17 @@ internal static class SftCommand
         json.Description = "Print one JSON object per step ({step, loss, lr, grad_norm, ms, val_loss}) instead of the progress display";
         var command = new Command("sft", "Fine-tune a GPT-2 on chats (rendered with a chat template), the loss on assistant tokens only, and write it as GGUF")
         {
-            data, valData, block, evalInterval, evalIters, templateFile, templateName, json,
+            data, valData, block, accumulation, evalInterval, evalIters, templateFile, templateName, json,
         };
         flags.AddTo(command);
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
             TrainingFlags.StartingModel model = TrainingFlags.Load(parse.GetValue(flags.InitFrom)!);
             int blockSize = parse.GetValue(block) ?? model.Layout.Shape.NCtx;
-            PretrainOptions options = flags.Build(parse, blockSize) with { EvalInterval = parse.GetValue(evalInterval), EvalIters = Math.Max(1, parse.GetValue(evalIters)) };
+            PretrainOptions options = flags.Build(parse, blockSize) with
+            {
+                EvalInterval = parse.GetValue(evalInterval), EvalIters = Math.Max(1, parse.GetValue(evalIters)), GradAccumulation = parse.GetValue(accumulation),
+            };
             var template = TrainingFlags.Template(model, parse.GetValue(templateFile), parse.GetValue(templateName));
             List<SftExample> Encode(string path)
             {
