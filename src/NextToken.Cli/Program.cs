@@ -26,6 +26,10 @@ var root = new RootCommand("NextToken: run transformer language models from real
     SynthCommand.Create(),
     TrainTokenizerCommand.Create(),
     PretrainCommand.Create(),
+    SftCommand.Create(),
+    PreferenceCommands.Reward(),
+    PreferenceCommands.Dpo(),
+    PreferCommand.Create(),
 };
 root.Options.Add(CommonOptions.Verbose);
 root.Options.Add(CommonOptions.Vocab);

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace NextToken.Training;
 
 /// <summary>A preference pair: one prompt, a preferred and a rejected continuation (whole token lists, prompt included).</summary>
@@ -15,11 +17,30 @@ public sealed class PreferenceTraining(Gpt2Parameters layout, int threads)
 {
     private readonly Dictionary<int, Gpt2Training> _byLength = [];
 
+    /// <summary>
+    /// The pass for sequences of <paramref name="tokens"/> positions: lengths are rounded up to a multiple of
+    /// 16 (at most the context) and padded after the end, so a data set of many lengths keeps a few
+    /// buffers, not one per length. Causal attention and row-wise kernels leave the real positions
+    /// unchanged by padding after them.
+    /// </summary>
     private Gpt2Training For(int tokens)
     {
-        if (!_byLength.TryGetValue(tokens, out Gpt2Training? training))
-            _byLength[tokens] = training = new Gpt2Training(layout, 1, tokens, threads);
+        int padded = Math.Min(layout.Shape.NCtx, (tokens + 15) / 16 * 16);
+        if (tokens > padded) padded = tokens; // above the context: Gpt2Training names the limit
+        if (!_byLength.TryGetValue(padded, out Gpt2Training? training))
+            _byLength[padded] = training = new Gpt2Training(layout, 1, padded, threads);
         return training;
+    }
+
+    private readonly Dictionary<(float[] Reference, PreferencePair Pair), (double Chosen, double Rejected)> _referenceLogProbs = new(ReferenceKeyComparer.Instance);
+
+    private sealed class ReferenceKeyComparer : IEqualityComparer<(float[] Reference, PreferencePair Pair)>
+    {
+        public static readonly ReferenceKeyComparer Instance = new();
+        public bool Equals((float[] Reference, PreferencePair Pair) x, (float[] Reference, PreferencePair Pair) y) =>
+            ReferenceEquals(x.Reference, y.Reference) && ReferenceEquals(x.Pair, y.Pair);
+        public int GetHashCode((float[] Reference, PreferencePair Pair) key) =>
+            HashCode.Combine(RuntimeHelpers.GetHashCode(key.Reference), RuntimeHelpers.GetHashCode(key.Pair));
     }
 
     /// <summary>
@@ -32,10 +53,14 @@ public sealed class PreferenceTraining(Gpt2Parameters layout, int threads)
             throw new NextTokenException($"prompt length {promptLength} leaves no completion in a sequence of {sequence.Length} tokens");
         int n = sequence.Length - 1;
         pass = For(n);
-        var weights = new float[n];
+        int padded = pass.BlockSize;
+        int[] inputs = new int[padded], targets = new int[padded];
+        var weights = new float[padded];
+        sequence.AsSpan(0, n).CopyTo(inputs);
+        sequence.AsSpan(1, n).CopyTo(targets);
         for (int i = promptLength - 1; i < n; i++) weights[i] = 1;
         counted = n - (promptLength - 1);
-        float meanNll = pass.Forward(parameters, sequence.AsSpan(0, n), sequence.AsSpan(1, n), weights);
+        float meanNll = pass.Forward(parameters, inputs, targets, weights);
         return -(double)meanNll * counted;
     }
 
@@ -49,8 +74,11 @@ public sealed class PreferenceTraining(Gpt2Parameters layout, int threads)
         int p = pairs.Count;
         foreach (PreferencePair pair in pairs)
         {
-            double refW = LogProb(reference, pair.Chosen, pair.PromptLength, out _, out _);
-            double refL = LogProb(reference, pair.Rejected, pair.PromptLength, out _, out _);
+            // The reference is frozen: its log-probabilities are computed once per pair and reference buffer.
+            if (!_referenceLogProbs.TryGetValue((reference, pair), out var cached))
+                _referenceLogProbs[(reference, pair)] = cached = (LogProb(reference, pair.Chosen, pair.PromptLength, out _, out _),
+                                                                  LogProb(reference, pair.Rejected, pair.PromptLength, out _, out _));
+            var (refW, refL) = cached;
             double polW = LogProb(policy, pair.Chosen, pair.PromptLength, out _, out _);
             double polL = LogProb(policy, pair.Rejected, pair.PromptLength, out _, out _);
             double z = beta * ((polW - refW) - (polL - refL));
@@ -91,7 +119,7 @@ public sealed class PreferenceTraining(Gpt2Parameters layout, int threads)
                 RewardOf(trunk, head, sequence, out Gpt2Training pass);
                 int last = sequence.Length - 1;
                 ReadOnlySpan<float> hidden = pass.FinalHidden.Slice(last * c, c);
-                var dHidden = new float[sequence.Length * c];
+                var dHidden = new float[pass.BlockSize * c];
                 for (int i = 0; i < c; i++)
                 {
                     dHidden[last * c + i] = (float)(dr * head[i]);
@@ -103,11 +131,16 @@ public sealed class PreferenceTraining(Gpt2Parameters layout, int threads)
         return total / p;
     }
 
+    /// <summary>r = head · LN_f(x) at the last token of <paramref name="sequence"/>.</summary>
+    public double Score(float[] trunk, float[] head, int[] sequence) => RewardOf(trunk, head, sequence, out _);
+
     private double RewardOf(float[] trunk, float[] head, int[] sequence, out Gpt2Training pass)
     {
         int c = layout.Shape.NEmbd;
         pass = For(sequence.Length);
-        pass.Forward(trunk, sequence, default, logitsOnly: true);
+        var inputs = new int[pass.BlockSize];
+        sequence.CopyTo(inputs, 0);
+        pass.Forward(trunk, inputs, default, logitsOnly: true);
         ReadOnlySpan<float> hidden = pass.FinalHidden.Slice((sequence.Length - 1) * c, c);
         double r = 0;
         for (int i = 0; i < c; i++) r += (double)head[i] * hidden[i];
