@@ -95,7 +95,7 @@ internal sealed class InspectEndpoints(ModelHost host)
         // The meter tokenizes as it goes: hold the tokenizer as the request handlers do.
         return await host.Scheduler.RunExclusiveAsync<object>(() =>
         {
-            lock (host.TokenizerGate) return Reports.Drift(Model, template, system, turns, every);
+            lock (host.TokenizerGate) return Reports.Drift(Model, template, system, turns, every, cancel);
         }, cancel);
     }
 
@@ -137,7 +137,7 @@ internal sealed class InspectEndpoints(ModelHost host)
         int[] targetIds;
         lock (host.TokenizerGate) targetIds = Steering.TargetIds(Model, targetTexts);
         if (targetIds.Length == 0) throw ApiError.BadValue("targets", "no target text encodes to a token");
-        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.SteerSweep(Model, prompt, add, sub, pad, coefficients, targetIds), cancel);
+        return await host.Scheduler.RunExclusiveAsync<object>(() => Reports.SteerSweep(Model, prompt, add, sub, pad, coefficients, targetIds, cancel), cancel);
     }
 
     private (int[] Prompt, int[] Add, int[] Sub, int Pad) SteerPrompts(RequestFields request)

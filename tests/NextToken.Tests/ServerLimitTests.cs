@@ -13,16 +13,20 @@ public class ServerLimitTests(ITestOutputHelper output)
 {
     private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
 
-    // 16 choices of a full context each, one slot: thousands of decode steps, far past the limit.
+    // 16 choices of a full context each, one slot: 8,000 decode steps, tens of seconds here, far past the limit.
     private static readonly object LongRequest = new { prompt = "Once upon a time", max_tokens = 100_000, n = 16, ignore_eos = true, temperature = 1.0, seed = 1 };
 
     [Fact]
     public async Task RequestOverTheTimeLimit_Is408InOpenAiShape_AndFreesItsSlot()
     {
-        var timeout = TimeSpan.FromMilliseconds(300);
+        var timeout = TimeSpan.FromSeconds(2);
         await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name,
             new ServerOptions { Port = 0, Parallel = 1, RequestTimeout = timeout });
         using var http = new HttpClient { BaseAddress = server.Url };
+        // Warm up (compile the paths) so the stream below has begun when its time is up.
+        using (HttpResponseMessage warm = await http.PostAsync("v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 1 })))
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        long warmTokens = Generated(await http.GetStringAsync("metrics"));
         var clock = Stopwatch.StartNew();
         using HttpResponseMessage response = await http.PostAsync("v1/completions", Json(LongRequest));
         clock.Stop();
@@ -50,14 +54,28 @@ public class ServerLimitTests(ITestOutputHelper output)
         else
             Assert.Equal(HttpStatusCode.RequestTimeout, streamed.StatusCode);
 
-        // The slot is free again: a short request gets it and finishes.
-        using HttpResponseMessage shortOne = await http.PostAsync("v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 2, temperature = 0 }));
-        Assert.Equal(HttpStatusCode.OK, shortOne.StatusCode);
-        // The gauge is set by the scheduler's loop before it sleeps: give it a moment.
-        string metrics = "";
-        for (int i = 0; i < 50 && !metrics.Contains("nexttoken_slots_busy 0"); i++, await Task.Delay(20)) metrics = await http.GetStringAsync("metrics");
-        Assert.Contains("nexttoken_slots_busy 0", metrics);
+        // The work stopped (not left running behind the error) and the slot is free: the token
+        // count settles far below the two requests' full work, and no slot is busy. (/metrics has no time limit.)
+        long last = -1, now = Generated(await http.GetStringAsync("metrics"));
+        var settle = Stopwatch.StartNew();
+        while (now != last && settle.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            last = now;
+            await Task.Delay(500);
+            now = Generated(await http.GetStringAsync("metrics"));
+        }
+        using LanguageModel model = ModelLoader.Load(BuiltInModel.Id);
+        long fullWork = 2 * 16 * (model.ContextLength - 5);
+        now -= warmTokens;
+        last -= warmTokens;
+        output.WriteLine($"generated {now} tokens before the limits stopped them (the full work: {fullWork})");
+        Assert.Equal(last, now);
+        Assert.True(now < fullWork / 2, $"{now} tokens generated: the timed-out work went on");
+        Assert.Contains("nexttoken_slots_busy 0", await http.GetStringAsync("metrics"));
     }
+
+    private static long Generated(string metrics) =>
+        long.Parse(metrics.Split('\n').Single(l => l.StartsWith("nexttoken_generated_tokens_total ", StringComparison.Ordinal)).Split(' ')[1]);
 
     [Fact]
     public async Task MaxTokensOverTheContext_IsCappedByIt_AndFinishesWithLength()

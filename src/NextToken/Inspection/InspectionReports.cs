@@ -155,14 +155,19 @@ public static partial class Reports
     /// <summary>
     /// Drift of <paramref name="system"/> over <paramref name="conversation"/> (formatted with
     /// <paramref name="template"/>); with <paramref name="reanchorEvery"/> &gt; 0, measured again with
-    /// the system prompt restated in every that-many-th user turn.
+    /// the system prompt restated in every that-many-th user turn. <paramref name="cancel"/> is checked between turns.
     /// </summary>
-    public static DriftReport Drift(LanguageModel model, ChatTemplate template, string system, IReadOnlyList<ChatMessage> conversation, int reanchorEvery)
+    public static DriftReport Drift(LanguageModel model, ChatTemplate template, string system, IReadOnlyList<ChatMessage> conversation, int reanchorEvery,
+                                    CancellationToken cancel = default)
     {
         if (reanchorEvery < 0) throw new NextTokenException($"reanchor must be 0 (off) or more, not {reanchorEvery}");
         var vocabulary = model.Tokenizer.Vocabulary;
         var meter = new DriftMeter(model, template, ChatPrompt.TokenText(vocabulary, vocabulary.BosId), ChatPrompt.TokenText(vocabulary, vocabulary.EosId));
-        static ReportDriftTurn Row(DriftTurn t) => new(t.Turn, t.ContextTokens, t.SystemTokens, t.Distance, t.SystemShare, t.SystemSharePerLayer, t.SinkShare, t.KlWithoutSystem);
+        ReportDriftTurn Row(DriftTurn t)
+        {
+            cancel.ThrowIfCancellationRequested();
+            return new(t.Turn, t.ContextTokens, t.SystemTokens, t.Distance, t.SystemShare, t.SystemSharePerLayer, t.SinkShare, t.KlWithoutSystem);
+        }
         ReportDriftTurn[] plain = meter.Measure(system, conversation).Select(Row).ToArray();
         if (plain.Length == 0) throw new NextTokenException($"the first turn already exceeds the context length {model.ContextLength}");
         int? fullAt = meter.ContextFullAtTurn;
@@ -194,9 +199,10 @@ public static partial class Reports
     }
 
     /// <summary>The steering sweep over every layer × <paramref name="coefficients"/>, lifting <paramref name="targets"/> (token ids).</summary>
-    public static SteerSweepReport SteerSweep(LanguageModel model, int[] prompt, int[] add, int[] sub, int padId, IReadOnlyList<float> coefficients, int[] targets) =>
+    public static SteerSweepReport SteerSweep(LanguageModel model, int[] prompt, int[] add, int[] sub, int padId, IReadOnlyList<float> coefficients, int[] targets,
+                                              CancellationToken cancel = default) =>
         new(targets, targets.Select(model.Tokenizer.TokenText).ToArray(),
-            Steering.Sweep(model, prompt, add, sub, padId, coefficients, targets)
+            Steering.Sweep(model, prompt, add, sub, padId, coefficients, targets, cancel)
                 .Select(r => new ReportSweepRow(r.Layer, r.Coefficient, r.LogProbabilityLift, r.KlToUnsteered, r.RelativeNorm)).ToArray());
 
     /// <summary>

@@ -84,7 +84,8 @@ public static class Steering
     /// Every layer × coefficient: the lift of the targets' mean log-probability at the next position,
     /// KL(steered ‖ unsteered), and the vector's size relative to the residual stream it is added to.
     /// </summary>
-    public static SteeringSweepRow[] Sweep(LanguageModel model, int[] prompt, int[] add, int[] sub, int padId, IReadOnlyList<float> coefficients, int[] targets)
+    public static SteeringSweepRow[] Sweep(LanguageModel model, int[] prompt, int[] add, int[] sub, int padId, IReadOnlyList<float> coefficients, int[] targets,
+                                           CancellationToken cancel = default)
     {
         if (coefficients.Count == 0) throw new NextTokenException("no coefficients to sweep");
         foreach (float c in coefficients)
@@ -106,6 +107,7 @@ public static class Steering
             double vectorNorm = vector.RowNorms.Take(overlap).Average();
             foreach (float c in coefficients)
             {
+                cancel.ThrowIfCancellationRequested();
                 using (vector.Apply(model, c)) model.Forward(model.CreateState(), prompt, steered);
                 double lseS = Kernels.Ops.LogSumExp(steered);
                 double lift = targets.Average(id => (steered[id] - lseS) - (plainLast[id] - lseP));
