@@ -31,7 +31,7 @@ internal static class AttentionCommand
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, parse.GetValue(prompt) ?? parse.GetValue(promptArgument), parse.GetValue(tokens), lm.Tokenizer.Vocabulary.AddBos, false);
             int n = ids.Length;
             if (parse.GetValue(recent) < 1) throw new NextTokenException($"--recent must be at least 1, not {parse.GetValue(recent)}");
-            var (_, cache) = lm.RunWithCache(ids, name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal));
+            var (_, cache) = lm.RunWithCache(ids, name => name.EndsWith(HookNames.PatternSuffix, StringComparison.Ordinal));
             CachedActivation[] patterns = cache.AttentionPatterns(lm.LayerCount);
             int heads = patterns[0].Shape[0];
             int? chosenLayer = parse.GetValue(layer);

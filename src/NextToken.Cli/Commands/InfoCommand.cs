@@ -21,7 +21,8 @@ internal static class InfoCommand
 
     private static int CheckpointInfo(string directory, bool json)
     {
-        using var checkpoint = NextToken.SafeTensors.HuggingFaceCheckpoint.Open(directory);
+        var (checkpoint, _, _) = NextToken.Models.ModelLoader.OpenCheckpoint(directory);
+        using var _ = checkpoint;
         string config = File.ReadAllText(Path.Combine(directory, "config.json"));
         var tensors = checkpoint.Files.SelectMany(f => f.Tensors.Select(t => (File: Path.GetFileName(f.FilePath), Tensor: t))).OrderBy(t => t.Tensor.Name, StringComparer.Ordinal).ToList();
         if (json)

@@ -72,7 +72,7 @@ internal static class SteerCommand
             }
             // The row norms' brackets are escaped: Spectre reads "[14.2, …]" as a style name.
             string norms = Markup.Escape($"[{string.Join(", ", vector.RowNorms.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))}]");
-            AnsiConsole.MarkupLine($"steering vector: \"{Markup.Escape(parse.GetValue(add)!)}\" − \"{Markup.Escape(parse.GetValue(sub)!)}\" at blocks.{vector.Layer}.hook_resid_pre, {vector.Length} positions, row norms {norms}, × {coefficient.ToString(CultureInfo.InvariantCulture)}");
+            AnsiConsole.MarkupLine($"steering vector: \"{Markup.Escape(parse.GetValue(add)!)}\" − \"{Markup.Escape(parse.GetValue(sub)!)}\" at {vector.HookName}, {vector.Length} positions, row norms {norms}, × {coefficient.ToString(CultureInfo.InvariantCulture)}");
             var table = new Table().Border(TableBorder.Rounded).AddColumn(new TableColumn("seed").RightAligned()).AddColumn("unsteered").AddColumn("[bold]steered[/]");
             foreach (var (s, plain, steered) in results)
                 table.AddRow(s.ToString(), Markup.Escape(parse.GetValue(prompt)! + plain), Markup.Escape(parse.GetValue(prompt)! + steered));
@@ -98,7 +98,7 @@ internal static class SteerCommand
         if (coefficients.Length == 0) throw new NextTokenException("--coeffs: no coefficients given");
         int[] targetIds = targetTexts.Select(t => lm.Tokenizer.Encode(t).Ids.FirstOrDefault(-1)).Where(id => id >= 0).Distinct().ToArray();
         if (targetIds.Length == 0) throw new NextTokenException("--target: no target token");
-        var (plainLogits, plainCache) = lm.RunWithCache(promptIds, n => n.EndsWith("hook_resid_pre", StringComparison.Ordinal));
+        var (plainLogits, plainCache) = lm.RunWithCache(promptIds, n => n.EndsWith(HookNames.ResidPreSuffix, StringComparison.Ordinal));
         float[] plainLast = plainLogits[^lm.VocabSize..];
         double lseP = Kernels.Ops.LogSumExp(plainLast);
         var rows = new List<(int Layer, float Coeff, double Lift, double Kl, double RelativeNorm)>();

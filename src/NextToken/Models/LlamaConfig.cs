@@ -11,7 +11,11 @@ public enum RopeStyle
     Halves,
 }
 
-/// <summary>Llama-family hyperparameters, from <c>llama.*</c> GGUF metadata or a Hugging Face config.json.</summary>
+/// <summary>
+/// Hyperparameters of a Llama-like decoder (Llama, Qwen2/3, Qwen2-MoE, OLMoE, Gemma 2/3, Phi-3), from
+/// <c>{architecture}.*</c> GGUF metadata or a Hugging Face config.json; <see cref="Block"/> says how
+/// the family composes a block.
+/// </summary>
 public sealed record LlamaConfig(
     int NLayer, int NEmbd, int NHead, int NKvHead, int HeadDim, int NCtx, int NFf, int NVocab,
     float RmsNormEps, double RopeFreqBase, int RopeDims, int NExpert, int NExpertUsed, RopeStyle RopeStyle = RopeStyle.AdjacentPairs)
@@ -22,8 +26,45 @@ public sealed record LlamaConfig(
     public int KvDim => NKvHead * HeadDim;
     public bool IsMixtureOfExperts => NExpert > 0;
 
-    public static LlamaConfig FromGguf(GgufFile file, int vocabSize, string prefix = "llama")
+    /// <summary>The family's name, as <c>general.architecture</c> gives it.</summary>
+    public string Family { get; init; } = "llama";
+    public BlockComposition Block { get; init; } = new() { Moe = MoeKind.SoftmaxTopKRenormalized };
+    /// <summary>Width of each routed expert (Qwen2-MoE's <c>expert_feed_forward_length</c>); 0 means <see cref="NFf"/>.</summary>
+    public int NFfExpert { get; init; }
+    /// <summary>Width of the shared expert (Qwen2-MoE), 0 without one.</summary>
+    public int NFfShared { get; init; }
+    /// <summary>Gemma 2: attention scores become cap·tanh(s/cap) before the mask; 0 = off.</summary>
+    public float AttnSoftcap { get; init; }
+    /// <summary>Gemma 2: logits become cap·tanh(l/cap); 0 = off.</summary>
+    public float FinalSoftcap { get; init; }
+    /// <summary>Keys a query sees on local layers (itself included); 0 = no window.</summary>
+    public int SlidingWindow { get; init; }
+    /// <summary>RoPE base of the local (sliding-window) layers; 0 means <see cref="RopeFreqBase"/>.</summary>
+    public double RopeFreqBaseLocal { get; init; }
+    /// <summary>Linear RoPE scaling: angles divided by this factor (1 = none).</summary>
+    public double RopeLinearScale { get; init; } = 1;
+    /// <summary>LongRoPE's magnitude correction: cos and sin multiplied by it (Phi-3).</summary>
+    public double RopeAttnFactor { get; init; } = 1;
+    /// <summary>Multiplier of q·k; 0 means 1/√headDim.</summary>
+    public float QueryScale { get; init; }
+
+    public int ExpertFf => NFfExpert > 0 ? NFfExpert : NFf;
+    public int MaxFf => Math.Max(NFf, Math.Max(ExpertFf, NFfShared));
+    public float AttentionScale => QueryScale > 0 ? QueryScale : 1f / MathF.Sqrt(HeadDim);
+
+    /// <summary>True when layer <paramref name="layer"/> attends through the sliding window.</summary>
+    public bool IsLocalLayer(int layer) =>
+        SlidingWindow > 0 && Block.SlidingWindowPattern switch { 0 => false, 1 => true, var p => (layer + 1) % p != 0 };
+
+    /// <summary>The window of layer <paramref name="layer"/>, 0 for full causal attention.</summary>
+    public int WindowOf(int layer) => IsLocalLayer(layer) && SlidingWindow < NCtx ? SlidingWindow : 0;
+
+    public static LlamaConfig FromGguf(GgufFile file, int vocabSize) => FromGguf(file, vocabSize, ModelFamilies.LlamaFamily);
+
+    public static LlamaConfig FromGguf(GgufFile file, int vocabSize, ModelFamily family)
     {
+        string prefix = family.GgufArchitecture;
+        BlockComposition block = family.Block;
         int Dim(string key, long? fallback = null, long min = 1)
         {
             long value = fallback is { } f && !file.ContainsKey(key) ? f : file.GetInteger(key);
@@ -47,24 +88,63 @@ public sealed record LlamaConfig(
         int nExpertUsed = Dim($"{prefix}.expert_used_count", 0, min: 0);
         if (nExpert > 0 && (nExpertUsed < 1 || nExpertUsed > nExpert))
             throw new GgufFormatException(file.FilePath, null, $"'{prefix}.expert_used_count' is {nExpertUsed}; expected 1 to 'expert_count' {nExpert}");
+        int nLayer = Dim($"{prefix}.block_count");
+        int nFf = Dim($"{prefix}.feed_forward_length");
+        float Cap(string key)
+        {
+            double value = file.GetFloatOrNull(key) ?? 0;
+            if (!double.IsFinite(value) || value < 0)
+                throw new GgufFormatException(file.FilePath, null, $"'{key}' is {value}; expected a positive number");
+            return (float)value;
+        }
+        double ropeBase = file.GetFloatOrNull($"{prefix}.rope.freq_base") ?? 10000.0;
+        double linear = 1;
+        if (file.GetStringOrNull($"{prefix}.rope.scaling.type") is { } scaling)
+        {
+            if (scaling == "linear") linear = file.GetFloatOrNull($"{prefix}.rope.scaling.factor") ?? 1;
+            else if (scaling != "none" && scaling != "yarn" && scaling != "longrope")
+                throw new GgufFormatException(file.FilePath, null, $"'{prefix}.rope.scaling.type' is '{scaling}'; supported: none, linear, longrope");
+        }
+        if (!(linear >= 1) || !double.IsFinite(linear))
+            throw new GgufFormatException(file.FilePath, null, $"'{prefix}.rope.scaling.factor' is {linear}; expected a number ≥ 1");
+        if (block.Moe == MoeKind.SoftmaxTopKSharedExpert && nExpert == 0)
+            throw new GgufFormatException(file.FilePath, null, $"'{prefix}.expert_count' is missing; a {family.Name} file has experts");
+        // Gemma's 27B models scale queries by 1/√(d/heads) rather than 1/√headDim (query_pre_attn_scalar);
+        // GGUF has no key for it, so llama.cpp goes by their layer counts (46: Gemma 2, 62: Gemma 3), as here.
+        float queryScale = (family.Name == "gemma2" && nLayer == 46) || (family.Name == "gemma3" && nLayer == 62)
+            ? 1f / MathF.Sqrt(nEmbd / nHead) : 0;
         return new LlamaConfig(
-            NLayer: Dim($"{prefix}.block_count"),
+            NLayer: nLayer,
             NEmbd: nEmbd,
             NHead: nHead,
             NKvHead: nKvHead,
             HeadDim: headDim,
             NCtx: Dim($"{prefix}.context_length"),
-            NFf: Dim($"{prefix}.feed_forward_length"),
+            NFf: nFf,
             NVocab: vocabSize,
             RmsNormEps: (float)(file.GetFloatOrNull($"{prefix}.attention.layer_norm_rms_epsilon") ?? 1e-5),
-            RopeFreqBase: file.GetFloatOrNull($"{prefix}.rope.freq_base") ?? 10000.0,
+            RopeFreqBase: ropeBase,
             RopeDims: ropeDims,
             NExpert: nExpert,
-            NExpertUsed: nExpertUsed);
+            NExpertUsed: nExpertUsed,
+            RopeStyle: block.Rope)
+        {
+            Family = family.Name,
+            Block = block,
+            NFfExpert = nExpert > 0 ? Dim($"{prefix}.expert_feed_forward_length", nFf) : 0,
+            NFfShared = block.Moe == MoeKind.SoftmaxTopKSharedExpert ? Dim($"{prefix}.expert_shared_feed_forward_length", nFf) : 0,
+            AttnSoftcap = Cap($"{prefix}.attn_logit_softcapping"),
+            FinalSoftcap = Cap($"{prefix}.final_logit_softcapping"),
+            SlidingWindow = block.SlidingWindowPattern > 0 ? Dim($"{prefix}.attention.sliding_window", 0, min: 0) : 0,
+            RopeFreqBaseLocal = file.GetFloatOrNull($"{prefix}.rope.freq_base_swa") ?? (block.LocalRopeUnscaled ? 10000.0 : ropeBase),
+            RopeLinearScale = linear,
+            RopeAttnFactor = file.GetFloatOrNull($"{prefix}.rope.scaling.attn_factor") ?? 1,
+            QueryScale = queryScale,
+        };
     }
 
     /// <summary>From a Hugging Face <c>LlamaForCausalLM</c>-style config.json (its q/k use rotate-half RoPE).</summary>
-    public static LlamaConfig FromHuggingFace(HuggingFaceConfig config, int vocabSize)
+    public static LlamaConfig FromHuggingFace(HuggingFaceConfig config, int vocabSize, ModelFamily family)
     {
         int nEmbd = config.Dimension("hidden_size");
         int nHead = config.Dimension("num_attention_heads");
@@ -78,6 +158,7 @@ public sealed record LlamaConfig(
             NLayer: config.Dimension("num_hidden_layers"), NEmbd: nEmbd, NHead: nHead, NKvHead: nKvHead, HeadDim: headDim,
             NCtx: config.Dimension("max_position_embeddings"), NFf: config.Dimension("intermediate_size"), NVocab: vocabSize,
             RmsNormEps: (float)config.Number("rms_norm_eps", 1e-6), RopeFreqBase: config.Number("rope_theta", 10000.0),
-            RopeDims: headDim, NExpert: 0, NExpertUsed: 0, RopeStyle: RopeStyle.Halves);
+            RopeDims: headDim, NExpert: 0, NExpertUsed: 0, RopeStyle: RopeStyle.Halves)
+        { Family = family.Name, Block = family.Block with { Rope = RopeStyle.Halves } };
     }
 }
