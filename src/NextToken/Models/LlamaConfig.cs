@@ -59,6 +59,49 @@ public sealed record LlamaConfig(
     /// <summary>The window of layer <paramref name="layer"/>, 0 for full causal attention.</summary>
     public int WindowOf(int layer) => IsLocalLayer(layer) && SlidingWindow < NCtx ? SlidingWindow : 0;
 
+    /// <summary>
+    /// What sets this family's blocks apart, one line per setting (for <c>info</c>); <paramref name="ropeFactors"/>
+    /// names the per-pair frequency tensor when the file has one.
+    /// </summary>
+    public IReadOnlyList<(string Setting, string Value)> Describe(string? ropeFactors = null)
+    {
+        static string N(double x) => x.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture);
+        var lines = new List<(string, string)>
+        {
+            ("family", Family),
+            ("norms", $"RMSNorm (eps {N(RmsNormEps)}) before attention and feed-forward" + (Block.PostNorms ? ", and on each branch's output before its residual add" : "")),
+            ("attention", $"{NHead} query heads, {NKvHead} KV heads of {HeadDim}; scores q·k × {N(AttentionScale)}"
+                + (Block.QkvBias ? "; q/k/v biases" : "")
+                + Block.QkNorm switch { QkNormKind.PerHead => "; RMSNorm of each head's q and k", QkNormKind.Full => "; RMSNorm over the whole q and k", _ => "" }
+                + (AttnSoftcap > 0 ? $"; scores capped {N(AttnSoftcap)}·tanh(s/{N(AttnSoftcap)})" : "")),
+            ("rope", (RopeStyle == RopeStyle.Halves ? "NeoX halves (x[i], x[i+d/2])" : "adjacent pairs (x[2i], x[2i+1])")
+                + $", {RopeDims} dims, base {N(RopeFreqBase)}"
+                + (RopeLinearScale != 1 ? $", linear scaling ×{N(RopeLinearScale)}" : "")
+                + (ropeFactors is not null ? $", frequencies divided by {ropeFactors}" : "")
+                + (RopeAttnFactor != 1 ? $", cos/sin × {N(RopeAttnFactor)}" : "")),
+        };
+        if (SlidingWindow > 0)
+        {
+            int[] local = Enumerable.Range(0, NLayer).Where(IsLocalLayer).ToArray();
+            string which = local.Length == NLayer ? "every layer" : $"layers {string.Join(", ", local)} of {NLayer}";
+            double localBase = RopeFreqBaseLocal > 0 ? RopeFreqBaseLocal : RopeFreqBase;
+            lines.Add(("sliding window", $"{SlidingWindow} keys on {which}"
+                + (WindowOf(local.FirstOrDefault()) == 0 ? " (not narrower than the context)" : "")
+                + (localBase != RopeFreqBase || Block.LocalRopeUnscaled ? $"; their RoPE base {N(localBase)}{(Block.LocalRopeUnscaled && RopeLinearScale != 1 ? ", unscaled" : "")}" : "")));
+        }
+        string ffn = Block.Ffn == FfnKind.GeGluTanh ? "GeGLU, gelu_tanh(gate)·up" : "SwiGLU, silu(gate)·up";
+        if (Block.FusedGateUp) ffn += " (gate and up fused in ffn_up)";
+        lines.Add(("feed-forward", IsMixtureOfExperts
+            ? $"{NExpert} experts of {ExpertFf} ({ffn}), softmax router, top {NExpertUsed} "
+              + (Block.Moe == MoeKind.SoftmaxTopKRenormalized ? "renormalized" : "weights as they are")
+              + (NFfShared > 0 ? $", plus a shared expert of {NFfShared} gated by a sigmoid" : "")
+            : $"{ffn}, width {NFf}"));
+        if (Block.FusedQkv) lines.Add(("projections", "q, k and v fused in attn_qkv"));
+        if (Block.ScaleEmbedding) lines.Add(("embedding", $"scaled by √{NEmbd} = {N(Math.Sqrt(NEmbd))}"));
+        if (FinalSoftcap > 0) lines.Add(("logits", $"capped {N(FinalSoftcap)}·tanh(l/{N(FinalSoftcap)})"));
+        return lines;
+    }
+
     public static LlamaConfig FromGguf(GgufFile file, int vocabSize) => FromGguf(file, vocabSize, ModelFamilies.LlamaFamily);
 
     public static LlamaConfig FromGguf(GgufFile file, int vocabSize, ModelFamily family)
