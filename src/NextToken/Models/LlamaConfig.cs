@@ -195,13 +195,16 @@ public sealed record LlamaConfig(
         if (nHead % nKvHead != 0)
             throw new NextTokenException($"{config.Path}: 'num_attention_heads' {nHead} is not a multiple of 'num_key_value_heads' {nKvHead}");
         int headDim = config.Dimension("head_dim", nEmbd / nHead);
-        if (config.Has("num_local_experts"))
-            throw new NextTokenException($"{config.Path}: mixture-of-experts Hugging Face checkpoints (num_local_experts) are not supported yet; use a GGUF file");
+        // Mixtral: num_local_experts experts, num_experts_per_tok of them per token (renormalized, as Mixtral does).
+        int nExpert = config.Has("num_local_experts") ? config.Dimension("num_local_experts") : 0;
+        int nExpertUsed = nExpert > 0 ? config.Dimension("num_experts_per_tok") : 0;
+        if (nExpertUsed > nExpert)
+            throw new NextTokenException($"{config.Path}: 'num_experts_per_tok' {nExpertUsed} exceeds 'num_local_experts' {nExpert}");
         return new LlamaConfig(
             NLayer: config.Dimension("num_hidden_layers"), NEmbd: nEmbd, NHead: nHead, NKvHead: nKvHead, HeadDim: headDim,
             NCtx: config.Dimension("max_position_embeddings"), NFf: config.Dimension("intermediate_size"), NVocab: vocabSize,
             RmsNormEps: (float)config.Number("rms_norm_eps", 1e-6), RopeFreqBase: config.Number("rope_theta", 10000.0),
-            RopeDims: headDim, NExpert: 0, NExpertUsed: 0, RopeStyle: RopeStyle.Halves)
+            RopeDims: headDim, NExpert: nExpert, NExpertUsed: nExpertUsed, RopeStyle: RopeStyle.Halves)
         { Family = family.Name, Block = family.Block with { Rope = RopeStyle.Halves } };
     }
 }

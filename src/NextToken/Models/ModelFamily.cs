@@ -125,9 +125,17 @@ public static class ModelFamilies
     public static readonly ModelFamily LlamaFamily = new()
     {
         Name = "llama", GgufArchitecture = "llama",
-        HuggingFaceModelTypes = ["llama", "mistral", "LlamaForCausalLM", "MistralForCausalLM"],
+        HuggingFaceModelTypes = ["llama", "mistral", "mixtral", "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM"],
         Block = new() { Rope = RopeStyle.AdjacentPairs, Moe = MoeKind.SoftmaxTopKRenormalized },
-        HuggingFaceNames = LlamaHuggingFace,
+        HuggingFaceNames =
+        [
+            .. LlamaHuggingFace,
+            // Mixtral: the router, and each expert as its own tensors ({1} the expert): w1 gate, w2 down, w3 up.
+            new(FfnRouter, "model.layers.{0}.block_sparse_moe.gate.weight"),
+            new(FfnGateExperts, "model.layers.{0}.block_sparse_moe.experts.{1}.w1.weight"),
+            new(FfnDownExperts, "model.layers.{0}.block_sparse_moe.experts.{1}.w2.weight"),
+            new(FfnUpExperts, "model.layers.{0}.block_sparse_moe.experts.{1}.w3.weight"),
+        ],
         LoadGguf = Llama,
         LoadHuggingFace = (family, checkpoint, config, vocab, tokenizer, template) => new LlamaModel(checkpoint, LlamaConfig.FromHuggingFace(config, vocab, family), tokenizer, template),
     };

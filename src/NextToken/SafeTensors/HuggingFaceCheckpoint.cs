@@ -117,29 +117,59 @@ public sealed class HuggingFaceCheckpoint : IWeightSource
         }
     }
 
-    private (SafeTensorsFile File, string Name, bool Transposed)? Locate(string ggufName)
+    /// <summary>
+    /// Experts stored one tensor each (Mixtral's <c>block_sparse_moe.experts.{1}.w1</c>, {1} the
+    /// expert) are gathered into one view per expert; a single 3-D tensor is split as GGUF's is.
+    /// </summary>
+    public TensorData[] GetExperts(string name, int rows, int columns, int count)
+    {
+        if (!PerExpert(name))
+        {
+            TensorData all = GetTensor(name, columns, rows, count);
+            return Enumerable.Range(0, count).Select(all.Matrix).ToArray();
+        }
+        var experts = new TensorData[count];
+        for (int e = 0; e < count; e++)
+        {
+            var located = Locate(name, e) ?? throw new NextTokenException($"{FilePath}: missing tensor for '{name}' expert {e} ({string.Join(" or ", Candidates(name, e) ?? [name])})");
+            TensorData stored = located.File.GetTensor(located.Name);
+            if (!stored.Dims.AsSpan().SequenceEqual([(long)columns, rows]))
+                throw new NextTokenException($"{FilePath}: tensor '{located.Name}' has shape {Shape(stored.Dims)}; expected {Shape([columns, rows])}");
+            experts[e] = stored;
+        }
+        return experts;
+    }
+
+    /// <summary>True when the name table stores this GGUF tensor as one Hugging Face tensor per expert.</summary>
+    private bool PerExpert(string ggufName) =>
+        _names.Any(n => n.Gguf.IsMatch(ggufName) && n.HuggingFace.Contains("{1}", StringComparison.Ordinal));
+
+    private (SafeTensorsFile File, string Name, bool Transposed)? Locate(string ggufName, int expert = -1)
     {
         foreach (var (pattern, hfPattern, transposed) in _names)
         {
             Match match = pattern.Match(ggufName);
             if (!match.Success) continue;
-            string hfName = match.Groups.Count > 1 ? string.Format(CultureInfo.InvariantCulture, hfPattern, match.Groups[1].Value) : hfPattern;
+            string hfName = Format(hfPattern, match, expert);
             foreach (string prefix in Prefixes)
                 if (_fileOf.TryGetValue(prefix + hfName, out SafeTensorsFile? file)) return (file, prefix + hfName, transposed);
         }
         return null;
     }
 
-    private string[]? Candidates(string ggufName)
+    private string[]? Candidates(string ggufName, int expert = -1)
     {
         foreach (var (pattern, hfPattern, _) in _names)
         {
             Match match = pattern.Match(ggufName);
-            if (match.Success)
-                return [match.Groups.Count > 1 ? string.Format(CultureInfo.InvariantCulture, hfPattern, match.Groups[1].Value) : hfPattern];
+            if (match.Success) return [Format(hfPattern, match, expert)];
         }
         return null;
     }
+
+    /// <summary>The Hugging Face name: {0} the layer the GGUF name matched, {1} the expert.</summary>
+    private static string Format(string hfPattern, Match match, int expert) =>
+        match.Groups.Count > 1 ? string.Format(CultureInfo.InvariantCulture, hfPattern, match.Groups[1].Value, expert) : hfPattern;
 
     private static string Quote(JsonElement value)
     {
