@@ -82,7 +82,7 @@ public sealed unsafe class MixtralCheckpointTests(ITestOutputHelper output) : ID
         return dir;
     }
 
-    private static void WriteSafeTensors(string path, List<(string Name, long[] Shape, float[] Data)> tensors)
+    internal static void WriteSafeTensors(string path, List<(string Name, long[] Shape, float[] Data)> tensors)
     {
         var header = new Dictionary<string, object>();
         long offset = 0;

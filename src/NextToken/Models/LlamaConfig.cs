@@ -195,16 +195,25 @@ public sealed record LlamaConfig(
         if (nHead % nKvHead != 0)
             throw new NextTokenException($"{config.Path}: 'num_attention_heads' {nHead} is not a multiple of 'num_key_value_heads' {nKvHead}");
         int headDim = config.Dimension("head_dim", nEmbd / nHead);
-        // Mixtral: num_local_experts experts, num_experts_per_tok of them per token (renormalized, as Mixtral does).
-        int nExpert = config.Has("num_local_experts") ? config.Dimension("num_local_experts") : 0;
+        // Experts: Mixtral's num_local_experts, Qwen2-MoE's and OLMoE's num_experts; num_experts_per_tok of them per token.
+        string expertKey = config.Has("num_local_experts") ? "num_local_experts" : "num_experts";
+        int nExpert = config.Has(expertKey) ? config.Dimension(expertKey) : 0;
         int nExpertUsed = nExpert > 0 ? config.Dimension("num_experts_per_tok") : 0;
         if (nExpertUsed > nExpert)
-            throw new NextTokenException($"{config.Path}: 'num_experts_per_tok' {nExpertUsed} exceeds 'num_local_experts' {nExpert}");
+            throw new NextTokenException($"{config.Path}: 'num_experts_per_tok' {nExpertUsed} exceeds '{expertKey}' {nExpert}");
+        if (family.Block.Moe == MoeKind.SoftmaxTopKSharedExpert && nExpert == 0)
+            throw new NextTokenException($"{config.Path}: missing required key 'num_experts' (a {family.Name} checkpoint has experts)");
+        int nFf = config.Dimension("intermediate_size");
         return new LlamaConfig(
             NLayer: config.Dimension("num_hidden_layers"), NEmbd: nEmbd, NHead: nHead, NKvHead: nKvHead, HeadDim: headDim,
-            NCtx: config.Dimension("max_position_embeddings"), NFf: config.Dimension("intermediate_size"), NVocab: vocabSize,
+            NCtx: config.Dimension("max_position_embeddings"), NFf: nFf, NVocab: vocabSize,
             RmsNormEps: (float)config.Number("rms_norm_eps", 1e-6), RopeFreqBase: config.Number("rope_theta", 10000.0),
             RopeDims: headDim, NExpert: nExpert, NExpertUsed: nExpertUsed, RopeStyle: RopeStyle.Halves)
-        { Family = family.Name, Block = family.Block with { Rope = RopeStyle.Halves } };
+        {
+            Family = family.Name,
+            Block = family.Block with { Rope = RopeStyle.Halves },
+            NFfExpert = nExpert > 0 ? config.Dimension("moe_intermediate_size", nFf) : 0,
+            NFfShared = family.Block.Moe == MoeKind.SoftmaxTopKSharedExpert ? config.Dimension("shared_expert_intermediate_size") : 0,
+        };
     }
 }

@@ -93,6 +93,31 @@ public static class ModelFamilies
         new(FfnDown, "model.layers.{0}.mlp.down_proj.weight"),
     ];
 
+    private static LanguageModel LlamaFromHuggingFace(ModelFamily family, HuggingFaceCheckpoint checkpoint, HuggingFaceConfig config, int vocab, Tokenizer tokenizer, string? template) =>
+        new LlamaModel(checkpoint, LlamaConfig.FromHuggingFace(config, vocab, family), tokenizer, template);
+
+    private static readonly TensorNameMapping[] QkvBiasHuggingFace =
+    [
+        new(AttnQBias, "model.layers.{0}.self_attn.q_proj.bias"),
+        new(AttnKBias, "model.layers.{0}.self_attn.k_proj.bias"),
+        new(AttnVBias, "model.layers.{0}.self_attn.v_proj.bias"),
+    ];
+
+    private static readonly TensorNameMapping[] QkNormHuggingFace =
+    [
+        new(AttnQNorm, "model.layers.{0}.self_attn.q_norm.weight"),
+        new(AttnKNorm, "model.layers.{0}.self_attn.k_norm.weight"),
+    ];
+
+    /// <summary>Qwen2-MoE's and OLMoE's router and experts, one tensor per expert ({1}).</summary>
+    private static readonly TensorNameMapping[] ExpertsHuggingFace =
+    [
+        new(FfnRouter, "model.layers.{0}.mlp.gate.weight"),
+        new(FfnGateExperts, "model.layers.{0}.mlp.experts.{1}.gate_proj.weight"),
+        new(FfnUpExperts, "model.layers.{0}.mlp.experts.{1}.up_proj.weight"),
+        new(FfnDownExperts, "model.layers.{0}.mlp.experts.{1}.down_proj.weight"),
+    ];
+
     public static readonly ModelFamily Gpt2 = new()
     {
         Name = "gpt2", GgufArchitecture = "gpt2", HuggingFaceModelTypes = ["gpt2", "GPT2LMHeadModel"],
@@ -137,35 +162,50 @@ public static class ModelFamilies
             new(FfnUpExperts, "model.layers.{0}.block_sparse_moe.experts.{1}.w3.weight"),
         ],
         LoadGguf = Llama,
-        LoadHuggingFace = (family, checkpoint, config, vocab, tokenizer, template) => new LlamaModel(checkpoint, LlamaConfig.FromHuggingFace(config, vocab, family), tokenizer, template),
+        LoadHuggingFace = LlamaFromHuggingFace,
     };
 
     public static readonly ModelFamily Qwen2 = new()
     {
-        Name = "qwen2", GgufArchitecture = "qwen2",
+        Name = "qwen2", GgufArchitecture = "qwen2", HuggingFaceModelTypes = ["qwen2", "Qwen2ForCausalLM"],
         Block = new() { Rope = RopeStyle.Halves, QkvBias = true },
+        HuggingFaceNames = [.. LlamaHuggingFace, .. QkvBiasHuggingFace],
         LoadGguf = Llama,
+        LoadHuggingFace = LlamaFromHuggingFace,
     };
 
     public static readonly ModelFamily Qwen3 = new()
     {
-        Name = "qwen3", GgufArchitecture = "qwen3",
+        Name = "qwen3", GgufArchitecture = "qwen3", HuggingFaceModelTypes = ["qwen3", "Qwen3ForCausalLM"],
         Block = new() { Rope = RopeStyle.Halves, QkNorm = QkNormKind.PerHead },
+        HuggingFaceNames = [.. LlamaHuggingFace, .. QkNormHuggingFace],
         LoadGguf = Llama,
+        LoadHuggingFace = LlamaFromHuggingFace,
     };
 
     public static readonly ModelFamily Qwen2Moe = new()
     {
-        Name = "qwen2moe", GgufArchitecture = "qwen2moe",
+        Name = "qwen2moe", GgufArchitecture = "qwen2moe", HuggingFaceModelTypes = ["qwen2_moe", "Qwen2MoeForCausalLM"],
         Block = new() { Rope = RopeStyle.Halves, QkvBias = true, Moe = MoeKind.SoftmaxTopKSharedExpert },
+        HuggingFaceNames =
+        [
+            .. LlamaHuggingFace, .. QkvBiasHuggingFace, .. ExpertsHuggingFace,
+            new(FfnRouterShared, "model.layers.{0}.mlp.shared_expert_gate.weight"),
+            new(FfnGateShared, "model.layers.{0}.mlp.shared_expert.gate_proj.weight"),
+            new(FfnUpShared, "model.layers.{0}.mlp.shared_expert.up_proj.weight"),
+            new(FfnDownShared, "model.layers.{0}.mlp.shared_expert.down_proj.weight"),
+        ],
         LoadGguf = Llama,
+        LoadHuggingFace = LlamaFromHuggingFace,
     };
 
     public static readonly ModelFamily Olmoe = new()
     {
-        Name = "olmoe", GgufArchitecture = "olmoe",
+        Name = "olmoe", GgufArchitecture = "olmoe", HuggingFaceModelTypes = ["olmoe", "OlmoeForCausalLM"],
         Block = new() { Rope = RopeStyle.Halves, QkNorm = QkNormKind.Full, Moe = MoeKind.SoftmaxTopK },
+        HuggingFaceNames = [.. LlamaHuggingFace, .. QkNormHuggingFace, .. ExpertsHuggingFace],
         LoadGguf = Llama,
+        LoadHuggingFace = LlamaFromHuggingFace,
     };
 
     public static readonly ModelFamily Gemma2 = new()
