@@ -38,15 +38,31 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
         ["ffn_gate_exps.weight"] = "gate_proj.weight", ["ffn_up_exps.weight"] = "up_proj.weight", ["ffn_down_exps.weight"] = "down_proj.weight",
     };
 
-    private string WriteCheckpoint(string family, string modelType)
+    /// <summary>llama.cpp's converter stores q/k row h·hd + 2i + j where Hugging Face has h·hd + j·hd/2 + i.</summary>
+    private static float[] Unpermute(float[] stored, int columns, int heads)
     {
-        using GgufFile gguf = GgufFile.Open(ExpectedOutputs.ModelPath(family + "-tiny.f32"));
+        var rows = new float[stored.Length];
+        int hd = stored.Length / columns / heads, half = hd / 2;
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < half; i++)
+                for (int j = 0; j < 2; j++)
+                    Array.Copy(stored, (h * hd + 2 * i + j) * columns, rows, (h * hd + j * half + i) * columns, columns);
+        return rows;
+    }
+
+    private string WriteCheckpoint(string stem, string modelType, Dictionary<string, object>? extra = null)
+    {
+        using GgufFile gguf = GgufFile.Open(ExpectedOutputs.ModelPath(stem + "-tiny.f32"));
+        string family = gguf.GetString("general.architecture");
         var tensors = new List<(string Name, long[] Shape, float[] Data)>();
         foreach (GgufTensorInfo info in gguf.Tensors)
         {
             TensorData t = gguf.GetTensor(info.Name);
             float[] data = new ReadOnlySpan<float>(t.Data, (int)t.ElementCount).ToArray();
             string[] parts = info.Name.Split('.', 3);
+            if (info.Name == "rope_freqs.weight") continue; // Hugging Face gives rope_scaling in config.json instead
+            if (family == "llama" && parts[0] == "blk" && parts[2] is "attn_q.weight" or "attn_k.weight")
+                data = Unpermute(data, (int)t.Dims[0], (int)(t.Dims[1] / gguf.GetInteger("llama.rope.dimension_count")));
             if (parts[0] != "blk")
             {
                 string name = info.Name switch
@@ -66,7 +82,7 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
             }
             else tensors.Add(($"model.layers.{parts[1]}.{BlockNames[parts[2]]}", t.Dims.Reverse().ToArray(), data));
         }
-        string dir = Path.Combine(_temp.Path, family + "-tiny-hf");
+        string dir = Path.Combine(_temp.Path, stem + "-tiny-hf");
         Directory.CreateDirectory(dir);
         MixtralCheckpointTests.WriteSafeTensors(Path.Combine(dir, "model.safetensors"), tensors);
         long Key(string key) => gguf.GetInteger($"{family}.{key}");
@@ -88,20 +104,56 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
         }
         if (gguf.ContainsKey($"{family}.expert_feed_forward_length")) config["moe_intermediate_size"] = Key("expert_feed_forward_length");
         if (gguf.ContainsKey($"{family}.expert_shared_feed_forward_length")) config["shared_expert_intermediate_size"] = Key("expert_shared_feed_forward_length");
+        foreach (var (key, value) in extra ?? []) config[key] = value;
         File.WriteAllText(Path.Combine(dir, "config.json"), JsonSerializer.Serialize(config));
         return dir;
     }
 
+    /// <summary>llama3-tiny's rope_scaling, as the fixtures README gives it.</summary>
+    private static readonly Dictionary<string, object> Llama3Scaling = new()
+    {
+        ["rope_scaling"] = new Dictionary<string, object>
+        {
+            ["rope_type"] = "llama3", ["factor"] = 32.0, ["low_freq_factor"] = 1.0, ["high_freq_factor"] = 4.0, ["original_max_position_embeddings"] = 64,
+        },
+    };
+
+    [Fact]
+    public void Llama3RopeScaling_GivesTheFactorsOfTheGgufRopeFreqsTensor()
+    {
+        // llama.cpp's converter wrote rope_freqs from the same rope_scaling; config.json's path computes them itself.
+        string dir = WriteCheckpoint("llama3", "llama", Llama3Scaling);
+        using GgufFile gguf = GgufFile.Open(ExpectedOutputs.ModelPath("llama3-tiny.f32"));
+        TensorData stored = gguf.GetTensor("rope_freqs.weight");
+        float[] expected = new ReadOnlySpan<float>(stored.Data, (int)stored.ElementCount).ToArray();
+        using LanguageModel model = ModelLoader.Load(dir, ExpectedOutputs.ModelPath("llama3-tiny.f32"));
+        float[] actual = ((LlamaModel)model).Config.RopeFreqFactors!;
+        double maxDiff = expected.Zip(actual, (e, a) => Math.Abs(e - (double)a)).Max();
+        output.WriteLine($"factors [{string.Join(", ", actual)}], max |Δ| to rope_freqs.weight {maxDiff:E3}");
+        Assert.True(maxDiff <= 1e-5 * 32, $"max |Δ| {maxDiff}");
+        Assert.Contains(actual, f => f == 1f);
+        Assert.Contains(actual, f => f == 32f);
+    }
+
+    [Fact]
+    public void UnsupportedRopeScaling_IsAnErrorNamingTheKey()
+    {
+        string dir = WriteCheckpoint("llama3", "llama", new() { ["rope_scaling"] = new Dictionary<string, object> { ["rope_type"] = "yarn", ["factor"] = 4.0 } });
+        var error = Assert.ThrowsAny<NextTokenException>(() => ModelLoader.Load(dir, ExpectedOutputs.ModelPath("llama3-tiny.f32")));
+        Assert.Contains("'rope_scaling': 'rope_type' 'yarn' is not supported yet", error.Message);
+    }
+
     [Theory]
+    [InlineData("llama3", "llama")]
     [InlineData("qwen2", "qwen2")]
     [InlineData("qwen3", "qwen3")]
     [InlineData("qwen2moe", "qwen2_moe")]
     [InlineData("olmoe", "olmoe")]
     public void Checkpoint_ReproducesTheGgufFamilysExpectations(string family, string modelType)
     {
-        string dir = WriteCheckpoint(family, modelType);
+        string dir = WriteCheckpoint(family, modelType, family == "llama3" ? Llama3Scaling : null);
         using LanguageModel model = ModelLoader.Load(dir, ExpectedOutputs.ModelPath(family + "-tiny.f32"));
-        Assert.StartsWith(family, model.Architecture);
+        Assert.StartsWith(family == "llama3" ? "llama" : family, model.Architecture);
         double maxDiff = 0;
         foreach (ExpectedCase expected in ExpectedOutputs.Load(family + "-tiny.f32"))
         {

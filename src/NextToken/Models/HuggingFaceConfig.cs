@@ -27,6 +27,14 @@ public sealed class HuggingFaceConfig
         }
     }
 
+    /// <summary>A nested object (e.g. <c>rope_scaling</c>) read the same way, or null when absent; errors name the key.</summary>
+    public HuggingFaceConfig? Section(string key)
+    {
+        if (!Has(key)) return null;
+        JsonElement value = _root.GetProperty(key);
+        return value.ValueKind == JsonValueKind.Object ? new HuggingFaceConfig($"{Path} '{key}'", value) : throw Wrong(key, value, "an object");
+    }
+
     public bool Has(string key) => _root.TryGetProperty(key, out JsonElement v) && v.ValueKind != JsonValueKind.Null;
 
     public string? String(string key)

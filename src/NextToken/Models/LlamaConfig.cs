@@ -47,6 +47,8 @@ public sealed record LlamaConfig(
     public double RopeAttnFactor { get; init; } = 1;
     /// <summary>Multiplier of q·k; 0 means 1/√headDim.</summary>
     public float QueryScale { get; init; }
+    /// <summary>Per RoPE pair, a divisor of its frequency computed from config.json (Llama 3's rope_scaling); GGUF files carry them as a tensor instead.</summary>
+    public float[]? RopeFreqFactors { get; init; }
 
     public int ExpertFf => NFfExpert > 0 ? NFfExpert : NFf;
     public int MaxFf => Math.Max(NFf, Math.Max(ExpertFf, NFfShared));
@@ -58,6 +60,32 @@ public sealed record LlamaConfig(
 
     /// <summary>The window of layer <paramref name="layer"/>, 0 for full causal attention.</summary>
     public int WindowOf(int layer) => IsLocalLayer(layer) && SlidingWindow < NCtx ? SlidingWindow : 0;
+
+    /// <summary>
+    /// Llama 3.1+'s frequency divisors: pairs whose wavelength is shorter than
+    /// original_max_position_embeddings / high_freq_factor keep their frequency, those longer than
+    /// … / low_freq_factor are divided by factor, and the band between blends the two (as
+    /// transformers' llama3 rope init and llama.cpp's rope_freqs tensor do).
+    /// </summary>
+    internal static float[] Llama3RopeFactors(HuggingFaceConfig scaling, double factor, double ropeBase, int ropeDims)
+    {
+        double low = scaling.Number("low_freq_factor", 1), high = scaling.Number("high_freq_factor", 4);
+        double original = scaling.Dimension("original_max_position_embeddings");
+        if (!(high > low)) throw new NextTokenException($"{scaling.Path}: 'high_freq_factor' {high} must exceed 'low_freq_factor' {low}");
+        var factors = new float[ropeDims / 2];
+        for (int i = 0; i < factors.Length; i++)
+        {
+            double wavelength = 2 * Math.PI * Math.Pow(ropeBase, 2.0 * i / ropeDims);
+            if (wavelength < original / high) factors[i] = 1;
+            else if (wavelength > original / low) factors[i] = (float)factor;
+            else
+            {
+                double smooth = (original / wavelength - low) / (high - low);
+                factors[i] = (float)(1 / ((1 - smooth) / factor + smooth));
+            }
+        }
+        return factors;
+    }
 
     /// <summary>
     /// What sets this family's blocks apart, one line per setting (for <c>info</c>); <paramref name="ropeFactors"/>
@@ -204,12 +232,26 @@ public sealed record LlamaConfig(
         if (family.Block.Moe == MoeKind.SoftmaxTopKSharedExpert && nExpert == 0)
             throw new NextTokenException($"{config.Path}: missing required key 'num_experts' (a {family.Name} checkpoint has experts)");
         int nFf = config.Dimension("intermediate_size");
+        double ropeBase = config.Number("rope_theta", 10000.0), linear = 1;
+        float[]? ropeFactors = null;
+        if (config.Section("rope_scaling") is { } scaling)
+        {
+            string type = scaling.String("rope_type") ?? scaling.String("type") ?? throw new NextTokenException($"{scaling.Path}: missing 'rope_type'");
+            double factor = scaling.Number("factor", 1);
+            if (!(factor >= 1)) throw new NextTokenException($"{scaling.Path}: 'factor' is {factor}; expected a number ≥ 1");
+            if (type == "linear") linear = factor;
+            else if (type == "llama3") ropeFactors = Llama3RopeFactors(scaling, factor, ropeBase, headDim);
+            else if (type != "default")
+                throw new NextTokenException($"{scaling.Path}: 'rope_type' '{type}' is not supported yet; supported: default, linear, llama3");
+        }
         return new LlamaConfig(
             NLayer: config.Dimension("num_hidden_layers"), NEmbd: nEmbd, NHead: nHead, NKvHead: nKvHead, HeadDim: headDim,
             NCtx: config.Dimension("max_position_embeddings"), NFf: nFf, NVocab: vocabSize,
-            RmsNormEps: (float)config.Number("rms_norm_eps", 1e-6), RopeFreqBase: config.Number("rope_theta", 10000.0),
+            RmsNormEps: (float)config.Number("rms_norm_eps", 1e-6), RopeFreqBase: ropeBase,
             RopeDims: headDim, NExpert: nExpert, NExpertUsed: nExpertUsed, RopeStyle: RopeStyle.Halves)
         {
+            RopeLinearScale = linear,
+            RopeFreqFactors = ropeFactors,
             Family = family.Name,
             Block = family.Block with { Rope = RopeStyle.Halves },
             NFfExpert = nExpert > 0 ? config.Dimension("moe_intermediate_size", nFf) : 0,

@@ -29,11 +29,11 @@ public sealed class LlamaModel : LanguageModel
     {
         Config = config;
         Weights = LlamaWeights.Load(source, Config);
-        (_ropeCos, _ropeSin) = RopeTables(Config, Config.RopeFreqBase, Config.RopeLinearScale, Weights.RopeFactors);
+        (_ropeCos, _ropeSin) = RopeTables(Config, Config.RopeFreqBase, Config.RopeLinearScale, Weights.RopeFactors ?? Config.RopeFreqFactors);
         double localBase = Config.RopeFreqBaseLocal > 0 ? Config.RopeFreqBaseLocal : Config.RopeFreqBase;
         double localScale = Config.Block.LocalRopeUnscaled ? 1 : Config.RopeLinearScale;
         (_localCos, _localSin) = localBase == Config.RopeFreqBase && localScale == Config.RopeLinearScale
-            ? (_ropeCos, _ropeSin) : RopeTables(Config, localBase, localScale, Weights.RopeFactors);
+            ? (_ropeCos, _ropeSin) : RopeTables(Config, localBase, localScale, Weights.RopeFactors ?? Config.RopeFreqFactors);
         _hookEmbed = Hooks.Declare(HookNames.Embed);
         _blockHooks = new BlockHooks[Config.NLayer];
         _llamaHooks = new LlamaHooks[Config.NLayer];
