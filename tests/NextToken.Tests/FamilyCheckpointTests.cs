@@ -33,6 +33,19 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
         ["ffn_down_shexp.weight"] = "mlp.shared_expert.down_proj.weight",
     };
 
+    /// <summary>Where Gemma (modeling_gemma2/3) and Phi-3 (modeling_phi3) name a tensor otherwise.</summary>
+    private static readonly Dictionary<string, string> GemmaNames = new()
+    {
+        ["ffn_norm.weight"] = "pre_feedforward_layernorm.weight",
+        ["post_attention_norm.weight"] = "post_attention_layernorm.weight",
+        ["post_ffw_norm.weight"] = "post_feedforward_layernorm.weight",
+    };
+
+    private static readonly Dictionary<string, string> Phi3Names = new()
+    {
+        ["attn_qkv.weight"] = "self_attn.qkv_proj.weight", ["ffn_up.weight"] = "mlp.gate_up_proj.weight",
+    };
+
     private static readonly Dictionary<string, string> ExpertNames = new()
     {
         ["ffn_gate_exps.weight"] = "gate_proj.weight", ["ffn_up_exps.weight"] = "up_proj.weight", ["ffn_down_exps.weight"] = "down_proj.weight",
@@ -60,7 +73,12 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
             TensorData t = gguf.GetTensor(info.Name);
             float[] data = new ReadOnlySpan<float>(t.Data, (int)t.ElementCount).ToArray();
             string[] parts = info.Name.Split('.', 3);
-            if (info.Name == "rope_freqs.weight") continue; // Hugging Face gives rope_scaling in config.json instead
+            // Hugging Face gives RoPE scaling in config.json instead of these tensors.
+            if (info.Name is "rope_freqs.weight" or "rope_factors_short.weight" or "rope_factors_long.weight") continue;
+            bool gemma = family.StartsWith("gemma", StringComparison.Ordinal);
+            // Gemma's norms are stored as w of (1 + w) in Hugging Face checkpoints; llama.cpp's converter adds the 1.
+            if (gemma && info.Name.EndsWith("norm.weight", StringComparison.Ordinal))
+                for (int i = 0; i < data.Length; i++) data[i] -= 1;
             if (family == "llama" && parts[0] == "blk" && parts[2] is "attn_q.weight" or "attn_k.weight")
                 data = Unpermute(data, (int)t.Dims[0], (int)(t.Dims[1] / gguf.GetInteger("llama.rope.dimension_count")));
             if (parts[0] != "blk")
@@ -80,7 +98,11 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
                     tensors.Add(($"model.layers.{parts[1]}.mlp.experts.{e}.{expertName}", [one.Dims[1], one.Dims[0]], new ReadOnlySpan<float>(one.Data, (int)one.ElementCount).ToArray()));
                 }
             }
-            else tensors.Add(($"model.layers.{parts[1]}.{BlockNames[parts[2]]}", t.Dims.Reverse().ToArray(), data));
+            else
+            {
+                string name = (family.StartsWith("gemma", StringComparison.Ordinal) ? GemmaNames : family == "phi3" ? Phi3Names : []).GetValueOrDefault(parts[2]) ?? BlockNames[parts[2]];
+                tensors.Add(($"model.layers.{parts[1]}.{name}", t.Dims.Reverse().ToArray(), data));
+            }
         }
         string dir = Path.Combine(_temp.Path, stem + "-tiny-hf");
         Directory.CreateDirectory(dir);
@@ -118,6 +140,42 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
         },
     };
 
+    /// <summary>config.json of the families with more settings, as the fixtures README describes their files.</summary>
+    private static Dictionary<string, object>? Extra(string family) => family switch
+    {
+        "llama3" => Llama3Scaling,
+        "gemma2" => new()
+        {
+            ["query_pre_attn_scalar"] = 32, ["attn_logit_softcapping"] = 50.0, ["final_logit_softcapping"] = 30.0, ["sliding_window"] = 8,
+        },
+        "gemma3" => new()
+        {
+            ["query_pre_attn_scalar"] = 32, ["sliding_window"] = 8, ["sliding_window_pattern"] = 6, ["rope_local_base_freq"] = 10000.0,
+            ["rope_scaling"] = new Dictionary<string, object> { ["rope_type"] = "linear", ["factor"] = 8.0 },
+        },
+        "phi3" => Phi3Scaling(),
+        _ => null,
+    };
+
+    /// <summary>Phi-3's LongRoPE settings: the factors the GGUF file carries as tensors, the contexts from its metadata.</summary>
+    private static Dictionary<string, object> Phi3Scaling()
+    {
+        using GgufFile gguf = GgufFile.Open(ExpectedOutputs.ModelPath("phi3-tiny.f32"));
+        float[] Read(string name)
+        {
+            TensorData t = gguf.GetTensor(name);
+            return new ReadOnlySpan<float>(t.Data, (int)t.ElementCount).ToArray();
+        }
+        return new()
+        {
+            ["original_max_position_embeddings"] = gguf.GetInteger("phi3.rope.scaling.original_context_length"), ["sliding_window"] = 4096,
+            ["rope_scaling"] = new Dictionary<string, object>
+            {
+                ["type"] = "longrope", ["short_factor"] = Read("rope_factors_short.weight"), ["long_factor"] = Read("rope_factors_long.weight"),
+            },
+        };
+    }
+
     [Fact]
     public void Llama3RopeScaling_GivesTheFactorsOfTheGgufRopeFreqsTensor()
     {
@@ -149,9 +207,12 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
     [InlineData("qwen3", "qwen3")]
     [InlineData("qwen2moe", "qwen2_moe")]
     [InlineData("olmoe", "olmoe")]
+    [InlineData("gemma2", "gemma2")]
+    [InlineData("gemma3", "gemma3_text")]
+    [InlineData("phi3", "phi3")]
     public void Checkpoint_ReproducesTheGgufFamilysExpectations(string family, string modelType)
     {
-        string dir = WriteCheckpoint(family, modelType, family == "llama3" ? Llama3Scaling : null);
+        string dir = WriteCheckpoint(family, modelType, Extra(family));
         using LanguageModel model = ModelLoader.Load(dir, ExpectedOutputs.ModelPath(family + "-tiny.f32"));
         Assert.StartsWith(family == "llama3" ? "llama" : family, model.Architecture);
         double maxDiff = 0;

@@ -79,6 +79,18 @@ public sealed class HuggingFaceConfig
             ? number : throw Wrong(key, value, "a finite number");
     }
 
+    /// <summary>A list of finite numbers, empty when absent.</summary>
+    public double[] Numbers(string key)
+    {
+        if (!Has(key)) return [];
+        JsonElement value = _root.GetProperty(key);
+        if (value.ValueKind != JsonValueKind.Array) throw Wrong(key, value, "a list of numbers");
+        var numbers = new double[value.GetArrayLength()];
+        for (int i = 0; i < numbers.Length; i++)
+            numbers[i] = value[i].ValueKind == JsonValueKind.Number && value[i].TryGetDouble(out double n) && double.IsFinite(n) ? n : throw Wrong($"{key}[{i}]", value[i], "a finite number");
+        return numbers;
+    }
+
     /// <summary>A token id (<c>bos_token_id</c>), or null when absent; a list (as Llama 3 gives for EOS) yields its first.</summary>
     public int? TokenId(string key) => TokenIds(key) is [var first, ..] ? first : null;
 

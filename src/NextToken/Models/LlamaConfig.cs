@@ -47,6 +47,8 @@ public sealed record LlamaConfig(
     public double RopeAttnFactor { get; init; } = 1;
     /// <summary>Multiplier of q·k; 0 means 1/√headDim.</summary>
     public float QueryScale { get; init; }
+    /// <summary>Gemma's Hugging Face checkpoints store norm weights w applied as (1 + w); GGUF files store 1 + w already.</summary>
+    public bool NormWeightsPlusOne { get; init; }
     /// <summary>Per RoPE pair, a divisor of its frequency computed from config.json (Llama 3's rope_scaling); GGUF files carry them as a tensor instead.</summary>
     public float[]? RopeFreqFactors { get; init; }
 
@@ -67,6 +69,15 @@ public sealed record LlamaConfig(
     /// … / low_freq_factor are divided by factor, and the band between blends the two (as
     /// transformers' llama3 rope init and llama.cpp's rope_freqs tensor do).
     /// </summary>
+    /// <summary>A list of per-pair factors from config.json (LongRoPE's short_factor), checked for length and sign.</summary>
+    private static float[] Factors(HuggingFaceConfig scaling, string key, int count)
+    {
+        double[] values = scaling.Numbers(key);
+        if (values.Length != count || values.Any(v => !(v > 0)))
+            throw new NextTokenException($"{scaling.Path}: '{key}' has {values.Length} values; expected {count} positive numbers (one per rotary pair)");
+        return values.Select(v => (float)v).ToArray();
+    }
+
     internal static float[] Llama3RopeFactors(HuggingFaceConfig scaling, double factor, double ropeBase, int ropeDims)
     {
         double low = scaling.Number("low_freq_factor", 1), high = scaling.Number("high_freq_factor", 4);
@@ -232,7 +243,11 @@ public sealed record LlamaConfig(
         if (family.Block.Moe == MoeKind.SoftmaxTopKSharedExpert && nExpert == 0)
             throw new NextTokenException($"{config.Path}: missing required key 'num_experts' (a {family.Name} checkpoint has experts)");
         int nFf = config.Dimension("intermediate_size");
-        double ropeBase = config.Number("rope_theta", 10000.0), linear = 1;
+        double ropeBase = config.Number("rope_theta", 10000.0), linear = 1, attnFactor = 1;
+        double partial = config.Number("partial_rotary_factor", 1);
+        int ropeDims = (int)(headDim * partial);
+        if (!(partial > 0 && partial <= 1) || ropeDims % 2 != 0)
+            throw new NextTokenException($"{config.Path}: 'partial_rotary_factor' {partial} must give an even number of rotary dimensions of the head's {headDim}");
         float[]? ropeFactors = null;
         if (config.Section("rope_scaling") is { } scaling)
         {
@@ -240,20 +255,38 @@ public sealed record LlamaConfig(
             double factor = scaling.Number("factor", 1);
             if (!(factor >= 1)) throw new NextTokenException($"{scaling.Path}: 'factor' is {factor}; expected a number ≥ 1");
             if (type == "linear") linear = factor;
-            else if (type == "llama3") ropeFactors = Llama3RopeFactors(scaling, factor, ropeBase, headDim);
+            else if (type == "llama3") ropeFactors = Llama3RopeFactors(scaling, factor, ropeBase, ropeDims);
+            else if (type is "longrope" or "su")
+            {
+                // Phi-3: the short factors, which apply while a sequence stays within original_max_position_embeddings
+                // (as the GGUF path does), and the magnitude correction √(1 + ln(s)/ln(original)), s = context / original.
+                ropeFactors = Factors(scaling, "short_factor", ropeDims / 2);
+                double original = config.Dimension("original_max_position_embeddings"), s = config.Dimension("max_position_embeddings") / original;
+                attnFactor = s <= 1 ? 1 : Math.Sqrt(1 + Math.Log(s) / Math.Log(original));
+            }
             else if (type != "default")
-                throw new NextTokenException($"{scaling.Path}: 'rope_type' '{type}' is not supported yet; supported: default, linear, llama3");
+                throw new NextTokenException($"{scaling.Path}: 'rope_type' '{type}' is not supported yet; supported: default, linear, llama3, longrope");
         }
+        BlockComposition block = family.Block with { Rope = RopeStyle.Halves };
+        bool gemma = family.Block.ScaleEmbedding;
         return new LlamaConfig(
             NLayer: config.Dimension("num_hidden_layers"), NEmbd: nEmbd, NHead: nHead, NKvHead: nKvHead, HeadDim: headDim,
             NCtx: config.Dimension("max_position_embeddings"), NFf: nFf, NVocab: vocabSize,
             RmsNormEps: (float)config.Number("rms_norm_eps", 1e-6), RopeFreqBase: ropeBase,
-            RopeDims: headDim, NExpert: nExpert, NExpertUsed: nExpertUsed, RopeStyle: RopeStyle.Halves)
+            RopeDims: ropeDims, NExpert: nExpert, NExpertUsed: nExpertUsed, RopeStyle: RopeStyle.Halves)
         {
             RopeLinearScale = linear,
             RopeFreqFactors = ropeFactors,
+            RopeAttnFactor = attnFactor,
             Family = family.Name,
-            Block = family.Block with { Rope = RopeStyle.Halves },
+            Block = block,
+            NormWeightsPlusOne = gemma,
+            // Gemma: q·k scaled by query_pre_attn_scalar^(−1/2), softcaps, a window on the local layers (Gemma 3 gives their RoPE base).
+            QueryScale = config.Has("query_pre_attn_scalar") ? (float)(1 / Math.Sqrt(config.Number("query_pre_attn_scalar", 1))) : 0,
+            AttnSoftcap = (float)config.Number("attn_logit_softcapping", 0),
+            FinalSoftcap = (float)config.Number("final_logit_softcapping", 0),
+            SlidingWindow = block.SlidingWindowPattern > 0 && config.Has("sliding_window") ? config.Dimension("sliding_window") : 0,
+            RopeFreqBaseLocal = config.Number("rope_local_base_freq", 0),
             NFfExpert = nExpert > 0 ? config.Dimension("moe_intermediate_size", nFf) : 0,
             NFfShared = family.Block.Moe == MoeKind.SoftmaxTopKSharedExpert ? config.Dimension("shared_expert_intermediate_size") : 0,
         };

@@ -64,6 +64,13 @@ public sealed class LlamaWeights
         var load = new WeightLoader(file);
         TensorData Matrix(string name, int rows, int columns) => load.Matrix(name, rows, columns);
         float[] Vector(string name, int length) => load.Vector(name, length);
+        // Norm weights: Gemma's Hugging Face checkpoints hold w of (1 + w); GGUF files the sum.
+        float[] Norm(string name, int length)
+        {
+            float[] weight = load.Vector(name, length);
+            if (c.NormWeightsPlusOne) System.Numerics.Tensors.TensorPrimitives.Add(weight, 1f, weight);
+            return weight;
+        }
         TensorData[] Experts(string name, int rows, int columns) => load.Experts(name, rows, columns, c.NExpert);
 
         BlockComposition b = c.Block;
@@ -79,19 +86,19 @@ public sealed class LlamaWeights
             int qkNorm = b.QkNorm == QkNormKind.PerHead ? c.HeadDim : c.QueryDim, kNorm = b.QkNorm == QkNormKind.PerHead ? c.HeadDim : c.KvDim;
             layers[l] = new LlamaLayerWeights
             {
-                AttnNorm = Vector(N(TensorNames.AttnNorm), c.NEmbd),
+                AttnNorm = Norm(N(TensorNames.AttnNorm), c.NEmbd),
                 AttnQ = qkv is { } f ? f.Rows(0, c.QueryDim) : Matrix(N(TensorNames.AttnQ), c.QueryDim, c.NEmbd),
                 AttnK = qkv is { } g ? g.Rows(c.QueryDim, c.KvDim) : Matrix(N(TensorNames.AttnK), c.KvDim, c.NEmbd),
                 AttnV = qkv is { } h ? h.Rows(c.QueryDim + c.KvDim, c.KvDim) : Matrix(N(TensorNames.AttnV), c.KvDim, c.NEmbd),
                 AttnOutput = Matrix(N(TensorNames.AttnOutput), c.NEmbd, c.QueryDim),
-                FfnNorm = Vector(N(TensorNames.FfnNorm), c.NEmbd),
+                FfnNorm = Norm(N(TensorNames.FfnNorm), c.NEmbd),
                 AttnQBias = b.QkvBias ? Vector(N(TensorNames.AttnQBias), c.QueryDim) : null,
                 AttnKBias = b.QkvBias ? Vector(N(TensorNames.AttnKBias), c.KvDim) : null,
                 AttnVBias = b.QkvBias ? Vector(N(TensorNames.AttnVBias), c.KvDim) : null,
-                AttnQNorm = b.QkNorm != QkNormKind.None ? Vector(N(TensorNames.AttnQNorm), qkNorm) : null,
-                AttnKNorm = b.QkNorm != QkNormKind.None ? Vector(N(TensorNames.AttnKNorm), kNorm) : null,
-                PostAttnNorm = b.PostNorms ? Vector(N(TensorNames.PostAttnNorm), c.NEmbd) : null,
-                PostFfnNorm = b.PostNorms ? Vector(N(TensorNames.PostFfnNorm), c.NEmbd) : null,
+                AttnQNorm = b.QkNorm != QkNormKind.None ? Norm(N(TensorNames.AttnQNorm), qkNorm) : null,
+                AttnKNorm = b.QkNorm != QkNormKind.None ? Norm(N(TensorNames.AttnKNorm), kNorm) : null,
+                PostAttnNorm = b.PostNorms ? Norm(N(TensorNames.PostAttnNorm), c.NEmbd) : null,
+                PostFfnNorm = b.PostNorms ? Norm(N(TensorNames.PostFfnNorm), c.NEmbd) : null,
                 FfnGate = moe ? null : gateUp is { } gu ? gu.Rows(0, c.NFf) : Matrix(N(TensorNames.FfnGate), c.NFf, c.NEmbd),
                 FfnUp = moe ? null : gateUp is { } gu2 ? gu2.Rows(c.NFf, c.NFf) : Matrix(N(TensorNames.FfnUp), c.NFf, c.NEmbd),
                 FfnDown = moe ? null : Matrix(N(TensorNames.FfnDown), c.NEmbd, c.NFf),
@@ -114,7 +121,7 @@ public sealed class LlamaWeights
         {
             TokenEmbedding = tokenEmbedding,
             Layers = layers,
-            OutputNorm = Vector(TensorNames.OutputNorm, c.NEmbd),
+            OutputNorm = Norm(TensorNames.OutputNorm, c.NEmbd),
             Output = tied ? tokenEmbedding : Matrix(TensorNames.Output, c.NVocab, c.NEmbd),
             RopeFactors = factors is null ? null : Vector(factors, c.RopeDims / 2),
         };

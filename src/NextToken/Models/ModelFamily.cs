@@ -118,6 +118,24 @@ public static class ModelFamilies
         new(FfnDownExperts, "model.layers.{0}.mlp.experts.{1}.down_proj.weight"),
     ];
 
+    /// <summary>Gemma 2/3: four norms per block, named apart from Llama's; no lm_head (the embedding is the head).</summary>
+    private static readonly TensorNameMapping[] GemmaHuggingFace =
+    [
+        new(TokenEmbedding, "model.embed_tokens.weight"),
+        new(OutputNorm, "model.norm.weight"),
+        new(AttnNorm, "model.layers.{0}.input_layernorm.weight"),
+        new(AttnQ, "model.layers.{0}.self_attn.q_proj.weight"),
+        new(AttnK, "model.layers.{0}.self_attn.k_proj.weight"),
+        new(AttnV, "model.layers.{0}.self_attn.v_proj.weight"),
+        new(AttnOutput, "model.layers.{0}.self_attn.o_proj.weight"),
+        new(PostAttnNorm, "model.layers.{0}.post_attention_layernorm.weight"),
+        new(FfnNorm, "model.layers.{0}.pre_feedforward_layernorm.weight"),
+        new(PostFfnNorm, "model.layers.{0}.post_feedforward_layernorm.weight"),
+        new(FfnGate, "model.layers.{0}.mlp.gate_proj.weight"),
+        new(FfnUp, "model.layers.{0}.mlp.up_proj.weight"),
+        new(FfnDown, "model.layers.{0}.mlp.down_proj.weight"),
+    ];
+
     public static readonly ModelFamily Gpt2 = new()
     {
         Name = "gpt2", GgufArchitecture = "gpt2", HuggingFaceModelTypes = ["gpt2", "GPT2LMHeadModel"],
@@ -210,14 +228,18 @@ public static class ModelFamilies
 
     public static readonly ModelFamily Gemma2 = new()
     {
-        Name = "gemma2", GgufArchitecture = "gemma2",
+        Name = "gemma2", GgufArchitecture = "gemma2", HuggingFaceModelTypes = ["gemma2", "Gemma2ForCausalLM"],
         Block = new() { Rope = RopeStyle.Halves, PostNorms = true, Ffn = FfnKind.GeGluTanh, ScaleEmbedding = true, SlidingWindowPattern = 2 },
+        HuggingFaceNames = GemmaHuggingFace,
         LoadGguf = Llama,
+        LoadHuggingFace = LlamaFromHuggingFace,
     };
 
     public static readonly ModelFamily Gemma3 = new()
     {
-        Name = "gemma3", GgufArchitecture = "gemma3",
+        Name = "gemma3", GgufArchitecture = "gemma3", HuggingFaceModelTypes = ["gemma3_text", "Gemma3ForCausalLM"],
+        HuggingFaceNames = [.. GemmaHuggingFace, .. QkNormHuggingFace],
+        LoadHuggingFace = LlamaFromHuggingFace,
         Block = new()
         {
             Rope = RopeStyle.Halves, PostNorms = true, QkNorm = QkNormKind.PerHead, Ffn = FfnKind.GeGluTanh, ScaleEmbedding = true,
@@ -228,9 +250,16 @@ public static class ModelFamilies
 
     public static readonly ModelFamily Phi3 = new()
     {
-        Name = "phi3", GgufArchitecture = "phi3",
+        Name = "phi3", GgufArchitecture = "phi3", HuggingFaceModelTypes = ["phi3", "Phi3ForCausalLM"],
         Block = new() { Rope = RopeStyle.Halves, FusedQkv = true, FusedGateUp = true, SlidingWindowPattern = 1 },
+        HuggingFaceNames =
+        [
+            .. LlamaHuggingFace.Where(n => n.Gguf is not (AttnQ or AttnK or AttnV or FfnGate or FfnUp)),
+            new(AttnQkv, "model.layers.{0}.self_attn.qkv_proj.weight"),
+            new(FfnUp, "model.layers.{0}.mlp.gate_up_proj.weight"),
+        ],
         LoadGguf = Llama,
+        LoadHuggingFace = LlamaFromHuggingFace,
     };
 
     public static readonly IReadOnlyList<ModelFamily> All = [Gpt2, LlamaFamily, Qwen2, Qwen3, Qwen2Moe, Olmoe, Gemma2, Gemma3, Phi3];
