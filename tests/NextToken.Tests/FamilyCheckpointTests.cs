@@ -193,6 +193,21 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
         Assert.Contains(actual, f => f == 32f);
     }
 
+    [Theory]
+    [InlineData("gemma2", "gemma2", "sliding window", "8 keys on layers 0, 2 of 3")]
+    [InlineData("gemma3", "gemma3_text", "sliding window", "8 keys on layers 0, 1, 2, 3, 4 of 6; their RoPE base 10000, unscaled")]
+    [InlineData("phi3", "phi3", "rope", "frequencies divided by per-pair factors from config.json, cos/sin × 1.1547")]
+    [InlineData("qwen2moe", "qwen2_moe", "feed-forward", "plus a shared expert of 96 gated by a sigmoid")]
+    public void Info_OnACheckpoint_ShowsTheFamilysSettings(string family, string modelType, string setting, string expected)
+    {
+        string dir = WriteCheckpoint(family, modelType, Extra(family));
+        var (code, stdout, stderr) = CliTests.RunWith(null, null, "info", "--model", dir, "--json");
+        Assert.True(code == 0, stderr);
+        using JsonDocument doc = JsonDocument.Parse(stdout);
+        Assert.Equal(family, doc.RootElement.GetProperty("architecture").GetString());
+        Assert.Contains(expected, doc.RootElement.GetProperty("family").GetProperty(setting).GetString());
+    }
+
     [Fact]
     public void UnsupportedRopeScaling_IsAnErrorNamingTheKey()
     {

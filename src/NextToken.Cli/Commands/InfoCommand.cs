@@ -31,8 +31,10 @@ internal static class InfoCommand
 
     private static int CheckpointInfo(string directory, bool json)
     {
-        var (checkpoint, _, _) = NextToken.Models.ModelLoader.OpenCheckpoint(directory);
+        var (checkpoint, family, hfConfig) = NextToken.Models.ModelLoader.OpenCheckpoint(directory);
         using var _ = checkpoint;
+        IReadOnlyList<(string Setting, string Value)> settings = family == NextToken.Models.ModelFamilies.Gpt2 ? []
+            : NextToken.Models.LlamaConfig.FromHuggingFace(hfConfig, 0, family).Describe();
         string config = File.ReadAllText(Path.Combine(directory, "config.json"));
         var tensors = checkpoint.Files.SelectMany(f => f.Tensors.Select(t => (File: Path.GetFileName(f.FilePath), Tensor: t))).OrderBy(t => t.Tensor.Name, StringComparer.Ordinal).ToList();
         if (json)
@@ -40,12 +42,19 @@ internal static class InfoCommand
             JsonOutput.Write(new
             {
                 directory, architecture = checkpoint.Architecture,
+                family = settings.ToDictionary(s => s.Setting, s => s.Value),
                 config = System.Text.Json.JsonDocument.Parse(config).RootElement,
                 tensors = tensors.Select(t => new { name = t.Tensor.Name, dtype = t.Tensor.DType, shape = t.Tensor.Shape, bytes = t.Tensor.End - t.Tensor.Begin, file = t.File }).ToArray(),
             });
             return 0;
         }
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(directory)}[/]: Hugging Face checkpoint, architecture {checkpoint.Architecture}, {tensors.Count} tensors in {checkpoint.Files.Count} file(s)");
+        if (settings.Count > 0)
+        {
+            var grid = new Grid().AddColumn().AddColumn();
+            foreach (var (setting, value) in settings) grid.AddRow($"[bold]{Markup.Escape(setting)}[/]", Markup.Escape(value));
+            AnsiConsole.Write(grid);
+        }
         AnsiConsole.Write(new Panel(Markup.Escape(config)).Header("config.json"));
         var table = new Table().Border(TableBorder.Rounded).AddColumn("name").AddColumn("dtype").AddColumn("shape").AddColumn(new TableColumn("bytes").RightAligned()).AddColumn("file");
         foreach (var (file, t) in tensors)

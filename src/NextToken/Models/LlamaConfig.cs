@@ -116,7 +116,7 @@ public sealed record LlamaConfig(
             ("rope", (RopeStyle == RopeStyle.Halves ? "NeoX halves (x[i], x[i+d/2])" : "adjacent pairs (x[2i], x[2i+1])")
                 + $", {RopeDims} dims, base {N(RopeFreqBase)}"
                 + (RopeLinearScale != 1 ? $", linear scaling ×{N(RopeLinearScale)}" : "")
-                + (ropeFactors is not null ? $", frequencies divided by {ropeFactors}" : "")
+                + (ropeFactors is not null ? $", frequencies divided by {ropeFactors}" : RopeFreqFactors is not null ? ", frequencies divided by per-pair factors from config.json" : "")
                 + (RopeAttnFactor != 1 ? $", cos/sin × {N(RopeAttnFactor)}" : "")),
         };
         if (SlidingWindow > 0)
