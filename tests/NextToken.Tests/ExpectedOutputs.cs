@@ -22,9 +22,11 @@ public sealed record ExpectedPosition((int Id, double Logit)[] Top, double LogSu
 
 public static class ExpectedOutputs
 {
-    /// <summary>models/&lt;stem&gt;.gguf, or models/quant/&lt;stem&gt;.gguf for the one-file-per-weight-type models.</summary>
+    /// <summary>models/&lt;stem&gt;.gguf, or the same under models/quant/ (one file per weight type) or models/arch/ (one per family).</summary>
     public static string ModelPath(string stem) =>
-        File.Exists(Fixtures.Model(stem + ".gguf")) ? Fixtures.Model(stem + ".gguf") : Fixtures.Model(Path.Combine("quant", stem + ".gguf"));
+        File.Exists(Fixtures.Model(stem + ".gguf")) ? Fixtures.Model(stem + ".gguf")
+        : File.Exists(Fixtures.Model(Path.Combine("arch", stem + ".gguf"))) ? Fixtures.Model(Path.Combine("arch", stem + ".gguf"))
+        : Fixtures.Model(Path.Combine("quant", stem + ".gguf"));
 
     public static IReadOnlyList<ExpectedCase> Load(string stem)
     {

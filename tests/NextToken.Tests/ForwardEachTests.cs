@@ -24,6 +24,14 @@ public class ForwardEachTests(ITestOutputHelper output)
     [InlineData("llama-d256.iq4_xs", false)]
     [InlineData("llama-d192.q4_k_m", false)]
     [InlineData("gpt2-d256.q4_k_m", false)]
+    [InlineData("llama3-tiny.f32", false)]
+    [InlineData("qwen2-tiny.f32", false)]
+    [InlineData("qwen3-tiny.f32", false)]
+    [InlineData("qwen2moe-tiny.f32", false)]
+    [InlineData("olmoe-tiny.f32", false)]
+    [InlineData("gemma2-tiny.f32", false)]
+    [InlineData("gemma3-tiny.f32", false)]
+    [InlineData("phi3-tiny.f32", false)]
     public void ForwardEach_EveryRowEqualsItsContextDecodedAlone(string stem, bool quantizeActivations)
     {
         using LanguageModel model = ModelLoader.Load(ExpectedOutputs.ModelPath(stem));

@@ -118,6 +118,82 @@ public unsafe class KernelTests
     }
 
     [Theory]
+    [InlineData(4, 2, 32, 0, 40, 8, 50f)]     // Gemma 2's prompt: blocks of 16 queries with window and softcap
+    [InlineData(4, 2, 32, 30, 1, 8, 50f)]     // decode past the window
+    [InlineData(4, 1, 32, 5, 20, 8, 0f)]      // Gemma 3 local layer: window only, a block straddling its start
+    [InlineData(4, 2, 16, 9, 7, 4, 2f)]       // row path (7 queries), a small cap most scores reach
+    [InlineData(2, 2, 64, 100, 17, 1, 0f)]    // window 1: each query sees only itself
+    [InlineData(8, 2, 64, 3, 33, 0, 30f)]     // softcap alone, AVX-512 decode kernels (head 64)
+    public void Attention_WindowAndSoftcap_MatchScalarReference(int nHead, int nKvHead, int headDim, int p0, int n, int window, float softcap)
+    {
+        int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;
+        float scale = 0.7f / MathF.Sqrt(headDim); // a query scale other than 1/√headDim, as Gemma's 27B models use
+        // Large queries so that scores pass the cap, as in gemma2-tiny's head 0.
+        float[] queries = RandomVector(n * nHead * headDim, 31, 6);
+        float[] keys = RandomVector(nCtx * kvDim, 32, 6), values = RandomVector(nCtx * kvDim, 33);
+        var expected = new float[n * nHead * headDim];
+        ScalarReference.Attention(queries, keys, values, nHead, nKvHead, headDim, p0, n, expected, scale, softcap, window);
+        foreach ((int threads, bool keepPattern) in new[] { (1, false), (2, false), (1, true) })
+        {
+            var attention = new CausalAttention(nHead, nKvHead, headDim, nCtx, n, scale, softcap);
+            float[] keyCache = new float[nCtx * kvDim], valueCache = new float[nCtx * kvDim];
+            attention.Store(keys, kvDim, values, kvDim, keyCache, valueCache, 0, 0, p0 + n);
+            var output = new float[expected.Length];
+            attention.Run(queries, nHead * headDim, keyCache, valueCache, 0, p0, n, output, threads, keepPattern, window);
+            AssertClose(expected, output, 2e-5);
+            if (keepPattern && window > 0)
+            {
+                // The pattern: zero outside the window, rows summing to 1.
+                float[] pattern = attention.Pattern(p0, n);
+                int keysTotal = p0 + n;
+                for (int h = 0; h < nHead; h++)
+                    for (int t = 0; t < n; t++)
+                    {
+                        ReadOnlySpan<float> row = pattern.AsSpan((h * n + t) * keysTotal, keysTotal);
+                        for (int j = 0; j < keysTotal; j++)
+                            if (p0 + t - j >= window || j > p0 + t) Assert.Equal(0f, row[j]);
+                        Assert.Equal(1.0, System.Numerics.Tensors.TensorPrimitives.Sum(row), 1e-5);
+                    }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(17)]
+    [InlineData(128)]
+    [InlineData(1000)]
+    public void SoftcapAndGeGlu_MatchScalarReference(int n)
+    {
+        float[] x = RandomVector(n, 41, 80), gate = RandomVector(n, 42, 4), up = RandomVector(n, 43, 2);
+        var expected = new float[n];
+        var actual = new float[n];
+        ScalarReference.Softcap(x, 30, expected);
+        Ops.Softcap(x, 30, actual);
+        AssertClose(expected, actual, 1e-5);
+        ScalarReference.GeGluTanh(gate, up, expected);
+        Ops.GeGluTanh(gate, up, actual);
+        AssertClose(expected, actual, 1e-5);
+        // In place, as the models run it.
+        Ops.GeGluTanh(gate, up, gate);
+        AssertClose(expected, gate, 1e-5);
+    }
+
+    [Theory]
+    [InlineData(4, 32)]   // Qwen3 / Gemma 3: per-head q norm
+    [InlineData(1, 64)]   // OLMoE: one norm over the whole projection
+    [InlineData(3, 7)]    // no vector path
+    public void RmsNormHeads_MatchesScalarReferencePerHead(int heads, int headDim)
+    {
+        float[] x = RandomVector(heads * headDim, 51, 5), weight = RandomVector(headDim, 52);
+        var expected = new float[x.Length];
+        for (int h = 0; h < heads; h++)
+            ScalarReference.RmsNorm(x.AsSpan(h * headDim, headDim), weight, 1e-6f, expected.AsSpan(h * headDim, headDim));
+        Ops.RmsNormHeads(x, weight, 1e-6f);
+        AssertClose(expected, x, 1e-5);
+    }
+
+    [Theory]
     [InlineData(GgmlType.F32, 1, 5, 3)]
     [InlineData(GgmlType.F32, 4, 64, 192)]
     [InlineData(GgmlType.F16, 1, 300, 17)]

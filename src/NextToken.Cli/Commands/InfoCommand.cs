@@ -19,9 +19,22 @@ internal static class InfoCommand
         return new { element_type = value.ElementType.ToString(), length = array.Length, head };
     }
 
+    /// <summary>The family's distinguishing settings, as the model would run them; none for GPT-2 and vocabulary-only files.</summary>
+    private static IReadOnlyList<(string Setting, string Value)> FamilySettings(GgufFile file, string architecture)
+    {
+        if (NextToken.Models.ModelFamilies.ForGguf(architecture) is not { } family || family == NextToken.Models.ModelFamilies.Gpt2) return [];
+        var config = NextToken.Models.LlamaConfig.FromGguf(file, 0, family);
+        string? factors = file.Tensors.Any(t => t.Name == NextToken.Models.TensorNames.RopeFreqs) ? NextToken.Models.TensorNames.RopeFreqs
+            : file.Tensors.Any(t => t.Name == NextToken.Models.TensorNames.RopeFactorsShort) ? NextToken.Models.TensorNames.RopeFactorsShort + " (short LongRoPE factors)" : null;
+        return config.Describe(factors);
+    }
+
     private static int CheckpointInfo(string directory, bool json)
     {
-        using var checkpoint = NextToken.SafeTensors.HuggingFaceCheckpoint.Open(directory);
+        var (checkpoint, family, hfConfig) = NextToken.Models.ModelLoader.OpenCheckpoint(directory);
+        using var _ = checkpoint;
+        IReadOnlyList<(string Setting, string Value)> settings = family == NextToken.Models.ModelFamilies.Gpt2 ? []
+            : NextToken.Models.LlamaConfig.FromHuggingFace(hfConfig, 0, family).Describe();
         string config = File.ReadAllText(Path.Combine(directory, "config.json"));
         var tensors = checkpoint.Files.SelectMany(f => f.Tensors.Select(t => (File: Path.GetFileName(f.FilePath), Tensor: t))).OrderBy(t => t.Tensor.Name, StringComparer.Ordinal).ToList();
         if (json)
@@ -29,12 +42,19 @@ internal static class InfoCommand
             JsonOutput.Write(new
             {
                 directory, architecture = checkpoint.Architecture,
+                family = settings.ToDictionary(s => s.Setting, s => s.Value),
                 config = System.Text.Json.JsonDocument.Parse(config).RootElement,
                 tensors = tensors.Select(t => new { name = t.Tensor.Name, dtype = t.Tensor.DType, shape = t.Tensor.Shape, bytes = t.Tensor.End - t.Tensor.Begin, file = t.File }).ToArray(),
             });
             return 0;
         }
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(directory)}[/]: Hugging Face checkpoint, architecture {checkpoint.Architecture}, {tensors.Count} tensors in {checkpoint.Files.Count} file(s)");
+        if (settings.Count > 0)
+        {
+            var grid = new Grid().AddColumn().AddColumn();
+            foreach (var (setting, value) in settings) grid.AddRow($"[bold]{Markup.Escape(setting)}[/]", Markup.Escape(value));
+            AnsiConsole.Write(grid);
+        }
         AnsiConsole.Write(new Panel(Markup.Escape(config)).Header("config.json"));
         var table = new Table().Border(TableBorder.Rounded).AddColumn("name").AddColumn("dtype").AddColumn("shape").AddColumn(new TableColumn("bytes").RightAligned()).AddColumn("file");
         foreach (var (file, t) in tensors)
@@ -57,6 +77,7 @@ internal static class InfoCommand
             string architecture = file.GetStringOrNull("general.architecture") ?? "(none: vocabulary only)";
             var typeMix = file.Tensors.GroupBy(t => t.Type).OrderByDescending(g => g.Sum(t => t.ByteLength))
                 .Select(g => new { type = g.Key.ToString(), count = g.Count(), bytes = g.Sum(t => t.ByteLength) }).ToArray();
+            IReadOnlyList<(string Setting, string Value)> settings = FamilySettings(file, architecture);
             if (parse.GetValue(json))
             {
                 JsonOutput.Write(new
@@ -64,6 +85,7 @@ internal static class InfoCommand
                     file = file.FilePath,
                     gguf_version = file.Version,
                     architecture,
+                    family = settings.ToDictionary(s => s.Setting, s => s.Value),
                     alignment = file.Alignment,
                     file_bytes = file.FileLength,
                     metadata = file.MetadataKeys.ToDictionary(k => k, k => JsonValue(file.Metadata[k])),
@@ -80,6 +102,8 @@ internal static class InfoCommand
             summary.AddRow("[bold]size[/]", $"{CommonOptions.Number(file.FileLength)} bytes, tensor data from offset {file.DataOffset}, alignment {file.Alignment}");
             summary.AddRow("[bold]tensors[/]", $"{file.Tensors.Count}, {CommonOptions.Number(file.Tensors.Sum(t => t.ElementCount))} parameters");
             summary.AddRow("[bold]weight types[/]", Markup.Escape(string.Join(", ", typeMix.Select(t => $"{t.type}: {t.count} tensors, {t.bytes / 1048576.0:F1} MiB"))));
+            foreach (var (setting, value) in settings)
+                if (setting != "family") summary.AddRow($"[bold]{Markup.Escape(setting)}[/]", Markup.Escape(value));
             AnsiConsole.Write(summary);
 
             var metadata = new Table().Border(TableBorder.Rounded).Title("metadata").AddColumn("key").AddColumn("type").AddColumn("value");

@@ -55,7 +55,7 @@ internal static class SteerCommand
             }
             // The row norms' brackets are escaped: Spectre reads "[14.2, …]" as a style name.
             string norms = Markup.Escape($"[{string.Join(", ", report.VectorRowNorms.Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))}]");
-            AnsiConsole.MarkupLine($"steering vector: \"{Markup.Escape(parse.GetValue(add)!)}\" − \"{Markup.Escape(parse.GetValue(sub)!)}\" at blocks.{report.Layer}.hook_resid_pre, {report.VectorLength} positions, row norms {norms}, × {coefficient.ToString(CultureInfo.InvariantCulture)}");
+            AnsiConsole.MarkupLine($"steering vector: \"{Markup.Escape(parse.GetValue(add)!)}\" − \"{Markup.Escape(parse.GetValue(sub)!)}\" at {HookNames.ResidPre(report.Layer)}, {report.VectorLength} positions, row norms {norms}, × {coefficient.ToString(CultureInfo.InvariantCulture)}");
             var table = new Table().Border(TableBorder.Rounded).AddColumn(new TableColumn("seed").RightAligned()).AddColumn("unsteered").AddColumn("[bold]steered[/]");
             foreach (ReportSteerRun r in report.Runs)
                 table.AddRow(r.Seed.ToString(), Markup.Escape(parse.GetValue(prompt)! + r.Unsteered), Markup.Escape(parse.GetValue(prompt)! + r.Steered));

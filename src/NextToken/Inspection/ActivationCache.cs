@@ -67,5 +67,5 @@ public static class ModelInspection
 
     /// <summary>The attention pattern of every layer, [layer] of [nHead, n, n].</summary>
     public static CachedActivation[] AttentionPatterns(this ActivationCache cache, int layers) =>
-        Enumerable.Range(0, layers).Select(l => cache[$"blocks.{l}.attn.hook_pattern"]).ToArray();
+        Enumerable.Range(0, layers).Select(l => cache[HookNames.Pattern(l)]).ToArray();
 }

@@ -17,7 +17,7 @@ public static class ActivationMap
     {
         if (layer < 0 || layer > model.LayerCount)
             throw new NextTokenException($"layer {layer} does not exist; choose 0 to {model.LayerCount} (the last is the final residual)");
-        string hook = layer < model.LayerCount ? $"blocks.{layer}.hook_resid_pre" : $"blocks.{layer - 1}.hook_resid_post";
+        string hook = layer < model.LayerCount ? HookNames.ResidPre(layer) : HookNames.ResidPost(layer - 1);
         var vectors = new List<float[]>();
         var origins = new List<(int, int, int)>();
         for (int p = 0; p < prompts.Count; p++)

@@ -62,13 +62,13 @@ public sealed class DriftMeter(LanguageModel model, ChatTemplate template, strin
             spans.Add(TokenSpan(encoded, at, at + systemPrompt.Length));
         if (spans.Count == 0) throw new NextTokenException($"the chat template '{template.Name}' dropped the system prompt; drift cannot be measured with it");
 
-        var (logits, cache) = model.RunWithCache(ids, n => n.EndsWith("attn.hook_pattern", StringComparison.Ordinal));
+        var (logits, cache) = model.RunWithCache(ids, n => n.EndsWith(HookNames.PatternSuffix, StringComparison.Ordinal));
         int newest = Math.Min(previousTokens, ids.Length - 1); // this turn's tokens: everything after the previous context
         var perLayer = new double[model.LayerCount];
         double sink = 0;
         for (int l = 0; l < model.LayerCount; l++)
         {
-            CachedActivation pattern = cache[$"blocks.{l}.attn.hook_pattern"];
+            CachedActivation pattern = cache[HookNames.Pattern(l)];
             foreach (var (start, end) in spans)
                 perLayer[l] += AttentionShares.MeanShare(pattern, newest, ids.Length, Math.Max(start, 1), end); // position 0 is the sink, not instructions
             sink += AttentionShares.MeanShare(pattern, newest, ids.Length, 0, 1);

@@ -130,7 +130,7 @@ public static partial class Reports
 
     /// <summary>The patterns of every layer ([heads, tokens, tokens] each), as the report reads them.</summary>
     public static CachedActivation[] AttentionPatterns(LanguageModel model, int[] tokens) =>
-        model.RunWithCache(tokens, name => name.EndsWith("attn.hook_pattern", StringComparison.Ordinal)).Cache.AttentionPatterns(model.LayerCount);
+        model.RunWithCache(tokens, name => name.EndsWith(HookNames.PatternSuffix, StringComparison.Ordinal)).Cache.AttentionPatterns(model.LayerCount);
 
     /// <summary>The report from patterns already computed (the CLI also plots them).</summary>
     public static AttentionReport Attention(LanguageModel model, int[] tokens, CachedActivation[] patterns, int? layer, IReadOnlyList<(int Start, int End)> spans, int recent)

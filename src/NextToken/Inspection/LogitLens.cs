@@ -16,12 +16,12 @@ public static class LogitLens
         if (position < 0) position += tokens.Length;
         if (position < 0 || position >= tokens.Length)
             throw new NextTokenException($"position {position} is outside the {tokens.Length} tokens");
-        var (_, cache) = model.RunWithCache(tokens, name => name.EndsWith("hook_resid_pre", StringComparison.Ordinal)
-                                                           || name == $"blocks.{model.LayerCount - 1}.hook_resid_post");
+        var (_, cache) = model.RunWithCache(tokens, name => name.EndsWith(HookNames.ResidPreSuffix, StringComparison.Ordinal)
+                                                           || name == HookNames.ResidPost(model.LayerCount - 1));
         var stages = new List<(string Stage, float[] Logits)>();
         for (int l = 0; l <= model.LayerCount; l++)
         {
-            CachedActivation residual = l < model.LayerCount ? cache[$"blocks.{l}.hook_resid_pre"] : cache[$"blocks.{l - 1}.hook_resid_post"];
+            CachedActivation residual = l < model.LayerCount ? cache[HookNames.ResidPre(l)] : cache[HookNames.ResidPost(l - 1)];
             var logits = new float[model.VocabSize];
             model.DecodeResidual(residual.Row(position), logits);
             stages.Add((l == 0 ? "embeddings" : l < model.LayerCount ? $"after block {l - 1}" : $"after block {l - 1} (final)", logits));

@@ -15,18 +15,18 @@ public sealed class RoutingLedger
     public int ExpertCount { get; }
 
     /// <summary>Whether <paramref name="model"/> has mixture-of-experts layers whose routing can be recorded.</summary>
-    public static bool HasRouting(LanguageModel model) => model.Hooks.Contains("blocks.0.mlp.hook_router_probs");
+    public static bool HasRouting(LanguageModel model) => model.Hooks.Contains(HookNames.RouterProbs(0));
 
     public static RoutingLedger Record(LanguageModel model, int[] tokens)
     {
-        if (!model.Hooks.Contains("blocks.0.mlp.hook_router_probs"))
+        if (!model.Hooks.Contains(HookNames.RouterProbs(0)))
             throw new NextTokenException($"{model.FilePath}: this {model.Architecture} model has no mixture-of-experts layers to show routing for");
-        var (_, cache) = model.RunWithCache(tokens, n => n.Contains(".mlp.hook_router_probs") || n.Contains(".mlp.hook_expert_"));
+        var (_, cache) = model.RunWithCache(tokens, n => n.Contains(HookNames.RouterProbsInfix) || n.Contains(HookNames.ExpertInfix));
         var entries = new List<RoutingEntry>();
-        int experts = cache["blocks.0.mlp.hook_router_probs"].Shape[1];
+        int experts = cache[HookNames.RouterProbs(0)].Shape[1];
         for (int l = 0; l < model.LayerCount; l++)
         {
-            CachedActivation probs = cache[$"blocks.{l}.mlp.hook_router_probs"], chosen = cache[$"blocks.{l}.mlp.hook_expert_indices"], weights = cache[$"blocks.{l}.mlp.hook_expert_weights"];
+            CachedActivation probs = cache[HookNames.RouterProbs(l)], chosen = cache[HookNames.ExpertIndices(l)], weights = cache[HookNames.ExpertWeights(l)];
             for (int t = 0; t < tokens.Length; t++)
                 entries.Add(new RoutingEntry(l, t, probs.Row(t).ToArray(), chosen.Row(t).ToArray().Select(e => (int)e).ToArray(), weights.Row(t).ToArray()));
         }

@@ -5,7 +5,7 @@ namespace NextToken.Inspection;
 /// <summary>An activation-addition vector (Turner et al. 2023): [Length, d] to add at a layer's input from position 0.</summary>
 public sealed record SteeringVector(int Layer, float[] Vector, int Length, int Width)
 {
-    public string HookName => $"blocks.{Layer}.hook_resid_pre";
+    public string HookName => HookNames.ResidPre(Layer);
 
     /// <summary>L2 norm of each row.</summary>
     public double[] RowNorms => Enumerable.Range(0, Length)
@@ -21,7 +21,7 @@ public sealed record SteeringVector(int Layer, float[] Vector, int Length, int W
             throw new NextTokenException($"layer {layer} does not exist; the model has layers 0 to {model.LayerCount - 1}");
         int length = Math.Max(add.Length, sub.Length);
         int[] Pad(int[] ids) => ids.Concat(Enumerable.Repeat(padId, length - ids.Length)).ToArray();
-        string hook = $"blocks.{layer}.hook_resid_pre";
+        string hook = HookNames.ResidPre(layer);
         float[] a = model.RunWithCache(Pad(add), n => n == hook).Cache[hook].Data;
         float[] b = model.RunWithCache(Pad(sub), n => n == hook).Cache[hook].Data;
         var difference = new float[a.Length];
@@ -93,7 +93,7 @@ public static class Steering
         if (targets.Length == 0) throw new NextTokenException("no target token");
         foreach (int id in targets)
             if ((uint)id >= (uint)model.VocabSize) throw new NextTokenException($"target {id} is not a token id below {model.VocabSize}");
-        var (plainLogits, plainCache) = model.RunWithCache(prompt, n => n.EndsWith("hook_resid_pre", StringComparison.Ordinal));
+        var (plainLogits, plainCache) = model.RunWithCache(prompt, n => n.EndsWith(HookNames.ResidPreSuffix, StringComparison.Ordinal));
         float[] plainLast = plainLogits[^model.VocabSize..];
         double lseP = Kernels.Ops.LogSumExp(plainLast);
         var steered = new float[model.VocabSize];

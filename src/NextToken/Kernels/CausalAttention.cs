@@ -8,7 +8,9 @@ namespace NextToken.Kernels;
 /// Causal multi-head attention over a KV cache, with grouped-query sharing (query head h reads
 /// KV head h / (nHead / nKvHead); plain multi-head attention is nKvHead = nHead). When asked, the
 /// softmax probabilities are kept so hooks can read the pattern; otherwise each (position, head)
-/// works in a small per-thread row that stays in L1.
+/// works in a small per-thread row that stays in L1. Options of some families: the scale of q·k
+/// (default 1/√headDim), a softcap cap·tanh(s/cap) of the scores before the mask (Gemma 2), and
+/// a sliding window per call (a query at position i sees keys j with 0 ≤ i − j &lt; window).
 /// </summary>
 public sealed class CausalAttention : IParallelWork
 {
@@ -20,12 +22,18 @@ public sealed class CausalAttention : IParallelWork
     [ThreadStatic] private static float[]? _scratch;
 
     private readonly int _nHead, _nKvHead, _headDim, _nCtx;
+    private readonly float _scale, _softcap;
+    private int _window;
 
-    public CausalAttention(int nHead, int nKvHead, int headDim, int nCtx, int maxBatch)
+    /// <param name="scale">multiplier of q·k; 0 means 1/√headDim</param>
+    /// <param name="softcap">scores become softcap·tanh(s/softcap) before the mask; 0 = off</param>
+    public CausalAttention(int nHead, int nKvHead, int headDim, int nCtx, int maxBatch, float scale = 0, float softcap = 0)
     {
         if (nHead % nKvHead != 0)
             throw new NextTokenException($"attention head count {nHead} is not a multiple of the KV head count {nKvHead}");
         (_nHead, _nKvHead, _headDim, _nCtx, _maxBatch) = (nHead, nKvHead, headDim, nCtx, maxBatch);
+        _scale = scale > 0 ? scale : 1f / MathF.Sqrt(headDim);
+        _softcap = softcap;
     }
 
     private readonly int _maxBatch;
@@ -70,10 +78,12 @@ public sealed class CausalAttention : IParallelWork
     /// <param name="keyCache">as written by <see cref="Store"/>; this layer's block starts at <paramref name="cacheOffset"/></param>
     /// <param name="output">[n, nHead·headDim]</param>
     /// <param name="keepPattern">Keep the probabilities for <see cref="Pattern"/> (a hook wants them).</param>
+    /// <param name="window">Sliding window: keys a query sees, itself included; 0 = every earlier key.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Run(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
-                    int p0, int n, float[] output, int threads, bool keepPattern = false)
+                    int p0, int n, float[] output, int threads, bool keepPattern = false, int window = 0)
     {
+        _window = window;
         int work = n * _nHead;
         long cost = (long)work * (p0 + n) * _headDim;
         (_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _output) = (queries, queryStride, keyCache, valueCache, cacheOffset, p0, output);
@@ -96,8 +106,9 @@ public sealed class CausalAttention : IParallelWork
     /// <param name="positions">per row, the position of its query (its key and value already stored there)</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void RunEach(float[] queries, int queryStride, float[][] keyCaches, float[][] valueCaches, long cacheOffset,
-                        int[] positions, int n, float[] output, int threads)
+                        int[] positions, int n, float[] output, int threads, int window = 0)
     {
+        _window = window;
         if (keyCaches.Length < n || valueCaches.Length < n || positions.Length < n)
             throw new ArgumentException($"attention over {n} contexts needs {n} caches and positions");
         long cost = 0;
@@ -168,13 +179,15 @@ public sealed class CausalAttention : IParallelWork
                                     int p0, int n, int t0, int head, float[] output)
     {
         int hd = _headDim, stride = hd, kvHead = head / (_nHead / _nKvHead);
-        int lanes = Math.Min(BlockQueries, n - t0), keys = p0 + t0 + lanes;
+        int lanes = Math.Min(BlockQueries, n - t0);
+        // With a window, keys before the first query's window are never read: key j of the block is first + j.
+        int first = _window > 0 ? Math.Max(0, p0 + t0 - _window + 1) : 0, keys = p0 + t0 + lanes - first;
         int scratchLength = (hd + keys) * BlockQueries + hd * BlockQueries;
         float[] scratch = _blockScratch is { } b && b.Length >= scratchLength ? b : _blockScratch = new float[Math.Max(scratchLength, (hd + _nCtx) * BlockQueries * 2)];
-        float scale = 1f / MathF.Sqrt(hd);
+        float scale = _scale;
         fixed (float* q = queries)
-        fixed (float* kBase = &keyCache[HeadOffset(cacheOffset, kvHead)])
-        fixed (float* vBase = &valueCache[HeadOffset(cacheOffset, kvHead)])
+        fixed (float* kBase = &keyCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
+        fixed (float* vBase = &valueCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
         fixed (float* o = output)
         fixed (float* work = scratch)
         {
@@ -215,13 +228,24 @@ public sealed class CausalAttention : IParallelWork
                 sj.Store(p + j * BlockQueries);
             }
 
+            if (_softcap > 0) Ops.Softcap(new Span<float>(p, keys * BlockQueries), _softcap, new Span<float>(p, keys * BlockQueries));
+
             // Causal mask: query i (position p0+t0+i) sees keys up to p0+t0+i.
             var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             for (int k = 1; k < lanes; k++)
             {
-                float* pk = p + (p0 + t0 + k) * BlockQueries;
+                float* pk = p + (p0 + t0 + k - first) * BlockQueries;
                 Vector512.ConditionalSelect(Vector512.LessThan(lane, Vector512.Create(k)).AsSingle(), Vector512.Create(float.NegativeInfinity), Vector512.Load(pk)).Store(pk);
             }
+            // Window: key first+j is too old for query i when (p0+t0+i) − (first+j) ≥ window, i.e. for lanes i ≥ j + first − p0 − t0 + window.
+            if (_window > 0)
+                for (j = 0; j < keys; j++)
+                {
+                    int from = j + first - p0 - t0 + _window;
+                    if (from >= lanes) break;
+                    float* pj = p + j * BlockQueries;
+                    Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(lane, Vector512.Create(from)).AsSingle(), Vector512.Create(float.NegativeInfinity), Vector512.Load(pj)).Store(pj);
+                }
 
             // Softmax down each lane.
             Vector512<float> max = Vector512.Create(float.NegativeInfinity);
@@ -268,15 +292,22 @@ public sealed class CausalAttention : IParallelWork
     private unsafe void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
                                   int p0, int t, int head, float[] output)
     {
-        int hd = _headDim, stride = hd, keys = p0 + t + 1;
+        int hd = _headDim, stride = hd, end = p0 + t + 1;
+        // Keys first … end−1: all earlier ones, or the last `window` of them.
+        int first = _window > 0 ? Math.Max(0, end - _window) : 0, keys = end - first;
         int kvHead = head / (_nHead / _nKvHead);
-        float scale = 1f / MathF.Sqrt(hd);
-        Span<float> scores = _keepPattern
-            ? Scores.AsSpan((t * _nHead + head) * _nCtx, keys)
-            : (_scratch is { } scratch && scratch.Length >= _nCtx ? scratch : _scratch = new float[_nCtx]).AsSpan(0, keys);
+        float scale = _scale;
+        Span<float> scores;
+        if (_keepPattern)
+        {
+            Span<float> row = Scores.AsSpan((t * _nHead + head) * _nCtx, end);
+            row[..first].Clear();
+            scores = row[first..];
+        }
+        else scores = (_scratch is { } scratch && scratch.Length >= _nCtx ? scratch : _scratch = new float[_nCtx]).AsSpan(0, keys);
         fixed (float* q = &queries[t * queryStride + head * hd])
-        fixed (float* k = &keyCache[HeadOffset(cacheOffset, kvHead)])
-        fixed (float* v = &valueCache[HeadOffset(cacheOffset, kvHead)])
+        fixed (float* k = &keyCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
+        fixed (float* v = &valueCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
         fixed (float* o = &output[t * _nHead * hd + head * hd])
         {
             // Scores: q · k_j for every earlier key (one head's keys are consecutive rows of headDim).
@@ -297,6 +328,7 @@ public sealed class CausalAttention : IParallelWork
                 for (int j = 0; j < keys; j++)
                     scores[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q, hd), new ReadOnlySpan<float>(k + (long)j * stride, hd)) * scale;
             }
+            if (_softcap > 0) Ops.Softcap(scores, _softcap, scores);
             TensorPrimitives.SoftMax(scores, scores);
 
             // Output: Σ_j p_j · v_j.

@@ -101,6 +101,41 @@ public static class Ops
         TensorPrimitives.Multiply(destination[..x.Length], weight, destination);
     }
 
+    /// <summary>
+    /// RMSNorm of each head of a row in place: <paramref name="x"/> holds heads × weight.Length
+    /// values, each head normalized on its own with the shared weight (Qwen3's and Gemma 3's q/k norms).
+    /// </summary>
+    public static void RmsNormHeads(Span<float> x, ReadOnlySpan<float> weight, float eps)
+    {
+        int hd = weight.Length;
+        if (hd == 0 || x.Length % hd != 0) throw new ArgumentException($"RmsNormHeads: a row of {x.Length} is not whole heads of {hd}");
+        for (int h = 0; h < x.Length; h += hd)
+        {
+            Span<float> head = x.Slice(h, hd);
+            RmsNorm(head, weight, eps, head);
+        }
+    }
+
+    /// <summary>Softcap: cap · tanh(x / cap), squashing values into (−cap, cap) (Gemma 2's attention scores and logits). May run in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Softcap(ReadOnlySpan<float> x, float cap, Span<float> destination)
+    {
+        if (destination.Length < x.Length) throw new ArgumentException("destination is shorter than x");
+        Span<float> target = destination[..x.Length];
+        TensorPrimitives.Multiply(x, 1f / cap, target);
+        TensorPrimitives.Tanh(target, target);
+        TensorPrimitives.Multiply(target, cap, target);
+    }
+
+    /// <summary>GeGLU with the tanh GELU: gelu_tanh(gate) · up (Gemma). May run in place on <paramref name="gate"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void GeGluTanh(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> destination)
+    {
+        if (up.Length < gate.Length || destination.Length < gate.Length) throw new ArgumentException("up and destination must be as long as gate");
+        GeluTanh(gate, destination);
+        TensorPrimitives.Multiply(destination[..gate.Length], up[..gate.Length], destination);
+    }
+
     /// <summary>SwiGLU: silu(gate) · up, with silu(g) = g · sigmoid(g) = g / (1 + e^(−g)). May run in place on <paramref name="gate"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> destination)

@@ -32,8 +32,10 @@ public static class ScalarReference
     /// queries [n, nHead·headDim], caches [nCtx, nKvHead·headDim], output [n, nHead·headDim].
     /// </summary>
     public static void Attention(ReadOnlySpan<float> queries, ReadOnlySpan<float> keyCache, ReadOnlySpan<float> valueCache,
-                                 int nHead, int nKvHead, int headDim, int p0, int n, Span<float> output)
+                                 int nHead, int nKvHead, int headDim, int p0, int n, Span<float> output,
+                                 double scale = 0, double softcap = 0, int window = 0)
     {
+        if (scale == 0) scale = 1 / Math.Sqrt(headDim);
         int kvDim = nKvHead * headDim;
         for (int t = 0; t < n; t++)
             for (int h = 0; h < nHead; h++)
@@ -44,7 +46,10 @@ public static class ScalarReference
                 {
                     double dot = 0;
                     for (int i = 0; i < headDim; i++) dot += (double)queries[(t * nHead + h) * headDim + i] * keyCache[j * kvDim + kvHead * headDim + i];
-                    p[j] = dot / Math.Sqrt(headDim);
+                    p[j] = dot * scale;
+                    if (softcap > 0) p[j] = softcap * Math.Tanh(p[j] / softcap);
+                    // Outside the window (key older than `window` positions): masked, probability 0.
+                    if (window > 0 && p0 + t - j >= window) p[j] = double.NegativeInfinity;
                 }
                 double max = p.Max(), sum = 0;
                 for (int j = 0; j < keys; j++) sum += p[j] = Math.Exp(p[j] - max);
@@ -72,6 +77,20 @@ public static class ScalarReference
         foreach (float v in x) sumOfSquares += (double)v * v;
         double scale = 1 / Math.Sqrt(sumOfSquares / x.Length + eps);
         for (int i = 0; i < x.Length; i++) destination[i] = (float)(x[i] * scale * weight[i]);
+    }
+
+    public static void Softcap(ReadOnlySpan<float> x, double cap, Span<float> destination)
+    {
+        for (int i = 0; i < x.Length; i++) destination[i] = (float)(cap * Math.Tanh(x[i] / cap));
+    }
+
+    public static void GeGluTanh(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> destination)
+    {
+        for (int i = 0; i < gate.Length; i++)
+        {
+            double g = gate[i];
+            destination[i] = (float)(0.5 * g * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (g + 0.044715 * g * g * g))) * up[i]);
+        }
     }
 
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> destination)

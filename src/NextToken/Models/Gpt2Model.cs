@@ -23,16 +23,16 @@ public sealed class Gpt2Model : LanguageModel
     {
         Config = config;
         Weights = Gpt2Weights.Load(source, Config);
-        _hookEmbed = Hooks.Declare("hook_embed");
-        _hookPosEmbed = Hooks.Declare("hook_pos_embed");
+        _hookEmbed = Hooks.Declare(HookNames.Embed);
+        _hookPosEmbed = Hooks.Declare(HookNames.PosEmbed);
         _blockHooks = new BlockHooks[Config.NLayer];
         _hookQkv = new HookPoint[Config.NLayer];
         for (int l = 0; l < Config.NLayer; l++)
         {
             _blockHooks[l] = new BlockHooks(Hooks, l);
-            _hookQkv[l] = Hooks.Declare($"blocks.{l}.attn.hook_qkv");
+            _hookQkv[l] = Hooks.Declare(HookNames.Qkv(l));
         }
-        _hookFinalNormalized = Hooks.Declare("ln_final.hook_normalized");
+        _hookFinalNormalized = Hooks.Declare(HookNames.FinalNormalized);
     }
 
     public Gpt2Config Config { get; }

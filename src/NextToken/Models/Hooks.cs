@@ -101,3 +101,35 @@ public sealed class HookRegistry
         }
     }
 }
+
+/// <summary>
+/// The names of the hook points, TransformerLens style, in one place: models declare them and
+/// inspection reads them through these, so a name cannot drift between the two.
+/// </summary>
+public static class HookNames
+{
+    public const string Embed = "hook_embed";
+    public const string PosEmbed = "hook_pos_embed";
+    public const string FinalNormalized = "ln_final.hook_normalized";
+
+    /// <summary>Endings that select one kind of hook in every layer (for name filters).</summary>
+    public const string ResidPreSuffix = "hook_resid_pre", PatternSuffix = "attn.hook_pattern", RouterProbsInfix = ".mlp.hook_router_probs", ExpertInfix = ".mlp.hook_expert_";
+
+    public static string ResidPre(int layer) => $"blocks.{layer}.hook_resid_pre";
+    public static string ResidMid(int layer) => $"blocks.{layer}.hook_resid_mid";
+    public static string ResidPost(int layer) => $"blocks.{layer}.hook_resid_post";
+    public static string AttnOut(int layer) => $"blocks.{layer}.hook_attn_out";
+    public static string MlpOut(int layer) => $"blocks.{layer}.hook_mlp_out";
+    public static string Q(int layer) => $"blocks.{layer}.attn.hook_q";
+    public static string K(int layer) => $"blocks.{layer}.attn.hook_k";
+    public static string V(int layer) => $"blocks.{layer}.attn.hook_v";
+    public static string Qkv(int layer) => $"blocks.{layer}.attn.hook_qkv";
+    public static string Z(int layer) => $"blocks.{layer}.attn.hook_z";
+    public static string Pattern(int layer) => $"blocks.{layer}.attn.hook_pattern";
+    public static string MlpPost(int layer) => $"blocks.{layer}.mlp.hook_post";
+    public static string RouterProbs(int layer) => $"blocks.{layer}.mlp.hook_router_probs";
+    public static string ExpertIndices(int layer) => $"blocks.{layer}.mlp.hook_expert_indices";
+    public static string ExpertWeights(int layer) => $"blocks.{layer}.mlp.hook_expert_weights";
+    /// <summary>The sigmoid gate of a shared expert (Qwen2-MoE), one value per position.</summary>
+    public static string SharedGate(int layer) => $"blocks.{layer}.mlp.hook_shared_gate";
+}

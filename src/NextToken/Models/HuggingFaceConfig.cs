@@ -27,6 +27,14 @@ public sealed class HuggingFaceConfig
         }
     }
 
+    /// <summary>A nested object (e.g. <c>rope_scaling</c>) read the same way, or null when absent; errors name the key.</summary>
+    public HuggingFaceConfig? Section(string key)
+    {
+        if (!Has(key)) return null;
+        JsonElement value = _root.GetProperty(key);
+        return value.ValueKind == JsonValueKind.Object ? new HuggingFaceConfig($"{Path} '{key}'", value) : throw Wrong(key, value, "an object");
+    }
+
     public bool Has(string key) => _root.TryGetProperty(key, out JsonElement v) && v.ValueKind != JsonValueKind.Null;
 
     public string? String(string key)
@@ -69,6 +77,18 @@ public sealed class HuggingFaceConfig
         // GetDouble would throw (with no file named) on 1e400; such values are refused here.
         return value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out double number) && double.IsFinite(number)
             ? number : throw Wrong(key, value, "a finite number");
+    }
+
+    /// <summary>A list of finite numbers, empty when absent.</summary>
+    public double[] Numbers(string key)
+    {
+        if (!Has(key)) return [];
+        JsonElement value = _root.GetProperty(key);
+        if (value.ValueKind != JsonValueKind.Array) throw Wrong(key, value, "a list of numbers");
+        var numbers = new double[value.GetArrayLength()];
+        for (int i = 0; i < numbers.Length; i++)
+            numbers[i] = value[i].ValueKind == JsonValueKind.Number && value[i].TryGetDouble(out double n) && double.IsFinite(n) ? n : throw Wrong($"{key}[{i}]", value[i], "a finite number");
+        return numbers;
     }
 
     /// <summary>A token id (<c>bos_token_id</c>), or null when absent; a list (as Llama 3 gives for EOS) yields its first.</summary>

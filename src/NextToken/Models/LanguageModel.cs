@@ -78,14 +78,14 @@ public abstract class LanguageModel : IDisposable
     /// <summary>The hook names every block of every architecture raises.</summary>
     protected sealed class BlockHooks(HookRegistry hooks, int layer)
     {
-        public readonly HookPoint ResidPre = hooks.Declare($"blocks.{layer}.hook_resid_pre");
-        public readonly HookPoint Z = hooks.Declare($"blocks.{layer}.attn.hook_z");
-        public readonly HookPoint Pattern = hooks.Declare($"blocks.{layer}.attn.hook_pattern");
-        public readonly HookPoint AttnOut = hooks.Declare($"blocks.{layer}.hook_attn_out");
-        public readonly HookPoint ResidMid = hooks.Declare($"blocks.{layer}.hook_resid_mid");
-        public readonly HookPoint MlpPost = hooks.Declare($"blocks.{layer}.mlp.hook_post");
-        public readonly HookPoint MlpOut = hooks.Declare($"blocks.{layer}.hook_mlp_out");
-        public readonly HookPoint ResidPost = hooks.Declare($"blocks.{layer}.hook_resid_post");
+        public readonly HookPoint ResidPre = hooks.Declare(HookNames.ResidPre(layer));
+        public readonly HookPoint Z = hooks.Declare(HookNames.Z(layer));
+        public readonly HookPoint Pattern = hooks.Declare(HookNames.Pattern(layer));
+        public readonly HookPoint AttnOut = hooks.Declare(HookNames.AttnOut(layer));
+        public readonly HookPoint ResidMid = hooks.Declare(HookNames.ResidMid(layer));
+        public readonly HookPoint MlpPost = hooks.Declare(HookNames.MlpPost(layer));
+        public readonly HookPoint MlpOut = hooks.Declare(HookNames.MlpOut(layer));
+        public readonly HookPoint ResidPost = hooks.Declare(HookNames.ResidPost(layer));
 
         /// <summary>Attention probabilities as [nHead, n, nKeys]; copied only when a hook wants them.</summary>
         public void RaisePattern(Kernels.CausalAttention attention, int p0, int n, int nHead)

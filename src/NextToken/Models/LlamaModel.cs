@@ -10,13 +10,17 @@ namespace NextToken.Models;
 /// Llama (Touvron et al. 2023) as llama.cpp reads it: RMSNorm, rotary position embeddings on
 /// adjacent pairs, grouped-query attention, SwiGLU feed-forward, untied LM head (tied when
 /// absent). With <c>expert_count</c> set, each block's feed-forward is a Mixtral-style mixture
-/// of experts: softmax over all experts, the top k kept and renormalized.
+/// of experts: softmax over all experts, the top k kept and renormalized. The other Llama-like
+/// families run here too, each block composed as <see cref="LlamaConfig.Block"/> says: q/k/v
+/// biases, q/k RMSNorm, NeoX RoPE with per-pair factors and per-layer bases, post-norms, GeGLU,
+/// softcaps, sliding windows, fused projections, a shared expert.
 /// </summary>
 public sealed class LlamaModel : LanguageModel
 {
     private const int DefaultMaxBatch = 128;
 
-    private readonly float[] _ropeCos, _ropeSin; // [nCtx, ropeDims/2]
+    private readonly float[] _ropeCos, _ropeSin; // [nCtx, ropeDims/2] for global layers
+    private readonly float[] _localCos, _localSin; // the same for sliding-window layers (the same arrays when they rotate alike)
     private readonly HookPoint _hookEmbed, _hookFinalNormalized;
     private readonly BlockHooks[] _blockHooks;
     private readonly LlamaHooks[] _llamaHooks;
@@ -25,22 +29,26 @@ public sealed class LlamaModel : LanguageModel
     {
         Config = config;
         Weights = LlamaWeights.Load(source, Config);
-        (_ropeCos, _ropeSin) = RopeTables(Config);
-        _hookEmbed = Hooks.Declare("hook_embed");
+        (_ropeCos, _ropeSin) = RopeTables(Config, Config.RopeFreqBase, Config.RopeLinearScale, Weights.RopeFactors ?? Config.RopeFreqFactors);
+        double localBase = Config.RopeFreqBaseLocal > 0 ? Config.RopeFreqBaseLocal : Config.RopeFreqBase;
+        double localScale = Config.Block.LocalRopeUnscaled ? 1 : Config.RopeLinearScale;
+        (_localCos, _localSin) = localBase == Config.RopeFreqBase && localScale == Config.RopeLinearScale
+            ? (_ropeCos, _ropeSin) : RopeTables(Config, localBase, localScale, Weights.RopeFactors ?? Config.RopeFreqFactors);
+        _hookEmbed = Hooks.Declare(HookNames.Embed);
         _blockHooks = new BlockHooks[Config.NLayer];
         _llamaHooks = new LlamaHooks[Config.NLayer];
         for (int l = 0; l < Config.NLayer; l++)
         {
             _blockHooks[l] = new BlockHooks(Hooks, l);
-            _llamaHooks[l] = new LlamaHooks(Hooks, l, Config.IsMixtureOfExperts);
+            _llamaHooks[l] = new LlamaHooks(Hooks, l, Config.IsMixtureOfExperts, Config.NFfShared > 0);
         }
-        _hookFinalNormalized = Hooks.Declare("ln_final.hook_normalized");
+        _hookFinalNormalized = Hooks.Declare(HookNames.FinalNormalized);
     }
 
     public LlamaConfig Config { get; }
     public LlamaWeights Weights { get; }
 
-    public override string Architecture => Config.IsMixtureOfExperts ? "llama (mixture of experts)" : "llama";
+    public override string Architecture => Config.IsMixtureOfExperts ? $"{Config.Family} (mixture of experts)" : Config.Family;
     public override int VocabSize => Config.NVocab;
     public override int ContextLength => Config.NCtx;
     public override int LayerCount => Config.NLayer;
@@ -58,6 +66,8 @@ public sealed class LlamaModel : LanguageModel
                     bytes += router.ByteLength + Config.NExpertUsed * (w.ExpertGate![0].ByteLength + w.ExpertUp![0].ByteLength + w.ExpertDown![0].ByteLength);
                 else
                     bytes += w.FfnGate!.Value.ByteLength + w.FfnUp!.Value.ByteLength + w.FfnDown!.Value.ByteLength;
+                if (w.SharedRouter is { } shared)
+                    bytes += shared.ByteLength + w.SharedGate!.Value.ByteLength + w.SharedUp!.Value.ByteLength + w.SharedDown!.Value.ByteLength;
             }
             return bytes;
         }
@@ -73,8 +83,9 @@ public sealed class LlamaModel : LanguageModel
         int n = tokens.Length, d = c.NEmbd, p0 = s.Position;
         Span<float> x = s.Residual.AsSpan(0, n * d);
 
-        // 1. Token embeddings (no position embedding: positions enter through RoPE).
+        // 1. Token embeddings (no position embedding: positions enter through RoPE); Gemma scales them by √d.
         EmbedTokens(Weights.TokenEmbedding, tokens, x, d);
+        if (c.Block.ScaleEmbedding) TensorPrimitives.Multiply(x, MathF.Sqrt(d), x);
         Raise(_hookEmbed, x, p0, n, d);
 
         for (int l = 0; l < c.NLayer; l++)
@@ -87,10 +98,26 @@ public sealed class LlamaModel : LanguageModel
             // 2. Attention: x += W_o · Attention(RoPE(W_q h), RoPE(W_k h), W_v h) with h = RMSNorm(x).
             RmsNormRows(x, w.AttnNorm, s.Normed, n);
             Project(w.AttnQkv, s.Normed, n, s.QkvOutputs);
+            bool local = c.IsLocalLayer(l);
+            float[] cos = local ? _localCos : _ropeCos, sin = local ? _localSin : _ropeSin;
             for (int t = 0; t < n; t++)
             {
-                RotateHeads(s.Query.AsSpan(t * c.QueryDim, c.QueryDim), c.NHead, PositionOf(p0, t));
-                RotateHeads(s.Key.AsSpan(t * c.KvDim, c.KvDim), c.NKvHead, PositionOf(p0, t));
+                Span<float> q = s.Query.AsSpan(t * c.QueryDim, c.QueryDim), k = s.Key.AsSpan(t * c.KvDim, c.KvDim);
+                if (w.AttnQBias is { } qb)
+                {
+                    TensorPrimitives.Add(q, qb, q);
+                    TensorPrimitives.Add(k, w.AttnKBias, k);
+                    Span<float> v = s.Value.AsSpan(t * c.KvDim, c.KvDim);
+                    TensorPrimitives.Add(v, w.AttnVBias, v);
+                }
+                if (w.AttnQNorm is { } qn)
+                {
+                    // Per head (weight of headDim) or over the whole projection (weight as wide as q).
+                    Ops.RmsNormHeads(q, qn, c.RmsNormEps);
+                    Ops.RmsNormHeads(k, w.AttnKNorm, c.RmsNormEps);
+                }
+                RotateHeads(q, c.NHead, PositionOf(p0, t), cos, sin);
+                RotateHeads(k, c.NKvHead, PositionOf(p0, t), cos, sin);
             }
             Raise(llamaHooks.Q, s.Query.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Raise(llamaHooks.K, s.Key.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
@@ -100,17 +127,18 @@ public sealed class LlamaModel : LanguageModel
             {
                 for (int t = 0; t < n; t++)
                     s.Attention.Store(s.Key.AsSpan(t * c.KvDim), c.KvDim, s.Value.AsSpan(t * c.KvDim), c.KvDim, each.KeyCaches[t], each.ValueCaches[t], cacheOffset, each.Positions[t], 1);
-                s.Attention.RunEach(s.Query, c.QueryDim, each.KeyCaches, each.ValueCaches, cacheOffset, each.Positions, n, s.AttnOut, Threads);
+                s.Attention.RunEach(s.Query, c.QueryDim, each.KeyCaches, each.ValueCaches, cacheOffset, each.Positions, n, s.AttnOut, Threads, c.WindowOf(l));
             }
             else
             {
                 s.Attention.Store(s.Key, c.KvDim, s.Value, c.KvDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
-                s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
+                s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive, c.WindowOf(l));
             }
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
             Project(w.AttnOutput, s.AttnOut, n, projected);
+            if (w.PostAttnNorm is { } postAttn) RmsNormRows(projected, postAttn, s.Projected, n);
             Raise(hooks.AttnOut, projected, p0, n, d);
             TensorPrimitives.Add(x, projected, x);
             Raise(hooks.ResidMid, x, p0, n, d);
@@ -121,6 +149,7 @@ public sealed class LlamaModel : LanguageModel
                 MixtureOfExperts(s, w, router, llamaHooks, n);
             else
                 DenseFeedForward(s, w, hooks, n);
+            if (w.PostFfnNorm is { } postFfn) RmsNormRows(projected, postFfn, s.Projected, n);
             Raise(hooks.MlpOut, projected, p0, n, d);
             TensorPrimitives.Add(x, projected, x);
             Raise(hooks.ResidPost, x, p0, n, d);
@@ -132,6 +161,13 @@ public sealed class LlamaModel : LanguageModel
         RmsNormRows(x, Weights.OutputNorm, s.Normed, n);
         Raise(_hookFinalNormalized, s.Normed.AsSpan(0, n * d), p0, n, d);
         ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
+        if (c.FinalSoftcap > 0 && which is { } rows)
+        {
+            // Row by row, so a row's values do not depend on where a vector kernel's tail falls in the batch.
+            int v = c.NVocab;
+            for (int t = 0; t < (rows == LogitsFor.AllPositions ? n : 1); t++)
+                Ops.Softcap(logits.Slice(t * v, v), c.FinalSoftcap, logits.Slice(t * v, v));
+        }
     }
 
     public override void DecodeResidual(ReadOnlySpan<float> residual, Span<float> logits)
@@ -139,6 +175,7 @@ public sealed class LlamaModel : LanguageModel
         var normed = new float[Config.NEmbd];
         Ops.RmsNorm(residual, Weights.OutputNorm, Config.RmsNormEps, normed);
         Project(Weights.Output, normed, 1, logits);
+        if (Config.FinalSoftcap > 0) Ops.Softcap(logits[..Config.NVocab], Config.FinalSoftcap, logits);
     }
 
     private void DenseFeedForward(LlamaState s, LlamaLayerWeights w, BlockHooks hooks, int n)
@@ -150,24 +187,29 @@ public sealed class LlamaModel : LanguageModel
         for (int t = 0; t < n; t++)
         {
             Span<float> gate = s.Gate.AsSpan(t * ff, ff);
-            Ops.SwiGlu(gate, s.Up.AsSpan(t * ff, ff), gate);
+            if (Config.Block.Ffn == FfnKind.GeGluTanh) Ops.GeGluTanh(gate, s.Up.AsSpan(t * ff, ff), gate);
+            else Ops.SwiGlu(gate, s.Up.AsSpan(t * ff, ff), gate);
         }
         Raise(hooks.MlpPost, s.Gate.AsSpan(0, n * ff), s.Position, n, ff);
         Project(w.FfnDown!.Value, s.Gate, n, s.Projected);
     }
 
-    /// <summary>Route each position to its top-k experts and sum their SwiGLU outputs by renormalized weight.</summary>
+    /// <summary>
+    /// Route each position to its top-k experts and sum their SwiGLU outputs by weight (renormalized
+    /// or not, as the family does), plus a shared expert gated by a sigmoid where the family has one.
+    /// </summary>
     private void MixtureOfExperts(LlamaState s, LlamaLayerWeights w, Tensors.TensorData router, LlamaHooks hooks, int n)
     {
         LlamaConfig c = Config;
-        int d = c.NEmbd, e = c.NExpert, k = c.NExpertUsed, ff = c.NFf;
+        int d = c.NEmbd, e = c.NExpert, k = c.NExpertUsed, ff = c.ExpertFf;
+        bool renormalize = c.Block.Moe == MoeKind.SoftmaxTopKRenormalized;
         Span<float> probs = s.RouterProbs.AsSpan(0, n * e);
         Project(router, s.Normed, n, probs);
         for (int t = 0; t < n; t++)
         {
             Span<float> p = probs.Slice(t * e, e);
             TensorPrimitives.SoftMax(p, p);
-            SelectTopK(p, s.ExpertIndices.AsSpan(t * k, k), s.ExpertWeights.AsSpan(t * k, k));
+            SelectTopK(p, s.ExpertIndices.AsSpan(t * k, k), s.ExpertWeights.AsSpan(t * k, k), renormalize);
         }
         Raise(hooks.RouterProbs!, probs, s.Position, n, e);
         Raise(hooks.ExpertIndices!, s.ExpertIndices.AsSpan(0, n * k), s.Position, n, k);
@@ -189,10 +231,33 @@ public sealed class LlamaModel : LanguageModel
                 TensorPrimitives.MultiplyAdd(s.ExpertOut, s.ExpertWeights[t * k + j], output, output);
             }
         }
+        if (w.SharedRouter is { } sharedRouter) SharedExpert(s, w, sharedRouter, hooks, n);
     }
 
-    /// <summary>The k most probable experts, best first (ties to the lower index), weights renormalized to sum to 1.</summary>
-    private static void SelectTopK(ReadOnlySpan<float> probs, Span<float> indices, Span<float> weights)
+    /// <summary>Qwen2-MoE: x += sigmoid(w_g · h) · SwiGLU_shared(h), for every position of the batch.</summary>
+    private void SharedExpert(LlamaState s, LlamaLayerWeights w, Tensors.TensorData router, LlamaHooks hooks, int n)
+    {
+        int d = Config.NEmbd, ff = Config.NFfShared;
+        float[] gates = s.SharedGateValues!, shared = s.SharedOut!;
+        Project(router, s.Normed, n, gates.AsSpan(0, n));
+        for (int t = 0; t < n; t++) gates[t] = 1f / (1f + MathF.Exp(-gates[t]));
+        Raise(hooks.SharedGate!, gates.AsSpan(0, n), s.Position, n, 1);
+        Project(w.SharedGateUp, s.Normed, n, s.GateUpOutputs);
+        for (int t = 0; t < n; t++)
+        {
+            Span<float> gate = s.Gate.AsSpan(t * ff, ff);
+            Ops.SwiGlu(gate, s.Up.AsSpan(t * ff, ff), gate);
+        }
+        Project(w.SharedDown!.Value, s.Gate, n, shared);
+        for (int t = 0; t < n; t++)
+        {
+            Span<float> output = s.Projected.AsSpan(t * d, d);
+            TensorPrimitives.MultiplyAdd(shared.AsSpan(t * d, d), gates[t], output, output);
+        }
+    }
+
+    /// <summary>The k most probable experts, best first (ties to the lower index), weights renormalized to sum to 1 when asked.</summary>
+    private static void SelectTopK(ReadOnlySpan<float> probs, Span<float> indices, Span<float> weights, bool renormalize)
     {
         Span<bool> taken = stackalloc bool[probs.Length];
         float sum = 0;
@@ -206,13 +271,13 @@ public sealed class LlamaModel : LanguageModel
             weights[j] = probs[best];
             sum += probs[best];
         }
-        TensorPrimitives.Divide(weights, sum, weights);
+        if (renormalize) TensorPrimitives.Divide(weights, sum, weights);
     }
 
-    private void RotateHeads(Span<float> vectors, int heads, int position)
+    private void RotateHeads(Span<float> vectors, int heads, int position, float[] cosTable, float[] sinTable)
     {
         int half = Config.RopeDims / 2;
-        ReadOnlySpan<float> cos = _ropeCos.AsSpan(position * half, half), sin = _ropeSin.AsSpan(position * half, half);
+        ReadOnlySpan<float> cos = cosTable.AsSpan(position * half, half), sin = sinTable.AsSpan(position * half, half);
         for (int h = 0; h < heads; h++)
         {
             Span<float> head = vectors.Slice(h * Config.HeadDim, Config.RopeDims);
@@ -228,8 +293,11 @@ public sealed class LlamaModel : LanguageModel
             Ops.RmsNorm(x.Slice(t * d, d), weight, Config.RmsNormEps, destination.AsSpan(t * d, d));
     }
 
-    /// <summary>cos and sin of position·base^(−2i/ropeDims) for every position and pair, computed once in float64.</summary>
-    private static (float[] Cos, float[] Sin) RopeTables(LlamaConfig c)
+    /// <summary>
+    /// cos and sin of position·base^(−2i/ropeDims) / (linear · factor[i]) for every position and pair,
+    /// times the LongRoPE attention factor, computed once in float64.
+    /// </summary>
+    private static (float[] Cos, float[] Sin) RopeTables(LlamaConfig c, double freqBase, double linear, float[]? factors)
     {
         int half = c.RopeDims / 2;
         var cos = new float[c.NCtx * half];
@@ -238,21 +306,22 @@ public sealed class LlamaModel : LanguageModel
         {
             for (int i = 0; i < half; i++)
             {
-                double angle = p * Math.Pow(c.RopeFreqBase, -2.0 * i / c.RopeDims);
-                cos[p * half + i] = (float)Math.Cos(angle);
-                sin[p * half + i] = (float)Math.Sin(angle);
+                double angle = p * Math.Pow(freqBase, -2.0 * i / c.RopeDims) / linear / (factors is null ? 1 : factors[i]);
+                cos[p * half + i] = (float)(Math.Cos(angle) * c.RopeAttnFactor);
+                sin[p * half + i] = (float)(Math.Sin(angle) * c.RopeAttnFactor);
             }
         }
         return (cos, sin);
     }
 
-    private sealed class LlamaHooks(HookRegistry hooks, int layer, bool moe)
+    private sealed class LlamaHooks(HookRegistry hooks, int layer, bool moe, bool shared)
     {
-        public readonly HookPoint Q = hooks.Declare($"blocks.{layer}.attn.hook_q");
-        public readonly HookPoint K = hooks.Declare($"blocks.{layer}.attn.hook_k");
-        public readonly HookPoint V = hooks.Declare($"blocks.{layer}.attn.hook_v");
-        public readonly HookPoint? RouterProbs = moe ? hooks.Declare($"blocks.{layer}.mlp.hook_router_probs") : null;
-        public readonly HookPoint? ExpertIndices = moe ? hooks.Declare($"blocks.{layer}.mlp.hook_expert_indices") : null;
-        public readonly HookPoint? ExpertWeights = moe ? hooks.Declare($"blocks.{layer}.mlp.hook_expert_weights") : null;
+        public readonly HookPoint Q = hooks.Declare(HookNames.Q(layer));
+        public readonly HookPoint K = hooks.Declare(HookNames.K(layer));
+        public readonly HookPoint V = hooks.Declare(HookNames.V(layer));
+        public readonly HookPoint? RouterProbs = moe ? hooks.Declare(HookNames.RouterProbs(layer)) : null;
+        public readonly HookPoint? ExpertIndices = moe ? hooks.Declare(HookNames.ExpertIndices(layer)) : null;
+        public readonly HookPoint? ExpertWeights = moe ? hooks.Declare(HookNames.ExpertWeights(layer)) : null;
+        public readonly HookPoint? SharedGate = shared ? hooks.Declare(HookNames.SharedGate(layer)) : null;
     }
 }

@@ -6,7 +6,8 @@ namespace NextToken.Models;
 /// <summary>Opens a weight file and builds the model its architecture names.</summary>
 public static class ModelLoader
 {
-    public static readonly string[] SupportedArchitectures = ["gpt2", "llama"];
+    /// <summary>GGUF architecture names, from the registry (<see cref="ModelFamilies"/>).</summary>
+    public static readonly string[] SupportedArchitectures = ModelFamilies.All.Select(f => f.GgufArchitecture).ToArray();
 
     /// <summary>
     /// A GGUF file, or a Hugging Face checkpoint directory (config.json + safetensors). A separate
@@ -30,12 +31,9 @@ public static class ModelLoader
         {
             string architecture = file.GetString("general.architecture");
             Tokenizer tokenizer = vocabPath is null ? Tokenizer.Load(file) : LoadVocabulary(vocabPath, null, null);
-            return architecture switch
-            {
-                "gpt2" => new Gpt2Model(file, Gpt2Config.FromGguf(file, tokenizer.VocabSize), tokenizer, file.GetStringOrNull("tokenizer.chat_template")),
-                "llama" => new LlamaModel(file, LlamaConfig.FromGguf(file, tokenizer.VocabSize), tokenizer, file.GetStringOrNull("tokenizer.chat_template")),
-                _ => throw new GgufFormatException(path, null, $"unknown architecture '{architecture}' in 'general.architecture'; supported: {string.Join(", ", SupportedArchitectures)}"),
-            };
+            ModelFamily family = ModelFamilies.ForGguf(architecture)
+                ?? throw new GgufFormatException(path, null, $"unknown architecture '{architecture}' in 'general.architecture'; supported: {string.Join(", ", SupportedArchitectures)}");
+            return family.LoadGguf(family, file, tokenizer, file.GetStringOrNull("tokenizer.chat_template"));
         }
         catch
         {
@@ -48,10 +46,9 @@ public static class ModelLoader
     {
         if (!SafeTensors.HuggingFaceCheckpoint.IsCheckpoint(directory))
             throw new FileNotFoundException($"{directory}: not a model: no config.json (a Hugging Face checkpoint) and not a GGUF file", Path.Combine(directory, "config.json"));
-        var checkpoint = SafeTensors.HuggingFaceCheckpoint.Open(directory);
+        var (checkpoint, family, config) = OpenCheckpoint(directory);
         try
         {
-            HuggingFaceConfig config = checkpoint.Config;
             int vocabSize = config.Dimension("vocab_size");
             int? bos = config.TokenId("bos_token_id");
             int[] eos = config.TokenIds("eos_token_id");
@@ -59,17 +56,26 @@ public static class ModelLoader
                 : HuggingFaceTokenizer.FromDirectory(directory, bos, eos.Length > 0 ? eos[0] : null) ?? new TokenIdsOnlyTokenizer(vocabSize, directory);
             tokenizer.Vocabulary.AddEndOfGeneration(eos, $"{config.Path}: 'eos_token_id'");
             string? template = ReadChatTemplate(directory);
-            return checkpoint.Architecture switch
-            {
-                "gpt2" => new Gpt2Model(checkpoint, Gpt2Config.FromHuggingFace(config, vocabSize), Matching(tokenizer, vocabSize), template),
-                _ => new LlamaModel(checkpoint, LlamaConfig.FromHuggingFace(config, vocabSize), Matching(tokenizer, vocabSize), template),
-            };
+            return family.LoadHuggingFace!(family, checkpoint, config, vocabSize, Matching(tokenizer, vocabSize), template);
         }
         catch
         {
             checkpoint.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A checkpoint directory's config.json, the family its model type names, and its safetensors
+    /// mapped with that family's name table.
+    /// </summary>
+    public static (SafeTensors.HuggingFaceCheckpoint Checkpoint, ModelFamily Family, HuggingFaceConfig Config) OpenCheckpoint(string directory)
+    {
+        var config = HuggingFaceConfig.Load(Path.Combine(directory, "config.json"));
+        string modelType = config.ModelType;
+        ModelFamily family = ModelFamilies.ForHuggingFace(modelType)
+            ?? throw new NextTokenException($"{config.Path}: model type '{modelType}' is not supported; supported: {ModelFamilies.HuggingFaceNamesList} (and Llama-layout models such as Mistral, SmolLM2, TinyLlama)");
+        return (SafeTensors.HuggingFaceCheckpoint.Open(directory, family.Name, family.HuggingFaceNames), family, config);
     }
 
     /// <summary>The tokenizer, if it has exactly the model's vocab_size entries.</summary>

@@ -33,49 +33,21 @@ public static class TensorNames
     public const string FfnUpExperts = "blk.{0}.ffn_up_exps.weight";
     public const string FfnDownExperts = "blk.{0}.ffn_down_exps.weight";
 
-    public static string Layer(string pattern, int layer) => string.Format(System.Globalization.CultureInfo.InvariantCulture, pattern, layer);
+    // Further families (llama.cpp's llama-arch.cpp names).
+    public const string RopeFreqs = "rope_freqs.weight";                 // Llama 3: per-pair frequency divisors
+    public const string RopeFactorsShort = "rope_factors_short.weight";  // Phi-3 LongRoPE
+    public const string RopeFactorsLong = "rope_factors_long.weight";
+    public const string AttnQBias = "blk.{0}.attn_q.bias";
+    public const string AttnKBias = "blk.{0}.attn_k.bias";
+    public const string AttnVBias = "blk.{0}.attn_v.bias";
+    public const string AttnQNorm = "blk.{0}.attn_q_norm.weight";
+    public const string AttnKNorm = "blk.{0}.attn_k_norm.weight";
+    public const string PostAttnNorm = "blk.{0}.post_attention_norm.weight"; // Gemma 2/3: on the attention branch before its add
+    public const string PostFfnNorm = "blk.{0}.post_ffw_norm.weight";
+    public const string FfnRouterShared = "blk.{0}.ffn_gate_inp_shexp.weight";
+    public const string FfnGateShared = "blk.{0}.ffn_gate_shexp.weight";
+    public const string FfnUpShared = "blk.{0}.ffn_up_shexp.weight";
+    public const string FfnDownShared = "blk.{0}.ffn_down_shexp.weight";
 
-    /// <summary>
-    /// Hugging Face names of the same tensors, per <c>model_type</c>, as llama.cpp's converter maps
-    /// them. "Transposed" marks GPT-2's Conv1D weights, stored [in][out].
-    /// </summary>
-    public static readonly IReadOnlyDictionary<string, (string Gguf, string HuggingFace, bool Transposed)[]> HuggingFace =
-        new Dictionary<string, (string, string, bool)[]>
-        {
-            ["gpt2"] =
-            [
-                (TokenEmbedding, "wte.weight", false),
-                (PositionEmbedding, "wpe.weight", false),
-                (OutputNorm, "ln_f.weight", false),
-                (OutputNormBias, "ln_f.bias", false),
-                (Output, "lm_head.weight", false),
-                (AttnNorm, "h.{0}.ln_1.weight", false),
-                (AttnNormBias, "h.{0}.ln_1.bias", false),
-                (AttnQkv, "h.{0}.attn.c_attn.weight", true),
-                (AttnQkvBias, "h.{0}.attn.c_attn.bias", false),
-                (AttnOutput, "h.{0}.attn.c_proj.weight", true),
-                (AttnOutputBias, "h.{0}.attn.c_proj.bias", false),
-                (FfnNorm, "h.{0}.ln_2.weight", false),
-                (FfnNormBias, "h.{0}.ln_2.bias", false),
-                (FfnUp, "h.{0}.mlp.c_fc.weight", true),
-                (FfnUpBias, "h.{0}.mlp.c_fc.bias", false),
-                (FfnDown, "h.{0}.mlp.c_proj.weight", true),
-                (FfnDownBias, "h.{0}.mlp.c_proj.bias", false),
-            ],
-            ["llama"] =
-            [
-                (TokenEmbedding, "model.embed_tokens.weight", false),
-                (OutputNorm, "model.norm.weight", false),
-                (Output, "lm_head.weight", false),
-                (AttnNorm, "model.layers.{0}.input_layernorm.weight", false),
-                (AttnQ, "model.layers.{0}.self_attn.q_proj.weight", false),
-                (AttnK, "model.layers.{0}.self_attn.k_proj.weight", false),
-                (AttnV, "model.layers.{0}.self_attn.v_proj.weight", false),
-                (AttnOutput, "model.layers.{0}.self_attn.o_proj.weight", false),
-                (FfnNorm, "model.layers.{0}.post_attention_layernorm.weight", false),
-                (FfnGate, "model.layers.{0}.mlp.gate_proj.weight", false),
-                (FfnUp, "model.layers.{0}.mlp.up_proj.weight", false),
-                (FfnDown, "model.layers.{0}.mlp.down_proj.weight", false),
-            ],
-        };
+    public static string Layer(string pattern, int layer) => string.Format(System.Globalization.CultureInfo.InvariantCulture, pattern, layer);
 }

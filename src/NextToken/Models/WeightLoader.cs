@@ -14,11 +14,8 @@ internal sealed class WeightLoader(IWeightSource file)
     public float[] Vector(string name, int length) => RowConvert.ToArray(Computable(file.GetTensor(name, length)));
 
     /// <summary>Each expert's matrix of a 3-D expert tensor [count][rows][columns].</summary>
-    public TensorData[] Experts(string name, int rows, int columns, int count)
-    {
-        TensorData all = Computable(file.GetTensor(name, columns, rows, count));
-        return Enumerable.Range(0, count).Select(all.Matrix).ToArray();
-    }
+    public TensorData[] Experts(string name, int rows, int columns, int count) =>
+        file.GetExperts(name, rows, columns, count).Select(Computable).ToArray();
 
     public bool Has(string name) => file.HasTensor(name);
 

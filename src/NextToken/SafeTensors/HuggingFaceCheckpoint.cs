@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using NextToken.Models;
 using NextToken.Tensors;
 
 namespace NextToken.SafeTensors;
@@ -9,7 +8,8 @@ namespace NextToken.SafeTensors;
 /// <summary>
 /// A Hugging Face checkpoint directory: config.json and model.safetensors (or shards listed in
 /// model.safetensors.index.json), all memory-mapped. Tensors are asked for by GGUF name and found
-/// through <see cref="TensorNames.HuggingFace"/>, with or without a <c>transformer.</c> prefix;
+/// through the family's name table (<see cref="TensorNameMapping"/>), with or without a
+/// <c>transformer.</c> or <c>model.</c> prefix;
 /// buffers the model does not use (GPT-2's <c>attn.bias</c> masks) are simply never asked for.
 /// </summary>
 public sealed class HuggingFaceCheckpoint : IWeightSource
@@ -19,35 +19,27 @@ public sealed class HuggingFaceCheckpoint : IWeightSource
     private readonly Dictionary<string, SafeTensorsFile> _fileOf = new(StringComparer.Ordinal);
     private readonly (Regex Gguf, string HuggingFace, bool Transposed)[] _names;
 
-    private HuggingFaceCheckpoint(string directory, HuggingFaceConfig config, string architecture)
+    private HuggingFaceCheckpoint(string directory, string architecture, IReadOnlyList<TensorNameMapping> names)
     {
         FilePath = directory;
-        Config = config;
         Architecture = architecture;
-        _names = TensorNames.HuggingFace[architecture]
+        _names = names
             .Select(n => (new Regex("^" + Regex.Escape(n.Gguf).Replace("\\{0}", "(\\d+)") + "$"), n.HuggingFace, n.Transposed)).ToArray();
     }
 
     public string FilePath { get; }
-    public HuggingFaceConfig Config { get; }
     public IReadOnlyList<SafeTensorsFile> Files => _files;
 
-    /// <summary>"gpt2" or "llama" (Llama-layout families such as Mistral and SmolLM2 map to "llama").</summary>
+    /// <summary>The family the caller chose from config.json (e.g. "gpt2", "llama").</summary>
     public string Architecture { get; }
 
     public static bool IsCheckpoint(string path) =>
         Directory.Exists(path) && File.Exists(Path.Combine(path, "config.json"));
 
-    public static HuggingFaceCheckpoint Open(string directory)
+    /// <summary>Maps the checkpoint's safetensors files; tensors are then asked for by GGUF name through <paramref name="names"/>.</summary>
+    public static HuggingFaceCheckpoint Open(string directory, string architecture, IReadOnlyList<TensorNameMapping> names)
     {
-        var config = HuggingFaceConfig.Load(Path.Combine(directory, "config.json"));
-        string architecture = config.ModelType switch
-        {
-            "gpt2" or "GPT2LMHeadModel" => "gpt2",
-            "llama" or "mistral" or "LlamaForCausalLM" or "MistralForCausalLM" => "llama",
-            var other => throw new NextTokenException($"{Path.Combine(directory, "config.json")}: model type '{other}' is not supported; supported: gpt2, llama (and Llama-layout models such as Mistral, SmolLM2, TinyLlama)"),
-        };
-        var checkpoint = new HuggingFaceCheckpoint(directory, config, architecture);
+        var checkpoint = new HuggingFaceCheckpoint(directory, architecture, names);
         try
         {
             checkpoint.OpenWeights();
@@ -89,13 +81,13 @@ public sealed class HuggingFaceCheckpoint : IWeightSource
             if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("weight_map", out JsonElement map))
                 throw new NextTokenException($"{index}: missing 'weight_map'");
             if (map.ValueKind != JsonValueKind.Object)
-                throw new NextTokenException($"{index}: 'weight_map' is {Models.HuggingFaceConfig.Quote(map)}; expected an object of tensor name → shard file");
+                throw new NextTokenException($"{index}: 'weight_map' is {Quote(map)}; expected an object of tensor name → shard file");
             var shards = new List<string>();
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (JsonProperty entry in map.EnumerateObject())
             {
                 if (entry.Value.ValueKind != JsonValueKind.String || entry.Value.GetString() is not { Length: > 0 } shard)
-                    throw new NextTokenException($"{index}: 'weight_map.{entry.Name}' is {Models.HuggingFaceConfig.Quote(entry.Value)}; expected a shard file name");
+                    throw new NextTokenException($"{index}: 'weight_map.{entry.Name}' is {Quote(entry.Value)}; expected a shard file name");
                 if (seen.Add(shard)) shards.Add(shard);
             }
             if (shards.Count == 0) throw new NextTokenException($"{index}: 'weight_map' names no tensors");
@@ -125,28 +117,64 @@ public sealed class HuggingFaceCheckpoint : IWeightSource
         }
     }
 
-    private (SafeTensorsFile File, string Name, bool Transposed)? Locate(string ggufName)
+    /// <summary>
+    /// Experts stored one tensor each (Mixtral's <c>block_sparse_moe.experts.{1}.w1</c>, {1} the
+    /// expert) are gathered into one view per expert; a single 3-D tensor is split as GGUF's is.
+    /// </summary>
+    public TensorData[] GetExperts(string name, int rows, int columns, int count)
+    {
+        if (!PerExpert(name))
+        {
+            TensorData all = GetTensor(name, columns, rows, count);
+            return Enumerable.Range(0, count).Select(all.Matrix).ToArray();
+        }
+        var experts = new TensorData[count];
+        for (int e = 0; e < count; e++)
+        {
+            var located = Locate(name, e) ?? throw new NextTokenException($"{FilePath}: missing tensor for '{name}' expert {e} ({string.Join(" or ", Candidates(name, e) ?? [name])})");
+            TensorData stored = located.File.GetTensor(located.Name);
+            if (!stored.Dims.AsSpan().SequenceEqual([(long)columns, rows]))
+                throw new NextTokenException($"{FilePath}: tensor '{located.Name}' has shape {Shape(stored.Dims)}; expected {Shape([columns, rows])}");
+            experts[e] = stored;
+        }
+        return experts;
+    }
+
+    /// <summary>True when the name table stores this GGUF tensor as one Hugging Face tensor per expert.</summary>
+    private bool PerExpert(string ggufName) =>
+        _names.Any(n => n.Gguf.IsMatch(ggufName) && n.HuggingFace.Contains("{1}", StringComparison.Ordinal));
+
+    private (SafeTensorsFile File, string Name, bool Transposed)? Locate(string ggufName, int expert = -1)
     {
         foreach (var (pattern, hfPattern, transposed) in _names)
         {
             Match match = pattern.Match(ggufName);
             if (!match.Success) continue;
-            string hfName = match.Groups.Count > 1 ? string.Format(CultureInfo.InvariantCulture, hfPattern, match.Groups[1].Value) : hfPattern;
+            string hfName = Format(hfPattern, match, expert);
             foreach (string prefix in Prefixes)
                 if (_fileOf.TryGetValue(prefix + hfName, out SafeTensorsFile? file)) return (file, prefix + hfName, transposed);
         }
         return null;
     }
 
-    private string[]? Candidates(string ggufName)
+    private string[]? Candidates(string ggufName, int expert = -1)
     {
         foreach (var (pattern, hfPattern, _) in _names)
         {
             Match match = pattern.Match(ggufName);
-            if (match.Success)
-                return [match.Groups.Count > 1 ? string.Format(CultureInfo.InvariantCulture, hfPattern, match.Groups[1].Value) : hfPattern];
+            if (match.Success) return [Format(hfPattern, match, expert)];
         }
         return null;
+    }
+
+    /// <summary>The Hugging Face name: {0} the layer the GGUF name matched, {1} the expert.</summary>
+    private static string Format(string hfPattern, Match match, int expert) =>
+        match.Groups.Count > 1 ? string.Format(CultureInfo.InvariantCulture, hfPattern, match.Groups[1].Value, expert) : hfPattern;
+
+    private static string Quote(JsonElement value)
+    {
+        string raw = value.GetRawText().ReplaceLineEndings(" ");
+        return raw.Length <= 40 ? raw : raw[..40] + "…";
     }
 
     private static string Shape(long[] dims) => "[" + string.Join(", ", dims) + "]";

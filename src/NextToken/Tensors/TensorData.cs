@@ -61,5 +61,16 @@ public readonly unsafe struct TensorData
         return new TensorData($"{Name}[{index}]", Type, [Dims[0], Dims[1]], Data + index * bytes, bytes);
     }
 
+    /// <summary>
+    /// Rows <paramref name="first"/> … first+count−1 of a matrix as a matrix of their own: the parts
+    /// of a fused tensor (Phi-3's q/k/v in <c>attn_qkv</c>, gate and up in <c>ffn_up</c>), left in place.
+    /// </summary>
+    public TensorData Rows(int first, int count)
+    {
+        if (Dims.Length != 2 || Transposed || first < 0 || count < 1 || (long)first + count > Dims[1])
+            throw new ArgumentOutOfRangeException(nameof(first), $"tensor '{Name}' {ShapeText} has no rows {first}…{first + count - 1}");
+        return new TensorData($"{Name}[{first}:{first + count}]", Type, [Dims[0], count], Data + first * RowBytes, count * RowBytes);
+    }
+
     public string ShapeText => "[" + string.Join(", ", Dims) + "]";
 }
