@@ -653,7 +653,7 @@ internal static unsafe class ChunkedQuant
 
     /// <summary>Q4_K and Q5_K: f16 d and dmin, then 8 6-bit scales and minimums in 12 bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScalesK4(byte* block, float* halves, float* scale, float* offset)
+    internal static void ScalesK4(byte* block, float* halves, float* scale, float* offset)
     {
         // Lanes 0–3: scale q[j] & 63, min q[j + 4] & 63; lanes 4–7: low nibbles of q[j + 4] (scale) and
         // its high nibble (min), with the top two bits of q[j − 4] and q[j] above them.
