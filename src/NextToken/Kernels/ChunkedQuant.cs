@@ -569,7 +569,7 @@ internal static unsafe class ChunkedQuant
     }
 
     /// <summary>Q2_K's layout for the low bits at byte 32; the high bit of chunk c is bit 4·(c / 8) + (c % 8) / 2 of bytes 16·(c % 2) on.</summary>
-    private readonly struct Q3_K : IChunkFormat
+    internal readonly struct Q3_K : IChunkFormat
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
