@@ -18,7 +18,7 @@ public unsafe class KQuantKernelBenchmarks
     private float[] _x = [], _y = [], _sums = [];
     private long _rowBytes;
 
-    [Params(GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K)]
+    [Params(GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q3_K, GgmlType.Q2_K)]
     public GgmlType Type { get; set; }
 
     [Params(512, 256)]

@@ -536,7 +536,7 @@ internal static unsafe class ChunkedQuant
     }
 
     /// <summary>Chunk c: half c / 8 (32 bytes each), bit plane (c % 8) / 2, bytes 16·(c % 2) on; scale byte c.</summary>
-    private readonly struct Q2_K : IChunkFormat
+    internal readonly struct Q2_K : IChunkFormat
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static (float, float) ScaleOffset32(byte* block, float* halves) => default;

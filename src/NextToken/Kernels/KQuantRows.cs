@@ -17,16 +17,17 @@ namespace NextToken.Kernels;
 /// widening loads, two masks/shifts, four conversions, six multiply-adds), Q5_K 110 (plus two
 /// widening loads, four rotations and four ternary-logic merges of the fifth bits per 64), Q6_K 109
 /// (per 64: three widening loads, eleven bit operations, four conversions, eight multiply(-add)s),
-/// Q3_K 129 (per 64: two widening loads, 14 bit operations, four conversions, eight multiply(-add)s).
+/// Q3_K 129 (per 64: two widening loads, 14 bit operations, four conversions, eight multiply(-add)s),
+/// Q2_K about 85 (per 64: one widening load, five shifts/masks, four conversions, eight multiply(-add)s).
 /// The generic chunked kernel (<see cref="ChunkedQuant"/>) took 6–11 per 16 values plus scalar
 /// addressing. The next rows are prefetched, as in <see cref="Quantized.Dot4RowsWide"/>.
 /// </summary>
 internal static unsafe class KQuantRows
 {
-    public static bool Handles(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q5_K or GgmlType.Q3_K;
+    public static bool Handles(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q5_K or GgmlType.Q3_K or GgmlType.Q2_K;
 
     /// <summary>How many values each Σ x of <see cref="SubBlockSums"/> covers for this type (its offsets' granularity).</summary>
-    public static int SumWidth(GgmlType type) => type is GgmlType.Q6_K or GgmlType.Q3_K ? 16 : 32;
+    public static int SumWidth(GgmlType type) => type is GgmlType.Q6_K or GgmlType.Q3_K or GgmlType.Q2_K ? 16 : 32;
 
     /// <summary>sums[k] = Σ x[width·k … width·k + width − 1] for the n values of x.</summary>
     public static void SubBlockSums(float* x, int n, int width, float* sums)
@@ -56,6 +57,8 @@ internal static unsafe class KQuantRows
             case GgmlType.Q5_K: Q5KNarrow(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
             case GgmlType.Q3_K when wide: Q3KWide(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
             case GgmlType.Q3_K: Q3KNarrow(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
+            case GgmlType.Q2_K when wide: Q2KWide(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
+            case GgmlType.Q2_K: Q2KNarrow(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
             default: throw new NotSupportedException($"no K-quant row kernel for {type}");
         }
         for (int r = 0; r < rows; r++) y[r] = result[r];
@@ -524,5 +527,102 @@ internal static unsafe class KQuantRows
         total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q1) * x1, Vector256.Create(s[2]), total);
         total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q2) * x2, Vector256.Create(s[4]), total);
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q3) * x3, Vector256.Create(s[6]), total);
+    }
+
+    // ---- Q2_K: 84-byte super-blocks; 16 scale bytes (low nibble scale, high nibble minimum), 64 bytes of 2-bit values
+    // at 16 laid out as Q3_K's, f16 d at 80 and dmin at 82; value = d·sc·q − dmin·m, one sc and m per 16 values.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q2KWide(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, float* sums, int blocks, float* y)
+    {
+        float* halves = HalfTable.Pointer;
+        float* s = stackalloc float[4 * 32]; // per row: 16 scales d·sc, then 16 offsets −dmin·m
+        byte* next = w0 + groupBytes;
+        int stride = (int)(groupBytes / blocks);
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            Prefetch(next + (long)b * stride, stride);
+            int at = b * 84;
+            ChunkedQuant.Q2_K.Scales(w0 + at, halves, s, s + 16);
+            ChunkedQuant.Q2_K.Scales(w1 + at, halves, s + 32, s + 48);
+            ChunkedQuant.Q2_K.Scales(w2 + at, halves, s + 64, s + 80);
+            ChunkedQuant.Q2_K.Scales(w3 + at, halves, s + 96, s + 112);
+            Vector512<float> xs = Vector512.Load(sums + 16 * b);
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(s + 16), xs, a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(s + 48), xs, a1);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(s + 80), xs, a2);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(s + 112), xs, a3);
+            float* xb = x + 256 * b;
+            for (int step = 0; step < 4; step++)
+            {
+                int hh = step >> 1, t = step & 1;
+                float* xh = xb + 128 * hh + 16 * t;
+                Vector512<float> x0 = Vector512.Load(xh), x1 = Vector512.Load(xh + 32), x2 = Vector512.Load(xh + 64), x3 = Vector512.Load(xh + 96);
+                int qs = at + 16 + 32 * hh + 16 * t, slot = 8 * hh + t;
+                a0 = Q2KStep(w0 + qs, x0, x1, x2, x3, s + slot, a0);
+                a1 = Q2KStep(w1 + qs, x0, x1, x2, x3, s + 32 + slot, a1);
+                a2 = Q2KStep(w2 + qs, x0, x1, x2, x3, s + 64 + slot, a2);
+                a3 = Q2KStep(w3 + qs, x0, x1, x2, x3, s + 96 + slot, a3);
+            }
+        }
+        y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q2KStep(byte* qs, Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, float* s, Vector512<float> total)
+    {
+        Vector512<int> a = Avx512F.ConvertToVector512Int32(Vector128.Load(qs)), two = Vector512.Create(3);
+        total = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(a & two) * x0, Vector512.Create(s[0]), total);
+        total = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.ShiftRightLogical(a, 2) & two) * x1, Vector512.Create(s[2]), total);
+        total = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.ShiftRightLogical(a, 4) & two) * x2, Vector512.Create(s[4]), total);
+        return Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.ShiftRightLogical(a, 6)) * x3, Vector512.Create(s[6]), total);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q2KNarrow(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, float* sums, int blocks, float* y)
+    {
+        float* halves = HalfTable.Pointer;
+        float* s = stackalloc float[4 * 32];
+        byte* next = w0 + groupBytes;
+        int stride = (int)(groupBytes / blocks);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            Prefetch(next + (long)b * stride, stride);
+            int at = b * 84;
+            ChunkedQuant.Q2_K.Scales(w0 + at, halves, s, s + 16);
+            ChunkedQuant.Q2_K.Scales(w1 + at, halves, s + 32, s + 48);
+            ChunkedQuant.Q2_K.Scales(w2 + at, halves, s + 64, s + 80);
+            ChunkedQuant.Q2_K.Scales(w3 + at, halves, s + 96, s + 112);
+            Vector256<float> xsLow = Vector256.Load(sums + 16 * b), xsHigh = Vector256.Load(sums + 16 * b + 8);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 24), xsHigh, Vector256.FusedMultiplyAdd(Vector256.Load(s + 16), xsLow, a0));
+            a1 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 56), xsHigh, Vector256.FusedMultiplyAdd(Vector256.Load(s + 48), xsLow, a1));
+            a2 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 88), xsHigh, Vector256.FusedMultiplyAdd(Vector256.Load(s + 80), xsLow, a2));
+            a3 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 120), xsHigh, Vector256.FusedMultiplyAdd(Vector256.Load(s + 112), xsLow, a3));
+            float* xb = x + 256 * b;
+            for (int step = 0; step < 8; step++)
+            {
+                int hh = step >> 2, l = 8 * (step & 3);
+                float* xh = xb + 128 * hh + l;
+                Vector256<float> x0 = Vector256.Load(xh), x1 = Vector256.Load(xh + 32), x2 = Vector256.Load(xh + 64), x3 = Vector256.Load(xh + 96);
+                int qs = at + 16 + 32 * hh + l, slot = 8 * hh + (l >> 4);
+                a0 = Q2KStep(w0 + qs, x0, x1, x2, x3, s + slot, a0);
+                a1 = Q2KStep(w1 + qs, x0, x1, x2, x3, s + 32 + slot, a1);
+                a2 = Q2KStep(w2 + qs, x0, x1, x2, x3, s + 64 + slot, a2);
+                a3 = Q2KStep(w3 + qs, x0, x1, x2, x3, s + 96 + slot, a3);
+            }
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Q2KStep(byte* qs, Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3, float* s, Vector256<float> total)
+    {
+        Vector256<int> a = Avx2.ConvertToVector256Int32(qs), two = Vector256.Create(3);
+        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a & two) * x0, Vector256.Create(s[0]), total);
+        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Vector256.ShiftRightLogical(a, 2) & two) * x1, Vector256.Create(s[2]), total);
+        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Vector256.ShiftRightLogical(a, 4) & two) * x2, Vector256.Create(s[4]), total);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Vector256.ShiftRightLogical(a, 6)) * x3, Vector256.Create(s[6]), total);
     }
 }
