@@ -33,7 +33,7 @@ public sealed class WorkerPool
     private readonly SemaphoreSlim _wake = new(0);
     private IParallelWork? _work;
     private int _chunks, _done, _sleeping;
-    // (region number << 32) | next chunk: a claim is one compare-exchange that fails once the region is over.
+    // (region number mod 2³² << 32) | next chunk: a claim is one compare-exchange that fails once the region is over.
     private long _next;
     // One word so a worker reads a region and its helper count together: (region number << 16) | helpers.
     private long _announced;
@@ -68,18 +68,19 @@ public sealed class WorkerPool
             _chunks = chunks;
             _error = null;
             Volatile.Write(ref _done, 0);
-            Interlocked.Exchange(ref _next, region << 32); // opens the region's chunks (after the fields above)
+            Interlocked.Exchange(ref _next, First(region)); // opens the region's chunks (after the fields above)
             Interlocked.Exchange(ref _announced, region << 16 | (long)helpers);
             int sleeping = Volatile.Read(ref _sleeping);
             if (sleeping > 0) _wake.Release(sleeping);
             Drain(region);
-            // Every chunk is claimed now; wait for those still running on other threads. They hold
-            // a core (they were running when they claimed), so poll with pause instructions first.
+            // Every chunk is claimed now; wait for those still running on other threads, yielding
+            // now and then in case one of them was descheduled and waits for this core.
             var spinner = new SpinWait();
-            for (int spin = 0; Volatile.Read(ref _done) != chunks; spin++)
+            for (int spin = 1; Volatile.Read(ref _done) != chunks; spin++)
             {
-                if (spin < SpinsBeforeSleep) Thread.SpinWait(1);
-                else spinner.SpinOnce(sleep1Threshold: -1);
+                if (spin > SpinsBeforeSleep) spinner.SpinOnce(sleep1Threshold: -1);
+                else if (spin % SpinsPerYield == 0) Thread.Yield();
+                else Thread.SpinWait(1);
             }
             _work = null;
             if (_error is { } error) throw new AggregateException("a parallel chunk failed", error);
@@ -90,6 +91,9 @@ public sealed class WorkerPool
         }
     }
 
+    /// <summary>The claim word of a region's first chunk (the region number's low 32 bits, so it never overflows).</summary>
+    private static long First(long region) => (long)((ulong)(uint)region << 32);
+
     /// <summary>Claims and runs chunks of <paramref name="region"/> until none is left (or the region is over).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Drain(long region)
@@ -97,7 +101,7 @@ public sealed class WorkerPool
         while (true)
         {
             long next = Volatile.Read(ref _next);
-            if (next >> 32 != region) return;
+            if (next >>> 32 != (uint)region) return;
             int chunk = (int)next;
             // _work and _chunks belong to this region while it is current and a claim of it is unfinished.
             if (chunk >= Volatile.Read(ref _chunks)) return;
@@ -112,7 +116,7 @@ public sealed class WorkerPool
                 // Claim the rest so nobody starts them; they count as done.
                 long rest;
                 do rest = Volatile.Read(ref _next);
-                while ((int)rest < _chunks && Interlocked.CompareExchange(ref _next, region << 32 | (uint)_chunks, rest) != rest);
+                while ((int)rest < _chunks && Interlocked.CompareExchange(ref _next, First(region) | (uint)_chunks, rest) != rest);
                 Interlocked.Add(ref _done, _chunks - (int)rest);
             }
             Interlocked.Increment(ref _done);
