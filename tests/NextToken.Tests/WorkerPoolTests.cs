@@ -61,8 +61,9 @@ public class WorkerPoolTests(ITestOutputHelper output)
     public void Run_ChunkThrows_CallerGetsTheErrorAndPoolGoesOn()
     {
         var failing = new Counting(64) { FailAt = 3 };
-        var error = Assert.Throws<AggregateException>(() => WorkerPool.Shared.Run(failing, 64, WorkerPool.Shared.Threads));
-        Assert.Contains("chunk 3 fails", error.InnerException!.Message);
+        // Wrapped when the pool ran the region; as thrown when another test held the pool and the caller ran every chunk itself.
+        Exception error = Assert.ThrowsAny<Exception>(() => WorkerPool.Shared.Run(failing, 64, WorkerPool.Shared.Threads));
+        Assert.Contains("chunk 3 fails", (error is AggregateException wrapped ? wrapped.InnerException! : error).Message);
         Assert.All(failing.Runs, runs => Assert.True(runs <= 1));
         var next = new Counting(64);
         WorkerPool.Shared.Run(next, 64, WorkerPool.Shared.Threads);
