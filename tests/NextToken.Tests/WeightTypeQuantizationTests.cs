@@ -194,6 +194,68 @@ public class WeightTypeQuantizationTests(ITestOutputHelper output)
         output.WriteLine($"{fileName} {type} at {(wide ? 512 : 256)} bits: {values} values equal to the reference; four-row and one-row dot worst error {worst:E2} of Σ|terms|");
     }
 
+    /// <summary>
+    /// The K-quant decode kernels (<see cref="KQuantRows"/>, Q4_K and Q6_K) at each width against the
+    /// float64 dot of the scalar reference's values: every row as the first of a group of 1, 2, 3 and
+    /// 4 rows (so groups cut short at a matrix's end are covered), through the sums the caller makes.
+    /// </summary>
+    [CpuTheory(512)]
+    [MemberData(nameof(QuantFiles))]
+    public void KQuantRowKernels_Avx512_AgreeWithScalarReference(string fileName, GgmlType type) => CheckKQuantRows(fileName, type, wide: true);
+
+    [CpuTheory(256)]
+    [MemberData(nameof(QuantFiles))]
+    public void KQuantRowKernels_Avx2_AgreeWithScalarReference(string fileName, GgmlType type) => CheckKQuantRows(fileName, type, wide: false);
+
+    private unsafe void CheckKQuantRows(string fileName, GgmlType type, bool wide)
+    {
+        if (!KQuantRows.Handles(type))
+        {
+            output.WriteLine($"{type} has no K-quant row kernel (ChunkedKernels tests cover it)");
+            return;
+        }
+        using GgufFile file = Open(fileName);
+        GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
+        var random = new Random(12);
+        double worst = 0;
+        long dots = 0;
+        foreach (GgufTensorInfo info in file.Tensors.Where(t => t.Type == type))
+        {
+            TensorData tensor = file.GetTensor(info.Name);
+            int n = tensor.RowLength, width = KQuantRows.SumWidth(type);
+            float[] x = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            var sums = new float[n / width];
+            var expected = new (double Dot, double Magnitude)[tensor.RowCount];
+            var values = new float[n];
+            for (int r = 0; r < tensor.RowCount; r++)
+            {
+                ReadOnlySpan<byte> bytes = tensor.Row(r);
+                for (int i = 0; i < n; i++) values[i] = ScalarReference.DequantizeElement(type, bytes.Slice(i / blockSize * blockBytes, blockBytes), i % blockSize);
+                expected[r] = Float64Dot(values, x);
+            }
+            var y = new float[5];
+            fixed (float* xp = x, sp = sums, yp = y)
+            {
+                KQuantRows.SubBlockSums(xp, n, width, sp);
+                for (int r = 0; r < tensor.RowCount; r++)
+                    for (int rows = 1; rows <= Math.Min(4, tensor.RowCount - r); rows++)
+                    {
+                        y[rows] = float.NaN; // the kernel writes exactly y[0 … rows − 1]
+                        KQuantRows.Dot4(type, wide, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, rows, xp, sp, n, yp);
+                        Assert.True(float.IsNaN(y[rows]), $"{info.Name}: {rows} rows wrote y[{rows}]");
+                        for (int k = 0; k < rows; k++, dots++)
+                        {
+                            double error = Math.Abs(y[k] - expected[r + k].Dot) / Math.Max(expected[r + k].Magnitude, 1e-30);
+                            worst = Math.Max(worst, error);
+                            Assert.True(error < 1e-5, $"{info.Name} row {r + k} (group of {rows} from {r}): {y[k]}, reference {expected[r + k].Dot} ({error:E2} of Σ|terms|)");
+                        }
+                    }
+            }
+        }
+        Assert.True(dots > 0, $"{fileName} has no {type} rows");
+        output.WriteLine($"{fileName} {type} at {(wide ? 512 : 256)} bits: {dots} row dots (groups of 1–4 rows), worst error {worst:E2} of Σ|terms|");
+    }
+
     internal static (double Dot, double Magnitude) Float64Dot(ReadOnlySpan<float> row, ReadOnlySpan<float> x)
     {
         double dot = 0, magnitude = 0;

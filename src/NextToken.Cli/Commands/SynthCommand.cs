@@ -9,9 +9,29 @@ namespace NextToken.Cli.Commands;
 /// <summary><c>nexttoken synth</c>: a random-weight GGUF with a real model's shapes, for benchmarks.</summary>
 internal static class SynthCommand
 {
-    private static string DefaultVocab(string arch) => arch == "llama"
-        ? "../shared/fixtures/vocab/ggml-vocab-llama-spm.gguf"
-        : "../shared/fixtures/vocab/ggml-vocab-gpt-2.gguf";
+    /// <summary>
+    /// The fixtures' gpt-2 or llama-spm vocabulary: in $NEXTTOKEN_FIXTURES if set, else in
+    /// <c>../shared/fixtures</c> beside the repository (the first directory holding NextToken.slnx
+    /// above the current directory or above this executable), so synth runs from any directory.
+    /// </summary>
+    internal static string DefaultVocab(string arch)
+    {
+        string file = arch == "llama" ? "ggml-vocab-llama-spm.gguf" : "ggml-vocab-gpt-2.gguf";
+        if (Environment.GetEnvironmentVariable("NEXTTOKEN_FIXTURES") is { Length: > 0 } fixtures)
+        {
+            string named = Path.GetFullPath(Path.Combine(fixtures, "vocab", file));
+            return File.Exists(named) ? named : throw new NextTokenException($"no default vocabulary at {named} (from $NEXTTOKEN_FIXTURES); give --from-vocab FILE");
+        }
+        foreach (string start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir != null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "NextToken.slnx")))
+                {
+                    string candidate = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "fixtures", "vocab", file));
+                    if (File.Exists(candidate)) return candidate;
+                    break;
+                }
+        throw new NextTokenException($"no default vocabulary: {file} not found in ../shared/fixtures/vocab beside a NextToken checkout above {Environment.CurrentDirectory} or {AppContext.BaseDirectory}; give --from-vocab FILE or set NEXTTOKEN_FIXTURES");
+    }
 
     private static string TypeNames => string.Join(", ", SyntheticModel.SupportedTypes.Select(t => t.ToString().ToLowerInvariant()));
 

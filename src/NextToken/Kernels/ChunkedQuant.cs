@@ -536,7 +536,7 @@ internal static unsafe class ChunkedQuant
     }
 
     /// <summary>Chunk c: half c / 8 (32 bytes each), bit plane (c % 8) / 2, bytes 16·(c % 2) on; scale byte c.</summary>
-    private readonly struct Q2_K : IChunkFormat
+    internal readonly struct Q2_K : IChunkFormat
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
@@ -569,7 +569,7 @@ internal static unsafe class ChunkedQuant
     }
 
     /// <summary>Q2_K's layout for the low bits at byte 32; the high bit of chunk c is bit 4·(c / 8) + (c % 8) / 2 of bytes 16·(c % 2) on.</summary>
-    private readonly struct Q3_K : IChunkFormat
+    internal readonly struct Q3_K : IChunkFormat
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static (float, float) ScaleOffset32(byte* block, float* halves) => default;
@@ -653,7 +653,7 @@ internal static unsafe class ChunkedQuant
 
     /// <summary>Q4_K and Q5_K: f16 d and dmin, then 8 6-bit scales and minimums in 12 bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ScalesK4(byte* block, float* halves, float* scale, float* offset)
+    internal static void ScalesK4(byte* block, float* halves, float* scale, float* offset)
     {
         // Lanes 0–3: scale q[j] & 63, min q[j + 4] & 63; lanes 4–7: low nibbles of q[j + 4] (scale) and
         // its high nibble (min), with the top two bits of q[j − 4] and q[j] above them.

@@ -306,7 +306,20 @@ public static unsafe class MatMul
         bool wide = Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
         bool narrow = !wide && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
         bool quantized = weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0;
-        if ((wide || narrow) && ChunkedQuant.Handles(weight.Type))
+        if ((wide || narrow) && KQuantRows.Handles(weight.Type) && nIn % Quantized.QK_K == 0)
+        {
+            // Each input's sub-block sums once per call, shared by all rows; the last group may be 1–3 rows.
+            int width = KQuantRows.SumWidth(weight.Type), perInput = nIn / width;
+            float[] buffer = _subBlockSums is { } kept && kept.Length >= nBatch * perInput ? kept : _subBlockSums = new float[nBatch * perInput];
+            fixed (float* sums = buffer)
+            {
+                for (int b = 0; b < nBatch; b++) KQuantRows.SubBlockSums(x + (long)b * nIn, nIn, width, sums + b * perInput);
+                for (; o < rowEnd; o += 4)
+                    for (int b = 0; b < nBatch; b++)
+                        KQuantRows.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, sums + b * perInput, nIn, y + (long)b * nOut + o);
+            }
+        }
+        else if ((wide || narrow) && ChunkedQuant.Handles(weight.Type))
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
                     ChunkedQuant.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
@@ -339,6 +352,7 @@ public static unsafe class MatMul
     }
 
     [ThreadStatic] private static float[]? _tileRows;
+    [ThreadStatic] private static float[]? _subBlockSums;
 
     /// <summary>
     /// The prompt path: 4 weight rows × 4 input rows at a time, 16 accumulators in registers, so

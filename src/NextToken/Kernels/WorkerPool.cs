@@ -10,22 +10,31 @@ public interface IParallelWork
 /// <summary>
 /// A persistent pool of worker threads sized to the machine, for the many short parallel regions of
 /// a forward pass (a decode step runs about five per layer, each a few tens of microseconds). The
-/// calling thread works too; chunks are handed out through one atomic counter. Between regions a
-/// worker spins on the region counter for a while before it sleeps, as ggml's thread pool does:
-/// waking a sleeping thread costs more than a small matmul. If another thread is already using
-/// the pool, the caller runs its chunks itself rather than wait.
+/// calling thread works too. Chunks are claimed through one 64-bit word holding the region number
+/// and the next chunk, so a worker that arrives after its region ended (descheduled, or slow to wake)
+/// claims nothing, and the caller waits only for chunks that were claimed, never for a worker that
+/// has not joined: with more runnable threads than cores (a busy machine) a worker without a core
+/// no longer stalls every region. Between regions a worker polls for a short while, yielding its
+/// core to other runnable threads between polls, then sleeps: waking a sleeping thread costs more
+/// than a small matmul, but a poll that holds a core another thread needs costs more still. If
+/// another thread is already using the pool, the caller runs its chunks itself rather than wait.
 /// </summary>
 public sealed class WorkerPool
 {
     public static readonly WorkerPool Shared = new(Environment.ProcessorCount);
 
-    /// <summary>Polling (under a millisecond of pause instructions) after the last region before a worker sleeps.</summary>
+    /// <summary>Polls (pause instructions, about a millisecond in all) after the last region before a worker sleeps.</summary>
     private const int SpinsBeforeSleep = 20_000;
+
+    /// <summary>Pauses between two yields of a polling thread (a few microseconds): a yield costs a system call, but gives the core to a runnable thread at once.</summary>
+    private const int SpinsPerYield = 64;
 
     private int _busy; // 1 while a Run owns the workers (not a Monitor: that would let the same thread re-enter)
     private readonly SemaphoreSlim _wake = new(0);
     private IParallelWork? _work;
-    private int _chunks, _next, _pending, _sleeping;
+    private int _chunks, _done, _sleeping;
+    // (region number mod 2³² << 32) | next chunk: a claim is one compare-exchange that fails once the region is over.
+    private long _next;
     // One word so a worker reads a region and its helper count together: (region number << 16) | helpers.
     private long _announced;
     private Exception? _error;
@@ -54,31 +63,26 @@ public sealed class WorkerPool
         }
         try
         {
+            long region = (Volatile.Read(ref _announced) >> 16) + 1;
             _work = work;
             _chunks = chunks;
             _error = null;
-            Volatile.Write(ref _next, 0);
-            Volatile.Write(ref _pending, helpers);
-            long region = (Volatile.Read(ref _announced) >> 16) + 1;
-            Interlocked.Exchange(ref _announced, region << 16 | (long)helpers); // publishes the fields above to spinning workers
+            Volatile.Write(ref _done, 0);
+            Interlocked.Exchange(ref _next, First(region)); // opens the region's chunks (after the fields above)
+            Interlocked.Exchange(ref _announced, region << 16 | (long)helpers);
             int sleeping = Volatile.Read(ref _sleeping);
             if (sleeping > 0) _wake.Release(sleeping);
-            try
+            Drain(region);
+            // Every chunk is claimed now; wait for those still running on other threads, yielding
+            // now and then in case one of them was descheduled and waits for this core.
+            var spinner = new SpinWait();
+            for (int spin = 1; Volatile.Read(ref _done) != chunks; spin++)
             {
-                Drain(work, chunks);
+                if (spin > SpinsBeforeSleep) spinner.SpinOnce(sleep1Threshold: -1);
+                else if (spin % SpinsPerYield == 0) Thread.Yield();
+                else Thread.SpinWait(1);
             }
-            finally
-            {
-                // The helpers are running on other cores: poll with pause instructions only (yielding
-                // to the scheduler costs microseconds), and yield only if they are slow to finish.
-                var spinner = new SpinWait();
-                for (int spin = 0; Volatile.Read(ref _pending) != 0; spin++)
-                {
-                    if (spin < SpinsBeforeSleep) Thread.SpinWait(1);
-                    else spinner.SpinOnce(sleep1Threshold: -1);
-                }
-                _work = null;
-            }
+            _work = null;
             if (_error is { } error) throw new AggregateException("a parallel chunk failed", error);
         }
         finally
@@ -87,11 +91,36 @@ public sealed class WorkerPool
         }
     }
 
+    /// <summary>The claim word of a region's first chunk (the region number's low 32 bits, so it never overflows).</summary>
+    private static long First(long region) => (long)((ulong)(uint)region << 32);
+
+    /// <summary>Claims and runs chunks of <paramref name="region"/> until none is left (or the region is over).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void Drain(IParallelWork work, int chunks)
+    private void Drain(long region)
     {
-        for (int chunk = Interlocked.Increment(ref _next) - 1; chunk < chunks; chunk = Interlocked.Increment(ref _next) - 1)
-            work.Execute(chunk);
+        while (true)
+        {
+            long next = Volatile.Read(ref _next);
+            if (next >>> 32 != (uint)region) return;
+            int chunk = (int)next;
+            // _work and _chunks belong to this region while it is current and a claim of it is unfinished.
+            if (chunk >= Volatile.Read(ref _chunks)) return;
+            if (Interlocked.CompareExchange(ref _next, next + 1, next) != next) continue;
+            try
+            {
+                _work!.Execute(chunk);
+            }
+            catch (Exception error)
+            {
+                _error = error; // reported by the caller; the worker lives on
+                // Claim the rest so nobody starts them; they count as done.
+                long rest;
+                do rest = Volatile.Read(ref _next);
+                while ((int)rest < _chunks && Interlocked.CompareExchange(ref _next, First(region) | (uint)_chunks, rest) != rest);
+                Interlocked.Add(ref _done, _chunks - (int)rest);
+            }
+            Interlocked.Increment(ref _done);
+        }
     }
 
     /// <summary>Worker <paramref name="index"/> (1-based) joins a region when the region asks for at least that many helpers.</summary>
@@ -103,28 +132,20 @@ public sealed class WorkerPool
             long announced = WaitForRegion(seen);
             seen = announced;
             if (index > (announced & 0xFFFF)) continue;
-            try
-            {
-                if (_work is { } work) Drain(work, _chunks);
-            }
-            catch (Exception error)
-            {
-                _error = error; // reported by the caller; the worker lives on
-                Volatile.Write(ref _next, int.MaxValue / 2);
-            }
-            Interlocked.Decrement(ref _pending);
+            Drain(announced >> 16);
         }
     }
 
-    /// <summary>Polls for an announcement other than <paramref name="seen"/>, then sleeps until one is made.</summary>
+    /// <summary>Polls for an announcement other than <paramref name="seen"/>, yielding now and then, then sleeps until one is made.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private long WaitForRegion(long seen)
     {
-        for (int spin = 0; spin < SpinsBeforeSleep; spin++)
+        for (int spin = 1; spin <= SpinsBeforeSleep; spin++)
         {
             long announced = Volatile.Read(ref _announced);
             if (announced != seen) return announced;
-            Thread.SpinWait(1);
+            if (spin % SpinsPerYield == 0) Thread.Yield();
+            else Thread.SpinWait(1);
         }
         while (true)
         {
