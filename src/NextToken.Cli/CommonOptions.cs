@@ -104,9 +104,33 @@ internal static class CommonOptions
         return code;
     }
 
-    public static LanguageModel LoadModel(ParseResult parse, string? model, int? threads)
+    /// <summary>Positions allocated when no --ctx is given (llama.cpp's default too): models trained for 32k–128k positions would otherwise take gigabytes of KV cache per sequence.</summary>
+    public const int DefaultContext = 4096;
+
+    public static Option<int?> Context() => new("--ctx")
+    {
+        Description = $"Positions of context to allocate (the KV cache), up to the model's trained context (default: the trained context, at most {DefaultContext})",
+    };
+
+    /// <summary>
+    /// The model, its context limited to <paramref name="context"/> (or the trained context up to
+    /// <see cref="DefaultContext"/> when null).
+    /// </summary>
+    public static LanguageModel LoadModel(ParseResult parse, string? model, int? threads, int? context = null)
     {
         LanguageModel loaded = ModelLoader.Load(ResolveModel(model), parse.GetValue(Vocab));
+        try
+        {
+            if (context is { } c && (c < 1 || c > loaded.TrainedContextLength))
+                throw new NextTokenException($"--ctx {c}: must be 1 to the model's trained context, {loaded.TrainedContextLength}");
+            int limit = context ?? Math.Min(loaded.TrainedContextLength, DefaultContext);
+            if (limit != loaded.ContextLength) loaded.LimitContext(limit);
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
+        }
         loaded.QuantizeActivations = parse.GetValue(QuantizeActivations);
         if (threads is { } t)
         {

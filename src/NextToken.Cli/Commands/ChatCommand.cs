@@ -23,15 +23,16 @@ internal static class ChatCommand
         var reanchor = new Option<int>("--reanchor") { Description = "Restate the system prompt in every Nth user turn (0 = never), against drift in long conversations" };
         var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "Most tokens per reply", DefaultValueFactory = _ => 256 };
         var threads = CommonOptions.Threads();
+        var context = CommonOptions.Context();
         var sampling = new SamplingFlags();
         var command = new Command("chat", "Talk with a model turn by turn (/system TEXT, /reset, /temp T, /quit)")
         {
-            model, system, template, templateFile, reanchor, maxTokens, threads,
+            model, system, template, templateFile, reanchor, maxTokens, threads, context,
         };
         sampling.AddTo(command);
         command.SetAction((parse, cancellation) => CommonOptions.RunAsync(parse, async () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads), parse.GetValue(context));
             ChatTemplate chatTemplate = TemplateCommand.Resolve(lm, parse.GetValue(templateFile), parse.GetValue(template));
             SamplingOptions options = sampling.Build(parse);
             ulong seed = parse.GetValue(sampling.Seed) ?? Xoshiro256StarStar.RandomSeed();

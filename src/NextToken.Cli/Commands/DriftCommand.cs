@@ -19,14 +19,15 @@ internal static class DriftCommand
         var template = TemplateCommand.TemplateOption();
         var plot = new Option<string?>("--plot") { Description = "Line chart (.png or .svg) of attention share and KL per turn" };
         var threads = CommonOptions.Threads();
+        var context = CommonOptions.Context();
         var json = CommonOptions.Json();
         var command = new Command("drift", "Measure, turn by turn, the attention paid to the system prompt and its effect on the next token")
         {
-            model, system, conversation, synthetic, reanchor, template, plot, threads, json,
+            model, system, conversation, synthetic, reanchor, template, plot, threads, context, json,
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads), parse.GetValue(context));
             ChatTemplate chat = TemplateCommand.Resolve(lm, null, parse.GetValue(template));
             List<ChatMessage> turns = (parse.GetValue(conversation), CommonOptions.Checked(parse, synthetic, 1, 100_000)) switch
             {

@@ -26,16 +26,17 @@ internal static class GenerateCommand
         var parseSpecial = CommonOptions.ParseSpecial();
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "Keep generating past end-of-sequence / end-of-turn tokens" };
         var threads = CommonOptions.Threads();
+        var context = CommonOptions.Context();
         var json = CommonOptions.Json();
         var sampling = new SamplingFlags();
         var command = new Command("generate", "Continue a prompt token by token, sampling each from the model's distribution")
         {
-            promptArgument, model, prompt, tokens, maxTokens, stop, runs, explain, addBos, parseSpecial, ignoreEos, threads, json,
+            promptArgument, model, prompt, tokens, maxTokens, stop, runs, explain, addBos, parseSpecial, ignoreEos, threads, context, json,
         };
         sampling.AddTo(command);
         command.SetAction((parse, cancellation) => CommonOptions.RunAsync(parse, async () =>
         {
-            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads), parse.GetValue(context));
             string? text = parse.GetValue(prompt) ?? parse.GetValue(promptArgument);
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, text, parse.GetValue(tokens), parse.GetValue(addBos), parse.GetValue(parseSpecial));
             if (ids.Length >= lm.ContextLength) throw new ContextFullException(0, ids.Length, lm.ContextLength);

@@ -37,8 +37,9 @@ internal static class PerplexityCommand
                 (null, null) => throw new NextTokenException("nothing to score: give --file FILE or --text TEXT"),
                 _ => throw new NextTokenException("give either --text or --file, not both"),
             };
-            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
-            using LanguageModel? baseModel = parse.GetValue(klBase) is { } basePath ? CommonOptions.LoadModel(parse, basePath, parse.GetValue(threads)) : null;
+            // The window is also the context to allocate (as llama-perplexity's -c).
+            using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads), parse.GetValue(context));
+            using LanguageModel? baseModel = parse.GetValue(klBase) is { } basePath ? CommonOptions.LoadModel(parse, basePath, parse.GetValue(threads), parse.GetValue(context)) : null;
             bool bos = (parse.GetValue(addBos) ?? lm.Tokenizer.Vocabulary.AddBos) && lm.Tokenizer.Vocabulary.BosId is not null;
             int[] tokens = lm.Tokenizer.Encode(input, bos).Ids;
             int ctx = parse.GetValue(context) ?? Math.Min(512, Math.Min(lm.ContextLength, baseModel?.ContextLength ?? int.MaxValue));

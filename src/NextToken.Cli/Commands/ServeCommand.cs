@@ -17,16 +17,17 @@ internal static class ServeCommand
         var cors = new Option<string?>("--cors") { Description = "Allow browser calls from this origin (CORS is off by default)" };
         var timeout = new Option<float>("--timeout") { Description = "Seconds a request may take before it is stopped with a request_timeout error and its slots freed", DefaultValueFactory = _ => 600 };
         var threads = CommonOptions.Threads();
+        var context = CommonOptions.Context();
         var command = new Command("serve", "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /tokenize, /metrics)")
         {
-            model, host, port, parallel, apiKey, cors, timeout, threads,
+            model, host, port, parallel, apiKey, cors, timeout, threads, context,
         };
         command.SetAction((parse, cancel) => CommonOptions.RunAsync(parse, async () =>
         {
             string? name = parse.GetValue(model);
             float seconds = CommonOptions.Checked(parse, timeout);
             if (seconds is <= 0 or > 1e7f) throw new NextTokenException($"--timeout must be above 0 and at most 10000000 seconds, not {seconds}");
-            LanguageModel lm = CommonOptions.LoadModel(parse, name, parse.GetValue(threads));
+            LanguageModel lm = CommonOptions.LoadModel(parse, name, parse.GetValue(threads), parse.GetValue(context));
             var options = new ServerOptions
             {
                 Host = parse.GetValue(host)!,

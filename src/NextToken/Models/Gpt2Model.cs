@@ -22,6 +22,7 @@ public sealed class Gpt2Model : LanguageModel
     public Gpt2Model(IWeightSource source, Gpt2Config config, Tokenizer tokenizer, string? chatTemplate = null) : base(source, tokenizer, chatTemplate)
     {
         Config = config;
+        TrainedContextLength = config.NCtx;
         Weights = Gpt2Weights.Load(source, Config);
         _hookEmbed = Hooks.Declare(HookNames.Embed);
         _hookPosEmbed = Hooks.Declare(HookNames.PosEmbed);
@@ -35,12 +36,14 @@ public sealed class Gpt2Model : LanguageModel
         _hookFinalNormalized = Hooks.Declare(HookNames.FinalNormalized);
     }
 
-    public Gpt2Config Config { get; }
+    public Gpt2Config Config { get; private set; }
     public Gpt2Weights Weights { get; }
 
     public override string Architecture => "gpt2";
     public override int VocabSize => Config.NVocab;
     public override int ContextLength => Config.NCtx;
+    public override int TrainedContextLength { get; }
+    protected override void SetContextLength(int tokens) => Config = Config with { NCtx = tokens };
     public override int LayerCount => Config.NLayer;
     public override int EmbeddingLength => Config.NEmbd;
 

@@ -72,8 +72,27 @@ public abstract class LanguageModel : IDisposable
 
     public abstract string Architecture { get; }
     public abstract int VocabSize { get; }
+    /// <summary>Positions a state holds: the trained context, or less after <see cref="LimitContext"/>.</summary>
     public abstract int ContextLength { get; }
+
+    /// <summary>The context the model was trained for (its file's context length).</summary>
+    public abstract int TrainedContextLength { get; }
+
     public abstract int LayerCount { get; }
+
+    /// <summary>
+    /// Makes states hold at most <paramref name="tokens"/> positions, as llama.cpp's <c>--ctx-size</c>:
+    /// a model trained for 131,072 positions would otherwise allocate a KV cache of gigabytes per
+    /// state. Call it before creating states; it cannot grow past the trained context.
+    /// </summary>
+    public void LimitContext(int tokens)
+    {
+        if (tokens < 1 || tokens > TrainedContextLength)
+            throw new NextTokenException($"context size {tokens}: must be 1 to the model's trained context, {TrainedContextLength}");
+        SetContextLength(tokens);
+    }
+
+    protected abstract void SetContextLength(int tokens);
 
     /// <summary>The hook names every block of every architecture raises.</summary>
     protected sealed class BlockHooks(HookRegistry hooks, int layer)

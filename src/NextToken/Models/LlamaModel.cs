@@ -28,6 +28,7 @@ public sealed class LlamaModel : LanguageModel
     public LlamaModel(IWeightSource source, LlamaConfig config, Tokenizer tokenizer, string? chatTemplate = null) : base(source, tokenizer, chatTemplate)
     {
         Config = config;
+        TrainedContextLength = config.NCtx;
         Weights = LlamaWeights.Load(source, Config);
         (_ropeCos, _ropeSin) = RopeTables(Config, Config.RopeFreqBase, Config.RopeLinearScale, Weights.RopeFactors ?? Config.RopeFreqFactors);
         double localBase = Config.RopeFreqBaseLocal > 0 ? Config.RopeFreqBaseLocal : Config.RopeFreqBase;
@@ -45,12 +46,14 @@ public sealed class LlamaModel : LanguageModel
         _hookFinalNormalized = Hooks.Declare(HookNames.FinalNormalized);
     }
 
-    public LlamaConfig Config { get; }
+    public LlamaConfig Config { get; private set; }
     public LlamaWeights Weights { get; }
 
     public override string Architecture => Config.IsMixtureOfExperts ? $"{Config.Family} (mixture of experts)" : Config.Family;
     public override int VocabSize => Config.NVocab;
     public override int ContextLength => Config.NCtx;
+    public override int TrainedContextLength { get; }
+    protected override void SetContextLength(int tokens) => Config = Config with { NCtx = tokens };
     public override int LayerCount => Config.NLayer;
     public override int EmbeddingLength => Config.NEmbd;
 
