@@ -41,11 +41,19 @@ internal static class PreferenceCommands
         }
     }
 
-    private static void Report(bool asJson, PreferenceStepReport r, int maxIters, Action<string> show)
+    /// <summary>Runs the steps with a progress line (or one JSON object per step) and returns their reports.</summary>
+    private static List<PreferenceStepReport> Train(PreferenceTrainer trainer, int maxIters, bool asJson, string name)
     {
-        if (asJson)
-            JsonOutput.Write(new { step = r.Step, loss = r.Loss, accuracy = r.Accuracy, lr = r.LearningRate, grad_norm = r.GradNorm, ms = Math.Round(r.Milliseconds, 3) });
-        show(string.Create(CultureInfo.InvariantCulture, $"step {r.Step + 1}/{maxIters} loss {r.Loss:F4} accuracy {r.Accuracy:P0}"));
+        var history = new List<PreferenceStepReport>();
+        TrainingFlags.Progress(maxIters, asJson, name, _ =>
+        {
+            PreferenceStepReport r = trainer.TrainStep();
+            history.Add(r);
+            if (asJson)
+                JsonOutput.Write(new { step = r.Step, loss = r.Loss, accuracy = r.Accuracy, lr = r.LearningRate, grad_norm = r.GradNorm, ms = Math.Round(r.Milliseconds, 3) });
+            return string.Create(CultureInfo.InvariantCulture, $"step {r.Step + 1}/{maxIters} loss {r.Loss:F4} accuracy {r.Accuracy:P0}");
+        });
+        return history;
     }
 
     private static void Summary(bool asJson, string outPath, List<PreferenceStepReport> history)
@@ -84,16 +92,8 @@ internal static class PreferenceCommands
                     : PreferenceTrainer.InitialHead(model.Layout.Shape.NEmbd, options.Seed);
             var trainer = PreferenceTrainer.Reward(model.Layout, model.Parameters, head, data, options);
             bool asJson = parse.GetValue(json);
-            var history = new List<PreferenceStepReport>();
             if (!asJson) Console.Error.WriteLine($"{data.Count} pairs; batch {options.BatchSize} pairs; {options.Threads} threads");
-            TrainingFlags.Progress(options.MaxIters, asJson, "reward", _ =>
-            {
-                PreferenceStepReport r = trainer.TrainStep();
-                history.Add(r);
-                string line = "";
-                Report(asJson, r, options.MaxIters, s => line = s);
-                return line;
-            });
+            List<PreferenceStepReport> history = Train(trainer, options.MaxIters, asJson, "reward");
             string outPath = parse.GetValue(flags.Out)!;
             RewardModelFile.Save(outPath, model.Layout, trainer.Parameters, head, model.Vocabulary, $"nexttoken-reward-gpt2 ({trainer.Step} steps)");
             Summary(asJson, outPath, history);
@@ -157,16 +157,8 @@ internal static class PreferenceCommands
             else referenceParameters = (float[])model.Parameters.Clone();
             var trainer = PreferenceTrainer.Dpo(model.Layout, model.Parameters, referenceParameters, CommonOptions.Checked(parse, beta, 0), data, options);
             bool asJson = parse.GetValue(json);
-            var history = new List<PreferenceStepReport>();
             if (!asJson) Console.Error.WriteLine($"{data.Count} pairs; β {TrainingFlags.F(parse.GetValue(beta), "G3")}; batch {options.BatchSize} pairs; {options.Threads} threads");
-            TrainingFlags.Progress(options.MaxIters, asJson, "dpo", _ =>
-            {
-                PreferenceStepReport r = trainer.TrainStep();
-                history.Add(r);
-                string line = "";
-                Report(asJson, r, options.MaxIters, s => line = s);
-                return line;
-            });
+            List<PreferenceStepReport> history = Train(trainer, options.MaxIters, asJson, "dpo");
             string outPath = parse.GetValue(flags.Out)!;
             model.Layout.Save(outPath, trainer.Parameters, model.Vocabulary, $"nexttoken-dpo-gpt2 ({trainer.Step} steps)");
             Summary(asJson, outPath, history);
