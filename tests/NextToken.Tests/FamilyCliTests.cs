@@ -60,6 +60,13 @@ public class FamilyCliTests
         Assert.Equal(blocks + 1, layers.Length);
         Assert.True(layers[^1].GetProperty("kl_to_final").GetDouble() < 1e-6, $"last stage KL {layers[^1].GetProperty("kl_to_final").GetDouble()}");
         Assert.Equal(expected.Positions[^1].Top[0].Id, layers[^1].GetProperty("top")[0].GetProperty("id").GetInt32());
+        // One row of residual norms per block, one per position; a block's output is the next block's input, whose norm the reference recorded.
+        float[][] norms = doc.RootElement.GetProperty("residual_norms").EnumerateArray().Select(r => r.EnumerateArray().Select(e => e.GetSingle()).ToArray()).ToArray();
+        Assert.Equal(blocks, norms.Length);
+        Assert.All(norms, r => Assert.Equal(expected.Tokens.Length, r.Length));
+        Assert.All(norms.SelectMany(r => r), v => Assert.True(float.IsFinite(v) && v > 0, $"norm {v}"));
+        for (int l = 0; l + 1 < blocks; l++)
+            Assert.True(Tolerance.Within(norms[l][^1], expected.ResidPreNormLast[l + 1]), $"{family} block {l}: {norms[l][^1]} vs reference {expected.ResidPreNormLast[l + 1]}");
     }
 
     [Theory]
