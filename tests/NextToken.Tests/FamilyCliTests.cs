@@ -1,13 +1,19 @@
 using System.Text.Json;
+using NextToken.Models;
 
 namespace NextToken.Tests;
 
 /// <summary>
 /// The CLI on every model family of <c>models/arch/</c>: <c>info</c> shows what sets the family apart,
-/// and the inspection commands (logit lens, attention, routing on the mixtures of experts) run on it.
+/// and every inspection command (logit lens, attention, drift, steer, map; routing on the mixtures of
+/// experts) runs on it with real content.
 /// </summary>
-public class FamilyCliTests
+public class FamilyCliTests : IDisposable
 {
+    private readonly TempDir _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
     private static string Arch(string family) => Fixtures.Model(Path.Combine("arch", family + "-tiny.f32.gguf"));
 
     private static JsonDocument RunJson(params string[] args)
@@ -60,6 +66,13 @@ public class FamilyCliTests
         Assert.Equal(blocks + 1, layers.Length);
         Assert.True(layers[^1].GetProperty("kl_to_final").GetDouble() < 1e-6, $"last stage KL {layers[^1].GetProperty("kl_to_final").GetDouble()}");
         Assert.Equal(expected.Positions[^1].Top[0].Id, layers[^1].GetProperty("top")[0].GetProperty("id").GetInt32());
+        // One row of residual norms per block, one per position; a block's output is the next block's input, whose norm the reference recorded.
+        float[][] norms = doc.RootElement.GetProperty("residual_norms").EnumerateArray().Select(r => r.EnumerateArray().Select(e => e.GetSingle()).ToArray()).ToArray();
+        Assert.Equal(blocks, norms.Length);
+        Assert.All(norms, r => Assert.Equal(expected.Tokens.Length, r.Length));
+        Assert.All(norms.SelectMany(r => r), v => Assert.True(float.IsFinite(v) && v > 0, $"norm {v}"));
+        for (int l = 0; l + 1 < blocks; l++)
+            Assert.True(Tolerance.Within(norms[l][^1], expected.ResidPreNormLast[l + 1]), $"{family} block {l}: {norms[l][^1]} vs reference {expected.ResidPreNormLast[l + 1]}");
     }
 
     [Theory]
@@ -77,6 +90,106 @@ public class FamilyCliTests
         using JsonDocument doc = RunJson("attention", "--model", Arch(family), "--tokens", string.Join(',', expected.Tokens), "--json");
         int rows = doc.RootElement.GetProperty("last_query").GetArrayLength();
         Assert.Equal(expected.AttnLastQuery.Sum(layer => layer.Length), rows);
+    }
+
+    [Theory]
+    [InlineData("llama3")]
+    [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("qwen2moe")]
+    [InlineData("olmoe")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    [InlineData("phi3")]
+    public void Drift_OneRowPerTurn_SharesAreFractions(string family)
+    {
+        // Two synthetic exchanges fit every arch fixture's context (three do not fit all of them).
+        using JsonDocument doc = RunJson("drift", "--model", Arch(family), "--system", "You are a pirate. Answer briefly.", "--synthetic", "2", "--json");
+        int blocks = ExpectedOutputs.Load(family + "-tiny.f32")[0].ResidPreNormLast.Length;
+        Assert.Equal(JsonValueKind.Null, doc.RootElement.GetProperty("context_full_at_turn").ValueKind);
+        JsonElement[] turns = doc.RootElement.GetProperty("turns").EnumerateArray().ToArray();
+        Assert.Equal(2, turns.Length);
+        int previousContext = 0;
+        for (int i = 0; i < turns.Length; i++)
+        {
+            JsonElement t = turns[i];
+            Assert.Equal(i + 1, t.GetProperty("turn").GetInt32());
+            int context = t.GetProperty("context_tokens").GetInt32(), system = t.GetProperty("system_tokens").GetInt32();
+            Assert.True(context > previousContext && system > 0 && system < context, $"{family} turn {i + 1}: context {context}, system {system}");
+            previousContext = context;
+            double[] perLayer = t.GetProperty("system_share_per_layer").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+            Assert.Equal(blocks, perLayer.Length);
+            foreach (double share in perLayer.Append(t.GetProperty("system_share").GetDouble()).Append(t.GetProperty("sink_share").GetDouble()))
+                Assert.True(share is >= 0 and <= 1, $"{family} turn {i + 1}: share {share}");
+            // The overall share is the mean over layers of the per-layer shares.
+            Assert.Equal(perLayer.Average(), t.GetProperty("system_share").GetDouble(), 1e-6);
+            double kl = t.GetProperty("kl_without_system").GetDouble();
+            Assert.True(double.IsFinite(kl) && kl >= 0, $"{family} turn {i + 1}: KL {kl}");
+        }
+        // A random tiny model still attends to a system prompt at the start of the context.
+        Assert.True(turns[0].GetProperty("system_share").GetDouble() > 0.01, $"{family}: share {turns[0].GetProperty("system_share").GetDouble()}");
+    }
+
+    [Theory]
+    [InlineData("llama3")]
+    [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("qwen2moe")]
+    [InlineData("olmoe")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    [InlineData("phi3")]
+    public void Steer_LargeCoefficientChangesTheText_ZeroLeavesItAlone(string family)
+    {
+        string[] Args(string coeff) => ["steer", "--model", Arch(family), "--prompt", "Once upon a time", "--add", " wedding", "--sub", " ",
+            "--layer", "1", "--coeff", coeff, "--runs", "2", "-n", "8", "--temperature", "0", "--json"];
+        using JsonDocument strong = RunJson(Args("20"));
+        Assert.Equal(1, strong.RootElement.GetProperty("layer").GetInt32());
+        double[] norms = strong.RootElement.GetProperty("vector_row_norms").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.Equal(strong.RootElement.GetProperty("vector_length").GetInt32(), norms.Length);
+        Assert.All(norms, v => Assert.True(double.IsFinite(v) && v >= 0, $"row norm {v}"));
+        Assert.Contains(norms, v => v > 0);
+        JsonElement[] runs = strong.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal(2, runs.Length);
+        foreach (JsonElement run in runs)
+            Assert.NotEqual(run.GetProperty("unsteered").GetString(), run.GetProperty("steered").GetString());
+        // The control: with a zero coefficient the hook adds nothing, so both sides are the same greedy text.
+        using JsonDocument none = RunJson(Args("0"));
+        foreach (JsonElement run in none.RootElement.GetProperty("runs").EnumerateArray())
+            Assert.Equal(run.GetProperty("unsteered").GetString(), run.GetProperty("steered").GetString());
+        Assert.Equal(runs[0].GetProperty("unsteered").GetString(), none.RootElement.GetProperty("runs")[0].GetProperty("unsteered").GetString());
+    }
+
+    [Theory]
+    [InlineData("llama3")]
+    [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("qwen2moe")]
+    [InlineData("olmoe")]
+    [InlineData("gemma2")]
+    [InlineData("gemma3")]
+    [InlineData("phi3")]
+    public void Map_OnePointPerTokenOfEveryPrompt_CenteredAndFinite(string family)
+    {
+        string[] prompts = ["Once upon a time", "The cat sat on the mat", "def main(): return 0"];
+        string file = _temp.File("prompts.txt");
+        File.WriteAllLines(file, prompts);
+        using JsonDocument doc = RunJson("map", "--model", Arch(family), "--prompts", file, "--layer", "1", "--json");
+        JsonElement[] points = doc.RootElement.GetProperty("points").EnumerateArray().ToArray();
+        // The tokens the map should hold, from the same tokenizer in this process.
+        using LanguageModel model = ModelLoader.Load(Arch(family));
+        int[][] ids = prompts.Select(p => model.Tokenizer.Encode(p, model.Tokenizer.Vocabulary.AddBos).Ids).ToArray();
+        Assert.Equal(ids.Sum(i => i.Length), points.Length);
+        Assert.Equal(Enumerable.Range(0, prompts.Length), points.Select(p => p.GetProperty("prompt").GetInt32()).Distinct().Order());
+        for (int p = 0; p < prompts.Length; p++)
+            Assert.Equal(ids[p], points.Where(q => q.GetProperty("prompt").GetInt32() == p).OrderBy(q => q.GetProperty("position").GetInt32()).Select(q => q.GetProperty("id").GetInt32()));
+        double[] x = points.Select(p => p.GetProperty("x").GetDouble()).ToArray(), y = points.Select(p => p.GetProperty("y").GetDouble()).ToArray();
+        Assert.All(x.Concat(y), v => Assert.True(double.IsFinite(v), $"{family}: coordinate {v}"));
+        // PCA of centered vectors: both coordinates average to zero, and the first component spreads the points at least as far as the second.
+        double spread = Math.Sqrt(x.Sum(v => v * v) / x.Length);
+        Assert.True(spread > 0, $"{family}: all points coincide");
+        Assert.True(Math.Abs(x.Average()) < 1e-3 * spread && Math.Abs(y.Average()) < 1e-3 * spread, $"{family}: mean ({x.Average()}, {y.Average()}), spread {spread}");
+        Assert.True(x.Sum(v => v * v) >= 0.99 * y.Sum(v => v * v), $"{family}: PC 1 variance {x.Sum(v => v * v)} < PC 2 {y.Sum(v => v * v)}");
     }
 
     [Theory]

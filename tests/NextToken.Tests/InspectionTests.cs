@@ -35,6 +35,39 @@ public class InspectionTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Cases))]
+    public void LensReport_ResidualNorms_EqualNormsOfTheCachedResidPost(string stem, string caseName)
+    {
+        ExpectedCase expected = ExpectedOutputs.Load(stem).Single(c => c.Name == caseName);
+        using LanguageModel model = ModelLoader.Load(ExpectedOutputs.ModelPath(stem));
+        LensReport report = Reports.Lens(model, expected.Tokens, -1, 3);
+        var (_, cache) = model.RunWithCache(expected.Tokens, name => name.EndsWith("hook_resid_post", StringComparison.Ordinal));
+        int n = expected.Tokens.Length;
+        Assert.Equal(model.LayerCount, report.ResidualNorms.Length);
+        double maxDiff = 0, maxToReference = 0;
+        for (int l = 0; l < model.LayerCount; l++)
+        {
+            Assert.Equal(n, report.ResidualNorms[l].Length);
+            CachedActivation resid = cache[HookNames.ResidPost(l)];
+            for (int p = 0; p < n; p++)
+            {
+                // Independent of the kernel: a double-precision sum of squares.
+                double sum = 0;
+                foreach (float v in resid.Row(p)) sum += (double)v * v;
+                maxDiff = Math.Max(maxDiff, Math.Abs(report.ResidualNorms[l][p] - Math.Sqrt(sum)));
+            }
+            // A block's output is the next block's input, whose norm the reference recorded.
+            if (l + 1 < model.LayerCount)
+            {
+                Assert.True(Tolerance.Within(report.ResidualNorms[l][n - 1], expected.ResidPreNormLast[l + 1]));
+                maxToReference = Math.Max(maxToReference, Math.Abs(report.ResidualNorms[l][n - 1] - expected.ResidPreNormLast[l + 1]));
+            }
+        }
+        Assert.True(maxDiff <= 1e-4, $"residual norms differ from RunWithCache by {maxDiff}");
+        output.WriteLine($"{stem}/{caseName}: residual norms vs RunWithCache max |Δ| {maxDiff:E2}, last position vs reference max |Δ| {maxToReference:E2}; last position [{string.Join(", ", report.ResidualNorms.Select(r => r[^1].ToString("F2")))}]");
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
     public void RunWithCache_PatternsAndResidualNorms_MatchReference(string stem, string caseName)
     {
         ExpectedCase expected = ExpectedOutputs.Load(stem).Single(c => c.Name == caseName);

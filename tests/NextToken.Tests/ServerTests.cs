@@ -399,6 +399,8 @@ public class ServerDocumentTests(ServerFixture fixture) : IClassFixture<ServerFi
         foreach (string expected in new[] { "/health", "/metrics", "/v1/models", "/v1/completions", "/v1/chat/completions", "/tokenize", "/detokenize", "/v1/inspect/next", "/v1/inspect/compare", "/v1/inspect/lens", "/v1/inspect/attention", "/v1/inspect/drift", "/v1/inspect/steer", "/v1/inspect/steer/sweep", "/v1/inspect/routing", "/v1/inspect/map" })
             Assert.Contains(expected, listed);
         Assert.True(paths.GetProperty("/v1/completions").GetProperty("post").GetProperty("responses").TryGetProperty("400", out _));
+        // The report records are the schemas, so a field added to one (the lens's residual norms) is documented.
+        Assert.True(doc.RootElement.GetProperty("components").GetProperty("schemas").GetProperty("LensReport").GetProperty("properties").TryGetProperty("residual_norms", out _));
         foreach (JsonProperty path in paths.EnumerateObject())
         {
             foreach (JsonProperty operation in path.Value.EnumerateObject())

@@ -113,6 +113,11 @@ try {
     await page.getByRole('table', { name: 'Logit lens' }).locator('tbody tr').first().waitFor();
     await page.getByRole('table', { name: 'Attention pattern' }).locator('tbody tr').first().waitFor();
     check(true, 'Inside the model shows the logit lens and an attention pattern');
+    const norms = page.getByRole('table', { name: 'Residual norms' });
+    await norms.locator('tbody tr').first().waitFor();
+    const normCells = (await norms.locator('tbody td').allTextContents()).map(Number);
+    check(normCells.length > 0 && normCells.every(v => Number.isFinite(v) && v > 0),
+      `Inside the model shows residual norms (${await norms.locator('tbody tr').count()} layers, ${normCells.length} cells, all finite and positive)`);
     await shot('inside-the-model');
   }
   for (const [hash, name, file] of [['drift', 'Drift', 'drift'], ['steer', 'Steering lab', 'steering-lab'], ['routing', 'Routing', 'routing'], ['map', 'Activation Space Navigator', 'activation-space']]) {

@@ -58,6 +58,8 @@ export interface CompareReport {
 export interface LensReport {
   tokens: number[]; position: number;
   layers: { stage: string; kl_to_final: number; rank_of_final_top: number; top: ReportToken[] }[];
+  /** L2 norm of blocks.L.hook_resid_post, [layer][position]. */
+  residual_norms: number[][];
 }
 
 export interface AttentionReport {

@@ -28,7 +28,8 @@ internal static class LensCommand
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int[] ids = CommonOptions.PromptIds(lm.Tokenizer, parse.GetValue(prompt) ?? parse.GetValue(promptArgument), parse.GetValue(tokens), lm.Tokenizer.Vocabulary.AddBos, false);
             if (parse.GetValue(top) < 1) throw new NextTokenException($"--top must be at least 1, not {parse.GetValue(top)}");
-            LensLayer[] layers = LogitLens.Run(lm, ids, parse.GetValue(position), parse.GetValue(top));
+            LensResult lens = LogitLens.Analyze(lm, ids, parse.GetValue(position), parse.GetValue(top));
+            LensLayer[] layers = lens.Layers;
             int finalTop = layers[^1].Top[0].Id;
             if (parse.GetValue(plot) is { } path)
             {
@@ -42,12 +43,18 @@ internal static class LensCommand
                 JsonOutput.Write(Reports.Lens(lm, ids, parse.GetValue(position), parse.GetValue(top)));
                 return 0;
             }
+            int at = (parse.GetValue(position) + ids.Length) % ids.Length;
             var table = new Table().Border(TableBorder.Rounded).Title($"logit lens at position {(parse.GetValue(position) + ids.Length) % ids.Length} ({Markup.Escape(lm.Tokenizer.TokenDisplay(ids[(parse.GetValue(position) + ids.Length) % ids.Length]))})")
                 .AddColumn("residual stream").AddColumn("decodes to (probability)").AddColumn(new TableColumn("KL to final").RightAligned())
-                .AddColumn(new TableColumn($"rank of {Markup.Escape(lm.Tokenizer.TokenDisplay(finalTop))}").RightAligned());
-            foreach (LensLayer l in layers)
+                .AddColumn(new TableColumn($"rank of {Markup.Escape(lm.Tokenizer.TokenDisplay(finalTop))}").RightAligned())
+                .AddColumn(new TableColumn("residual norm").RightAligned());
+            for (int s = 0; s < layers.Length; s++)
+            {
+                LensLayer l = layers[s];
+                // Stage s > 0 is block s - 1's output (hook_resid_post); the embeddings have no block before them.
                 table.AddRow(l.Stage, string.Join("  ", l.Top.Select(t => $"{Markup.Escape(lm.Tokenizer.TokenDisplay(t.Id))} {t.Probability:P1}")),
-                    l.KlToFinal.ToString("F3"), l.RankOfFinalTop.ToString("N0"));
+                    l.KlToFinal.ToString("F3"), l.RankOfFinalTop.ToString("N0"), s == 0 ? "" : lens.ResidualNorms[s - 1][at].ToString("F2"));
+            }
             AnsiConsole.Write(table);
             return 0;
         }));

@@ -83,11 +83,15 @@ public sealed record ReportLensLayer(
     [property: JsonPropertyName("rank_of_final_top")] int RankOfFinalTop,
     [property: JsonPropertyName("top")] ReportToken[] Top);
 
-/// <summary>The residual stream after every layer decoded as if it were the last.</summary>
+/// <summary>
+/// The residual stream after every layer decoded as if it were the last, and its L2 norm after every
+/// block (<c>blocks.L.hook_resid_post</c>) at every position, [layer][position].
+/// </summary>
 public sealed record LensReport(
     [property: JsonPropertyName("tokens")] int[] Tokens,
     [property: JsonPropertyName("position")] int Position,
-    [property: JsonPropertyName("layers")] ReportLensLayer[] Layers);
+    [property: JsonPropertyName("layers")] ReportLensLayer[] Layers,
+    [property: JsonPropertyName("residual_norms")] float[][] ResidualNorms);
 
 /// <summary>
 /// The inspection commands' results as plain records, the one shape the CLI's <c>--json</c> and the
@@ -152,8 +156,9 @@ public static partial class Reports
     public static LensReport Lens(LanguageModel model, int[] tokens, int position, int top)
     {
         if (top < 1) throw new NextTokenException($"top must be at least 1, not {top}");
-        LensLayer[] layers = LogitLens.Run(model, tokens, position, top);
+        LensResult lens = LogitLens.Analyze(model, tokens, position, top);
         return new LensReport(tokens, (position % tokens.Length + tokens.Length) % tokens.Length,
-            layers.Select(l => new ReportLensLayer(l.Stage, l.KlToFinal, l.RankOfFinalTop, l.Top.Select(t => Token(model, t)).ToArray())).ToArray());
+            lens.Layers.Select(l => new ReportLensLayer(l.Stage, l.KlToFinal, l.RankOfFinalTop, l.Top.Select(t => Token(model, t)).ToArray())).ToArray(),
+            lens.ResidualNorms);
     }
 }

@@ -113,7 +113,7 @@ public static class HookNames
     public const string FinalNormalized = "ln_final.hook_normalized";
 
     /// <summary>Endings that select one kind of hook in every layer (for name filters).</summary>
-    public const string ResidPreSuffix = "hook_resid_pre", PatternSuffix = "attn.hook_pattern", RouterProbsInfix = ".mlp.hook_router_probs", ExpertInfix = ".mlp.hook_expert_";
+    public const string ResidPreSuffix = "hook_resid_pre", ResidPostSuffix = "hook_resid_post", PatternSuffix = "attn.hook_pattern", RouterProbsInfix = ".mlp.hook_router_probs", ExpertInfix = ".mlp.hook_expert_";
 
     public static string ResidPre(int layer) => $"blocks.{layer}.hook_resid_pre";
     public static string ResidMid(int layer) => $"blocks.{layer}.hook_resid_mid";

@@ -76,6 +76,7 @@ export function InsideView({ model }: ViewProps) {
             </table>
           </div>
           <p class="note">Cell: the top token at that layer and position; colour: its probability. Hover for the KL to the final layer.</p>
+          <ResidualNorms norms={lens.reports[lens.reports.length - 1].residual_norms} positions={lens.positions} pieces={pieces} />
         </>
       ) : null}
       {attention && attention.patterns ? (
@@ -113,6 +114,29 @@ export function InsideView({ model }: ViewProps) {
   );
 }
 
+/** The L2 norm of each block's output at each position: how the residual stream grows with depth (and where outliers sit). */
+function ResidualNorms({ norms, positions, pieces }: { norms: number[][]; positions: number[]; pieces: string[] }) {
+  const max = Math.max(...norms.flatMap(row => positions.map(p => row[p])), 1e-9);
+  return (
+    <>
+      <h3>Residual norms: ‖blocks.L.hook_resid_post‖ at each layer and position</h3>
+      <div class="scroll">
+        <table class="grid" aria-label="Residual norms">
+          <thead><tr><th>after block</th>{positions.map(p => <th key={p} title={`position ${p}`}>{showPiece(pieces[p])}</th>)}</tr></thead>
+          <tbody>
+            {norms.map((row, l) => (
+              <tr key={l}><th>{l}</th>{positions.map(p => {
+                const v = row[p] / max;
+                return <td key={p} style={{ background: heat(v), color: textColour(v) }} title={`block ${l}, position ${p}: ${row[p].toFixed(3)}`}>{row[p] < 100 ? row[p].toFixed(1) : row[p].toFixed(0)}</td>;
+              })}</tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <p class="note">Colour: the norm relative to the largest shown.</p>
+    </>
+  );
+}
 
 /** Share of the last token's attention paid to the first token (the sink), layer × head. */
 function SinkGrid({ report }: { report: AttentionReport }) {
