@@ -12,7 +12,7 @@ public enum RopeStyle
 }
 
 /// <summary>
-/// Hyperparameters of a Llama-like decoder (Llama, Qwen2/3, Qwen2-MoE, OLMoE, Gemma 2/3, Phi-3), from
+/// Hyperparameters of a Llama-like decoder (Llama, Qwen2/3, Qwen2/3-MoE, OLMoE, Gemma 2/3, Phi-3), from
 /// <c>{architecture}.*</c> GGUF metadata or a Hugging Face config.json; <see cref="Block"/> says how
 /// the family composes a block.
 /// </summary>
@@ -189,7 +189,7 @@ public sealed record LlamaConfig(
         }
         if (!(linear >= 1) || !double.IsFinite(linear))
             throw new GgufFormatException(file.FilePath, null, $"'{prefix}.rope.scaling.factor' is {linear}; expected a number ≥ 1");
-        if (block.Moe == MoeKind.SoftmaxTopKSharedExpert && nExpert == 0)
+        if (block.ExpertsRequired && nExpert == 0)
             throw new GgufFormatException(file.FilePath, null, $"'{prefix}.expert_count' is missing; a {family.Name} file has experts");
         // Gemma's 27B models scale queries by 1/√(d/heads) rather than 1/√headDim (query_pre_attn_scalar);
         // GGUF has no key for it, so llama.cpp goes by their layer counts (46: Gemma 2, 62: Gemma 3), as here.
@@ -240,7 +240,7 @@ public sealed record LlamaConfig(
         int nExpertUsed = nExpert > 0 ? config.Dimension("num_experts_per_tok") : 0;
         if (nExpertUsed > nExpert)
             throw new NextTokenException($"{config.Path}: 'num_experts_per_tok' {nExpertUsed} exceeds '{expertKey}' {nExpert}");
-        if (family.Block.Moe == MoeKind.SoftmaxTopKSharedExpert && nExpert == 0)
+        if (family.Block.ExpertsRequired && nExpert == 0)
             throw new NextTokenException($"{config.Path}: missing required key 'num_experts' (a {family.Name} checkpoint has experts)");
         int nFf = config.Dimension("intermediate_size");
         double ropeBase = config.Number("rope_theta", 10000.0), linear = 1, attnFactor = 1;
@@ -268,6 +268,8 @@ public sealed record LlamaConfig(
                 throw new NextTokenException($"{scaling.Path}: 'rope_type' '{type}' is not supported yet; supported: default, linear, llama3, longrope");
         }
         BlockComposition block = family.Block with { Rope = RopeStyle.Halves };
+        // Qwen3-MoE: transformers renormalizes the top k only when norm_topk_prob is set (Qwen3's released MoEs set it).
+        if (block.Moe == MoeKind.SoftmaxTopKRenormalized && !config.Bool("norm_topk_prob", true)) block = block with { Moe = MoeKind.SoftmaxTopK };
         bool gemma = family.Block.ScaleEmbedding;
         return new LlamaConfig(
             NLayer: config.Dimension("num_hidden_layers"), NEmbd: nEmbd, NHead: nHead, NKvHead: nKvHead, HeadDim: headDim,

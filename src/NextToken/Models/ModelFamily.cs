@@ -38,6 +38,8 @@ public sealed record BlockComposition
     public FfnKind Ffn { get; init; } = FfnKind.SwiGlu;
     /// <summary>The kind of mixture used when the file has experts.</summary>
     public MoeKind Moe { get; init; } = MoeKind.None;
+    /// <summary>A file of this family without experts is an error (Qwen2-MoE, Qwen3-MoE); Llama's are optional (Mixtral).</summary>
+    public bool ExpertsRequired { get; init; }
     /// <summary>Gemma: token embeddings multiplied by √d.</summary>
     public bool ScaleEmbedding { get; init; }
     /// <summary>
@@ -109,7 +111,7 @@ public static class ModelFamilies
         new(AttnKNorm, "model.layers.{0}.self_attn.k_norm.weight"),
     ];
 
-    /// <summary>Qwen2-MoE's and OLMoE's router and experts, one tensor per expert ({1}).</summary>
+    /// <summary>Qwen2-MoE's, Qwen3-MoE's and OLMoE's router and experts, one tensor per expert ({1}).</summary>
     private static readonly TensorNameMapping[] ExpertsHuggingFace =
     [
         new(FfnRouter, "model.layers.{0}.mlp.gate.weight"),
@@ -204,7 +206,7 @@ public static class ModelFamilies
     public static readonly ModelFamily Qwen2Moe = new()
     {
         Name = "qwen2moe", GgufArchitecture = "qwen2moe", HuggingFaceModelTypes = ["qwen2_moe", "Qwen2MoeForCausalLM"],
-        Block = new() { Rope = RopeStyle.Halves, QkvBias = true, Moe = MoeKind.SoftmaxTopKSharedExpert },
+        Block = new() { Rope = RopeStyle.Halves, QkvBias = true, Moe = MoeKind.SoftmaxTopKSharedExpert, ExpertsRequired = true },
         HuggingFaceNames =
         [
             .. LlamaHuggingFace, .. QkvBiasHuggingFace, .. ExpertsHuggingFace,
@@ -213,6 +215,19 @@ public static class ModelFamilies
             new(FfnUpShared, "model.layers.{0}.mlp.shared_expert.up_proj.weight"),
             new(FfnDownShared, "model.layers.{0}.mlp.shared_expert.down_proj.weight"),
         ],
+        LoadGguf = Llama,
+        LoadHuggingFace = LlamaFromHuggingFace,
+    };
+
+    /// <summary>
+    /// Qwen3-MoE: Qwen3's attention (per-head q/k RMSNorm) with a softmax router and top-k experts, no
+    /// shared expert. llama.cpp always renormalizes the top k for it (no GGUF key); checkpoints follow norm_topk_prob.
+    /// </summary>
+    public static readonly ModelFamily Qwen3Moe = new()
+    {
+        Name = "qwen3moe", GgufArchitecture = "qwen3moe", HuggingFaceModelTypes = ["qwen3_moe", "Qwen3MoeForCausalLM"],
+        Block = new() { Rope = RopeStyle.Halves, QkNorm = QkNormKind.PerHead, Moe = MoeKind.SoftmaxTopKRenormalized, ExpertsRequired = true },
+        HuggingFaceNames = [.. LlamaHuggingFace, .. QkNormHuggingFace, .. ExpertsHuggingFace],
         LoadGguf = Llama,
         LoadHuggingFace = LlamaFromHuggingFace,
     };
@@ -262,7 +277,7 @@ public static class ModelFamilies
         LoadHuggingFace = LlamaFromHuggingFace,
     };
 
-    public static readonly IReadOnlyList<ModelFamily> All = [Gpt2, LlamaFamily, Qwen2, Qwen3, Qwen2Moe, Olmoe, Gemma2, Gemma3, Phi3];
+    public static readonly IReadOnlyList<ModelFamily> All = [Gpt2, LlamaFamily, Qwen2, Qwen3, Qwen3Moe, Qwen2Moe, Olmoe, Gemma2, Gemma3, Phi3];
 
     public static ModelFamily? ForGguf(string architecture) => All.FirstOrDefault(f => f.GgufArchitecture == architecture);
 
