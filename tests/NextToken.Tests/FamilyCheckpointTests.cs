@@ -63,9 +63,10 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
         return rows;
     }
 
-    private string WriteCheckpoint(string stem, string modelType, Dictionary<string, object>? extra = null)
+    /// <summary>A checkpoint of the arch fixture <paramref name="stem"/>, or of the GGUF file at <paramref name="ggufPath"/> when given.</summary>
+    private string WriteCheckpoint(string stem, string modelType, Dictionary<string, object>? extra = null, string? ggufPath = null)
     {
-        using GgufFile gguf = GgufFile.Open(ExpectedOutputs.ModelPath(stem + "-tiny.f32"));
+        using GgufFile gguf = GgufFile.Open(ggufPath ?? ExpectedOutputs.ModelPath(stem + "-tiny.f32"));
         string family = gguf.GetString("general.architecture");
         var tensors = new List<(string Name, long[] Shape, float[] Data)>();
         foreach (GgufTensorInfo info in gguf.Tensors)
@@ -198,9 +199,11 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
     [InlineData("gemma3", "gemma3_text", "sliding window", "8 keys on layers 0, 1, 2, 3, 4 of 6; their RoPE base 10000, unscaled")]
     [InlineData("phi3", "phi3", "rope", "frequencies divided by per-pair factors from config.json, cos/sin × 1.1547")]
     [InlineData("qwen2moe", "qwen2_moe", "feed-forward", "plus a shared expert of 96 gated by a sigmoid")]
+    [InlineData("qwen3moe", "qwen3_moe", "feed-forward", "4 experts of 160 (SwiGLU, silu(gate)·up), softmax router, top 2 renormalized")]
     public void Info_OnACheckpoint_ShowsTheFamilysSettings(string family, string modelType, string setting, string expected)
     {
-        string dir = WriteCheckpoint(family, modelType, Extra(family));
+        using var moe = family == "qwen3moe" ? new Qwen3MoeFile() : null;
+        string dir = WriteCheckpoint(family, modelType, moe is null ? Extra(family) : new() { ["norm_topk_prob"] = true }, moe?.Path);
         var (code, stdout, stderr) = CliTests.RunWith(null, null, "info", "--model", dir, "--json");
         Assert.True(code == 0, stderr);
         using JsonDocument doc = JsonDocument.Parse(stdout);
@@ -230,8 +233,43 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
         string dir = WriteCheckpoint(family, modelType, Extra(family));
         using LanguageModel model = ModelLoader.Load(dir, ExpectedOutputs.ModelPath(family + "-tiny.f32"));
         Assert.StartsWith(family == "llama3" ? "llama" : family, model.Architecture);
+        double maxDiff = AssertReproduces(model, family + "-tiny.f32");
+        output.WriteLine($"{family} as a Hugging Face '{modelType}' checkpoint: last rows max |Δ| {maxDiff:E3}, greedy identical");
+    }
+
+    /// <summary>
+    /// Qwen3-MoE (norm_topk_prob true): the qwen3moe GGUF of <see cref="Qwen3MoeFile"/> (identical experts) as a
+    /// checkpoint with per-expert tensors reproduces qwen3-tiny; with norm_topk_prob false the weights stay as
+    /// the softmax gives them, the FFN output shrinks, and the last rows move off the reference.
+    /// </summary>
+    [Fact]
+    public void Qwen3MoeCheckpoint_RenormalizesAsNormTopKProbSays()
+    {
+        using var moe = new Qwen3MoeFile();
+        string dir = WriteCheckpoint("qwen3moe", "qwen3_moe", new() { ["norm_topk_prob"] = true }, moe.Path);
+        using (LanguageModel model = ModelLoader.Load(dir, moe.Path))
+        {
+            Assert.Equal("qwen3moe (mixture of experts)", model.Architecture);
+            Assert.Equal(MoeKind.SoftmaxTopKRenormalized, ((LlamaModel)model).Config.Block.Moe);
+            double maxDiff = AssertReproduces(model, "qwen3-tiny.f32");
+            output.WriteLine($"qwen3moe as a Hugging Face 'qwen3_moe' checkpoint (norm_topk_prob true): last rows of qwen3-tiny max |Δ| {maxDiff:E3}, greedy identical");
+        }
+        string raw = WriteCheckpoint("qwen3moe-raw", "qwen3_moe", new() { ["norm_topk_prob"] = false }, moe.Path);
+        using LanguageModel rawModel = ModelLoader.Load(raw, moe.Path);
+        Assert.Equal(MoeKind.SoftmaxTopK, ((LlamaModel)rawModel).Config.Block.Moe);
+        ExpectedCase kafka = ExpectedOutputs.Load("qwen3-tiny.f32").Single(c => c.Name == "kafka");
+        var logits = new float[rawModel.VocabSize];
+        rawModel.Forward(rawModel.CreateState(), kafka.Tokens, logits);
+        double moved = logits.Zip(kafka.ReadLastLogits(), (a, b) => Math.Abs(a - (double)b)).Max();
+        output.WriteLine($"norm_topk_prob false: kafka's last row moves max |Δ| {moved:E3} off qwen3-tiny's");
+        Assert.True(moved > 0.01, $"max |Δ| {moved}");
+    }
+
+    /// <summary>Last rows within the tolerance and 12 greedy tokens identical on every case of <paramref name="stem"/>; returns the max |Δ|.</summary>
+    private static double AssertReproduces(LanguageModel model, string stem)
+    {
         double maxDiff = 0;
-        foreach (ExpectedCase expected in ExpectedOutputs.Load(family + "-tiny.f32"))
+        foreach (ExpectedCase expected in ExpectedOutputs.Load(stem))
         {
             var logits = new float[model.VocabSize];
             ModelState state = model.CreateState();
@@ -251,6 +289,6 @@ public sealed unsafe class FamilyCheckpointTests(ITestOutputHelper output) : IDi
             }
             Assert.Equal(expected.GreedyNext12, greedy);
         }
-        output.WriteLine($"{family} as a Hugging Face '{modelType}' checkpoint: last rows max |Δ| {maxDiff:E3}, greedy identical");
+        return maxDiff;
     }
 }
