@@ -201,6 +201,31 @@ public sealed class Qwen3MoeFamilyTests(Qwen3MoeFile file, ITestOutputHelper out
     }
 
     [Fact]
+    public void RoutingCommand_ShowsTheTop2RenormalizedOnEveryLayer()
+    {
+        var (code, stdout, stderr) = CliTests.RunWith(null, null, "routing", "--model", file.Path, "--prompt", "Once upon a time, a cat sat", "--json");
+        Assert.True(code == 0, stderr);
+        using JsonDocument doc = JsonDocument.Parse(stdout);
+        int tokens = doc.RootElement.GetProperty("tokens").GetArrayLength();
+        JsonElement[] entries = doc.RootElement.GetProperty("entries").EnumerateArray().ToArray();
+        Assert.Equal(tokens * 3, entries.Length);
+        double minMass = 1;
+        foreach (JsonElement entry in entries)
+        {
+            double[] probs = entry.GetProperty("router_probs").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+            int[] experts = entry.GetProperty("experts").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            double[] weights = entry.GetProperty("weights").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+            Assert.Equal(Qwen3MoeFile.Experts, probs.Length);
+            Assert.Equal(probs.Select((p, i) => (p, i)).OrderByDescending(x => x.p).Take(Qwen3MoeFile.Used).Select(x => x.i), experts);
+            double mass = experts.Sum(j => probs[j]);
+            minMass = Math.Min(minMass, mass);
+            for (int j = 0; j < experts.Length; j++) Assert.Equal(probs[experts[j]] / mass, weights[j], 1e-5);
+            Assert.Equal(1, weights.Sum(), 1e-5);
+        }
+        output.WriteLine($"{entries.Length} routing entries, top-2 mass before renormalizing down to {minMass:F3}");
+    }
+
+    [Fact]
     public void FileWithoutExperts_IsAnErrorNamingTheKey()
     {
         var error = Assert.ThrowsAny<NextTokenException>(() => ModelLoader.Load(file.DensePath));
