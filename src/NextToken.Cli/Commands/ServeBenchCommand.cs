@@ -113,6 +113,9 @@ internal static class ServeBenchCommand
         }.Where(p => p.Value is not null).ToDictionary());
         var clock = Stopwatch.StartNew();
         using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        // A fresh connection per request: llama-server drops reused keep-alive connections after a
+        // long stream ("response ended prematurely" at 4 clients × 64 tokens); loopback setup is negligible.
+        request.Headers.ConnectionClose = true;
         using HttpResponseMessage response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel);
         if (!response.IsSuccessStatusCode)
             throw new NextTokenException($"{http.BaseAddress}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancel)}");
