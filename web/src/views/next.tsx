@@ -21,6 +21,8 @@ export function NextTokenView({ model }: ViewProps) {
   const [lastRoll, setLastRoll] = useState<string | null>(null);
   const [runs, setRuns] = useState<Run[] | null>(null);
   const [elapsed, setElapsed] = useState<number | null>(null);
+  // Counts finished runs, so a test can wait for the next one even when two runs take the same time.
+  const [finishedRuns, setFinishedRuns] = useState(0);
   const started = useRef<number | null>(null);
 
   const run = async (body: { prompt: string } | { tokens: number[] }) => {
@@ -46,7 +48,10 @@ export function NextTokenView({ model }: ViewProps) {
     if (started.current == null || !report) return;
     const start = started.current;
     started.current = null;
-    requestAnimationFrame(() => setElapsed(performance.now() - start));
+    requestAnimationFrame(() => {
+      setElapsed(performance.now() - start);
+      setFinishedRuns(n => n + 1);
+    });
   }, [report]);
 
   const reshaped = useMemo(() => (logits ? reshape(logits, settings) : null), [logits, settings]);
@@ -110,7 +115,7 @@ export function NextTokenView({ model }: ViewProps) {
         <textarea aria-label="Prompt" rows={2} value={prompt} onInput={e => setPrompt((e.target as HTMLTextAreaElement).value)} onKeyDown={onKey} />
       </label>
       <p class="hint">Enter runs the prompt (Shift+Enter for a new line). {busy ? <span class="busy">running…</span> : null}
-        {elapsed != null ? <span class="timing" data-ms={elapsed.toFixed(1)}>Enter → table: {elapsed.toFixed(0)} ms</span> : null}</p>
+        {elapsed != null ? <span class="timing" data-ms={elapsed.toFixed(1)} data-run={finishedRuns}>Enter → table: {elapsed.toFixed(0)} ms</span> : null}</p>
       <ErrorLine error={error} />
       {report ? <Chips ids={report.tokens} pieces={report.pieces} /> : null}
 
