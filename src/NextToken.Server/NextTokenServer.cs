@@ -117,6 +117,7 @@ public sealed class NextTokenServer : IAsyncDisposable
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(clientGone);
         if (path is not "/health" and not "/metrics") limit.CancelAfter(options.RequestTimeout);
         context.RequestAborted = limit.Token;
+        context.Items[ClientGoneKey] = clientGone;
         try
         {
             if (api && options.ApiKey is { } key && !Authorized(context.Request.Headers.Authorization.ToString(), key))
@@ -137,8 +138,9 @@ public sealed class NextTokenServer : IAsyncDisposable
         {
             // the client went away; its slot is already free
         }
-        catch (OperationCanceledException) when (limit.IsCancellationRequested)
+        catch (Exception) when (limit.IsCancellationRequested)
         {
+            // Whatever the stopped work threw on its way out, the cause is the time limit.
             host.Metrics.AddError();
             await TimedOut(context, options.RequestTimeout);
         }
@@ -154,6 +156,16 @@ public sealed class NextTokenServer : IAsyncDisposable
         }
     }
 
+    private static readonly object ClientGoneKey = new();
+
+    /// <summary>
+    /// Fires only when the client disconnects (<see cref="HttpContext.RequestAborted"/> also fires at
+    /// the time limit). Writes take this one: Kestrel aborts the connection when a pending write is
+    /// cancelled, which would cut a stream before its error event could be sent.
+    /// </summary>
+    internal static CancellationToken ClientGone(HttpContext context) =>
+        context.Items.TryGetValue(ClientGoneKey, out object? token) && token is CancellationToken gone ? gone : context.RequestAborted;
+
     /// <summary>A request past the time limit: a 408 in OpenAI's shape, or, when a stream has begun, an error event and the end of the stream.</summary>
     private static async Task TimedOut(HttpContext context, TimeSpan timeout)
     {
@@ -163,11 +175,11 @@ public sealed class NextTokenServer : IAsyncDisposable
             await ApiError.Write(context, 408, message, "server_error", null, "request_timeout");
             return;
         }
-        if (context.Response.ContentType != "text/event-stream") return; // a plain body half written cannot take an error any more
+        if (context.Response.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) != true) return; // a plain body half written cannot take an error any more
         try
         {
             var error = new ErrorBody(new ErrorDetail(message, "server_error", null, "request_timeout"));
-            await context.Response.WriteAsync($"data: {System.Text.Json.JsonSerializer.Serialize(error)}\n\ndata: [DONE]\n\n");
+            await context.Response.WriteAsync($"data: {System.Text.Json.JsonSerializer.Serialize(error)}\n\ndata: [DONE]\n\n", ClientGone(context));
         }
         catch (Exception failure) when (failure is IOException or OperationCanceledException or ObjectDisposedException)
         {

@@ -154,7 +154,7 @@ internal sealed class OpenAiEndpoints(ModelHost host)
             {
                 if (settings.IncludeUsage)
                     await Send(context, new JsonObject { ["id"] = id, ["object"] = objectName + (settings.Chat ? ".chunk" : ""), ["created"] = created, ["model"] = host.Id, ["choices"] = new JsonArray(), ["usage"] = usage });
-                await context.Response.WriteAsync("data: [DONE]\n\n", cancel);
+                await context.Response.WriteAsync("data: [DONE]\n\n", NextTokenServer.ClientGone(context));
                 return;
             }
             var response = new JsonObject
@@ -168,7 +168,7 @@ internal sealed class OpenAiEndpoints(ModelHost host)
                 ["usage"] = usage,
             };
             context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync(response.ToJsonString(), cancel);
+            await context.Response.WriteAsync(response.ToJsonString(), NextTokenServer.ClientGone(context));
         }
         finally
         {
@@ -309,8 +309,10 @@ internal sealed class OpenAiEndpoints(ModelHost host)
 
     private static async Task Send(HttpContext context, JsonObject chunk)
     {
-        await context.Response.WriteAsync("data: " + chunk.ToJsonString() + "\n\n", context.RequestAborted);
-        await context.Response.Body.FlushAsync(context.RequestAborted);
+        // The work stops at the time limit through its own token; a write stops only if the client is gone.
+        CancellationToken clientGone = NextTokenServer.ClientGone(context);
+        await context.Response.WriteAsync("data: " + chunk.ToJsonString() + "\n\n", clientGone);
+        await context.Response.Body.FlushAsync(clientGone);
     }
 
     private GenerationOptions Options(RequestFields request, int maxTokens, int topAlternatives)

@@ -53,7 +53,7 @@ internal sealed class Scheduler : IDisposable
 
     private readonly LanguageModel _model;
     private readonly Slot[] _slots;
-    private readonly Channel<SequenceRequest> _queue;
+    private readonly List<SequenceRequest> _waiting = []; // first come, first served; guarded by itself
     private readonly Channel<Action> _exclusive = Channel.CreateUnbounded<Action>();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly ServerMetrics _metrics;
@@ -73,7 +73,6 @@ internal sealed class Scheduler : IDisposable
         _slots = Enumerable.Range(0, parallel).Select(_ => new Slot(model.CreateState(), model.VocabSize)).ToArray();
         if (_slots[0].State.MaxBatch < parallel)
             throw new NextTokenException($"--parallel {parallel} exceeds the model's batch buffers ({_slots[0].State.MaxBatch})");
-        _queue = Channel.CreateUnbounded<SequenceRequest>();
         _thread = new Thread(Loop) { IsBackground = true, Name = "nexttoken-scheduler" };
         _thread.Start();
     }
@@ -88,14 +87,65 @@ internal sealed class Scheduler : IDisposable
             Interlocked.Add(ref _queued, -requests.Count);
             throw new ApiError(503, $"the server is busy: {_slots.Length} slots and {_maxQueue} places in the queue are taken; try again shortly", null, "server_busy", "server_error");
         }
-        _metrics.QueueDepth = Math.Max(0, Volatile.Read(ref _queued) - Busy);
-        foreach (SequenceRequest request in requests)
+        lock (_waiting)
         {
-            if (_queue.Writer.TryWrite(request)) continue;
-            Interlocked.Decrement(ref _queued);
-            request.Fail(new ApiError(503, "the server is shutting down", null, "server_busy", "server_error"));
+            if (_stopping.IsCancellationRequested)
+            {
+                Interlocked.Add(ref _queued, -requests.Count);
+                throw new ApiError(503, "the server is shutting down", null, "server_busy", "server_error");
+            }
+            _waiting.AddRange(requests);
+            _metrics.QueueDepth = _waiting.Count;
         }
-        _wake.Release();
+        // A request given up while it waits (client gone, time limit) leaves the queue at once, even
+        // while every slot is busy, so dead requests neither hold places nor make others wait.
+        foreach (SequenceRequest request in requests) request.Cancel.Register(static scheduler => ((Scheduler)scheduler!).Wake(), this);
+        Wake();
+    }
+
+    private void Wake()
+    {
+        try
+        {
+            _wake.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // the scheduler has stopped; nothing waits for the signal
+        }
+    }
+
+    /// <summary>Fails and removes the waiting requests that were given up.</summary>
+    private void DropCancelled()
+    {
+        lock (_waiting)
+        {
+            int dropped = _waiting.RemoveAll(request =>
+            {
+                if (!request.Cancel.IsCancellationRequested) return false;
+                request.Fail(new OperationCanceledException(request.Cancel));
+                return true;
+            });
+            if (dropped == 0) return;
+            Interlocked.Add(ref _queued, -dropped);
+            _metrics.QueueDepth = _waiting.Count;
+        }
+    }
+
+    private bool TryTakeWaiting(out SequenceRequest request)
+    {
+        lock (_waiting)
+        {
+            if (_waiting.Count == 0)
+            {
+                request = null!;
+                return false;
+            }
+            request = _waiting[0];
+            _waiting.RemoveAt(0);
+            _metrics.QueueDepth = _waiting.Count;
+            return true;
+        }
     }
 
     /// <summary>
@@ -122,7 +172,7 @@ internal sealed class Scheduler : IDisposable
                 }
             }))
             throw new ApiError(503, "the server is shutting down", null, "server_busy", "server_error");
-        _wake.Release();
+        Wake();
         return done.Task.WaitAsync(cancel);
     }
 
@@ -139,6 +189,7 @@ internal sealed class Scheduler : IDisposable
             try
             {
                 while (_exclusive.Reader.TryRead(out Action? work)) work();
+                DropCancelled();
                 Admit();
                 int n = 0;
                 foreach (Slot slot in _slots)
@@ -185,14 +236,18 @@ internal sealed class Scheduler : IDisposable
         }
         foreach (Slot slot in _slots)
             if (slot.Request is not null) Release(slot, new OperationCanceledException("the server stopped"));
-        while (_queue.Reader.TryRead(out SequenceRequest? waiting)) waiting.Fail(new OperationCanceledException("the server stopped"));
+        lock (_waiting)
+        {
+            foreach (SequenceRequest waiting in _waiting) waiting.Fail(new OperationCanceledException("the server stopped"));
+            _waiting.Clear();
+        }
         while (_exclusive.Reader.TryRead(out Action? work)) work(); // each sees the model still loaded
     }
 
     /// <summary>Gives waiting requests the free slots (the one whose cache shares most of the prompt first) and runs their prompts.</summary>
     private void Admit()
     {
-        while (_slots.Any(s => s.Request is null) && _queue.Reader.TryRead(out SequenceRequest? request))
+        while (_slots.Any(s => s.Request is null) && TryTakeWaiting(out SequenceRequest request))
         {
             if (request.Cancel.IsCancellationRequested)
             {
@@ -294,8 +349,7 @@ internal sealed class Scheduler : IDisposable
 
     public void Dispose()
     {
-        _stopping.Cancel();
-        _queue.Writer.TryComplete();
+        lock (_waiting) _stopping.Cancel(); // no request joins the queue after the loop has emptied it
         _exclusive.Writer.TryComplete();
         _thread.Join(TimeSpan.FromSeconds(10));
         _stopping.Dispose();

@@ -13,19 +13,28 @@ public class ServerLimitTests(ITestOutputHelper output)
 {
     private static StringContent Json(object body) => new(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
 
-    // 16 choices of a full context each, one slot: 8,000 decode steps, tens of seconds here, far past the limit.
-    private static readonly object LongRequest = new { prompt = "Once upon a time", max_tokens = 100_000, n = 16, ignore_eos = true, temperature = 1.0, seed = 1 };
+    // 16 choices of a full context each, one slot: 8,000 decode steps, seconds on any machine, far past the limit.
+    private static readonly object LongRequest = new { prompt = "Once upon a time", max_tokens = 100_000, n = 16, ignore_eos = true, temperature = 1.0, seed = 1, logprobs = 5 };
 
     [Fact]
     public async Task RequestOverTheTimeLimit_Is408InOpenAiShape_AndFreesItsSlot()
     {
-        var timeout = TimeSpan.FromSeconds(2);
+        // A short limit, so the work below (16 × 507 tokens, sequentially in one slot) outlasts it on
+        // any machine; the paths are compiled first on a server without a tight limit, so the
+        // streamed request below has begun when its time is up even on a slow machine.
+        var timeout = TimeSpan.FromSeconds(0.5);
+        await using (NextTokenServer warmServer = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name,
+            new ServerOptions { Port = 0, Parallel = 1 }))
+        using (var warmHttp = new HttpClient { BaseAddress = warmServer.Url })
+        {
+            using HttpResponseMessage warm = await warmHttp.PostAsync("v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 2, logprobs = 5 }));
+            using HttpResponseMessage warmStream = await warmHttp.PostAsync("v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 2, logprobs = 5, stream = true }));
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, warmStream.StatusCode);
+        }
         await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name,
             new ServerOptions { Port = 0, Parallel = 1, RequestTimeout = timeout });
         using var http = new HttpClient { BaseAddress = server.Url };
-        // Warm up (compile the paths) so the stream below has begun when its time is up.
-        using (HttpResponseMessage warm = await http.PostAsync("v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 1 })))
-            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
         long warmTokens = Generated(await http.GetStringAsync("metrics"));
         var clock = Stopwatch.StartNew();
         using HttpResponseMessage response = await http.PostAsync("v1/completions", Json(LongRequest));
@@ -43,7 +52,7 @@ public class ServerLimitTests(ITestOutputHelper output)
         Assert.True(clock.Elapsed < timeout + TimeSpan.FromSeconds(10), $"the request ran {clock.Elapsed} against a limit of {timeout}");
 
         // Streamed: the stream has begun, so it ends with an error event and [DONE].
-        using HttpResponseMessage streamed = await http.PostAsync("v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 100_000, n = 16, ignore_eos = true, temperature = 1.0, seed = 1, stream = true }));
+        using HttpResponseMessage streamed = await http.PostAsync("v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 100_000, n = 16, ignore_eos = true, temperature = 1.0, seed = 1, logprobs = 5, stream = true }));
         string events = await streamed.Content.ReadAsStringAsync();
         output.WriteLine($"streamed: {(int)streamed.StatusCode}, ends {events[^Math.Min(events.Length, 300)..]}");
         if (streamed.StatusCode == HttpStatusCode.OK)
@@ -71,7 +80,57 @@ public class ServerLimitTests(ITestOutputHelper output)
         output.WriteLine($"generated {now} tokens before the limits stopped them (the full work: {fullWork})");
         Assert.Equal(last, now);
         Assert.True(now < fullWork / 2, $"{now} tokens generated: the timed-out work went on");
-        Assert.Contains("nexttoken_slots_busy 0", await http.GetStringAsync("metrics"));
+        string metrics = await http.GetStringAsync("metrics");
+        Assert.Contains("nexttoken_slots_busy 0", metrics);
+        Assert.Contains("nexttoken_queue_depth 0", metrics);
+    }
+
+    [Fact]
+    public async Task RequestGivenUpWhileQueued_LeavesTheQueueAtOnce_WhileTheSlotIsBusy()
+    {
+        // Room for exactly 16 + 1 sequences: the long request's 16 choices (one running, 15 waiting)
+        // and one more. A waiting request whose client gives up must free its place at once — not
+        // when a slot would reach it, seconds later behind the 15 choices ahead of it.
+        await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name,
+            new ServerOptions { Port = 0, Parallel = 1, MaxQueue = 16 });
+        using var http = new HttpClient { BaseAddress = server.Url };
+        using var stopBusy = new CancellationTokenSource();
+        Task<HttpResponseMessage> busy = http.PostAsync("v1/completions", Json(LongRequest), stopBusy.Token);
+        var clock = Stopwatch.StartNew();
+        while (!(await http.GetStringAsync("metrics")).Contains("nexttoken_slots_busy 1") && clock.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
+
+        using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => http.PostAsync("v1/completions", Json(new { prompt = "Once", max_tokens = 4 }), giveUp.Token));
+        string metrics = "";
+        var settle = Stopwatch.StartNew();
+        while (settle.Elapsed < TimeSpan.FromSeconds(5) && !(metrics = await http.GetStringAsync("metrics")).Contains("nexttoken_queue_depth 15")) await Task.Delay(10);
+        output.WriteLine($"{settle.ElapsedMilliseconds} ms after the client gave up: {string.Join(", ", metrics.Split('\n').Where(l => l.StartsWith("nexttoken_queue_depth") || l.StartsWith("nexttoken_slots_busy")))}");
+
+        // The place is free while the long request still runs: the next request is queued (it would
+        // wait seconds for its turn), not refused with an immediate 503.
+        HttpStatusCode? answered = null;
+        using (var waitBriefly = new CancellationTokenSource(TimeSpan.FromMilliseconds(500)))
+        {
+            try
+            {
+                using HttpResponseMessage next = await http.PostAsync("v1/completions", Json(new { prompt = "Once", max_tokens = 4 }), waitBriefly.Token);
+                answered = next.StatusCode;
+            }
+            catch (OperationCanceledException)
+            {
+                // still waiting in the queue, as it should
+            }
+        }
+        Assert.False(busy.IsCompleted, "the long request finished before the check: it should run for seconds");
+        Assert.Null(answered);
+
+        // Everything given up: the queue and the slot empty without another request to wake the server.
+        stopBusy.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => busy);
+        settle.Restart();
+        while (settle.Elapsed < TimeSpan.FromSeconds(5) && !((metrics = await http.GetStringAsync("metrics")).Contains("nexttoken_queue_depth 0") && metrics.Contains("nexttoken_slots_busy 0"))) await Task.Delay(10);
+        Assert.Contains("nexttoken_queue_depth 0", metrics);
+        Assert.Contains("nexttoken_slots_busy 0", metrics);
     }
 
     private static long Generated(string metrics) =>
