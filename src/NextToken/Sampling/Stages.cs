@@ -147,9 +147,19 @@ public sealed class MinPStage(float p) : ISamplerStage
 /// Locally typical sampling (Meister et al. 2022): ranks candidates by how far their surprise
 /// −log p is from the distribution's entropy and keeps the closest until their mass reaches p.
 /// </summary>
-public sealed class TypicalStage(float p) : ISamplerStage
+public sealed class TypicalStage : ISamplerStage
 {
-    public string Name => $"typical-p {p:0.###}";
+    private readonly float _p;
+    private readonly Comparison<Candidate> _byTypicality; // made once: a sort with a new comparer or closure allocates every step
+    private double _entropy;
+
+    public TypicalStage(float p)
+    {
+        _p = p;
+        _byTypicality = ByTypicality;
+    }
+
+    public string Name => $"typical-p {_p:0.###}";
 
     public void Apply(Candidates candidates)
     {
@@ -158,15 +168,18 @@ public sealed class TypicalStage(float p) : ISamplerStage
         double entropy = 0;
         foreach (ref Candidate c in items)
             if (c.Probability > 0) entropy -= c.Probability * Math.Log(c.Probability);
-        items.Sort((a, b) =>
-        {
-            double da = Distance(a, entropy), db = Distance(b, entropy);
-            return da != db ? da.CompareTo(db) : a.Id.CompareTo(b.Id);
-        });
+        _entropy = entropy;
+        items.Sort(_byTypicality);
         candidates.MarkUnsorted();
-        candidates.KeepFirst(candidates.PrefixReaching(p), orderKept: false);
+        candidates.KeepFirst(candidates.PrefixReaching(_p), orderKept: false);
     }
 
-    private static double Distance(Candidate c, double entropy) =>
-        c.Probability > 0 ? Math.Abs(-Math.Log(c.Probability) - entropy) : double.PositiveInfinity;
+    private int ByTypicality(Candidate a, Candidate b)
+    {
+        double da = Distance(a), db = Distance(b);
+        return da != db ? da.CompareTo(db) : a.Id.CompareTo(b.Id);
+    }
+
+    private double Distance(Candidate c) =>
+        c.Probability > 0 ? Math.Abs(-Math.Log(c.Probability) - _entropy) : double.PositiveInfinity;
 }
