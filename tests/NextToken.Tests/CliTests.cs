@@ -348,4 +348,15 @@ public class CliTests : IDisposable
             Assert.True(doc.RootElement.GetProperty(key).GetDouble() > 0, key);
         Assert.True(doc.RootElement.GetProperty("threads").GetInt32() >= 1);
     }
+
+    [Fact]
+    public void Bench_Depth_FillsTheContextBeforeTheClock()
+    {
+        // 96 + 16 + 8 = 120 of gpt2-tiny's 128 positions: only fits if the context is not over-allocated past its training.
+        var (code, stdout, stderr) = Run("bench", "--model", Gpt2Tiny, "--depth", "96", "--prompt-tokens", "16", "--gen-tokens", "8", "-r", "1", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal(96, doc.RootElement.GetProperty("depth").GetInt32());
+        Assert.True(doc.RootElement.GetProperty("gen_tok_s").GetDouble() > 0);
+    }
 }

@@ -14,23 +14,30 @@ internal static class BenchCommand
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length processed as one batch", DefaultValueFactory = _ => 128 };
         var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens generated one at a time", DefaultValueFactory = _ => 64 };
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Runs to make; the table shows each and the best", DefaultValueFactory = _ => 3 };
+        var depth = new Option<int>("--depth", "-d") { Description = "Tokens already in the context when the clock starts, as llama-bench's -d: prompt and generation then attend over them", DefaultValueFactory = _ => 0 };
         var distribution = new Option<bool>("--with-distribution") { Description = "Also time generation that computes the full next-token distribution at every step (what inspection needs)" };
         var threads = CommonOptions.Threads();
         var json = CommonOptions.Json();
         var command = new Command("bench", "Measure prompt-processing and generation tokens/s, and memory bandwidth")
         {
-            model, promptTokens, genTokens, repetitions, distribution, threads, json,
+            model, promptTokens, genTokens, depth, repetitions, distribution, threads, json,
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int runs = CommonOptions.Checked(parse, repetitions, 1);
-            CommonOptions.Checked(parse, promptTokens, 1, lm.ContextLength);
-            CommonOptions.Checked(parse, genTokens, 0, lm.ContextLength);
+            int prompt = CommonOptions.Checked(parse, promptTokens, 1, lm.TrainedContextLength);
+            int generated = CommonOptions.Checked(parse, genTokens, 0, lm.TrainedContextLength);
+            int filled = CommonOptions.Checked(parse, depth, 0, lm.TrainedContextLength);
+            // The context allocated is what the runs need (llama-bench's n_ctx), within what the model was trained for.
+            long needed = (long)filled + prompt + generated;
+            if (needed > lm.TrainedContextLength)
+                throw new NextTokenException($"--depth {filled} + --prompt-tokens {prompt} + --gen-tokens {generated} = {needed} positions: more than the model's trained context, {lm.TrainedContextLength}");
+            lm.LimitContext((int)needed);
             double bandwidth = ThroughputBenchmark.MeasureReadBandwidth(lm.Threads);
             var results = new List<ThroughputResult>();
             for (int r = 0; r < runs; r++)
-                results.Add(ThroughputBenchmark.Run(lm, parse.GetValue(promptTokens), parse.GetValue(genTokens), withDistribution: parse.GetValue(distribution)));
+                results.Add(ThroughputBenchmark.Run(lm, prompt, generated, withDistribution: parse.GetValue(distribution), depth: filled));
             ThroughputResult best = results.MaxBy(r => r.GenerationTokensPerSecond)!;
             double? bestDistribution = results.Max(r => r.DistributionTokensPerSecond);
             // Resident memory after the runs: mapped weight pages that were read count, as they should;
@@ -44,6 +51,7 @@ internal static class BenchCommand
                     model = lm.FilePath,
                     architecture = lm.Architecture,
                     prompt_tokens = best.PromptTokens,
+                    depth = best.Depth,
                     gen_tokens = best.GeneratedTokens,
                     prompt_tok_s = results.Max(r => r.PromptTokensPerSecond),
                     gen_tok_s = best.GenerationTokensPerSecond,
@@ -61,7 +69,8 @@ internal static class BenchCommand
                 return 0;
             }
             AnsiConsole.MarkupLine($"[bold]{Markup.Escape(Path.GetFileName(lm.FilePath))}[/]: {lm.Architecture}, {lm.LayerCount} layers × {lm.EmbeddingLength}, " +
-                                   $"{best.WeightBytesPerToken / 1e6:F1} MB of weights read per token, {best.Threads} threads; measured read bandwidth {bandwidth:F1} GB/s");
+                                   $"{best.WeightBytesPerToken / 1e6:F1} MB of weights read per token, {best.Threads} threads; measured read bandwidth {bandwidth:F1} GB/s" +
+                                   (best.Depth > 0 ? $"; {best.Depth} tokens already in the context" : ""));
             var table = new Table().Border(TableBorder.Rounded).AddColumn("run")
                 .AddColumn(new TableColumn($"prompt {best.PromptTokens} (tok/s)").RightAligned())
                 .AddColumn(new TableColumn($"generation {best.GeneratedTokens} (tok/s)").RightAligned())

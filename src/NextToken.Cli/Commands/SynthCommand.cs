@@ -35,6 +35,8 @@ internal static class SynthCommand
 
     private static string TypeNames => string.Join(", ", SyntheticModel.SupportedTypes.Select(t => t.ToString().ToLowerInvariant()));
 
+    private const int MaxContext = 1 << 20;
+
     public static Command Create()
     {
         var arch = new Option<string>("--arch") { Description = "Architecture: gpt2 or llama", DefaultValueFactory = _ => "gpt2" };
@@ -43,9 +45,10 @@ internal static class SynthCommand
         var output = new Option<string>("--output", "-o") { Description = "GGUF file to write", Required = true };
         var vocab = new Option<string?>("--from-vocab") { Description = "GGUF file whose tokenizer is copied (default: the fixtures' gpt-2 or llama-spm vocabulary)" };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights", DefaultValueFactory = _ => 1UL };
+        var context = new Option<int?>("--ctx") { Description = "Trained context length to write (default: the real model's), e.g. to bench attention at depth past it" };
         var command = new Command("synth", "Write a random-weight GGUF with a real model's shapes (loads in llama.cpp too)")
         {
-            arch, size, type, output, vocab, seed,
+            arch, size, type, output, vocab, seed, context,
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
@@ -62,6 +65,7 @@ internal static class SynthCommand
             if (architecture == "gpt2")
             {
                 Gpt2Shape shape = Gpt2Shape.Parse(parse.GetValue(size) ?? "124M");
+                if (parse.GetValue(context) is { } gpt2Context) shape = shape with { NCtx = CommonOptions.Checked(context.Name, gpt2Context, 1, MaxContext) };
                 AnsiConsole.Status().Start($"writing GPT-2 {shape.Name} {weightType} to {Markup.Escape(path)} …", _ =>
                     SyntheticModel.WriteGpt2(path, shape, weightType, vocabulary, parse.GetValue(seed)));
                 description = $"GPT-2 {shape.Name} ({shape.NLayer} layers × {shape.NEmbd}, {shape.NHead} heads, ctx {shape.NCtx})";
@@ -69,6 +73,7 @@ internal static class SynthCommand
             else
             {
                 LlamaShape shape = LlamaShape.Parse(parse.GetValue(size) ?? "135M");
+                if (parse.GetValue(context) is { } llamaContext) shape = shape with { NCtx = CommonOptions.Checked(context.Name, llamaContext, 1, MaxContext) };
                 AnsiConsole.Status().Start($"writing Llama {shape.Name} {weightType} to {Markup.Escape(path)} …", _ =>
                     SyntheticModel.WriteLlama(path, shape, weightType, vocabulary, parse.GetValue(seed)));
                 description = $"Llama {shape.Name} ({shape.NLayer} layers × {shape.NEmbd}, {shape.NHead} heads / {shape.NKvHead} KV, ffn {shape.NFf}, ctx {shape.NCtx})";

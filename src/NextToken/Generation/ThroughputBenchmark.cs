@@ -7,7 +7,7 @@ namespace NextToken.Generation;
 /// <summary>Measured speed of one model on this machine.</summary>
 public sealed record ThroughputResult(
     int PromptTokens, int GeneratedTokens, int Threads,
-    double PromptSeconds, double GenerationSeconds, long WeightBytesPerToken, double? DistributionSeconds = null)
+    double PromptSeconds, double GenerationSeconds, long WeightBytesPerToken, double? DistributionSeconds = null, int Depth = 0)
 {
     /// <summary>Generation speed when every step also computes the full next-token distribution (log-partition, entropy, top 10).</summary>
     public double? DistributionTokensPerSecond => DistributionSeconds is { } s ? GeneratedTokens / s : null;
@@ -24,19 +24,22 @@ public sealed record ThroughputResult(
 /// llama-bench's two measurements: a prompt of N tokens processed as one batch, then M tokens
 /// generated one at a time through the KV cache. Token ids are drawn from a fixed seed, so runs
 /// are comparable; a warm-up runs first so JIT compilation is not timed, and the KV cache is
-/// touched before the clock starts.
+/// touched before the clock starts. With a depth (llama-bench's <c>-d</c>), the context already
+/// holds that many tokens when the clock starts, so both measurements include attention over it.
 /// </summary>
 public static class ThroughputBenchmark
 {
-    public static ThroughputResult Run(LanguageModel model, int promptTokens, int generatedTokens, int seed = 1234, bool withDistribution = false)
+    public static ThroughputResult Run(LanguageModel model, int promptTokens, int generatedTokens, int seed = 1234, bool withDistribution = false, int depth = 0)
     {
         if (promptTokens < 1 || generatedTokens < 1)
             throw new NextTokenException("bench needs at least 1 prompt token and 1 generated token");
-        if (promptTokens + generatedTokens > model.ContextLength)
-            throw new NextTokenException($"bench: {promptTokens} prompt + {generatedTokens} generated tokens exceed the context length {model.ContextLength}");
+        if (depth < 0 || (long)depth + promptTokens + generatedTokens > model.ContextLength)
+            throw new NextTokenException($"bench: {depth} tokens of depth + {promptTokens} prompt + {generatedTokens} generated tokens exceed the context length {model.ContextLength}");
         var random = new Random(seed);
         int[] prompt = new int[promptTokens];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = random.Next(model.VocabSize);
+        int[] context = new int[depth];
+        for (int i = 0; i < context.Length; i++) context[i] = random.Next(model.VocabSize);
         var logits = new float[model.VocabSize];
 
         // Warm-up as llama-bench's: one prompt and a few generated tokens, so every kernel the timed
@@ -47,6 +50,7 @@ public static class ThroughputBenchmark
 
         ModelState state = model.CreateState();
         state.Prefault(); // as llama-bench, whose context clears its cache before the timed runs
+        if (depth > 0) model.Forward(state, context, logits); // untimed: what the timed work attends over
         var clock = Stopwatch.StartNew();
         model.Forward(state, prompt, logits);
         double promptSeconds = clock.Elapsed.TotalSeconds;
@@ -62,7 +66,7 @@ public static class ThroughputBenchmark
         if (withDistribution)
         {
             // The same generation again, with what the inspection features read at every step.
-            state.Rewind(promptTokens - 1);
+            state.Rewind(depth + promptTokens - 1);
             model.Forward(state, prompt.AsSpan(promptTokens - 1), logits); // the logits right after the prompt again
             clock.Restart();
             for (int i = 0; i < generatedTokens; i++)
@@ -73,7 +77,7 @@ public static class ThroughputBenchmark
             }
             distributionSeconds = clock.Elapsed.TotalSeconds;
         }
-        return new ThroughputResult(promptTokens, generatedTokens, model.Threads, promptSeconds, generationSeconds, model.WeightBytesPerToken, distributionSeconds);
+        return new ThroughputResult(promptTokens, generatedTokens, model.Threads, promptSeconds, generationSeconds, model.WeightBytesPerToken, distributionSeconds, depth);
     }
 
     /// <summary>
