@@ -1,0 +1,158 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using NextToken.Gguf;
+using NextToken.Kernels;
+using NextToken.Tensors;
+using Xunit.Abstractions;
+
+namespace NextToken.Tests;
+
+/// <summary>
+/// The Q4_0/Q8_0 kernels of issue #13 at each vector width against the scalar reference: every
+/// weight dequantized element by element (<see cref="ScalarReference.DequantizeElement"/>) and
+/// multiplied in float64. A width this CPU (or the DOTNET_Enable* switches) lacks reports Skipped.
+/// </summary>
+public unsafe class Q4KernelTests(ITestOutputHelper output)
+{
+    private static bool HasWide => Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+    private static bool HasNarrow => Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>y[t, r] = Σ_i dequantized(w[r, i]) · x[t, i] in float64, one element at a time, and Σ|terms| for the tolerance.</summary>
+    private static (double[] Values, double[] Magnitudes) Reference(GgmlType type, byte[] stored, int nIn, int nOut, float[] x, int nBatch)
+    {
+        GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
+        long rowBytes = GgmlTypeInfo.RowBytes(type, nIn);
+        var row = new double[nIn];
+        var values = new double[nBatch * nOut];
+        var magnitudes = new double[nBatch * nOut];
+        for (int r = 0; r < nOut; r++)
+        {
+            for (int i = 0; i < nIn; i++)
+                row[i] = ScalarReference.DequantizeElement(type, stored.AsSpan((int)(r * rowBytes + i / blockSize * blockBytes), blockBytes), i % blockSize);
+            for (int t = 0; t < nBatch; t++)
+                for (int i = 0; i < nIn; i++)
+                {
+                    values[t * nOut + r] += row[i] * x[t * nIn + i];
+                    magnitudes[t * nOut + r] += Math.Abs(row[i] * x[t * nIn + i]);
+                }
+        }
+        return (values, magnitudes);
+    }
+
+    private static (byte[] Stored, float[] X) RandomCase(GgmlType type, int nIn, int nOut, int nBatch, int seed)
+    {
+        var random = new Random(seed);
+        byte[] stored = Quantize.Blocks(type, Enumerable.Range(0, nIn * nOut).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray());
+        float[] x = Enumerable.Range(0, nBatch * nIn).Select(_ => (float)(random.NextDouble() * 6 - 3)).ToArray();
+        return (stored, x);
+    }
+
+    [SkippableTheory]
+    [InlineData(512, GgmlType.Q4_0, 64)]
+    [InlineData(512, GgmlType.Q4_0, 2048)]
+    [InlineData(512, GgmlType.Q8_0, 768)]
+    [InlineData(256, GgmlType.Q4_0, 64)]
+    [InlineData(256, GgmlType.Q4_0, 2048)]
+    [InlineData(256, GgmlType.Q8_0, 768)]
+    public void FourRowDecode_EachWidth_MatchesScalarReference(int bits, GgmlType type, int nIn)
+    {
+        Skip.IfNot(bits == 512 ? HasWide : HasNarrow, $"a {bits}-bit kernel; this CPU (or DOTNET_EnableAVX512=0 / DOTNET_EnableAVX2=0) has none");
+        const int nOut = 24;
+        (byte[] stored, float[] x) = RandomCase(type, nIn, nOut, 1, nIn + bits);
+        (double[] expected, double[] magnitude) = Reference(type, stored, nIn, nOut, x, 1);
+        var y = new float[nOut];
+        long rowBytes = GgmlTypeInfo.RowBytes(type, nIn);
+        fixed (byte* w = stored)
+        fixed (float* xp = x, yp = y)
+            for (int o = 0; o < nOut; o += 4)
+                if (bits == 512) Quantized.Dot4RowsWide(type, w + o * rowBytes, rowBytes, xp, nIn, yp + o);
+                else Quantized.Dot4RowsNarrow(type, w + o * rowBytes, rowBytes, xp, nIn, yp + o);
+        double worst = 0, worstRelative = 0;
+        for (int r = 0; r < nOut; r++)
+        {
+            double difference = Math.Abs(y[r] - expected[r]);
+            worst = Math.Max(worst, difference);
+            worstRelative = Math.Max(worstRelative, difference / magnitude[r]);
+            Assert.True(difference <= 1e-6 * magnitude[r], $"row {r}: {y[r]} vs {expected[r]} (|Δ| {difference:E2}, Σ|terms| {magnitude[r]:E2})");
+        }
+        output.WriteLine($"{type} {bits}-bit four-row decode, {nOut}×{nIn}: max |Δ| {worst:E2}, max |Δ|/Σ|terms| {worstRelative:E2} (tolerance 1e-6)");
+    }
+
+    /// <summary>
+    /// The matmul as the model calls it for one token, on every Q4_0/Q8_0 matrix of the fixtures and
+    /// on a matrix of 37 rows (9 groups of four and one row alone), on whatever width this process dispatches to.
+    /// </summary>
+    [Theory]
+    [InlineData("gpt2-tiny.q4_0.gguf", GgmlType.Q4_0)]
+    [InlineData("gpt2-tiny.q8_0.gguf", GgmlType.Q8_0)]
+    [InlineData("llama-tiny.q8_0.gguf", GgmlType.Q8_0)]
+    public void Decode_FixtureMatrices_MatchScalarReference(string file, GgmlType type)
+    {
+        using var gguf = GgufFile.Open(Fixtures.Model(file));
+        var random = new Random(11);
+        double worst = 0, worstRelative = 0;
+        int matrices = 0;
+        foreach (GgufTensorInfo info in gguf.Tensors.Where(t => t.Type == type))
+        {
+            TensorData tensor = gguf.GetTensor(info.Name);
+            float[] x = Enumerable.Range(0, tensor.RowLength).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            byte[] stored = new ReadOnlySpan<byte>(tensor.Data, (int)tensor.ByteLength).ToArray();
+            (double[] expected, double[] magnitude) = Reference(type, stored, tensor.RowLength, tensor.RowCount, x, 1);
+            var y = new float[tensor.RowCount];
+            MatMul.Forward(tensor, x, 1, y, threads: 1);
+            for (int r = 0; r < y.Length; r++)
+            {
+                double difference = Math.Abs(y[r] - expected[r]);
+                worst = Math.Max(worst, difference);
+                worstRelative = Math.Max(worstRelative, difference / magnitude[r]);
+                Assert.True(difference <= 1e-6 * magnitude[r], $"{info.Name} row {r}: {y[r]} vs {expected[r]}");
+            }
+            matrices++;
+        }
+        Assert.True(matrices > 0, $"{file} has no {type} matrix");
+        output.WriteLine($"{file}: {matrices} {type} matrices decoded ({Width}), max |Δ| {worst:E2}, max |Δ|/Σ|terms| {worstRelative:E2} (tolerance 1e-6)");
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q4_0, 1)]
+    [InlineData(GgmlType.Q4_0, 3)]
+    [InlineData(GgmlType.Q8_0, 1)]
+    [InlineData(GgmlType.Q8_0, 3)]
+    public void Decode_RowsNotAMultipleOfTheGroup_MatchScalarReference(GgmlType type, int nBatch)
+    {
+        const int nIn = 320, nOut = 37;
+        (byte[] stored, float[] x) = RandomCase(type, nIn, nOut, nBatch, 37 * nBatch);
+        (double[] expected, double[] magnitude) = Reference(type, stored, nIn, nOut, x, nBatch);
+        double worst = 0;
+        fixed (byte* data = stored)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var y = new float[nBatch * nOut];
+                MatMul.Forward(new TensorData("w", type, [nIn, nOut], data, stored.Length), x, nBatch, y, threads);
+                for (int i = 0; i < y.Length; i++)
+                {
+                    worst = Math.Max(worst, Math.Abs(y[i] - expected[i]));
+                    Assert.True(Math.Abs(y[i] - expected[i]) <= 1e-6 * magnitude[i], $"input {i / nOut} row {i % nOut}, {threads} threads: {y[i]} vs {expected[i]}");
+                }
+            }
+        output.WriteLine($"{type} {nBatch}×{nIn}×{nOut} ({Width}): max |Δ| {worst:E2}");
+    }
+
+    /// <summary>
+    /// Under the AVX2 emulation (DOTNET_EnableAVX512=0 and DOTNET_EnableAVXVNNI=0), the process sees
+    /// a plain AVX2 + FMA CPU: no AVX-512, no VNNI — so the kernels above run their AVX2 paths.
+    /// </summary>
+    [SkippableFact]
+    public void AvxEmulation_SwitchesOffAvx512AndVnni()
+    {
+        Skip.IfNot(Environment.GetEnvironmentVariable("DOTNET_EnableAVX512") == "0" && Environment.GetEnvironmentVariable("DOTNET_EnableAVXVNNI") == "0",
+            "runs under the AVX2 emulation only (DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0)");
+        Assert.False(Vector512.IsHardwareAccelerated);
+        Assert.False(Avx512F.IsSupported);
+        Assert.False(AvxVnni.IsSupported);
+        Assert.False(Avx512Vbmi.IsSupported);
+        output.WriteLine($"emulated: AVX2 {Avx2.IsSupported}, FMA {Fma.IsSupported}, AVX-VNNI {AvxVnni.IsSupported}, AVX-512F {Avx512F.IsSupported}");
+    }
+
+    private static string Width => HasWide ? "AVX-512" : HasNarrow ? "AVX2" : "portable";
+}
