@@ -139,6 +139,47 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The repacked Q4_0 prompt kernel for <c>--q8-activations</c> with plain AVX2 (vpmaddubsw +
+    /// vpmaddwd, no VNNI), called directly so it runs on a VNNI CPU too: it must give the row-by-row
+    /// integer product (<see cref="QuantizedActivations.Dot(GgmlType, ReadOnlySpan{byte}, ReadOnlySpan{sbyte}, ReadOnlySpan{float}, ReadOnlySpan{int})"/>)
+    /// up to float rounding (the sums are added in another order; 1e-4·(1 + |y|) as the VNNI kernel's test), for tiles of four positions and single positions.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(4, 64, 16)]
+    [InlineData(7, 96, 40)]
+    [InlineData(21, 768, 64)]
+    public void InterleavedQ4_0WithoutVnni_EqualsTheRowByRowIntegerProduct(int nBatch, int nIn, int nOut)
+    {
+        Skip.IfNot(HasNarrow, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
+        (byte[] stored, float[] x) = RandomCase(GgmlType.Q4_0, nIn, nOut, nBatch, nOut + 1);
+        int blocks = nIn / 32;
+        var quants = new sbyte[nBatch * nIn];
+        var scales = new float[nBatch * blocks];
+        var sums = new int[nBatch * blocks];
+        for (int t = 0; t < nBatch; t++)
+            QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
+        using var cache = new InterleavedQ4_0.Cache();
+        var y = new float[nBatch * nOut];
+        double worst = 0;
+        fixed (byte* data = stored)
+        fixed (sbyte* q = quants)
+        fixed (float* d = scales, yp = y)
+        fixed (int* s = sums)
+        {
+            var weight = new TensorData("w", GgmlType.Q4_0, [nIn, nOut], data, stored.Length);
+            cache.For(weight).MultiplyWithoutVnni(q, d, s, nBatch, yp, nOut, 0, nOut / 8);
+            for (int t = 0; t < nBatch; t++)
+                for (int r = 0; r < nOut; r++)
+                {
+                    float expected = QuantizedActivations.Dot(GgmlType.Q4_0, weight.Row(r), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
+                    worst = Math.Max(worst, Math.Abs(y[t * nOut + r] - expected));
+                    Assert.True(Math.Abs(y[t * nOut + r] - expected) <= 1e-4 * (1 + Math.Abs(expected)), $"position {t} row {r}: {y[t * nOut + r]} vs {expected}");
+                }
+        }
+        output.WriteLine($"AVX2 interleaved Q4_0, {nBatch}×{nIn}×{nOut}: max |Δ| {worst:E2} against the row-by-row integer product");
+    }
+
+    /// <summary>
     /// Under the AVX2 emulation (DOTNET_EnableAVX512=0 and DOTNET_EnableAVXVNNI=0), the process sees
     /// a plain AVX2 + FMA CPU: no AVX-512, no VNNI — so the kernels above run their AVX2 paths.
     /// </summary>
