@@ -54,3 +54,110 @@ public unsafe class Q4DecodeBenchmarks
                 else Quantized.Dot4RowsNarrow(GgmlType.Q4_0, w + o * _rowBytes, _rowBytes, x, NIn, y + o);
     }
 }
+
+/// <summary>
+/// The repacked Q4_0 prompt kernel of <c>--q8-activations</c> (768 → 3072, GPT-2's MLP, 128
+/// positions, one thread): VNNI (<c>vpdpbusd</c>, the baseline) against plain AVX2
+/// (<c>vpmaddubsw</c> + <c>vpmaddwd</c>), the only integer prompt path an AVX2-only CPU has; before
+/// it, such a CPU took the float panel path (<see cref="FloatPanels"/>).
+/// </summary>
+public unsafe class Q4InterleavedBenchmarks
+{
+    private const int NIn = 768, NOut = 3072, Batch = 128;
+    private byte[] _weights = [];
+    private float[] _x = [], _y = [], _scales = [];
+    private sbyte[] _quants = [];
+    private int[] _sums = [];
+    private InterleavedQ4_0.Cache _cache = new();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) throw new PlatformNotSupportedException("no AVX2 on this CPU");
+        var random = new Random(1);
+        _weights = GC.AllocateArray<byte>((int)GgmlTypeInfo.RowBytes(GgmlType.Q4_0, NIn) * NOut, pinned: true);
+        Quantize.Blocks(GgmlType.Q4_0, Enumerable.Range(0, NIn * NOut).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray()).CopyTo(_weights, 0);
+        _x = Enumerable.Range(0, NIn * Batch).Select(i => (float)Math.Sin(i)).ToArray();
+        _y = new float[NOut * Batch];
+        _quants = new sbyte[NIn * Batch];
+        _scales = new float[NIn / 32 * Batch];
+        _sums = new int[NIn / 32 * Batch];
+        for (int t = 0; t < Batch; t++)
+            QuantizedActivations.Quantize(_x.AsSpan(t * NIn, NIn), _quants.AsSpan(t * NIn, NIn), _scales.AsSpan(t * NIn / 32, NIn / 32), _sums.AsSpan(t * NIn / 32, NIn / 32));
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _cache.Dispose();
+
+    private TensorData Weight(byte* data) => new("w", GgmlType.Q4_0, [NIn, NOut], data, _weights.Length);
+
+    [Benchmark(Baseline = true)]
+    public void Vnni()
+    {
+        if (!System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) throw new PlatformNotSupportedException("no AVX-VNNI on this CPU (or DOTNET_EnableAVXVNNI=0)");
+        fixed (byte* data = _weights)
+        fixed (sbyte* q = _quants)
+        fixed (float* d = _scales, y = _y)
+        fixed (int* s = _sums)
+            _cache.For(Weight(data)).Multiply(q, d, s, Batch, y, NOut, 0, NOut / 8);
+    }
+
+    [Benchmark]
+    public void Avx2()
+    {
+        fixed (byte* data = _weights)
+        fixed (sbyte* q = _quants)
+        fixed (float* d = _scales, y = _y)
+        fixed (int* s = _sums)
+            _cache.For(Weight(data)).MultiplyWithoutVnni(q, d, s, Batch, y, NOut, 0, NOut / 8);
+    }
+
+    [Benchmark]
+    public void FloatPanels()
+    {
+        fixed (byte* data = _weights)
+            MatMul.Forward(Weight(data), _x, Batch, _y, threads: 1);
+    }
+}
+
+/// <summary>
+/// Q8_0/Q4_0 rows expanded to float32 (the exact prompt path expands each weight row once per
+/// tile): element by element (the AVX2 baseline, what CPUs without AVX-512 ran) against the AVX2
+/// kernel, over 3072 rows of 768.
+/// </summary>
+public unsafe class QuantDequantizeBenchmarks
+{
+    private const int NIn = 768, NOut = 3072;
+    private byte[] _weights = [];
+    private float[] _y = [];
+
+    [Params(GgmlType.Q4_0, GgmlType.Q8_0)]
+    public GgmlType Type { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        if (!(System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)) throw new PlatformNotSupportedException("no AVX2+FMA on this CPU");
+        var random = new Random(1);
+        _weights = Quantize.Blocks(Type, Enumerable.Range(0, NIn * NOut).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray());
+        _y = new float[NIn];
+    }
+
+    [Benchmark(Baseline = true)]
+    public void ElementByElement()
+    {
+        GgmlTypeInfo.TryGetLayout(Type, out int blockSize, out int blockBytes);
+        for (int r = 0; r < NOut; r++)
+            for (int b = 0; b < NIn / blockSize; b++)
+                Quantized.DequantizeBlock(Type, _weights.AsSpan(r * (NIn / blockSize) * blockBytes + b * blockBytes, blockBytes), _y.AsSpan(b * blockSize, blockSize));
+    }
+
+    [Benchmark]
+    public void Avx2()
+    {
+        long rowBytes = GgmlTypeInfo.RowBytes(Type, NIn);
+        fixed (byte* w = _weights)
+        fixed (float* y = _y)
+            for (int r = 0; r < NOut; r++) Quantized.DequantizeRowNarrow(Type, w + r * rowBytes, NIn / 32, y);
+    }
+}

@@ -78,6 +78,65 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
         output.WriteLine($"{type} {bits}-bit four-row decode, {nOut}×{nIn}: max |Δ| {worst:E2}, max |Δ|/Σ|terms| {worstRelative:E2} (tolerance 1e-6)");
     }
 
+    /// <summary>The AVX2 row expansion of the exact prompt path: every block of the fixtures, bit for bit the scalar reference.</summary>
+    [SkippableTheory]
+    [InlineData("gpt2-tiny.q4_0.gguf", GgmlType.Q4_0)]
+    [InlineData("gpt2-tiny.q8_0.gguf", GgmlType.Q8_0)]
+    [InlineData("llama-tiny.q8_0.gguf", GgmlType.Q8_0)]
+    public void DequantizeRowNarrow_EveryBlockOfFixture_EqualsScalarReference(string file, GgmlType type)
+    {
+        Skip.IfNot(HasNarrow, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
+        using var gguf = GgufFile.Open(Fixtures.Model(file));
+        long blocks = 0;
+        foreach (GgufTensorInfo info in gguf.Tensors.Where(t => t.Type == type))
+        {
+            TensorData tensor = gguf.GetTensor(info.Name);
+            var row = new float[tensor.RowLength];
+            for (int r = 0; r < tensor.RowCount; r++)
+            {
+                fixed (float* y = row)
+                    Quantized.DequantizeRowNarrow(type, tensor.Data + r * tensor.RowBytes, row.Length / 32, y);
+                ReadOnlySpan<byte> bytes = tensor.Row(r);
+                int blockBytes = type == GgmlType.Q4_0 ? 18 : 34;
+                for (int b = 0; b < row.Length / 32; b++, blocks++)
+                    for (int i = 0; i < 32; i++)
+                    {
+                        float expected = ScalarReference.DequantizeElement(type, bytes.Slice(b * blockBytes, blockBytes), i);
+                        if (expected != row[b * 32 + i]) Assert.Fail($"{info.Name} row {r} block {b} value {i}: {row[b * 32 + i]}, reference {expected}");
+                    }
+            }
+        }
+        Assert.True(blocks > 0, $"{file} has no {type} blocks");
+        output.WriteLine($"{file}: {blocks} {type} blocks expanded by the AVX2 kernel, all equal to the scalar reference (max |Δ| 0)");
+    }
+
+    /// <summary>
+    /// The exact prompt path (panels of expanded rows) on a batch of 20 and 37 rows, against the
+    /// scalar reference, on whatever width this process dispatches to.
+    /// </summary>
+    [Theory]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q8_0)]
+    public void Prompt_PanelPath_MatchesScalarReference(GgmlType type)
+    {
+        const int nIn = 1024, nOut = 37, nBatch = 20;
+        (byte[] stored, float[] x) = RandomCase(type, nIn, nOut, nBatch, 20);
+        (double[] expected, double[] magnitude) = Reference(type, stored, nIn, nOut, x, nBatch);
+        double worst = 0;
+        fixed (byte* data = stored)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var y = new float[nBatch * nOut];
+                MatMul.Forward(new TensorData("w", type, [nIn, nOut], data, stored.Length), x, nBatch, y, threads);
+                for (int i = 0; i < y.Length; i++)
+                {
+                    worst = Math.Max(worst, Math.Abs(y[i] - expected[i]));
+                    Assert.True(Math.Abs(y[i] - expected[i]) <= 1e-6 * magnitude[i], $"input {i / nOut} row {i % nOut}, {threads} threads: {y[i]} vs {expected[i]}");
+                }
+            }
+        output.WriteLine($"{type} prompt {nBatch}×{nIn}×{nOut} ({Width}): max |Δ| {worst:E2}");
+    }
+
     /// <summary>
     /// The matmul as the model calls it for one token, on every Q4_0/Q8_0 matrix of the fixtures and
     /// on a matrix of 37 rows (9 groups of four and one row alone), on whatever width this process dispatches to.

@@ -41,8 +41,44 @@ public static unsafe class Quantized
                 DequantizeRowWide(type, w, blocks, y);
             return;
         }
+        if (type is GgmlType.Q8_0 or GgmlType.Q4_0 && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+        {
+            if (row.Length < blocks * blockBytes) throw new ArgumentException($"a {type} row of {blocks * blockSize} values needs {blocks * blockBytes} bytes, not {row.Length}");
+            fixed (byte* w = row)
+            fixed (float* y = destination)
+                DequantizeRowNarrow(type, w, blocks, y);
+            return;
+        }
         for (int b = 0; b < blocks; b++)
             DequantizeBlock(type, row.Slice(b * blockBytes, blockBytes), destination.Slice(b * blockSize, blockSize));
+    }
+
+    /// <summary>
+    /// Q8_0/Q4_0 blocks → float32 with AVX2 (the prompt path expands every weight row once per tile;
+    /// element by element this cost as much as the tile's FMAs on CPUs without AVX-512).
+    /// </summary>
+    internal static void DequantizeRowNarrow(GgmlType type, byte* w, int blocks, float* y)
+    {
+        if (type == GgmlType.Q8_0) DequantizeRowNarrow<Q8_0Floats>(w, blocks, y);
+        else DequantizeRowNarrow<Q4_0Floats>(w, blocks, y);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DequantizeRowNarrow<TFormat>(byte* w, int blocks, float* y) where TFormat : struct, IBlockFloats
+    {
+        float* halves = HalfTable.Pointer;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * TFormat.Bytes;
+            (Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3) = TFormat.StoredValues8(block);
+            var d = Vector256.Create(HalfTable.ToSingle(halves, ref *block));
+            Vector256<float> shift = TFormat.ScaledOffset(d); // d·(n − 8) = d·n − 8d, rounded once as the reference's product
+            float* yb = y + b * 32;
+            Vector256.FusedMultiplyAdd(v0, d, shift).Store(yb);
+            Vector256.FusedMultiplyAdd(v1, d, shift).Store(yb + 8);
+            Vector256.FusedMultiplyAdd(v2, d, shift).Store(yb + 16);
+            Vector256.FusedMultiplyAdd(v3, d, shift).Store(yb + 24);
+        }
     }
 
     public static float DotRow(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<float> x)
@@ -364,6 +400,9 @@ public static unsafe class Quantized
 
         /// <summary>−zero·d, added to d·n to dequantize.</summary>
         static abstract Vector512<float> ScaledOffset(Vector512<float> d);
+
+        /// <summary>The same in 8 lanes (AVX2).</summary>
+        static abstract Vector256<float> ScaledOffset(Vector256<float> d);
     }
 
     /// <summary>
@@ -402,6 +441,9 @@ public static unsafe class Quantized
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> ScaledOffset(Vector512<float> d) => d * Vector512.Create(-8f);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> ScaledOffset(Vector256<float> d) => d * Vector256.Create(-8f);
     }
 
     /// <summary>Q8_0: 32 signed bytes, two sign-extending loads (vpmovsxbd).</summary>
@@ -429,6 +471,9 @@ public static unsafe class Quantized
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> ScaledOffset(Vector512<float> d) => Vector512<float>.Zero;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> ScaledOffset(Vector256<float> d) => Vector256<float>.Zero;
     }
 
     public static void DequantizeBlock(GgmlType type, ReadOnlySpan<byte> block, Span<float> y)
