@@ -161,3 +161,50 @@ public unsafe class QuantDequantizeBenchmarks
             for (int r = 0; r < NOut; r++) Quantized.DequantizeRowNarrow(Type, w + r * rowBytes, NIn / 32, y);
     }
 }
+
+/// <summary>
+/// The <c>--q8-activations</c> Q4_0 decode kernel (four rows against one quantized activation),
+/// one thread, 2048 × 5632: the broadcasting nibble unpack against the split-and-join one it
+/// replaced (baseline). VNNI where the CPU has it; run with DOTNET_EnableAVXVNNI=0 for plain AVX2.
+/// </summary>
+public unsafe class Q4QuantizedDecodeBenchmarks
+{
+    private const int NIn = 2048, NOut = 5632;
+    private byte[] _weights = [];
+    private float[] _y = [], _scales = [];
+    private sbyte[] _quants = [];
+    private int[] _sums = [];
+    private long _rowBytes;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) throw new PlatformNotSupportedException("no AVX2 on this CPU");
+        var random = new Random(1);
+        _weights = Quantize.Blocks(GgmlType.Q4_0, Enumerable.Range(0, NIn * NOut).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray());
+        _rowBytes = GgmlTypeInfo.RowBytes(GgmlType.Q4_0, NIn);
+        float[] x = Enumerable.Range(0, NIn).Select(i => (float)Math.Sin(i)).ToArray();
+        (_quants, _scales, _sums, _y) = (new sbyte[NIn], new float[NIn / 32], new int[NIn / 32], new float[NOut]);
+        QuantizedActivations.Quantize(x, _quants, _scales, _sums);
+    }
+
+    [Benchmark(Baseline = true)]
+    public void Previous()
+    {
+        fixed (byte* w = _weights)
+        fixed (sbyte* q = _quants)
+        fixed (float* d = _scales, y = _y)
+        fixed (int* s = _sums)
+            for (int o = 0; o < NOut; o += 4) QuantizedActivations.Dot4Q4_0Previous(w + o * _rowBytes, _rowBytes, q, d, s, NIn / 32, y + o);
+    }
+
+    [Benchmark]
+    public void Current()
+    {
+        fixed (byte* w = _weights)
+        fixed (sbyte* q = _quants)
+        fixed (float* d = _scales, y = _y)
+        fixed (int* s = _sums)
+            for (int o = 0; o < NOut; o += 4) QuantizedActivations.Dot4(GgmlType.Q4_0, w + o * _rowBytes, _rowBytes, q, d, s, NIn / 32, y + o);
+    }
+}

@@ -239,6 +239,50 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// <c>--q8-activations</c> decode (four rows at a time, 37 rows so one is left alone): each
+    /// output equals Σ_b d_w·d_x·Σ w_q·x_q computed here in float64 from the stored integers and
+    /// the activation's own quantization (the integer part is exact, only the float sum may differ).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q8_0)]
+    public void QuantizedActivationDecode_EqualsTheIntegerProduct(GgmlType type)
+    {
+        Skip.IfNot(QuantizedActivations.IsSupported(type), "integer kernels need AVX2");
+        const int nIn = 768, nOut = 37;
+        (byte[] stored, float[] x) = RandomCase(type, nIn, nOut, 1, 41);
+        int blocks = nIn / 32, blockBytes = type == GgmlType.Q4_0 ? 18 : 34;
+        var quants = new sbyte[nIn];
+        var scales = new float[blocks];
+        var sums = new int[blocks];
+        QuantizedActivations.Quantize(x, quants, scales, sums);
+        var y = new float[nOut];
+        fixed (byte* data = stored)
+            MatMul.Forward(new TensorData("w", type, [nIn, nOut], data, stored.Length), x, 1, y, threads: 1, quantizeActivations: true);
+        double worst = 0;
+        for (int r = 0; r < nOut; r++)
+        {
+            double expected = 0, magnitude = 0;
+            for (int b = 0; b < blocks; b++)
+            {
+                int at = r * blocks * blockBytes + b * blockBytes;
+                double d = (double)BitConverter.UInt16BitsToHalf((ushort)(stored[at] | stored[at + 1] << 8)) * scales[b];
+                long dot = 0;
+                for (int i = 0; i < 32; i++)
+                {
+                    int w = type == GgmlType.Q8_0 ? (sbyte)stored[at + 2 + i] : (i < 16 ? stored[at + 2 + i] & 0x0F : stored[at + 2 + i - 16] >> 4) - 8;
+                    dot += w * quants[b * 32 + i];
+                }
+                expected += d * dot;
+                magnitude += Math.Abs(d * dot);
+            }
+            worst = Math.Max(worst, Math.Abs(y[r] - expected));
+            Assert.True(Math.Abs(y[r] - expected) <= 1e-6 * magnitude + 1e-6, $"row {r}: {y[r]} vs {expected}");
+        }
+        output.WriteLine($"{type} --q8-activations decode 1×{nIn}×{nOut} ({(AvxVnni.IsSupported ? "VNNI" : "AVX2")}): max |Δ| {worst:E2} against the float64 sum of integer products");
+    }
+
+    /// <summary>
     /// Under the AVX2 emulation (DOTNET_EnableAVX512=0 and DOTNET_EnableAVXVNNI=0), the process sees
     /// a plain AVX2 + FMA CPU: no AVX-512, no VNNI — so the kernels above run their AVX2 paths.
     /// </summary>
