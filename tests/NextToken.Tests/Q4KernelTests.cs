@@ -67,6 +67,19 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
             for (int o = 0; o < nOut; o += 4)
                 if (bits == 512) Quantized.Dot4RowsWide(type, w + o * rowBytes, rowBytes, xp, nIn, yp + o);
                 else Quantized.Dot4RowsNarrow(type, w + o * rowBytes, rowBytes, xp, nIn, yp + o);
+        if (bits == 256 && type == GgmlType.Q4_0)
+        {
+            // The matmul's form with the offset terms made once per call: the same arithmetic, so the same bits.
+            var given = new float[nOut];
+            var offsets = new float[nIn / 4];
+            fixed (byte* w = stored)
+            fixed (float* xp = x, yp = given, op = offsets)
+            {
+                Quantized.Q4_0Offsets(xp, nIn, op);
+                for (int o = 0; o < nOut; o += 4) Quantized.Dot4RowsNarrowQ4_0(w + o * rowBytes, rowBytes, xp, op, nIn, yp + o);
+            }
+            Assert.Equal(y, given);
+        }
         double worst = 0, worstRelative = 0;
         for (int r = 0; r < nOut; r++)
         {

@@ -251,11 +251,30 @@ public static unsafe class Quantized
     /// </summary>
     internal static unsafe void Dot4RowsNarrow(GgmlType type, byte* w, long rowBytes, float* x, int n, float* y)
     {
-        if (type == GgmlType.Q8_0) Dot4RowsNarrow<Q8_0Floats>(w, rowBytes, x, n / 32, y);
-        else Dot4RowsQ4_0Narrow(w, rowBytes, x, n / 32, y);
+        if (type == GgmlType.Q8_0) Dot4RowsChained<Q8_0Floats, NoOffsets>(w, rowBytes, x, null, n / 32, y);
+        else Dot4RowsChained<Q4_0Floats, NoOffsets>(w, rowBytes, x, null, n / 32, y);
     }
 
-    /// <summary>The previous Q4_0 four-row AVX2 kernel (two chains per block joined by an add), kept as the benchmarks' baseline.</summary>
+    /// <summary>
+    /// As <see cref="Dot4RowsNarrow(GgmlType, byte*, long, float*, int, float*)"/> for Q4_0 with x's
+    /// offset term made beforehand (<see cref="Q4_0Offsets"/>: 8 floats per block, once per matrix
+    /// call), so the loop loads it instead of making it once per four rows (4 operations on the FMA ports).
+    /// </summary>
+    internal static unsafe void Dot4RowsNarrowQ4_0(byte* w, long rowBytes, float* x, float* offsets, int n, float* y) =>
+        Dot4RowsChained<Q4_0Floats, GivenOffsets>(w, rowBytes, x, offsets, n / 32, y);
+
+    /// <summary>offsets[8b … 8b + 7] = −8 · (x's four 8-lane vectors of block b, added lane by lane): Q4_0's re-centring term per block (AVX2).</summary>
+    internal static unsafe void Q4_0Offsets(float* x, int n, float* offsets)
+    {
+        var minusEight = Vector256.Create(-8f);
+        for (int b = 0; b < n / 32; b++)
+        {
+            float* xb = x + b * 32;
+            (((Vector256.Load(xb) + Vector256.Load(xb + 8)) + (Vector256.Load(xb + 16) + Vector256.Load(xb + 24))) * minusEight).Store(offsets + b * 8);
+        }
+    }
+
+    /// <summary>The previous Q8_0/Q4_0 four-row AVX2 kernel (two chains per block joined by an add), kept as the benchmarks' baseline.</summary>
     internal static unsafe void Dot4RowsNarrowPrevious(GgmlType type, byte* w, long rowBytes, float* x, int n, float* y)
     {
         if (type == GgmlType.Q8_0) Dot4RowsNarrow<Q8_0Floats>(w, rowBytes, x, n / 32, y);
@@ -263,46 +282,62 @@ public static unsafe class Quantized
     }
 
     /// <summary>
-    /// Q4_0 × x for four rows with AVX2. Without AVX-512 the FMA ports also convert and shift, so
-    /// they bound the loop: per block and row 2 widening loads (other port), 2 ANDs, 2 shifts,
-    /// 4 conversions, 4 FMAs in one chain from the shared offset −8·Σx and 1 FMA by the scale —
-    /// 11 operations on the two FMA ports (the previous kernel's two chains cost one add more).
-    /// A 256-bit <c>vpermps</c> reads only three index bits, so the AVX-512 table trick does not
-    /// carry over. Four rows keep four chains in flight, which covers the chain's latency.
+    /// Q4_0 or Q8_0 × x for four rows with AVX2. Without AVX-512 the FMA ports also convert and
+    /// shift, so they bound the loop: per block and row, Q4_0 takes 2 widening loads (other port),
+    /// 2 ANDs, 2 shifts, 4 conversions, 4 FMAs in one chain from the shared offset −8·Σx and 1 FMA
+    /// by the scale — 11 operations on the two FMA ports; Q8_0 4 widening loads, 4 conversions and
+    /// 5 FMAs — 9 (the previous kernel's two chains cost one add more). A 256-bit <c>vpermps</c>
+    /// reads only three index bits, so the AVX-512 table trick does not carry over. Four rows keep
+    /// four chains in flight, which covers the chain's latency.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Dot4RowsQ4_0Narrow(byte* w, long rowBytes, float* x, int blocks, float* y)
+    private static unsafe void Dot4RowsChained<TFormat, TOffsets>(byte* w, long rowBytes, float* x, float* offsets, int blocks, float* y)
+        where TFormat : struct, IBlockFloats where TOffsets : struct, IOffsets
     {
         float* halves = HalfTable.Pointer;
-        const int PrefetchStride = 4 * 18;
+        int prefetchStride = 4 * TFormat.Bytes;
         byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var minusEight = Vector256.Create(-8f);
         for (int b = 0; b < blocks; b++)
         {
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + b * PrefetchStride);
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + b * PrefetchStride + 64);
+            for (int line = 0; line < prefetchStride; line += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + b * prefetchStride + line);
             float* xb = x + b * 32;
             var x0 = Vector256.Load(xb);
             var x1 = Vector256.Load(xb + 8);
             var x2 = Vector256.Load(xb + 16);
             var x3 = Vector256.Load(xb + 24);
-            Vector256<float> offset = ((x0 + x1) + (x2 + x3)) * minusEight;
-            int at = b * 18;
-            a0 = Q4_0Chain(w + at, x0, x1, x2, x3, offset, halves, a0);
-            a1 = Q4_0Chain(w1 + at, x0, x1, x2, x3, offset, halves, a1);
-            a2 = Q4_0Chain(w2 + at, x0, x1, x2, x3, offset, halves, a2);
-            a3 = Q4_0Chain(w3 + at, x0, x1, x2, x3, offset, halves, a3);
+            Vector256<float> offset = TOffsets.Given ? Vector256.Load(offsets + b * 8) : TFormat.Offset((x0 + x1) + (x2 + x3));
+            int at = b * TFormat.Bytes;
+            a0 = Chain<TFormat>(w + at, x0, x1, x2, x3, offset, halves, a0);
+            a1 = Chain<TFormat>(w1 + at, x0, x1, x2, x3, offset, halves, a1);
+            a2 = Chain<TFormat>(w2 + at, x0, x1, x2, x3, offset, halves, a2);
+            a3 = Chain<TFormat>(w3 + at, x0, x1, x2, x3, offset, halves, a3);
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 
-    /// <summary>total + d · (offset + Σ n·x) for one Q4_0 block, the four products in one chain.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<float> Q4_0Chain(byte* block, Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3,
-                                                     Vector256<float> offset, float* halves, Vector256<float> total)
+    /// <summary>Whether a kernel loads the per-block offset term made beforehand or makes it; a struct each, so the choice is compiled away.</summary>
+    private interface IOffsets
     {
-        (Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3) = Q4_0Floats.StoredValues8(block);
+        static abstract bool Given { get; }
+    }
+
+    private readonly struct GivenOffsets : IOffsets
+    {
+        public static bool Given => true;
+    }
+
+    private readonly struct NoOffsets : IOffsets
+    {
+        public static bool Given => false;
+    }
+
+    /// <summary>total + d · (offset + Σ q·x) for one Q4_0 or Q8_0 block, the four products in one chain.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<float> Chain<TFormat>(byte* block, Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3,
+                                                          Vector256<float> offset, float* halves, Vector256<float> total) where TFormat : struct, IBlockFloats
+    {
+        (Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3) = TFormat.StoredValues8(block);
         Vector256<float> sum = Vector256.FusedMultiplyAdd(v0, x0, offset);
         sum = Vector256.FusedMultiplyAdd(v1, x1, sum);
         sum = Vector256.FusedMultiplyAdd(v2, x2, sum);
