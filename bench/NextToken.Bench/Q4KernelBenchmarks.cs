@@ -11,6 +11,7 @@ namespace NextToken.Bench;
 /// reported, never timed wrongly). Run with DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0 to see an
 /// AVX2-only CPU's JIT output.
 /// </summary>
+[MinColumn]
 public unsafe class Q4DecodeBenchmarks
 {
     private const int NIn = 2048, NOut = 5632;
@@ -70,6 +71,7 @@ public unsafe class Q4DecodeBenchmarks
 /// (<c>vpmaddubsw</c> + <c>vpmaddwd</c>), the only integer prompt path an AVX2-only CPU has; before
 /// it, such a CPU took the float panel path (<see cref="FloatPanels"/>).
 /// </summary>
+[MinColumn]
 public unsafe class Q4InterleavedBenchmarks
 {
     private const int NIn = 768, NOut = 3072, Batch = 128;
@@ -134,6 +136,7 @@ public unsafe class Q4InterleavedBenchmarks
 /// tile): element by element (the AVX2 baseline, what CPUs without AVX-512 ran) against the AVX2
 /// kernel, over 3072 rows of 768.
 /// </summary>
+[MinColumn]
 public unsafe class QuantDequantizeBenchmarks
 {
     private const int NIn = 768, NOut = 3072;
@@ -176,6 +179,7 @@ public unsafe class QuantDequantizeBenchmarks
 /// one thread, 2048 × 5632: the broadcasting nibble unpack against the split-and-join one it
 /// replaced (baseline). VNNI where the CPU has it; run with DOTNET_EnableAVXVNNI=0 for plain AVX2.
 /// </summary>
+[MinColumn]
 public unsafe class Q4QuantizedDecodeBenchmarks
 {
     private const int NIn = 2048, NOut = 5632;
