@@ -90,7 +90,8 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
     [InlineData(20, 768, 130)]  // a prompt; GPT-2's width
     public unsafe void InterleavedQ4_0Prompt_EqualsTheRowByRowIntegerProduct(int nBatch, int nIn, int nOut)
     {
-        Skip.IfNot(InterleavedQ4_0.IsSupported, "needs AVX-VNNI (the matmul then keeps the float path, tested elsewhere)");
+        Skip.IfNot(InterleavedQ4_0.IsSupported, "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");
+        output.WriteLine(System.Runtime.Intrinsics.X86.AvxVnni.IsSupported ? "AVX-VNNI kernel" : "AVX2 kernel (vpmaddubsw + vpmaddwd)");
         var random = new Random(nOut);
         byte[] stored = Quantize.Blocks(GgmlType.Q4_0, Enumerable.Range(0, nIn * nOut).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray());
         float[] x = Enumerable.Range(0, nBatch * nIn).Select(_ => (float)(random.NextDouble() * 6 - 3)).ToArray();

@@ -13,7 +13,7 @@ namespace NextToken.Kernels;
 /// same four values of eight rows. Each <c>vpdpbusd</c> then multiplies those 32 nibbles with one
 /// broadcast group of four activation bytes and adds into eight int32 lanes — one per row — so a
 /// block of eight rows against one position costs eight integer instructions, one conversion and
-/// one FMA with the eight rows' scales. Approximate like every quantized-activation path, so it
+/// one FMA with the eight rows' scales (16 integer instructions with plain AVX2, no VNNI). Approximate like every quantized-activation path, so it
 /// runs only when activations are quantized (<c>--q8-activations</c>).
 /// </summary>
 /// <remarks>
@@ -48,7 +48,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
             }
     }
 
-    public static bool IsSupported => AvxVnni.IsSupported;
+    /// <summary>AVX-VNNI (<c>vpdpbusd</c>), or plain AVX2 with <c>vpmaddubsw</c> + <c>vpmaddwd</c> (see <see cref="PositionAvx2"/>).</summary>
+    public static bool IsSupported => AvxVnni.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
 
     /// <summary>Whole groups of eight rows repacked; a matrix's last rows beyond them take the row-by-row path.</summary>
     public int Groups { get; }
@@ -62,20 +63,32 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
     {
+        if (AvxVnni.IsSupported) Multiply<Vnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else Multiply<Avx2Pairs>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+    }
+
+    /// <summary>As <see cref="Multiply(sbyte*, float*, int*, int, float*, int, int, int)"/> with the AVX2 kernel even where VNNI is there (for tests and benchmarks).</summary>
+    internal void MultiplyWithoutVnni(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd) =>
+        Multiply<Avx2Pairs>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void Multiply<TDot>(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd) where TDot : struct, IPosition
+    {
         int nIn = Blocks * 32;
         for (int g = groupStart; g < groupEnd; g++)
         {
             byte* group = _data + (long)g * Blocks * GroupBytes;
             int t = 0;
             for (; t + 4 <= nBatch; t += 4)
-                Tile4(group, Blocks, quants + (long)t * nIn, nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows, yStride);
+                Tile4<TDot>(group, Blocks, quants + (long)t * nIn, nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows, yStride);
             for (; t < nBatch; t++)
-                Tile1(group, Blocks, quants + (long)t * nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows);
+                Tile1<TDot>(group, Blocks, quants + (long)t * nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows);
         }
     }
 
     /// <summary>Eight rows × four positions: the group's registers are unpacked once per block for the four.</summary>
-    private static void Tile4(byte* group, int blocks, sbyte* x, int nIn, float* scales, int* sums, float* y, int yStride)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile4<TDot>(byte* group, int blocks, sbyte* x, int nIn, float* scales, int* sums, float* y, int yStride) where TDot : struct, IPosition
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         var low = Vector256.Create((byte)0x0F);
@@ -88,16 +101,17 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
             Vector256<byte> l0 = p0 & low, l1 = p1 & low, l2 = p2 & low, l3 = p3 & low;
             Vector256<byte> h0 = Vector256.ShiftRightLogical(p0.AsUInt16(), 4).AsByte() & low, h1 = Vector256.ShiftRightLogical(p1.AsUInt16(), 4).AsByte() & low;
             Vector256<byte> h2 = Vector256.ShiftRightLogical(p2.AsUInt16(), 4).AsByte() & low, h3 = Vector256.ShiftRightLogical(p3.AsUInt16(), 4).AsByte() & low;
-            a0 = Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], d * scales[b], a0);
-            a1 = Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + nIn + b * 32), sums[blocks + b], d * scales[blocks + b], a1);
-            a2 = Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 2 * nIn + b * 32), sums[2 * blocks + b], d * scales[2 * blocks + b], a2);
-            a3 = Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 3 * nIn + b * 32), sums[3 * blocks + b], d * scales[3 * blocks + b], a3);
+            a0 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], d * scales[b], a0);
+            a1 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + nIn + b * 32), sums[blocks + b], d * scales[blocks + b], a1);
+            a2 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 2 * nIn + b * 32), sums[2 * blocks + b], d * scales[2 * blocks + b], a2);
+            a3 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 3 * nIn + b * 32), sums[3 * blocks + b], d * scales[3 * blocks + b], a3);
         }
         a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2L * yStride); a3.Store(y + 3L * yStride);
     }
 
     /// <summary>Eight rows × one position (the batch's last positions).</summary>
-    private static void Tile1(byte* group, int blocks, sbyte* x, float* scales, int* sums, float* y)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile1<TDot>(byte* group, int blocks, sbyte* x, float* scales, int* sums, float* y) where TDot : struct, IPosition
     {
         Vector256<float> a = default;
         var low = Vector256.Create((byte)0x0F);
@@ -106,7 +120,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
             byte* block = group + b * GroupBytes;
             byte* q = block + 32;
             Vector256<byte> p0 = Vector256.Load(q), p1 = Vector256.Load(q + 32), p2 = Vector256.Load(q + 64), p3 = Vector256.Load(q + 96);
-            a = Position(p0 & low, p1 & low, p2 & low, p3 & low,
+            a = TDot.Position(p0 & low, p1 & low, p2 & low, p3 & low,
                 Vector256.ShiftRightLogical(p0.AsUInt16(), 4).AsByte() & low, Vector256.ShiftRightLogical(p1.AsUInt16(), 4).AsByte() & low,
                 Vector256.ShiftRightLogical(p2.AsUInt16(), 4).AsByte() & low, Vector256.ShiftRightLogical(p3.AsUInt16(), 4).AsByte() & low,
                 (int*)(x + b * 32), sums[b], Vector256.Load((float*)block) * scales[b], a);
@@ -120,8 +134,54 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// nibbles; each meets its four activation bytes broadcast to every lane. Two chains halve the
     /// dependency on the multiply-add's latency.
     /// </summary>
+    /// <summary>One block of eight rows against one position; a struct per instruction set so each tile loop is compiled for it.</summary>
+    private interface IPosition
+    {
+        static abstract Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                  Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                  int* x, int sum, Vector256<float> scale, Vector256<float> accumulator);
+    }
+
+    private readonly struct Vnni : IPosition
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionVnni(l0, l1, l2, l3, h0, h1, h2, h3, x, sum, scale, accumulator);
+    }
+
+    private readonly struct Avx2Pairs : IPosition
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionAvx2(l0, l1, l2, l3, h0, h1, h2, h3, x, sum, scale, accumulator);
+    }
+
+    /// <summary>
+    /// <see cref="PositionVnni"/> without VNNI: each <c>vpmaddubsw</c> gives a row's two 16-bit sums of
+    /// two nibble·x products, at most 2·15·128 = 3,840 in magnitude, so the eight registers' sums add
+    /// in 16 bits without overflow (≤ 30,720) and one <c>vpmaddwd</c> by ones widens the pair per row:
+    /// 8 + 7 + 1 integer operations per block and position where VNNI takes 8, still far fewer than
+    /// the 32 FMAs of the float path.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+    private static Vector256<float> PositionAvx2(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                 Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                 int* x, int sum, Vector256<float> scale, Vector256<float> accumulator)
+    {
+        Vector256<short> s = Avx2.MultiplyAddAdjacent(l0, Vector256.Create(x[0]).AsSByte()) + Avx2.MultiplyAddAdjacent(h0, Vector256.Create(x[4]).AsSByte());
+        Vector256<short> t = Avx2.MultiplyAddAdjacent(l1, Vector256.Create(x[1]).AsSByte()) + Avx2.MultiplyAddAdjacent(h1, Vector256.Create(x[5]).AsSByte());
+        s += Avx2.MultiplyAddAdjacent(l2, Vector256.Create(x[2]).AsSByte()) + Avx2.MultiplyAddAdjacent(h2, Vector256.Create(x[6]).AsSByte());
+        t += Avx2.MultiplyAddAdjacent(l3, Vector256.Create(x[3]).AsSByte()) + Avx2.MultiplyAddAdjacent(h3, Vector256.Create(x[7]).AsSByte());
+        Vector256<int> products = Avx2.MultiplyAddAdjacent(s + t, Vector256.Create((short)1)) + Vector256.Create(-8 * sum);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(products), scale, accumulator);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> PositionVnni(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
                                              Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
                                              int* x, int sum, Vector256<float> scale, Vector256<float> accumulator)
     {

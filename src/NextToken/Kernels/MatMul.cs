@@ -319,6 +319,19 @@ public static unsafe class MatMul
                         KQuantRows.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, sums + b * perInput, nIn, y + (long)b * nOut + o);
             }
         }
+        else if (narrow && weight.Type == GgmlType.Q4_0)
+        {
+            // Q4_0's per-block offset term of each input once per call, shared by all rows (AVX2 is bound by its FMA ports).
+            int perInput = nIn / 4;
+            float[] buffer = _subBlockSums is { } kept && kept.Length >= nBatch * perInput ? kept : _subBlockSums = new float[nBatch * perInput];
+            fixed (float* offsets = buffer)
+            {
+                for (int b = 0; b < nBatch; b++) Quantized.Q4_0Offsets(x + (long)b * nIn, nIn, offsets + b * perInput);
+                for (; o + 4 <= rowEnd; o += 4)
+                    for (int b = 0; b < nBatch; b++)
+                        Quantized.Dot4RowsNarrowQ4_0(weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, offsets + b * perInput, nIn, y + (long)b * nOut + o);
+            }
+        }
         else if ((wide || narrow) && ChunkedQuant.Handles(weight.Type))
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)

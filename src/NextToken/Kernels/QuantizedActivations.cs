@@ -108,6 +108,10 @@ public static unsafe class QuantizedActivations
         else Dot4<Q8_0Format>(w, rowBytes, quants, scales, sums, blocks, y);
     }
 
+    /// <summary>The Q4_0 four-row kernel as it was before the broadcasting unpack, kept as the benchmarks' baseline.</summary>
+    internal static void Dot4Q4_0Previous(byte* w, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y) =>
+        Dot4<Q4_0FormatPrevious>(w, rowBytes, quants, scales, sums, blocks, y);
+
     /// <summary>One stored row against one quantized activation of <paramref name="blocks"/> blocks.</summary>
     internal static float Dot(GgmlType type, byte* row, sbyte* quants, float* scales, int* sums, int blocks) =>
         type == GgmlType.Q4_0 ? Dot<Q4_0Format>(row, quants, scales, sums, blocks) : Dot<Q8_0Format>(row, quants, scales, sums, blocks);
@@ -167,6 +171,20 @@ public static unsafe class QuantizedActivations
             Q4_0Block(block, x, Vector256.CreateScalarUnsafe(-8 * sum), dx, halves, total);
     }
 
+    private readonly struct Q4_0FormatPrevious : IBlockFormat
+    {
+        public static int Bytes => 18;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Multiply(byte* block, Vector256<sbyte> x, int sum, float dx, float* halves, Vector256<float> total)
+        {
+            Vector128<byte> packed = Vector128.Load(block + 2);
+            Vector256<byte> nibbles = Vector256.Create(packed & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(packed, 4));
+            Vector256<int> products = UnsignedTimesSigned(Vector256.CreateScalarUnsafe(-8 * sum), nibbles, x);
+            return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(products), Vector256.Create(HalfTable.ToSingle(halves, ref *block) * dx), total);
+        }
+    }
+
     private readonly struct Q8_0Format : IBlockFormat
     {
         public static int Bytes => 34;
@@ -180,8 +198,11 @@ public static unsafe class QuantizedActivations
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> Q4_0Block(byte* block, Vector256<sbyte> x, Vector256<int> correction, float dx, float* halves, Vector256<float> total)
     {
-        Vector128<byte> packed = Vector128.Load(block + 2);
-        Vector256<byte> nibbles = Vector256.Create(packed & Vector128.Create((byte)0x0F), Vector128.ShiftRightLogical(packed, 4));
+        // The 16 stored bytes in both halves (a broadcasting load, no shuffle), shifted by 0 and 4
+        // bits per half: low nibbles then high ones after one mask — 2 operations where splitting
+        // the halves and joining them took 4 (one of them a cross-lane insert).
+        Vector256<uint> both = Avx2.BroadcastVector128ToVector256((uint*)(block + 2));
+        Vector256<byte> nibbles = Avx2.ShiftRightLogicalVariable(both, Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
         Vector256<int> sums = UnsignedTimesSigned(correction, nibbles, x);
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(HalfTable.ToSingle(halves, ref *block) * dx), total);
     }
