@@ -167,6 +167,45 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
         }
     }
 
+    [SkippableFact]
+    public void ToSingle_EveryFiniteBitPattern_ConvertsExactly()
+    {
+        // The 63,488 finite patterns (+ 3, so a tail is left to the caller) in one row: the fast path
+        // takes every whole vector and converts each value exactly, ±0 and subnormals included.
+        Skip.IfNot(HalfRows.Wide || HalfRows.Narrow, "no 256- or 512-bit kernels on this CPU");
+        ushort[] bits = Enumerable.Range(0, 65536).Select(i => (ushort)i).Where(b => Half.IsFinite(BitConverter.UInt16BitsToHalf(b))).Concat(new ushort[] { 1, 2, 3 }).ToArray();
+        var converted = new float[bits.Length];
+        int done;
+        fixed (ushort* h = bits)
+        fixed (float* d = converted)
+            done = HalfRows.ToSingle(h, d, bits.Length);
+        Assert.Equal(bits.Length / 16 * 16, done);
+        for (int i = 0; i < done; i++)
+        {
+            float expected = (float)BitConverter.UInt16BitsToHalf(bits[i]);
+            Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(converted[i]), $"bits 0x{bits[i]:X4}: {converted[i]} vs {expected}");
+        }
+    }
+
+    [SkippableTheory]
+    [InlineData((ushort)0x7C00)]
+    [InlineData((ushort)0xFC00)]
+    [InlineData((ushort)0x7E00)]
+    [InlineData((ushort)0xFFFF)]
+    public void ToSingle_NonFiniteValue_LeavesTheRowToTheGeneralConversion(ushort special)
+    {
+        Skip.IfNot(HalfRows.Wide || HalfRows.Narrow, "no 256- or 512-bit kernels on this CPU");
+        ushort[] bits = RandomRows(96, 5);
+        bits[70] = special;
+        var converted = new float[96];
+        fixed (ushort* h = bits)
+        fixed (float* d = converted)
+            Assert.Equal(0, HalfRows.ToSingle(h, d, bits.Length));
+        RowConvert.ToSingle(GgmlType.F16, System.Runtime.InteropServices.MemoryMarshal.AsBytes(bits.AsSpan()), converted);
+        Assert.Equal(BitConverter.UInt16BitsToHalf(special) is var value && float.IsNaN((float)value) ? float.NaN : (float)value, converted[70]);
+        Assert.Equal((float)BitConverter.UInt16BitsToHalf(bits[3]), converted[3]);
+    }
+
     [Theory]
     [InlineData(1, 784, 44, false)]  // five groups of eight, one of four (two threads: uneven ranges)
     [InlineData(3, 1040, 20, false)] // a batch below 4 decodes row group by row group
