@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace NextToken.Tests;
 
 /// <summary>
-/// The float16 decode kernels (<see cref="HalfRows"/>), every group size and vector width, against
+/// The float16 and bfloat16 decode kernels (<see cref="HalfRows"/>), every group size and vector width, against
 /// <see cref="ScalarReference.HalfRowDots"/>; a width this CPU lacks is skipped, never passed.
 /// </summary>
 public unsafe class HalfRowKernelTests(ITestOutputHelper output)
@@ -34,16 +34,36 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
             bits == 512 ? "an AVX-512 kernel; this CPU (or DOTNET_EnableAVX512=0) has no AVX-512" : "an AVX2+FMA kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
 
     /// <summary>Runs the kernel on <paramref name="group"/> rows <paramref name="stride"/> halves apart.</summary>
-    private static float[] Run(int bits, int group, ushort[] rows, int stride, float[] x, int n)
+    private static float[] Run(int bits, int group, ushort[] rows, int stride, float[] x, int n, bool brain = false)
     {
         var y = new float[group];
         fixed (ushort* w = rows)
         fixed (float* xp = x, yp = y)
         {
-            if (group == 8) HalfRows.Eight(bits == 512, w, stride, xp, n, yp);
+            if (brain && group == 8) HalfRows.BrainEight(bits == 512, w, stride, xp, n, yp);
+            else if (brain) HalfRows.BrainFour(bits == 512, w, stride, xp, n, yp);
+            else if (group == 8) HalfRows.Eight(bits == 512, w, stride, xp, n, yp);
             else HalfRows.Four(bits == 512, w, stride, xp, n, yp);
         }
         return y;
+    }
+
+    private static double Value(ushort bits, bool brain) =>
+        brain ? BitConverter.UInt32BitsToSingle((uint)bits << 16) : (double)BitConverter.UInt16BitsToHalf(bits);
+
+    /// <summary>Random bfloat16 values of about ±2 (float32 rounded to nearest even), one in 16 a random subnormal (or ±0).</summary>
+    private static ushort[] RandomBrainRows(int count, int seed)
+    {
+        var random = new Random(seed);
+        var rows = new ushort[count];
+        for (int i = 0; i < count; i++)
+        {
+            uint single = BitConverter.SingleToUInt32Bits((float)(random.NextDouble() * 4 - 2));
+            rows[i] = random.Next(16) == 0
+                ? (ushort)(random.Next(0x80) | (random.Next(2) << 15))
+                : (ushort)((single + 0x7FFF + ((single >> 16) & 1)) >> 16);
+        }
+        return rows;
     }
 
     /// <summary>Random halves of about ±2, one in 16 a random subnormal (or ±0).</summary>
@@ -68,10 +88,10 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
     /// |actual − expected| within 1e-5 of Σ|w·x| (float32 summation of n products, in any order, errs by
     /// well under that); NaN and infinities must match exactly. Returns the largest difference.
     /// </summary>
-    private static double AssertMatches(ushort[] rows, int stride, int group, float[] x, int n, float[] actual)
+    private static double AssertMatches(ushort[] rows, int stride, int group, float[] x, int n, float[] actual, bool brain = false)
     {
         var expected = new float[group];
-        ScalarReference.HalfRowDots(rows, stride, group, x, n, expected);
+        ScalarReference.HalfRowDots(rows, stride, group, x, n, expected, brain);
         double maxDiff = 0;
         for (int r = 0; r < group; r++)
         {
@@ -81,7 +101,7 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
                 continue;
             }
             double magnitude = 0;
-            for (int i = 0; i < n; i++) magnitude += Math.Abs((double)BitConverter.UInt16BitsToHalf(rows[r * stride + i]) * x[i]);
+            for (int i = 0; i < n; i++) magnitude += Math.Abs(Value(rows[r * stride + i], brain) * x[i]);
             double diff = Math.Abs(expected[r] - (double)actual[r]);
             maxDiff = Math.Max(maxDiff, diff);
             Assert.True(diff <= 1e-5 * magnitude, $"row {r}: expected {expected[r]}, got {actual[r]} (|diff| {diff:E2}, Σ|w·x| {magnitude:E2})");
@@ -167,6 +187,38 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
         }
     }
 
+    [SkippableTheory]
+    [MemberData(nameof(Shapes))]
+    public void BrainRows_MatchScalarReference(int bits, int group, int n)
+    {
+        SkipUnlessAvailable(bits);
+        int stride = n + 32;
+        ushort[] rows = RandomBrainRows(group * stride, n + group);
+        float[] x = RandomVector(n, n);
+        double maxDiff = AssertMatches(rows, stride, group, x, n, Run(bits, group, rows, stride, x, n, brain: true), brain: true);
+        output.WriteLine($"bfloat16, {bits}-bit, {group} rows, n {n}: max |diff| to the float64 reference {maxDiff:E2} (tolerance 1e-5·Σ|w·x|)");
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(Kernels))]
+    public void BrainRows_NonFiniteWeights_GiveTheirFloat32Result(int bits, int group)
+    {
+        SkipUnlessAvailable(bits);
+        const int n = 48;
+        foreach (int at in new[] { 5, 20, 40 }) // the AVX-512 kernels' even and odd lanes, and their tail
+        {
+            ushort[] rows = RandomBrainRows(group * n, at);
+            float[] x = RandomVector(n, 8);
+            rows[1 * n + at] = 0x7F80;  // +inf
+            rows[2 * n + at] = 0xFF80;  // −inf
+            rows[3 * n + at] = 0x7FC1;  // NaN
+            float[] y = Run(bits, group, rows, n, x, n, brain: true);
+            Assert.True(float.IsNaN(y[3]), $"row 3: {y[3]}");
+            Assert.Equal(x[at] > 0 ? float.PositiveInfinity : float.NegativeInfinity, y[1]);
+            AssertMatches(rows, n, group, x, n, y, brain: true);
+        }
+    }
+
     [SkippableFact]
     public void ToSingle_EveryFiniteBitPattern_ConvertsExactly()
     {
@@ -211,15 +263,20 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
     [InlineData(3, 1040, 20, false)] // a batch below 4 decodes row group by row group
     [InlineData(5, 96, 36, true)]    // independent rows: every input through the decode kernels
     [InlineData(1, 776, 13, false)]  // n not a multiple of 16 and rows past the last group: the row-by-row path
-    public void MatMul_F16Decode_MatchesScalarReference(int batch, int nIn, int nOut, bool independentRows)
+    public void MatMul_HalfDecode_MatchesScalarReference(int batch, int nIn, int nOut, bool independentRows)
     {
-        ushort[] rows = RandomRows(nIn * nOut, nIn);
+        foreach (GgmlType type in new[] { GgmlType.F16, GgmlType.BF16 }) MatMulDecode(type, batch, nIn, nOut, independentRows);
+    }
+
+    private void MatMulDecode(GgmlType type, int batch, int nIn, int nOut, bool independentRows)
+    {
+        ushort[] rows = type == GgmlType.BF16 ? RandomBrainRows(nIn * nOut, nIn) : RandomRows(nIn * nOut, nIn);
         float[] x = RandomVector(batch * nIn, 11);
         var expected = new float[batch * nOut];
         double maxDiff = 0;
         fixed (ushort* data = rows)
         {
-            var weight = new TensorData("w", GgmlType.F16, [nIn, nOut], (byte*)data, rows.Length * 2L);
+            var weight = new TensorData("w", type, [nIn, nOut], (byte*)data, rows.Length * 2L);
             MatMul.Reference(weight, x, batch, expected);
             foreach (int threads in new[] { 1, 2 })
             {
@@ -233,6 +290,6 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
                 }
             }
         }
-        output.WriteLine($"batch {batch}, {nOut} × {nIn}: max |diff| to the float64 reference {maxDiff:E2} (tolerance 1e-4 relative); AVX-512 {HalfRows.Wide}, AVX2 {HalfRows.Narrow}");
+        output.WriteLine($"{type}, batch {batch}, {nOut} × {nIn}: max |diff| to the float64 reference {maxDiff:E2} (tolerance 1e-4 relative); AVX-512 {HalfRows.Wide}, AVX2 {HalfRows.Narrow}");
     }
 }

@@ -273,4 +273,160 @@ internal static unsafe class HalfRows
         y[0] = Vector256.Sum(a0 + b0); y[1] = Vector256.Sum(a1 + b1); y[2] = Vector256.Sum(a2 + b2); y[3] = Vector256.Sum(a3 + b3);
         if (Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite)) || !AllFinite(y, 4)) General(w0, s, x, n, y, 4);
     }
+
+    /// <summary>bfloat16 rows w … w + 7·stride times x (n a multiple of 16) into y[0..7]. Exact; infinities and NaNs need nothing special.</summary>
+    public static void BrainEight(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
+    {
+        if (wide) BrainEightWide(w, rowStride, x, n, y);
+        else BrainEightNarrow(w, rowStride, x, n, y);
+    }
+
+    /// <summary>bfloat16 rows w … w + 3·stride times x (n a multiple of 16) into y[0..3].</summary>
+    public static void BrainFour(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
+    {
+        if (wide) BrainFourWide(w, rowStride, x, n, y);
+        else BrainFourNarrow(w, rowStride, x, n, y);
+    }
+
+    // bfloat16 is the high half of a float32, so a 32-bit lane holding two of them gives both with one
+    // operation each: the high one by clearing the low 16 bits, the low one by shifting it up. The
+    // lanes then hold the values at even and odd positions, so x is split the same way, once per
+    // group: two operations per value pair instead of a widening load and a shift per value.
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Low(Vector512<uint> pairs) => Vector512.ShiftLeft(pairs, 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> High(Vector512<uint> pairs) => (pairs & Vector512.Create(0xFFFF0000u)).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Low(Vector256<uint> pairs) => Vector256.ShiftLeft(pairs, 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> High(Vector256<uint> pairs) => (pairs & Vector256.Create(0xFFFF0000u)).AsSingle();
+
+    /// <summary>x[0..32) as its values at even and at odd positions.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> Even, Vector512<float> Odd) Split(float* x)
+    {
+        Vector512<float> a = Vector512.Load(x), b = Vector512.Load(x + 16);
+        return (Avx512F.PermuteVar16x32x2(a, Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b),
+                Avx512F.PermuteVar16x32x2(a, Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b));
+    }
+
+    /// <summary>x[0..16) as its values at even and at odd positions (shuffles within 128-bit lanes, then the middle quarters swapped).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> Even, Vector256<float> Odd) Split8(float* x)
+    {
+        Vector256<float> a = Vector256.Load(x), b = Vector256.Load(x + 8);
+        return (Avx2.Permute4x64(Avx.Shuffle(a, b, 0x88).AsDouble(), 0xD8).AsSingle(),
+                Avx2.Permute4x64(Avx.Shuffle(a, b, 0xDD).AsDouble(), 0xD8).AsSingle());
+    }
+
+    /// <summary>16 bfloat16 values widened in order (the last 16 of a row whose length is an odd multiple of 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> BrainWide16(ushort* h) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.Load(h)), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainEightWide(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
+        byte* next = (byte*)(w0 + 8 * s);
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            byte* p = next + 16 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            Sse.Prefetch0(p + 256); Sse.Prefetch0(p + 320); Sse.Prefetch0(p + 384); Sse.Prefetch0(p + 448);
+            (Vector512<float> even, Vector512<float> odd) = Split(x + i);
+            Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
+            v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a1));
+            v = Vector512.Load(w2 + i).AsUInt32(); a2 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a2));
+            v = Vector512.Load(w3 + i).AsUInt32(); a3 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a3));
+            v = Vector512.Load(w4 + i).AsUInt32(); a4 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a4));
+            v = Vector512.Load(w5 + i).AsUInt32(); a5 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a5));
+            v = Vector512.Load(w6 + i).AsUInt32(); a6 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a6));
+            v = Vector512.Load(w7 + i).AsUInt32(); a7 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a7));
+        }
+        if (i < n)
+        {
+            Vector512<float> x0 = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(BrainWide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(BrainWide16(w1 + i), x0, a1);
+            a2 = Vector512.FusedMultiplyAdd(BrainWide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(BrainWide16(w3 + i), x0, a3);
+            a4 = Vector512.FusedMultiplyAdd(BrainWide16(w4 + i), x0, a4); a5 = Vector512.FusedMultiplyAdd(BrainWide16(w5 + i), x0, a5);
+            a6 = Vector512.FusedMultiplyAdd(BrainWide16(w6 + i), x0, a6); a7 = Vector512.FusedMultiplyAdd(BrainWide16(w7 + i), x0, a7);
+        }
+        y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
+        y[4] = Vector512.Sum(a4); y[5] = Vector512.Sum(a5); y[6] = Vector512.Sum(a6); y[7] = Vector512.Sum(a7);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainFourWide(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        byte* next = (byte*)(w0 + 4 * s);
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            byte* p = next + 8 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            (Vector512<float> even, Vector512<float> odd) = Split(x + i);
+            Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(Low(v), even, a0); b0 = Vector512.FusedMultiplyAdd(High(v), odd, b0);
+            v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(Low(v), even, a1); b1 = Vector512.FusedMultiplyAdd(High(v), odd, b1);
+            v = Vector512.Load(w2 + i).AsUInt32(); a2 = Vector512.FusedMultiplyAdd(Low(v), even, a2); b2 = Vector512.FusedMultiplyAdd(High(v), odd, b2);
+            v = Vector512.Load(w3 + i).AsUInt32(); a3 = Vector512.FusedMultiplyAdd(Low(v), even, a3); b3 = Vector512.FusedMultiplyAdd(High(v), odd, b3);
+        }
+        if (i < n)
+        {
+            Vector512<float> x0 = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(BrainWide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(BrainWide16(w1 + i), x0, a1);
+            a2 = Vector512.FusedMultiplyAdd(BrainWide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(BrainWide16(w3 + i), x0, a3);
+        }
+        y[0] = Vector512.Sum(a0 + b0); y[1] = Vector512.Sum(a1 + b1); y[2] = Vector512.Sum(a2 + b2); y[3] = Vector512.Sum(a3 + b3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainEightNarrow(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
+        byte* next = (byte*)(w0 + 8 * s);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int i = 0; i < n; i += 16)
+        {
+            byte* p = next + 16 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
+            Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a0));
+            v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a1));
+            v = Vector256.Load(w2 + i).AsUInt32(); a2 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a2));
+            v = Vector256.Load(w3 + i).AsUInt32(); a3 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a3));
+            v = Vector256.Load(w4 + i).AsUInt32(); a4 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a4));
+            v = Vector256.Load(w5 + i).AsUInt32(); a5 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a5));
+            v = Vector256.Load(w6 + i).AsUInt32(); a6 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a6));
+            v = Vector256.Load(w7 + i).AsUInt32(); a7 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a7));
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+        y[4] = Vector256.Sum(a4); y[5] = Vector256.Sum(a5); y[6] = Vector256.Sum(a6); y[7] = Vector256.Sum(a7);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainFourNarrow(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        byte* next = (byte*)(w0 + 4 * s);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        for (int i = 0; i < n; i += 16)
+        {
+            byte* p = next + 8 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64);
+            (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
+            Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(Low(v), even, a0); b0 = Vector256.FusedMultiplyAdd(High(v), odd, b0);
+            v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(Low(v), even, a1); b1 = Vector256.FusedMultiplyAdd(High(v), odd, b1);
+            v = Vector256.Load(w2 + i).AsUInt32(); a2 = Vector256.FusedMultiplyAdd(Low(v), even, a2); b2 = Vector256.FusedMultiplyAdd(High(v), odd, b2);
+            v = Vector256.Load(w3 + i).AsUInt32(); a3 = Vector256.FusedMultiplyAdd(Low(v), even, a3); b3 = Vector256.FusedMultiplyAdd(High(v), odd, b3);
+        }
+        y[0] = Vector256.Sum(a0 + b0); y[1] = Vector256.Sum(a1 + b1); y[2] = Vector256.Sum(a2 + b2); y[3] = Vector256.Sum(a3 + b3);
+    }
 }

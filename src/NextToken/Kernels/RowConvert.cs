@@ -64,6 +64,9 @@ public static class RowConvert
         if (Vector512.IsHardwareAccelerated)
             for (; i + 16 <= bits.Length; i += 16)
                 Vector512.ShiftLeft(Vector512.WidenLower(Vector512.Create(Vector256.LoadUnsafe(ref source, (nuint)i), default)), 16).AsSingle().StoreUnsafe(ref target, (nuint)i);
+        else if (Vector256.IsHardwareAccelerated) // without AVX-512 the prompt path would otherwise convert value by value
+            for (; i + 8 <= bits.Length; i += 8)
+                Vector256.ShiftLeft(Vector256.WidenLower(Vector256.Create(Vector128.LoadUnsafe(ref source, (nuint)i), default)), 16).AsSingle().StoreUnsafe(ref target, (nuint)i);
         for (; i < bits.Length; i++) destination[i] = Dot.BF16ToSingle(bits[i]);
     }
 
