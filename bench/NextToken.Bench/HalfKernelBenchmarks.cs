@@ -14,7 +14,9 @@ namespace NextToken.Bench;
 /// conversion's 2¹¹² moved onto x, the inf/NaN check folded into the loop) against the four-row
 /// kernels of <see cref="Dot"/> (a separate inf/NaN pass, the seven-operation conversion); and the
 /// prompt path's expansion of those rows to float32 (<see cref="RowConvert"/>, fast conversion)
-/// against the general vector conversion it used before.
+/// against the general vector conversion it used before; and bfloat16 decode
+/// (<see cref="HalfRows.BrainEight"/>) against the row-by-row <see cref="Dot.BF16"/> (ratios are all
+/// to the old float16 decode).
 /// </summary>
 [Config(typeof(WidthConfig))]
 public unsafe class HalfKernelBenchmarks
@@ -65,6 +67,22 @@ public unsafe class HalfKernelBenchmarks
         fixed (ushort* w = _weights)
         fixed (float* x = _x, y = _y)
             for (int o = 0; o < NOut; o += 8) HalfRows.Eight(wide, w + (long)o * NIn, NIn, x, NIn, y + o);
+    }
+
+    /// <summary>The same bits read as bfloat16, row by row with <see cref="Dot.BF16"/> (the decode path's before).</summary>
+    [Benchmark]
+    public void DecodeBrainOld()
+    {
+        for (int o = 0; o < NOut; o++) _y[o] = Dot.BF16(_weights.AsSpan(o * NIn, NIn), _x);
+    }
+
+    [Benchmark]
+    public void DecodeBrainNew()
+    {
+        bool wide = HalfRows.Wide;
+        fixed (ushort* w = _weights)
+        fixed (float* x = _x, y = _y)
+            for (int o = 0; o < NOut; o += 8) HalfRows.BrainEight(wide, w + (long)o * NIn, NIn, x, NIn, y + o);
     }
 
     /// <summary>Every row expanded to float32 with the general conversion (the prompt path's before).</summary>
