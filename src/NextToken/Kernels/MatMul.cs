@@ -302,7 +302,7 @@ public static unsafe class MatMul
         int nIn = weight.RowLength, nOut = weight.RowCount;
         long rowBytes = weight.RowBytes;
         int o = rowStart;
-        // Four rows at a time where a kernel exists (the quantized types, F16) at 512 or 256 bits; the rest row by row.
+        // Four rows at a time where a kernel exists (the quantized types; F16 and BF16 eight) at 512 or 256 bits; the rest row by row.
         bool wide = Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
         bool narrow = !wide && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
         bool quantized = weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0;
@@ -336,16 +336,33 @@ public static unsafe class MatMul
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
                     ChunkedQuant.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
-        else if ((wide || narrow) && (quantized || (weight.Type == GgmlType.F16 && nIn % 32 == 0)))
+        else if (weight.Type is GgmlType.F16 or GgmlType.BF16 && (HalfRows.Wide || HalfRows.Narrow) && HalfRows.Handles(nIn))
+        {
+            // Eight rows at a time, then a last four (ranges are whole groups of four).
+            bool halfWide = HalfRows.Wide, brain = weight.Type == GgmlType.BF16;
+            for (; o + 8 <= rowEnd; o += 8)
+                for (int b = 0; b < nBatch; b++)
+                {
+                    ushort* w = (ushort*)(weight.Data + o * rowBytes);
+                    if (brain) HalfRows.BrainEight(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                    else HalfRows.Eight(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                }
+            for (; o + 4 <= rowEnd; o += 4)
+                for (int b = 0; b < nBatch; b++)
+                {
+                    ushort* w = (ushort*)(weight.Data + o * rowBytes);
+                    if (brain) HalfRows.BrainFour(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                    else HalfRows.Four(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                }
+        }
+        else if ((wide || narrow) && quantized)
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
                 {
                     byte* w = weight.Data + o * rowBytes;
                     float* xb = x + (long)b * nIn, yb = y + (long)b * nOut + o;
-                    if (quantized && wide) Quantized.Dot4RowsWide(weight.Type, w, rowBytes, xb, nIn, yb);
-                    else if (quantized) Quantized.Dot4RowsNarrow(weight.Type, w, rowBytes, xb, nIn, yb);
-                    else if (wide) Dot.F16FourRows((ushort*)w, nIn, xb, nIn, yb);
-                    else Dot.F16FourRowsNarrow((ushort*)w, nIn, xb, nIn, yb);
+                    if (wide) Quantized.Dot4RowsWide(weight.Type, w, rowBytes, xb, nIn, yb);
+                    else Quantized.Dot4RowsNarrow(weight.Type, w, rowBytes, xb, nIn, yb);
                 }
         for (; o < rowEnd; o++)
         {

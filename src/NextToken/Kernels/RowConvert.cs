@@ -30,11 +30,19 @@ public static class RowConvert
         }
     }
 
-    /// <summary>float16 bits → float32, 16 at a time in registers (the prompt path expands every weight row once per matmul).</summary>
+    /// <summary>
+    /// float16 bits → float32, 16 at a time in registers (the prompt path expands every weight row once
+    /// per matmul): the fast conversion of <see cref="HalfRows.ToSingle"/>, or the general one below for
+    /// a row holding an infinity or a NaN and for the last values.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void HalfRow(ReadOnlySpan<ushort> bits, Span<float> destination)
+    private static unsafe void HalfRow(ReadOnlySpan<ushort> bits, Span<float> destination)
     {
-        int i = 0;
+        if (destination.Length < bits.Length) throw new ArgumentException($"{bits.Length} float16 values into {destination.Length} floats");
+        int i;
+        fixed (ushort* h = bits)
+        fixed (float* d = destination)
+            i = HalfRows.ToSingle(h, d, bits.Length);
         ref ushort source = ref MemoryMarshal.GetReference(bits);
         ref float target = ref MemoryMarshal.GetReference(destination);
         if (Vector512.IsHardwareAccelerated)
@@ -56,6 +64,9 @@ public static class RowConvert
         if (Vector512.IsHardwareAccelerated)
             for (; i + 16 <= bits.Length; i += 16)
                 Vector512.ShiftLeft(Vector512.WidenLower(Vector512.Create(Vector256.LoadUnsafe(ref source, (nuint)i), default)), 16).AsSingle().StoreUnsafe(ref target, (nuint)i);
+        else if (Vector256.IsHardwareAccelerated) // without AVX-512 the prompt path would otherwise convert value by value
+            for (; i + 8 <= bits.Length; i += 8)
+                Vector256.ShiftLeft(Vector256.WidenLower(Vector256.Create(Vector128.LoadUnsafe(ref source, (nuint)i), default)), 16).AsSingle().StoreUnsafe(ref target, (nuint)i);
         for (; i < bits.Length; i++) destination[i] = Dot.BF16ToSingle(bits[i]);
     }
 

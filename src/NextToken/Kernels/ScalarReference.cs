@@ -6,6 +6,26 @@ namespace NextToken.Kernels;
 /// <summary>Plain scalar references the vectorized kernels are tested against.</summary>
 public static class ScalarReference
 {
+    /// <summary>
+    /// Rows of 16-bit floats (float16, or bfloat16 when <paramref name="brain"/>) times x, each value
+    /// converted on its own and the products summed in float64: the reference of the decode kernels in
+    /// <see cref="HalfRows"/>. Rows are <paramref name="n"/> values, <paramref name="rowStride"/> apart.
+    /// </summary>
+    public static void HalfRowDots(ReadOnlySpan<ushort> rows, int rowStride, int rowCount, ReadOnlySpan<float> x, int n, Span<float> destination, bool brain = false)
+    {
+        for (int r = 0; r < rowCount; r++)
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++)
+            {
+                ushort bits = rows[r * rowStride + i];
+                double value = brain ? BitConverter.UInt32BitsToSingle((uint)bits << 16) : (double)BitConverter.UInt16BitsToHalf(bits);
+                sum += value * x[i];
+            }
+            destination[r] = (float)sum;
+        }
+    }
+
     public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps, Span<float> destination)
     {
         double mean = 0;

@@ -1,0 +1,432 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace NextToken.Kernels;
+
+/// <summary>
+/// Decode kernels for float16 weights: 8 or 4 consecutive rows times one float32 vector, x loaded
+/// once per group, each row read once, the next group prefetched (the hardware prefetcher stops at
+/// the 4 KB pages of the mapped file). Exact: every product and sum is the float32 one.
+/// </summary>
+/// <remarks>
+/// <para>.NET 10 does not expose <c>vcvtph2ps</c> (F16C or AVX-512 FP16; checked by reflection: no
+/// method takes Half or 16-bit lanes and returns float lanes), so the conversion is done with
+/// integer operations. A finite half h, sign-extended to 32 bits and shifted left by 13, holds its
+/// sign in bit 31 (and copies of it in bits 28–30, cleared by one AND) and its exponent and
+/// mantissa where float32 keeps them: read as a float32 it is h·2⁻¹¹² exactly (subnormals
+/// included). The 2¹¹² goes onto x instead (x·2¹¹² is exact), so the FMA's exact product is h·x and
+/// a value costs a widening load, a shift, an AND and the FMA: four operations where the general
+/// conversion takes seven.</para>
+/// <para>Infinities and NaNs (never in real weights) would convert wrongly, so the kernels keep the
+/// maximum of the raw halves shifted left by one (the sign dropped; ≥ 0xF800 exactly when the
+/// exponent is all ones) as they go, and a group where that fired, or whose result is not finite
+/// (x·2¹¹² overflows when |x| ≥ 2¹⁶), is computed again by <see cref="Dot.F16"/>, the general
+/// conversion. The check replaces a separate pass over the rows.</para>
+/// </remarks>
+internal static unsafe class HalfRows
+{
+    /// <summary>AVX-512 kernels (<see cref="Eight"/> and <see cref="Four"/> with wide = true) can run.</summary>
+    public static bool Wide => Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Avx512BW.IsSupported;
+
+    /// <summary>AVX2 + FMA kernels can run.</summary>
+    public static bool Narrow => Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>The row lengths the kernels take.</summary>
+    public static bool Handles(int n) => n % 16 == 0 && n > 0;
+
+    /// <summary>2¹¹², as float32 bits: the rebias from half's exponent (bias 15) to single's (bias 127).</summary>
+    private const int Rebias = 0x77800000;
+
+    /// <summary>Keeps sign, exponent and mantissa of a half shifted into float32 position; clears the sign's copies in bits 28–30.</summary>
+    private const int KeepBits = unchecked((int)0x8FFFE000);
+
+    /// <summary>(h &lt;&lt; 1) as 16 bits at or above this: exponent all ones (infinity or NaN).</summary>
+    private const ushort NonFinite = 0xF800;
+
+    /// <summary>Rows w, w + stride, …, w + 7·stride times x (n values, n a multiple of 16) into y[0..7].</summary>
+    public static void Eight(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
+    {
+        if (wide) EightWide(w, rowStride, x, n, y);
+        else EightNarrow(w, rowStride, x, n, y);
+    }
+
+    /// <summary>Rows w … w + 3·stride times x (n a multiple of 16) into y[0..3].</summary>
+    public static void Four(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
+    {
+        if (wide) FourWide(w, rowStride, x, n, y);
+        else FourNarrow(w, rowStride, x, n, y);
+    }
+
+    /// <summary>
+    /// float16 → float32 for whole vectors of a row (the prompt path expands weight rows tile by tile):
+    /// the conversion of the decode kernels with the 2¹¹² applied by one multiply, five operations per
+    /// 16 (AVX-512) or 8 values with the check. Returns how many leading values it wrote (a multiple of
+    /// the width), or 0 when the row holds an infinity or a NaN; the caller converts the rest.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static int ToSingle(ushort* h, float* destination, int n)
+    {
+        int i = 0;
+        if (Wide)
+        {
+            Vector512<float> scale = Vector512.Create(Rebias).AsSingle();
+            Vector256<ushort> check = default;
+            for (; i + 16 <= n; i += 16)
+            {
+                (Wide16(h + i) * scale).Store(destination + i);
+                check = Vector256.Max(check, Shifted16(h + i));
+            }
+            return Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite)) ? 0 : i;
+        }
+        if (Narrow)
+        {
+            Vector256<float> scale = Vector256.Create(Rebias).AsSingle();
+            Vector256<ushort> check = default;
+            for (; i + 16 <= n; i += 16)
+            {
+                (Narrow8(h + i) * scale).Store(destination + i);
+                (Narrow8(h + i + 8) * scale).Store(destination + i + 8);
+                check = Vector256.Max(check, Shifted16(h + i));
+            }
+            return Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite)) ? 0 : i;
+        }
+        return 0;
+    }
+
+    /// <summary>The group again with the general conversion, when the fast one cannot be trusted (see remarks).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void General(ushort* w, long rowStride, float* x, int n, float* y, int rows)
+    {
+        for (int r = 0; r < rows; r++) y[r] = Dot.F16(new ReadOnlySpan<Half>(w + r * rowStride, n), new ReadOnlySpan<float>(x, n));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool AllFinite(float* y, int count)
+    {
+        bool finite = true;
+        for (int r = 0; r < count; r++) finite &= float.IsFinite(y[r]);
+        return finite;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Wide16(ushort* h) =>
+        (Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)h)), 13) & Vector512.Create(KeepBits)).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ushort> Shifted32(ushort* h)
+    {
+        Vector512<ushort> raw = Vector512.Load(h);
+        return raw + raw;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Narrow8(ushort* h) =>
+        (Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((short*)h), 13) & Vector256.Create(KeepBits)).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<ushort> Shifted16(ushort* h)
+    {
+        Vector256<ushort> raw = Vector256.Load(h);
+        return raw + raw;
+    }
+
+    /// <summary>
+    /// AVX-512, 8 rows: per 32 values, two x vectors scaled once, and per row two widening loads,
+    /// two shifts, two ANDs, two FMAs (two accumulators per row) and the check (an add and a max on
+    /// the raw 32 halves).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void EightWide(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
+        byte* next = (byte*)(w0 + 8 * s);
+        Vector512<float> scale = Vector512.Create(Rebias).AsSingle();
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+        Vector512<ushort> check = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            // 8 rows × 64 bytes per step: eight lines of the next eight rows.
+            byte* p = next + 16 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            Sse.Prefetch0(p + 256); Sse.Prefetch0(p + 320); Sse.Prefetch0(p + 384); Sse.Prefetch0(p + 448);
+            Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
+            a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
+            a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1); b1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i + 16), x1, b1);
+            a2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i), x0, a2); b2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i + 16), x1, b2);
+            a3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i), x0, a3); b3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i + 16), x1, b3);
+            a4 = Vector512.FusedMultiplyAdd(Wide16(w4 + i), x0, a4); b4 = Vector512.FusedMultiplyAdd(Wide16(w4 + i + 16), x1, b4);
+            a5 = Vector512.FusedMultiplyAdd(Wide16(w5 + i), x0, a5); b5 = Vector512.FusedMultiplyAdd(Wide16(w5 + i + 16), x1, b5);
+            a6 = Vector512.FusedMultiplyAdd(Wide16(w6 + i), x0, a6); b6 = Vector512.FusedMultiplyAdd(Wide16(w6 + i + 16), x1, b6);
+            a7 = Vector512.FusedMultiplyAdd(Wide16(w7 + i), x0, a7); b7 = Vector512.FusedMultiplyAdd(Wide16(w7 + i + 16), x1, b7);
+            check = Vector512.Max(Vector512.Max(Vector512.Max(check, Shifted32(w0 + i)), Vector512.Max(Shifted32(w1 + i), Shifted32(w2 + i))),
+                                  Vector512.Max(Vector512.Max(Shifted32(w3 + i), Shifted32(w4 + i)), Vector512.Max(Vector512.Max(Shifted32(w5 + i), Shifted32(w6 + i)), Shifted32(w7 + i))));
+        }
+        bool special = Vector512.GreaterThanOrEqualAny(check, Vector512.Create(NonFinite));
+        if (i < n)
+        {
+            // The last 16 values of a row whose length is an odd multiple of 16.
+            Vector512<float> x0 = Vector512.Load(x + i) * scale;
+            a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1);
+            a2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i), x0, a3);
+            a4 = Vector512.FusedMultiplyAdd(Wide16(w4 + i), x0, a4); a5 = Vector512.FusedMultiplyAdd(Wide16(w5 + i), x0, a5);
+            a6 = Vector512.FusedMultiplyAdd(Wide16(w6 + i), x0, a6); a7 = Vector512.FusedMultiplyAdd(Wide16(w7 + i), x0, a7);
+            Vector256<ushort> tail = Vector256.Max(Vector256.Max(Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)), Vector256.Max(Shifted16(w2 + i), Shifted16(w3 + i))),
+                                                   Vector256.Max(Vector256.Max(Shifted16(w4 + i), Shifted16(w5 + i)), Vector256.Max(Shifted16(w6 + i), Shifted16(w7 + i))));
+            special |= Vector256.GreaterThanOrEqualAny(tail, Vector256.Create(NonFinite));
+        }
+        y[0] = Vector512.Sum(a0 + b0); y[1] = Vector512.Sum(a1 + b1); y[2] = Vector512.Sum(a2 + b2); y[3] = Vector512.Sum(a3 + b3);
+        y[4] = Vector512.Sum(a4 + b4); y[5] = Vector512.Sum(a5 + b5); y[6] = Vector512.Sum(a6 + b6); y[7] = Vector512.Sum(a7 + b7);
+        if (special || !AllFinite(y, 8)) General(w0, s, x, n, y, 8);
+    }
+
+    /// <summary>AVX-512, 4 rows: <see cref="EightWide"/> for the last rows of a range.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourWide(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        byte* next = (byte*)(w0 + 4 * s);
+        Vector512<float> scale = Vector512.Create(Rebias).AsSingle();
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector512<ushort> check = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            byte* p = next + 8 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
+            a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
+            a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1); b1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i + 16), x1, b1);
+            a2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i), x0, a2); b2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i + 16), x1, b2);
+            a3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i), x0, a3); b3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i + 16), x1, b3);
+            check = Vector512.Max(Vector512.Max(check, Shifted32(w0 + i)), Vector512.Max(Vector512.Max(Shifted32(w1 + i), Shifted32(w2 + i)), Shifted32(w3 + i)));
+        }
+        bool special = Vector512.GreaterThanOrEqualAny(check, Vector512.Create(NonFinite));
+        if (i < n)
+        {
+            Vector512<float> x0 = Vector512.Load(x + i) * scale;
+            a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1);
+            a2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i), x0, a3);
+            Vector256<ushort> tail = Vector256.Max(Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)), Vector256.Max(Shifted16(w2 + i), Shifted16(w3 + i)));
+            special |= Vector256.GreaterThanOrEqualAny(tail, Vector256.Create(NonFinite));
+        }
+        y[0] = Vector512.Sum(a0 + b0); y[1] = Vector512.Sum(a1 + b1); y[2] = Vector512.Sum(a2 + b2); y[3] = Vector512.Sum(a3 + b3);
+        if (special || !AllFinite(y, 4)) General(w0, s, x, n, y, 4);
+    }
+
+    /// <summary>
+    /// AVX2, 8 rows: per 16 values, two x vectors scaled once, and per row two sign-extending loads,
+    /// two shifts, two ANDs, two FMAs (one accumulator per row: 16 registers) and the check on the raw 16 halves.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void EightNarrow(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
+        byte* next = (byte*)(w0 + 8 * s);
+        Vector256<float> scale = Vector256.Create(Rebias).AsSingle();
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector256<ushort> check = default;
+        for (int i = 0; i < n; i += 16)
+        {
+            // 8 rows × 32 bytes per step: four lines of the next eight rows.
+            byte* p = next + 16 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
+            a0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w0 + i), x0, a0));
+            a1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w1 + i), x0, a1));
+            a2 = Vector256.FusedMultiplyAdd(Narrow8(w2 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w2 + i), x0, a2));
+            a3 = Vector256.FusedMultiplyAdd(Narrow8(w3 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w3 + i), x0, a3));
+            a4 = Vector256.FusedMultiplyAdd(Narrow8(w4 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w4 + i), x0, a4));
+            a5 = Vector256.FusedMultiplyAdd(Narrow8(w5 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w5 + i), x0, a5));
+            a6 = Vector256.FusedMultiplyAdd(Narrow8(w6 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w6 + i), x0, a6));
+            a7 = Vector256.FusedMultiplyAdd(Narrow8(w7 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w7 + i), x0, a7));
+            check = Vector256.Max(Vector256.Max(Vector256.Max(check, Shifted16(w0 + i)), Vector256.Max(Shifted16(w1 + i), Shifted16(w2 + i))),
+                                  Vector256.Max(Vector256.Max(Shifted16(w3 + i), Shifted16(w4 + i)), Vector256.Max(Vector256.Max(Shifted16(w5 + i), Shifted16(w6 + i)), Shifted16(w7 + i))));
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+        y[4] = Vector256.Sum(a4); y[5] = Vector256.Sum(a5); y[6] = Vector256.Sum(a6); y[7] = Vector256.Sum(a7);
+        if (Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite)) || !AllFinite(y, 8)) General(w0, s, x, n, y, 8);
+    }
+
+    /// <summary>AVX2, 4 rows: <see cref="EightNarrow"/> with two accumulators per row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FourNarrow(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        byte* next = (byte*)(w0 + 4 * s);
+        Vector256<float> scale = Vector256.Create(Rebias).AsSingle();
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector256<ushort> check = default;
+        for (int i = 0; i < n; i += 16)
+        {
+            byte* p = next + 8 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64);
+            Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
+            a0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i), x0, a0); b0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i + 8), x1, b0);
+            a1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i), x0, a1); b1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i + 8), x1, b1);
+            a2 = Vector256.FusedMultiplyAdd(Narrow8(w2 + i), x0, a2); b2 = Vector256.FusedMultiplyAdd(Narrow8(w2 + i + 8), x1, b2);
+            a3 = Vector256.FusedMultiplyAdd(Narrow8(w3 + i), x0, a3); b3 = Vector256.FusedMultiplyAdd(Narrow8(w3 + i + 8), x1, b3);
+            check = Vector256.Max(Vector256.Max(check, Shifted16(w0 + i)), Vector256.Max(Vector256.Max(Shifted16(w1 + i), Shifted16(w2 + i)), Shifted16(w3 + i)));
+        }
+        y[0] = Vector256.Sum(a0 + b0); y[1] = Vector256.Sum(a1 + b1); y[2] = Vector256.Sum(a2 + b2); y[3] = Vector256.Sum(a3 + b3);
+        if (Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite)) || !AllFinite(y, 4)) General(w0, s, x, n, y, 4);
+    }
+
+    /// <summary>bfloat16 rows w … w + 7·stride times x (n a multiple of 16) into y[0..7]. Exact; infinities and NaNs need nothing special.</summary>
+    public static void BrainEight(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
+    {
+        if (wide) BrainEightWide(w, rowStride, x, n, y);
+        else BrainEightNarrow(w, rowStride, x, n, y);
+    }
+
+    /// <summary>bfloat16 rows w … w + 3·stride times x (n a multiple of 16) into y[0..3].</summary>
+    public static void BrainFour(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
+    {
+        if (wide) BrainFourWide(w, rowStride, x, n, y);
+        else BrainFourNarrow(w, rowStride, x, n, y);
+    }
+
+    // bfloat16 is the high half of a float32, so a 32-bit lane holding two of them gives both with one
+    // operation each: the high one by clearing the low 16 bits, the low one by shifting it up. The
+    // lanes then hold the values at even and odd positions, so x is split the same way, once per
+    // group: two operations per value pair instead of a widening load and a shift per value.
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Low(Vector512<uint> pairs) => Vector512.ShiftLeft(pairs, 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> High(Vector512<uint> pairs) => (pairs & Vector512.Create(0xFFFF0000u)).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Low(Vector256<uint> pairs) => Vector256.ShiftLeft(pairs, 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> High(Vector256<uint> pairs) => (pairs & Vector256.Create(0xFFFF0000u)).AsSingle();
+
+    /// <summary>x[0..32) as its values at even and at odd positions.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float> Even, Vector512<float> Odd) Split(float* x)
+    {
+        Vector512<float> a = Vector512.Load(x), b = Vector512.Load(x + 16);
+        return (Avx512F.PermuteVar16x32x2(a, Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b),
+                Avx512F.PermuteVar16x32x2(a, Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b));
+    }
+
+    /// <summary>x[0..16) as its values at even and at odd positions (shuffles within 128-bit lanes, then the middle quarters swapped).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float> Even, Vector256<float> Odd) Split8(float* x)
+    {
+        Vector256<float> a = Vector256.Load(x), b = Vector256.Load(x + 8);
+        return (Avx2.Permute4x64(Avx.Shuffle(a, b, 0x88).AsDouble(), 0xD8).AsSingle(),
+                Avx2.Permute4x64(Avx.Shuffle(a, b, 0xDD).AsDouble(), 0xD8).AsSingle());
+    }
+
+    /// <summary>16 bfloat16 values widened in order (the last 16 of a row whose length is an odd multiple of 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> BrainWide16(ushort* h) => Vector512.ShiftLeft(Avx512F.ConvertToVector512UInt32(Vector256.Load(h)), 16).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainEightWide(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
+        byte* next = (byte*)(w0 + 8 * s);
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            byte* p = next + 16 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            Sse.Prefetch0(p + 256); Sse.Prefetch0(p + 320); Sse.Prefetch0(p + 384); Sse.Prefetch0(p + 448);
+            (Vector512<float> even, Vector512<float> odd) = Split(x + i);
+            Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
+            v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a1));
+            v = Vector512.Load(w2 + i).AsUInt32(); a2 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a2));
+            v = Vector512.Load(w3 + i).AsUInt32(); a3 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a3));
+            v = Vector512.Load(w4 + i).AsUInt32(); a4 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a4));
+            v = Vector512.Load(w5 + i).AsUInt32(); a5 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a5));
+            v = Vector512.Load(w6 + i).AsUInt32(); a6 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a6));
+            v = Vector512.Load(w7 + i).AsUInt32(); a7 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a7));
+        }
+        if (i < n)
+        {
+            Vector512<float> x0 = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(BrainWide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(BrainWide16(w1 + i), x0, a1);
+            a2 = Vector512.FusedMultiplyAdd(BrainWide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(BrainWide16(w3 + i), x0, a3);
+            a4 = Vector512.FusedMultiplyAdd(BrainWide16(w4 + i), x0, a4); a5 = Vector512.FusedMultiplyAdd(BrainWide16(w5 + i), x0, a5);
+            a6 = Vector512.FusedMultiplyAdd(BrainWide16(w6 + i), x0, a6); a7 = Vector512.FusedMultiplyAdd(BrainWide16(w7 + i), x0, a7);
+        }
+        y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
+        y[4] = Vector512.Sum(a4); y[5] = Vector512.Sum(a5); y[6] = Vector512.Sum(a6); y[7] = Vector512.Sum(a7);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainFourWide(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        byte* next = (byte*)(w0 + 4 * s);
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            byte* p = next + 8 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            (Vector512<float> even, Vector512<float> odd) = Split(x + i);
+            Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(Low(v), even, a0); b0 = Vector512.FusedMultiplyAdd(High(v), odd, b0);
+            v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(Low(v), even, a1); b1 = Vector512.FusedMultiplyAdd(High(v), odd, b1);
+            v = Vector512.Load(w2 + i).AsUInt32(); a2 = Vector512.FusedMultiplyAdd(Low(v), even, a2); b2 = Vector512.FusedMultiplyAdd(High(v), odd, b2);
+            v = Vector512.Load(w3 + i).AsUInt32(); a3 = Vector512.FusedMultiplyAdd(Low(v), even, a3); b3 = Vector512.FusedMultiplyAdd(High(v), odd, b3);
+        }
+        if (i < n)
+        {
+            Vector512<float> x0 = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(BrainWide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(BrainWide16(w1 + i), x0, a1);
+            a2 = Vector512.FusedMultiplyAdd(BrainWide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(BrainWide16(w3 + i), x0, a3);
+        }
+        y[0] = Vector512.Sum(a0 + b0); y[1] = Vector512.Sum(a1 + b1); y[2] = Vector512.Sum(a2 + b2); y[3] = Vector512.Sum(a3 + b3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainEightNarrow(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
+        byte* next = (byte*)(w0 + 8 * s);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int i = 0; i < n; i += 16)
+        {
+            byte* p = next + 16 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
+            (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
+            Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a0));
+            v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a1));
+            v = Vector256.Load(w2 + i).AsUInt32(); a2 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a2));
+            v = Vector256.Load(w3 + i).AsUInt32(); a3 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a3));
+            v = Vector256.Load(w4 + i).AsUInt32(); a4 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a4));
+            v = Vector256.Load(w5 + i).AsUInt32(); a5 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a5));
+            v = Vector256.Load(w6 + i).AsUInt32(); a6 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a6));
+            v = Vector256.Load(w7 + i).AsUInt32(); a7 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a7));
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+        y[4] = Vector256.Sum(a4); y[5] = Vector256.Sum(a5); y[6] = Vector256.Sum(a6); y[7] = Vector256.Sum(a7);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainFourNarrow(ushort* w0, long s, float* x, int n, float* y)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        byte* next = (byte*)(w0 + 4 * s);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        for (int i = 0; i < n; i += 16)
+        {
+            byte* p = next + 8 * i;
+            Sse.Prefetch0(p); Sse.Prefetch0(p + 64);
+            (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
+            Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(Low(v), even, a0); b0 = Vector256.FusedMultiplyAdd(High(v), odd, b0);
+            v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(Low(v), even, a1); b1 = Vector256.FusedMultiplyAdd(High(v), odd, b1);
+            v = Vector256.Load(w2 + i).AsUInt32(); a2 = Vector256.FusedMultiplyAdd(Low(v), even, a2); b2 = Vector256.FusedMultiplyAdd(High(v), odd, b2);
+            v = Vector256.Load(w3 + i).AsUInt32(); a3 = Vector256.FusedMultiplyAdd(Low(v), even, a3); b3 = Vector256.FusedMultiplyAdd(High(v), odd, b3);
+        }
+        y[0] = Vector256.Sum(a0 + b0); y[1] = Vector256.Sum(a1 + b1); y[2] = Vector256.Sum(a2 + b2); y[3] = Vector256.Sum(a3 + b3);
+    }
+}
