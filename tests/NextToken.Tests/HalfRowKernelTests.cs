@@ -48,6 +48,37 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
         return y;
     }
 
+    /// <summary>
+    /// A row gets the same bits whether it runs in a group of eight or of four: row ranges split
+    /// differently with the batch size, and a server's streams must each get what they would get
+    /// alone. Row 5 holds an infinity, so the general-conversion redo is exercised too: it must
+    /// touch only that row, never its neighbours.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(512, false)]
+    [InlineData(256, false)]
+    [InlineData(512, true)]
+    [InlineData(256, true)]
+    public void EightAndFour_GiveEveryRowTheSameBits(int bits, bool brain)
+    {
+        SkipUnlessAvailable(bits);
+        foreach (int n in new[] { 48, 784 })
+        {
+            ushort[] rows = brain ? RandomBrainRows(8 * n, n) : RandomRows(8 * n, n);
+            if (!brain) rows[5 * n + 7] = 0x7C00; // +infinity in row 5
+            var x = new float[n];
+            var random = new Random(n + 1);
+            for (int i = 0; i < n; i++) x[i] = (float)(random.NextDouble() * 2 - 1);
+            float[] eight = Run(bits, 8, rows, n, x, n, brain);
+            float[] low = Run(bits, 4, rows, n, x, n, brain);
+            float[] high = Run(bits, 4, rows[(4 * n)..], n, x, n, brain);
+            float[] fours = [.. low, .. high];
+            output.WriteLine($"{bits} bits, {(brain ? "bf16" : "f16")}, n {n}: eight {string.Join(" ", eight)}");
+            for (int r = 0; r < 8; r++)
+                Assert.True(BitConverter.SingleToInt32Bits(eight[r]) == BitConverter.SingleToInt32Bits(fours[r]), $"row {r}: {eight[r]} in a group of 8, {fours[r]} in a group of 4");
+        }
+    }
+
     private static double Value(ushort bits, bool brain) =>
         brain ? BitConverter.UInt32BitsToSingle((uint)bits << 16) : (double)BitConverter.UInt16BitsToHalf(bits);
 

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -94,11 +95,26 @@ internal static unsafe class HalfRows
         return 0;
     }
 
-    /// <summary>The group again with the general conversion, when the fast one cannot be trusted (see remarks).</summary>
+    /// <summary>
+    /// The rows of a group the fast conversion cannot be trusted with (see remarks) again with the
+    /// general one: decided row by row, so a row's result never depends on which rows share its group.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void General(ushort* w, long rowStride, float* x, int n, float* y, int rows)
     {
-        for (int r = 0; r < rows; r++) y[r] = Dot.F16(new ReadOnlySpan<Half>(w + r * rowStride, n), new ReadOnlySpan<float>(x, n));
+        for (int r = 0; r < rows; r++)
+        {
+            var row = new ReadOnlySpan<ushort>(w + r * rowStride, n);
+            if (float.IsFinite(y[r]) && !HasInfinityOrNaN(row)) continue;
+            y[r] = Dot.F16(MemoryMarshal.Cast<ushort, Half>(row), new ReadOnlySpan<float>(x, n));
+        }
+    }
+
+    private static bool HasInfinityOrNaN(ReadOnlySpan<ushort> halves)
+    {
+        foreach (ushort h in halves)
+            if ((h & 0x7C00) == 0x7C00) return true;
+        return false;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -250,27 +266,31 @@ internal static unsafe class HalfRows
         if (Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite)) || !AllFinite(y, 8)) General(w0, s, x, n, y, 8);
     }
 
-    /// <summary>AVX2, 4 rows: <see cref="EightNarrow"/> with two accumulators per row.</summary>
+    /// <summary>
+    /// AVX2, 4 rows: <see cref="EightNarrow"/>'s single chain per row, so a row gets the same bits
+    /// whichever group it falls in (row ranges split differently with the batch size, and a
+    /// server's streams must each get what they would get alone).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FourNarrow(ushort* w0, long s, float* x, int n, float* y)
     {
         ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
         byte* next = (byte*)(w0 + 4 * s);
         Vector256<float> scale = Vector256.Create(Rebias).AsSingle();
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector256<ushort> check = default;
         for (int i = 0; i < n; i += 16)
         {
             byte* p = next + 8 * i;
             Sse.Prefetch0(p); Sse.Prefetch0(p + 64);
             Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
-            a0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i), x0, a0); b0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i + 8), x1, b0);
-            a1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i), x0, a1); b1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i + 8), x1, b1);
-            a2 = Vector256.FusedMultiplyAdd(Narrow8(w2 + i), x0, a2); b2 = Vector256.FusedMultiplyAdd(Narrow8(w2 + i + 8), x1, b2);
-            a3 = Vector256.FusedMultiplyAdd(Narrow8(w3 + i), x0, a3); b3 = Vector256.FusedMultiplyAdd(Narrow8(w3 + i + 8), x1, b3);
+            a0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w0 + i), x0, a0));
+            a1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w1 + i), x0, a1));
+            a2 = Vector256.FusedMultiplyAdd(Narrow8(w2 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w2 + i), x0, a2));
+            a3 = Vector256.FusedMultiplyAdd(Narrow8(w3 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w3 + i), x0, a3));
             check = Vector256.Max(Vector256.Max(check, Shifted16(w0 + i)), Vector256.Max(Vector256.Max(Shifted16(w1 + i), Shifted16(w2 + i)), Shifted16(w3 + i)));
         }
-        y[0] = Vector256.Sum(a0 + b0); y[1] = Vector256.Sum(a1 + b1); y[2] = Vector256.Sum(a2 + b2); y[3] = Vector256.Sum(a3 + b3);
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
         if (Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite)) || !AllFinite(y, 4)) General(w0, s, x, n, y, 4);
     }
 
@@ -366,17 +386,17 @@ internal static unsafe class HalfRows
     {
         ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
         byte* next = (byte*)(w0 + 4 * s);
-        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default; // one chain per row, as BrainEightWide: the same bits in either group
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
             byte* p = next + 8 * i;
             Sse.Prefetch0(p); Sse.Prefetch0(p + 64); Sse.Prefetch0(p + 128); Sse.Prefetch0(p + 192);
             (Vector512<float> even, Vector512<float> odd) = Split(x + i);
-            Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(Low(v), even, a0); b0 = Vector512.FusedMultiplyAdd(High(v), odd, b0);
-            v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(Low(v), even, a1); b1 = Vector512.FusedMultiplyAdd(High(v), odd, b1);
-            v = Vector512.Load(w2 + i).AsUInt32(); a2 = Vector512.FusedMultiplyAdd(Low(v), even, a2); b2 = Vector512.FusedMultiplyAdd(High(v), odd, b2);
-            v = Vector512.Load(w3 + i).AsUInt32(); a3 = Vector512.FusedMultiplyAdd(Low(v), even, a3); b3 = Vector512.FusedMultiplyAdd(High(v), odd, b3);
+            Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
+            v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a1));
+            v = Vector512.Load(w2 + i).AsUInt32(); a2 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a2));
+            v = Vector512.Load(w3 + i).AsUInt32(); a3 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a3));
         }
         if (i < n)
         {
@@ -384,7 +404,7 @@ internal static unsafe class HalfRows
             a0 = Vector512.FusedMultiplyAdd(BrainWide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(BrainWide16(w1 + i), x0, a1);
             a2 = Vector512.FusedMultiplyAdd(BrainWide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(BrainWide16(w3 + i), x0, a3);
         }
-        y[0] = Vector512.Sum(a0 + b0); y[1] = Vector512.Sum(a1 + b1); y[2] = Vector512.Sum(a2 + b2); y[3] = Vector512.Sum(a3 + b3);
+        y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -416,17 +436,17 @@ internal static unsafe class HalfRows
     {
         ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
         byte* next = (byte*)(w0 + 4 * s);
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default; // one chain per row, as BrainEightNarrow
         for (int i = 0; i < n; i += 16)
         {
             byte* p = next + 8 * i;
             Sse.Prefetch0(p); Sse.Prefetch0(p + 64);
             (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
-            Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(Low(v), even, a0); b0 = Vector256.FusedMultiplyAdd(High(v), odd, b0);
-            v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(Low(v), even, a1); b1 = Vector256.FusedMultiplyAdd(High(v), odd, b1);
-            v = Vector256.Load(w2 + i).AsUInt32(); a2 = Vector256.FusedMultiplyAdd(Low(v), even, a2); b2 = Vector256.FusedMultiplyAdd(High(v), odd, b2);
-            v = Vector256.Load(w3 + i).AsUInt32(); a3 = Vector256.FusedMultiplyAdd(Low(v), even, a3); b3 = Vector256.FusedMultiplyAdd(High(v), odd, b3);
+            Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a0));
+            v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a1));
+            v = Vector256.Load(w2 + i).AsUInt32(); a2 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a2));
+            v = Vector256.Load(w3 + i).AsUInt32(); a3 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a3));
         }
-        y[0] = Vector256.Sum(a0 + b0); y[1] = Vector256.Sum(a1 + b1); y[2] = Vector256.Sum(a2 + b2); y[3] = Vector256.Sum(a3 + b3);
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 }
