@@ -319,6 +319,8 @@ public static unsafe class MatMul
                         KQuantRows.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, sums + b * perInput, nIn, y + (long)b * nOut + o);
             }
         }
+        else if (nBatch >= 2 && BatchedDecode.Handles(weight.Type, nIn, wide, narrow))
+            o = BatchedDecode.Rows(weight, wide, x, y, nBatch, rowStart, rowEnd); // each block unpacked once for all inputs, bit-identical per input
         else if ((wide || narrow) && ChunkedQuant.Handles(weight.Type))
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
