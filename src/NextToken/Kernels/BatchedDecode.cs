@@ -16,20 +16,123 @@ internal static unsafe class BatchedDecode
     /// <summary>Inputs per pass: their accumulators live on the stack (4 rows × 16 inputs × 64 bytes for Q8_0/Q4_0).</summary>
     public const int MaxInputs = 16;
 
-    /// <summary>Whether <see cref="Rows"/> has a kernel for this type and row length at the chosen width.</summary>
+    /// <summary>
+    /// Whether <see cref="Rows"/> has a kernel for this type and row length at the chosen width.
+    /// Q4_0 is left out while its single-input kernels are being rewritten (a batched form must
+    /// follow their per-block math to stay bit-identical); the generic kernels take its format as they are.
+    /// </summary>
     public static bool Handles(GgmlType type, int nIn, bool wide, bool narrow) =>
-        (wide || narrow) && type is GgmlType.Q8_0 or GgmlType.Q4_0 && nIn % 32 == 0;
+        (wide || narrow) && (type == GgmlType.Q8_0 && nIn % 32 == 0 || type == GgmlType.F32);
 
     /// <summary>
-    /// y[b, o] for o in whole groups of four rows from <paramref name="rowStart"/> and every input b
-    /// (x and y rows nIn and nOut floats apart); returns the first row not computed (the caller
-    /// takes the last 1–3 rows one at a time, as a batch of one does).
+    /// Float32 rows, all of [rowStart, rowEnd): each (row, input) pair gets exactly
+    /// <see cref="Dot.F32"/> (same accumulators, tails and reduction), computed two rows × two
+    /// inputs at a time with AVX-512 (16 accumulators; each loaded vector used twice, where a lone
+    /// dot loads two vectors per multiply-add) or two rows × one input with 256-bit vectors (16 registers).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void F32Rows(float* w, int n, float* x, float* y, int nBatch, int nOut, int rowStart, int rowEnd)
+    {
+        bool wide = Vector512.IsHardwareAccelerated && n >= 16, narrow = !wide && Vector256.IsHardwareAccelerated && n >= 8; // Dot.F32's choice
+        int o = rowStart;
+        for (; o + 2 <= rowEnd && (wide || narrow); o += 2)
+        {
+            float* w0 = w + (long)o * n, w1 = w0 + n;
+            int b = 0;
+            if (wide)
+                for (; b + 2 <= nBatch; b += 2)
+                    F32Tile2x2Wide(w0, w1, x + (long)b * n, x + (long)(b + 1) * n, n, y + (long)b * nOut + o, y + (long)(b + 1) * nOut + o);
+            for (; b < nBatch; b++)
+            {
+                float* yb = y + (long)b * nOut + o;
+                if (wide) yb[0] = Dot.F32(new ReadOnlySpan<float>(w0, n), new ReadOnlySpan<float>(x + (long)b * n, n));
+                else F32Tile2x1Narrow(w0, w1, x + (long)b * n, n, yb);
+                if (wide) yb[1] = Dot.F32(new ReadOnlySpan<float>(w1, n), new ReadOnlySpan<float>(x + (long)b * n, n));
+            }
+        }
+        for (; o < rowEnd; o++)
+            for (int b = 0; b < nBatch; b++)
+                y[(long)b * nOut + o] = Dot.F32(new ReadOnlySpan<float>(w + (long)o * n, n), new ReadOnlySpan<float>(x + (long)b * n, n));
+    }
+
+    /// <summary>ya[0…1] = w0·xa, w1·xa and yb[0…1] = w0·xb, w1·xb, each as <see cref="Dot.F32"/> computes it with AVX-512.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void F32Tile2x2Wide(float* w0, float* w1, float* xa, float* xb, int n, float* ya, float* yb)
+    {
+        // p: w0·xa, q: w1·xa, r: w0·xb, s: w1·xb; accumulator k takes the k-th 16 of every 64, as Dot.F32's a0…a3.
+        Vector512<float> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+        Vector512<float> r0 = default, r1 = default, r2 = default, r3 = default, s0 = default, s1 = default, s2 = default, s3 = default;
+        int i = 0;
+        for (; i + 64 <= n; i += 64)
+        {
+            Step(i, ref p0, ref q0, ref r0, ref s0);
+            Step(i + 16, ref p1, ref q1, ref r1, ref s1);
+            Step(i + 32, ref p2, ref q2, ref r2, ref s2);
+            Step(i + 48, ref p3, ref q3, ref r3, ref s3);
+        }
+        for (; i + 16 <= n; i += 16) Step(i, ref p0, ref q0, ref r0, ref s0);
+        float sp = Vector512.Sum((p0 + p1) + (p2 + p3)), sq = Vector512.Sum((q0 + q1) + (q2 + q3));
+        float sr = Vector512.Sum((r0 + r1) + (r2 + r3)), ss = Vector512.Sum((s0 + s1) + (s2 + s3));
+        for (; i < n; i++)
+        {
+            sp = MathF.FusedMultiplyAdd(w0[i], xa[i], sp); sq = MathF.FusedMultiplyAdd(w1[i], xa[i], sq);
+            sr = MathF.FusedMultiplyAdd(w0[i], xb[i], sr); ss = MathF.FusedMultiplyAdd(w1[i], xb[i], ss);
+        }
+        ya[0] = sp; ya[1] = sq; yb[0] = sr; yb[1] = ss;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Step(int at, ref Vector512<float> p, ref Vector512<float> q, ref Vector512<float> r, ref Vector512<float> s)
+        {
+            Vector512<float> u = Vector512.Load(w0 + at), v = Vector512.Load(w1 + at), a = Vector512.Load(xa + at), c = Vector512.Load(xb + at);
+            p = Vector512.FusedMultiplyAdd(u, a, p); q = Vector512.FusedMultiplyAdd(v, a, q);
+            r = Vector512.FusedMultiplyAdd(u, c, r); s = Vector512.FusedMultiplyAdd(v, c, s);
+        }
+    }
+
+    /// <summary>y[0…1] = w0·x, w1·x, each as <see cref="Dot.F32"/> computes it with 256-bit vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void F32Tile2x1Narrow(float* w0, float* w1, float* x, int n, float* y)
+    {
+        Vector256<float> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            Step(i, ref p0, ref q0);
+            Step(i + 8, ref p1, ref q1);
+            Step(i + 16, ref p2, ref q2);
+            Step(i + 24, ref p3, ref q3);
+        }
+        for (; i + 8 <= n; i += 8) Step(i, ref p0, ref q0);
+        float sp = Vector256.Sum((p0 + p1) + (p2 + p3)), sq = Vector256.Sum((q0 + q1) + (q2 + q3));
+        for (; i < n; i++)
+        {
+            sp = MathF.FusedMultiplyAdd(w0[i], x[i], sp); sq = MathF.FusedMultiplyAdd(w1[i], x[i], sq);
+        }
+        y[0] = sp; y[1] = sq;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Step(int at, ref Vector256<float> p, ref Vector256<float> q)
+        {
+            Vector256<float> a = Vector256.Load(x + at);
+            p = Vector256.FusedMultiplyAdd(Vector256.Load(w0 + at), a, p); q = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + at), a, q);
+        }
+    }
+
+    /// <summary>
+    /// y[b, o] for every input b (x and y rows nIn and nOut floats apart) and o from
+    /// <paramref name="rowStart"/>: every row for F32, whole groups of four rows for Q8_0; returns
+    /// the first row not computed (the caller takes the last 1–3 rows one at a time, as a batch of one does).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int Rows(in TensorData weight, bool wide, float* x, float* y, int nBatch, int rowStart, int rowEnd)
     {
         int nIn = weight.RowLength, nOut = weight.RowCount;
         long rowBytes = weight.RowBytes;
+        if (weight.Type == GgmlType.F32)
+        {
+            F32Rows((float*)weight.Data, nIn, x, y, nBatch, nOut, rowStart, rowEnd);
+            return rowEnd;
+        }
         int o = rowStart;
         for (; o + 4 <= rowEnd; o += 4)
             Quantized.Dot4RowsBatch(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, x, nIn, nBatch, y + o, nOut);
@@ -53,9 +156,7 @@ public static unsafe partial class Quantized
             switch (type, wide)
             {
                 case (GgmlType.Q8_0, true): Dot4RowsWideBatch<Q8_0Floats>(w, rowBytes, xs, n, count, ys, yStride); break;
-                case (GgmlType.Q4_0, true): Dot4RowsWideBatch<Q4_0Floats>(w, rowBytes, xs, n, count, ys, yStride); break;
                 case (GgmlType.Q8_0, false): Dot4RowsNarrowBatch<Q8_0Floats>(w, rowBytes, xs, n, count, ys, yStride); break;
-                case (GgmlType.Q4_0, false): Dot4RowsNarrowBatch<Q4_0Floats>(w, rowBytes, xs, n, count, ys, yStride); break;
                 default: throw new NotSupportedException($"no batched decode kernel for {type}");
             }
         }
