@@ -87,6 +87,9 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
         { "gpt2-tiny.q8_0.gguf", GgmlType.Q8_0 },
         { "gpt2-tiny.q4_0.gguf", GgmlType.Q4_0 },
         { "gpt2-tiny.f32.gguf", GgmlType.F32 },
+        { "quant/llama-d256.q4_k.gguf", GgmlType.Q4_K },
+        { "quant/llama-d256.q6_k.gguf", GgmlType.Q6_K },
+        { "llama-k.q4_k_m.gguf", GgmlType.Q6_K },
     };
 
     /// <summary>
@@ -152,5 +155,52 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
             pairs += AssertBitIdentical(alone, batched, $"F32 n={n} batch {nBatch}");
         }
         output.WriteLine($"F32 rows of {n} ({(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512" : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "256-bit" : "scalar")} path), {rows} rows, batches {string.Join(",", BatchSizes)}: {pairs} results, max |diff| 0 vs Dot.F32");
+    }
+
+    public static TheoryData<string, GgmlType, bool> KQuantWidths => new()
+    {
+        { "llama-k.q4_k_m.gguf", GgmlType.Q4_K, true },
+        { "llama-k.q4_k_m.gguf", GgmlType.Q4_K, false },
+        { "llama-k.q4_k_m.gguf", GgmlType.Q6_K, true },
+        { "llama-k.q4_k_m.gguf", GgmlType.Q6_K, false },
+        { "quant/llama-d256.q4_k.gguf", GgmlType.Q4_K, true },
+        { "quant/llama-d256.q4_k.gguf", GgmlType.Q4_K, false },
+        { "quant/llama-d256.q6_k.gguf", GgmlType.Q6_K, true },
+        { "quant/llama-d256.q6_k.gguf", GgmlType.Q6_K, false },
+    };
+
+    /// <summary>The K-quant batched kernels against <see cref="KQuantRows.Dot4"/> per input, for groups of 1 to 4 rows.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(KQuantWidths))]
+    public void KQuantDot4Batch_EveryBatchSizeAndGroup_BitIdenticalToDot4(string fileName, GgmlType type, bool wide)
+    {
+        SkipUnlessWidth(wide);
+        using var file = GgufFile.Open(Fixtures.Model(fileName));
+        int width = KQuantRows.SumWidth(type), pairs = 0, tensors = 0;
+        foreach (GgufTensorInfo info in file.Tensors.Where(t => t.Type == type))
+        {
+            TensorData tensor = file.GetTensor(info.Name);
+            int n = tensor.RowLength, perInput = n / width;
+            if (tensor.RowCount < 4) continue;
+            tensors++;
+            foreach (int nBatch in BatchSizes)
+                for (int rows = 1; rows <= 4; rows++)
+                {
+                    float[] x = RandomInputs(nBatch * n, 13 * nBatch + rows + tensors);
+                    var sums = new float[nBatch * perInput];
+                    var batched = new float[nBatch * 4];
+                    var alone = new float[nBatch * 4];
+                    fixed (float* xp = x, sp = sums, yb = batched, ya = alone)
+                    {
+                        for (int b = 0; b < nBatch; b++) KQuantRows.SubBlockSums(xp + b * n, n, width, sp + b * perInput);
+                        KQuantRows.Dot4Batch(type, wide, tensor.Data, tensor.RowBytes, rows, xp, sp, perInput, n, nBatch, yb, 4);
+                        for (int b = 0; b < nBatch; b++)
+                            KQuantRows.Dot4(type, wide, tensor.Data, tensor.RowBytes, rows, xp + b * n, sp + b * perInput, n, ya + b * 4);
+                    }
+                    pairs += AssertBitIdentical(alone, batched, $"{info.Name} ({type}, {(wide ? "AVX-512" : "AVX2")}) batch {nBatch}, {rows} rows");
+                }
+        }
+        Assert.True(tensors > 0, $"{fileName} has no {type} tensor of 4+ rows");
+        output.WriteLine($"{fileName} {type} {(wide ? "AVX-512" : "AVX2")}: {tensors} tensors, batches {string.Join(",", BatchSizes)} × groups of 1–4 rows: {pairs} results, max |diff| 0 vs Dot4 per input");
     }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using NextToken.Tensors;
 
 namespace NextToken.Kernels;
@@ -275,5 +276,245 @@ public static unsafe partial class Quantized
         Vector256<float> even = Vector256.FusedMultiplyAdd(v[2], x2, Vector256.FusedMultiplyAdd(v[0], x0, offset));
         Vector256<float> odd = Vector256.FusedMultiplyAdd(v[3], x3, v[1] * x1);
         return Vector256.FusedMultiplyAdd(even + odd, v[4], total);
+    }
+}
+
+internal static unsafe partial class KQuantRows
+{
+    /// <summary>Whether <see cref="Dot4Batch"/> has a kernel for this type.</summary>
+    public static bool HandlesBatch(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q6_K;
+
+    /// <summary>
+    /// <see cref="Dot4"/> for <paramref name="nBatch"/> inputs n floats apart (their sub-block sums
+    /// <paramref name="perInput"/> apart): y[b·yStride + r] gets bit for bit what Dot4 gives input b.
+    /// Each super-block's scales and values are unpacked once for the four rows into a stack buffer
+    /// (4 KB), which every input then reads while its accumulators stay in registers for the block.
+    /// </summary>
+    public static void Dot4Batch(GgmlType type, bool wide, byte* w, long rowBytes, int rows, float* x, float* sums, int perInput, int n, int nBatch, float* y, long yStride)
+    {
+        if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
+        byte* w1 = rows > 1 ? w + rowBytes : w, w2 = rows > 2 ? w + 2 * rowBytes : w, w3 = rows > 3 ? w + 3 * rowBytes : w;
+        int blocks = n / 256;
+        for (int start = 0; start < nBatch; start += BatchedDecode.MaxInputs)
+        {
+            int count = Math.Min(BatchedDecode.MaxInputs, nBatch - start);
+            float* xs = x + (long)start * n, ss = sums + (long)start * perInput, ys = y + start * yStride;
+            switch (type)
+            {
+                case GgmlType.Q4_K when wide: Q4KWideBatch(w, w1, w2, w3, rows * rowBytes, xs, n, ss, perInput, blocks, count, ys, yStride, rows); break;
+                case GgmlType.Q4_K: Q4KNarrowBatch(w, w1, w2, w3, rows * rowBytes, xs, n, ss, perInput, blocks, count, ys, yStride, rows); break;
+                case GgmlType.Q6_K when wide: Q6KWideBatch(w, w1, w2, w3, rows * rowBytes, xs, n, ss, perInput, blocks, count, ys, yStride, rows); break;
+                case GgmlType.Q6_K: Q6KNarrowBatch(w, w1, w2, w3, rows * rowBytes, xs, n, ss, perInput, blocks, count, ys, yStride, rows); break;
+                default: throw new NotSupportedException($"no batched K-quant kernel for {type}");
+            }
+        }
+    }
+
+    /// <summary>Batched <see cref="Q4KWide"/>: per super-block the 4 rows × 4 groups × 4 value vectors (<see cref="Q4KValues"/>) once, then each input's chains.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q4KWideBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
+    {
+        float* halves = HalfTable.Pointer;
+        float* s = stackalloc float[4 * 16];
+        Vector512<float>* v = stackalloc Vector512<float>[4 * 16]; // row r, group g: v[16r + 4g …]
+        Vector512<float>* acc = stackalloc Vector512<float>[4 * BatchedDecode.MaxInputs];
+        Vector256<float>* offsets = stackalloc Vector256<float>[4 * BatchedDecode.MaxInputs];
+        for (int i = 0; i < 4 * nBatch; i++) { acc[i] = default; offsets[i] = default; }
+        byte** row = stackalloc byte*[4] { w0, w1, w2, w3 };
+        byte* next = w0 + groupBytes;
+        int stride = (int)(groupBytes / blocks);
+        for (int b = 0; b < blocks; b++)
+        {
+            Prefetch(next + (long)b * stride, stride);
+            int at = b * 144;
+            for (int r = 0; r < 4; r++)
+            {
+                ChunkedQuant.ScalesK4(row[r] + at, halves, s + 16 * r, s + 16 * r + 8);
+                for (int g = 0; g < 4; g++)
+                    (v[16 * r + 4 * g], v[16 * r + 4 * g + 1], v[16 * r + 4 * g + 2], v[16 * r + 4 * g + 3]) = Q4KValues(row[r] + at + 16 + 32 * g);
+            }
+            for (int i = 0; i < nBatch; i++)
+            {
+                Vector256<float> xs = Vector256.Load(sums + (long)i * perInput + 8 * b);
+                Vector256<float>* m = offsets + 4 * i;
+                m[0] = Vector256.FusedMultiplyAdd(Vector256.Load(s + 8), xs, m[0]);
+                m[1] = Vector256.FusedMultiplyAdd(Vector256.Load(s + 24), xs, m[1]);
+                m[2] = Vector256.FusedMultiplyAdd(Vector256.Load(s + 40), xs, m[2]);
+                m[3] = Vector256.FusedMultiplyAdd(Vector256.Load(s + 56), xs, m[3]);
+                Vector512<float> a0 = acc[4 * i], a1 = acc[4 * i + 1], a2 = acc[4 * i + 2], a3 = acc[4 * i + 3];
+                float* xb = x + (long)i * n + 256 * b;
+                for (int g = 0; g < 4; g++)
+                {
+                    Vector512<float> x0 = Vector512.Load(xb + 64 * g), x1 = Vector512.Load(xb + 64 * g + 16);
+                    Vector512<float> x2 = Vector512.Load(xb + 64 * g + 32), x3 = Vector512.Load(xb + 64 * g + 48);
+                    Vector512<float>* vg = v + 4 * g;
+                    a0 = Q4KGroup(vg[0], vg[1], vg[2], vg[3], x0, x1, x2, x3, s + 2 * g, a0);
+                    a1 = Q4KGroup(vg[16], vg[17], vg[18], vg[19], x0, x1, x2, x3, s + 16 + 2 * g, a1);
+                    a2 = Q4KGroup(vg[32], vg[33], vg[34], vg[35], x0, x1, x2, x3, s + 32 + 2 * g, a2);
+                    a3 = Q4KGroup(vg[48], vg[49], vg[50], vg[51], x0, x1, x2, x3, s + 48 + 2 * g, a3);
+                }
+                acc[4 * i] = a0; acc[4 * i + 1] = a1; acc[4 * i + 2] = a2; acc[4 * i + 3] = a3;
+            }
+        }
+        for (int i = 0; i < nBatch; i++)
+            for (int r = 0; r < rows; r++) y[i * yStride + r] = Vector512.Sum(acc[4 * i + r]) + Vector256.Sum(offsets[4 * i + r]);
+    }
+
+    /// <summary>Batched <see cref="Q4KNarrow"/>: per super-block the 4 rows × 8 half groups × 4 value vectors once (4 KB), then each input's chains.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q4KNarrowBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
+    {
+        float* halves = HalfTable.Pointer;
+        float* s = stackalloc float[4 * 16];
+        Vector256<float>* v = stackalloc Vector256<float>[4 * 32]; // row r, half group h: v[32r + 4h …]
+        Vector256<float>* acc = stackalloc Vector256<float>[4 * BatchedDecode.MaxInputs];
+        for (int i = 0; i < 4 * nBatch; i++) acc[i] = default;
+        byte** row = stackalloc byte*[4] { w0, w1, w2, w3 };
+        byte* next = w0 + groupBytes;
+        int stride = (int)(groupBytes / blocks);
+        for (int b = 0; b < blocks; b++)
+        {
+            Prefetch(next + (long)b * stride, stride);
+            int at = b * 144;
+            for (int r = 0; r < 4; r++)
+            {
+                ChunkedQuant.ScalesK4(row[r] + at, halves, s + 16 * r, s + 16 * r + 8);
+                for (int h = 0; h < 8; h++)
+                    (v[32 * r + 4 * h], v[32 * r + 4 * h + 1], v[32 * r + 4 * h + 2], v[32 * r + 4 * h + 3]) = Q4KHalfValues(row[r] + at + 16 + 32 * (h >> 1) + 16 * (h & 1));
+            }
+            for (int i = 0; i < nBatch; i++)
+            {
+                Vector256<float> xs = Vector256.Load(sums + (long)i * perInput + 8 * b);
+                Vector256<float> a0 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 8), xs, acc[4 * i]);
+                Vector256<float> a1 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 24), xs, acc[4 * i + 1]);
+                Vector256<float> a2 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 40), xs, acc[4 * i + 2]);
+                Vector256<float> a3 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 56), xs, acc[4 * i + 3]);
+                float* xb = x + (long)i * n + 256 * b;
+                for (int h = 0; h < 8; h++)
+                {
+                    int g = h >> 1, l = 16 * (h & 1);
+                    Vector256<float> x0 = Vector256.Load(xb + 64 * g + l), x1 = Vector256.Load(xb + 64 * g + l + 8);
+                    Vector256<float> x2 = Vector256.Load(xb + 64 * g + 32 + l), x3 = Vector256.Load(xb + 64 * g + 40 + l);
+                    Vector256<float>* vh = v + 4 * h;
+                    a0 = Q4KHalfGroup(vh[0], vh[1], vh[2], vh[3], x0, x1, x2, x3, s + 2 * g, a0);
+                    a1 = Q4KHalfGroup(vh[32], vh[33], vh[34], vh[35], x0, x1, x2, x3, s + 16 + 2 * g, a1);
+                    a2 = Q4KHalfGroup(vh[64], vh[65], vh[66], vh[67], x0, x1, x2, x3, s + 32 + 2 * g, a2);
+                    a3 = Q4KHalfGroup(vh[96], vh[97], vh[98], vh[99], x0, x1, x2, x3, s + 48 + 2 * g, a3);
+                }
+                acc[4 * i] = a0; acc[4 * i + 1] = a1; acc[4 * i + 2] = a2; acc[4 * i + 3] = a3;
+            }
+        }
+        for (int i = 0; i < nBatch; i++)
+            for (int r = 0; r < rows; r++) y[i * yStride + r] = Vector256.Sum(acc[4 * i + r]);
+    }
+
+    /// <summary>
+    /// Batched <see cref="Q6KWide"/>: per super-block each row's 16 scales d·sc (as <see cref="Q6KScales(byte*, float*, float*, Vector512{float}, Vector512{float})"/>
+    /// stores them) and 4 steps × 4 value vectors (<see cref="Q6KValues"/>) once, then each input's chain.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q6KWideBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
+    {
+        float* halves = HalfTable.Pointer;
+        float* s = stackalloc float[4 * 16];
+        Vector512<float>* v = stackalloc Vector512<float>[4 * 16]; // row r, step t: v[16r + 4t …]
+        Vector512<float>* acc = stackalloc Vector512<float>[4 * BatchedDecode.MaxInputs];
+        for (int i = 0; i < 4 * nBatch; i++) acc[i] = default;
+        byte** row = stackalloc byte*[4] { w0, w1, w2, w3 };
+        byte* next = w0 + groupBytes;
+        int stride = (int)(groupBytes / blocks);
+        for (int b = 0; b < blocks; b++)
+        {
+            Prefetch(next + (long)b * stride, stride);
+            int at = b * 210;
+            for (int r = 0; r < 4; r++)
+            {
+                byte* block = row[r] + at;
+                (Vector512.ConvertToSingle(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 192))) * Vector512.Create(HalfTable.ToSingle(halves, ref block[208]))).Store(s + 16 * r);
+                for (int t = 0; t < 4; t++)
+                {
+                    int h = t >> 1, l = 16 * (t & 1);
+                    (v[16 * r + 4 * t], v[16 * r + 4 * t + 1], v[16 * r + 4 * t + 2], v[16 * r + 4 * t + 3]) = Q6KValues(block + 64 * h + l, block + 128 + 32 * h + l);
+                }
+            }
+            for (int i = 0; i < nBatch; i++)
+            {
+                Vector512<float> xs = Vector512.Load(sums + (long)i * perInput + 16 * b) * Vector512.Create(-32f);
+                Vector512<float> a0 = Vector512.FusedMultiplyAdd(Vector512.Load(s), xs, acc[4 * i]);
+                Vector512<float> a1 = Vector512.FusedMultiplyAdd(Vector512.Load(s + 16), xs, acc[4 * i + 1]);
+                Vector512<float> a2 = Vector512.FusedMultiplyAdd(Vector512.Load(s + 32), xs, acc[4 * i + 2]);
+                Vector512<float> a3 = Vector512.FusedMultiplyAdd(Vector512.Load(s + 48), xs, acc[4 * i + 3]);
+                float* xb = x + (long)i * n + 256 * b;
+                for (int t = 0; t < 4; t++)
+                {
+                    int h = t >> 1, l = 16 * (t & 1), slot = 8 * h + (l >> 4);
+                    float* xh = xb + 128 * h + l;
+                    Vector512<float> x0 = Vector512.Load(xh), x1 = Vector512.Load(xh + 32), x2 = Vector512.Load(xh + 64), x3 = Vector512.Load(xh + 96);
+                    Vector512<float>* vt = v + 4 * t;
+                    a0 = Q6KStep(vt[0], vt[1], vt[2], vt[3], x0, x1, x2, x3, s + slot, a0);
+                    a1 = Q6KStep(vt[16], vt[17], vt[18], vt[19], x0, x1, x2, x3, s + 16 + slot, a1);
+                    a2 = Q6KStep(vt[32], vt[33], vt[34], vt[35], x0, x1, x2, x3, s + 32 + slot, a2);
+                    a3 = Q6KStep(vt[48], vt[49], vt[50], vt[51], x0, x1, x2, x3, s + 48 + slot, a3);
+                }
+                acc[4 * i] = a0; acc[4 * i + 1] = a1; acc[4 * i + 2] = a2; acc[4 * i + 3] = a3;
+            }
+        }
+        for (int i = 0; i < nBatch; i++)
+            for (int r = 0; r < rows; r++) y[i * yStride + r] = Vector512.Sum(acc[4 * i + r]);
+    }
+
+    /// <summary>Batched <see cref="Q6KNarrow"/>: per super-block the scales and 4 rows × 8 steps × 4 value vectors once (4 KB), then each input's chain.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q6KNarrowBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
+    {
+        float* halves = HalfTable.Pointer;
+        float* s = stackalloc float[4 * 16];
+        Vector256<float>* v = stackalloc Vector256<float>[4 * 32]; // row r, step t: v[32r + 4t …]
+        Vector256<float>* acc = stackalloc Vector256<float>[4 * BatchedDecode.MaxInputs];
+        for (int i = 0; i < 4 * nBatch; i++) acc[i] = default;
+        byte** row = stackalloc byte*[4] { w0, w1, w2, w3 };
+        byte* next = w0 + groupBytes;
+        int stride = (int)(groupBytes / blocks);
+        for (int b = 0; b < blocks; b++)
+        {
+            Prefetch(next + (long)b * stride, stride);
+            int at = b * 210;
+            for (int r = 0; r < 4; r++)
+            {
+                byte* block = row[r] + at;
+                var d = Vector256.Create(HalfTable.ToSingle(halves, ref block[208]));
+                (Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 192)) * d).Store(s + 16 * r);
+                (Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 200)) * d).Store(s + 16 * r + 8);
+                for (int t = 0; t < 8; t++)
+                {
+                    int h = t >> 2, l = 8 * (t & 3);
+                    (v[32 * r + 4 * t], v[32 * r + 4 * t + 1], v[32 * r + 4 * t + 2], v[32 * r + 4 * t + 3]) = Q6KValues8(block + 64 * h + l, block + 128 + 32 * h + l);
+                }
+            }
+            for (int i = 0; i < nBatch; i++)
+            {
+                float* si = sums + (long)i * perInput + 16 * b;
+                Vector256<float> xsLow = Vector256.Load(si) * Vector256.Create(-32f), xsHigh = Vector256.Load(si + 8) * Vector256.Create(-32f);
+                Vector256<float> a0 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 8), xsHigh, Vector256.FusedMultiplyAdd(Vector256.Load(s), xsLow, acc[4 * i]));
+                Vector256<float> a1 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 24), xsHigh, Vector256.FusedMultiplyAdd(Vector256.Load(s + 16), xsLow, acc[4 * i + 1]));
+                Vector256<float> a2 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 40), xsHigh, Vector256.FusedMultiplyAdd(Vector256.Load(s + 32), xsLow, acc[4 * i + 2]));
+                Vector256<float> a3 = Vector256.FusedMultiplyAdd(Vector256.Load(s + 56), xsHigh, Vector256.FusedMultiplyAdd(Vector256.Load(s + 48), xsLow, acc[4 * i + 3]));
+                float* xb = x + (long)i * n + 256 * b;
+                for (int t = 0; t < 8; t++)
+                {
+                    int h = t >> 2, l = 8 * (t & 3), slot = 8 * h + (l >> 4);
+                    float* xh = xb + 128 * h + l;
+                    Vector256<float> x0 = Vector256.Load(xh), x1 = Vector256.Load(xh + 32), x2 = Vector256.Load(xh + 64), x3 = Vector256.Load(xh + 96);
+                    Vector256<float>* vt = v + 4 * t;
+                    a0 = Q6KStep(vt[0], vt[1], vt[2], vt[3], x0, x1, x2, x3, s + slot, a0);
+                    a1 = Q6KStep(vt[32], vt[33], vt[34], vt[35], x0, x1, x2, x3, s + 16 + slot, a1);
+                    a2 = Q6KStep(vt[64], vt[65], vt[66], vt[67], x0, x1, x2, x3, s + 32 + slot, a2);
+                    a3 = Q6KStep(vt[96], vt[97], vt[98], vt[99], x0, x1, x2, x3, s + 48 + slot, a3);
+                }
+                acc[4 * i] = a0; acc[4 * i + 1] = a1; acc[4 * i + 2] = a2; acc[4 * i + 3] = a3;
+            }
+        }
+        for (int i = 0; i < nBatch; i++)
+            for (int r = 0; r < rows; r++) y[i * yStride + r] = Vector256.Sum(acc[4 * i + r]);
     }
 }
