@@ -11,6 +11,8 @@ namespace NextToken.Kernels;
 /// pair accumulates in exactly the order and lanes of the single-input decode kernel, so every
 /// result is bit-identical to decoding that input alone. The single-input kernels, run once per
 /// input, unpacked each weight block nBatch times: batched decode was compute-bound.
+/// The kernels skip zeroing their stack buffers (<see cref="SkipLocalsInit"/>): each buffer is
+/// written before it is read, and the accumulators in use are cleared explicitly.
 /// </summary>
 internal static unsafe class BatchedDecode
 {
@@ -168,7 +170,7 @@ public static unsafe partial class Quantized
     /// every input's two x vectors and offset are loaded and its four accumulators (on the stack)
     /// updated by the chain of <see cref="BlockTimes{TFormat}(byte*, Vector512{float}, Vector512{float}, Vector512{float}, float*, Vector512{float})"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     private static void Dot4RowsWideBatch<TFormat>(byte* w, long rowBytes, float* x, int n, int nBatch, float* y, long yStride) where TFormat : struct, IBlockFloats
     {
         float* halves = HalfTable.Pointer;
@@ -214,7 +216,7 @@ public static unsafe partial class Quantized
     /// registers, so they are unpacked once into a stack buffer that every input reads (as memory
     /// operands of its multiply-adds).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     private static void Dot4RowsNarrowBatch<TFormat>(byte* w, long rowBytes, float* x, int n, int nBatch, float* y, long yStride) where TFormat : struct, IBlockFloats
     {
         float* halves = HalfTable.Pointer;
@@ -311,7 +313,7 @@ internal static unsafe partial class KQuantRows
     }
 
     /// <summary>Batched <see cref="Q4KWide"/>: per super-block the 4 rows × 4 groups × 4 value vectors (<see cref="Q4KValues"/>) once, then each input's chains.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     private static void Q4KWideBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
     {
         float* halves = HalfTable.Pointer;
@@ -361,7 +363,7 @@ internal static unsafe partial class KQuantRows
     }
 
     /// <summary>Batched <see cref="Q4KNarrow"/>: per super-block the 4 rows × 8 half groups × 4 value vectors once (4 KB), then each input's chains.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     private static void Q4KNarrowBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
     {
         float* halves = HalfTable.Pointer;
@@ -412,7 +414,7 @@ internal static unsafe partial class KQuantRows
     /// Batched <see cref="Q6KWide"/>: per super-block each row's 16 scales d·sc (as <see cref="Q6KScales(byte*, float*, float*, Vector512{float}, Vector512{float})"/>
     /// stores them) and 4 steps × 4 value vectors (<see cref="Q6KValues"/>) once, then each input's chain.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     private static void Q6KWideBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
     {
         float* halves = HalfTable.Pointer;
@@ -464,7 +466,7 @@ internal static unsafe partial class KQuantRows
     }
 
     /// <summary>Batched <see cref="Q6KNarrow"/>: per super-block the scales and 4 rows × 8 steps × 4 value vectors once (4 KB), then each input's chain.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization), SkipLocalsInit]
     private static void Q6KNarrowBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
     {
         float* halves = HalfTable.Pointer;
