@@ -22,7 +22,7 @@ namespace NextToken.Kernels;
 /// The generic chunked kernel (<see cref="ChunkedQuant"/>) took 6–11 per 16 values plus scalar
 /// addressing. The next rows are prefetched, as in <see cref="Quantized.Dot4RowsWide"/>.
 /// </summary>
-internal static unsafe class KQuantRows
+internal static unsafe partial class KQuantRows
 {
     public static bool Handles(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.Q5_K or GgmlType.Q3_K or GgmlType.Q2_K;
 
@@ -117,11 +117,27 @@ internal static unsafe class KQuantRows
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Q4KGroup(byte* q, Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, float* scale, Vector512<float> total)
     {
+        (Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3) = Q4KValues(q);
+        return Q4KGroup(v0, v1, v2, v3, x0, x1, x2, x3, scale, total);
+    }
+
+    /// <summary>A 32-byte group's nibbles as floats: low nibbles of bytes 0–15 and 16–31, then their high nibbles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float>, Vector512<float>, Vector512<float>, Vector512<float>) Q4KValues(byte* q)
+    {
         Vector512<int> p0 = Avx512F.ConvertToVector512Int32(Vector128.Load(q)), p1 = Avx512F.ConvertToVector512Int32(Vector128.Load(q + 16));
         Vector512<int> mask = Vector512.Create(15);
-        Vector512<float> low = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(p1 & mask), x1, Vector512.ConvertToSingle(p0 & mask) * x0);
-        Vector512<float> high = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.ShiftRightLogical(p1, 4)), x3,
-                                                           Vector512.ConvertToSingle(Vector512.ShiftRightLogical(p0, 4)) * x2);
+        return (Vector512.ConvertToSingle(p0 & mask), Vector512.ConvertToSingle(p1 & mask),
+                Vector512.ConvertToSingle(Vector512.ShiftRightLogical(p0, 4)), Vector512.ConvertToSingle(Vector512.ShiftRightLogical(p1, 4)));
+    }
+
+    /// <summary><see cref="Q4KGroup(byte*, Vector512{float}, Vector512{float}, Vector512{float}, Vector512{float}, float*, Vector512{float})"/> on values from <see cref="Q4KValues"/> (shared by the batched kernel).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q4KGroup(Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
+                                             Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, float* scale, Vector512<float> total)
+    {
+        Vector512<float> low = Vector512.FusedMultiplyAdd(v1, x1, v0 * x0);
+        Vector512<float> high = Vector512.FusedMultiplyAdd(v3, x3, v2 * x2);
         return Vector512.FusedMultiplyAdd(high, Vector512.Create(scale[1]), Vector512.FusedMultiplyAdd(low, Vector512.Create(scale[0]), total));
     }
 
@@ -166,11 +182,26 @@ internal static unsafe class KQuantRows
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Q4KHalfGroup(byte* q, Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3, float* scale, Vector256<float> total)
     {
+        (Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3) = Q4KHalfValues(q);
+        return Q4KHalfGroup(v0, v1, v2, v3, x0, x1, x2, x3, scale, total);
+    }
+
+    /// <summary>16 bytes' nibbles as floats: low nibbles of bytes 0–7 and 8–15, then their high nibbles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Q4KHalfValues(byte* q)
+    {
         Vector256<int> p0 = Avx2.ConvertToVector256Int32(q), p1 = Avx2.ConvertToVector256Int32(q + 8);
         Vector256<int> mask = Vector256.Create(15);
-        Vector256<float> low = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(p1 & mask), x1, Vector256.ConvertToSingle(p0 & mask) * x0);
-        Vector256<float> high = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Vector256.ShiftRightLogical(p1, 4)), x3,
-                                                           Vector256.ConvertToSingle(Vector256.ShiftRightLogical(p0, 4)) * x2);
+        return (Vector256.ConvertToSingle(p0 & mask), Vector256.ConvertToSingle(p1 & mask),
+                Vector256.ConvertToSingle(Vector256.ShiftRightLogical(p0, 4)), Vector256.ConvertToSingle(Vector256.ShiftRightLogical(p1, 4)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Q4KHalfGroup(Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3,
+                                                 Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3, float* scale, Vector256<float> total)
+    {
+        Vector256<float> low = Vector256.FusedMultiplyAdd(v1, x1, v0 * x0);
+        Vector256<float> high = Vector256.FusedMultiplyAdd(v3, x3, v2 * x2);
         return Vector256.FusedMultiplyAdd(high, Vector256.Create(scale[1]), Vector256.FusedMultiplyAdd(low, Vector256.Create(scale[0]), total));
     }
 
@@ -226,6 +257,14 @@ internal static unsafe class KQuantRows
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Q6KStep(byte* ql, byte* qh, Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, float* s, Vector512<float> total)
     {
+        (Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3) = Q6KValues(ql, qh);
+        return Q6KStep(v0, v1, v2, v3, x0, x1, x2, x3, s, total);
+    }
+
+    /// <summary>The four sub-blocks' 6-bit values of <see cref="Q6KStep(byte*, byte*, Vector512{float}, Vector512{float}, Vector512{float}, Vector512{float}, float*, Vector512{float})"/> as floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float>, Vector512<float>, Vector512<float>, Vector512<float>) Q6KValues(byte* ql, byte* qh)
+    {
         Vector512<int> a = Avx512F.ConvertToVector512Int32(Vector128.Load(ql)), c = Avx512F.ConvertToVector512Int32(Vector128.Load(ql + 32));
         Vector512<int> h = Avx512F.ConvertToVector512Int32(Vector128.Load(qh));
         Vector512<int> low = Vector512.Create(15), top = Vector512.Create(0x30);
@@ -234,10 +273,17 @@ internal static unsafe class KQuantRows
         Vector512<int> q1 = Avx512F.TernaryLogic(c & low, Vector512.ShiftLeft(h, 2), top, 0xD8);
         Vector512<int> q2 = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(a, 4), h, top, 0xD8);
         Vector512<int> q3 = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(c, 4), Vector512.ShiftRightLogical(h, 2), top, 0xD8);
-        total = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(q0) * x0, Vector512.Create(s[0]), total);
-        total = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(q1) * x1, Vector512.Create(s[2]), total);
-        total = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(q2) * x2, Vector512.Create(s[4]), total);
-        return Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(q3) * x3, Vector512.Create(s[6]), total);
+        return (Vector512.ConvertToSingle(q0), Vector512.ConvertToSingle(q1), Vector512.ConvertToSingle(q2), Vector512.ConvertToSingle(q3));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q6KStep(Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3,
+                                            Vector512<float> x0, Vector512<float> x1, Vector512<float> x2, Vector512<float> x3, float* s, Vector512<float> total)
+    {
+        total = Vector512.FusedMultiplyAdd(v0 * x0, Vector512.Create(s[0]), total);
+        total = Vector512.FusedMultiplyAdd(v1 * x1, Vector512.Create(s[2]), total);
+        total = Vector512.FusedMultiplyAdd(v2 * x2, Vector512.Create(s[4]), total);
+        return Vector512.FusedMultiplyAdd(v3 * x3, Vector512.Create(s[6]), total);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -287,16 +333,30 @@ internal static unsafe class KQuantRows
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Q6KStep(byte* ql, byte* qh, Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3, float* s, Vector256<float> total)
     {
+        (Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3) = Q6KValues8(ql, qh);
+        return Q6KStep(v0, v1, v2, v3, x0, x1, x2, x3, s, total);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Q6KValues8(byte* ql, byte* qh)
+    {
         Vector256<int> a = Avx2.ConvertToVector256Int32(ql), c = Avx2.ConvertToVector256Int32(ql + 32), h = Avx2.ConvertToVector256Int32(qh);
         Vector256<int> low = Vector256.Create(15), top = Vector256.Create(0x30);
         Vector256<int> q0 = (a & low) | (Vector256.ShiftLeft(h, 4) & top);
         Vector256<int> q1 = (c & low) | (Vector256.ShiftLeft(h, 2) & top);
         Vector256<int> q2 = Vector256.ShiftRightLogical(a, 4) | (h & top);
         Vector256<int> q3 = Vector256.ShiftRightLogical(c, 4) | (Vector256.ShiftRightLogical(h, 2) & top);
-        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q0) * x0, Vector256.Create(s[0]), total);
-        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q1) * x1, Vector256.Create(s[2]), total);
-        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q2) * x2, Vector256.Create(s[4]), total);
-        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(q3) * x3, Vector256.Create(s[6]), total);
+        return (Vector256.ConvertToSingle(q0), Vector256.ConvertToSingle(q1), Vector256.ConvertToSingle(q2), Vector256.ConvertToSingle(q3));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Q6KStep(Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3,
+                                            Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3, float* s, Vector256<float> total)
+    {
+        total = Vector256.FusedMultiplyAdd(v0 * x0, Vector256.Create(s[0]), total);
+        total = Vector256.FusedMultiplyAdd(v1 * x1, Vector256.Create(s[2]), total);
+        total = Vector256.FusedMultiplyAdd(v2 * x2, Vector256.Create(s[4]), total);
+        return Vector256.FusedMultiplyAdd(v3 * x3, Vector256.Create(s[6]), total);
     }
 
     // ---- Q5_K: 176-byte super-blocks; Q4_K's d, dmin and scales, 32 bytes of fifth bits at 16, nibbles at 48 as Q4_K's.

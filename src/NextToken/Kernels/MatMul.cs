@@ -315,10 +315,15 @@ public static unsafe class MatMul
             {
                 for (int b = 0; b < nBatch; b++) KQuantRows.SubBlockSums(x + (long)b * nIn, nIn, width, sums + b * perInput);
                 for (; o < rowEnd; o += 4)
-                    for (int b = 0; b < nBatch; b++)
-                        KQuantRows.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, sums + b * perInput, nIn, y + (long)b * nOut + o);
+                    if (nBatch >= 2 && KQuantRows.HandlesBatch(weight.Type)) // each super-block unpacked once for all inputs, bit-identical per input
+                        KQuantRows.Dot4Batch(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x, sums, perInput, nIn, nBatch, y + o, nOut);
+                    else
+                        for (int b = 0; b < nBatch; b++)
+                            KQuantRows.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, sums + b * perInput, nIn, y + (long)b * nOut + o);
             }
         }
+        else if (nBatch >= 2 && BatchedDecode.Handles(weight.Type, nIn, wide, narrow))
+            o = BatchedDecode.Rows(weight, wide, x, y, nBatch, rowStart, rowEnd); // each block unpacked once for all inputs, bit-identical per input
         else if (narrow && weight.Type == GgmlType.Q4_0)
         {
             // Q4_0's per-block offset term of each input once per call, shared by all rows (AVX2 is bound by its FMA ports).

@@ -13,7 +13,7 @@ namespace NextToken.Kernels;
 /// <see cref="DequantizeRow"/> expands a row; <see cref="DotRow"/> multiplies a stored row with a
 /// float32 vector one block at a time, so no matrix is ever expanded in memory.
 /// </summary>
-public static unsafe class Quantized
+public static unsafe partial class Quantized
 {
     public const int QK8_0 = 32, QK4_0 = 32, QK_K = 256;
 
