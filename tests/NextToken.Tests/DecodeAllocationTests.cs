@@ -8,13 +8,12 @@ namespace NextToken.Tests;
 /// Decoding allocates nothing per token once a state exists: a decode step, a batched step over
 /// several contexts and a sampling step (every stage on) take their buffers from the state and the
 /// chain, for every family and weight type. Measured on the calling thread with one thread, where
-/// every kernel runs inline; with two threads the caller's share is measured too, where
-/// a first-use scratch buffer may appear once.
+/// every kernel runs inline, and with two (the caller's share), in windows of 16 steps.
 /// </summary>
 public class DecodeAllocationTests(ITestOutputHelper output)
 {
-    private const int Steps = 16;
-    private const int MaxFirstUseBytes = 64 << 10;
+    private const int Steps = 16, Windows = 4;
+    private const int MaxOneOffBytes = 64 << 10;
 
     [Theory]
     [InlineData("gpt2-tiny.f32")]
@@ -56,24 +55,36 @@ public class DecodeAllocationTests(ITestOutputHelper output)
                 token = chain.Sample(logits);
             }
 
-            long forward = 0, sampling = 0;
-            for (int i = 0; i < Steps; i++)
-            {
-                one[0] = token;
-                long before = GC.GetAllocatedBytesForCurrentThread();
-                model.Forward(state, one, logits);
-                long between = GC.GetAllocatedBytesForCurrentThread();
-                token = chain.Sample(logits);
-                forward += between - before;
-                sampling += GC.GetAllocatedBytesForCurrentThread() - between;
-            }
-            output.WriteLine($"{stem}, {threads} thread(s): {forward} bytes allocated in {Steps} decode steps, {sampling} in {Steps} sampling steps");
-            Assert.Equal(0, sampling);
-            if (threads == 1) Assert.Equal(0, forward);
-            // With two threads the calling thread takes whichever chunks it claims first: a kernel's
-            // per-thread scratch may be made the first time it runs one, once, never per token.
-            else Assert.True(forward <= MaxFirstUseBytes, $"{forward} bytes in {Steps} steps: more than first-use scratch");
+            var forward = new long[Windows];
+            var sampling = new long[Windows];
+            for (int w = 0; w < Windows; w++)
+                for (int i = 0; i < Steps; i++)
+                {
+                    one[0] = token;
+                    long before = GC.GetAllocatedBytesForCurrentThread();
+                    model.Forward(state, one, logits);
+                    long between = GC.GetAllocatedBytesForCurrentThread();
+                    token = chain.Sample(logits);
+                    forward[w] += between - before;
+                    sampling[w] += GC.GetAllocatedBytesForCurrentThread() - between;
+                }
+            output.WriteLine($"{stem}, {threads} thread(s), bytes allocated per window of {Steps} steps: decode {string.Join(" ", forward)}, sampling {string.Join(" ", sampling)}");
+            AssertNothingPerToken(forward, "decode");
+            AssertNothingPerToken(sampling, "sampling");
         }
+    }
+
+    /// <summary>
+    /// An allocation per token shows in every window; what may show once is a kernel's per-thread
+    /// scratch made the first time this thread claims its chunk (two threads), or a jump of the
+    /// counter itself when another test's garbage collection retires this thread's allocation
+    /// context (tests run in parallel) — so: one window at least allocates nothing, and all of
+    /// them together stay under a one-off bound.
+    /// </summary>
+    private static void AssertNothingPerToken(long[] windows, string what)
+    {
+        Assert.True(windows.Min() == 0, $"{what} allocated in every window of {Steps} steps: {string.Join(", ", windows)} bytes");
+        Assert.True(windows.Sum() <= MaxOneOffBytes, $"{what} allocated {windows.Sum()} bytes in {Windows * Steps} steps: more than one-off scratch");
     }
 
     [Theory]
@@ -97,10 +108,14 @@ public class DecodeAllocationTests(ITestOutputHelper output)
         var logits = new float[states.Length * vocab];
         model.ForwardEach(states, tokens, logits);
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < Steps; i++) model.ForwardEach(states, tokens, logits);
-        long perStep = (GC.GetAllocatedBytesForCurrentThread() - before) / Steps;
-        output.WriteLine($"{stem}: {perStep} bytes allocated per batched step of {states.Length} contexts");
-        Assert.Equal(0, perStep);
+        var windows = new long[Windows];
+        for (int w = 0; w < Windows; w++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < Steps; i++) model.ForwardEach(states, tokens, logits);
+            windows[w] = GC.GetAllocatedBytesForCurrentThread() - before;
+        }
+        output.WriteLine($"{stem}: bytes allocated per window of {Steps} batched steps of {states.Length} contexts: {string.Join(" ", windows)}");
+        AssertNothingPerToken(windows, "ForwardEach");
     }
 }
