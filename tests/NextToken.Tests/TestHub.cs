@@ -345,8 +345,17 @@ public sealed class TestHub : IDisposable
     {
         foreach (HttpListener listener in (HttpListener[])[_hub, _cdn])
         {
-            listener.Stop();
-            listener.Close();
+            // Close alone (it stops too): Stop then Close removed the prefixes twice, and on Linux the
+            // second removal binds the freed port again — which a parallel test may hold by then
+            // ("Address already in use" from Dispose).
+            try
+            {
+                listener.Close();
+            }
+            catch (HttpListenerException)
+            {
+                // the port is already someone else's: nothing of ours is left on it
+            }
         }
         try { Task.WaitAll(_loops, 2000); } catch (AggregateException) { }
     }
