@@ -64,6 +64,11 @@ public sealed class WorkerPool
         try
         {
             long region = (Volatile.Read(ref _announced) >> 16) + 1;
+            // Close the last region's claim word first: a late worker that read it before would
+            // otherwise compare its chunk with this region's (larger) count, win its compare-exchange
+            // on the old word, run a chunk of this region and count it twice — _done then passes
+            // `chunks` and this caller waits for ever.
+            Interlocked.Exchange(ref _next, First(region) | int.MaxValue);
             _work = work;
             _chunks = chunks;
             _error = null;
