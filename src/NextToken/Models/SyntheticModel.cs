@@ -11,6 +11,7 @@ public sealed record LlamaShape(string Name, int NLayer, int NEmbd, int NHead, i
     [
         new("135M", 30, 576, 9, 3, 1536, 2048),   // SmolLM2-135M
         new("1.1B", 22, 2048, 32, 4, 5632, 2048), // TinyLlama-1.1B
+        new("3B", 28, 3072, 24, 8, 8192, 2048),   // Llama-3.2-3B's layers (synth's vocabulary, not its 128K one)
     ];
 
     public static LlamaShape Parse(string name) =>
