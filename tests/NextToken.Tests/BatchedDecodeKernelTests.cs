@@ -87,6 +87,7 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
         { "gpt2-tiny.q8_0.gguf", GgmlType.Q8_0 },
         { "gpt2-tiny.q4_0.gguf", GgmlType.Q4_0 },
         { "gpt2-tiny.f32.gguf", GgmlType.F32 },
+        { "gpt2-tiny.f16.gguf", GgmlType.F16 },
         { "quant/llama-d256.q4_k.gguf", GgmlType.Q4_K },
         { "quant/llama-d256.q6_k.gguf", GgmlType.Q6_K },
         { "llama-k.q4_k_m.gguf", GgmlType.Q6_K },
@@ -202,5 +203,47 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
         }
         Assert.True(tensors > 0, $"{fileName} has no {type} tensor of 4+ rows");
         output.WriteLine($"{fileName} {type} {(wide ? "AVX-512" : "AVX2")}: {tensors} tensors, batches {string.Join(",", BatchSizes)} × groups of 1–4 rows: {pairs} results, max |diff| 0 vs Dot4 per input");
+    }
+
+    /// <summary>
+    /// Float16 rows (<see cref="HalfRows.Batch"/>: a pair of rows converted once for four inputs with
+    /// AVX-512, two with AVX2, the rest alone) against <see cref="HalfRows.Eight"/> per input: the fixture's
+    /// rows, a length with a 16-value tail (n an odd multiple of 16), rows holding an infinity and a NaN
+    /// (their inputs' results are redone by the general conversion) and an input large enough that
+    /// x·2¹¹² overflows.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true, 64)]
+    [InlineData(true, 208)]
+    [InlineData(false, 64)]
+    [InlineData(false, 208)]
+    public void HalfRowsBatch_EveryBatchSize_BitIdenticalToEightRowKernel(bool wide, int n)
+    {
+        SkipUnlessWidth(wide);
+        const int rows = 24;
+        var random = new Random(n);
+        var halves = new ushort[rows * n];
+        for (int i = 0; i < halves.Length; i++) halves[i] = BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.2 - 0.1));
+        halves[5 * n + 3] = BitConverter.HalfToUInt16Bits(Half.PositiveInfinity);
+        halves[18 * n + n - 1] = BitConverter.HalfToUInt16Bits(Half.NaN);
+        int pairs = 0;
+        foreach (int nBatch in BatchSizes)
+        {
+            float[] x = RandomInputs(nBatch * n, 3 * nBatch + n);
+            if (nBatch > 2) x[2 * n + 1] = 70_000; // input 2 overflows the fast conversion's scaling: redone for every row
+            var batched = new float[nBatch * rows];
+            var alone = new float[nBatch * rows];
+            fixed (ushort* w = halves)
+            fixed (float* xp = x, yb = batched, ya = alone)
+            {
+                HalfRows.Batch(wide, w, n, rows, xp, n, nBatch, yb, rows);
+                for (int b = 0; b < nBatch; b++)
+                    for (int o = 0; o < rows; o += 8)
+                        HalfRows.Eight(wide, w + o * n, n, xp + b * n, n, ya + b * rows + o);
+            }
+            pairs += AssertBitIdentical(alone, batched, $"F16 n {n} ({(wide ? "AVX-512" : "AVX2")}) batch {nBatch}");
+            Assert.False(float.IsFinite(batched[5]), "the row holding +inf gives ±inf (the general conversion ran)");
+        }
+        output.WriteLine($"{pairs} (row, input) results, max |diff| 0 vs the eight-row kernel alone");
     }
 }

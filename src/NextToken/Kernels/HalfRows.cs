@@ -304,6 +304,116 @@ internal static unsafe class HalfRows
         if (Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite)) || !AllFinite(y, 4)) General(w0, s, x, n, y, 4);
     }
 
+    /// <summary>
+    /// Rows w … w + (rows − 1)·stride (rows even) times each of <paramref name="nBatch"/> inputs x + b·n into
+    /// y + b·yStride: several contexts decoded together (a server's streams). Each row is converted once for
+    /// a few inputs (four with AVX-512, two with AVX2) instead of once per input, and every (row, input)
+    /// gets exactly the bits <see cref="Eight"/> and <see cref="Four"/> give it: the same accumulators,
+    /// order, tail, reduction and general-conversion redo. Inputs left over run the lone kernels.
+    /// </summary>
+    public static void Batch(bool wide, ushort* w, long rowStride, int rows, float* x, int n, int nBatch, float* y, long yStride)
+    {
+        int group = wide ? 4 : 2, b = 0;
+        for (; b + group <= nBatch; b += group)
+            for (int r = 0; r < rows; r += 2)
+                if (wide) PairFourWide(w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r, yStride);
+                else PairTwoNarrow(w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r, yStride);
+        for (; b < nBatch; b++)
+        {
+            int r = 0;
+            for (; r + 8 <= rows; r += 8) Eight(wide, w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r);
+            for (; r < rows; r += 4) Four(wide, w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r);
+        }
+    }
+
+    /// <summary>
+    /// AVX-512, 2 rows × 4 inputs: per 32 values four conversions and the check for the two rows, two scaled
+    /// x vectors per input, 16 FMAs into 16 accumulators (each (row, input) its two of <see cref="EightWide"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PairFourWide(ushort* w0, long s, float* x, int n, float* y, long yStride)
+    {
+        ushort* w1 = w0 + s;
+        float* x1p = x + n, x2p = x1p + n, x3p = x2p + n;
+        Vector512<float> scale = Vector512.Create(Rebias).AsSingle();
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default; // a[row][input]: values i … i + 15
+        Vector512<float> b00 = default, b01 = default, b02 = default, b03 = default, b10 = default, b11 = default, b12 = default, b13 = default; // values i + 16 … i + 31
+        Vector512<ushort> check = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            long ahead = Ahead(i, n, 2 * s);
+            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead);
+            Vector512<float> u0 = Wide16(w0 + i), u1 = Wide16(w0 + i + 16), v0 = Wide16(w1 + i), v1 = Wide16(w1 + i + 16);
+            check = Vector512.Max(check, Vector512.Max(Shifted32(w0 + i), Shifted32(w1 + i)));
+            Vector512<float> xa = Vector512.Load(x + i) * scale, xb = Vector512.Load(x + i + 16) * scale;
+            a00 = Vector512.FusedMultiplyAdd(u0, xa, a00); b00 = Vector512.FusedMultiplyAdd(u1, xb, b00);
+            a10 = Vector512.FusedMultiplyAdd(v0, xa, a10); b10 = Vector512.FusedMultiplyAdd(v1, xb, b10);
+            xa = Vector512.Load(x1p + i) * scale; xb = Vector512.Load(x1p + i + 16) * scale;
+            a01 = Vector512.FusedMultiplyAdd(u0, xa, a01); b01 = Vector512.FusedMultiplyAdd(u1, xb, b01);
+            a11 = Vector512.FusedMultiplyAdd(v0, xa, a11); b11 = Vector512.FusedMultiplyAdd(v1, xb, b11);
+            xa = Vector512.Load(x2p + i) * scale; xb = Vector512.Load(x2p + i + 16) * scale;
+            a02 = Vector512.FusedMultiplyAdd(u0, xa, a02); b02 = Vector512.FusedMultiplyAdd(u1, xb, b02);
+            a12 = Vector512.FusedMultiplyAdd(v0, xa, a12); b12 = Vector512.FusedMultiplyAdd(v1, xb, b12);
+            xa = Vector512.Load(x3p + i) * scale; xb = Vector512.Load(x3p + i + 16) * scale;
+            a03 = Vector512.FusedMultiplyAdd(u0, xa, a03); b03 = Vector512.FusedMultiplyAdd(u1, xb, b03);
+            a13 = Vector512.FusedMultiplyAdd(v0, xa, a13); b13 = Vector512.FusedMultiplyAdd(v1, xb, b13);
+        }
+        bool special = Vector512.GreaterThanOrEqualAny(check, Vector512.Create(NonFinite));
+        if (i < n)
+        {
+            Vector512<float> u0 = Wide16(w0 + i), v0 = Wide16(w1 + i);
+            Vector512<float> xa = Vector512.Load(x + i) * scale;
+            a00 = Vector512.FusedMultiplyAdd(u0, xa, a00); a10 = Vector512.FusedMultiplyAdd(v0, xa, a10);
+            xa = Vector512.Load(x1p + i) * scale;
+            a01 = Vector512.FusedMultiplyAdd(u0, xa, a01); a11 = Vector512.FusedMultiplyAdd(v0, xa, a11);
+            xa = Vector512.Load(x2p + i) * scale;
+            a02 = Vector512.FusedMultiplyAdd(u0, xa, a02); a12 = Vector512.FusedMultiplyAdd(v0, xa, a12);
+            xa = Vector512.Load(x3p + i) * scale;
+            a03 = Vector512.FusedMultiplyAdd(u0, xa, a03); a13 = Vector512.FusedMultiplyAdd(v0, xa, a13);
+            special |= Vector256.GreaterThanOrEqualAny(Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)), Vector256.Create(NonFinite));
+        }
+        float* y1 = y + yStride, y2 = y1 + yStride, y3 = y2 + yStride;
+        y[0] = Vector512.Sum(a00 + b00); y[1] = Vector512.Sum(a10 + b10);
+        y1[0] = Vector512.Sum(a01 + b01); y1[1] = Vector512.Sum(a11 + b11);
+        y2[0] = Vector512.Sum(a02 + b02); y2[1] = Vector512.Sum(a12 + b12);
+        y3[0] = Vector512.Sum(a03 + b03); y3[1] = Vector512.Sum(a13 + b13);
+        if (special || !AllFinite(y, 2)) General(w0, s, x, n, y, 2);
+        if (special || !AllFinite(y1, 2)) General(w0, s, x1p, n, y1, 2);
+        if (special || !AllFinite(y2, 2)) General(w0, s, x2p, n, y2, 2);
+        if (special || !AllFinite(y3, 2)) General(w0, s, x3p, n, y3, 2);
+    }
+
+    /// <summary>AVX2, 2 rows × 2 inputs: per 16 values four conversions and the check for the two rows, each (row, input) <see cref="EightNarrow"/>'s one chain.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PairTwoNarrow(ushort* w0, long s, float* x, int n, float* y, long yStride)
+    {
+        ushort* w1 = w0 + s;
+        float* x1p = x + n;
+        Vector256<float> scale = Vector256.Create(Rebias).AsSingle();
+        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default; // a[row][input]
+        Vector256<ushort> check = default;
+        for (int i = 0; i < n; i += 16)
+        {
+            long ahead = Ahead(i, n, 2 * s);
+            Sse.Prefetch0(((i & 16) == 0 ? w0 : w1) + ahead);
+            Vector256<float> u0 = Narrow8(w0 + i), u1 = Narrow8(w0 + i + 8), v0 = Narrow8(w1 + i), v1 = Narrow8(w1 + i + 8);
+            check = Vector256.Max(check, Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)));
+            Vector256<float> xa = Vector256.Load(x + i) * scale, xb = Vector256.Load(x + i + 8) * scale;
+            a00 = Vector256.FusedMultiplyAdd(u1, xb, Vector256.FusedMultiplyAdd(u0, xa, a00));
+            a10 = Vector256.FusedMultiplyAdd(v1, xb, Vector256.FusedMultiplyAdd(v0, xa, a10));
+            xa = Vector256.Load(x1p + i) * scale; xb = Vector256.Load(x1p + i + 8) * scale;
+            a01 = Vector256.FusedMultiplyAdd(u1, xb, Vector256.FusedMultiplyAdd(u0, xa, a01));
+            a11 = Vector256.FusedMultiplyAdd(v1, xb, Vector256.FusedMultiplyAdd(v0, xa, a11));
+        }
+        bool special = Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite));
+        float* y1 = y + yStride;
+        y[0] = Vector256.Sum(a00); y[1] = Vector256.Sum(a10);
+        y1[0] = Vector256.Sum(a01); y1[1] = Vector256.Sum(a11);
+        if (special || !AllFinite(y, 2)) General(w0, s, x, n, y, 2);
+        if (special || !AllFinite(y1, 2)) General(w0, s, x1p, n, y1, 2);
+    }
+
     /// <summary>bfloat16 rows w … w + 7·stride times x (n a multiple of 16) into y[0..7]. Exact; infinities and NaNs need nothing special.</summary>
     public static void BrainEight(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
     {
