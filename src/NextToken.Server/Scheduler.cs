@@ -184,6 +184,7 @@ internal sealed class Scheduler : IDisposable
         var tokens = new int[_slots.Length];
         var active = new Slot[_slots.Length];
         var logits = new float[_slots.Length * _model.VocabSize];
+        WarmUp(logits);
         while (!_stopping.IsCancellationRequested)
         {
             try
@@ -242,6 +243,40 @@ internal sealed class Scheduler : IDisposable
             _waiting.Clear();
         }
         while (_exclusive.Reader.TryRead(out Action? work)) work(); // each sees the model still loaded
+    }
+
+    /// <summary>
+    /// Runs each path a request takes once before the first request (llama-server warms its model up too):
+    /// a 16-token prompt (the prompt kernels), one batched step of two slots and one step of a lone slot
+    /// (the decode kernels), and a sampling step. Kernels are compiled fully optimized on first call, so
+    /// otherwise the first request waits for that (its first token 50–100 ms late). The slots are
+    /// rewound to empty afterwards; requests that arrive meanwhile wait in the queue.
+    /// </summary>
+    private void WarmUp(float[] logits)
+    {
+        const int promptLength = 16;
+        if (_model.ContextLength < promptLength + 2) return;
+        try
+        {
+            var prompt = new int[promptLength]; // token 0 exists in every vocabulary
+            Slot first = _slots[0], second = _slots[^1];
+            _model.Forward(first.State, prompt, first.Logits);
+            if (second != first)
+            {
+                _model.Forward(second.State, prompt.AsSpan(0, 1), second.Logits);
+                _model.ForwardEach([first.State, second.State], [0, 0], logits);
+            }
+            _model.Forward(first.State, prompt.AsSpan(0, 1), first.Logits);
+            new TokenStream(_model, new GenerationOptions { MaxTokens = 1 }).Step(first.Logits, first.State.Position);
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            // A model that fails here fails the first request with its own message; the warm-up only saves time.
+        }
+        finally
+        {
+            foreach (Slot slot in _slots) slot.State.Rewind(0);
+        }
     }
 
     /// <summary>Gives waiting requests the free slots (the one whose cache shares most of the prompt first) and runs their prompts.</summary>
