@@ -78,7 +78,7 @@ public unsafe class ResidentDecodeBenchmarks
             }
     }
 
-    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass).</summary>
+    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q6_K: high bits shifted down; Q8_0, Q5_K unchanged).</summary>
     [Benchmark(Baseline = true)]
     public void Previous()
     {
@@ -96,7 +96,9 @@ public unsafe class ResidentDecodeBenchmarks
                 else
                 {
                     KQuantRows.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
-                    for (int o = 0; o < Rows; o += 4) KQuantRows.Dot4(Type, false, w + o * _rowBytes, _rowBytes, 4, x, sums, NIn, y + o);
+                    for (int o = 0; o < Rows; o += 4)
+                        if (Type is GgmlType.Q4_K or GgmlType.Q6_K) KQuantRows.Dot4NarrowShifted(Type, w + o * _rowBytes, _rowBytes, x, sums, NIn, y + o);
+                        else KQuantRows.Dot4(Type, false, w + o * _rowBytes, _rowBytes, 4, x, sums, NIn, y + o);
                 }
             }
     }
