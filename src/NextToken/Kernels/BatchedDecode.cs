@@ -474,7 +474,7 @@ internal static unsafe partial class KQuantRows
     private static void Q6KNarrowBatch(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, int n, float* sums, int perInput, int blocks, int nBatch, float* y, long yStride, int rows)
     {
         float* halves = HalfTable.Pointer;
-        float* s = stackalloc float[4 * 16], steps = stackalloc float[4 * 16]; // d·sc for the offsets; for the steps as Q6KScales stores them
+        float* s = stackalloc float[4 * 16];
         Vector256<float>* v = stackalloc Vector256<float>[4 * 32]; // row r, step t: v[32r + 4t …]
         Vector256<float>* acc = stackalloc Vector256<float>[4 * BatchedDecode.MaxInputs];
         for (int i = 0; i < 4 * nBatch; i++) acc[i] = default;
@@ -489,12 +489,8 @@ internal static unsafe partial class KQuantRows
             {
                 byte* block = row[r] + at;
                 var d = Vector256.Create(HalfTable.ToSingle(halves, ref block[208]));
-                Vector256<float> low = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 192)) * d;
-                Vector256<float> high = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 200)) * d;
-                low.Store(s + 16 * r);
-                high.Store(s + 16 * r + 8);
-                (low * Q6KSixteenths).Store(steps + 16 * r);
-                (high * Q6KSixteenths).Store(steps + 16 * r + 8);
+                (Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 192)) * d).Store(s + 16 * r);
+                (Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 200)) * d).Store(s + 16 * r + 8);
                 for (int t = 0; t < 8; t++)
                 {
                     int h = t >> 2, l = 8 * (t & 3);
@@ -516,10 +512,10 @@ internal static unsafe partial class KQuantRows
                     float* xh = xb + 128 * h + l;
                     Vector256<float> x0 = Vector256.Load(xh), x1 = Vector256.Load(xh + 32), x2 = Vector256.Load(xh + 64), x3 = Vector256.Load(xh + 96);
                     Vector256<float>* vt = v + 4 * t;
-                    a0 = Q6KStep(vt[0], vt[1], vt[2], vt[3], x0, x1, x2, x3, steps + slot, a0);
-                    a1 = Q6KStep(vt[32], vt[33], vt[34], vt[35], x0, x1, x2, x3, steps + 16 + slot, a1);
-                    a2 = Q6KStep(vt[64], vt[65], vt[66], vt[67], x0, x1, x2, x3, steps + 32 + slot, a2);
-                    a3 = Q6KStep(vt[96], vt[97], vt[98], vt[99], x0, x1, x2, x3, steps + 48 + slot, a3);
+                    a0 = Q6KStep(vt[0], vt[1], vt[2], vt[3], x0, x1, x2, x3, s + slot, a0);
+                    a1 = Q6KStep(vt[32], vt[33], vt[34], vt[35], x0, x1, x2, x3, s + 16 + slot, a1);
+                    a2 = Q6KStep(vt[64], vt[65], vt[66], vt[67], x0, x1, x2, x3, s + 32 + slot, a2);
+                    a3 = Q6KStep(vt[96], vt[97], vt[98], vt[99], x0, x1, x2, x3, s + 48 + slot, a3);
                 }
                 acc[4 * i] = a0; acc[4 * i + 1] = a1; acc[4 * i + 2] = a2; acc[4 * i + 3] = a3;
             }

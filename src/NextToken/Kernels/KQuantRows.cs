@@ -52,7 +52,7 @@ internal static unsafe partial class KQuantRows
             case GgmlType.Q4_K when wide: Q4KWide(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
             case GgmlType.Q4_K: Q4KNarrow<InPlace>(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
             case GgmlType.Q6_K when wide: Q6KWide(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
-            case GgmlType.Q6_K: Q6KNarrow<InPlace>(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
+            case GgmlType.Q6_K: Q6KNarrow(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
             case GgmlType.Q5_K when wide: Q5KWide(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
             case GgmlType.Q5_K: Q5KNarrow(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
             case GgmlType.Q3_K when wide: Q3KWide(w, w1, w2, w3, rows * rowBytes, x, sums, blocks, result); break;
@@ -65,20 +65,22 @@ internal static unsafe partial class KQuantRows
     }
 
     /// <summary>
-    /// <see cref="Dot4"/>'s AVX2 Q4_K and Q6_K kernels as they were before their high bits were masked in
-    /// place (<see cref="InPlace"/>): the benchmarks' baseline, and the tests' check that the results did not move.
+    /// <see cref="Dot4"/>'s AVX2 Q4_K kernel as it was before its high nibbles were masked in place
+    /// (<see cref="InPlace"/>), four rows: the benchmarks' baseline, and the tests' check that the results did not move.
+    /// (Q6_K's upper values masked in place as well measured 2–30% slower: its four masks no longer fit the
+    /// registers beside x and the accumulators, and it is bound by all its vector operations, 30 per 32 values
+    /// on three ports, of which that form saved one.)
     /// </summary>
     internal static void Dot4NarrowShifted(GgmlType type, byte* w, long rowBytes, float* x, float* sums, int n, float* y)
     {
         var result = stackalloc float[4];
         if (type == GgmlType.Q4_K) Q4KNarrow<Shifted>(w, w + rowBytes, w + 2 * rowBytes, w + 3 * rowBytes, 4 * rowBytes, x, sums, n / 256, result);
-        else if (type == GgmlType.Q6_K) Q6KNarrow<Shifted>(w, w + rowBytes, w + 2 * rowBytes, w + 3 * rowBytes, 4 * rowBytes, x, sums, n / 256, result);
         else throw new NotSupportedException($"no previous AVX2 kernel kept for {type}");
         for (int r = 0; r < 4; r++) y[r] = result[r];
     }
 
     /// <summary>
-    /// Whether an AVX2 Q4_K/Q6_K kernel shifts its high nibbles (and bit pairs) down, as before, or masks them
+    /// Whether the AVX2 Q4_K kernel shifts its high nibbles down, as before, or masks them
     /// where they are: a value 16·n, converted exactly, whose product with x is 16 times n·x exactly, so every
     /// partial sum is 16 times the shifted kernel's and the sub-block's scale, taken as d·sc/16 (exact: a power
     /// of two on a normal float), gives the same bits — unless a partial sum passes 2¹²⁴. An AND can run on
@@ -347,7 +349,7 @@ internal static unsafe partial class KQuantRows
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Q6KNarrow<THigh>(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, float* sums, int blocks, float* y) where THigh : struct, IHighBits
+    private static void Q6KNarrow(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, float* x, float* sums, int blocks, float* y)
     {
         float* halves = HalfTable.Pointer;
         float* s = stackalloc float[4 * 16];
@@ -359,10 +361,10 @@ internal static unsafe partial class KQuantRows
             Prefetch(next + (long)b * stride, stride);
             int at = b * 210;
             Vector256<float> xsLow = Vector256.Load(sums + 16 * b) * Vector256.Create(-32f), xsHigh = Vector256.Load(sums + 16 * b + 8) * Vector256.Create(-32f);
-            a0 = Q6KScales<THigh>(w0 + at, halves, s, xsLow, xsHigh, a0);
-            a1 = Q6KScales<THigh>(w1 + at, halves, s + 16, xsLow, xsHigh, a1);
-            a2 = Q6KScales<THigh>(w2 + at, halves, s + 32, xsLow, xsHigh, a2);
-            a3 = Q6KScales<THigh>(w3 + at, halves, s + 48, xsLow, xsHigh, a3);
+            a0 = Q6KScales(w0 + at, halves, s, xsLow, xsHigh, a0);
+            a1 = Q6KScales(w1 + at, halves, s + 16, xsLow, xsHigh, a1);
+            a2 = Q6KScales(w2 + at, halves, s + 32, xsLow, xsHigh, a2);
+            a3 = Q6KScales(w3 + at, halves, s + 48, xsLow, xsHigh, a3);
             float* xb = x + 256 * b;
             for (int step = 0; step < 8; step++)
             {
@@ -370,66 +372,35 @@ internal static unsafe partial class KQuantRows
                 float* xh = xb + 128 * h + l;
                 Vector256<float> x0 = Vector256.Load(xh), x1 = Vector256.Load(xh + 32), x2 = Vector256.Load(xh + 64), x3 = Vector256.Load(xh + 96);
                 int ql = at + 64 * h + l, qh = at + 128 + 32 * h + l, slot = 8 * h + (l >> 4);
-                a0 = Q6KStep<THigh>(w0 + ql, w0 + qh, x0, x1, x2, x3, s + slot, a0);
-                a1 = Q6KStep<THigh>(w1 + ql, w1 + qh, x0, x1, x2, x3, s + 16 + slot, a1);
-                a2 = Q6KStep<THigh>(w2 + ql, w2 + qh, x0, x1, x2, x3, s + 32 + slot, a2);
-                a3 = Q6KStep<THigh>(w3 + ql, w3 + qh, x0, x1, x2, x3, s + 48 + slot, a3);
+                a0 = Q6KStep(w0 + ql, w0 + qh, x0, x1, x2, x3, s + slot, a0);
+                a1 = Q6KStep(w1 + ql, w1 + qh, x0, x1, x2, x3, s + 16 + slot, a1);
+                a2 = Q6KStep(w2 + ql, w2 + qh, x0, x1, x2, x3, s + 32 + slot, a2);
+                a3 = Q6KStep(w3 + ql, w3 + qh, x0, x1, x2, x3, s + 48 + slot, a3);
             }
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 
-    /// <summary>
-    /// Stores the block's 16 scales d·sc at s (those of <see cref="Q6KValues8"/>'s 16·q sub-blocks, 4–7 of
-    /// each 8, divided by 16 unless <typeparamref name="THigh"/> shifts) and returns total + their offsets' share.
-    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Q6KScales<THigh>(byte* block, float* halves, float* s, Vector256<float> xsLow, Vector256<float> xsHigh, Vector256<float> total)
-        where THigh : struct, IHighBits
+    private static Vector256<float> Q6KScales(byte* block, float* halves, float* s, Vector256<float> xsLow, Vector256<float> xsHigh, Vector256<float> total)
     {
         var d = Vector256.Create(HalfTable.ToSingle(halves, ref block[208]));
         Vector256<float> low = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 192)) * d;
         Vector256<float> high = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 200)) * d;
-        Vector256<float> step = THigh.ShiftsDown ? Vector256<float>.One : Q6KSixteenths;
-        (low * step).Store(s);
-        (high * step).Store(s + 8);
+        low.Store(s);
+        high.Store(s + 8);
         return Vector256.FusedMultiplyAdd(high, xsHigh, Vector256.FusedMultiplyAdd(low, xsLow, total));
     }
 
-    /// <summary>Each 8 of a Q6_K block's scales times this: sub-blocks 4–7 of each half take <see cref="Q6KValues8"/>' 16·q.</summary>
-    private static Vector256<float> Q6KSixteenths => Vector256.Create(1f, 1f, 1f, 1f, 1f / 16, 1f / 16, 1f / 16, 1f / 16);
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Q6KStep<THigh>(byte* ql, byte* qh, Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3, float* s, Vector256<float> total)
-        where THigh : struct, IHighBits
+    private static Vector256<float> Q6KStep(byte* ql, byte* qh, Vector256<float> x0, Vector256<float> x1, Vector256<float> x2, Vector256<float> x3, float* s, Vector256<float> total)
     {
-        (Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3) = THigh.ShiftsDown ? Q6KValues8Shifted(ql, qh) : Q6KValues8(ql, qh);
+        (Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3) = Q6KValues8(ql, qh);
         return Q6KStep(v0, v1, v2, v3, x0, x1, x2, x3, s, total);
     }
 
-    /// <summary>
-    /// 8 bytes of low nibbles at ql and ql + 32 and their bit pairs at qh: q0, q1, then 16·q2 and 16·q3 (their
-    /// high nibbles masked in place, <see cref="IHighBits"/>). The pairs come from h « 4 and h « 2 only, each
-    /// shared by two values: 3 widening loads, 2 shifts and 12 ANDs/ORs per 32 values where the shifted
-    /// form takes 5 shifts and 10 ANDs/ORs — with the 4 conversions and 8 multiply(-add)s, 14 operations
-    /// on the FMA ports instead of 17, 29 vector operations in all instead of 30.
-    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Q6KValues8(byte* ql, byte* qh)
-    {
-        Vector256<int> a = Avx2.ConvertToVector256Int32(ql), c = Avx2.ConvertToVector256Int32(ql + 32), h = Avx2.ConvertToVector256Int32(qh);
-        Vector256<int> h4 = Vector256.ShiftLeft(h, 4), h2 = Vector256.ShiftLeft(h, 2);
-        Vector256<int> low = Vector256.Create(0x0F), high = Vector256.Create(0xF0), pair = Vector256.Create(0x30), pairHigh = Vector256.Create(0x300);
-        Vector256<int> q0 = (a & low) | (h4 & pair);
-        Vector256<int> q1 = (c & low) | (h2 & pair);
-        Vector256<int> q2 = (a & high) | (h4 & pairHigh);
-        Vector256<int> q3 = (c & high) | (h2 & pairHigh);
-        return (Vector256.ConvertToSingle(q0), Vector256.ConvertToSingle(q1), Vector256.ConvertToSingle(q2), Vector256.ConvertToSingle(q3));
-    }
-
-    /// <summary>The previous <see cref="Q6KValues8"/>: every value shifted down to 0–63 (unscaled scales).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Q6KValues8Shifted(byte* ql, byte* qh)
     {
         Vector256<int> a = Avx2.ConvertToVector256Int32(ql), c = Avx2.ConvertToVector256Int32(ql + 32), h = Avx2.ConvertToVector256Int32(qh);
         Vector256<int> low = Vector256.Create(15), top = Vector256.Create(0x30);
