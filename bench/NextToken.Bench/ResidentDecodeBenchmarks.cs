@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using BenchmarkDotNet.Attributes;
 using NextToken.Gguf;
@@ -22,6 +23,8 @@ public unsafe class ResidentDecodeBenchmarks
     private float[] _x = [], _y = [], _sums = [];
     private long _rowBytes;
     private float _one = 1f, _factor = 0.999f, _step = 0.001f;
+    private ulong _multiplier = 0x9E3779B97F4A7C15;
+    private static double s_sink;
 
     [Params(GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K)]
     public GgmlType Type { get; set; }
@@ -62,14 +65,14 @@ public unsafe class ResidentDecodeBenchmarks
     /// </summary>
     public static void Alternate(int rounds)
     {
-        Console.WriteLine($"{"type",-5} {"previous µs",12} {"kernel µs",10} {"chain µs",9} {"8 chains µs",12} {"prev ns/32",11} {"new ns/32",10} {"new/prev",9}");
+        Console.WriteLine($"{"type",-5} {"previous µs",12} {"kernel µs",10} {"chain µs",9} {"8 chains µs",12} {"imul µs",8} {"GHz",5} {"prev ns/32",11} {"new ns/32",10} {"new cyc/32",11} {"new/prev",9}");
         foreach (GgmlType type in new[] { GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
         {
             var bench = new ResidentDecodeBenchmarks { Type = type };
             bench.Setup();
-            for (int i = 0; i < 200; i++) { bench.Previous(); bench.Kernel(); bench.Clock(); bench.FmaThroughput(); }
+            for (int i = 0; i < 200; i++) { bench.Previous(); bench.Kernel(); bench.Clock(); bench.FmaThroughput(); bench.MultiplyChain(); }
             Thread.Sleep(500); // tier-1 code installed
-            double previous = double.MaxValue, kernel = double.MaxValue, clock = double.MaxValue, throughput = double.MaxValue;
+            double previous = double.MaxValue, kernel = double.MaxValue, clock = double.MaxValue, throughput = double.MaxValue, multiplies = double.MaxValue;
             double tick = 1e6 / System.Diagnostics.Stopwatch.Frequency;
             for (int round = 0; round < rounds; round++)
             {
@@ -78,20 +81,21 @@ public unsafe class ResidentDecodeBenchmarks
                 long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
                 bench.Kernel();
                 long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
-                bench.Clock();
+                s_sink += bench.Clock(); // used, so the chain is not removed once inlined
                 long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
-                bench.FmaThroughput();
+                s_sink += bench.FmaThroughput();
                 long t4 = System.Diagnostics.Stopwatch.GetTimestamp();
+                s_sink += bench.MultiplyChain();
+                long t5 = System.Diagnostics.Stopwatch.GetTimestamp();
+                multiplies = Math.Min(multiplies, (t5 - t4) * tick);
                 previous = Math.Min(previous, (t1 - t0) * tick);
                 kernel = Math.Min(kernel, (t2 - t1) * tick);
                 clock = Math.Min(clock, (t3 - t2) * tick);
                 throughput = Math.Min(throughput, (t4 - t3) * tick);
             }
-            // ns per 32 values and row; times the clock in GHz, cycles. The chains are printed as measured: on the
-            // machine of issue #13 (a VM) their tier-1 code ran 4096 dependent multiply-adds in 1.4 µs and the
-            // eight-chain loop in the same time, so neither gives the clock there.
-            double units = (double)Passes * Rows * NIn / 32;
-            Console.WriteLine($"{type,-5} {previous,12:F1} {kernel,10:F1} {clock,9:F2} {throughput,12:F2} {previous * 1e3 / units,11:F3} {kernel * 1e3 / units,10:F3} {kernel / previous,9:F3}");
+            // The clock from the multiply-add chain (4 cycles a link); the multiply chain (3) and the eight chains (two per cycle) check it.
+            double units = (double)Passes * Rows * NIn / 32, gigahertz = 16384 / clock / 1e3;
+            Console.WriteLine($"{type,-5} {previous,12:F1} {kernel,10:F1} {clock,9:F2} {throughput,12:F2} {multiplies,8:F2} {gigahertz,5:F2} {previous * 1e3 / units,11:F3} {kernel * 1e3 / units,10:F3} {kernel * 1e3 * gigahertz / units,11:F2} {kernel / previous,9:F3}");
         }
     }
 
@@ -145,8 +149,8 @@ public unsafe class ResidentDecodeBenchmarks
             }
     }
 
-    /// <summary>4096 dependent 256-bit multiply-adds: 4 cycles each (FMA latency on Intel since Skylake, AMD Zen 2–4 5), so ns ÷ 16384 is the cycle time in ns.</summary>
-    [Benchmark]
+    /// <summary>4096 dependent 256-bit multiply-adds: 4 cycles each (FMA latency on Intel since Skylake; AMD Zen 2–4 5), so 16384 cycles.</summary>
+    [Benchmark, MethodImpl(MethodImplOptions.NoInlining)] // its own tier-1 code, not inlined into Alternate's loop
     public float Clock()
     {
         Vector256<float> a = Vector256.Create(_one), b = Vector256.Create(_factor), c = Vector256.Create(_step); // fields: nothing to fold at compile time
@@ -154,8 +158,17 @@ public unsafe class ResidentDecodeBenchmarks
         return a.ToScalar();
     }
 
+    /// <summary>4096 dependent 64-bit integer multiplies: 3 cycles each (imul latency on Intel since Sandy Bridge and on AMD Zen), a second clock.</summary>
+    [Benchmark, MethodImpl(MethodImplOptions.NoInlining)] // its own tier-1 code, not inlined into Alternate's loop
+    public ulong MultiplyChain()
+    {
+        ulong a = _multiplier | 1, k = _multiplier;
+        for (int i = 0; i < 4096; i++) a *= k;
+        return a;
+    }
+
     /// <summary>4096 × 8 independent 256-bit multiply-adds: at two per cycle (ports 0 and 1) 16384 cycles, as <see cref="Clock"/>; a shorter time would mean a third FMA port.</summary>
-    [Benchmark]
+    [Benchmark, MethodImpl(MethodImplOptions.NoInlining)] // its own tier-1 code, not inlined into Alternate's loop
     public float FmaThroughput()
     {
         Vector256<float> b = Vector256.Create(0.999f), c = Vector256.Create(0.001f);
