@@ -335,7 +335,7 @@ public static unsafe partial class Quantized
     internal static unsafe void Dot4RowsNarrowQ4_0Placed(byte* w, long rowBytes, float* prepared, int n, float* y)
     {
         float* halves = HalfTable.Pointer;
-        const int prefetchStride = 4 * 18;
+        const int prefetchStride = 4 * 18; // the next four rows' bytes per block step: two lines
         byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
         Vector256<int> m0 = Vector256.Create(0xF, 0xF, 0xF, 0xF, 0xF0, 0xF0, 0xF0, 0xF0);
         Vector256<int> m1 = Vector256.Create(0xF00, 0xF00, 0xF00, 0xF00, 0xF000, 0xF000, 0xF000, 0xF000);
@@ -343,20 +343,21 @@ public static unsafe partial class Quantized
         Vector256<int> m3 = Vector256.Create(0xF000000, 0xF000000, 0xF000000, 0xF000000, unchecked((int)0xF0000000), unchecked((int)0xF0000000), unchecked((int)0xF0000000), unchecked((int)0xF0000000));
         Vector256<int> sign = Vector256.Create(0, 0, 0, 0, int.MinValue, int.MinValue, int.MinValue, int.MinValue);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < n / 32; b++)
+        // Pointers stepped once per block (not b times a size per access): the scalar work shares ports 0, 1 and 5 with the vectors.
+        float* p = prepared, end = prepared + Q4_0PreparedFloats * (n / 32);
+        for (; p < end; p += Q4_0PreparedFloats, w += 18, w1 += 18, w2 += 18, w3 += 18, next += prefetchStride)
         {
-            for (int line = 0; line < prefetchStride; line += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + b * prefetchStride + line);
-            float* p = prepared + Q4_0PreparedFloats * b;
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(next);
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + 64);
             var x0 = Vector256.Load(p);
             var x1 = Vector256.Load(p + 8);
             var x2 = Vector256.Load(p + 16);
             var x3 = Vector256.Load(p + 24);
             var offset = Vector256.Load(p + 32);
-            int at = b * 18;
-            a0 = Placed(w + at, x0, x1, x2, x3, offset, m0, m1, m2, m3, sign, halves, a0);
-            a1 = Placed(w1 + at, x0, x1, x2, x3, offset, m0, m1, m2, m3, sign, halves, a1);
-            a2 = Placed(w2 + at, x0, x1, x2, x3, offset, m0, m1, m2, m3, sign, halves, a2);
-            a3 = Placed(w3 + at, x0, x1, x2, x3, offset, m0, m1, m2, m3, sign, halves, a3);
+            a0 = Placed(w, x0, x1, x2, x3, offset, m0, m1, m2, m3, sign, halves, a0);
+            a1 = Placed(w1, x0, x1, x2, x3, offset, m0, m1, m2, m3, sign, halves, a1);
+            a2 = Placed(w2, x0, x1, x2, x3, offset, m0, m1, m2, m3, sign, halves, a2);
+            a3 = Placed(w3, x0, x1, x2, x3, offset, m0, m1, m2, m3, sign, halves, a3);
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
@@ -398,20 +399,20 @@ public static unsafe partial class Quantized
         int prefetchStride = 4 * TFormat.Bytes;
         byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < blocks; b++)
+        // Pointers stepped once per block (not b times a size per access): the scalar work shares ports 0, 1 and 5 with the vectors.
+        for (float* xb = x, end = x + 32 * blocks; xb < end; xb += 32, w += TFormat.Bytes, w1 += TFormat.Bytes, w2 += TFormat.Bytes, w3 += TFormat.Bytes, next += prefetchStride)
         {
-            for (int line = 0; line < prefetchStride; line += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + b * prefetchStride + line);
-            float* xb = x + b * 32;
+            for (int line = 0; line < prefetchStride; line += 64) System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + line);
             var x0 = Vector256.Load(xb);
             var x1 = Vector256.Load(xb + 8);
             var x2 = Vector256.Load(xb + 16);
             var x3 = Vector256.Load(xb + 24);
-            Vector256<float> offset = TOffsets.Given ? Vector256.Load(offsets + b * 8) : TFormat.Offset((x0 + x1) + (x2 + x3));
-            int at = b * TFormat.Bytes;
-            a0 = Chain<TFormat>(w + at, x0, x1, x2, x3, offset, halves, a0);
-            a1 = Chain<TFormat>(w1 + at, x0, x1, x2, x3, offset, halves, a1);
-            a2 = Chain<TFormat>(w2 + at, x0, x1, x2, x3, offset, halves, a2);
-            a3 = Chain<TFormat>(w3 + at, x0, x1, x2, x3, offset, halves, a3);
+            Vector256<float> offset = TOffsets.Given ? Vector256.Load(offsets) : TFormat.Offset((x0 + x1) + (x2 + x3));
+            if (TOffsets.Given) offsets += 8;
+            a0 = Chain<TFormat>(w, x0, x1, x2, x3, offset, halves, a0);
+            a1 = Chain<TFormat>(w1, x0, x1, x2, x3, offset, halves, a1);
+            a2 = Chain<TFormat>(w2, x0, x1, x2, x3, offset, halves, a2);
+            a3 = Chain<TFormat>(w3, x0, x1, x2, x3, offset, halves, a3);
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
