@@ -79,6 +79,23 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
                 for (int o = 0; o < nOut; o += 4) Quantized.Dot4RowsNarrowQ4_0(w + o * rowBytes, rowBytes, xp, op, nIn, yp + o);
             }
             Assert.Equal(y, given);
+            // The kernel the matmul takes: nibbles masked in place against x placed and scaled by PrepareQ4_0 (same tolerance below).
+            var placed = new float[nOut];
+            var prepared = new float[nIn / 32 * Quantized.Q4_0PreparedFloats];
+            fixed (byte* w = stored)
+            fixed (float* xp = x, yp = placed, pp = prepared)
+            {
+                Assert.True(Quantized.PrepareQ4_0(xp, nIn, pp));
+                for (int o = 0; o < nOut; o += 4) Quantized.Dot4RowsNarrowQ4_0Placed(w + o * rowBytes, rowBytes, pp, nIn, yp + o);
+            }
+            double worstPlaced = 0;
+            for (int r = 0; r < nOut; r++)
+            {
+                double difference = Math.Abs(placed[r] - expected[r]);
+                worstPlaced = Math.Max(worstPlaced, difference);
+                Assert.True(difference <= 1e-6 * magnitude[r], $"placed, row {r}: {placed[r]} vs {expected[r]} (|Δ| {difference:E2}, Σ|terms| {magnitude[r]:E2})");
+            }
+            output.WriteLine($"Q4_0 AVX2 placed-nibble kernel, {nOut}×{nIn}: max |Δ| {worstPlaced:E2}");
         }
         double worst = 0, worstRelative = 0;
         for (int r = 0; r < nOut; r++)
@@ -183,6 +200,48 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
         }
         Assert.True(matrices > 0, $"{file} has no {type} matrix");
         output.WriteLine($"{file}: {matrices} {type} matrices decoded ({Width}), max |Δ| {worst:E2}, max |Δ|/Σ|terms| {worstRelative:E2} (tolerance 1e-6)");
+    }
+
+    /// <summary>
+    /// The placed-nibble AVX2 Q4_0 kernel scales x by down to 2⁻²⁸, exact only while the result is a
+    /// normal float: an input holding a nonzero |x| below 2⁻⁹⁸ must take the shifting kernel
+    /// (<see cref="Quantized.PrepareQ4_0"/> says so), 2⁻⁹⁸ itself and zeros not. Through the matmul,
+    /// a batch mixing such inputs gives each input the bits it gets alone, within the scalar reference's tolerance.
+    /// </summary>
+    [SkippableFact]
+    public void Decode_Q4_0_TinyInputs_TakeTheShiftingKernel_BatchEqualsLone()
+    {
+        Skip.IfNot(HasNarrow, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
+        const int nIn = 256, nOut = 12, nBatch = 3;
+        (byte[] stored, float[] x) = RandomCase(GgmlType.Q4_0, nIn, nOut, nBatch, 98);
+        for (int i = 0; i < nIn; i += 7) x[i] = 0;
+        x[5] = MathF.ScaleB(1, -98); x[6] = -MathF.ScaleB(1, -98); // input 0: smallest exactly scalable values
+        x[nIn + 40] = 1e-35f; x[nIn + 41] = -float.Epsilon; // input 1: values x·2^-28 would round
+        var prepared = new float[nIn / 32 * Quantized.Q4_0PreparedFloats];
+        fixed (float* xp = x, pp = prepared)
+        {
+            Assert.True(Quantized.PrepareQ4_0(xp, nIn, pp), "zeros and ±2^-98 scale exactly");
+            Assert.False(Quantized.PrepareQ4_0(xp + nIn, nIn, pp), "1e-35 and the smallest subnormal do not");
+            Assert.True(Quantized.PrepareQ4_0(xp + 2 * nIn, nIn, pp));
+        }
+        (double[] expected, double[] magnitude) = Reference(GgmlType.Q4_0, stored, nIn, nOut, x, nBatch);
+        var batched = new float[nBatch * nOut];
+        var lone = new float[nBatch * nOut];
+        double worst = 0;
+        fixed (byte* data = stored)
+        {
+            var weight = new TensorData("w", GgmlType.Q4_0, [nIn, nOut], data, stored.Length);
+            MatMul.Forward(weight, x, nBatch, batched, threads: 1);
+            for (int t = 0; t < nBatch; t++)
+                MatMul.Forward(weight, x.AsSpan(t * nIn, nIn), 1, lone.AsSpan(t * nOut, nOut), threads: 1);
+        }
+        Assert.Equal(lone, batched);
+        for (int i = 0; i < batched.Length; i++)
+        {
+            worst = Math.Max(worst, Math.Abs(batched[i] - expected[i]));
+            Assert.True(Math.Abs(batched[i] - expected[i]) <= 1e-6 * magnitude[i], $"input {i / nOut} row {i % nOut}: {batched[i]} vs {expected[i]}");
+        }
+        output.WriteLine($"Q4_0 decode with tiny inputs ({Width}): batch equals lone, max |Δ| {worst:E2}");
     }
 
     [Theory]

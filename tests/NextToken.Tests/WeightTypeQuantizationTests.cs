@@ -218,7 +218,7 @@ public class WeightTypeQuantizationTests(ITestOutputHelper output)
         GgmlTypeInfo.TryGetLayout(type, out int blockSize, out int blockBytes);
         var random = new Random(12);
         double worst = 0;
-        long dots = 0;
+        long dots = 0, sameAsShifted = 0;
         foreach (GgufTensorInfo info in file.Tensors.Where(t => t.Type == type))
         {
             TensorData tensor = file.GetTensor(info.Name);
@@ -234,7 +234,8 @@ public class WeightTypeQuantizationTests(ITestOutputHelper output)
                 expected[r] = Float64Dot(values, x);
             }
             var y = new float[5];
-            fixed (float* xp = x, sp = sums, yp = y)
+            var previous = new float[4];
+            fixed (float* xp = x, sp = sums, yp = y, shifted = previous)
             {
                 KQuantRows.SubBlockSums(xp, n, width, sp);
                 for (int r = 0; r < tensor.RowCount; r++)
@@ -249,11 +250,19 @@ public class WeightTypeQuantizationTests(ITestOutputHelper output)
                             worst = Math.Max(worst, error);
                             Assert.True(error < 1e-5, $"{info.Name} row {r + k} (group of {rows} from {r}): {y[k]}, reference {expected[r + k].Dot} ({error:E2} of Σ|terms|)");
                         }
+                        if (!wide && rows == 4 && type == GgmlType.Q4_K)
+                        {
+                            // High bits masked in place (16·n against scales / 16) must give the shifting kernel's bits.
+                            KQuantRows.Dot4NarrowShifted(type, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, xp, sp, n, shifted);
+                            for (int k = 0; k < 4; k++, sameAsShifted++)
+                                Assert.True(shifted[k].Equals(y[k]), $"{info.Name} row {r + k}: {y[k]}, shifting kernel {shifted[k]}");
+                        }
                     }
             }
         }
         Assert.True(dots > 0, $"{fileName} has no {type} rows");
-        output.WriteLine($"{fileName} {type} at {(wide ? 512 : 256)} bits: {dots} row dots (groups of 1–4 rows), worst error {worst:E2} of Σ|terms|");
+        output.WriteLine($"{fileName} {type} at {(wide ? 512 : 256)} bits: {dots} row dots (groups of 1–4 rows), worst error {worst:E2} of Σ|terms|"
+                         + (sameAsShifted > 0 ? $"; {sameAsShifted} equal bit for bit to the shifting AVX2 kernel" : ""));
     }
 
     internal static (double Dot, double Magnitude) Float64Dot(ReadOnlySpan<float> row, ReadOnlySpan<float> x)

@@ -387,6 +387,7 @@ internal static unsafe partial class KQuantRows
                 for (int h = 0; h < 8; h++)
                     (v[32 * r + 4 * h], v[32 * r + 4 * h + 1], v[32 * r + 4 * h + 2], v[32 * r + 4 * h + 3]) = Q4KHalfValues(row[r] + at + 16 + 32 * (h >> 1) + 16 * (h & 1));
             }
+            Q4KSixteenths(s); // as Q4KNarrow: the high nibbles come as 16·n
             for (int i = 0; i < nBatch; i++)
             {
                 Vector256<float> xs = Vector256.Load(sums + (long)i * perInput + 8 * b);

@@ -326,15 +326,26 @@ public static unsafe class MatMul
             o = BatchedDecode.Rows(weight, wide, x, y, nBatch, rowStart, rowEnd); // each block unpacked once for all inputs, bit-identical per input
         else if (narrow && weight.Type == GgmlType.Q4_0)
         {
-            // Q4_0's per-block offset term of each input once per call, shared by all rows (AVX2 is bound by its FMA ports).
-            int perInput = nIn / 4;
+            // Each input placed for the nibbles in place (PrepareQ4_0) once per call, shared by all rows (AVX2 is bound by its
+            // FMA ports); an input too small to scale exactly keeps the shifting kernel, its flag the last float of its share.
+            int perInput = nIn / 32 * Quantized.Q4_0PreparedFloats + 1;
             float[] buffer = _subBlockSums is { } kept && kept.Length >= nBatch * perInput ? kept : _subBlockSums = new float[nBatch * perInput];
-            fixed (float* offsets = buffer)
+            fixed (float* prepared = buffer)
             {
-                for (int b = 0; b < nBatch; b++) Quantized.Q4_0Offsets(x + (long)b * nIn, nIn, offsets + b * perInput);
+                for (int b = 0; b < nBatch; b++)
+                {
+                    float* p = prepared + b * perInput;
+                    bool placed = Quantized.PrepareQ4_0(x + (long)b * nIn, nIn, p);
+                    if (!placed) Quantized.Q4_0Offsets(x + (long)b * nIn, nIn, p);
+                    p[perInput - 1] = placed ? 1 : 0;
+                }
                 for (; o + 4 <= rowEnd; o += 4)
                     for (int b = 0; b < nBatch; b++)
-                        Quantized.Dot4RowsNarrowQ4_0(weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, offsets + b * perInput, nIn, y + (long)b * nOut + o);
+                    {
+                        float* p = prepared + b * perInput;
+                        if (p[perInput - 1] != 0) Quantized.Dot4RowsNarrowQ4_0Placed(weight.Data + o * rowBytes, rowBytes, p, nIn, y + (long)b * nOut + o);
+                        else Quantized.Dot4RowsNarrowQ4_0(weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, p, nIn, y + (long)b * nOut + o);
+                    }
             }
         }
         else if ((wide || narrow) && ChunkedQuant.Handles(weight.Type))
