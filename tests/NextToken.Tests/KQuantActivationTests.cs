@@ -206,6 +206,39 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
         output.WriteLine($"{file} '{info.Name}' ({type}) first {rows} rows, batches 1, 2, 5, 9 on 1 and 2 threads: max |diff| {worst} vs the single-row dot");
     }
 
+    /// <summary>The prompt kernel (one row, four inputs) against the decode kernel per input, both instruction forms: bit-identical.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(KernelCases))]
+    public void Row4Inputs_EqualsTheDecodeKernelPerInput(string file, GgmlType type, bool vnni)
+    {
+        SkipUnless(vnni);
+        using var gguf = GgufFile.Open(Fixtures.Model(file));
+        TensorData tensor = gguf.GetTensor(gguf.Tensors.First(t => t.Type == type).Name);
+        int n = tensor.RowLength, blocks = n / 256, rows = Math.Min(tensor.RowCount, 9), nOut = 11;
+        var random = new Random(17);
+        float[] x = Enumerable.Range(0, 4 * n).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
+        var quants = new sbyte[4 * n];
+        var scales = new float[4 * blocks];
+        var sums = new short[4 * n / 16];
+        for (int b = 0; b < 4; b++)
+            KQuantActivations.Quantize(x.AsSpan(b * n, n), quants.AsSpan(b * n, n), scales.AsSpan(b * blocks, blocks), sums.AsSpan(b * n / 16, n / 16));
+        var y = new float[4 * nOut];
+        var one = new float[4];
+        fixed (sbyte* q = quants)
+        fixed (float* d = scales, yp = y, op = one)
+        fixed (short* s = sums)
+            for (int r = 0; r < rows; r++)
+            {
+                KQuantActivations.Row4Inputs(type, vnni, tensor.Data + r * tensor.RowBytes, q, d, s, n, blocks, yp + r, nOut);
+                for (int b = 0; b < 4; b++)
+                {
+                    KQuantActivations.Dot4(type, vnni, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, 1, q + b * n, d + b * blocks, s + b * n / 16, blocks, op);
+                    Assert.True(one[0] == y[b * nOut + r], $"{tensor.Name} row {r} input {b}: {y[b * nOut + r]} vs {one[0]}");
+                }
+            }
+        output.WriteLine($"{file} '{tensor.Name}' ({type}) {Form(vnni)}: {rows} rows × 4 inputs, max |diff| 0 against the decode kernel");
+    }
+
     [Fact]
     public void BadArguments_GetClearErrors()
     {

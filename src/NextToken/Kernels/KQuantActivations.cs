@@ -191,9 +191,10 @@ public static unsafe class KQuantActivations
     }
 
     /// <summary>
-    /// Output rows [rowStart, rowEnd) of a K-quant matrix for every quantized input: four rows at a
-    /// time, and for a prompt every input against the same four rows while their few kilobytes stay
-    /// in L1 (llama.cpp's order for its integer path).
+    /// Output rows [rowStart, rowEnd) of a K-quant matrix for every quantized input, four rows at a
+    /// time. A prompt takes the four rows (a few kilobytes, kept in L1) against the inputs four at a
+    /// time: each row's scales and unpacked quants are made once for four inputs
+    /// (<see cref="Row4Inputs"/>); the last inputs of a batch and decode take <see cref="Dot4"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Rows(in TensorData weight, sbyte* quants, float* scales, short* sums, float* y, int nBatch, int rowStart, int rowEnd)
@@ -203,10 +204,132 @@ public static unsafe class KQuantActivations
         bool vnni = AvxVnni.IsSupported;
         for (int o = rowStart; o < rowEnd; o += 4)
         {
-            int rows = Math.Min(4, rowEnd - o);
-            for (int b = 0; b < nBatch; b++)
+            int rows = Math.Min(4, rowEnd - o), b = 0;
+            for (; b + 4 <= nBatch; b += 4)
+                for (int r = 0; r < rows; r++)
+                    Row4Inputs(weight.Type, vnni, weight.Data + (o + r) * rowBytes, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), nIn, blocks, y + (long)b * nOut + o + r, nOut);
+            for (; b < nBatch; b++)
                 Dot4(weight.Type, vnni, weight.Data + o * rowBytes, rowBytes, rows, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), blocks, y + (long)b * nOut + o);
         }
+    }
+
+    /// <summary>
+    /// One stored row against four quantized inputs (n values apart; their scales blocks apart, sums
+    /// n / 16 apart): y[0], y[yStride], y[2·yStride], y[3·yStride]. Each input's result is bit-identical
+    /// to <see cref="Dot4"/>'s (the same integer sums and float steps in the same order).
+    /// </summary>
+    internal static void Row4Inputs(GgmlType type, bool vnni, byte* w, sbyte* quants, float* scales, short* sums, int n, int blocks, float* y, int yStride)
+    {
+        if (vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("the AVX-VNNI kernel needs AVX-VNNI");
+        switch (type)
+        {
+            case GgmlType.Q4_K when vnni: Q45KInputs<Vnni, NoFifthBit>(w, 144, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q4_K: Q45KInputs<MaddAdd, NoFifthBit>(w, 144, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q5_K when vnni: Q45KInputs<Vnni, FifthBit>(w, 176, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q5_K: Q45KInputs<MaddAdd, FifthBit>(w, 176, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q6_K when vnni: Q6KInputs<Vnni>(w, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q6_K: Q6KInputs<MaddAdd>(w, quants, scales, sums, n, blocks, y, yStride); break;
+            default: throw new NotSupportedException($"no 8-bit activation kernel for {type}");
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q45KInputs<TAdd, TFifth>(byte* w, int blockBytes, sbyte* quants, float* scales, short* sums, int n, int blocks, float* y, int yStride)
+        where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
+    {
+        float* halves = HalfTable.Pointer;
+        int* s = stackalloc int[8];
+        int sumStride = n / 16;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * blockBytes;
+            Vector256<short> mins = ScalesMins(block, s);
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            sbyte* xb = quants + BlockSize * b;
+            for (int g = 0; g < 4; g++)
+            {
+                // The group's values and scales once for the four inputs.
+                Vector256<byte> packed = Vector256.Load(block + TFifth.Nibbles + 32 * g), mask = Vector256.Create((byte)0x0F);
+                Vector256<byte> low = TFifth.Low(block, g, packed & mask);
+                Vector256<byte> high = TFifth.High(block, g, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
+                Vector256<short> sl = Avx2.BroadcastScalarToVector256(s + 2 * g).AsInt16(), sh = Avx2.BroadcastScalarToVector256(s + 2 * g + 1).AsInt16();
+                i0 = Q45KInput<TAdd>(low, high, xb + 64 * g, sl, sh, i0);
+                i1 = Q45KInput<TAdd>(low, high, xb + n + 64 * g, sl, sh, i1);
+                i2 = Q45KInput<TAdd>(low, high, xb + 2 * n + 64 * g, sl, sh, i2);
+                i3 = Q45KInput<TAdd>(low, high, xb + 3 * n + 64 * g, sl, sh, i3);
+            }
+            short* xs = sums + 16 * b;
+            a0 = Finish(block, halves, scales[b], i0, Avx2.MultiplyAddAdjacent(Vector256.Load(xs), mins), a0);
+            a1 = Finish(block, halves, scales[blocks + b], i1, Avx2.MultiplyAddAdjacent(Vector256.Load(xs + sumStride), mins), a1);
+            a2 = Finish(block, halves, scales[2 * blocks + b], i2, Avx2.MultiplyAddAdjacent(Vector256.Load(xs + 2 * sumStride), mins), a2);
+            a3 = Finish(block, halves, scales[3 * blocks + b], i3, Avx2.MultiplyAddAdjacent(Vector256.Load(xs + 3 * sumStride), mins), a3);
+        }
+        y[0] = Vector256.Sum(a0); y[yStride] = Vector256.Sum(a1); y[2 * yStride] = Vector256.Sum(a2); y[3 * yStride] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q45KInput<TAdd>(Vector256<byte> low, Vector256<byte> high, sbyte* x, Vector256<short> sl, Vector256<short> sh, Vector256<int> total)
+        where TAdd : struct, IScaledAdd
+    {
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(low, Vector256.Load(x)), sl);
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(high, Vector256.Load(x + 32)), sh);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q6KInputs<TAdd>(byte* w, sbyte* quants, float* scales, short* sums, int n, int blocks, float* y, int yStride)
+        where TAdd : struct, IScaledAdd
+    {
+        float* halves = HalfTable.Pointer;
+        short* s = stackalloc short[16];
+        int sumStride = n / 16;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * 210;
+            short* xs = sums + 16 * b;
+            Vector256<int> i0 = Q6KScales(block, Vector256.Load(xs), s), i1 = Q6KScales(block, Vector256.Load(xs + sumStride), s);
+            Vector256<int> i2 = Q6KScales(block, Vector256.Load(xs + 2 * sumStride), s), i3 = Q6KScales(block, Vector256.Load(xs + 3 * sumStride), s);
+            sbyte* xb = quants + BlockSize * b;
+            Q6KInputsHalf<TAdd>(block, xb, n, s, 0, ref i0, ref i1, ref i2, ref i3);
+            Q6KInputsHalf<TAdd>(block, xb, n, s, 1, ref i0, ref i1, ref i2, ref i3);
+            float d = HalfTable.ToSingle(halves, ref block[208]);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(d * scales[b]), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(d * scales[blocks + b]), a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(d * scales[2 * blocks + b]), a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(d * scales[3 * blocks + b]), a3);
+        }
+        y[0] = Vector256.Sum(a0); y[yStride] = Vector256.Sum(a1); y[2 * yStride] = Vector256.Sum(a2); y[3 * yStride] = Vector256.Sum(a3);
+    }
+
+    /// <summary>Half h of one Q6_K super-block against four inputs: each 32 values unpacked and their scales shuffled once for the four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KInputsHalf<TAdd>(byte* block, sbyte* xb, int n, short* s, int h, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
+        where TAdd : struct, IScaledAdd
+    {
+        Vector256<byte> a = Vector256.Load(block + 64 * h), c = Vector256.Load(block + 64 * h + 32);
+        Vector256<ushort> bits = Vector256.Load((ushort*)(block + 128 + 32 * h));
+        Vector256<byte> low = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
+        Vector256<byte> all = Vector256.Load((byte*)s);
+        sbyte* x = xb + 128 * h;
+        Vector256<byte> q = (a & low) | (Vector256.ShiftLeft(bits, 4).AsByte() & top);
+        Q6KInputs4<TAdd>(q, x, n, Avx2.Shuffle(all, PairShuffle(4 * h)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+        q = (c & low) | (Vector256.ShiftLeft(bits, 2).AsByte() & top);
+        Q6KInputs4<TAdd>(q, x + 32, n, Avx2.Shuffle(all, PairShuffle(4 * h + 1)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+        q = (Vector256.ShiftRightLogical(a.AsUInt16(), 4).AsByte() & low) | (bits.AsByte() & top);
+        Q6KInputs4<TAdd>(q, x + 64, n, Avx2.Shuffle(all, PairShuffle(4 * h + 2)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+        q = (Vector256.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(bits, 2).AsByte() & top);
+        Q6KInputs4<TAdd>(q, x + 96, n, Avx2.Shuffle(all, PairShuffle(4 * h + 3)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KInputs4<TAdd>(Vector256<byte> q, sbyte* x, int n, Vector256<short> scale, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
+        where TAdd : struct, IScaledAdd
+    {
+        i0 = TAdd.Add(i0, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)), scale);
+        i1 = TAdd.Add(i1, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + n)), scale);
+        i2 = TAdd.Add(i2, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + 2 * n)), scale);
+        i3 = TAdd.Add(i3, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + 3 * n)), scale);
     }
 
     /// <summary>Prefetches the bytes of the rows after this group (they follow it contiguously) one block step ahead.</summary>
