@@ -1,4 +1,6 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
 using NextToken.Gguf;
 using NextToken.Kernels;
 using NextToken.Tensors;
@@ -10,11 +12,22 @@ namespace NextToken.Bench;
 /// FFN shape) repeating the blocks llama.cpp's quantizer wrote: the exact 256-bit decode kernel
 /// (<see cref="KQuantRows"/>, the baseline) against <see cref="KQuantActivations"/> — decode (one
 /// input, its quantization included) and a prompt of 16 inputs (per call; divide by 16 per token) —
-/// in the AVX2 (<c>vpmaddwd</c>) and AVX-VNNI (<c>vpdpwssd</c>) forms. A form this CPU lacks throws
-/// in setup, so it is reported, never timed wrongly.
+/// in the AVX2 (<c>vpmaddwd</c>) and AVX-VNNI (<c>vpdpwssd</c>) forms, and a 16-token prompt through
+/// <see cref="MatMul"/> exact and quantized; each with AVX-512 on and off (AVX-VNNI off too). A
+/// form the job lacks throws in setup, so it is reported, never timed wrongly.
 /// </summary>
+[Config(typeof(WidthConfig))]
 public unsafe class KQuantActivationBenchmarks
 {
+    private sealed class WidthConfig : ManualConfig
+    {
+        public WidthConfig()
+        {
+            AddJob(Job.ShortRun.WithId("AVX-512"));
+            AddJob(Job.ShortRun.WithEnvironmentVariables(new EnvironmentVariable("DOTNET_EnableAVX512", "0"), new EnvironmentVariable("DOTNET_EnableAVXVNNI", "0")).WithId("AVX2"));
+        }
+    }
+
     private const int NIn = 5632, NOut = 2048, Prompt = 16;
     private byte[] _weights = [];
     private float[] _x = [], _y = [], _sums = [], _scales = [];
@@ -73,6 +86,22 @@ public unsafe class KQuantActivationBenchmarks
         fixed (float* d = _scales, y = _y)
         fixed (short* s = _blockSums)
             for (int o = 0; o < NOut; o += 4) KQuantActivations.Dot4(Type, Vnni, w + o * _rowBytes, _rowBytes, 4, q, d, s, NIn / 256, y + o);
+    }
+
+    /// <summary>A 16-token prompt through <see cref="MatMul"/> on one thread, exact (the panel or tiled float path this CPU takes).</summary>
+    [Benchmark]
+    public void ExactPromptMatMul16()
+    {
+        fixed (byte* w = _weights)
+            MatMul.Forward(new TensorData("w", Type, [NIn, NOut], w, _weights.Length), _x, Prompt, _y, 1);
+    }
+
+    /// <summary>The same with quantized activations (the AVX-VNNI form where the CPU has it, whatever <see cref="Vnni"/> says).</summary>
+    [Benchmark]
+    public void Q8PromptMatMul16()
+    {
+        fixed (byte* w = _weights)
+            MatMul.Forward(new TensorData("w", Type, [NIn, NOut], w, _weights.Length), _x, Prompt, _y, 1, quantizeActivations: true);
     }
 
     /// <summary>16 inputs: four rows at a time, each row against the inputs four at a time (as <see cref="KQuantActivations.Rows"/>).</summary>
