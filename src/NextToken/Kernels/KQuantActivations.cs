@@ -191,10 +191,13 @@ public static unsafe class KQuantActivations
     }
 
     /// <summary>
-    /// Output rows [rowStart, rowEnd) of a K-quant matrix for every quantized input, four rows at a
-    /// time. A prompt takes the four rows (a few kilobytes, kept in L1) against the inputs four at a
-    /// time: each row's scales and unpacked quants are made once for four inputs
-    /// (<see cref="Row4Inputs"/>); the last inputs of a batch and decode take <see cref="Dot4"/>.
+    /// Output rows [rowStart, rowEnd) of a K-quant matrix for every quantized input. A prompt takes
+    /// blocks of rows that fit in L2 (up to 64 rows, about 256 KB) against the inputs four at a time
+    /// (their 8-bit rows, 4·n bytes, stay in L1 while the block's rows pass): each row's scales and
+    /// unpacked quants are made once for four inputs (<see cref="Row4Inputs"/>), and the inputs are
+    /// read once per block, not once per four rows (a 128-token prompt against 5632-wide rows would
+    /// otherwise stream 720 KB of activations per four rows). The last inputs of a batch and decode
+    /// take <see cref="Dot4"/>, four rows at a time.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Rows(in TensorData weight, sbyte* quants, float* scales, short* sums, float* y, int nBatch, int rowStart, int rowEnd)
@@ -202,13 +205,20 @@ public static unsafe class KQuantActivations
         int nIn = weight.RowLength, nOut = weight.RowCount, blocks = nIn / BlockSize;
         long rowBytes = weight.RowBytes;
         bool vnni = AvxVnni.IsSupported;
+        int blockRows = (int)Math.Clamp((256 << 10) / rowBytes, 4, 64) & ~3;
+        int grouped = nBatch & ~3;
+        for (int o = rowStart; o < rowEnd; o += blockRows)
+        {
+            int end = Math.Min(rowEnd, o + blockRows);
+            for (int b = 0; b < grouped; b += 4)
+                for (int r = o; r < end; r++)
+                    Row4Inputs(weight.Type, vnni, weight.Data + r * rowBytes, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), nIn, blocks, y + (long)b * nOut + r, nOut);
+        }
+        if (grouped == nBatch) return;
         for (int o = rowStart; o < rowEnd; o += 4)
         {
-            int rows = Math.Min(4, rowEnd - o), b = 0;
-            for (; b + 4 <= nBatch; b += 4)
-                for (int r = 0; r < rows; r++)
-                    Row4Inputs(weight.Type, vnni, weight.Data + (o + r) * rowBytes, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), nIn, blocks, y + (long)b * nOut + o + r, nOut);
-            for (; b < nBatch; b++)
+            int rows = Math.Min(4, rowEnd - o);
+            for (int b = grouped; b < nBatch; b++)
                 Dot4(weight.Type, vnni, weight.Data + o * rowBytes, rowBytes, rows, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), blocks, y + (long)b * nOut + o);
         }
     }
