@@ -26,7 +26,7 @@ internal static class CommonOptions
 
     public static readonly Option<bool> QuantizeActivations = new("--q8-activations")
     {
-        Description = "For Q8_0/Q4_0 weights, quantize activations to 8 bits as llama.cpp does (integer decode; Q4_0 prompts from a repacked copy): faster, logits move by up to ~3%",
+        Description = "For Q8_0/Q4_0 and Q4_K/Q5_K/Q6_K weights, quantize activations to 8 bits as llama.cpp does (integer dot products; Q4_0 prompts from a repacked copy): faster, logits move by a few percent",
         Recursive = true,
     };
 

@@ -35,9 +35,19 @@ public class DecodeAllocationTests(ITestOutputHelper output)
     [InlineData("gemma2-tiny.f32")]
     [InlineData("gemma3-tiny.f32")]
     [InlineData("phi3-tiny.f32")]
-    public void DecodeStep_AfterWarmUp_AllocatesNothing(string stem)
+    public void DecodeStep_AfterWarmUp_AllocatesNothing(string stem) => DecodeSteps(stem, quantizeActivations: false);
+
+    /// <summary>The same with <c>--q8-activations</c>: the activation blocks live in the per-thread matmul job.</summary>
+    [Theory]
+    [InlineData("gpt2-tiny.q4_0")]
+    [InlineData("llama-k.q4_k_m")]
+    [InlineData("llama-d256.q5_k")]
+    public void DecodeStep_WithQuantizedActivations_AllocatesNothing(string stem) => DecodeSteps(stem, quantizeActivations: true);
+
+    private void DecodeSteps(string stem, bool quantizeActivations)
     {
         using LanguageModel model = ModelLoader.Load(ExpectedOutputs.ModelPath(stem));
+        model.QuantizeActivations = quantizeActivations;
         int[] prompt = ExpectedOutputs.Load(stem).First().Tokens;
         int vocab = model.VocabSize;
         var logits = new float[vocab];
@@ -68,7 +78,7 @@ public class DecodeAllocationTests(ITestOutputHelper output)
                     forward[w] += between - before;
                     sampling[w] += GC.GetAllocatedBytesForCurrentThread() - between;
                 }
-            output.WriteLine($"{stem}, {threads} thread(s), bytes allocated per window of {Steps} steps: decode {string.Join(" ", forward)}, sampling {string.Join(" ", sampling)}");
+            output.WriteLine($"{stem}{(quantizeActivations ? " --q8-activations" : "")}, {threads} thread(s), bytes allocated per window of {Steps} steps: decode {string.Join(" ", forward)}, sampling {string.Join(" ", sampling)}");
             AssertNothingPerToken(forward, "decode");
             AssertNothingPerToken(sampling, "sampling");
         }

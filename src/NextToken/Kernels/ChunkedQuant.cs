@@ -655,6 +655,15 @@ internal static unsafe class ChunkedQuant
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void ScalesK4(byte* block, float* halves, float* scale, float* offset)
     {
+        (Vector256<int> scales, Vector256<int> mins) = ScalesK4Integers(block);
+        (Vector256.ConvertToSingle(scales) * Vector256.Create(HalfTable.ToSingle(halves, ref *block))).Store(scale);
+        (-(Vector256.ConvertToSingle(mins) * Vector256.Create(HalfTable.ToSingle(halves, ref block[2])))).Store(offset);
+    }
+
+    /// <summary>Q4_K and Q5_K: the 8 6-bit scales and the 8 minimums as integers (also used by <see cref="KQuantActivations"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static (Vector256<int> Scales, Vector256<int> Mins) ScalesK4Integers(byte* block)
+    {
         // Lanes 0–3: scale q[j] & 63, min q[j + 4] & 63; lanes 4–7: low nibbles of q[j + 4] (scale) and
         // its high nibble (min), with the top two bits of q[j − 4] and q[j] above them.
         Vector256<int> a = Avx2.ConvertToVector256Int32(block + 4), b = Avx2.ConvertToVector256Int32(block + 8);
@@ -662,8 +671,7 @@ internal static unsafe class ChunkedQuant
         Vector256<int> upper = Vector256.Create(0, 0, 0, 0, -1, -1, -1, -1);
         Vector256<int> scales = Vector256.ConditionalSelect(upper, (b & Vector256.Create(0x0F)) | (Vector256.ShiftRightLogical(lowFour, 6) << 4), lowFour & Vector256.Create(63));
         Vector256<int> mins = Vector256.ConditionalSelect(upper, Vector256.ShiftRightLogical(b, 4) | (Vector256.ShiftRightLogical(a, 6) << 4), b & Vector256.Create(63));
-        (Vector256.ConvertToSingle(scales) * Vector256.Create(HalfTable.ToSingle(halves, ref *block))).Store(scale);
-        (-(Vector256.ConvertToSingle(mins) * Vector256.Create(HalfTable.ToSingle(halves, ref block[2])))).Store(offset);
+        return (scales, mins);
     }
 
     /// <summary>Chunk c: half c / 8; low nibbles of bytes 64·half + 32·(c / 2 % 2) + 16·(c % 2), high nibble from c % 8 ≥ 4; bit pair (c % 8) / 2 of bytes 128 + 32·half + 16·(c % 2); scale c.</summary>

@@ -23,7 +23,7 @@ public static unsafe class MatMul
     /// <param name="output">[nBatch, nOut]</param>
     /// <param name="quantizeActivations">
     /// Quantize the activations (approximate, faster): decode with <see cref="QuantizedActivations"/>
-    /// for Q8_0/Q4_0 weights, and prompts with <see cref="InterleavedQ4_0"/> for Q4_0 weights when
+    /// for Q8_0/Q4_0 weights, decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and prompts with <see cref="InterleavedQ4_0"/> for Q4_0 weights when
     /// <paramref name="interleaved"/> gives a place to keep the repacked copies.
     /// </param>
     /// <param name="independentRows">
@@ -101,7 +101,7 @@ public static unsafe class MatMul
     private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations, InterleavedQ4_0.Cache? interleaved, bool independentRows)
     {
         int nIn = job.Weight(0).RowLength;
-        bool quantized = false;
+        bool quantized = false, kQuantized = false;
         // Independent rows take the path a batch of one takes, whatever the batch size.
         int rowsAsBatch = independentRows ? 1 : nBatch;
         job.IndependentRows = independentRows;
@@ -111,10 +111,12 @@ public static unsafe class MatMul
             bool repack = quantizeActivations && interleaved != null && rowsAsBatch >= 4 && weight.Type == GgmlType.Q4_0 && weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
             job.SetInterleaved(i, repack ? interleaved!.For(weight) : null);
             quantized |= repack || (quantizeActivations && rowsAsBatch < 4 && QuantizedActivations.IsSupported(weight.Type));
+            kQuantized |= quantizeActivations && TakesKQuantActivations(weight);
         }
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
+        if (kQuantized) job.QuantizeKInputs(input, nBatch, nIn);
         bool anyFloatPath = false;
-        for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null;
+        for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null && !(kQuantized && TakesKQuantActivations(job.Weight(i)));
         bool panels = anyFloatPath && rowsAsBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
         if (panels) job.EnsurePacked(nIn * PanelMatMul.Padded(nBatch));
         fixed (float* x = input)
@@ -122,8 +124,11 @@ public static unsafe class MatMul
         fixed (float* dx = job.Scales)
         fixed (int* sx = job.Sums)
         fixed (float* packed = job.Packed)
+        fixed (sbyte* kqx = job.KQuants)
+        fixed (float* kdx = job.KScales)
+        fixed (short* ksx = job.KSums)
         {
-            var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null);
+            var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null, kQuantized ? kqx : null, kdx, ksx);
             if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed, threads);
             long work = 0;
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
@@ -137,16 +142,23 @@ public static unsafe class MatMul
         }
     }
 
+    /// <summary>K-quant rows of whole super-blocks meet activations quantized to blocks of 256 (<see cref="KQuantActivations"/>), at any batch size.</summary>
+    private static bool TakesKQuantActivations(in TensorData weight) => KQuantActivations.IsSupported(weight.Type) && weight.RowLength % KQuantActivations.BlockSize == 0;
+
     /// <summary>
-    /// The input rows prepared for a kernel: quantized to 8-bit blocks when the quantized-activation
-    /// path is on (Quants null otherwise), or transposed for <see cref="PanelMatMul"/> (Packed null otherwise).
+    /// The input rows prepared for a kernel: quantized to 8-bit blocks of 32 when the quantized-activation
+    /// path is on (Quants null otherwise), to blocks of 256 for K-quant rows (KQuants null otherwise),
+    /// or transposed for <see cref="PanelMatMul"/> (Packed null otherwise).
     /// </summary>
-    private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed)
+    private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed, sbyte* kQuants, float* kScales, short* kSums)
     {
         public readonly sbyte* Quants = quants;
         public readonly float* Scales = scales;
         public readonly int* Sums = sums;
         public readonly float* Packed = packed;
+        public readonly sbyte* KQuants = kQuants;
+        public readonly float* KScales = kScales;
+        public readonly short* KSums = kSums;
     }
 
     /// <summary>One call's matrices and buffers, kept per calling thread so a call allocates nothing.</summary>
@@ -174,6 +186,9 @@ public static unsafe class MatMul
         public float[] Scales { get; private set; } = new float[1];
         public int[] Sums { get; private set; } = new int[1];
         public float[] Packed { get; private set; } = new float[16];
+        public sbyte[] KQuants { get; private set; } = new sbyte[KQuantActivations.BlockSize];
+        public float[] KScales { get; private set; } = new float[1];
+        public short[] KSums { get; private set; } = new short[KQuantActivations.BlockSize / 16];
 
         public ref readonly TensorData Weight(int i) => ref _weights[i];
         public float* Output(int i) => (float*)_outputs[i];
@@ -217,6 +232,17 @@ public static unsafe class MatMul
             if (Scales.Length < nBatch * blocks) (Scales, Sums) = (new float[nBatch * blocks], new int[nBatch * blocks]);
             for (int b = 0; b < nBatch; b++)
                 QuantizedActivations.Quantize(input.Slice(b * nIn, nIn), Quants.AsSpan(b * nIn, nIn), Scales.AsSpan(b * blocks, blocks), Sums.AsSpan(b * blocks, blocks));
+        }
+
+        /// <summary>Each input row as 8-bit blocks of 256 with the sums of each 16 quants, for K-quant rows.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void QuantizeKInputs(ReadOnlySpan<float> input, int nBatch, int nIn)
+        {
+            int blocks = nIn / KQuantActivations.BlockSize, sums = nIn / 16;
+            if (KQuants.Length < nBatch * nIn) KQuants = new sbyte[nBatch * nIn];
+            if (KScales.Length < nBatch * blocks) (KScales, KSums) = (new float[nBatch * blocks], new short[nBatch * sums]);
+            for (int b = 0; b < nBatch; b++)
+                KQuantActivations.Quantize(input.Slice(b * nIn, nIn), KQuants.AsSpan(b * nIn, nIn), KScales.AsSpan(b * blocks, blocks), KSums.AsSpan(b * sums, sums));
         }
 
         /// <summary>
@@ -267,6 +293,8 @@ public static unsafe class MatMul
         }
         else if (activations.Quants != null && (nBatch < 4 || independentRows) && QuantizedActivations.IsSupported(weight.Type))
             QuantizedRows(weight, activations, y, nBatch, rowStart, rowEnd);
+        else if (activations.KQuants != null && TakesKQuantActivations(weight))
+            KQuantActivations.Rows(weight, activations.KQuants, activations.KScales, activations.KSums, y, nBatch, rowStart, rowEnd);
         else if (activations.Packed != null)
             PanelMatMul.Forward(weight, activations.Packed, nBatch, y, rowStart, rowEnd);
         else if (nBatch >= 4 && !independentRows && nIn % 8 == 0 && Vector256.IsHardwareAccelerated)

@@ -1,0 +1,568 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using NextToken.Tensors;
+
+namespace NextToken.Kernels;
+
+/// <summary>
+/// <c>--q8-activations</c> for the K-quants (Q4_K, Q5_K, Q6_K): the activation row is quantized
+/// once per matmul to 8-bit blocks of 256 — one float scale per block and the sum of each 16
+/// quants, llama.cpp's Q8_K — and each weight super-block meets it in integer arithmetic.
+/// </summary>
+/// <remarks>
+/// Why blocks of 256 and not the 32-blocks of <see cref="QuantizedActivations"/>: with one activation
+/// scale per super-block, the weights' integer sub-block scales multiply the integer dot products
+/// inside the integer accumulator (<c>vpmaddubsw</c> gives 16-bit pair sums, <c>vpmaddwd</c> or
+/// AVX-VNNI's <c>vpdpwssd</c> multiplies them by the 16-bit scale and adds in 32 bits), so a row
+/// needs one float conversion and multiply-add per 256 values instead of one per 32. The minimum
+/// (Q4_K, Q5_K) or −32 offset (Q6_K) terms come from the 16-sums in one <c>vpmaddwd</c> per super-block.
+/// Accuracy is llama.cpp's for the same method. Weights stay unsigned (Q6_K's q is 0–63 with the
+/// −32 moved into the sums), so <c>vpmaddubsw</c> cannot saturate: 2·63·127 &lt; 32767. Integer
+/// sums per row and super-block stay below 2³¹ (Q6_K's worst: 16 · 16 · 63 · 127 · 128 ≈ 2.6·10⁸).
+/// </remarks>
+public static unsafe class KQuantActivations
+{
+    public const int BlockSize = 256;
+
+    public static bool IsSupported(GgmlType type) => Avx2.IsSupported && IsKQuant(type);
+
+    private static bool IsKQuant(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+
+    /// <summary>
+    /// x → 8-bit blocks of 256: <paramref name="quants"/> [n], <paramref name="scales"/> [n / 256] and
+    /// <paramref name="sums"/> [n / 16], the sum of each 16 consecutive quants.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Quantize(ReadOnlySpan<float> x, Span<sbyte> quants, Span<float> scales, Span<short> sums)
+    {
+        if (x.Length % BlockSize != 0 || quants.Length < x.Length || scales.Length < x.Length / BlockSize || sums.Length < x.Length / 16)
+            throw new ArgumentException($"{x.Length} values need a multiple of {BlockSize}, {x.Length} quants, {x.Length / BlockSize} scales and {x.Length / 16} sums");
+        for (int b = 0; b < x.Length / BlockSize; b++)
+        {
+            ReadOnlySpan<float> block = x.Slice(b * BlockSize, BlockSize);
+            float amax = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(block);
+            float d = Math.Abs(amax) / 127, id = d != 0 ? 1 / d : 0;
+            scales[b] = d;
+            Span<sbyte> q = quants.Slice(b * BlockSize, BlockSize);
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var scale = Vector256.Create(id);
+                for (int k = 0; k < BlockSize; k += 32)
+                {
+                    // Round half to even, as MathF.Round below; |x·id| ≤ 127 so the narrowing never saturates.
+                    Vector256<int> q0 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(block.Slice(k, 8)) * scale));
+                    Vector256<int> q1 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(block.Slice(k + 8, 8)) * scale));
+                    Vector256<int> q2 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(block.Slice(k + 16, 8)) * scale));
+                    Vector256<int> q3 = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(block.Slice(k + 24, 8)) * scale));
+                    sums[(b * BlockSize + k) / 16] = (short)Vector256.Sum(q0 + q1);
+                    sums[(b * BlockSize + k) / 16 + 1] = (short)Vector256.Sum(q2 + q3);
+                    Vector256.Narrow(Vector256.Narrow(q0, q1), Vector256.Narrow(q2, q3)).CopyTo(q.Slice(k, 32));
+                }
+                continue;
+            }
+            for (int k = 0; k < BlockSize; k += 16)
+            {
+                int sum = 0;
+                for (int i = k; i < k + 16; i++)
+                {
+                    q[i] = (sbyte)MathF.Round(block[i] * id);
+                    sum += q[i];
+                }
+                sums[(b * BlockSize + k) / 16] = (short)sum;
+            }
+        }
+    }
+
+    /// <summary>One stored row against one quantized activation: the kernel (AVX-VNNI where the CPU has it), or the scalar reference without AVX2.</summary>
+    public static float Dot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales, ReadOnlySpan<short> sums)
+    {
+        Check(type, row, quants, scales, sums);
+        if (!Avx2.IsSupported) return Reference(type, row, quants, scales, sums, out _);
+        float y;
+        fixed (byte* w = row)
+        fixed (sbyte* q = quants)
+        fixed (float* d = scales)
+        fixed (short* s = sums)
+            Dot4(type, AvxVnni.IsSupported, w, 0, 1, q, d, s, quants.Length / BlockSize, &y);
+        return y;
+    }
+
+    private static void Check(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales, ReadOnlySpan<short> sums)
+    {
+        if (!IsKQuant(type))
+            throw new NotSupportedException($"8-bit activation blocks of 256 meet Q4_K, Q5_K or Q6_K rows, not {type}");
+        int n = quants.Length;
+        if (n % BlockSize != 0 || row.Length < n / BlockSize * (long)BlockBytes(type) || scales.Length < n / BlockSize || sums.Length < n / 16)
+            throw new ArgumentException($"a {type} row of {n} values needs a multiple of {BlockSize} values, {n / BlockSize * (long)BlockBytes(type)} bytes, {n / BlockSize} scales and {n / 16} sums");
+    }
+
+    internal static int BlockBytes(GgmlType type) => type switch { GgmlType.Q4_K => 144, GgmlType.Q5_K => 176, _ => 210 };
+
+    /// <summary>
+    /// The portable scalar reference: per super-block the integer sum the kernels form,
+    /// Σ sc_j·(q_j · x_j) with q unsigned, and the integer offset term (Σ m_j·Σx_j for Q4_K and Q5_K,
+    /// which the kernels subtract scaled by dmin; for Q6_K −32·Σ sc_k·Σx_k is already in the sum);
+    /// <paramref name="integers"/> returns each super-block's (sum, offset) pair for tests.
+    /// </summary>
+    public static float Reference(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales, ReadOnlySpan<short> sums, out (int Sum, int Offset)[] integers)
+    {
+        Check(type, row, quants, scales, sums);
+        int blocks = quants.Length / BlockSize, bytes = BlockBytes(type);
+        integers = new (int, int)[blocks];
+        Span<int> q = stackalloc int[BlockSize];
+        float total = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            ReadOnlySpan<byte> block = row.Slice(b * bytes, bytes);
+            ReadOnlySpan<sbyte> x = quants.Slice(b * BlockSize, BlockSize);
+            ReadOnlySpan<short> s16 = sums.Slice(b * 16, 16);
+            int sum = 0, offset = 0;
+            if (type == GgmlType.Q6_K)
+            {
+                for (int h = 0; h < 2; h++)
+                    for (int l = 0; l < 32; l++)
+                    {
+                        byte a = block[64 * h + l], c = block[64 * h + 32 + l], hi = block[128 + 32 * h + l];
+                        q[128 * h + l] = (a & 15) | (hi & 3) << 4;
+                        q[128 * h + 32 + l] = (c & 15) | (hi >> 2 & 3) << 4;
+                        q[128 * h + 64 + l] = (a >> 4) | (hi >> 4 & 3) << 4;
+                        q[128 * h + 96 + l] = (c >> 4) | (hi >> 6) << 4;
+                    }
+                for (int k = 0; k < 16; k++)
+                {
+                    int dot = 0;
+                    for (int i = 16 * k; i < 16 * k + 16; i++) dot += q[i] * x[i];
+                    sum += (sbyte)block[192 + k] * (dot - 32 * s16[k]);
+                }
+                total += Half(block, 208) * scales[b] * sum;
+            }
+            else
+            {
+                for (int g = 0; g < 4; g++)
+                    for (int l = 0; l < 32; l++)
+                    {
+                        int packed = block[(type == GgmlType.Q5_K ? 48 : 16) + 32 * g + l];
+                        int fifth = type == GgmlType.Q5_K ? block[16 + l] : 0;
+                        q[64 * g + l] = (packed & 15) | (fifth >> 2 * g & 1) << 4;
+                        q[64 * g + 32 + l] = (packed >> 4) | (fifth >> 2 * g + 1 & 1) << 4;
+                    }
+                for (int j = 0; j < 8; j++)
+                {
+                    Quantized.ScaleMinK4(j, block.Slice(4, 12), out int sc, out int m);
+                    int dot = 0;
+                    for (int i = 32 * j; i < 32 * j + 32; i++) dot += q[i] * x[i];
+                    sum += sc * dot;
+                    offset += m * (s16[2 * j] + s16[2 * j + 1]);
+                }
+                total += Half(block, 0) * scales[b] * sum - Half(block, 2) * scales[b] * offset;
+            }
+            integers[b] = (sum, offset);
+        }
+        return total;
+    }
+
+    private static float Half(ReadOnlySpan<byte> block, int at) => (float)BitConverter.UInt16BitsToHalf(MemoryMarshal.Read<ushort>(block[at..]));
+
+    /// <summary>
+    /// y[0 … rows − 1] = rows w, w + rowBytes, … (blocks super-blocks each) against one quantized
+    /// activation; rows is 1 to 4. <paramref name="vnni"/> picks <c>vpdpwssd</c> (needs AVX-VNNI), else <c>vpmaddwd</c> + add.
+    /// </summary>
+    internal static void Dot4(GgmlType type, bool vnni, byte* w, long rowBytes, int rows, sbyte* quants, float* scales, short* sums, int blocks, float* y)
+    {
+        if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
+        if (vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("the AVX-VNNI kernel needs AVX-VNNI");
+        // A missing row repeats row 0 (its result is not stored), so the loop has no branch per row.
+        byte* w1 = rows > 1 ? w + rowBytes : w, w2 = rows > 2 ? w + 2 * rowBytes : w, w3 = rows > 3 ? w + 3 * rowBytes : w;
+        float* result = stackalloc float[4];
+        long groupBytes = rows * rowBytes;
+        switch (type)
+        {
+            case GgmlType.Q4_K when vnni: Q45K<Vnni, NoFifthBit>(w, w1, w2, w3, groupBytes, 144, quants, scales, sums, blocks, result); break;
+            case GgmlType.Q4_K: Q45K<MaddAdd, NoFifthBit>(w, w1, w2, w3, groupBytes, 144, quants, scales, sums, blocks, result); break;
+            case GgmlType.Q5_K when vnni: Q45K<Vnni, FifthBit>(w, w1, w2, w3, groupBytes, 176, quants, scales, sums, blocks, result); break;
+            case GgmlType.Q5_K: Q45K<MaddAdd, FifthBit>(w, w1, w2, w3, groupBytes, 176, quants, scales, sums, blocks, result); break;
+            case GgmlType.Q6_K when vnni: Q6K<Vnni>(w, w1, w2, w3, groupBytes, quants, scales, sums, blocks, result); break;
+            case GgmlType.Q6_K: Q6K<MaddAdd>(w, w1, w2, w3, groupBytes, quants, scales, sums, blocks, result); break;
+            default: throw new NotSupportedException($"no 8-bit activation kernel for {type}");
+        }
+        for (int r = 0; r < rows; r++) y[r] = result[r];
+    }
+
+    /// <summary>
+    /// Output rows [rowStart, rowEnd) of a K-quant matrix for every quantized input. A prompt takes
+    /// blocks of rows that fit in L2 (up to 64 rows, about 256 KB) against the inputs four at a time
+    /// (their 8-bit rows, 4·n bytes, stay in L1 while the block's rows pass): each row's scales and
+    /// unpacked quants are made once for four inputs (<see cref="Row4Inputs"/>), and the inputs are
+    /// read once per block, not once per four rows (a 128-token prompt against 5632-wide rows would
+    /// otherwise stream 720 KB of activations per four rows). The last inputs of a batch and decode
+    /// take <see cref="Dot4"/>, four rows at a time.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Rows(in TensorData weight, sbyte* quants, float* scales, short* sums, float* y, int nBatch, int rowStart, int rowEnd)
+    {
+        int nIn = weight.RowLength, nOut = weight.RowCount, blocks = nIn / BlockSize;
+        long rowBytes = weight.RowBytes;
+        bool vnni = AvxVnni.IsSupported;
+        int blockRows = (int)Math.Clamp((256 << 10) / rowBytes, 4, 64) & ~3;
+        int grouped = nBatch & ~3;
+        for (int o = rowStart; o < rowEnd; o += blockRows)
+        {
+            int end = Math.Min(rowEnd, o + blockRows);
+            for (int b = 0; b < grouped; b += 4)
+                for (int r = o; r < end; r++)
+                    Row4Inputs(weight.Type, vnni, weight.Data + r * rowBytes, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), nIn, blocks, y + (long)b * nOut + r, nOut);
+        }
+        if (grouped == nBatch) return;
+        for (int o = rowStart; o < rowEnd; o += 4)
+        {
+            int rows = Math.Min(4, rowEnd - o);
+            for (int b = grouped; b < nBatch; b++)
+                Dot4(weight.Type, vnni, weight.Data + o * rowBytes, rowBytes, rows, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), blocks, y + (long)b * nOut + o);
+        }
+    }
+
+    /// <summary>
+    /// One stored row against four quantized inputs (n values apart; their scales blocks apart, sums
+    /// n / 16 apart): y[0], y[yStride], y[2·yStride], y[3·yStride]. Each input's result is bit-identical
+    /// to <see cref="Dot4"/>'s (the same integer sums and float steps in the same order).
+    /// </summary>
+    internal static void Row4Inputs(GgmlType type, bool vnni, byte* w, sbyte* quants, float* scales, short* sums, int n, int blocks, float* y, int yStride)
+    {
+        if (vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("the AVX-VNNI kernel needs AVX-VNNI");
+        switch (type)
+        {
+            case GgmlType.Q4_K when vnni: Q45KInputs<Vnni, NoFifthBit>(w, 144, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q4_K: Q45KInputs<MaddAdd, NoFifthBit>(w, 144, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q5_K when vnni: Q45KInputs<Vnni, FifthBit>(w, 176, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q5_K: Q45KInputs<MaddAdd, FifthBit>(w, 176, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q6_K when vnni: Q6KInputs<Vnni>(w, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q6_K: Q6KInputs<MaddAdd>(w, quants, scales, sums, n, blocks, y, yStride); break;
+            default: throw new NotSupportedException($"no 8-bit activation kernel for {type}");
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q45KInputs<TAdd, TFifth>(byte* w, int blockBytes, sbyte* quants, float* scales, short* sums, int n, int blocks, float* y, int yStride)
+        where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
+    {
+        float* halves = HalfTable.Pointer;
+        int* s = stackalloc int[8];
+        int sumStride = n / 16;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * blockBytes;
+            Vector256<short> mins = ScalesMins(block, s);
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            sbyte* xb = quants + BlockSize * b;
+            for (int g = 0; g < 4; g++)
+            {
+                // The group's values and scales once for the four inputs.
+                Vector256<byte> packed = Vector256.Load(block + TFifth.Nibbles + 32 * g), mask = Vector256.Create((byte)0x0F);
+                Vector256<byte> low = TFifth.Low(block, g, packed & mask);
+                Vector256<byte> high = TFifth.High(block, g, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
+                Vector256<short> sl = Avx2.BroadcastScalarToVector256(s + 2 * g).AsInt16(), sh = Avx2.BroadcastScalarToVector256(s + 2 * g + 1).AsInt16();
+                i0 = Q45KInput<TAdd>(low, high, xb + 64 * g, sl, sh, i0);
+                i1 = Q45KInput<TAdd>(low, high, xb + n + 64 * g, sl, sh, i1);
+                i2 = Q45KInput<TAdd>(low, high, xb + 2 * n + 64 * g, sl, sh, i2);
+                i3 = Q45KInput<TAdd>(low, high, xb + 3 * n + 64 * g, sl, sh, i3);
+            }
+            short* xs = sums + 16 * b;
+            a0 = Finish(block, halves, scales[b], i0, Avx2.MultiplyAddAdjacent(Vector256.Load(xs), mins), a0);
+            a1 = Finish(block, halves, scales[blocks + b], i1, Avx2.MultiplyAddAdjacent(Vector256.Load(xs + sumStride), mins), a1);
+            a2 = Finish(block, halves, scales[2 * blocks + b], i2, Avx2.MultiplyAddAdjacent(Vector256.Load(xs + 2 * sumStride), mins), a2);
+            a3 = Finish(block, halves, scales[3 * blocks + b], i3, Avx2.MultiplyAddAdjacent(Vector256.Load(xs + 3 * sumStride), mins), a3);
+        }
+        y[0] = Vector256.Sum(a0); y[yStride] = Vector256.Sum(a1); y[2 * yStride] = Vector256.Sum(a2); y[3 * yStride] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q45KInput<TAdd>(Vector256<byte> low, Vector256<byte> high, sbyte* x, Vector256<short> sl, Vector256<short> sh, Vector256<int> total)
+        where TAdd : struct, IScaledAdd
+    {
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(low, Vector256.Load(x)), sl);
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(high, Vector256.Load(x + 32)), sh);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q6KInputs<TAdd>(byte* w, sbyte* quants, float* scales, short* sums, int n, int blocks, float* y, int yStride)
+        where TAdd : struct, IScaledAdd
+    {
+        float* halves = HalfTable.Pointer;
+        short* s = stackalloc short[16];
+        int sumStride = n / 16;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * 210;
+            short* xs = sums + 16 * b;
+            Vector256<int> i0 = Q6KScales(block, Vector256.Load(xs), s), i1 = Q6KScales(block, Vector256.Load(xs + sumStride), s);
+            Vector256<int> i2 = Q6KScales(block, Vector256.Load(xs + 2 * sumStride), s), i3 = Q6KScales(block, Vector256.Load(xs + 3 * sumStride), s);
+            sbyte* xb = quants + BlockSize * b;
+            Q6KInputsHalf<TAdd>(block, xb, n, s, 0, ref i0, ref i1, ref i2, ref i3);
+            Q6KInputsHalf<TAdd>(block, xb, n, s, 1, ref i0, ref i1, ref i2, ref i3);
+            float d = HalfTable.ToSingle(halves, ref block[208]);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(d * scales[b]), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(d * scales[blocks + b]), a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(d * scales[2 * blocks + b]), a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(d * scales[3 * blocks + b]), a3);
+        }
+        y[0] = Vector256.Sum(a0); y[yStride] = Vector256.Sum(a1); y[2 * yStride] = Vector256.Sum(a2); y[3 * yStride] = Vector256.Sum(a3);
+    }
+
+    /// <summary>Half h of one Q6_K super-block against four inputs: each 32 values unpacked and their scales shuffled once for the four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KInputsHalf<TAdd>(byte* block, sbyte* xb, int n, short* s, int h, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
+        where TAdd : struct, IScaledAdd
+    {
+        Vector256<byte> a = Vector256.Load(block + 64 * h), c = Vector256.Load(block + 64 * h + 32);
+        Vector256<ushort> bits = Vector256.Load((ushort*)(block + 128 + 32 * h));
+        Vector256<byte> low = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
+        Vector256<byte> all = Vector256.Load((byte*)s);
+        sbyte* x = xb + 128 * h;
+        Vector256<byte> q = (a & low) | (Vector256.ShiftLeft(bits, 4).AsByte() & top);
+        Q6KInputs4<TAdd>(q, x, n, Avx2.Shuffle(all, PairShuffle(4 * h)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+        q = (c & low) | (Vector256.ShiftLeft(bits, 2).AsByte() & top);
+        Q6KInputs4<TAdd>(q, x + 32, n, Avx2.Shuffle(all, PairShuffle(4 * h + 1)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+        q = (Vector256.ShiftRightLogical(a.AsUInt16(), 4).AsByte() & low) | (bits.AsByte() & top);
+        Q6KInputs4<TAdd>(q, x + 64, n, Avx2.Shuffle(all, PairShuffle(4 * h + 2)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+        q = (Vector256.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(bits, 2).AsByte() & top);
+        Q6KInputs4<TAdd>(q, x + 96, n, Avx2.Shuffle(all, PairShuffle(4 * h + 3)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KInputs4<TAdd>(Vector256<byte> q, sbyte* x, int n, Vector256<short> scale, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
+        where TAdd : struct, IScaledAdd
+    {
+        i0 = TAdd.Add(i0, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)), scale);
+        i1 = TAdd.Add(i1, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + n)), scale);
+        i2 = TAdd.Add(i2, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + 2 * n)), scale);
+        i3 = TAdd.Add(i3, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + 3 * n)), scale);
+    }
+
+    /// <summary>Prefetches the bytes of the rows after this group (they follow it contiguously) one block step ahead.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(byte* next, int stride)
+    {
+        // The hardware prefetcher stops at the 4 KB pages of the mapped file.
+        for (int line = 0; line < stride; line += 64) Sse.Prefetch0(next + line);
+    }
+
+    /// <summary>accumulator + pairs · scales, 16-bit products summed in pairs into 32-bit lanes.</summary>
+    private interface IScaledAdd
+    {
+        static abstract Vector256<int> Add(Vector256<int> accumulator, Vector256<short> pairs, Vector256<short> scales);
+    }
+
+    private readonly struct MaddAdd : IScaledAdd
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Add(Vector256<int> accumulator, Vector256<short> pairs, Vector256<short> scales) =>
+            accumulator + Avx2.MultiplyAddAdjacent(pairs, scales);
+    }
+
+    private readonly struct Vnni : IScaledAdd
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Add(Vector256<int> accumulator, Vector256<short> pairs, Vector256<short> scales) =>
+            AvxVnni.MultiplyWideningAndAdd(accumulator, pairs, scales);
+    }
+
+    /// <summary>Q4_K (no fifth bits, nibbles at 16) or Q5_K (fifth bits at 16, nibbles at 48).</summary>
+    private interface IFifthBit
+    {
+        static abstract int Nibbles { get; }
+        static abstract Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles);
+        static abstract Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles);
+    }
+
+    private readonly struct NoFifthBit : IFifthBit
+    {
+        public static int Nibbles => 16;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles) => nibbles;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles) => nibbles;
+    }
+
+    private readonly struct FifthBit : IFifthBit
+    {
+        public static int Nibbles => 48;
+
+        // Bit 2g (low nibbles) or 2g + 1 (high) of each of the 32 bytes at 16, moved to bit 4 by one
+        // 16-bit shift: bits crossing from the neighbouring byte land below bit 4 (left shifts) or
+        // above it (right shifts), so the mask keeps only the wanted bit. g is a constant after inlining.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles) => nibbles | Bit(Vector256.Load((ushort*)(block + 16)), 4 - 2 * g);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles) => nibbles | Bit(Vector256.Load((ushort*)(block + 16)), 3 - 2 * g);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<byte> Bit(Vector256<ushort> bits, int left) =>
+            (left >= 0 ? Vector256.ShiftLeft(bits, left) : Vector256.ShiftRightLogical(bits, -left)).AsByte() & Vector256.Create((byte)0x10);
+    }
+
+    // ---- Q4_K (144 B) and Q5_K (176 B): f16 d, dmin, 12 bytes of 6-bit scales and minimums; group g (0–3) of
+    // 32 nibble bytes holds values 64g + l (low nibbles, sub-block 2g) and 64g + 32 + l (high, sub-block 2g + 1).
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q45K<TAdd, TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, int blockBytes, sbyte* quants, float* scales, short* sums, int blocks, float* y)
+        where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
+    {
+        float* halves = HalfTable.Pointer;
+        int* s = stackalloc int[4 * 8]; // per row: the 8 scales, each as a pair of equal 16-bit halves
+        byte* next = w0 + groupBytes;
+        int stride = (int)(groupBytes / blocks);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            Prefetch(next + (long)b * stride, stride);
+            int at = b * blockBytes;
+            Vector256<short> xs = Vector256.Load(sums + 16 * b);
+            // Σ m_j·(Σx over sub-block j) in 8 lanes: the minimum pairs meet the 16-sums pairwise.
+            Vector256<int> m0 = Avx2.MultiplyAddAdjacent(xs, ScalesMins(w0 + at, s)), m1 = Avx2.MultiplyAddAdjacent(xs, ScalesMins(w1 + at, s + 8));
+            Vector256<int> m2 = Avx2.MultiplyAddAdjacent(xs, ScalesMins(w2 + at, s + 16)), m3 = Avx2.MultiplyAddAdjacent(xs, ScalesMins(w3 + at, s + 24));
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            sbyte* xb = quants + BlockSize * b;
+            // The groups written out, so Q5_K's bit shifts are constants.
+            Q45KGroups<TAdd, TFifth>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 0, ref i0, ref i1, ref i2, ref i3);
+            Q45KGroups<TAdd, TFifth>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 1, ref i0, ref i1, ref i2, ref i3);
+            Q45KGroups<TAdd, TFifth>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 2, ref i0, ref i1, ref i2, ref i3);
+            Q45KGroups<TAdd, TFifth>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 3, ref i0, ref i1, ref i2, ref i3);
+            float dx = scales[b];
+            a0 = Finish(w0 + at, halves, dx, i0, m0, a0);
+            a1 = Finish(w1 + at, halves, dx, i1, m1, a1);
+            a2 = Finish(w2 + at, halves, dx, i2, m2, a2);
+            a3 = Finish(w3 + at, halves, dx, i3, m3, a3);
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    /// <summary>Group g of the super-block for the four rows (blocks at w0 … w3), x loaded once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q45KGroups<TAdd, TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, sbyte* xb, int* s, int g,
+                                                 ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
+        where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
+    {
+        Vector256<sbyte> xl = Vector256.Load(xb + 64 * g), xh = Vector256.Load(xb + 64 * g + 32);
+        int q = TFifth.Nibbles + 32 * g;
+        i0 = Q45KGroup<TAdd, TFifth>(w0, w0 + q, g, xl, xh, s + 2 * g, i0);
+        i1 = Q45KGroup<TAdd, TFifth>(w1, w1 + q, g, xl, xh, s + 8 + 2 * g, i1);
+        i2 = Q45KGroup<TAdd, TFifth>(w2, w2 + q, g, xl, xh, s + 16 + 2 * g, i2);
+        i3 = Q45KGroup<TAdd, TFifth>(w3, w3 + q, g, xl, xh, s + 24 + 2 * g, i3);
+    }
+
+    /// <summary>Stores the block's 8 scales as 16-bit pairs at s and returns its 8 minimums as 16-bit pairs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ScalesMins(byte* block, int* s)
+    {
+        (Vector256<int> scales, Vector256<int> mins) = ChunkedQuant.ScalesK4Integers(block);
+        (scales | Vector256.ShiftLeft(scales, 16)).Store(s);
+        return (mins | Vector256.ShiftLeft(mins, 16)).AsInt16();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q45KGroup<TAdd, TFifth>(byte* block, byte* q, int g, Vector256<sbyte> xl, Vector256<sbyte> xh, int* s, Vector256<int> total)
+        where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
+    {
+        Vector256<byte> packed = Vector256.Load(q), mask = Vector256.Create((byte)0x0F);
+        Vector256<byte> low = TFifth.Low(block, g, packed & mask);
+        Vector256<byte> high = TFifth.High(block, g, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(low, xl), Avx2.BroadcastScalarToVector256(s).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(high, xh), Avx2.BroadcastScalarToVector256(s + 1).AsInt16());
+    }
+
+    /// <summary>total + d·dx·(integer sums) − dmin·dx·(integer minimum terms), lane by lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Finish(byte* block, float* halves, float dx, Vector256<int> sums, Vector256<int> mins, Vector256<float> total)
+    {
+        float d = HalfTable.ToSingle(halves, ref *block) * dx, dmin = HalfTable.ToSingle(halves, ref block[2]) * dx;
+        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(mins), Vector256.Create(-dmin), total);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(d), total);
+    }
+
+    // ---- Q6_K (210 B): 128 bytes of low nibbles, 64 of high bit pairs, 16 signed scales, f16 d. Half h (0, 1):
+    // bytes A = ql[64h …], C = ql[64h + 32 …], H = qh[32h …] give values 128h + (0, 32, 64, 96) + l from
+    // A's low nibbles, C's low, A's high, C's high with H's bit pairs 0–3: each 32 values are two sub-blocks.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q6K<TAdd>(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, sbyte* quants, float* scales, short* sums, int blocks, float* y)
+        where TAdd : struct, IScaledAdd
+    {
+        float* halves = HalfTable.Pointer;
+        short* s = stackalloc short[4 * 16]; // per row: the 16 scales, even sub-blocks in the low 128 bits, odd ones in the high
+        byte* next = w0 + groupBytes;
+        int stride = (int)(groupBytes / blocks);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            Prefetch(next + (long)b * stride, stride);
+            int at = b * 210;
+            Vector256<short> xs = Vector256.Load(sums + 16 * b);
+            Vector256<int> i0 = Q6KScales(w0 + at, xs, s), i1 = Q6KScales(w1 + at, xs, s + 16);
+            Vector256<int> i2 = Q6KScales(w2 + at, xs, s + 32), i3 = Q6KScales(w3 + at, xs, s + 48);
+            sbyte* xb = quants + BlockSize * b;
+            // The halves written out, so each scale shuffle's control is a constant.
+            Q6KHalf<TAdd>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 0, ref i0, ref i1, ref i2, ref i3);
+            Q6KHalf<TAdd>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 1, ref i0, ref i1, ref i2, ref i3);
+            float dx = scales[b];
+            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(HalfTable.ToSingle(halves, ref w0[at + 208]) * dx), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(HalfTable.ToSingle(halves, ref w1[at + 208]) * dx), a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(HalfTable.ToSingle(halves, ref w2[at + 208]) * dx), a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(HalfTable.ToSingle(halves, ref w3[at + 208]) * dx), a3);
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    /// <summary>Stores the 16 scales (even sub-blocks, then odd) at s and returns the start of the sum: −32·Σ sc_k·Σx_k in 8 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q6KScales(byte* block, Vector256<short> xs, short* s)
+    {
+        Vector128<sbyte> sc = Vector128.Load((sbyte*)block + 192);
+        Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15))).Store(s);
+        return -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sc), xs), 5);
+    }
+
+    /// <summary>Half h of the super-block for the four rows (blocks at w0 … w3), x loaded once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KHalf<TAdd>(byte* w0, byte* w1, byte* w2, byte* w3, sbyte* xb, short* s, int h,
+                                      ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
+        where TAdd : struct, IScaledAdd
+    {
+        Vector256<sbyte> x0 = Vector256.Load(xb + 128 * h), x1 = Vector256.Load(xb + 128 * h + 32);
+        Vector256<sbyte> x2 = Vector256.Load(xb + 128 * h + 64), x3 = Vector256.Load(xb + 128 * h + 96);
+        int ql = 64 * h, qh = 128 + 32 * h;
+        i0 = Q6KHalf<TAdd>(w0 + ql, w0 + qh, x0, x1, x2, x3, s, 4 * h, i0);
+        i1 = Q6KHalf<TAdd>(w1 + ql, w1 + qh, x0, x1, x2, x3, s + 16, 4 * h, i1);
+        i2 = Q6KHalf<TAdd>(w2 + ql, w2 + qh, x0, x1, x2, x3, s + 32, 4 * h, i2);
+        i3 = Q6KHalf<TAdd>(w3 + ql, w3 + qh, x0, x1, x2, x3, s + 48, 4 * h, i3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q6KHalf<TAdd>(byte* ql, byte* qh, Vector256<sbyte> x0, Vector256<sbyte> x1, Vector256<sbyte> x2, Vector256<sbyte> x3, short* s, int pair, Vector256<int> total)
+        where TAdd : struct, IScaledAdd
+    {
+        Vector256<byte> a = Vector256.Load(ql), c = Vector256.Load(ql + 32);
+        Vector256<ushort> h = Vector256.Load((ushort*)qh);
+        Vector256<byte> low = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
+        // 16-bit shifts: bits crossing from the neighbouring byte fall outside the masks.
+        Vector256<byte> q0 = (a & low) | (Vector256.ShiftLeft(h, 4).AsByte() & top);
+        Vector256<byte> q1 = (c & low) | (Vector256.ShiftLeft(h, 2).AsByte() & top);
+        Vector256<byte> q2 = (Vector256.ShiftRightLogical(a.AsUInt16(), 4).AsByte() & low) | (h.AsByte() & top);
+        Vector256<byte> q3 = (Vector256.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(h, 2).AsByte() & top);
+        Vector256<short> scales = Vector256.Load(s);
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q0, x0), Avx2.Shuffle(scales.AsByte(), PairShuffle(pair)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q1, x1), Avx2.Shuffle(scales.AsByte(), PairShuffle(pair + 1)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q2, x2), Avx2.Shuffle(scales.AsByte(), PairShuffle(pair + 2)).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(q3, x3), Avx2.Shuffle(scales.AsByte(), PairShuffle(pair + 3)).AsInt16());
+    }
+
+    /// <summary>Bytes selecting 16-bit lane p in both 128-bit halves: sub-block 2p's scale in the low half, 2p + 1's in the high.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> PairShuffle(int p) => Vector256.Create((ushort)(2 * p | (2 * p + 1) << 8)).AsByte();
+}

@@ -1,0 +1,260 @@
+using System.Runtime.Intrinsics.X86;
+using NextToken.Gguf;
+using NextToken.Kernels;
+using NextToken.Tensors;
+using Xunit.Abstractions;
+
+namespace NextToken.Tests;
+
+/// <summary>
+/// <c>--q8-activations</c> for K-quant rows (<see cref="KQuantActivations"/>): the activation in
+/// 8-bit blocks of 256, integer dots against Q4_K, Q5_K and Q6_K super-blocks, in both instruction
+/// forms (AVX-VNNI <c>vpdpwssd</c>, AVX2 <c>vpmaddwd</c>), against the scalar integer reference and
+/// against the exact product.
+/// </summary>
+public unsafe class KQuantActivationTests(ITestOutputHelper output)
+{
+    public static TheoryData<string, GgmlType, bool> KernelCases()
+    {
+        var cases = new TheoryData<string, GgmlType, bool>();
+        foreach (bool vnni in new[] { false, true })
+        {
+            cases.Add("llama-k.q4_k_m.gguf", GgmlType.Q4_K, vnni);
+            cases.Add("llama-k.q4_k_m.gguf", GgmlType.Q6_K, vnni);
+            cases.Add("quant/llama-d256.q5_k.gguf", GgmlType.Q5_K, vnni);
+            cases.Add("quant/gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K, vnni);
+        }
+        return cases;
+    }
+
+    [Fact]
+    public void Quantize_BlocksOf256_ScaleRoundingAndSumsOf16()
+    {
+        var random = new Random(3);
+        float[] x = Enumerable.Range(0, 768).Select(i => (float)((random.NextDouble() * 2 - 1) * (1 + i / 256))).ToArray();
+        var quants = new sbyte[x.Length];
+        var scales = new float[3];
+        var sums = new short[48];
+        KQuantActivations.Quantize(x, quants, scales, sums);
+        for (int b = 0; b < 3; b++)
+            Assert.Equal(x.Skip(b * 256).Take(256).Max(Math.Abs) / 127, scales[b]);
+        for (int i = 0; i < x.Length; i++)
+            Assert.Equal((sbyte)MathF.Round(x[i] * (1 / scales[i / 256])), quants[i]);
+        for (int k = 0; k < 48; k++)
+            Assert.Equal(quants.Skip(16 * k).Take(16).Sum(q => q), sums[k]);
+        var zeros = new float[256];
+        KQuantActivations.Quantize(zeros, quants, scales, sums);
+        Assert.Equal(0, scales[0]);
+        Assert.All(quants.Take(256), q => Assert.Equal(0, q));
+        Assert.Contains("multiple of 256", Assert.Throws<ArgumentException>(() => KQuantActivations.Quantize(new float[300], quants, scales, sums)).Message);
+    }
+
+    /// <summary>
+    /// With f16 scales of 1 and an activation whose block maximum is 127 (scale exactly 1), every
+    /// float step of the kernels adds integers below 2²⁴, so the result must equal the reference's
+    /// integer total exactly: random super-blocks (every bit pattern, signed Q6_K scales down to −128),
+    /// 1 to 4 rows per call, both instruction forms.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K, false)]
+    [InlineData(GgmlType.Q5_K, false)]
+    [InlineData(GgmlType.Q6_K, false)]
+    [InlineData(GgmlType.Q4_K, true)]
+    [InlineData(GgmlType.Q5_K, true)]
+    [InlineData(GgmlType.Q6_K, true)]
+    public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type, bool vnni)
+    {
+        SkipUnless(vnni);
+        const int n = 512, rows = 4;
+        int bytes = KQuantActivations.BlockBytes(type), blocks = n / 256;
+        var random = new Random((int)type * 2 + (vnni ? 1 : 0));
+        var stored = new byte[rows * blocks * bytes];
+        random.NextBytes(stored);
+        for (int block = 0; block < rows * blocks; block++)
+        {
+            // f16 1.0 for d (and dmin): integer results stay exact in float.
+            int at = block * bytes + (type == GgmlType.Q6_K ? 208 : 0);
+            stored[at] = 0x00; stored[at + 1] = 0x3C;
+            if (type != GgmlType.Q6_K) { stored[at + 2] = 0x00; stored[at + 3] = 0x3C; }
+        }
+        float[] x = Enumerable.Range(0, n).Select(_ => (float)random.Next(-127, 128)).ToArray();
+        x[0] = 127; x[256] = -127; // each block's scale exactly 1
+        var quants = new sbyte[n];
+        var scales = new float[blocks];
+        var sums = new short[n / 16];
+        KQuantActivations.Quantize(x, quants, scales, sums);
+        Assert.All(scales, d => Assert.Equal(1f, d));
+        var expected = new long[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            KQuantActivations.Reference(type, stored.AsSpan(r * blocks * bytes, blocks * bytes), quants, scales, sums, out var integers);
+            expected[r] = integers.Sum(i => (long)i.Sum - i.Offset);
+            Assert.True(integers.Sum(i => Math.Abs((long)i.Sum) + Math.Abs((long)i.Offset)) < 1 << 24, "the test's integers must stay exact in float");
+        }
+        fixed (byte* w = stored)
+        fixed (sbyte* q = quants)
+        fixed (float* d = scales)
+        fixed (short* s = sums)
+            for (int count = 1; count <= rows; count++)
+                for (int first = 0; first + count <= rows; first++)
+                {
+                    var y = new float[4];
+                    fixed (float* yp = y)
+                        KQuantActivations.Dot4(type, vnni, w + first * blocks * bytes, blocks * bytes, count, q, d, s, blocks, yp);
+                    for (int r = 0; r < count; r++)
+                        Assert.Equal((float)expected[first + r], y[r]);
+                }
+        output.WriteLine($"{type} {Form(vnni)}: {rows} random rows of {n}, integer totals {string.Join(", ", expected)}, max |diff| 0");
+    }
+
+    /// <summary>
+    /// Real tensors (llama.cpp's quantizer): each kernel against the scalar reference (same integers,
+    /// float rounding only: within 1e-5 of Σ|term|), and against the exact float64 product of the
+    /// dequantized row and the unquantized x within the activation's rounding bound Σ|w|·d_x/2.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(KernelCases))]
+    public void Kernel_OnRealTensors_MatchesReferenceAndExactProduct(string file, GgmlType type, bool vnni)
+    {
+        SkipUnless(vnni);
+        using var gguf = GgufFile.Open(Fixtures.Model(file));
+        var random = new Random(11);
+        int tensors = 0;
+        double worstReference = 0, worstExact = 0;
+        foreach (GgufTensorInfo info in gguf.Tensors.Where(t => t.Type == type).Take(3))
+        {
+            TensorData tensor = gguf.GetTensor(info.Name);
+            int n = tensor.RowLength, blocks = n / 256, rows = Math.Min(tensor.RowCount, 67);
+            float[] x = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
+            var quants = new sbyte[n];
+            var scales = new float[blocks];
+            var sums = new short[n / 16];
+            KQuantActivations.Quantize(x, quants, scales, sums);
+            var row = new float[n];
+            var y = new float[4];
+            for (int r = 0; r < rows; r += 4)
+            {
+                int count = Math.Min(4, rows - r);
+                fixed (sbyte* q = quants)
+                fixed (float* d = scales, yp = y)
+                fixed (short* s = sums)
+                    KQuantActivations.Dot4(type, vnni, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, count, q, d, s, blocks, yp);
+                for (int k = 0; k < count; k++)
+                {
+                    float reference = KQuantActivations.Reference(type, tensor.Row(r + k), quants, scales, sums, out _);
+                    Quantized.DequantizeRow(type, tensor.Row(r + k), row);
+                    double exact = 0, magnitude = 0, bound = 0;
+                    for (int i = 0; i < n; i++)
+                    {
+                        exact += (double)row[i] * x[i];
+                        magnitude += Math.Abs((double)row[i] * x[i]);
+                        bound += Math.Abs(row[i]) * scales[i / 256] / 2;
+                    }
+                    worstReference = Math.Max(worstReference, Math.Abs(y[k] - reference));
+                    worstExact = Math.Max(worstExact, Math.Abs(y[k] - exact) / magnitude);
+                    Assert.True(Math.Abs(y[k] - reference) <= 1e-5 * magnitude, $"{info.Name} row {r + k}: {y[k]} vs reference {reference}");
+                    Assert.True(Math.Abs(y[k] - exact) <= bound * 1.001 + 1e-5 * magnitude, $"{info.Name} row {r + k}: {y[k]} vs exact {exact} (bound {bound})");
+                }
+            }
+            tensors++;
+        }
+        Assert.True(tensors > 0, $"{file} has no {type} tensor");
+        output.WriteLine($"{file} {type} {Form(vnni)}: {tensors} tensors, max |Δ| vs scalar reference {worstReference:E2}, max |Δ| vs exact product {worstExact:P3} of Σ|w·x|");
+    }
+
+    /// <summary>
+    /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>
+    /// with quantized activations: decode (1, 2 inputs) and prompt batches (5, 9), a row count that is
+    /// not a multiple of four, one and two threads, against the public single-row dot of each input.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("llama-k.q4_k_m.gguf", GgmlType.Q4_K)]
+    [InlineData("llama-k.q4_k_m.gguf", GgmlType.Q6_K)]
+    [InlineData("quant/llama-d256.q5_k.gguf", GgmlType.Q5_K)]
+    public void MatMul_WithQuantizedActivations_EqualsTheRowByRowIntegerDot(string file, GgmlType type)
+    {
+        Skip.IfNot(KQuantActivations.IsSupported(type), "quantized activations need AVX2 (the matmul keeps the exact path, tested elsewhere)");
+        output.WriteLine(AvxVnni.IsSupported ? "AVX-VNNI kernel" : "AVX2 kernel (vpmaddubsw + vpmaddwd)");
+        using var gguf = GgufFile.Open(Fixtures.Model(file));
+        GgufTensorInfo info = gguf.Tensors.Where(t => t.Type == type).MaxBy(t => gguf.GetTensor(t.Name).RowCount)!;
+        TensorData full = gguf.GetTensor(info.Name);
+        int n = full.RowLength, rows = Math.Min(full.RowCount, 103), blocks = n / 256;
+        if (rows % 4 == 0) rows--;
+        var view = new TensorData(info.Name, type, [n, rows], full.Data, rows * full.RowBytes);
+        double worst = 0;
+        foreach (int nBatch in new[] { 1, 2, 5, 9 })
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var random = new Random(nBatch * 10 + threads);
+                float[] x = Enumerable.Range(0, nBatch * n).Select(_ => (float)(random.NextDouble() * 6 - 3)).ToArray();
+                var y = new float[nBatch * rows];
+                MatMul.Forward(view, x, nBatch, y, threads, quantizeActivations: true);
+                var quants = new sbyte[n];
+                var scales = new float[blocks];
+                var sums = new short[n / 16];
+                for (int b = 0; b < nBatch; b++)
+                {
+                    KQuantActivations.Quantize(x.AsSpan(b * n, n), quants, scales, sums);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float expected = KQuantActivations.Dot(type, view.Row(r), quants, scales, sums);
+                        worst = Math.Max(worst, Math.Abs(y[b * rows + r] - expected));
+                        Assert.True(y[b * rows + r] == expected, $"{info.Name} input {b} of {nBatch}, row {r}, {threads} threads: {y[b * rows + r]} vs {expected}");
+                    }
+                }
+            }
+        output.WriteLine($"{file} '{info.Name}' ({type}) first {rows} rows, batches 1, 2, 5, 9 on 1 and 2 threads: max |diff| {worst} vs the single-row dot");
+    }
+
+    /// <summary>The prompt kernel (one row, four inputs) against the decode kernel per input, both instruction forms: bit-identical.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(KernelCases))]
+    public void Row4Inputs_EqualsTheDecodeKernelPerInput(string file, GgmlType type, bool vnni)
+    {
+        SkipUnless(vnni);
+        using var gguf = GgufFile.Open(Fixtures.Model(file));
+        TensorData tensor = gguf.GetTensor(gguf.Tensors.First(t => t.Type == type).Name);
+        int n = tensor.RowLength, blocks = n / 256, rows = Math.Min(tensor.RowCount, 9), nOut = 11;
+        var random = new Random(17);
+        float[] x = Enumerable.Range(0, 4 * n).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
+        var quants = new sbyte[4 * n];
+        var scales = new float[4 * blocks];
+        var sums = new short[4 * n / 16];
+        for (int b = 0; b < 4; b++)
+            KQuantActivations.Quantize(x.AsSpan(b * n, n), quants.AsSpan(b * n, n), scales.AsSpan(b * blocks, blocks), sums.AsSpan(b * n / 16, n / 16));
+        var y = new float[4 * nOut];
+        var one = new float[4];
+        fixed (sbyte* q = quants)
+        fixed (float* d = scales, yp = y, op = one)
+        fixed (short* s = sums)
+            for (int r = 0; r < rows; r++)
+            {
+                KQuantActivations.Row4Inputs(type, vnni, tensor.Data + r * tensor.RowBytes, q, d, s, n, blocks, yp + r, nOut);
+                for (int b = 0; b < 4; b++)
+                {
+                    KQuantActivations.Dot4(type, vnni, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, 1, q + b * n, d + b * blocks, s + b * n / 16, blocks, op);
+                    Assert.True(one[0] == y[b * nOut + r], $"{tensor.Name} row {r} input {b}: {y[b * nOut + r]} vs {one[0]}");
+                }
+            }
+        output.WriteLine($"{file} '{tensor.Name}' ({type}) {Form(vnni)}: {rows} rows × 4 inputs, max |diff| 0 against the decode kernel");
+    }
+
+    [Fact]
+    public void BadArguments_GetClearErrors()
+    {
+        var quants = new sbyte[256];
+        var scales = new float[1];
+        var sums = new short[16];
+        Assert.Contains("Q8_0", Assert.Throws<NotSupportedException>(() => KQuantActivations.Dot(GgmlType.Q8_0, new byte[256], quants, scales, sums)).Message);
+        Assert.Contains("144 bytes", Assert.Throws<ArgumentException>(() => KQuantActivations.Dot(GgmlType.Q4_K, new byte[100], quants, scales, sums)).Message);
+        Assert.Contains("16 sums", Assert.Throws<ArgumentException>(() => KQuantActivations.Dot(GgmlType.Q6_K, new byte[210], quants, scales, new short[8])).Message);
+    }
+
+    private static void SkipUnless(bool vnni)
+    {
+        Skip.IfNot(Avx2.IsSupported, "the integer kernels need AVX2 (without it Dot runs the scalar reference, tested through MatMul elsewhere)");
+        if (vnni) Skip.IfNot(AvxVnni.IsSupported, "this CPU (or DOTNET_EnableAVXVNNI=0) has no AVX-VNNI; the vpmaddwd form runs instead");
+    }
+
+    private static string Form(bool vnni) => vnni ? "AVX-VNNI (vpdpwssd)" : "AVX2 (vpmaddwd)";
+}
