@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NextToken.Kernels;
 
@@ -37,6 +38,18 @@ public sealed class CausalAttention : IParallelWork
     }
 
     private readonly int _maxBatch;
+
+    /// <summary>
+    /// Take the 256-bit (AVX2+FMA) kernels even where AVX-512 is there, so tests and benchmarks on
+    /// an AVX-512 machine run the path an AVX2-only CPU takes. Per instance: no other user is affected.
+    /// </summary>
+    internal bool PreferNarrow { get; set; }
+
+    /// <summary>The AVX-512 kernels apply (unless <see cref="PreferNarrow"/>).</summary>
+    private bool Wide => Vector512.IsHardwareAccelerated && !PreferNarrow;
+
+    /// <summary>The 256-bit blocked prompt kernel needs FMA: without it Vector256.FusedMultiplyAdd is emulated in software.</summary>
+    private static bool NarrowBlocks => Vector256.IsHardwareAccelerated && Fma.IsSupported;
 
     /// <summary>[maxBatch, nHead, nCtx] attention probabilities of the last batch run with keepPattern (allocated on first use).</summary>
     private float[] Scores => _scores ??= new float[(long)_maxBatch * _nHead * _nCtx];
@@ -90,7 +103,9 @@ public sealed class CausalAttention : IParallelWork
         _keepPattern = keepPattern;
         if (keepPattern) _ = Scores;
         // A prompt runs 16 queries of one head at a time (see AttendBlock) unless a hook wants the pattern.
-        _blocked = !keepPattern && n >= BlockQueries && _headDim % 16 == 0 && Vector512.IsHardwareAccelerated;
+        _wide = Wide;
+        _blockedWide = _wide && _headDim % 16 == 0;
+        _blocked = !keepPattern && n >= BlockQueries && (_blockedWide || NarrowBlocks);
         _n = n;
         _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : work;
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
@@ -121,6 +136,7 @@ public sealed class CausalAttention : IParallelWork
         (_eachKeys, _eachValues, _eachPositions) = (keyCaches, valueCaches, positions);
         _keepPattern = false;
         _blocked = false;
+        _wide = Wide;
         _n = n;
         _work = n * _nHead;
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
@@ -140,7 +156,10 @@ public sealed class CausalAttention : IParallelWork
 
     private const int BlockQueries = 16;
     private int _work, _chunks, _n;
-    private bool _blocked;
+    private bool _blocked, _blockedWide, _wide;
+
+    /// <summary>The last <see cref="Run"/> took the 256-bit blocked prompt kernel (tests check the path they meant to test ran).</summary>
+    internal bool LastRunBlockedNarrow => _blocked && !_blockedWide;
 
     /// <summary>
     /// A run of consecutive work items of the current <see cref="Run"/> — (query position, head)
@@ -153,7 +172,9 @@ public sealed class CausalAttention : IParallelWork
         int start = (int)((long)_work * chunk / _chunks), end = (int)((long)_work * (chunk + 1) / _chunks);
         for (int item = start; item < end; item++)
         {
-            if (_blocked)
+            if (_blocked && !_blockedWide)
+                AttendBlockNarrow(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, item / _nHead * BlockQueries, item % _nHead, _output);
+            else if (_blocked)
                 AttendBlock(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, item / _nHead * BlockQueries, item % _nHead, _output);
             else if (_eachPositions is { } positions)
             {
@@ -288,6 +309,178 @@ public sealed class CausalAttention : IParallelWork
         }
     }
 
+    /// <summary>
+    /// <see cref="AttendBlock"/> with 256-bit vectors (AVX2+FMA), any head size: the 16 queries are two
+    /// vectors (0–7, 8–15), so each broadcast key or value element feeds two FMAs. Scores take six keys
+    /// per step and outputs six dimensions per step: twelve independent accumulators, which with the
+    /// two query (or probability) vectors and the broadcast fill 15 of the 16 registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private unsafe void AttendBlockNarrow(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
+                                          int p0, int n, int t0, int head, float[] output)
+    {
+        const int B = BlockQueries;
+        int hd = _headDim, stride = hd, kvHead = head / (_nHead / _nKvHead);
+        int lanes = Math.Min(B, n - t0);
+        int first = _window > 0 ? Math.Max(0, p0 + t0 - _window + 1) : 0, keys = p0 + t0 + lanes - first;
+        int scratchLength = (hd + keys) * B + hd * B;
+        float[] scratch = _blockScratch is { } b && b.Length >= scratchLength ? b : _blockScratch = new float[Math.Max(scratchLength, (hd + _nCtx) * B * 2)];
+        float scale = _scale;
+        fixed (float* q = queries)
+        fixed (float* kBase = &keyCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
+        fixed (float* vBase = &valueCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
+        fixed (float* o = output)
+        fixed (float* work = scratch)
+        {
+            float* qt = work;                 // [hd][16] queries transposed, pre-scaled
+            float* p = work + hd * B;         // [keys][16] scores, then probabilities
+            float* ot = p + keys * B;         // [hd][16] outputs transposed
+            for (int d = 0; d < hd; d++)
+                for (int i = 0; i < B; i++)
+                    qt[d * B + i] = i < lanes ? q[(long)(t0 + i) * queryStride + head * hd + d] * scale : 0;
+
+            int j = 0;
+            for (; j + 6 <= keys; j += 6)
+            {
+                float* k0 = kBase + (long)j * stride;
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+                Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default;
+                for (int d = 0; d < hd; d++)
+                {
+                    Vector256<float> lo = Vector256.Load(qt + d * B), hi = Vector256.Load(qt + d * B + 8);
+                    Vector256<float> k = Vector256.Create(k0[d]);
+                    a0 = Vector256.FusedMultiplyAdd(lo, k, a0); b0 = Vector256.FusedMultiplyAdd(hi, k, b0);
+                    k = Vector256.Create(k0[stride + d]);
+                    a1 = Vector256.FusedMultiplyAdd(lo, k, a1); b1 = Vector256.FusedMultiplyAdd(hi, k, b1);
+                    k = Vector256.Create(k0[2 * stride + d]);
+                    a2 = Vector256.FusedMultiplyAdd(lo, k, a2); b2 = Vector256.FusedMultiplyAdd(hi, k, b2);
+                    k = Vector256.Create(k0[3 * stride + d]);
+                    a3 = Vector256.FusedMultiplyAdd(lo, k, a3); b3 = Vector256.FusedMultiplyAdd(hi, k, b3);
+                    k = Vector256.Create(k0[4 * stride + d]);
+                    a4 = Vector256.FusedMultiplyAdd(lo, k, a4); b4 = Vector256.FusedMultiplyAdd(hi, k, b4);
+                    k = Vector256.Create(k0[5 * stride + d]);
+                    a5 = Vector256.FusedMultiplyAdd(lo, k, a5); b5 = Vector256.FusedMultiplyAdd(hi, k, b5);
+                }
+                float* pj = p + j * B;
+                a0.Store(pj); b0.Store(pj + 8); a1.Store(pj + 16); b1.Store(pj + 24); a2.Store(pj + 32); b2.Store(pj + 40);
+                a3.Store(pj + 48); b3.Store(pj + 56); a4.Store(pj + 64); b4.Store(pj + 72); a5.Store(pj + 80); b5.Store(pj + 88);
+            }
+            for (; j < keys; j++)
+            {
+                float* kj = kBase + (long)j * stride;
+                Vector256<float> a = default, bh = default;
+                for (int d = 0; d < hd; d++)
+                {
+                    Vector256<float> k = Vector256.Create(kj[d]);
+                    a = Vector256.FusedMultiplyAdd(Vector256.Load(qt + d * B), k, a);
+                    bh = Vector256.FusedMultiplyAdd(Vector256.Load(qt + d * B + 8), k, bh);
+                }
+                a.Store(p + j * B);
+                bh.Store(p + j * B + 8);
+            }
+
+            if (_softcap > 0) Ops.Softcap(new Span<float>(p, keys * B), _softcap, new Span<float>(p, keys * B));
+
+            // Masks as in AttendBlock, lane i of the pair (lo, hi) being query i.
+            var laneLo = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+            var laneHi = Vector256.Create(8, 9, 10, 11, 12, 13, 14, 15);
+            var minusInfinity = Vector256.Create(float.NegativeInfinity);
+            for (int k = 1; k < lanes; k++)
+            {
+                float* pk = p + (p0 + t0 + k - first) * B;
+                var limit = Vector256.Create(k);
+                Vector256.ConditionalSelect(Vector256.LessThan(laneLo, limit).AsSingle(), minusInfinity, Vector256.Load(pk)).Store(pk);
+                Vector256.ConditionalSelect(Vector256.LessThan(laneHi, limit).AsSingle(), minusInfinity, Vector256.Load(pk + 8)).Store(pk + 8);
+            }
+            if (_window > 0)
+                for (j = 0; j < keys; j++)
+                {
+                    int from = j + first - p0 - t0 + _window;
+                    if (from >= lanes) break;
+                    float* pj = p + j * B;
+                    var limit = Vector256.Create(from);
+                    Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(laneLo, limit).AsSingle(), minusInfinity, Vector256.Load(pj)).Store(pj);
+                    Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(laneHi, limit).AsSingle(), minusInfinity, Vector256.Load(pj + 8)).Store(pj + 8);
+                }
+
+            // Softmax down each lane.
+            Vector256<float> maxLo = minusInfinity, maxHi = minusInfinity;
+            for (j = 0; j < keys; j++)
+            {
+                maxLo = Vector256.Max(maxLo, Vector256.Load(p + j * B));
+                maxHi = Vector256.Max(maxHi, Vector256.Load(p + j * B + 8));
+            }
+            Vector256<float> sumLo = default, sumHi = default;
+            for (j = 0; j < keys; j++)
+            {
+                Vector256<float> eLo = Vector256.Exp(Vector256.Load(p + j * B) - maxLo), eHi = Vector256.Exp(Vector256.Load(p + j * B + 8) - maxHi);
+                eLo.Store(p + j * B);
+                eHi.Store(p + j * B + 8);
+                sumLo += eLo;
+                sumHi += eHi;
+            }
+            Vector256<float> inverseLo = Vector256<float>.One / sumLo, inverseHi = Vector256<float>.One / sumHi;
+
+            // Outputs: six dimensions per pass over the probabilities, then pairs, then a last single one.
+            int d0 = 0;
+            for (; d0 + 6 <= hd; d0 += 6)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+                Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default;
+                float* vj = vBase + d0;
+                for (j = 0; j < keys; j++, vj += stride)
+                {
+                    Vector256<float> lo = Vector256.Load(p + j * B), hi = Vector256.Load(p + j * B + 8);
+                    Vector256<float> v = Vector256.Create(vj[0]);
+                    a0 = Vector256.FusedMultiplyAdd(lo, v, a0); b0 = Vector256.FusedMultiplyAdd(hi, v, b0);
+                    v = Vector256.Create(vj[1]);
+                    a1 = Vector256.FusedMultiplyAdd(lo, v, a1); b1 = Vector256.FusedMultiplyAdd(hi, v, b1);
+                    v = Vector256.Create(vj[2]);
+                    a2 = Vector256.FusedMultiplyAdd(lo, v, a2); b2 = Vector256.FusedMultiplyAdd(hi, v, b2);
+                    v = Vector256.Create(vj[3]);
+                    a3 = Vector256.FusedMultiplyAdd(lo, v, a3); b3 = Vector256.FusedMultiplyAdd(hi, v, b3);
+                    v = Vector256.Create(vj[4]);
+                    a4 = Vector256.FusedMultiplyAdd(lo, v, a4); b4 = Vector256.FusedMultiplyAdd(hi, v, b4);
+                    v = Vector256.Create(vj[5]);
+                    a5 = Vector256.FusedMultiplyAdd(lo, v, a5); b5 = Vector256.FusedMultiplyAdd(hi, v, b5);
+                }
+                float* od = ot + d0 * B;
+                (a0 * inverseLo).Store(od); (b0 * inverseHi).Store(od + 8);
+                (a1 * inverseLo).Store(od + 16); (b1 * inverseHi).Store(od + 24);
+                (a2 * inverseLo).Store(od + 32); (b2 * inverseHi).Store(od + 40);
+                (a3 * inverseLo).Store(od + 48); (b3 * inverseHi).Store(od + 56);
+                (a4 * inverseLo).Store(od + 64); (b4 * inverseHi).Store(od + 72);
+                (a5 * inverseLo).Store(od + 80); (b5 * inverseHi).Store(od + 88);
+            }
+            for (; d0 < hd; d0 += 2)
+            {
+                // The last one or two dimensions (hd − d0 ≤ 5 here); a single one reads its neighbour only when it exists.
+                bool pair = d0 + 1 < hd;
+                Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
+                float* vj = vBase + d0;
+                for (j = 0; j < keys; j++, vj += stride)
+                {
+                    Vector256<float> lo = Vector256.Load(p + j * B), hi = Vector256.Load(p + j * B + 8);
+                    Vector256<float> v = Vector256.Create(vj[0]);
+                    a0 = Vector256.FusedMultiplyAdd(lo, v, a0); b0 = Vector256.FusedMultiplyAdd(hi, v, b0);
+                    if (pair)
+                    {
+                        v = Vector256.Create(vj[1]);
+                        a1 = Vector256.FusedMultiplyAdd(lo, v, a1); b1 = Vector256.FusedMultiplyAdd(hi, v, b1);
+                    }
+                }
+                float* od = ot + d0 * B;
+                (a0 * inverseLo).Store(od); (b0 * inverseHi).Store(od + 8);
+                if (pair) { (a1 * inverseLo).Store(od + 16); (b1 * inverseHi).Store(od + 24); }
+            }
+            for (int i = 0; i < lanes; i++)
+            {
+                float* row = o + (long)(t0 + i) * _nHead * hd + head * hd;
+                for (int d = 0; d < hd; d++) row[d] = ot[d * B + i];
+            }
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
                                   int p0, int t, int head, float[] output)
@@ -311,18 +504,10 @@ public sealed class CausalAttention : IParallelWork
         fixed (float* o = &output[t * _nHead * hd + head * hd])
         {
             // Scores: q · k_j for every earlier key (one head's keys are consecutive rows of headDim).
-            if (hd % 64 == 0 && Vector512.IsHardwareAccelerated)
+            if (hd % 64 == 0 && _wide)
                 ScoresWide(q, k, stride, hd, keys, scale, scores);
             else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
-            {
-                for (int j = 0; j < keys; j++)
-                {
-                    float* kj = k + (long)j * stride;
-                    Vector256<float> acc = Vector256.Load(q) * Vector256.Load(kj);
-                    for (int i = 8; i < hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + i), Vector256.Load(kj + i), acc);
-                    scores[j] = Vector256.Sum(acc) * scale;
-                }
-            }
+                ScoresNarrow(q, k, stride, hd, keys, scale, scores);
             else
             {
                 for (int j = 0; j < keys; j++)
@@ -334,17 +519,10 @@ public sealed class CausalAttention : IParallelWork
             // Output: Σ_j p_j · v_j.
             var result = new Span<float>(o, hd);
             result.Clear();
-            if (hd % 64 == 0 && Vector512.IsHardwareAccelerated)
+            if (hd % 64 == 0 && _wide)
                 WeightedValuesWide(scores, v, stride, hd, o);
-            else if (hd % 8 == 0 && hd <= 256 && Vector256.IsHardwareAccelerated)
-            {
-                for (int i = 0; i < hd; i += 8)
-                {
-                    Vector256<float> acc = Vector256<float>.Zero;
-                    for (int j = 0; j < keys; j++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(scores[j]), Vector256.Load(v + (long)j * stride + i), acc);
-                    acc.Store(o + i);
-                }
-            }
+            else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
+                WeightedValuesNarrow(scores, v, stride, hd, o);
             else
             {
                 for (int j = 0; j < keys; j++)
@@ -424,6 +602,114 @@ public sealed class CausalAttention : IParallelWork
             (a1 + b1).Store(o + c + 16);
             (a2 + b2).Store(o + c + 32);
             (a3 + b3).Store(o + c + 48);
+        }
+    }
+
+    /// <summary>
+    /// scores[j] = scale · q · k_j with 256-bit vectors (hd a multiple of 8): four keys per step, each
+    /// in two accumulators (even and odd groups of eight columns), so eight FMA chains run side by side
+    /// where one chain per key waited on each FMA's latency.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void ScoresNarrow(float* q, float* k, int stride, int hd, int keys, float scale, Span<float> scores)
+    {
+        int j = 0;
+        for (; j + 4 <= keys; j += 4)
+        {
+            float* k0 = k + (long)j * stride, k1 = k0 + stride, k2 = k1 + stride, k3 = k2 + stride;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int i = 0;
+            for (; i + 16 <= hd; i += 16)
+            {
+                Vector256<float> qa = Vector256.Load(q + i), qb = Vector256.Load(q + i + 8);
+                a0 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k0 + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k1 + i), a1);
+                a2 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k2 + i), a2);
+                a3 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k3 + i), a3);
+                b0 = Vector256.FusedMultiplyAdd(qb, Vector256.Load(k0 + i + 8), b0);
+                b1 = Vector256.FusedMultiplyAdd(qb, Vector256.Load(k1 + i + 8), b1);
+                b2 = Vector256.FusedMultiplyAdd(qb, Vector256.Load(k2 + i + 8), b2);
+                b3 = Vector256.FusedMultiplyAdd(qb, Vector256.Load(k3 + i + 8), b3);
+            }
+            if (i < hd)
+            {
+                Vector256<float> qa = Vector256.Load(q + i);
+                a0 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k0 + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k1 + i), a1);
+                a2 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k2 + i), a2);
+                a3 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k3 + i), a3);
+            }
+            scores[j] = Vector256.Sum(a0 + b0) * scale;
+            scores[j + 1] = Vector256.Sum(a1 + b1) * scale;
+            scores[j + 2] = Vector256.Sum(a2 + b2) * scale;
+            scores[j + 3] = Vector256.Sum(a3 + b3) * scale;
+        }
+        for (; j < keys; j++)
+        {
+            float* kj = k + (long)j * stride;
+            Vector256<float> acc = default;
+            for (int i = 0; i < hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + i), Vector256.Load(kj + i), acc);
+            scores[j] = Vector256.Sum(acc) * scale;
+        }
+    }
+
+    /// <summary>
+    /// o = Σ_j p_j · v_j with 256-bit vectors (hd a multiple of 8): 32 columns at a time in four
+    /// accumulators, two keys per step into separate ones (eight chains), then groups of eight columns
+    /// with four keys per step; each probability is broadcast once per step, not once per key and group.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void WeightedValuesNarrow(ReadOnlySpan<float> p, float* v, int stride, int hd, float* o)
+    {
+        int keys = p.Length, c = 0;
+        for (; c + 32 <= hd; c += 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int j = 0;
+            for (; j + 2 <= keys; j += 2)
+            {
+                float* v0 = v + (long)j * stride + c, v1 = v0 + stride;
+                var p0 = Vector256.Create(p[j]);
+                var p1 = Vector256.Create(p[j + 1]);
+                a0 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0), a0);
+                a1 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 24), a3);
+                b0 = Vector256.FusedMultiplyAdd(p1, Vector256.Load(v1), b0);
+                b1 = Vector256.FusedMultiplyAdd(p1, Vector256.Load(v1 + 8), b1);
+                b2 = Vector256.FusedMultiplyAdd(p1, Vector256.Load(v1 + 16), b2);
+                b3 = Vector256.FusedMultiplyAdd(p1, Vector256.Load(v1 + 24), b3);
+            }
+            if (j < keys)
+            {
+                float* v0 = v + (long)j * stride + c;
+                var p0 = Vector256.Create(p[j]);
+                a0 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0), a0);
+                a1 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 24), a3);
+            }
+            (a0 + b0).Store(o + c);
+            (a1 + b1).Store(o + c + 8);
+            (a2 + b2).Store(o + c + 16);
+            (a3 + b3).Store(o + c + 24);
+        }
+        for (; c < hd; c += 8)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            int j = 0;
+            for (; j + 4 <= keys; j += 4)
+            {
+                float* v0 = v + (long)j * stride + c;
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j]), Vector256.Load(v0), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j + 1]), Vector256.Load(v0 + stride), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j + 2]), Vector256.Load(v0 + 2 * stride), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j + 3]), Vector256.Load(v0 + 3 * stride), a3);
+            }
+            for (; j < keys; j++) a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j]), Vector256.Load(v + (long)j * stride + c), a0);
+            (a0 + a1 + (a2 + a3)).Store(o + c);
         }
     }
 
