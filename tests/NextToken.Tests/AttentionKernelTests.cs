@@ -8,7 +8,7 @@ namespace NextToken.Tests;
 /// <summary>
 /// The 256-bit (AVX2+FMA) attention kernels against the float64 reference, forced on an AVX-512
 /// machine through <see cref="CausalAttention.PreferNarrow"/>: the blocked prompt kernel (16 queries
-/// as two vectors) and the decode kernels (four keys per step, value rows in eight accumulators).
+/// as two vectors, keys in tiles of 128 with a running softmax) and the decode kernels (four keys per step, value rows in eight accumulators).
 /// </summary>
 public class AttentionKernelTests(ITestOutputHelper output)
 {
@@ -31,6 +31,8 @@ public class AttentionKernelTests(ITestOutputHelper output)
     [InlineData(4, 1, 32, 5, 20, 8, 0f)]       // window only, a block straddling its start
     [InlineData(2, 2, 64, 100, 17, 1, 0f)]     // window 1: each query sees only itself
     [InlineData(8, 2, 64, 3, 33, 0, 30f)]      // softcap alone
+    [InlineData(4, 2, 64, 125, 16, 0, 0f)]     // 141 keys: the causal mask straddles the first tile's end; query 0 sees nothing in the second tile
+    [InlineData(4, 2, 32, 200, 20, 150, 50f)]  // window and softcap over two tiles (running maximum and rescaling)
     [InlineData(9, 3, 64, 300, 1, 0, 0f)]      // decode at depth: 301 keys, four per step and one left
     [InlineData(8, 2, 128, 40, 3, 0, 0f)]      // a few rows, head 128: four 32-column passes
     [InlineData(2, 1, 24, 10, 2, 0, 0f)]       // head 24: a 16-column step then 8, values in 8-column groups

@@ -313,7 +313,10 @@ public sealed class CausalAttention : IParallelWork
     /// <see cref="AttendBlock"/> with 256-bit vectors (AVX2+FMA), any head size: the 16 queries are two
     /// vectors (0–7, 8–15), so each broadcast key or value element feeds two FMAs. Scores take six keys
     /// per step and outputs six dimensions per step: twelve independent accumulators, which with the
-    /// two query (or probability) vectors and the broadcast fill 15 of the 16 registers.
+    /// two query (or probability) vectors and the broadcast fill 15 of the 16 registers. Keys go in
+    /// tiles of <see cref="NarrowTile"/> with a running softmax (each lane's maximum so far; earlier
+    /// sums and outputs rescaled when it grows), so a tile's probabilities and value rows stay in L1
+    /// for the passes over them however deep the context.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void AttendBlockNarrow(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
@@ -323,7 +326,7 @@ public sealed class CausalAttention : IParallelWork
         int hd = _headDim, stride = hd, kvHead = head / (_nHead / _nKvHead);
         int lanes = Math.Min(B, n - t0);
         int first = _window > 0 ? Math.Max(0, p0 + t0 - _window + 1) : 0, keys = p0 + t0 + lanes - first;
-        int scratchLength = (hd + keys) * B + hd * B;
+        int scratchLength = (2 * hd + NarrowTile) * B;
         float[] scratch = _blockScratch is { } b && b.Length >= scratchLength ? b : _blockScratch = new float[Math.Max(scratchLength, (hd + _nCtx) * B * 2)];
         float scale = _scale;
         fixed (float* q = queries)
@@ -333,151 +336,198 @@ public sealed class CausalAttention : IParallelWork
         fixed (float* work = scratch)
         {
             float* qt = work;                 // [hd][16] queries transposed, pre-scaled
-            float* p = work + hd * B;         // [keys][16] scores, then probabilities
-            float* ot = p + keys * B;         // [hd][16] outputs transposed
+            float* ot = qt + hd * B;          // [hd][16] outputs transposed, unnormalized
+            float* p = ot + hd * B;           // [tile][16] scores, then probabilities
             for (int d = 0; d < hd; d++)
                 for (int i = 0; i < B; i++)
                     qt[d * B + i] = i < lanes ? q[(long)(t0 + i) * queryStride + head * hd + d] * scale : 0;
+            new Span<float>(ot, hd * B).Clear();
 
-            int j = 0;
-            for (; j + 6 <= keys; j += 6)
-            {
-                float* k0 = kBase + (long)j * stride;
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
-                Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default;
-                for (int d = 0; d < hd; d++)
-                {
-                    Vector256<float> lo = Vector256.Load(qt + d * B), hi = Vector256.Load(qt + d * B + 8);
-                    Vector256<float> k = Vector256.Create(k0[d]);
-                    a0 = Vector256.FusedMultiplyAdd(lo, k, a0); b0 = Vector256.FusedMultiplyAdd(hi, k, b0);
-                    k = Vector256.Create(k0[stride + d]);
-                    a1 = Vector256.FusedMultiplyAdd(lo, k, a1); b1 = Vector256.FusedMultiplyAdd(hi, k, b1);
-                    k = Vector256.Create(k0[2 * stride + d]);
-                    a2 = Vector256.FusedMultiplyAdd(lo, k, a2); b2 = Vector256.FusedMultiplyAdd(hi, k, b2);
-                    k = Vector256.Create(k0[3 * stride + d]);
-                    a3 = Vector256.FusedMultiplyAdd(lo, k, a3); b3 = Vector256.FusedMultiplyAdd(hi, k, b3);
-                    k = Vector256.Create(k0[4 * stride + d]);
-                    a4 = Vector256.FusedMultiplyAdd(lo, k, a4); b4 = Vector256.FusedMultiplyAdd(hi, k, b4);
-                    k = Vector256.Create(k0[5 * stride + d]);
-                    a5 = Vector256.FusedMultiplyAdd(lo, k, a5); b5 = Vector256.FusedMultiplyAdd(hi, k, b5);
-                }
-                float* pj = p + j * B;
-                a0.Store(pj); b0.Store(pj + 8); a1.Store(pj + 16); b1.Store(pj + 24); a2.Store(pj + 32); b2.Store(pj + 40);
-                a3.Store(pj + 48); b3.Store(pj + 56); a4.Store(pj + 64); b4.Store(pj + 72); a5.Store(pj + 80); b5.Store(pj + 88);
-            }
-            for (; j < keys; j++)
-            {
-                float* kj = kBase + (long)j * stride;
-                Vector256<float> a = default, bh = default;
-                for (int d = 0; d < hd; d++)
-                {
-                    Vector256<float> k = Vector256.Create(kj[d]);
-                    a = Vector256.FusedMultiplyAdd(Vector256.Load(qt + d * B), k, a);
-                    bh = Vector256.FusedMultiplyAdd(Vector256.Load(qt + d * B + 8), k, bh);
-                }
-                a.Store(p + j * B);
-                bh.Store(p + j * B + 8);
-            }
-
-            if (_softcap > 0) Ops.Softcap(new Span<float>(p, keys * B), _softcap, new Span<float>(p, keys * B));
-
-            // Masks as in AttendBlock, lane i of the pair (lo, hi) being query i.
             var laneLo = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
             var laneHi = Vector256.Create(8, 9, 10, 11, 12, 13, 14, 15);
             var minusInfinity = Vector256.Create(float.NegativeInfinity);
-            for (int k = 1; k < lanes; k++)
+            Vector256<float> maxLo = minusInfinity, maxHi = minusInfinity, sumLo = default, sumHi = default;
+            bool windowDone = _window == 0;
+            for (int j0 = 0; j0 < keys; j0 += NarrowTile)
             {
-                float* pk = p + (p0 + t0 + k - first) * B;
-                var limit = Vector256.Create(k);
-                Vector256.ConditionalSelect(Vector256.LessThan(laneLo, limit).AsSingle(), minusInfinity, Vector256.Load(pk)).Store(pk);
-                Vector256.ConditionalSelect(Vector256.LessThan(laneHi, limit).AsSingle(), minusInfinity, Vector256.Load(pk + 8)).Store(pk + 8);
-            }
-            if (_window > 0)
-                for (j = 0; j < keys; j++)
+                int tile = Math.Min(NarrowTile, keys - j0);
+                TileScoresNarrow(qt, kBase + (long)j0 * stride, stride, hd, tile, p);
+                if (_softcap > 0) Ops.Softcap(new Span<float>(p, tile * B), _softcap, new Span<float>(p, tile * B));
+
+                // Causal mask: query i (position p0+t0+i) sees keys up to p0+t0+i, i.e. key index p0+t0+k−first hides lanes below k.
+                for (int k = Math.Max(1, j0 + first - p0 - t0); k < lanes; k++)
                 {
-                    int from = j + first - p0 - t0 + _window;
-                    if (from >= lanes) break;
+                    int at = p0 + t0 + k - first - j0;
+                    if (at >= tile) break;
+                    float* pk = p + at * B;
+                    var limit = Vector256.Create(k);
+                    Vector256.ConditionalSelect(Vector256.LessThan(laneLo, limit).AsSingle(), minusInfinity, Vector256.Load(pk)).Store(pk);
+                    Vector256.ConditionalSelect(Vector256.LessThan(laneHi, limit).AsSingle(), minusInfinity, Vector256.Load(pk + 8)).Store(pk + 8);
+                }
+                // Window: key first+j is too old for lanes i ≥ j + first − p0 − t0 + window (only the first keys, so only the first tiles).
+                for (int j = 0; !windowDone && j < tile; j++)
+                {
+                    int from = j0 + j + first - p0 - t0 + _window;
+                    if (from >= lanes) { windowDone = true; break; }
                     float* pj = p + j * B;
                     var limit = Vector256.Create(from);
                     Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(laneLo, limit).AsSingle(), minusInfinity, Vector256.Load(pj)).Store(pj);
                     Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(laneHi, limit).AsSingle(), minusInfinity, Vector256.Load(pj + 8)).Store(pj + 8);
                 }
 
-            // Softmax down each lane.
-            Vector256<float> maxLo = minusInfinity, maxHi = minusInfinity;
-            for (j = 0; j < keys; j++)
-            {
-                maxLo = Vector256.Max(maxLo, Vector256.Load(p + j * B));
-                maxHi = Vector256.Max(maxHi, Vector256.Load(p + j * B + 8));
-            }
-            Vector256<float> sumLo = default, sumHi = default;
-            for (j = 0; j < keys; j++)
-            {
-                Vector256<float> eLo = Vector256.Exp(Vector256.Load(p + j * B) - maxLo), eHi = Vector256.Exp(Vector256.Load(p + j * B + 8) - maxHi);
-                eLo.Store(p + j * B);
-                eHi.Store(p + j * B + 8);
-                sumLo += eLo;
-                sumHi += eHi;
-            }
-            Vector256<float> inverseLo = Vector256<float>.One / sumLo, inverseHi = Vector256<float>.One / sumHi;
-
-            // Outputs: six dimensions per pass over the probabilities, then pairs, then a last single one.
-            int d0 = 0;
-            for (; d0 + 6 <= hd; d0 += 6)
-            {
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
-                Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default;
-                float* vj = vBase + d0;
-                for (j = 0; j < keys; j++, vj += stride)
+                // Running softmax: the new maximum of each lane; what was summed under the old one shrinks by exp(old − new).
+                Vector256<float> newLo = maxLo, newHi = maxHi;
+                for (int j = 0; j < tile; j++)
                 {
-                    Vector256<float> lo = Vector256.Load(p + j * B), hi = Vector256.Load(p + j * B + 8);
-                    Vector256<float> v = Vector256.Create(vj[0]);
-                    a0 = Vector256.FusedMultiplyAdd(lo, v, a0); b0 = Vector256.FusedMultiplyAdd(hi, v, b0);
-                    v = Vector256.Create(vj[1]);
-                    a1 = Vector256.FusedMultiplyAdd(lo, v, a1); b1 = Vector256.FusedMultiplyAdd(hi, v, b1);
-                    v = Vector256.Create(vj[2]);
-                    a2 = Vector256.FusedMultiplyAdd(lo, v, a2); b2 = Vector256.FusedMultiplyAdd(hi, v, b2);
-                    v = Vector256.Create(vj[3]);
-                    a3 = Vector256.FusedMultiplyAdd(lo, v, a3); b3 = Vector256.FusedMultiplyAdd(hi, v, b3);
-                    v = Vector256.Create(vj[4]);
-                    a4 = Vector256.FusedMultiplyAdd(lo, v, a4); b4 = Vector256.FusedMultiplyAdd(hi, v, b4);
-                    v = Vector256.Create(vj[5]);
-                    a5 = Vector256.FusedMultiplyAdd(lo, v, a5); b5 = Vector256.FusedMultiplyAdd(hi, v, b5);
+                    newLo = Vector256.Max(newLo, Vector256.Load(p + j * B));
+                    newHi = Vector256.Max(newHi, Vector256.Load(p + j * B + 8));
                 }
-                float* od = ot + d0 * B;
-                (a0 * inverseLo).Store(od); (b0 * inverseHi).Store(od + 8);
-                (a1 * inverseLo).Store(od + 16); (b1 * inverseHi).Store(od + 24);
-                (a2 * inverseLo).Store(od + 32); (b2 * inverseHi).Store(od + 40);
-                (a3 * inverseLo).Store(od + 48); (b3 * inverseHi).Store(od + 56);
-                (a4 * inverseLo).Store(od + 64); (b4 * inverseHi).Store(od + 72);
-                (a5 * inverseLo).Store(od + 80); (b5 * inverseHi).Store(od + 88);
-            }
-            for (; d0 < hd; d0 += 2)
-            {
-                // The last one or two dimensions (hd − d0 ≤ 5 here); a single one reads its neighbour only when it exists.
-                bool pair = d0 + 1 < hd;
-                Vector256<float> a0 = default, a1 = default, b0 = default, b1 = default;
-                float* vj = vBase + d0;
-                for (j = 0; j < keys; j++, vj += stride)
+                // A lane with no key seen yet keeps −∞ as its maximum but subtracts 0, so exp gives 0, not exp(−∞ + ∞) = NaN.
+                Vector256<float> shiftLo = Vector256.ConditionalSelect(Vector256.Equals(newLo, minusInfinity), Vector256<float>.Zero, newLo);
+                Vector256<float> shiftHi = Vector256.ConditionalSelect(Vector256.Equals(newHi, minusInfinity), Vector256<float>.Zero, newHi);
+                if (j0 > 0)
                 {
-                    Vector256<float> lo = Vector256.Load(p + j * B), hi = Vector256.Load(p + j * B + 8);
-                    Vector256<float> v = Vector256.Create(vj[0]);
-                    a0 = Vector256.FusedMultiplyAdd(lo, v, a0); b0 = Vector256.FusedMultiplyAdd(hi, v, b0);
-                    if (pair)
+                    Vector256<float> shrinkLo = Vector256.Exp(maxLo - shiftLo), shrinkHi = Vector256.Exp(maxHi - shiftHi);
+                    sumLo *= shrinkLo;
+                    sumHi *= shrinkHi;
+                    for (int d = 0; d < hd; d++)
                     {
-                        v = Vector256.Create(vj[1]);
-                        a1 = Vector256.FusedMultiplyAdd(lo, v, a1); b1 = Vector256.FusedMultiplyAdd(hi, v, b1);
+                        (Vector256.Load(ot + d * B) * shrinkLo).Store(ot + d * B);
+                        (Vector256.Load(ot + d * B + 8) * shrinkHi).Store(ot + d * B + 8);
                     }
                 }
-                float* od = ot + d0 * B;
-                (a0 * inverseLo).Store(od); (b0 * inverseHi).Store(od + 8);
-                if (pair) { (a1 * inverseLo).Store(od + 16); (b1 * inverseHi).Store(od + 24); }
+                (maxLo, maxHi) = (newLo, newHi);
+                for (int j = 0; j < tile; j++)
+                {
+                    Vector256<float> eLo = Vector256.Exp(Vector256.Load(p + j * B) - shiftLo), eHi = Vector256.Exp(Vector256.Load(p + j * B + 8) - shiftHi);
+                    eLo.Store(p + j * B);
+                    eHi.Store(p + j * B + 8);
+                    sumLo += eLo;
+                    sumHi += eHi;
+                }
+                TileValuesNarrow(p, vBase + (long)j0 * stride, stride, hd, tile, ot);
+            }
+
+            Vector256<float> inverseLo = Vector256<float>.One / sumLo, inverseHi = Vector256<float>.One / sumHi;
+            for (int d = 0; d < hd; d++)
+            {
+                (Vector256.Load(ot + d * B) * inverseLo).Store(ot + d * B);
+                (Vector256.Load(ot + d * B + 8) * inverseHi).Store(ot + d * B + 8);
             }
             for (int i = 0; i < lanes; i++)
             {
                 float* row = o + (long)(t0 + i) * _nHead * hd + head * hd;
                 for (int d = 0; d < hd; d++) row[d] = ot[d * B + i];
             }
+        }
+    }
+
+    /// <summary>Keys per tile of <see cref="AttendBlockNarrow"/>: 8 KB of probabilities and 32 KB of value rows at head size 64.</summary>
+    private const int NarrowTile = 128;
+
+    /// <summary>p[j][16] = q_t[16 queries] · k_j for <paramref name="tile"/> keys, six keys per step (twelve accumulators).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TileScoresNarrow(float* qt, float* kBase, int stride, int hd, int tile, float* p)
+    {
+        const int B = BlockQueries;
+        int j = 0;
+        for (; j + 6 <= tile; j += 6)
+        {
+            float* k0 = kBase + (long)j * stride;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default;
+            for (int d = 0; d < hd; d++)
+            {
+                Vector256<float> lo = Vector256.Load(qt + d * B), hi = Vector256.Load(qt + d * B + 8);
+                Vector256<float> k = Vector256.Create(k0[d]);
+                a0 = Vector256.FusedMultiplyAdd(lo, k, a0); b0 = Vector256.FusedMultiplyAdd(hi, k, b0);
+                k = Vector256.Create(k0[stride + d]);
+                a1 = Vector256.FusedMultiplyAdd(lo, k, a1); b1 = Vector256.FusedMultiplyAdd(hi, k, b1);
+                k = Vector256.Create(k0[2 * stride + d]);
+                a2 = Vector256.FusedMultiplyAdd(lo, k, a2); b2 = Vector256.FusedMultiplyAdd(hi, k, b2);
+                k = Vector256.Create(k0[3 * stride + d]);
+                a3 = Vector256.FusedMultiplyAdd(lo, k, a3); b3 = Vector256.FusedMultiplyAdd(hi, k, b3);
+                k = Vector256.Create(k0[4 * stride + d]);
+                a4 = Vector256.FusedMultiplyAdd(lo, k, a4); b4 = Vector256.FusedMultiplyAdd(hi, k, b4);
+                k = Vector256.Create(k0[5 * stride + d]);
+                a5 = Vector256.FusedMultiplyAdd(lo, k, a5); b5 = Vector256.FusedMultiplyAdd(hi, k, b5);
+            }
+            float* pj = p + j * B;
+            a0.Store(pj); b0.Store(pj + 8); a1.Store(pj + 16); b1.Store(pj + 24); a2.Store(pj + 32); b2.Store(pj + 40);
+            a3.Store(pj + 48); b3.Store(pj + 56); a4.Store(pj + 64); b4.Store(pj + 72); a5.Store(pj + 80); b5.Store(pj + 88);
+        }
+        for (; j < tile; j++)
+        {
+            float* kj = kBase + (long)j * stride;
+            Vector256<float> a = default, bh = default;
+            for (int d = 0; d < hd; d++)
+            {
+                Vector256<float> k = Vector256.Create(kj[d]);
+                a = Vector256.FusedMultiplyAdd(Vector256.Load(qt + d * B), k, a);
+                bh = Vector256.FusedMultiplyAdd(Vector256.Load(qt + d * B + 8), k, bh);
+            }
+            a.Store(p + j * B);
+            bh.Store(p + j * B + 8);
+        }
+    }
+
+    /// <summary>
+    /// ot[d][16] += Σ_j p[j][16] · v_j[d] over <paramref name="tile"/> keys: six dimensions per pass over
+    /// the tile (twelve accumulators), then pairs, then a last single one.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TileValuesNarrow(float* p, float* vBase, int stride, int hd, int tile, float* ot)
+    {
+        const int B = BlockQueries;
+        int d0 = 0;
+        for (; d0 + 6 <= hd; d0 += 6)
+        {
+            float* od = ot + d0 * B;
+            Vector256<float> a0 = Vector256.Load(od), a1 = Vector256.Load(od + 16), a2 = Vector256.Load(od + 32);
+            Vector256<float> a3 = Vector256.Load(od + 48), a4 = Vector256.Load(od + 64), a5 = Vector256.Load(od + 80);
+            Vector256<float> b0 = Vector256.Load(od + 8), b1 = Vector256.Load(od + 24), b2 = Vector256.Load(od + 40);
+            Vector256<float> b3 = Vector256.Load(od + 56), b4 = Vector256.Load(od + 72), b5 = Vector256.Load(od + 88);
+            float* vj = vBase + d0;
+            for (int j = 0; j < tile; j++, vj += stride)
+            {
+                Vector256<float> lo = Vector256.Load(p + j * B), hi = Vector256.Load(p + j * B + 8);
+                Vector256<float> v = Vector256.Create(vj[0]);
+                a0 = Vector256.FusedMultiplyAdd(lo, v, a0); b0 = Vector256.FusedMultiplyAdd(hi, v, b0);
+                v = Vector256.Create(vj[1]);
+                a1 = Vector256.FusedMultiplyAdd(lo, v, a1); b1 = Vector256.FusedMultiplyAdd(hi, v, b1);
+                v = Vector256.Create(vj[2]);
+                a2 = Vector256.FusedMultiplyAdd(lo, v, a2); b2 = Vector256.FusedMultiplyAdd(hi, v, b2);
+                v = Vector256.Create(vj[3]);
+                a3 = Vector256.FusedMultiplyAdd(lo, v, a3); b3 = Vector256.FusedMultiplyAdd(hi, v, b3);
+                v = Vector256.Create(vj[4]);
+                a4 = Vector256.FusedMultiplyAdd(lo, v, a4); b4 = Vector256.FusedMultiplyAdd(hi, v, b4);
+                v = Vector256.Create(vj[5]);
+                a5 = Vector256.FusedMultiplyAdd(lo, v, a5); b5 = Vector256.FusedMultiplyAdd(hi, v, b5);
+            }
+            a0.Store(od); b0.Store(od + 8); a1.Store(od + 16); b1.Store(od + 24); a2.Store(od + 32); b2.Store(od + 40);
+            a3.Store(od + 48); b3.Store(od + 56); a4.Store(od + 64); b4.Store(od + 72); a5.Store(od + 80); b5.Store(od + 88);
+        }
+        for (; d0 < hd; d0 += 2)
+        {
+            // The last one to five dimensions; a single one reads its neighbour only when it exists.
+            bool pair = d0 + 1 < hd;
+            float* od = ot + d0 * B;
+            Vector256<float> a0 = Vector256.Load(od), b0 = Vector256.Load(od + 8);
+            Vector256<float> a1 = pair ? Vector256.Load(od + 16) : default, b1 = pair ? Vector256.Load(od + 24) : default;
+            float* vj = vBase + d0;
+            for (int j = 0; j < tile; j++, vj += stride)
+            {
+                Vector256<float> lo = Vector256.Load(p + j * B), hi = Vector256.Load(p + j * B + 8);
+                Vector256<float> v = Vector256.Create(vj[0]);
+                a0 = Vector256.FusedMultiplyAdd(lo, v, a0); b0 = Vector256.FusedMultiplyAdd(hi, v, b0);
+                if (pair)
+                {
+                    v = Vector256.Create(vj[1]);
+                    a1 = Vector256.FusedMultiplyAdd(lo, v, a1); b1 = Vector256.FusedMultiplyAdd(hi, v, b1);
+                }
+            }
+            a0.Store(od); b0.Store(od + 8);
+            if (pair) { a1.Store(od + 16); b1.Store(od + 24); }
         }
     }
 
