@@ -9,6 +9,7 @@ namespace NextToken.Bench;
 /// Depth 4096 the same after 4096 more positions (as <c>bench --depth 4096</c>). Run under
 /// DOTNET_EnableAVX512=0 for the AVX2 kernels.
 /// </summary>
+[MinColumn]
 public class AttentionBenchmarks
 {
     private const int Heads = 12, HeadDim = 64, Context = 4096 + 384;

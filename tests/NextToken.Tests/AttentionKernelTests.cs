@@ -38,6 +38,8 @@ public class AttentionKernelTests(ITestOutputHelper output)
     [InlineData(2, 1, 24, 10, 2, 0, 0f)]       // head 24: a 16-column step then 8, values in 8-column groups
     [InlineData(4, 2, 32, 30, 1, 8, 50f)]      // decode past the window, with softcap
     [InlineData(4, 4, 64, 0, 1, 0, 0f)]        // the very first token: one key
+    [InlineData(4, 1, 128, 260, 1, 0, 0f)]     // one KV head for four heads: with 2 threads, two items of two heads; two key tiles
+    [InlineData(6, 2, 40, 600, 1, 500, 30f)]   // head 40 (a 32-column pass, then 8), window and softcap over two tiles, three heads per KV head
     public void NarrowAttention_MatchesFloat64Reference(int nHead, int nKvHead, int headDim, int p0, int n, int window, float softcap)
     {
         Skip.IfNot(Vector256.IsHardwareAccelerated && Fma.IsSupported, "the 256-bit attention kernels need AVX2+FMA; this CPU (or DOTNET_EnableAVX2=0) has none");

@@ -107,7 +107,8 @@ public sealed class CausalAttention : IParallelWork
         _blockedWide = _wide && _headDim % 16 == 0;
         _blocked = !keepPattern && n >= BlockQueries && (_blockedWide || NarrowBlocks);
         _n = n;
-        _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : work;
+        _headsPerItem = HeadsPerItem(n, threads);
+        _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : n * (_nHead / _headsPerItem);
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         WorkerPool.Shared.Run(this, _chunks, threads);
     }
@@ -138,7 +139,8 @@ public sealed class CausalAttention : IParallelWork
         _blocked = false;
         _wide = Wide;
         _n = n;
-        _work = n * _nHead;
+        _headsPerItem = HeadsPerItem(n, threads);
+        _work = n * (_nHead / _headsPerItem);
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         try
         {
@@ -155,15 +157,27 @@ public sealed class CausalAttention : IParallelWork
     private int[]? _eachPositions;
 
     private const int BlockQueries = 16;
-    private int _work, _chunks, _n;
+    private int _work, _chunks, _n, _headsPerItem = 1;
+
+    /// <summary>
+    /// Heads a row work item takes together: the query heads that share a KV head (read once for all
+    /// of them), or a divisor of that group when whole groups would leave a thread without work.
+    /// </summary>
+    private int HeadsPerItem(int n, int threads)
+    {
+        int group = _nHead / _nKvHead;
+        for (int heads = group; heads > 1; heads--)
+            if (group % heads == 0 && n * (_nHead / heads) >= threads) return heads;
+        return 1;
+    }
     private bool _blocked, _blockedWide, _wide;
 
     /// <summary>The last <see cref="Run"/> took the 256-bit blocked prompt kernel (tests check the path they meant to test ran).</summary>
     internal bool LastRunBlockedNarrow => _blocked && !_blockedWide;
 
     /// <summary>
-    /// A run of consecutive work items of the current <see cref="Run"/> — (query position, head)
-    /// pairs, or (head, block of 16 queries) for a prompt: threads take whole runs, not alternate
+    /// A run of consecutive work items of the current <see cref="Run"/> — (query position, heads
+    /// sharing a KV head) pairs, or (head, block of 16 queries) for a prompt: threads take whole runs, not alternate
     /// items, so they do not write the same cache lines of the output.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -176,14 +190,15 @@ public sealed class CausalAttention : IParallelWork
                 AttendBlockNarrow(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, item / _nHead * BlockQueries, item % _nHead, _output);
             else if (_blocked)
                 AttendBlock(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, item / _nHead * BlockQueries, item % _nHead, _output);
-            else if (_eachPositions is { } positions)
-            {
-                // Row t's query sits at positions[t]: as a single step, with p0 chosen so p0 + t is that position.
-                int t = item / _nHead;
-                AttendOne(_queries, _queryStride, _eachKeys![t], _eachValues![t], _cacheOffset, positions[t] - t, t, item % _nHead, _output);
-            }
             else
-                AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, item / _nHead, item % _nHead, _output);
+            {
+                int perRow = _nHead / _headsPerItem, t = item / perRow, head0 = item % perRow * _headsPerItem;
+                // Row t's query sits at positions[t]: as a single step, with p0 chosen so p0 + t is that position.
+                if (_eachPositions is { } positions)
+                    AttendHeads(_queries, _queryStride, _eachKeys![t], _eachValues![t], _cacheOffset, positions[t] - t, t, head0, _headsPerItem, _output);
+                else
+                    AttendHeads(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, t, head0, _headsPerItem, _output);
+            }
         }
     }
 
@@ -531,53 +546,88 @@ public sealed class CausalAttention : IParallelWork
         }
     }
 
+    /// <summary>
+    /// Query t of heads head0 … head0+count−1, which share one KV head (grouped-query attention): keys
+    /// and values go in tiles of <see cref="DecodeTile"/> that every head of the group reads while the
+    /// tile is in L2, so at depth the KV head comes from memory once per group, not once per head.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private unsafe void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
-                                  int p0, int t, int head, float[] output)
+    private unsafe void AttendHeads(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
+                                    int p0, int t, int head0, int count, float[] output)
     {
         int hd = _headDim, stride = hd, end = p0 + t + 1;
         // Keys first … end−1: all earlier ones, or the last `window` of them.
         int first = _window > 0 ? Math.Max(0, end - _window) : 0, keys = end - first;
-        int kvHead = head / (_nHead / _nKvHead);
+        int kvHead = head0 / (_nHead / _nKvHead);
         float scale = _scale;
-        Span<float> scores;
+        int rowLength = _nCtx;
+        float[] rows;
+        long rowStart;
         if (_keepPattern)
         {
-            Span<float> row = Scores.AsSpan((t * _nHead + head) * _nCtx, end);
-            row[..first].Clear();
-            scores = row[first..];
+            // Head h's probabilities go straight into its pattern row; positions before the window stay 0.
+            (rows, rowStart) = (Scores, (long)(t * _nHead + head0) * _nCtx + first);
+            for (int g = 0; g < count; g++) rows.AsSpan((int)(rowStart - first) + g * _nCtx, first).Clear();
         }
-        else scores = (_scratch is { } scratch && scratch.Length >= _nCtx ? scratch : _scratch = new float[_nCtx]).AsSpan(0, keys);
-        fixed (float* q = &queries[t * queryStride + head * hd])
+        else
+        {
+            int length = (_nHead / _nKvHead) * _nCtx;
+            (rows, rowStart) = (_scratch is { } scratch && scratch.Length >= length ? scratch : _scratch = new float[length], 0);
+        }
+        fixed (float* qRow = &queries[t * queryStride])
         fixed (float* k = &keyCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
         fixed (float* v = &valueCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
-        fixed (float* o = &output[t * _nHead * hd + head * hd])
+        fixed (float* oRow = &output[t * _nHead * hd])
         {
-            // Scores: q · k_j for every earlier key (one head's keys are consecutive rows of headDim).
-            if (hd % 64 == 0 && _wide)
-                ScoresWide(q, k, stride, hd, keys, scale, scores);
-            else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
-                ScoresNarrow(q, k, stride, hd, keys, scale, scores);
-            else
+            for (int j0 = 0; j0 < keys; j0 += DecodeTile)
             {
-                for (int j = 0; j < keys; j++)
-                    scores[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q, hd), new ReadOnlySpan<float>(k + (long)j * stride, hd)) * scale;
+                int tile = Math.Min(DecodeTile, keys - j0);
+                for (int g = 0; g < count; g++)
+                    QueryScores(qRow + (head0 + g) * hd, k + (long)j0 * stride, stride, hd, tile, scale, rows.AsSpan((int)rowStart + g * rowLength + j0, tile));
             }
-            if (_softcap > 0) Ops.Softcap(scores, _softcap, scores);
-            TensorPrimitives.SoftMax(scores, scores);
+            for (int g = 0; g < count; g++)
+            {
+                Span<float> scores = rows.AsSpan((int)rowStart + g * rowLength, keys);
+                if (_softcap > 0) Ops.Softcap(scores, _softcap, scores);
+                TensorPrimitives.SoftMax(scores, scores);
+                new Span<float>(oRow + (head0 + g) * hd, hd).Clear();
+            }
+            for (int j0 = 0; j0 < keys; j0 += DecodeTile)
+            {
+                int tile = Math.Min(DecodeTile, keys - j0);
+                for (int g = 0; g < count; g++)
+                    AddWeightedValues(rows.AsSpan((int)rowStart + g * rowLength + j0, tile), v + (long)j0 * stride, stride, hd, oRow + (head0 + g) * hd);
+            }
+        }
+    }
 
-            // Output: Σ_j p_j · v_j.
+    /// <summary>Keys per tile of <see cref="AttendHeads"/>: 64 KB of keys (or values) at head size 64.</summary>
+    private const int DecodeTile = 256;
+
+    /// <summary>scores[j] = scale · q · k_j for one query.</summary>
+    private unsafe void QueryScores(float* q, float* k, int stride, int hd, int keys, float scale, Span<float> scores)
+    {
+        if (hd % 64 == 0 && _wide)
+            ScoresWide(q, k, stride, hd, keys, scale, scores);
+        else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
+            ScoresNarrow(q, k, stride, hd, keys, scale, scores);
+        else
+            for (int j = 0; j < keys; j++)
+                scores[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q, hd), new ReadOnlySpan<float>(k + (long)j * stride, hd)) * scale;
+    }
+
+    /// <summary>o += Σ_j p_j · v_j for one query.</summary>
+    private unsafe void AddWeightedValues(ReadOnlySpan<float> p, float* v, int stride, int hd, float* o)
+    {
+        if (hd % 64 == 0 && _wide)
+            WeightedValuesWide(p, v, stride, hd, o);
+        else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
+            WeightedValuesNarrow(p, v, stride, hd, o);
+        else
+        {
             var result = new Span<float>(o, hd);
-            result.Clear();
-            if (hd % 64 == 0 && _wide)
-                WeightedValuesWide(scores, v, stride, hd, o);
-            else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
-                WeightedValuesNarrow(scores, v, stride, hd, o);
-            else
-            {
-                for (int j = 0; j < keys; j++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * stride, hd), scores[j], result, result);
-            }
+            for (int j = 0; j < p.Length; j++)
+                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * stride, hd), p[j], result, result);
         }
     }
 
@@ -613,7 +663,7 @@ public sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// o = Σ_j p_j · v_j, 64 columns at a time in four accumulators, two keys per step into separate
+    /// o += Σ_j p_j · v_j, 64 columns at a time in four accumulators, two keys per step into separate
     /// accumulators so consecutive FMAs do not wait on each other (AVX-512, hd a multiple of 64).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -648,10 +698,10 @@ public sealed class CausalAttention : IParallelWork
                 a2 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 32), a2);
                 a3 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 48), a3);
             }
-            (a0 + b0).Store(o + c);
-            (a1 + b1).Store(o + c + 16);
-            (a2 + b2).Store(o + c + 32);
-            (a3 + b3).Store(o + c + 48);
+            (Vector512.Load(o + c) + (a0 + b0)).Store(o + c);
+            (Vector512.Load(o + c + 16) + (a1 + b1)).Store(o + c + 16);
+            (Vector512.Load(o + c + 32) + (a2 + b2)).Store(o + c + 32);
+            (Vector512.Load(o + c + 48) + (a3 + b3)).Store(o + c + 48);
         }
     }
 
@@ -705,7 +755,7 @@ public sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// o = Σ_j p_j · v_j with 256-bit vectors (hd a multiple of 8): 32 columns at a time in four
+    /// o += Σ_j p_j · v_j with 256-bit vectors (hd a multiple of 8): 32 columns at a time in four
     /// accumulators, two keys per step into separate ones (eight chains), then groups of eight columns
     /// with four keys per step; each probability is broadcast once per step, not once per key and group.
     /// </summary>
@@ -741,10 +791,10 @@ public sealed class CausalAttention : IParallelWork
                 a2 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 16), a2);
                 a3 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 24), a3);
             }
-            (a0 + b0).Store(o + c);
-            (a1 + b1).Store(o + c + 8);
-            (a2 + b2).Store(o + c + 16);
-            (a3 + b3).Store(o + c + 24);
+            (Vector256.Load(o + c) + (a0 + b0)).Store(o + c);
+            (Vector256.Load(o + c + 8) + (a1 + b1)).Store(o + c + 8);
+            (Vector256.Load(o + c + 16) + (a2 + b2)).Store(o + c + 16);
+            (Vector256.Load(o + c + 24) + (a3 + b3)).Store(o + c + 24);
         }
         for (; c < hd; c += 8)
         {
@@ -759,7 +809,7 @@ public sealed class CausalAttention : IParallelWork
                 a3 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j + 3]), Vector256.Load(v0 + 3 * stride), a3);
             }
             for (; j < keys; j++) a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j]), Vector256.Load(v + (long)j * stride + c), a0);
-            (a0 + a1 + (a2 + a3)).Store(o + c);
+            (Vector256.Load(o + c) + (a0 + a1 + (a2 + a3))).Store(o + c);
         }
     }
 
