@@ -158,6 +158,7 @@ public sealed class CausalAttention : IParallelWork
 
     private const int BlockQueries = 16;
     private int _work, _chunks, _n, _headsPerItem = 1;
+    private bool _blocked, _blockedWide, _wide;
 
     /// <summary>
     /// Heads a row work item takes together: the query heads that share a KV head (read once for all
@@ -170,7 +171,6 @@ public sealed class CausalAttention : IParallelWork
             if (group % heads == 0 && n * (_nHead / heads) >= threads) return heads;
         return 1;
     }
-    private bool _blocked, _blockedWide, _wide;
 
     /// <summary>The last <see cref="Run"/> took the 256-bit blocked prompt kernel (tests check the path they meant to test ran).</summary>
     internal bool LastRunBlockedNarrow => _blocked && !_blockedWide;
