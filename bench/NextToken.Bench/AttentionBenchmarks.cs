@@ -5,11 +5,14 @@ namespace NextToken.Bench;
 
 /// <summary>
 /// GPT-2 small's attention for one layer (12 heads of 64): one query after 255 cached positions
-/// (decode) and a 128-token prompt (blocks of 16 queries), scalar reference as baseline.
+/// (decode) and a 128-token prompt (blocks of 16 queries), scalar reference as baseline; with
+/// Depth 4096 the same after 4096 more positions (as <c>bench --depth 4096</c>). Run under
+/// DOTNET_EnableAVX512=0 for the AVX2 kernels.
 /// </summary>
+[MinColumn]
 public class AttentionBenchmarks
 {
-    private const int Heads = 12, HeadDim = 64, Context = 1024;
+    private const int Heads = 12, HeadDim = 64, Context = 4096 + 384;
     private float[] _queries = [], _keys = [], _values = [], _keyCache = [], _valueCache = [], _output = [];
     private CausalAttention _attention = null!;
 
@@ -19,7 +22,10 @@ public class AttentionBenchmarks
     [Params(1, 2)]
     public int Threads { get; set; }
 
-    private int Cached => Queries == 1 ? 255 : 0;
+    [Params(0, 4096)]
+    public int Depth { get; set; }
+
+    private int Cached => Depth + (Queries == 1 ? 255 : 0);
 
     [GlobalSetup]
     public void Setup()

@@ -96,6 +96,8 @@ public unsafe class KernelTests
     [InlineData(12, 12, 64, 0, 40)]  // a prompt: blocks of 16 queries (AVX-512), a short last block
     [InlineData(9, 3, 64, 21, 33)]   // a prompt after a cached prefix, grouped-query heads
     [InlineData(4, 2, 16, 5, 16)]    // one block, the smallest head size that takes it
+    [InlineData(8, 2, 64, 300, 1)]   // decode at depth: the four heads of a KV head together, keys in two tiles
+    [InlineData(4, 1, 128, 260, 1)]  // one KV head for four heads: with 2 threads, two items of two heads
     public void Attention_MatchesScalarReference(int nHead, int nKvHead, int headDim, int p0, int n)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NextToken.Kernels;
 
@@ -37,6 +38,18 @@ public sealed class CausalAttention : IParallelWork
     }
 
     private readonly int _maxBatch;
+
+    /// <summary>
+    /// Take the 256-bit (AVX2+FMA) kernels even where AVX-512 is there, so tests and benchmarks on
+    /// an AVX-512 machine run the path an AVX2-only CPU takes. Per instance: no other user is affected.
+    /// </summary>
+    internal bool PreferNarrow { get; set; }
+
+    /// <summary>The AVX-512 kernels apply (unless <see cref="PreferNarrow"/>).</summary>
+    private bool Wide => Vector512.IsHardwareAccelerated && !PreferNarrow;
+
+    /// <summary>The 256-bit blocked prompt kernel needs FMA: without it Vector256.FusedMultiplyAdd is emulated in software.</summary>
+    private static bool NarrowBlocks => Vector256.IsHardwareAccelerated && Fma.IsSupported;
 
     /// <summary>[maxBatch, nHead, nCtx] attention probabilities of the last batch run with keepPattern (allocated on first use).</summary>
     private float[] Scores => _scores ??= new float[(long)_maxBatch * _nHead * _nCtx];
@@ -90,9 +103,12 @@ public sealed class CausalAttention : IParallelWork
         _keepPattern = keepPattern;
         if (keepPattern) _ = Scores;
         // A prompt runs 16 queries of one head at a time (see AttendBlock) unless a hook wants the pattern.
-        _blocked = !keepPattern && n >= BlockQueries && _headDim % 16 == 0 && Vector512.IsHardwareAccelerated;
+        _wide = Wide;
+        _blockedWide = _wide && _headDim % 16 == 0;
+        _blocked = !keepPattern && n >= BlockQueries && (_blockedWide || NarrowBlocks);
         _n = n;
-        _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : work;
+        _headsPerItem = HeadsPerItem(n, threads);
+        _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : n * (_nHead / _headsPerItem);
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         WorkerPool.Shared.Run(this, _chunks, threads);
     }
@@ -121,8 +137,10 @@ public sealed class CausalAttention : IParallelWork
         (_eachKeys, _eachValues, _eachPositions) = (keyCaches, valueCaches, positions);
         _keepPattern = false;
         _blocked = false;
+        _wide = Wide;
         _n = n;
-        _work = n * _nHead;
+        _headsPerItem = HeadsPerItem(n, threads);
+        _work = n * (_nHead / _headsPerItem);
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         try
         {
@@ -139,13 +157,29 @@ public sealed class CausalAttention : IParallelWork
     private int[]? _eachPositions;
 
     private const int BlockQueries = 16;
-    private int _work, _chunks, _n;
-    private bool _blocked;
+    private int _work, _chunks, _n, _headsPerItem = 1;
+    private bool _blocked, _blockedWide, _wide;
 
     /// <summary>
-    /// A run of consecutive work items of the current <see cref="Run"/> — (query position, head)
-    /// pairs, or (head, block of 16 queries) for a prompt: threads take whole runs, not alternate
-    /// items, so they do not write the same cache lines of the output.
+    /// Heads a row work item takes together: the query heads that share a KV head (read once for all
+    /// of them), or a divisor of that group when whole groups would leave a thread without work.
+    /// </summary>
+    private int HeadsPerItem(int n, int threads)
+    {
+        int group = _nHead / _nKvHead;
+        for (int heads = group; heads > 1; heads--)
+            if (group % heads == 0 && n * (_nHead / heads) >= threads) return heads;
+        return 1;
+    }
+
+    /// <summary>The last <see cref="Run"/> took the 256-bit blocked prompt kernel (tests check the path they meant to test ran).</summary>
+    internal bool LastRunBlockedNarrow => _blocked && !_blockedWide;
+
+    /// <summary>
+    /// A run of consecutive work items of the current <see cref="Run"/> — (query position, heads
+    /// sharing a KV head) pairs, or (head, block of 16 queries) for a prompt: threads take whole runs,
+    /// not alternate items, so they do not write the same cache lines of the output. A prompt's items
+    /// go head by head (at depth 4096, GPT-2's shape: 1.4× faster than block by block, AVX2 and AVX-512).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Execute(int chunk)
@@ -154,15 +188,21 @@ public sealed class CausalAttention : IParallelWork
         for (int item = start; item < end; item++)
         {
             if (_blocked)
-                AttendBlock(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, item / _nHead * BlockQueries, item % _nHead, _output);
-            else if (_eachPositions is { } positions)
             {
-                // Row t's query sits at positions[t]: as a single step, with p0 chosen so p0 + t is that position.
-                int t = item / _nHead;
-                AttendOne(_queries, _queryStride, _eachKeys![t], _eachValues![t], _cacheOffset, positions[t] - t, t, item % _nHead, _output);
+                // Head-major: consecutive items read the same KV head (the heads sharing it are consecutive too), which stays in L2.
+                int blocks = (_n + BlockQueries - 1) / BlockQueries, t0 = item % blocks * BlockQueries, head = item / blocks;
+                if (_blockedWide) AttendBlock(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, t0, head, _output);
+                else AttendBlockNarrow(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, _n, t0, head, _output);
             }
             else
-                AttendOne(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, item / _nHead, item % _nHead, _output);
+            {
+                int perRow = _nHead / _headsPerItem, t = item / perRow, head0 = item % perRow * _headsPerItem;
+                // Row t's query sits at positions[t]: as a single step, with p0 chosen so p0 + t is that position.
+                if (_eachPositions is { } positions)
+                    AttendHeads(_queries, _queryStride, _eachKeys![t], _eachValues![t], _cacheOffset, positions[t] - t, t, head0, _headsPerItem, _output);
+                else
+                    AttendHeads(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, t, head0, _headsPerItem, _output);
+            }
         }
     }
 
@@ -288,68 +328,312 @@ public sealed class CausalAttention : IParallelWork
         }
     }
 
+    /// <summary>
+    /// <see cref="AttendBlock"/> with 256-bit vectors (AVX2+FMA), any head size: the 16 queries are two
+    /// vectors (0–7, 8–15), so each broadcast key or value element feeds two FMAs. Scores take six keys
+    /// per step and outputs six dimensions per step: twelve independent accumulators, which with the
+    /// two query (or probability) vectors and the broadcast fill 15 of the 16 registers. Keys go in
+    /// tiles of <see cref="NarrowTile"/> with a running softmax (each lane's maximum so far; earlier
+    /// sums and outputs rescaled when it grows), so a tile's probabilities and value rows stay in L1
+    /// for the passes over them however deep the context.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private unsafe void AttendOne(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
-                                  int p0, int t, int head, float[] output)
+    private unsafe void AttendBlockNarrow(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
+                                          int p0, int n, int t0, int head, float[] output)
+    {
+        const int B = BlockQueries;
+        int hd = _headDim, stride = hd, kvHead = head / (_nHead / _nKvHead);
+        int lanes = Math.Min(B, n - t0);
+        int first = _window > 0 ? Math.Max(0, p0 + t0 - _window + 1) : 0, keys = p0 + t0 + lanes - first;
+        int scratchLength = (2 * hd + NarrowTile) * B;
+        float[] scratch = _blockScratch is { } b && b.Length >= scratchLength ? b : _blockScratch = new float[Math.Max(scratchLength, (hd + _nCtx) * B * 2)];
+        float scale = _scale;
+        fixed (float* q = queries)
+        fixed (float* kBase = &keyCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
+        fixed (float* vBase = &valueCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
+        fixed (float* o = output)
+        fixed (float* work = scratch)
+        {
+            float* qt = work;                 // [hd][16] queries transposed, pre-scaled
+            float* ot = qt + hd * B;          // [hd][16] outputs transposed, unnormalized
+            float* p = ot + hd * B;           // [tile][16] scores, then probabilities
+            for (int d = 0; d < hd; d++)
+                for (int i = 0; i < B; i++)
+                    qt[d * B + i] = i < lanes ? q[(long)(t0 + i) * queryStride + head * hd + d] * scale : 0;
+            new Span<float>(ot, hd * B).Clear();
+
+            var laneLo = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+            var laneHi = Vector256.Create(8, 9, 10, 11, 12, 13, 14, 15);
+            var minusInfinity = Vector256.Create(float.NegativeInfinity);
+            Vector256<float> maxLo = minusInfinity, maxHi = minusInfinity, sumLo = default, sumHi = default;
+            bool windowDone = _window == 0;
+            for (int j0 = 0; j0 < keys; j0 += NarrowTile)
+            {
+                int tile = Math.Min(NarrowTile, keys - j0);
+                TileScoresNarrow(qt, kBase + (long)j0 * stride, stride, hd, tile, p);
+                if (_softcap > 0) Ops.Softcap(new Span<float>(p, tile * B), _softcap, new Span<float>(p, tile * B));
+
+                // Causal mask: query i (position p0+t0+i) sees keys up to p0+t0+i, i.e. key index p0+t0+k−first hides lanes below k.
+                for (int k = Math.Max(1, j0 + first - p0 - t0); k < lanes; k++)
+                {
+                    int at = p0 + t0 + k - first - j0;
+                    if (at >= tile) break;
+                    float* pk = p + at * B;
+                    var limit = Vector256.Create(k);
+                    Vector256.ConditionalSelect(Vector256.LessThan(laneLo, limit).AsSingle(), minusInfinity, Vector256.Load(pk)).Store(pk);
+                    Vector256.ConditionalSelect(Vector256.LessThan(laneHi, limit).AsSingle(), minusInfinity, Vector256.Load(pk + 8)).Store(pk + 8);
+                }
+                // Window: key first+j is too old for lanes i ≥ j + first − p0 − t0 + window (only the first keys, so only the first tiles).
+                for (int j = 0; !windowDone && j < tile; j++)
+                {
+                    int from = j0 + j + first - p0 - t0 + _window;
+                    if (from >= lanes) { windowDone = true; break; }
+                    float* pj = p + j * B;
+                    var limit = Vector256.Create(from);
+                    Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(laneLo, limit).AsSingle(), minusInfinity, Vector256.Load(pj)).Store(pj);
+                    Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(laneHi, limit).AsSingle(), minusInfinity, Vector256.Load(pj + 8)).Store(pj + 8);
+                }
+
+                // Running softmax: the new maximum of each lane; what was summed under the old one shrinks by exp(old − new).
+                Vector256<float> newLo = maxLo, newHi = maxHi;
+                for (int j = 0; j < tile; j++)
+                {
+                    newLo = Vector256.Max(newLo, Vector256.Load(p + j * B));
+                    newHi = Vector256.Max(newHi, Vector256.Load(p + j * B + 8));
+                }
+                // A lane with no key seen yet keeps −∞ as its maximum but subtracts 0, so exp gives 0, not exp(−∞ + ∞) = NaN.
+                Vector256<float> shiftLo = Vector256.ConditionalSelect(Vector256.Equals(newLo, minusInfinity), Vector256<float>.Zero, newLo);
+                Vector256<float> shiftHi = Vector256.ConditionalSelect(Vector256.Equals(newHi, minusInfinity), Vector256<float>.Zero, newHi);
+                if (j0 > 0)
+                {
+                    Vector256<float> shrinkLo = Vector256.Exp(maxLo - shiftLo), shrinkHi = Vector256.Exp(maxHi - shiftHi);
+                    sumLo *= shrinkLo;
+                    sumHi *= shrinkHi;
+                    for (int d = 0; d < hd; d++)
+                    {
+                        (Vector256.Load(ot + d * B) * shrinkLo).Store(ot + d * B);
+                        (Vector256.Load(ot + d * B + 8) * shrinkHi).Store(ot + d * B + 8);
+                    }
+                }
+                (maxLo, maxHi) = (newLo, newHi);
+                for (int j = 0; j < tile; j++)
+                {
+                    Vector256<float> eLo = Vector256.Exp(Vector256.Load(p + j * B) - shiftLo), eHi = Vector256.Exp(Vector256.Load(p + j * B + 8) - shiftHi);
+                    eLo.Store(p + j * B);
+                    eHi.Store(p + j * B + 8);
+                    sumLo += eLo;
+                    sumHi += eHi;
+                }
+                TileValuesNarrow(p, vBase + (long)j0 * stride, stride, hd, tile, ot);
+            }
+
+            Vector256<float> inverseLo = Vector256<float>.One / sumLo, inverseHi = Vector256<float>.One / sumHi;
+            for (int d = 0; d < hd; d++)
+            {
+                (Vector256.Load(ot + d * B) * inverseLo).Store(ot + d * B);
+                (Vector256.Load(ot + d * B + 8) * inverseHi).Store(ot + d * B + 8);
+            }
+            for (int i = 0; i < lanes; i++)
+            {
+                float* row = o + (long)(t0 + i) * _nHead * hd + head * hd;
+                for (int d = 0; d < hd; d++) row[d] = ot[d * B + i];
+            }
+        }
+    }
+
+    /// <summary>Keys per tile of <see cref="AttendBlockNarrow"/>: 8 KB of probabilities and 32 KB of value rows at head size 64.</summary>
+    private const int NarrowTile = 128;
+
+    /// <summary>p[j][16] = q_t[16 queries] · k_j for <paramref name="tile"/> keys, six keys per step (twelve accumulators).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TileScoresNarrow(float* qt, float* kBase, int stride, int hd, int tile, float* p)
+    {
+        const int B = BlockQueries;
+        int j = 0;
+        for (; j + 6 <= tile; j += 6)
+        {
+            // Six row pointers and one native-int index: the addresses cost no arithmetic in the loop.
+            float* k0 = kBase + (long)j * stride, k1 = k0 + stride, k2 = k1 + stride, k3 = k2 + stride, k4 = k3 + stride, k5 = k4 + stride;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default;
+            float* qd = qt;
+            for (nint d = 0; d < hd; d++, qd += B)
+            {
+                Vector256<float> lo = Vector256.Load(qd), hi = Vector256.Load(qd + 8);
+                Vector256<float> k = Vector256.Create(k0[d]);
+                a0 = Vector256.FusedMultiplyAdd(lo, k, a0); b0 = Vector256.FusedMultiplyAdd(hi, k, b0);
+                k = Vector256.Create(k1[d]);
+                a1 = Vector256.FusedMultiplyAdd(lo, k, a1); b1 = Vector256.FusedMultiplyAdd(hi, k, b1);
+                k = Vector256.Create(k2[d]);
+                a2 = Vector256.FusedMultiplyAdd(lo, k, a2); b2 = Vector256.FusedMultiplyAdd(hi, k, b2);
+                k = Vector256.Create(k3[d]);
+                a3 = Vector256.FusedMultiplyAdd(lo, k, a3); b3 = Vector256.FusedMultiplyAdd(hi, k, b3);
+                k = Vector256.Create(k4[d]);
+                a4 = Vector256.FusedMultiplyAdd(lo, k, a4); b4 = Vector256.FusedMultiplyAdd(hi, k, b4);
+                k = Vector256.Create(k5[d]);
+                a5 = Vector256.FusedMultiplyAdd(lo, k, a5); b5 = Vector256.FusedMultiplyAdd(hi, k, b5);
+            }
+            float* pj = p + j * B;
+            a0.Store(pj); b0.Store(pj + 8); a1.Store(pj + 16); b1.Store(pj + 24); a2.Store(pj + 32); b2.Store(pj + 40);
+            a3.Store(pj + 48); b3.Store(pj + 56); a4.Store(pj + 64); b4.Store(pj + 72); a5.Store(pj + 80); b5.Store(pj + 88);
+        }
+        for (; j < tile; j++)
+        {
+            float* kj = kBase + (long)j * stride;
+            Vector256<float> a = default, bh = default;
+            for (int d = 0; d < hd; d++)
+            {
+                Vector256<float> k = Vector256.Create(kj[d]);
+                a = Vector256.FusedMultiplyAdd(Vector256.Load(qt + d * B), k, a);
+                bh = Vector256.FusedMultiplyAdd(Vector256.Load(qt + d * B + 8), k, bh);
+            }
+            a.Store(p + j * B);
+            bh.Store(p + j * B + 8);
+        }
+    }
+
+    /// <summary>
+    /// ot[d][16] += Σ_j p[j][16] · v_j[d] over <paramref name="tile"/> keys: six dimensions per pass over
+    /// the tile (twelve accumulators), then pairs, then a last single one.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void TileValuesNarrow(float* p, float* vBase, int stride, int hd, int tile, float* ot)
+    {
+        const int B = BlockQueries;
+        int d0 = 0;
+        for (; d0 + 6 <= hd; d0 += 6)
+        {
+            float* od = ot + d0 * B;
+            Vector256<float> a0 = Vector256.Load(od), a1 = Vector256.Load(od + 16), a2 = Vector256.Load(od + 32);
+            Vector256<float> a3 = Vector256.Load(od + 48), a4 = Vector256.Load(od + 64), a5 = Vector256.Load(od + 80);
+            Vector256<float> b0 = Vector256.Load(od + 8), b1 = Vector256.Load(od + 24), b2 = Vector256.Load(od + 40);
+            Vector256<float> b3 = Vector256.Load(od + 56), b4 = Vector256.Load(od + 72), b5 = Vector256.Load(od + 88);
+            float* vj = vBase + d0, pj = p;
+            for (int j = 0; j < tile; j++, vj += stride, pj += B)
+            {
+                Vector256<float> lo = Vector256.Load(pj), hi = Vector256.Load(pj + 8);
+                Vector256<float> v = Vector256.Create(vj[0]);
+                a0 = Vector256.FusedMultiplyAdd(lo, v, a0); b0 = Vector256.FusedMultiplyAdd(hi, v, b0);
+                v = Vector256.Create(vj[1]);
+                a1 = Vector256.FusedMultiplyAdd(lo, v, a1); b1 = Vector256.FusedMultiplyAdd(hi, v, b1);
+                v = Vector256.Create(vj[2]);
+                a2 = Vector256.FusedMultiplyAdd(lo, v, a2); b2 = Vector256.FusedMultiplyAdd(hi, v, b2);
+                v = Vector256.Create(vj[3]);
+                a3 = Vector256.FusedMultiplyAdd(lo, v, a3); b3 = Vector256.FusedMultiplyAdd(hi, v, b3);
+                v = Vector256.Create(vj[4]);
+                a4 = Vector256.FusedMultiplyAdd(lo, v, a4); b4 = Vector256.FusedMultiplyAdd(hi, v, b4);
+                v = Vector256.Create(vj[5]);
+                a5 = Vector256.FusedMultiplyAdd(lo, v, a5); b5 = Vector256.FusedMultiplyAdd(hi, v, b5);
+            }
+            a0.Store(od); b0.Store(od + 8); a1.Store(od + 16); b1.Store(od + 24); a2.Store(od + 32); b2.Store(od + 40);
+            a3.Store(od + 48); b3.Store(od + 56); a4.Store(od + 64); b4.Store(od + 72); a5.Store(od + 80); b5.Store(od + 88);
+        }
+        for (; d0 < hd; d0 += 2)
+        {
+            // The last one to five dimensions; a single one reads its neighbour only when it exists.
+            bool pair = d0 + 1 < hd;
+            float* od = ot + d0 * B;
+            Vector256<float> a0 = Vector256.Load(od), b0 = Vector256.Load(od + 8);
+            Vector256<float> a1 = pair ? Vector256.Load(od + 16) : default, b1 = pair ? Vector256.Load(od + 24) : default;
+            float* vj = vBase + d0;
+            for (int j = 0; j < tile; j++, vj += stride)
+            {
+                Vector256<float> lo = Vector256.Load(p + j * B), hi = Vector256.Load(p + j * B + 8);
+                Vector256<float> v = Vector256.Create(vj[0]);
+                a0 = Vector256.FusedMultiplyAdd(lo, v, a0); b0 = Vector256.FusedMultiplyAdd(hi, v, b0);
+                if (pair)
+                {
+                    v = Vector256.Create(vj[1]);
+                    a1 = Vector256.FusedMultiplyAdd(lo, v, a1); b1 = Vector256.FusedMultiplyAdd(hi, v, b1);
+                }
+            }
+            a0.Store(od); b0.Store(od + 8);
+            if (pair) { a1.Store(od + 16); b1.Store(od + 24); }
+        }
+    }
+
+    /// <summary>
+    /// Query t of heads head0 … head0+count−1, which share one KV head (grouped-query attention): keys
+    /// and values go in tiles of <see cref="DecodeTile"/> that every head of the group reads while the
+    /// tile is in L2, so at depth the KV head comes from memory once per group, not once per head.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private unsafe void AttendHeads(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
+                                    int p0, int t, int head0, int count, float[] output)
     {
         int hd = _headDim, stride = hd, end = p0 + t + 1;
         // Keys first … end−1: all earlier ones, or the last `window` of them.
         int first = _window > 0 ? Math.Max(0, end - _window) : 0, keys = end - first;
-        int kvHead = head / (_nHead / _nKvHead);
+        int kvHead = head0 / (_nHead / _nKvHead);
         float scale = _scale;
-        Span<float> scores;
+        int rowLength = _nCtx;
+        float[] rows;
+        long rowStart;
         if (_keepPattern)
         {
-            Span<float> row = Scores.AsSpan((t * _nHead + head) * _nCtx, end);
-            row[..first].Clear();
-            scores = row[first..];
+            // Head h's probabilities go straight into its pattern row; positions before the window stay 0.
+            (rows, rowStart) = (Scores, (long)(t * _nHead + head0) * _nCtx + first);
+            for (int g = 0; g < count; g++) rows.AsSpan((int)(rowStart - first) + g * _nCtx, first).Clear();
         }
-        else scores = (_scratch is { } scratch && scratch.Length >= _nCtx ? scratch : _scratch = new float[_nCtx]).AsSpan(0, keys);
-        fixed (float* q = &queries[t * queryStride + head * hd])
+        else
+        {
+            int length = (_nHead / _nKvHead) * _nCtx;
+            (rows, rowStart) = (_scratch is { } scratch && scratch.Length >= length ? scratch : _scratch = new float[length], 0);
+        }
+        fixed (float* qRow = &queries[t * queryStride])
         fixed (float* k = &keyCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
         fixed (float* v = &valueCache[HeadOffset(cacheOffset, kvHead) + (long)first * hd])
-        fixed (float* o = &output[t * _nHead * hd + head * hd])
+        fixed (float* oRow = &output[t * _nHead * hd])
         {
-            // Scores: q · k_j for every earlier key (one head's keys are consecutive rows of headDim).
-            if (hd % 64 == 0 && Vector512.IsHardwareAccelerated)
-                ScoresWide(q, k, stride, hd, keys, scale, scores);
-            else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
+            for (int j0 = 0; j0 < keys; j0 += DecodeTile)
             {
-                for (int j = 0; j < keys; j++)
-                {
-                    float* kj = k + (long)j * stride;
-                    Vector256<float> acc = Vector256.Load(q) * Vector256.Load(kj);
-                    for (int i = 8; i < hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + i), Vector256.Load(kj + i), acc);
-                    scores[j] = Vector256.Sum(acc) * scale;
-                }
+                int tile = Math.Min(DecodeTile, keys - j0);
+                for (int g = 0; g < count; g++)
+                    QueryScores(qRow + (head0 + g) * hd, k + (long)j0 * stride, stride, hd, tile, scale, rows.AsSpan((int)rowStart + g * rowLength + j0, tile));
             }
-            else
+            for (int g = 0; g < count; g++)
             {
-                for (int j = 0; j < keys; j++)
-                    scores[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q, hd), new ReadOnlySpan<float>(k + (long)j * stride, hd)) * scale;
+                Span<float> scores = rows.AsSpan((int)rowStart + g * rowLength, keys);
+                if (_softcap > 0) Ops.Softcap(scores, _softcap, scores);
+                TensorPrimitives.SoftMax(scores, scores);
+                new Span<float>(oRow + (head0 + g) * hd, hd).Clear();
             }
-            if (_softcap > 0) Ops.Softcap(scores, _softcap, scores);
-            TensorPrimitives.SoftMax(scores, scores);
+            for (int j0 = 0; j0 < keys; j0 += DecodeTile)
+            {
+                int tile = Math.Min(DecodeTile, keys - j0);
+                for (int g = 0; g < count; g++)
+                    AddWeightedValues(rows.AsSpan((int)rowStart + g * rowLength + j0, tile), v + (long)j0 * stride, stride, hd, oRow + (head0 + g) * hd);
+            }
+        }
+    }
 
-            // Output: Σ_j p_j · v_j.
+    /// <summary>Keys per tile of <see cref="AttendHeads"/>: 64 KB of keys (or values) at head size 64.</summary>
+    private const int DecodeTile = 256;
+
+    /// <summary>scores[j] = scale · q · k_j for one query.</summary>
+    private unsafe void QueryScores(float* q, float* k, int stride, int hd, int keys, float scale, Span<float> scores)
+    {
+        if (hd % 64 == 0 && _wide)
+            ScoresWide(q, k, stride, hd, keys, scale, scores);
+        else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
+            ScoresNarrow(q, k, stride, hd, keys, scale, scores);
+        else
+            for (int j = 0; j < keys; j++)
+                scores[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(q, hd), new ReadOnlySpan<float>(k + (long)j * stride, hd)) * scale;
+    }
+
+    /// <summary>o += Σ_j p_j · v_j for one query.</summary>
+    private unsafe void AddWeightedValues(ReadOnlySpan<float> p, float* v, int stride, int hd, float* o)
+    {
+        if (hd % 64 == 0 && _wide)
+            WeightedValuesWide(p, v, stride, hd, o);
+        else if (hd % 8 == 0 && Vector256.IsHardwareAccelerated)
+            WeightedValuesNarrow(p, v, stride, hd, o);
+        else
+        {
             var result = new Span<float>(o, hd);
-            result.Clear();
-            if (hd % 64 == 0 && Vector512.IsHardwareAccelerated)
-                WeightedValuesWide(scores, v, stride, hd, o);
-            else if (hd % 8 == 0 && hd <= 256 && Vector256.IsHardwareAccelerated)
-            {
-                for (int i = 0; i < hd; i += 8)
-                {
-                    Vector256<float> acc = Vector256<float>.Zero;
-                    for (int j = 0; j < keys; j++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(scores[j]), Vector256.Load(v + (long)j * stride + i), acc);
-                    acc.Store(o + i);
-                }
-            }
-            else
-            {
-                for (int j = 0; j < keys; j++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * stride, hd), scores[j], result, result);
-            }
+            for (int j = 0; j < p.Length; j++)
+                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)j * stride, hd), p[j], result, result);
         }
     }
 
@@ -385,7 +669,7 @@ public sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// o = Σ_j p_j · v_j, 64 columns at a time in four accumulators, two keys per step into separate
+    /// o += Σ_j p_j · v_j, 64 columns at a time in four accumulators, two keys per step into separate
     /// accumulators so consecutive FMAs do not wait on each other (AVX-512, hd a multiple of 64).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -420,10 +704,118 @@ public sealed class CausalAttention : IParallelWork
                 a2 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 32), a2);
                 a3 = Vector512.FusedMultiplyAdd(p0, Vector512.Load(v0 + 48), a3);
             }
-            (a0 + b0).Store(o + c);
-            (a1 + b1).Store(o + c + 16);
-            (a2 + b2).Store(o + c + 32);
-            (a3 + b3).Store(o + c + 48);
+            (Vector512.Load(o + c) + (a0 + b0)).Store(o + c);
+            (Vector512.Load(o + c + 16) + (a1 + b1)).Store(o + c + 16);
+            (Vector512.Load(o + c + 32) + (a2 + b2)).Store(o + c + 32);
+            (Vector512.Load(o + c + 48) + (a3 + b3)).Store(o + c + 48);
+        }
+    }
+
+    /// <summary>
+    /// scores[j] = scale · q · k_j with 256-bit vectors (hd a multiple of 8): four keys per step, each
+    /// in two accumulators (even and odd groups of eight columns), so eight FMA chains run side by side
+    /// where one chain per key waited on each FMA's latency.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void ScoresNarrow(float* q, float* k, int stride, int hd, int keys, float scale, Span<float> scores)
+    {
+        int j = 0;
+        for (; j + 4 <= keys; j += 4)
+        {
+            float* k0 = k + (long)j * stride, k1 = k0 + stride, k2 = k1 + stride, k3 = k2 + stride;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int i = 0;
+            for (; i + 16 <= hd; i += 16)
+            {
+                Vector256<float> qa = Vector256.Load(q + i), qb = Vector256.Load(q + i + 8);
+                a0 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k0 + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k1 + i), a1);
+                a2 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k2 + i), a2);
+                a3 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k3 + i), a3);
+                b0 = Vector256.FusedMultiplyAdd(qb, Vector256.Load(k0 + i + 8), b0);
+                b1 = Vector256.FusedMultiplyAdd(qb, Vector256.Load(k1 + i + 8), b1);
+                b2 = Vector256.FusedMultiplyAdd(qb, Vector256.Load(k2 + i + 8), b2);
+                b3 = Vector256.FusedMultiplyAdd(qb, Vector256.Load(k3 + i + 8), b3);
+            }
+            if (i < hd)
+            {
+                Vector256<float> qa = Vector256.Load(q + i);
+                a0 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k0 + i), a0);
+                a1 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k1 + i), a1);
+                a2 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k2 + i), a2);
+                a3 = Vector256.FusedMultiplyAdd(qa, Vector256.Load(k3 + i), a3);
+            }
+            scores[j] = Vector256.Sum(a0 + b0) * scale;
+            scores[j + 1] = Vector256.Sum(a1 + b1) * scale;
+            scores[j + 2] = Vector256.Sum(a2 + b2) * scale;
+            scores[j + 3] = Vector256.Sum(a3 + b3) * scale;
+        }
+        for (; j < keys; j++)
+        {
+            float* kj = k + (long)j * stride;
+            Vector256<float> acc = default;
+            for (int i = 0; i < hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(q + i), Vector256.Load(kj + i), acc);
+            scores[j] = Vector256.Sum(acc) * scale;
+        }
+    }
+
+    /// <summary>
+    /// o += Σ_j p_j · v_j with 256-bit vectors (hd a multiple of 8): 32 columns at a time in four
+    /// accumulators, two keys per step into separate ones (eight chains), then groups of eight columns
+    /// with four keys per step; each probability is broadcast once per step, not once per key and group.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void WeightedValuesNarrow(ReadOnlySpan<float> p, float* v, int stride, int hd, float* o)
+    {
+        int keys = p.Length, c = 0;
+        for (; c + 32 <= hd; c += 32)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+            int j = 0;
+            for (; j + 2 <= keys; j += 2)
+            {
+                float* v0 = v + (long)j * stride + c, v1 = v0 + stride;
+                var p0 = Vector256.Create(p[j]);
+                var p1 = Vector256.Create(p[j + 1]);
+                a0 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0), a0);
+                a1 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 24), a3);
+                b0 = Vector256.FusedMultiplyAdd(p1, Vector256.Load(v1), b0);
+                b1 = Vector256.FusedMultiplyAdd(p1, Vector256.Load(v1 + 8), b1);
+                b2 = Vector256.FusedMultiplyAdd(p1, Vector256.Load(v1 + 16), b2);
+                b3 = Vector256.FusedMultiplyAdd(p1, Vector256.Load(v1 + 24), b3);
+            }
+            if (j < keys)
+            {
+                float* v0 = v + (long)j * stride + c;
+                var p0 = Vector256.Create(p[j]);
+                a0 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0), a0);
+                a1 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(p0, Vector256.Load(v0 + 24), a3);
+            }
+            (Vector256.Load(o + c) + (a0 + b0)).Store(o + c);
+            (Vector256.Load(o + c + 8) + (a1 + b1)).Store(o + c + 8);
+            (Vector256.Load(o + c + 16) + (a2 + b2)).Store(o + c + 16);
+            (Vector256.Load(o + c + 24) + (a3 + b3)).Store(o + c + 24);
+        }
+        for (; c < hd; c += 8)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            int j = 0;
+            for (; j + 4 <= keys; j += 4)
+            {
+                float* v0 = v + (long)j * stride + c;
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j]), Vector256.Load(v0), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j + 1]), Vector256.Load(v0 + stride), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j + 2]), Vector256.Load(v0 + 2 * stride), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j + 3]), Vector256.Load(v0 + 3 * stride), a3);
+            }
+            for (; j < keys; j++) a0 = Vector256.FusedMultiplyAdd(Vector256.Create(p[j]), Vector256.Load(v + (long)j * stride + c), a0);
+            (Vector256.Load(o + c) + (a0 + a1 + (a2 + a3))).Store(o + c);
         }
     }
 
