@@ -244,6 +244,13 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
             pairs += AssertBitIdentical(alone, batched, $"F16 n {n} ({(wide ? "AVX-512" : "AVX2")}) batch {nBatch}");
             Assert.False(float.IsFinite(batched[5]), "the row holding +inf gives ±inf (the general conversion ran)");
         }
+        fixed (ushort* w = halves)
+        {
+            ushort* wp = w;
+            var x1 = new float[2 * n];
+            var y1 = new float[2 * 6];
+            Assert.Throws<ArgumentException>(() => { fixed (float* xp = x1, yp = y1) HalfRows.Batch(wide, wp, n, 6, xp, n, 2, yp, 6); }); // the lone four-row kernel would read past row 6
+        }
         output.WriteLine($"{pairs} (row, input) results, max |diff| 0 vs the eight-row kernel alone");
     }
 }

@@ -305,7 +305,7 @@ internal static unsafe class HalfRows
     }
 
     /// <summary>
-    /// Rows w … w + (rows − 1)·stride (rows even) times each of <paramref name="nBatch"/> inputs x + b·n into
+    /// Rows w … w + (rows − 1)·stride (rows a multiple of four, as the lone kernels' groups) times each of <paramref name="nBatch"/> inputs x + b·n into
     /// y + b·yStride: several contexts decoded together (a server's streams). Each row is converted once for
     /// a few inputs (four with AVX-512, two with AVX2) instead of once per input, and every (row, input)
     /// gets exactly the bits <see cref="Eight"/> and <see cref="Four"/> give it: the same accumulators,
@@ -313,6 +313,7 @@ internal static unsafe class HalfRows
     /// </summary>
     public static void Batch(bool wide, ushort* w, long rowStride, int rows, float* x, int n, int nBatch, float* y, long yStride)
     {
+        if (rows % 4 != 0) throw new ArgumentException($"HalfRows.Batch takes whole groups of four rows, not {rows}", nameof(rows));
         int group = wide ? 4 : 2, b = 0;
         for (; b + group <= nBatch; b += group)
             for (int r = 0; r < rows; r += 2)
