@@ -6,10 +6,10 @@ namespace NextToken.Kernels;
 
 /// <summary>
 /// The prompt matmul with AVX-512 (or AVX2, with tiles of 6 × 16). The batch of inputs is transposed once per matmul into
-/// <c>[nIn, nPadded]</c> so that, for each k, 16 consecutive inputs sit in one vector; a tile of 6
-/// weight rows × 64 inputs then keeps 24 accumulators in registers, and every k costs 4 vector
-/// loads and 6 broadcasts of weights for 24 FMAs. Weight rows are read in place (float32) or
-/// expanded once per tile (other types), and nothing is summed horizontally.
+/// panels of <see cref="PanelWidth"/> inputs, each <c>[nIn, width]</c>, so that for each k a tile's inputs sit in
+/// consecutive vectors and a tile walks its panel front to back; a tile of 6 weight rows × 64 inputs then keeps 24
+/// accumulators in registers, and every k costs 4 vector loads and 6 broadcasts of weights for 24 FMAs. Weight rows
+/// are read in place (float32) or expanded once per tile (other types), and nothing is summed horizontally.
 /// </summary>
 internal static unsafe class PanelMatMul
 {
@@ -26,9 +26,24 @@ internal static unsafe class PanelMatMul
     /// <summary>Inputs rounded up to whole vectors.</summary>
     public static int Padded(int nBatch) => (nBatch + 15) & ~15;
 
+    /// <summary>
+    /// Inputs per packed panel: one tile's worth (64 with AVX-512, 16 with AVX2); the last panel holds the rest.
+    /// Issue #13: with one <c>[nIn, nPadded]</c> matrix a tile's k steps were 512 bytes apart (128 inputs), which
+    /// map to a few L1 sets and were refetched from L2 on every tile — the AVX2 kernel reached 69% of the FMA peak,
+    /// 80% with its panel contiguous.
+    /// </summary>
+    private static int PanelWidth => Vector512.IsHardwareAccelerated ? 64 : 16;
+
+    /// <summary>Where packed input <paramref name="b"/>'s panel starts, and that panel's width.</summary>
+    private static (long Start, int Width) Panel(int b, int nIn, int padded)
+    {
+        int width = PanelWidth, first = b / width * width;
+        return ((long)first * nIn, Math.Min(width, padded - first));
+    }
+
     [ThreadStatic] private static float[]? _rows, _transposed;
 
-    /// <summary>x [nBatch, nIn] → packed [nIn, Padded(nBatch)], padding columns zero.</summary>
+    /// <summary>x [nBatch, nIn] → packed panels (<see cref="PanelWidth"/> inputs each, <c>[nIn, width]</c>), padding columns zero.</summary>
     public static void PackInputs(float* x, int nBatch, int nIn, float* packed, int threads)
     {
         int squares = (nIn + 15) / 16;
@@ -69,9 +84,11 @@ internal static unsafe class PanelMatMul
             for (int b0 = 0; b0 < padded; b0 += 16)
             {
                 int bEnd = Math.Min(nBatch, b0 + 16);
+                (long panelStart, int width) = Panel(b0, nIn, padded);
+                float* square = packed + panelStart + (b0 - panelStart / nIn);
                 for (int k = k0; k < kEnd; k++)
                 {
-                    float* column = packed + (long)k * padded;
+                    float* column = square + (long)k * width - b0;
                     int b = b0;
                     for (; b < bEnd; b++) column[b] = x[(long)b * nIn + k];
                     for (; b < b0 + 16; b++) column[b] = 0;
@@ -129,42 +146,54 @@ internal static unsafe class PanelMatMul
                             for (long line = 0; line < sliceBytes; line += 64)
                                 System.Runtime.Intrinsics.X86.Sse.Prefetch0(weight.Data + (o + RowTile + r) * rowBytes + sliceOffset + line);
                     float* results = transposed + (long)(o - rowStart) * padded;
-                    float* x = packed + (long)k0 * padded;
                     bool accumulate = k0 > 0;
                     for (int t0 = 0; t0 < padded;)
                     {
+                        (long panelStart, int width) = Panel(t0, nIn, padded);
+                        float* x = packed + panelStart + (long)k0 * width + (t0 - panelStart / nIn);
                         if (!Vector512.IsHardwareAccelerated)
                         {
-                            Tile6x16Narrow(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x + t0, padded, results + t0, accumulate);
+                            Tile6x16Narrow(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x, width, results + t0, padded, accumulate);
                             t0 += 16;
                         }
-                        else if (padded - t0 >= 64)
+                        else if (width == 64)
                         {
-                            Tile6x64(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x + t0, padded, results + t0, accumulate);
+                            Tile6x64(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x, results + t0, padded, accumulate);
                             t0 += 64;
                         }
                         else
                         {
-                            Tile6x16(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x + t0, padded, results + t0, accumulate);
+                            Tile6x16(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x, width, results + t0, padded, accumulate);
                             t0 += 16;
                         }
                     }
                 }
             }
-            for (int i = 0; i < nBatch; i++)
+            // 16 × 16 squares: turning the [row][input] results around a whole input at a time read 2 KB-apart
+            // floats from a buffer larger than L1 (~5 ms of a 30 ms 5632 × 2048 × 128 matmul, issue #13).
+            int rowCount = rowEnd - rowStart;
+            for (int r0 = 0; r0 < rowCount; r0 += 16)
             {
-                float* yi = y + (long)i * nOut + rowStart;
-                for (int r = 0; r < rowEnd - rowStart; r++) yi[r] = transposed[(long)r * padded + i];
+                int rEnd = Math.Min(rowCount, r0 + 16);
+                for (int i0 = 0; i0 < nBatch; i0 += 16)
+                {
+                    int iEnd = Math.Min(nBatch, i0 + 16);
+                    for (int i = i0; i < iEnd; i++)
+                    {
+                        float* yi = y + (long)i * nOut + rowStart;
+                        for (int r = r0; r < rEnd; r++) yi[r] = transposed[(long)r * padded + i];
+                    }
+                }
             }
         }
     }
 
     /// <summary>
-    /// y[r·stride + t] (+)= w_r · x_t over n values of k, for 6 weight rows and 64 packed inputs
-    /// (inputs' columns and outputs' rows <paramref name="stride"/> apart); adds to y when <paramref name="accumulate"/>.
+    /// y[r·stride + t] (+)= w_r · x_t over n values of k, for 6 weight rows and a panel of 64 packed inputs
+    /// (k's 64 inputs consecutive, outputs' rows <paramref name="stride"/> apart); adds to y when <paramref name="accumulate"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x64(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int stride, float* y, bool accumulate)
+    private static void Tile6x64(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, float* y, int stride, bool accumulate)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
         Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
@@ -182,10 +211,9 @@ internal static unsafe class PanelMatMul
             yr += stride; c40 = Vector512.Load(yr); c41 = Vector512.Load(yr + 16); c42 = Vector512.Load(yr + 32); c43 = Vector512.Load(yr + 48);
             yr += stride; c50 = Vector512.Load(yr); c51 = Vector512.Load(yr + 16); c52 = Vector512.Load(yr + 32); c53 = Vector512.Load(yr + 48);
         }
-        for (int k = 0; k < nIn; k++)
+        for (int k = 0; k < nIn; k++, x += 64)
         {
-            float* xk = x + (long)k * stride;
-            Vector512<float> x0 = Vector512.Load(xk), x1 = Vector512.Load(xk + 16), x2 = Vector512.Load(xk + 32), x3 = Vector512.Load(xk + 48);
+            Vector512<float> x0 = Vector512.Load(x), x1 = Vector512.Load(x + 16), x2 = Vector512.Load(x + 32), x3 = Vector512.Load(x + 48);
             Vector512<float> v = Vector512.Create(w0[k]);
             c00 = Vector512.FusedMultiplyAdd(v, x0, c00); c01 = Vector512.FusedMultiplyAdd(v, x1, c01);
             c02 = Vector512.FusedMultiplyAdd(v, x2, c02); c03 = Vector512.FusedMultiplyAdd(v, x3, c03);
@@ -213,9 +241,9 @@ internal static unsafe class PanelMatMul
         y += stride; c50.Store(y); c51.Store(y + 16); c52.Store(y + 32); c53.Store(y + 48);
     }
 
-    /// <summary>As <see cref="Tile6x64"/> for 16 packed inputs (the batch's last columns).</summary>
+    /// <summary>As <see cref="Tile6x64"/> for 16 packed inputs (the batch's last columns) of a panel <paramref name="width"/> wide.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x16(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int stride, float* y, bool accumulate)
+    private static void Tile6x16(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int width, float* y, int stride, bool accumulate)
     {
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
         if (accumulate)
@@ -223,9 +251,9 @@ internal static unsafe class PanelMatMul
             c0 = Vector512.Load(y); c1 = Vector512.Load(y + stride); c2 = Vector512.Load(y + 2 * stride);
             c3 = Vector512.Load(y + 3 * stride); c4 = Vector512.Load(y + 4 * stride); c5 = Vector512.Load(y + 5 * stride);
         }
-        for (int k = 0; k < nIn; k++)
+        for (int k = 0; k < nIn; k++, x += width)
         {
-            Vector512<float> xk = Vector512.Load(x + (long)k * stride);
+            Vector512<float> xk = Vector512.Load(x);
             c0 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[k]), xk, c0);
             c1 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[k]), xk, c1);
             c2 = Vector512.FusedMultiplyAdd(Vector512.Create(w2[k]), xk, c2);
@@ -238,7 +266,7 @@ internal static unsafe class PanelMatMul
 
     /// <summary>As <see cref="Tile6x16"/> with AVX2: per k, two loads of inputs and six broadcasts of weights for 12 FMAs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x16Narrow(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int stride, float* y, bool accumulate)
+    private static void Tile6x16Narrow(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int width, float* y, int stride, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -252,10 +280,9 @@ internal static unsafe class PanelMatMul
             c40 = Vector256.Load(yr); c41 = Vector256.Load(yr + 8); yr += stride;
             c50 = Vector256.Load(yr); c51 = Vector256.Load(yr + 8);
         }
-        for (int k = 0; k < nIn; k++)
+        for (int k = 0; k < nIn; k++, x += width)
         {
-            float* xk = x + (long)k * stride;
-            Vector256<float> x0 = Vector256.Load(xk), x1 = Vector256.Load(xk + 8);
+            Vector256<float> x0 = Vector256.Load(x), x1 = Vector256.Load(x + 8);
             Vector256<float> v = Vector256.Create(w0[k]);
             c00 = Vector256.FusedMultiplyAdd(v, x0, c00); c01 = Vector256.FusedMultiplyAdd(v, x1, c01);
             v = Vector256.Create(w1[k]);
