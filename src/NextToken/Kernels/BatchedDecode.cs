@@ -31,13 +31,17 @@ internal static unsafe class BatchedDecode
     /// Float32 rows, all of [rowStart, rowEnd): each (row, input) pair gets exactly
     /// <see cref="Dot.F32"/> (same accumulators, tails and reduction), computed two rows × two
     /// inputs at a time with AVX-512 (16 accumulators; each loaded vector used twice, where a lone
-    /// dot loads two vectors per multiply-add) or two rows × one input with 256-bit vectors (16 registers).
+    /// dot loads two vectors per multiply-add) or two rows × one input with 256-bit vectors (16 registers);
+    /// a lone input (a decode step) four rows at a time with AVX-512. Each row prefetches its own data.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void F32Rows(float* w, int n, float* x, float* y, int nBatch, int nOut, int rowStart, int rowEnd)
     {
         bool wide = Vector512.IsHardwareAccelerated && n >= 16, narrow = !wide && Vector256.IsHardwareAccelerated && n >= 8; // Dot.F32's choice
         int o = rowStart;
+        if (wide && nBatch == 1) // a lone decode step: four rows per pass, x loaded once for them
+            for (; o + 4 <= rowEnd; o += 4)
+                F32Tile4x1Wide(w + (long)o * n, n, x, y + o);
         for (; o + 2 <= rowEnd && (wide || narrow); o += 2)
         {
             float* w0 = w + (long)o * n, w1 = w0 + n;
@@ -92,6 +96,54 @@ internal static unsafe class BatchedDecode
         }
     }
 
+    /// <summary>
+    /// How far ahead (in floats) each row prefetches its own data: 512 bytes, as <see cref="HalfRows"/> does. Float32
+    /// rows are read from the memory map, where the hardware prefetcher stops at every 4 KB page (issue #13: GPT-2 F32
+    /// decode read row by row without it was 0.92× llama.cpp with AVX-512).
+    /// </summary>
+    private const int AheadFloats = 128;
+
+    /// <summary>The float offset (from each row's start) to prefetch at i: <see cref="AheadFloats"/> on, or past the row's end the same place <paramref name="groupStride"/> on.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long Ahead(int i, int n, long groupStride) => i + AheadFloats < n ? i + AheadFloats : i + AheadFloats - n + groupStride;
+
+    /// <summary>y[0…3] = w_r·x for the four rows w0, w0 + n, …, each as <see cref="Dot.F32"/> computes it with AVX-512.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void F32Tile4x1Wide(float* w0, int n, float* x, float* y)
+    {
+        float* w1 = w0 + n, w2 = w1 + n, w3 = w2 + n;
+        // Row r's accumulator k takes the k-th 16 of every 64, as Dot.F32's a0…a3.
+        Vector512<float> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+        Vector512<float> r0 = default, r1 = default, r2 = default, r3 = default, s0 = default, s1 = default, s2 = default, s3 = default;
+        int i = 0;
+        for (; i + 64 <= n; i += 64)
+        {
+            Step(i, ref p0, ref q0, ref r0, ref s0);
+            Step(i + 16, ref p1, ref q1, ref r1, ref s1);
+            Step(i + 32, ref p2, ref q2, ref r2, ref s2);
+            Step(i + 48, ref p3, ref q3, ref r3, ref s3);
+        }
+        for (; i + 16 <= n; i += 16) Step(i, ref p0, ref q0, ref r0, ref s0);
+        float sp = Vector512.Sum((p0 + p1) + (p2 + p3)), sq = Vector512.Sum((q0 + q1) + (q2 + q3));
+        float sr = Vector512.Sum((r0 + r1) + (r2 + r3)), ss = Vector512.Sum((s0 + s1) + (s2 + s3));
+        for (; i < n; i++)
+        {
+            sp = MathF.FusedMultiplyAdd(w0[i], x[i], sp); sq = MathF.FusedMultiplyAdd(w1[i], x[i], sq);
+            sr = MathF.FusedMultiplyAdd(w2[i], x[i], sr); ss = MathF.FusedMultiplyAdd(w3[i], x[i], ss);
+        }
+        y[0] = sp; y[1] = sq; y[2] = sr; y[3] = ss;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Step(int at, ref Vector512<float> p, ref Vector512<float> q, ref Vector512<float> r, ref Vector512<float> s)
+        {
+            long ahead = Ahead(at, n, 4L * n); // a line of each row per 16 values
+            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead);
+            Vector512<float> a = Vector512.Load(x + at);
+            p = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + at), a, p); q = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + at), a, q);
+            r = Vector512.FusedMultiplyAdd(Vector512.Load(w2 + at), a, r); s = Vector512.FusedMultiplyAdd(Vector512.Load(w3 + at), a, s);
+        }
+    }
+
     /// <summary>y[0…1] = w0·x, w1·x, each as <see cref="Dot.F32"/> computes it with 256-bit vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void F32Tile2x1Narrow(float* w0, float* w1, float* x, int n, float* y)
@@ -100,6 +152,8 @@ internal static unsafe class BatchedDecode
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
+            long ahead = Ahead(i, n, 2L * n); // the 128 bytes of each row 32 values on
+            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w0 + ahead + 16); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w1 + ahead + 16);
             Step(i, ref p0, ref q0);
             Step(i + 8, ref p1, ref q1);
             Step(i + 16, ref p2, ref q2);

@@ -357,7 +357,7 @@ public static unsafe class MatMul
                             KQuantRows.Dot4(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, sums + b * perInput, nIn, y + (long)b * nOut + o);
             }
         }
-        else if (nBatch >= 2 && BatchedDecode.Handles(weight.Type, nIn, wide, narrow))
+        else if ((nBatch >= 2 || weight.Type == GgmlType.F32) && BatchedDecode.Handles(weight.Type, nIn, wide, narrow))
             o = BatchedDecode.Rows(weight, wide, x, y, nBatch, rowStart, rowEnd); // each block unpacked once for all inputs, bit-identical per input
         else if (narrow && weight.Type == GgmlType.Q4_0)
         {
