@@ -28,7 +28,8 @@ public unsafe class BatchedDecodeBenchmarks
     [Params("768x3072", "3072x768")]
     public string Shape { get; set; } = "768x3072";
 
-    [Params(8)]
+    /// <summary>8 streams; 1 is a lone decode step (F32: <see cref="BatchedDecode.F32Rows"/>' four rows per pass against <see cref="Dot.F32"/> row by row).</summary>
+    [Params(1, 8)]
     public int Batch { get; set; }
 
     private int NIn => int.Parse(Shape.Split('x')[0]);
