@@ -9,7 +9,7 @@ namespace NextToken.Tests;
 /// <summary>
 /// The opt-in fast path that quantizes activations (llama.cpp's method), tested at the looser
 /// tolerance the fixtures README gives for it ("of that order" as llama.cpp's 2%): each top-10
-/// logit within 3% (K-quants: see the theory) of the position's top logit, the same argmax where the reference's margin is
+/// logit within 3% (llama-tiny.q8_0 and K-quants: see the theory) of the position's top logit, the same argmax where the reference's margin is
 /// clear, and a top-10 overlap of at least 7.
 /// </summary>
 public unsafe class QuantizedActivationTests(ITestOutputHelper output)
@@ -33,9 +33,10 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
             Assert.Equal(Enumerable.Range(0, scales.Length).Select(b => quants.Skip(b * 32).Take(32).Sum(q => q)), sums);
             for (int i = 0; i < x.Length; i++)
             {
-                float d = scales[i / 32];
-                Assert.Equal(x.Skip(i / 32 * 32).Take(32).Max(Math.Abs) / 127, d);
-                Assert.Equal((sbyte)MathF.Round(x[i] * (d != 0 ? 1 / d : 0)), quants[i]); // in order, rounded half to even
+                // ggml's block_q8_0: quants from 127/max, the scale stored as float16 (see Quantize).
+                float max = x.Skip(i / 32 * 32).Take(32).Max(Math.Abs);
+                Assert.Equal((float)(Half)(max / 127), scales[i / 32]);
+                Assert.Equal((sbyte)MathF.Round(x[i] * (max != 0 ? 127f / max : 0)), quants[i]); // in order, rounded half to even
             }
             int rows = Math.Min(258, tensor.RowCount); // not a multiple of 4: the four-row kernel and the single-row tail
             var expected = new double[rows];
@@ -128,12 +129,13 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
     /// one per 32 (measured 2.2–4.4% on these files). llama-k.q4_k_m is the outlier: 12.1% of the top
     /// logit, its top ten within 1.3 of each other (kafka position 10), so only an overlap of 4 is
     /// asked there. That is the method, not the kernels: the Q8_K-rounded activation times the exact
-    /// float kernel gave the same logit (7.53 vs the exact 8.58), and blocks of 32 gave 6.1–6.4%.
+    /// float kernel gave the same logit (7.53 vs the exact 8.58), and blocks of 32 gave 6.1–6.4%;
+    /// llama.cpp moves it by the same 12.10% (<see cref="LlamaCppParityTests"/>).
     /// </remarks>
     [SkippableTheory]
     [InlineData("gpt2-tiny.q8_0", 0.03, 7)]
     [InlineData("gpt2-tiny.q4_0", 0.03, 7)]
-    [InlineData("llama-tiny.q8_0", 0.03, 7)]
+    [InlineData("llama-tiny.q8_0", 0.04, 7)]    // llama.cpp itself moves it 3.16% (system position 31; LlamaCppParityTests), and so do we
     [InlineData("llama-k.q4_k_m", 0.15, 4)]    // Q4_K and Q6_K rows against activation blocks of 256 (KQuantActivations)
     [InlineData("llama-d256.q5_k", 0.06, 7)]
     [InlineData("llama-d256.q6_k", 0.06, 7)]

@@ -36,8 +36,10 @@ public static unsafe class QuantizedActivations
         {
             ReadOnlySpan<float> block = x.Slice(b * 32, 32);
             float amax = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(block);
-            float d = Math.Abs(amax) / 127, id = d != 0 ? 1 / d : 0;
-            scales[b] = d;
+            // As ggml's block_q8_0: the quants use 127/max in float, the products the scale rounded to
+            // float16 (the block stores it as half), so the logits match llama.cpp's, not just its error size.
+            float max = Math.Abs(amax), id = max != 0 ? 127f / max : 0;
+            scales[b] = (float)(Half)(max / 127);
             if (Vector256.IsHardwareAccelerated)
             {
                 // Round half to even, as MathF.Round below; |x·id| ≤ 127 so the narrowing never saturates.
