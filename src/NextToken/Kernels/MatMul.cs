@@ -110,6 +110,9 @@ public static unsafe class MatMul
             ref readonly TensorData weight = ref job.Weight(i);
             bool repack = quantizeActivations && interleaved != null && rowsAsBatch >= 4 && weight.Type == GgmlType.Q4_0 && weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
             job.SetInterleaved(i, repack ? interleaved!.For(weight) : null);
+            bool repackK = quantizeActivations && interleaved != null && rowsAsBatch >= 4 && weight.Type == GgmlType.Q4_K && weight.RowCount >= 8 &&
+                           InterleavedQ4K.IsSupported && !InterleavedQ4K.KeepRowKernel && TakesKQuantActivations(weight, rowsAsBatch);
+            job.SetInterleavedK(i, repackK ? interleaved!.Q4K(weight) : null);
             quantized |= repack || (quantizeActivations && rowsAsBatch < 4 && QuantizedActivations.IsSupported(weight.Type));
             kQuantized |= quantizeActivations && TakesKQuantActivations(weight, rowsAsBatch);
         }
@@ -134,7 +137,7 @@ public static unsafe class MatMul
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
             if (threads <= 1 || work < 32_768)
             {
-                for (int i = 0; i < job.Count; i++) Rows(job.Weight(i), job.Interleaved(i), x, job.Output(i), nBatch, 0, job.Weight(i).RowCount, activations, independentRows);
+                for (int i = 0; i < job.Count; i++) Rows(job.Weight(i), job.Interleaved(i), job.InterleavedK(i), x, job.Output(i), nBatch, 0, job.Weight(i).RowCount, activations, independentRows);
                 return;
             }
             job.Start(x, nBatch, activations, threads);
@@ -178,6 +181,7 @@ public static unsafe class MatMul
         private readonly MemoryHandle[] _pins = new MemoryHandle[MaxMatrices];
         private readonly int[] _tileRows = new int[MaxMatrices], _tiles = new int[MaxMatrices], _firstChunk = new int[MaxMatrices + 1];
         private readonly InterleavedQ4_0?[] _interleaved = new InterleavedQ4_0?[MaxMatrices];
+        private readonly InterleavedQ4K?[] _interleavedK = new InterleavedQ4K?[MaxMatrices];
         private float* _x;
         private int _nBatch;
         private Activations _activations;
@@ -201,6 +205,8 @@ public static unsafe class MatMul
         public float* Output(int i) => (float*)_outputs[i];
         public InterleavedQ4_0? Interleaved(int i) => _interleaved[i];
         public void SetInterleaved(int i, InterleavedQ4_0? matrix) => _interleaved[i] = matrix;
+        public InterleavedQ4K? InterleavedK(int i) => _interleavedK[i];
+        public void SetInterleavedK(int i, InterleavedQ4K? matrix) => _interleavedK[i] = matrix;
 
         public void Clear() => Count = 0;
 
@@ -267,7 +273,7 @@ public static unsafe class MatMul
             int budget = Math.Max(1, threads) * 8;
             for (int i = 0; i < Count; i++)
             {
-                _tileRows[i] = _interleaved[i] != null ? 8 : activations.Packed != null ? PanelMatMul.RowTile : 4;
+                _tileRows[i] = _interleaved[i] != null || _interleavedK[i] != null ? 8 : activations.Packed != null ? PanelMatMul.RowTile : 4;
                 _tiles[i] = (_weights[i].RowCount + _tileRows[i] - 1) / _tileRows[i];
                 int chunks = (int)Math.Clamp(budget * _weights[i].RowCount / totalRows, 1, _tiles[i]);
                 _firstChunk[i + 1] = _firstChunk[i] + chunks;
@@ -282,15 +288,23 @@ public static unsafe class MatMul
             int local = chunk - _firstChunk[i], chunks = _firstChunk[i + 1] - _firstChunk[i];
             int nOut = _weights[i].RowCount, tiles = _tiles[i], tileRows = _tileRows[i];
             int start = (int)((long)tiles * local / chunks) * tileRows, end = Math.Min(nOut, (int)((long)tiles * (local + 1) / chunks) * tileRows);
-            Rows(_weights[i], _interleaved[i], _x, (float*)_outputs[i], _nBatch, start, end, _activations, IndependentRows);
+            Rows(_weights[i], _interleaved[i], _interleavedK[i], _x, (float*)_outputs[i], _nBatch, start, end, _activations, IndependentRows);
         }
     }
 
     /// <summary>Output rows [rowStart, rowEnd) for every input row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows(in TensorData weight, InterleavedQ4_0? interleaved, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations, bool independentRows)
+    private static void Rows(in TensorData weight, InterleavedQ4_0? interleaved, InterleavedQ4K? interleavedK, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations, bool independentRows)
     {
         int nIn = weight.RowLength;
+        if (interleavedK != null)
+        {
+            // As for Q4_0 below: whole groups from the repacked copy, the last rows from the row-by-row kernel.
+            int groupEnd = Math.Min(rowEnd, interleavedK.Groups * 8) / 8;
+            if (rowStart / 8 < groupEnd) interleavedK.Multiply(activations.KQuants, activations.KScales, activations.KSums, nBatch, y, weight.RowCount, rowStart / 8, groupEnd);
+            if (groupEnd * 8 < rowEnd) KQuantActivations.Rows(weight, activations.KQuants, activations.KScales, activations.KSums, y, nBatch, Math.Max(rowStart, groupEnd * 8), rowEnd);
+            return;
+        }
         if (interleaved != null)
         {
             // Whole groups of eight rows from the repacked copy; rows past the last group one at a time.
