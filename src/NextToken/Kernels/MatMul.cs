@@ -151,7 +151,8 @@ public static unsafe class MatMul
     /// always with AVX2, and with AVX-512 up to 32 inputs — beyond that the exact 512-bit panels are faster than the
     /// 256-bit integer kernel (1.1B Q4_K, 128-token prompt, 2 threads: 100 tok/s exact, 67 quantized; at 16 inputs
     /// the quantized path is 1.8× the exact one). Q4_K matrices repacked into interleaved rows (<see cref="InterleavedQ4K"/>)
-    /// take it at every prompt size: 1.1B Q4_K, 128 tokens, 2 threads, AVX-512: 77 tok/s against 44 through the panels.
+    /// take it at every prompt size: 1.1B Q4_K, 128 tokens, 2 threads, AVX-512, best of two alternating rounds at load 8–12:
+    /// 38.4 tok/s against 27.8 through the panels (<c>Q4KInterleavedBenchmarks</c>, one thread: 24–30 ms against 42).
     /// </summary>
     private static bool TakesKQuantActivations(in TensorData weight, int rowsAsBatch, bool repacked) =>
         KQuantActivations.IsSupported(weight.Type) && weight.RowLength % KQuantActivations.BlockSize == 0 &&
