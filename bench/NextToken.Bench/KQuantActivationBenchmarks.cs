@@ -118,3 +118,94 @@ public unsafe class KQuantActivationBenchmarks
                         KQuantActivations.Row4Inputs(Type, Vnni, w + (o + r) * _rowBytes, q + b * NIn, d + b * NIn / 256, s + b * NIn / 16, NIn, NIn / 256, y + b * NOut + o + r, NOut);
     }
 }
+
+/// <summary>
+/// <c>--q8-activations</c> prompts on Q4_K, one thread, a 128-token prompt against a 2048 × 5632
+/// matrix (TinyLlama-1.1B's FFN shape) repeating llama.cpp-quantized blocks: today's row-by-row
+/// kernel (<see cref="KQuantActivations.Rows"/>, the baseline; AVX-VNNI where the job has it) against
+/// the eight-row interleaved copy (<see cref="InterleavedQ4K"/>, in the form the job has and in the
+/// plain AVX2 form) and the exact float panels (<see cref="MatMul"/> without quantized
+/// activations); each with AVX-512 on and off (AVX-VNNI off too). Activations are quantized in setup.
+/// </summary>
+[Config(typeof(WidthConfig))]
+public unsafe class Q4KInterleavedBenchmarks
+{
+    private sealed class WidthConfig : ManualConfig
+    {
+        public WidthConfig()
+        {
+            AddJob(Job.ShortRun.WithId("AVX-512"));
+            AddJob(Job.ShortRun.WithEnvironmentVariables(new EnvironmentVariable("DOTNET_EnableAVX512", "0"), new EnvironmentVariable("DOTNET_EnableAVXVNNI", "0")).WithId("AVX2"));
+        }
+    }
+
+    private const int NIn = 5632, NOut = 2048, Batch = 128;
+    private byte[] _weights = [];
+    private float[] _x = [], _y = [], _scales = [];
+    private sbyte[] _quants = [];
+    private short[] _sums = [];
+    private readonly InterleavedQ4_0.Cache _cache = new();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        if (!InterleavedQ4K.IsSupported) throw new PlatformNotSupportedException("the kernels need AVX2 and FMA");
+        long bytes = GgmlTypeInfo.RowBytes(GgmlType.Q4_K, NIn) * NOut;
+        _weights = GC.AllocateUninitializedArray<byte>((int)bytes, pinned: true);
+        using GgufFile gguf = GgufFile.Open(Corpus.Shared("fixtures", "models", "quant", "llama-d256.q4_k.gguf"));
+        TensorData source = gguf.GetTensor(gguf.Tensors.First(t => t.Type == GgmlType.Q4_K).Name);
+        var stored = new ReadOnlySpan<byte>(source.Data, (int)source.ByteLength);
+        for (long at = 0; at < bytes; at += stored.Length)
+            stored[..(int)Math.Min(stored.Length, bytes - at)].CopyTo(_weights.AsSpan((int)at));
+        _x = Enumerable.Range(0, Batch * NIn).Select(i => (float)Math.Sin(i)).ToArray();
+        _y = new float[Batch * NOut];
+        _quants = new sbyte[Batch * NIn];
+        _scales = new float[Batch * NIn / 256];
+        _sums = new short[Batch * NIn / 16];
+        for (int b = 0; b < Batch; b++)
+            KQuantActivations.Quantize(_x.AsSpan(b * NIn, NIn), _quants.AsSpan(b * NIn, NIn), _scales.AsSpan(b * NIn / 256, NIn / 256), _sums.AsSpan(b * NIn / 16, NIn / 16));
+        fixed (byte* w = _weights) _cache.Q4K(Weight(w)); // the copy is made once per model, not timed
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _cache.Dispose();
+
+    private TensorData Weight(byte* data) => new("w", GgmlType.Q4_K, [NIn, NOut], data, _weights.Length);
+
+    [Benchmark(Baseline = true)]
+    public void RowByRow()
+    {
+        fixed (byte* w = _weights)
+        fixed (sbyte* q = _quants)
+        fixed (float* d = _scales, y = _y)
+        fixed (short* s = _sums)
+            KQuantActivations.Rows(Weight(w), q, d, s, y, Batch, 0, NOut);
+    }
+
+    [Benchmark]
+    public void Interleaved()
+    {
+        fixed (byte* w = _weights)
+        fixed (sbyte* q = _quants)
+        fixed (float* d = _scales, y = _y)
+        fixed (short* s = _sums)
+            _cache.Q4K(Weight(w)).Multiply(q, d, s, Batch, y, NOut, 0, NOut / 8);
+    }
+
+    [Benchmark]
+    public void InterleavedWithoutVnni()
+    {
+        fixed (byte* w = _weights)
+        fixed (sbyte* q = _quants)
+        fixed (float* d = _scales, y = _y)
+        fixed (short* s = _sums)
+            _cache.Q4K(Weight(w)).MultiplyWithoutVnni(q, d, s, Batch, y, NOut, 0, NOut / 8);
+    }
+
+    [Benchmark]
+    public void ExactPanels()
+    {
+        fixed (byte* w = _weights)
+            MatMul.Forward(Weight(w), _x, Batch, _y, 1);
+    }
+}

@@ -202,10 +202,21 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         _data = null;
     }
 
-    /// <summary>The repacked copies of one model's Q4_0 matrices, made on first use and freed with the model.</summary>
+    /// <summary>The repacked copies of one model's Q4_0 (and Q4_K: <see cref="InterleavedQ4K"/>) matrices, made on first use and freed with the model.</summary>
     public sealed class Cache : IDisposable
     {
         private readonly ConcurrentDictionary<nint, InterleavedQ4_0> _matrices = new();
+        private readonly ConcurrentDictionary<nint, InterleavedQ4K> _q4k = new();
+
+        /// <summary>The Q4_K matrix in groups of eight interleaved rows (for prompts against 8-bit blocks of 256).</summary>
+        public InterleavedQ4K Q4K(in TensorData weight)
+        {
+            if (_q4k.TryGetValue((nint)weight.Data, out InterleavedQ4K? found)) return found;
+            var made = new InterleavedQ4K(weight);
+            if (_q4k.TryAdd((nint)weight.Data, made)) return made;
+            made.Dispose();
+            return _q4k[(nint)weight.Data];
+        }
 
         public InterleavedQ4_0 For(in TensorData weight)
         {
@@ -219,12 +230,14 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         }
 
         /// <summary>Bytes held by the repacked copies.</summary>
-        public long Bytes => _matrices.Values.Sum(m => (long)m.Groups * m.Blocks * GroupBytes);
+        public long Bytes => _matrices.Values.Sum(m => (long)m.Groups * m.Blocks * GroupBytes) + _q4k.Values.Sum(m => m.Bytes);
 
         public void Dispose()
         {
             foreach (InterleavedQ4_0 matrix in _matrices.Values) matrix.Dispose();
             _matrices.Clear();
+            foreach (InterleavedQ4K matrix in _q4k.Values) matrix.Dispose();
+            _q4k.Clear();
         }
     }
 }
