@@ -280,26 +280,29 @@ internal static unsafe class KQuantPlanes
     {
         if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
         if (!IsSupported) throw new PlatformNotSupportedException("the 24-bit activation kernels need AVX2 and FMA");
-        // A missing row repeats row 0 (its result is not stored), so the loop has no branch per row.
-        byte* w1 = rows > 1 ? w + rowBytes : w, w2 = rows > 2 ? w + 2 * rowBytes : w, w3 = rows > 3 ? w + 3 * rowBytes : w;
-        float* result = stackalloc float[4];
         int blocks = n / BlockSize;
-        switch (type)
+        // Row by row: the planes (768 bytes a block) stay in L1 and are read as memory operands, so nothing is gained
+        // by holding them in registers for four rows, and one row's loop keeps its accumulators and constants in the
+        // 16 registers (four rows inlined together spilled). Each row prefetches the row `rows` after it.
+        long ahead = rows * rowBytes;
+        for (int r = 0; r < rows; r++)
         {
-            case GgmlType.Q4_K: Q45K<NoFifthBit>(w, w1, w2, w3, rows * rowBytes, 144, planes, scales, sums, blocks, result); break;
-            case GgmlType.Q5_K: Q45K<FifthBit>(w, w1, w2, w3, rows * rowBytes, 176, planes, scales, sums, blocks, result); break;
-            case GgmlType.Q6_K: Q6K(w, w1, w2, w3, rows * rowBytes, planes, scales, sums, blocks, result); break;
-            default: throw new NotSupportedException($"no 24-bit activation kernel for {type}");
+            byte* row = w + r * rowBytes;
+            y[r] = type switch
+            {
+                GgmlType.Q4_K => Q45K<NoFifthBit>(row, ahead, 144, planes, scales, sums, blocks),
+                GgmlType.Q5_K => Q45K<FifthBit>(row, ahead, 176, planes, scales, sums, blocks),
+                GgmlType.Q6_K => Q6K(row, ahead, planes, scales, sums, blocks),
+                _ => throw new NotSupportedException($"no 24-bit activation kernel for {type}"),
+            };
         }
-        for (int r = 0; r < rows; r++) y[r] = result[r];
     }
 
-    /// <summary>Prefetches the bytes of the rows after this group (they follow it contiguously) one block step ahead.</summary>
+    /// <summary>Prefetches a block of a later row (the hardware prefetcher stops at the 4 KB pages of the mapped file).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch(byte* next, int stride)
+    private static void Prefetch(byte* at, int bytes)
     {
-        // The hardware prefetcher stops at the 4 KB pages of the mapped file.
-        for (int line = 0; line < stride; line += 64) Sse.Prefetch0(next + line);
+        for (int line = 0; line < bytes; line += 64) Sse.Prefetch0(at + line);
     }
 
     /// <summary>total + d·s·(P0·2¹⁶ + P1·2⁸ + P2), lane by lane (s before d: d·s alone could fall below float's normal range).</summary>
@@ -314,29 +317,21 @@ internal static unsafe class KQuantPlanes
     // ---- Q4_K (144 B) and Q5_K (176 B): f16 d, dmin, 12 bytes of 6-bit scales and minimums; group g (0–3) of
     // 32 nibble bytes holds values 64g + l (low nibbles, sub-block 2g) and 64g + 32 + l (high, sub-block 2g + 1).
 
+    /// <summary>One row (blocks super-blocks at w) against the split input; prefetches the same block `ahead` bytes on.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Q45K<TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, int blockBytes, sbyte* planes, float* scales, float* sums, int blocks, float* y)
+    private static float Q45K<TFifth>(byte* w, long ahead, int blockBytes, sbyte* planes, float* scales, float* sums, int blocks)
         where TFifth : struct, IFifthBit
     {
         float* halves = HalfTable.Pointer;
-        int* s = stackalloc int[8]; // the row's 8 scales, each as a pair of equal 16-bit halves
-        byte* next = w0 + groupBytes;
-        int stride = (int)(groupBytes / blocks);
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int* s = stackalloc int[8]; // the 8 scales, each as a pair of equal 16-bit halves
+        Vector256<float> total = default;
         for (int b = 0; b < blocks; b++)
         {
-            Prefetch(next + (long)b * stride, stride);
-            int at = b * blockBytes;
-            sbyte* xb = planes + BlockBytes * b;
-            Vector256<float> xs = Vector256.Load(sums + 8 * b), scale = Vector256.Create(scales[b]);
-            // Row by row: the planes (768 bytes) stay in L1 and are read as memory operands, so the three
-            // accumulators of one row and the four float totals fit the 16 registers.
-            a0 = Q45KRow<TFifth>(w0 + at, halves, xb, s, xs, scale, a0);
-            a1 = Q45KRow<TFifth>(w1 + at, halves, xb, s, xs, scale, a1);
-            a2 = Q45KRow<TFifth>(w2 + at, halves, xb, s, xs, scale, a2);
-            a3 = Q45KRow<TFifth>(w3 + at, halves, xb, s, xs, scale, a3);
+            byte* block = w + b * blockBytes;
+            Prefetch(block + ahead, blockBytes);
+            total = Q45KRow<TFifth>(block, halves, planes + BlockBytes * b, s, Vector256.Load(sums + 8 * b), Vector256.Create(scales[b]), total);
         }
-        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+        return Vector256.Sum(total);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -420,26 +415,19 @@ internal static unsafe class KQuantPlanes
     // A's low nibbles, C's low, A's high, C's high with H's bit pairs 0–3: each 32 values are two sub-blocks.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Q6K(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, sbyte* planes, float* scales, float* sums, int blocks, float* y)
+    private static float Q6K(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
     {
         float* halves = HalfTable.Pointer;
-        short* s = stackalloc short[16]; // the row's 16 scales, even sub-blocks in the low 128 bits, odd ones in the high
-        byte* next = w0 + groupBytes;
-        int stride = (int)(groupBytes / blocks);
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        short* s = stackalloc short[16]; // the 16 scales, even sub-blocks in the low 128 bits, odd ones in the high
+        Vector256<float> total = default;
         for (int b = 0; b < blocks; b++)
         {
-            Prefetch(next + (long)b * stride, stride);
-            int at = b * 210;
-            sbyte* xb = planes + BlockBytes * b;
+            byte* block = w + b * 210;
+            Prefetch(block + ahead, 210);
             Vector256<float> xsLow = Vector256.Load(sums + 16 * b) * Vector256.Create(-32f), xsHigh = Vector256.Load(sums + 16 * b + 8) * Vector256.Create(-32f);
-            Vector256<float> scale = Vector256.Create(scales[b]);
-            a0 = Q6KRow(w0 + at, halves, xb, s, xsLow, xsHigh, scale, a0);
-            a1 = Q6KRow(w1 + at, halves, xb, s, xsLow, xsHigh, scale, a1);
-            a2 = Q6KRow(w2 + at, halves, xb, s, xsLow, xsHigh, scale, a2);
-            a3 = Q6KRow(w3 + at, halves, xb, s, xsLow, xsHigh, scale, a3);
+            total = Q6KRow(block, halves, planes + BlockBytes * b, s, xsLow, xsHigh, Vector256.Create(scales[b]), total);
         }
-        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+        return Vector256.Sum(total);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
