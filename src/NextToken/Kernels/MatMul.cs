@@ -115,10 +115,10 @@ public static unsafe class MatMul
         }
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
         if (kQuantized) job.QuantizeKInputs(input, nBatch, nIn);
-        // AVX2 decode of Q4_K/Q5_K/Q6_K rows (DotRows) takes x split into 24-bit planes, once per call for all rows.
+        // AVX2 decode of Q5_K/Q6_K rows (DotRows) takes x split into 24-bit planes, once per call for all rows.
         bool split = false;
         if (rowsAsBatch < 4 && UsesPlanes(nIn))
-            for (int i = 0; i < job.Count; i++) split |= KQuantPlanes.Handles(job.Weight(i).Type) && !(kQuantized && TakesKQuantActivations(job.Weight(i), rowsAsBatch));
+            for (int i = 0; i < job.Count; i++) split |= KQuantPlanes.Decodes(job.Weight(i).Type) && !(kQuantized && TakesKQuantActivations(job.Weight(i), rowsAsBatch));
         if (split) job.SplitInputs(input, nBatch, nIn);
         bool anyFloatPath = false;
         for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null && !(kQuantized && TakesKQuantActivations(job.Weight(i), rowsAsBatch));
@@ -336,7 +336,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>
-    /// Whether decode of Q4_K/Q5_K/Q6_K rows of this length takes <see cref="KQuantPlanes"/>: AVX2 without AVX-512 (there the
+    /// Whether decode of Q5_K/Q6_K rows (<see cref="KQuantPlanes.Decodes"/>) of this length takes <see cref="KQuantPlanes"/>: AVX2 without AVX-512 (there the
     /// float kernels are bound by the FMA ports; the 512-bit float kernels stay).
     /// </summary>
     private static bool UsesPlanes(int nIn) =>
@@ -381,7 +381,7 @@ public static unsafe class MatMul
             fixed (float* sums = buffer)
             {
                 for (int b = 0; b < nBatch; b++) KQuantRows.SubBlockSums(x + (long)b * nIn, nIn, width, sums + b * perInput);
-                if (activations.Planes != null && KQuantPlanes.Handles(weight.Type))
+                if (activations.Planes != null && KQuantPlanes.Decodes(weight.Type))
                     for (; o < rowEnd; o += 4) // each input alone: the batched float kernels' bit-identity holds trivially
                         for (int b = 0; b < nBatch; b++)
                             KQuantPlanes.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Planes + 3L * b * nIn,
