@@ -104,7 +104,11 @@ public unsafe class ResidentDecodeBenchmarks
 
     private static bool Avx2Available => System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
 
-    /// <summary>The exact kernel as the matmul runs it (per-call x preparation included, once per pass; K-quants: <see cref="KQuantPlanes"/>).</summary>
+    /// <summary>
+    /// The exact kernel as the matmul runs it (per-call x preparation included, once per pass); K-quants: <see cref="KQuantPlanes"/>
+    /// (its split and sub-block sums per pass), which decode takes for Q5_K and Q6_K — for Q4_K it is measured against the
+    /// float kernel that decode keeps (<see cref="KQuantPlanes.Decodes"/>).
+    /// </summary>
     [Benchmark]
     public void Kernel()
     {
