@@ -20,7 +20,8 @@ public unsafe class ResidentDecodeBenchmarks
 {
     private const int NIn = 2048, Rows = 64, Passes = 8;
     private byte[] _weights = [];
-    private float[] _x = [], _y = [], _sums = [];
+    private float[] _x = [], _y = [], _sums = [], _planeScales = [];
+    private sbyte[] _planes = [];
     private long _rowBytes;
     private float _one = 1f, _factor = 0.999f, _step = 0.001f;
     private ulong _multiplier = 0x9E3779B97F4A7C15;
@@ -54,6 +55,8 @@ public unsafe class ResidentDecodeBenchmarks
         for (int i = 0; i < NIn; i++) _x[i] = (float)Math.Sin(i);
         _y = new float[Rows];
         _sums = GC.AllocateArray<float>(NIn / 32 * Quantized.Q4_0PreparedFloats, pinned: true);
+        _planes = GC.AllocateArray<sbyte>(3 * NIn, pinned: true);
+        _planeScales = GC.AllocateArray<float>(NIn / 256, pinned: true);
         Console.WriteLine($"// {Type}: {bytes / 1e3:F0} KB of weights, {Passes} passes");
     }
 
@@ -101,12 +104,17 @@ public unsafe class ResidentDecodeBenchmarks
 
     private static bool Avx2Available => System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
 
-    /// <summary>The exact kernel as the matmul runs it (per-call x preparation included, once per pass).</summary>
+    /// <summary>
+    /// The exact kernel as the matmul runs it (per-call x preparation included, once per pass); K-quants: <see cref="KQuantPlanes"/>
+    /// (its split and sub-block sums per pass), which decode takes for Q5_K and Q6_K — for Q4_K it is measured against the
+    /// float kernel that decode keeps (<see cref="KQuantPlanes.Decodes"/>).
+    /// </summary>
     [Benchmark]
     public void Kernel()
     {
         fixed (byte* w = _weights)
-        fixed (float* x = _x, y = _y, sums = _sums)
+        fixed (float* x = _x, y = _y, sums = _sums, planeScales = _planeScales)
+        fixed (sbyte* planes = _planes)
             for (int pass = 0; pass < Passes; pass++)
             {
                 if (Type == GgmlType.Q4_0)
@@ -118,13 +126,14 @@ public unsafe class ResidentDecodeBenchmarks
                     for (int o = 0; o < Rows; o += 4) Quantized.Dot4RowsNarrow(Type, w + o * _rowBytes, _rowBytes, x, NIn, y + o);
                 else
                 {
+                    KQuantPlanes.Split(x, NIn, planes, planeScales);
                     KQuantRows.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
-                    for (int o = 0; o < Rows; o += 4) KQuantRows.Dot4(Type, false, w + o * _rowBytes, _rowBytes, 4, x, sums, NIn, y + o);
+                    for (int o = 0; o < Rows; o += 4) KQuantPlanes.Dot4(Type, w + o * _rowBytes, _rowBytes, 4, planes, planeScales, sums, NIn, y + o);
                 }
             }
     }
 
-    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K: high nibbles shifted down; Q8_0, Q5_K, Q6_K unchanged).</summary>
+    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q5_K, Q6_K: the float kernels of <see cref="KQuantRows"/>; Q8_0 unchanged).</summary>
     [Benchmark(Baseline = true)]
     public void Previous()
     {
@@ -143,8 +152,7 @@ public unsafe class ResidentDecodeBenchmarks
                 {
                     KQuantRows.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
                     for (int o = 0; o < Rows; o += 4)
-                        if (Type == GgmlType.Q4_K) KQuantRows.Dot4NarrowShifted(Type, w + o * _rowBytes, _rowBytes, x, sums, NIn, y + o);
-                        else KQuantRows.Dot4(Type, false, w + o * _rowBytes, _rowBytes, 4, x, sums, NIn, y + o);
+                        KQuantRows.Dot4(Type, false, w + o * _rowBytes, _rowBytes, 4, x, sums, NIn, y + o);
                 }
             }
     }

@@ -119,6 +119,11 @@ public static unsafe class MatMul
         }
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
         if (kQuantized) job.QuantizeKInputs(input, nBatch, nIn);
+        // AVX2 decode of Q5_K/Q6_K rows (DotRows) takes x split into 24-bit planes, once per call for all rows.
+        bool split = false;
+        if (rowsAsBatch < 4 && UsesPlanes(nIn))
+            for (int i = 0; i < job.Count; i++) split |= KQuantPlanes.Decodes(job.Weight(i).Type) && !(kQuantized && TakesKQuantActivations(job.Weight(i), rowsAsBatch));
+        if (split) job.SplitInputs(input, nBatch, nIn);
         bool anyFloatPath = false;
         for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null && !job.KQuantRows(i);
         bool panels = anyFloatPath && rowsAsBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
@@ -131,8 +136,10 @@ public static unsafe class MatMul
         fixed (sbyte* kqx = job.KQuants)
         fixed (float* kdx = job.KScales)
         fixed (short* ksx = job.KSums)
+        fixed (sbyte* planes = job.Planes)
+        fixed (float* planeScales = job.PlaneScales)
         {
-            var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null, kQuantized ? kqx : null, kdx, ksx);
+            var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null, kQuantized ? kqx : null, kdx, ksx, split ? planes : null, planeScales);
             if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed, threads);
             long work = 0;
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
@@ -163,8 +170,11 @@ public static unsafe class MatMul
     /// path is on (Quants null otherwise), to blocks of 256 for K-quant rows (KQuants null otherwise),
     /// or transposed for <see cref="PanelMatMul"/> (Packed null otherwise).
     /// </summary>
-    private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed, sbyte* kQuants, float* kScales, short* kSums)
+    private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed, sbyte* kQuants, float* kScales, short* kSums, sbyte* planes, float* planeScales)
     {
+        /// <summary>Each input as <see cref="KQuantPlanes"/> (3 bytes per value, one scale per 256), or null.</summary>
+        public readonly sbyte* Planes = planes;
+        public readonly float* PlaneScales = planeScales;
         public readonly sbyte* Quants = quants;
         public readonly float* Scales = scales;
         public readonly int* Sums = sums;
@@ -204,6 +214,8 @@ public static unsafe class MatMul
         public sbyte[] KQuants { get; private set; } = new sbyte[KQuantActivations.BlockSize];
         public float[] KScales { get; private set; } = new float[1];
         public short[] KSums { get; private set; } = new short[KQuantActivations.BlockSize / 16];
+        public sbyte[] Planes { get; private set; } = new sbyte[KQuantPlanes.BlockBytes];
+        public float[] PlaneScales { get; private set; } = new float[1];
 
         public ref readonly TensorData Weight(int i) => ref _weights[i];
         public float* Output(int i) => (float*)_outputs[i];
@@ -264,6 +276,19 @@ public static unsafe class MatMul
             if (KScales.Length < nBatch * blocks) (KScales, KSums) = (new float[nBatch * blocks], new short[nBatch * sums]);
             for (int b = 0; b < nBatch; b++)
                 KQuantActivations.Quantize(input.Slice(b * nIn, nIn), KQuants.AsSpan(b * nIn, nIn), KScales.AsSpan(b * blocks, blocks), KSums.AsSpan(b * sums, sums));
+        }
+
+        /// <summary>Each input row as <see cref="KQuantPlanes"/>: three 8-bit planes and a power-of-two scale per 256 values.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void SplitInputs(ReadOnlySpan<float> input, int nBatch, int nIn)
+        {
+            if (Planes.Length < 3 * nBatch * nIn) Planes = new sbyte[3 * nBatch * nIn];
+            if (PlaneScales.Length < nBatch * nIn / KQuantPlanes.BlockSize) PlaneScales = new float[nBatch * nIn / KQuantPlanes.BlockSize];
+            fixed (float* x = input)
+            fixed (sbyte* planes = Planes)
+            fixed (float* scales = PlaneScales)
+                for (int b = 0; b < nBatch; b++)
+                    KQuantPlanes.Split(x + (long)b * nIn, nIn, planes + 3L * b * nIn, scales + b * (nIn / KQuantPlanes.BlockSize));
         }
 
         /// <summary>
@@ -329,8 +354,15 @@ public static unsafe class MatMul
         else if (nBatch >= 4 && !independentRows && nIn % 8 == 0 && Vector256.IsHardwareAccelerated)
             TiledRows(weight, x, y, nBatch, rowStart, rowEnd);
         else
-            DotRows(weight, x, y, nBatch, rowStart, rowEnd);
+            DotRows(weight, x, y, nBatch, rowStart, rowEnd, activations);
     }
+
+    /// <summary>
+    /// Whether decode of Q5_K/Q6_K rows (<see cref="KQuantPlanes.Decodes"/>) of this length takes <see cref="KQuantPlanes"/>: AVX2 without AVX-512 (there the
+    /// float kernels are bound by the FMA ports; the 512-bit float kernels stay).
+    /// </summary>
+    private static bool UsesPlanes(int nIn) =>
+        nIn % Quantized.QK_K == 0 && KQuantPlanes.IsSupported && Vector256.IsHardwareAccelerated && !(Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported);
 
     /// <summary>Rows against quantized activations, four rows at a time so each activation block is loaded once for four.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -354,7 +386,7 @@ public static unsafe class MatMul
 
     /// <summary>One dot product per (row, input): the decode path, where each weight row is read once anyway.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotRows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd)
+    private static void DotRows(in TensorData weight, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations)
     {
         int nIn = weight.RowLength, nOut = weight.RowCount;
         long rowBytes = weight.RowBytes;
@@ -371,6 +403,11 @@ public static unsafe class MatMul
             fixed (float* sums = buffer)
             {
                 for (int b = 0; b < nBatch; b++) KQuantRows.SubBlockSums(x + (long)b * nIn, nIn, width, sums + b * perInput);
+                if (activations.Planes != null && KQuantPlanes.Decodes(weight.Type))
+                    for (; o < rowEnd; o += 4) // each input alone: the batched float kernels' bit-identity holds trivially
+                        for (int b = 0; b < nBatch; b++)
+                            KQuantPlanes.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Planes + 3L * b * nIn,
+                                              activations.PlaneScales + b * (nIn / KQuantPlanes.BlockSize), sums + b * perInput, nIn, y + (long)b * nOut + o);
                 for (; o < rowEnd; o += 4)
                     if (nBatch >= 2 && KQuantRows.HandlesBatch(weight.Type)) // each super-block unpacked once for all inputs, bit-identical per input
                         KQuantRows.Dot4Batch(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x, sums, perInput, nIn, nBatch, y + o, nOut);

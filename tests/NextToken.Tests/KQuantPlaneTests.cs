@@ -1,0 +1,357 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using NextToken.Gguf;
+using NextToken.Kernels;
+using NextToken.Tensors;
+using Xunit.Abstractions;
+
+namespace NextToken.Tests;
+
+/// <summary>
+/// The AVX2 K-quant decode through 24-bit fixed-point activations (<see cref="KQuantPlanes"/>): the split
+/// (vector = scalar, digits in range, error within s/2), the kernel's integer sums against the scalar
+/// reference exactly, the kernel against the float64 product of the dequantized row and the unsplit x on
+/// real tensors and random rows (outliers, zeros, tiny and huge values), argument errors, and the matmul's
+/// AVX2 decode path taking it.
+/// </summary>
+public unsafe class KQuantPlaneTests(ITestOutputHelper output)
+{
+    private static void SkipUnlessAvx2() =>
+        Skip.IfNot(KQuantPlanes.IsSupported, "the 24-bit plane kernels need AVX2 and FMA (this CPU or DOTNET_EnableAVX2=0 has none; MatMul keeps the float kernels)");
+
+    /// <summary>Inputs of every kind the split must hold: plain, an outlier 1000× the rest, zeros, tiny, huge, mixed magnitudes.</summary>
+    private static float[] Input(string kind, int n, int seed)
+    {
+        var random = new Random(seed);
+        float[] x = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
+        switch (kind)
+        {
+            case "outlier":
+                for (int b = 0; b < n; b += 256) x[b + random.Next(256)] = 1000 * (random.Next(2) * 2 - 1) * 2;
+                break;
+            case "zeros":
+                for (int i = 0; i < n; i++) if (i % 3 != 0 || i < 256) x[i] = 0; // a whole block of zeros, then sparse
+                break;
+            case "tiny":
+                for (int i = 0; i < n; i++) x[i] *= i < 256 ? 1e-38f : i < 512 ? 1e-43f : 1e-20f; // blocks at and below float's normal range
+                break;
+            case "huge":
+                for (int i = 0; i < n; i++) x[i] *= 1e30f;
+                break;
+            case "mixed":
+                for (int i = 0; i < n; i++) x[i] *= MathF.Pow(10, random.Next(-6, 4));
+                break;
+        }
+        return x;
+    }
+
+    private static readonly string[] Kinds = ["plain", "outlier", "zeros", "tiny", "huge", "mixed"];
+
+    [Fact]
+    public void Split_VectorEqualsReference_DigitsInRange_ErrorWithinHalfScale()
+    {
+        const int n = 1024;
+        double worst = 0;
+        foreach (string kind in Kinds.Append("nan"))
+        {
+            float[] x = Input(kind == "nan" ? "plain" : kind, n, kind.Length);
+            if (kind == "nan") { x[300] = float.NaN; x[700] = float.PositiveInfinity; }
+            var reference = new sbyte[3 * n];
+            var referenceScales = new float[n / 256];
+            KQuantPlanes.SplitReference(x, reference, referenceScales);
+            var planes = new sbyte[3 * n];
+            var scales = new float[n / 256];
+            fixed (float* xp = x, sp = scales)
+            fixed (sbyte* pp = planes)
+                KQuantPlanes.Split(xp, n, pp, sp);
+            Assert.Equal(referenceScales, scales);
+            Assert.Equal(reference, planes);
+            for (int b = 0; b < n / 256; b++)
+            {
+                float amax = x.Skip(256 * b).Take(256).Max(MathF.Abs), s = scales[b];
+                if (kind == "nan" && b is 1 or 2)
+                {
+                    Assert.True(float.IsNaN(s), $"block {b} holds a NaN or infinity: its scale must be NaN");
+                    Assert.All(planes.Skip(768 * b).Take(768), p => Assert.Equal(0, p));
+                    continue;
+                }
+                Assert.Equal(s, MathF.ScaleB(1, MathF.ILogB(s))); // a power of two
+                if (amax > 0 && s > float.Epsilon) // not clamped at the smallest subnormal (then exact)
+                    Assert.True(s / 2 <= amax / (127 << 16), $"{kind} block {b}: scale {s} too coarse for max|x| {amax}");
+                for (int i = 0; i < 256; i++)
+                {
+                    int p0 = planes[768 * b + i], p1 = planes[768 * b + 256 + i], p2 = planes[768 * b + 512 + i];
+                    Assert.InRange(p0, -127, 127);
+                    double error = Math.Abs(x[256 * b + i] - (double)s * (p0 * 65536 + p1 * 256 + p2));
+                    Assert.True(error <= s / 2.0, $"{kind} x[{256 * b + i}] = {x[256 * b + i]}: |error| {error} > s/2 = {s / 2.0}");
+                    if (amax > 0) worst = Math.Max(worst, error / amax);
+                }
+            }
+        }
+        output.WriteLine($"split of {n} values × {Kinds.Length + 1} kinds: vector bytes = scalar reference, digits in range, max |x − s·v| / max|x| of the block {worst:E2} (bound 1/(127·2¹⁶) = {1.0 / (127 << 16):E2})");
+        Assert.Contains("multiple of 256", Assert.Throws<ArgumentException>(() => KQuantPlanes.SplitReference(new float[300], new sbyte[900], new float[2])).Message);
+        Assert.Contains("plane bytes", Assert.Throws<ArgumentException>(() => KQuantPlanes.SplitReference(new float[256], new sbyte[700], new float[1])).Message);
+    }
+
+    /// <summary>
+    /// Random super-blocks (every bit pattern: Q6_K scales down to −128, all 6-bit scales) against planes of
+    /// random bytes at the digits' extremes: the kernel's per-plane integer sums equal the reference's exactly.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type)
+    {
+        SkipUnlessAvx2();
+        int bytes = KQuantPlanes.WeightBlockBytes(type), blocks = 40, n = 256 * blocks;
+        var random = new Random((int)type);
+        var stored = new byte[blocks * bytes];
+        random.NextBytes(stored);
+        var planes = new sbyte[3 * n];
+        for (int i = 0; i < planes.Length; i++) planes[i] = (sbyte)(i % 7 == 0 ? (random.Next(2) == 0 ? -128 : 127) : random.Next(-128, 128));
+        for (int b = 0; b < blocks; b++)
+            for (int i = 0; i < 256; i++)
+                planes[768 * b + i] = (sbyte)Math.Clamp((int)planes[768 * b + i], -127, 127); // p0's range
+        var scales = Enumerable.Repeat(1f, blocks).ToArray();
+        var sums = new float[n / KQuantRows.SumWidth(type)];
+        KQuantPlanes.Reference(type, stored, planes, scales, sums, n, out long[,] expected);
+        long largest = 0;
+        fixed (byte* w = stored)
+        fixed (sbyte* p = planes)
+            for (int b = 0; b < blocks; b++)
+            {
+                (long p0, long p1, long p2) = KQuantPlanes.BlockSums(type, w + b * bytes, p + 768 * b);
+                Assert.Equal(expected[b, 0], p0);
+                Assert.Equal(expected[b, 1], p1);
+                Assert.Equal(expected[b, 2], p2);
+                largest = Math.Max(largest, Math.Max(Math.Abs(p0), Math.Max(Math.Abs(p1), Math.Abs(p2))));
+            }
+        output.WriteLine($"{type}: {blocks} random super-blocks × 3 planes, integer sums equal (largest |sum| {largest}), max |diff| 0");
+    }
+
+    public static TheoryData<string, GgmlType> RealCases => new()
+    {
+        { "llama-k.q4_k_m.gguf", GgmlType.Q4_K },
+        { "llama-k.q4_k_m.gguf", GgmlType.Q6_K },
+        { "quant/llama-d256.q4_k.gguf", GgmlType.Q4_K },
+        { "quant/llama-d256.q6_k.gguf", GgmlType.Q6_K },
+        { "quant/llama-d256.q5_k.gguf", GgmlType.Q5_K },
+        { "quant/gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K },
+    };
+
+    /// <summary>
+    /// Real tensors (llama.cpp's quantizer), every input kind, groups of 1–4 rows: the kernel against the float64 product
+    /// of the dequantized row and the unsplit x. Bound: the split's Σ|w|·s/2 plus float32 rounding of the combination,
+    /// (blocks + 16)·2⁻²³ of M = Σ|w·x| + Σ_j |o_j|·Σ|x| over sub-block j (the offsets o·Σx are formed as in the float
+    /// kernel). Prints max |Δ| / Σ|w·x| beside the float kernel's on the same rows.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(RealCases))]
+    public void Kernel_OnRealTensors_WithinBoundOfExactProduct(string file, GgmlType type)
+    {
+        SkipUnlessAvx2();
+        using var gguf = GgufFile.Open(Fixtures.Model(file));
+        int tensors = 0, results = 0;
+        double worstNew = 0, worstOld = 0, worstShare = 0;
+        var perKind = new Dictionary<string, (double New, double Old)>();
+        foreach (GgufTensorInfo info in gguf.Tensors.Where(t => t.Type == type).Take(4))
+        {
+            TensorData tensor = gguf.GetTensor(info.Name);
+            int n = tensor.RowLength, rows = Math.Min(tensor.RowCount, 23);
+            foreach (string kind in Kinds)
+            {
+                float[] x = Input(kind, n, tensors * 10 + kind.Length);
+                (double, double, double) worst = CheckRows(type, tensor.Data, tensor.RowBytes, rows, x, $"{info.Name} {kind}");
+                worstNew = Math.Max(worstNew, worst.Item1);
+                worstOld = Math.Max(worstOld, worst.Item2);
+                worstShare = Math.Max(worstShare, worst.Item3);
+                (double New, double Old) kept = perKind.GetValueOrDefault(kind);
+                perKind[kind] = (Math.Max(kept.New, worst.Item1), Math.Max(kept.Old, worst.Item2));
+                results += rows;
+            }
+            tensors++;
+        }
+        Assert.True(tensors > 0, $"{file} has no {type} tensor");
+        output.WriteLine($"{file} {type}: {tensors} tensors, {results} rows × {string.Join("/", Kinds)} inputs; max |Δ| vs float64 product {worstNew:E2} of Σ|w·x| (float AVX2 kernel {worstOld:E2}); worst |Δ| / bound {worstShare:F3}; per input (new/float): {string.Join(", ", perKind.Select(k => $"{k.Key} {k.Value.New:E1}/{k.Value.Old:E1}"))}");
+    }
+
+    /// <summary>
+    /// Random rows of 2048 values (TinyLlama's width) with f16 scales of real magnitudes, each input kind: the same bound.
+    /// The outlier inputs show the method's cost: the other values of an outlier's block keep 24 bits relative to the outlier.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void Kernel_OnRandomRows_WithinBoundOfExactProduct(GgmlType type)
+    {
+        SkipUnlessAvx2();
+        const int n = 2048, rows = 9;
+        int bytes = KQuantPlanes.WeightBlockBytes(type), blocks = n / 256;
+        var random = new Random(100 + (int)type);
+        var stored = new byte[rows * blocks * bytes];
+        random.NextBytes(stored);
+        for (int block = 0; block < rows * blocks; block++)
+        {
+            int at = block * bytes;
+            ushort Scale() => BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01 + 1e-4));
+            if (type == GgmlType.Q6_K) BitConverter.TryWriteBytes(stored.AsSpan(at + 208), Scale());
+            else { BitConverter.TryWriteBytes(stored.AsSpan(at), Scale()); BitConverter.TryWriteBytes(stored.AsSpan(at + 2), Scale()); }
+        }
+        var lines = new List<string>();
+        fixed (byte* w = stored)
+            foreach (string kind in Kinds)
+            {
+                (double worstNew, double worstOld, double share) = CheckRows(type, w, blocks * bytes, rows, Input(kind, n, kind.Length * 7), $"random {kind}");
+                lines.Add($"{kind} {worstNew:E2} (float kernel {worstOld:E2}, |Δ|/bound {share:F3})");
+            }
+        output.WriteLine($"{type}, {rows} random rows of {n}: max |Δ| vs float64 product / Σ|w·x| per input: {string.Join("; ", lines)}");
+    }
+
+    /// <summary>Rows 0 … rows − 1 in groups of 1–4 against x; returns the worst |Δ| / Σ|w·x| of this kernel and the float one, and the worst |Δ| / bound.</summary>
+    private static (double New, double Old, double Share) CheckRows(GgmlType type, byte* w, long rowBytes, int rows, float[] x, string what)
+    {
+        int n = x.Length, width = KQuantRows.SumWidth(type), blocks = n / 256, bytes = KQuantPlanes.WeightBlockBytes(type);
+        var planes = new sbyte[3 * n];
+        var scales = new float[blocks];
+        var sums = new float[n / width];
+        var row = new float[n];
+        var y = new float[4];
+        var old = new float[4];
+        double worstNew = 0, worstOld = 0, share = 0;
+        fixed (float* xp = x, sp = scales, xs = sums, yp = y, op = old)
+        fixed (sbyte* pp = planes)
+        {
+            KQuantPlanes.Split(xp, n, pp, sp);
+            KQuantRows.SubBlockSums(xp, n, width, xs);
+            for (int first = 0, count = 1; first < rows; first += count, count = count % 4 + 1)
+            {
+                int group = Math.Min(count, rows - first);
+                KQuantPlanes.Dot4(type, w + first * rowBytes, rowBytes, group, pp, sp, xs, n, yp);
+                bool hasOld = Avx2.IsSupported && Fma.IsSupported && Vector256.IsHardwareAccelerated;
+                if (hasOld) KQuantRows.Dot4(type, false, w + first * rowBytes, rowBytes, group, xp, xs, n, op);
+                for (int r = first; r < first + group; r++)
+                {
+                    var stored = new ReadOnlySpan<byte>(w + r * rowBytes, (int)rowBytes);
+                    Quantized.DequantizeRow(type, stored, row);
+                    double exact = 0, magnitude = 0, represent = 0, offsets = 0;
+                    for (int i = 0; i < n; i++)
+                    {
+                        exact += (double)row[i] * x[i];
+                        magnitude += Math.Abs((double)row[i] * x[i]);
+                        represent += Math.Abs(row[i]) * (double)scales[i / 256] / 2;
+                    }
+                    for (int j = 0; j < n / width; j++)
+                    {
+                        double absX = 0;
+                        for (int i = j * width; i < (j + 1) * width; i++) absX += Math.Abs(x[i]);
+                        offsets += Math.Abs(Offset(type, stored.Slice(j / (256 / width) * bytes, bytes), j % (256 / width))) * absX;
+                    }
+                    double bound = represent + (blocks + 16) * Math.Pow(2, -23) * (magnitude + offsets);
+                    double delta = Math.Abs(y[r - first] - exact);
+                    Assert.True(delta <= bound, $"{what} row {r} ({type}): {y[r - first]} vs exact {exact}, |Δ| {delta:E3} > bound {bound:E3}");
+                    if (magnitude > 0)
+                    {
+                        worstNew = Math.Max(worstNew, delta / magnitude);
+                        if (hasOld) worstOld = Math.Max(worstOld, Math.Abs(old[r - first] - exact) / magnitude);
+                    }
+                    if (bound > 0) share = Math.Max(share, delta / bound);
+                }
+            }
+        }
+        return (worstNew, worstOld, share);
+    }
+
+    /// <summary>Sub-block j's offset o (value = d·sc·q + o): −dmin·m for Q4_K/Q5_K, −32·d·sc for Q6_K.</summary>
+    private static double Offset(GgmlType type, ReadOnlySpan<byte> block, int j)
+    {
+        if (type == GgmlType.Q6_K) return -32.0 * (double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[208..])) * (sbyte)block[192 + j];
+        Quantized.ScaleMinK4(j, block.Slice(4, 12), out _, out int m);
+        return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[2..])) * m;
+    }
+
+    /// <summary>Q4_K decode keeps the float AVX2 kernel (<see cref="KQuantPlanes.Decodes"/>): MatMul bit-identical to <see cref="KQuantRows.Dot4"/>.</summary>
+    [SkippableFact]
+    public void MatMul_Avx2Decode_Q4K_KeepsTheFloatKernel()
+    {
+        SkipUnlessAvx2();
+        Skip.If(Vector512.IsHardwareAccelerated && Avx512F.IsSupported, "with AVX-512 decode keeps the 512-bit float kernels (run under DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0)");
+        Assert.False(KQuantPlanes.Decodes(GgmlType.Q4_K));
+        using var gguf = GgufFile.Open(Fixtures.Model("llama-k.q4_k_m.gguf"));
+        TensorData tensor = gguf.GetTensor(gguf.Tensors.First(t => t.Type == GgmlType.Q4_K).Name);
+        int n = tensor.RowLength, rows = tensor.RowCount & ~3;
+        var view = new TensorData(tensor.Name, GgmlType.Q4_K, [n, rows], tensor.Data, rows * tensor.RowBytes);
+        float[] x = Input("mixed", n, 5);
+        var y = new float[rows];
+        MatMul.Forward(view, x, 1, y, 1);
+        var sums = new float[n / 32];
+        var expected = new float[rows];
+        fixed (float* xp = x, sp = sums, ep = expected)
+        {
+            KQuantRows.SubBlockSums(xp, n, 32, sp);
+            for (int o = 0; o < rows; o += 4) KQuantRows.Dot4(GgmlType.Q4_K, false, view.Data + o * view.RowBytes, view.RowBytes, 4, xp, sp, n, ep + o);
+        }
+        Assert.Equal(expected, y);
+        output.WriteLine($"Q4_K '{tensor.Name}': {rows} rows, max |diff| 0 vs the float AVX2 kernel");
+    }
+
+    [Fact]
+    public void BadArguments_GetSpecificErrors()
+    {
+        var row = new byte[144];
+        Assert.Contains("not Q8_0", Assert.Throws<NotSupportedException>(() => KQuantPlanes.Dot(GgmlType.Q8_0, row, new sbyte[768], new float[1], new float[8], 256)).Message);
+        Assert.Contains("multiple of 256", Assert.Throws<ArgumentException>(() => KQuantPlanes.Dot(GgmlType.Q4_K, row, new sbyte[768], new float[1], new float[8], 200)).Message);
+        Assert.Contains("288 row bytes (got 144)", Assert.Throws<ArgumentException>(() => KQuantPlanes.Dot(GgmlType.Q4_K, row, new sbyte[1536], new float[2], new float[16], 512)).Message);
+        Assert.Contains("768 plane bytes (got 512)", Assert.Throws<ArgumentException>(() => KQuantPlanes.Dot(GgmlType.Q4_K, row, new sbyte[512], new float[1], new float[8], 256)).Message);
+        Assert.Contains("16 sub-block sums (got 8)", Assert.Throws<ArgumentException>(() => KQuantPlanes.Dot(GgmlType.Q6_K, new byte[210], new sbyte[768], new float[1], new float[8], 256)).Message);
+        if (KQuantPlanes.IsSupported)
+            Assert.Throws<ArgumentOutOfRangeException>(() => { fixed (byte* w = row) KQuantPlanes.Dot4(GgmlType.Q4_K, w, 144, 5, null, null, null, 256, null); });
+    }
+
+    /// <summary>
+    /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>:
+    /// with AVX2 and no AVX-512, Q5_K and Q6_K decode (1–3 inputs, and independent rows) takes the plane kernel (Q4_K keeps
+    /// the float kernel, <see cref="KQuantPlanes.Decodes"/>, checked below): bit-identical to
+    /// <see cref="KQuantPlanes.Dot"/> per (row, input), 1 and 2 threads, a row count that is not a multiple of four.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("llama-k.q4_k_m.gguf", GgmlType.Q6_K)]
+    [InlineData("quant/llama-d256.q6_k.gguf", GgmlType.Q6_K)]
+    [InlineData("quant/llama-d256.q5_k.gguf", GgmlType.Q5_K)]
+    [InlineData("quant/gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K)]
+    public void MatMul_Avx2Decode_TakesThePlaneKernel(string file, GgmlType type)
+    {
+        SkipUnlessAvx2();
+        Skip.If(Vector512.IsHardwareAccelerated && Avx512F.IsSupported, "with AVX-512 decode keeps the 512-bit float kernels (run under DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0)");
+        using var gguf = GgufFile.Open(Fixtures.Model(file));
+        GgufTensorInfo info = gguf.Tensors.Where(t => t.Type == type).MaxBy(t => gguf.GetTensor(t.Name).RowCount)!;
+        TensorData full = gguf.GetTensor(info.Name);
+        int n = full.RowLength, rows = Math.Min(full.RowCount, 103), width = KQuantRows.SumWidth(type);
+        if (rows % 4 == 0) rows--;
+        var view = new TensorData(info.Name, type, [n, rows], full.Data, rows * full.RowBytes);
+        int results = 0;
+        foreach (int threads in new[] { 1, 2 })
+            foreach ((int nBatch, bool independent) in new[] { (1, false), (2, false), (3, false), (5, true) })
+            {
+                float[] x = Input("mixed", nBatch * n, nBatch + threads);
+                var y = new float[nBatch * rows];
+                MatMul.Forward(view, x, nBatch, y, threads, independentRows: independent);
+                var planes = new sbyte[3 * n];
+                var scales = new float[n / 256];
+                var sums = new float[n / width];
+                for (int b = 0; b < nBatch; b++)
+                {
+                    fixed (float* xp = &x[b * n], sp = scales, xs = sums)
+                    fixed (sbyte* pp = planes)
+                    {
+                        KQuantPlanes.Split(xp, n, pp, sp);
+                        KQuantRows.SubBlockSums(xp, n, width, xs);
+                    }
+                    for (int r = 0; r < rows; r++, results++)
+                        Assert.Equal(KQuantPlanes.Dot(type, view.Row(r), planes, scales, sums, n), y[b * rows + r]);
+                }
+            }
+        output.WriteLine($"{file} '{info.Name}' ({type}) first {rows} rows: {results} (row, input) results of decode batches 1–3 and 5 independent rows, 1 and 2 threads, max |diff| 0 vs KQuantPlanes.Dot");
+    }
+}
