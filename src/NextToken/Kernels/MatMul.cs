@@ -122,7 +122,7 @@ public static unsafe class MatMul
         // AVX2 decode of Q5_K/Q6_K rows (DotRows) takes x split into 24-bit planes, once per call for all rows.
         bool split = false;
         if (rowsAsBatch < 4 && UsesPlanes(nIn))
-            for (int i = 0; i < job.Count; i++) split |= KQuantPlanes.Decodes(job.Weight(i).Type) && !(kQuantized && TakesKQuantActivations(job.Weight(i), rowsAsBatch));
+            for (int i = 0; i < job.Count; i++) split |= KQuantPlanes.Decodes(job.Weight(i).Type) && !job.KQuantRows(i);
         if (split) job.SplitInputs(input, nBatch, nIn);
         bool anyFloatPath = false;
         for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null && !job.KQuantRows(i);
