@@ -271,31 +271,6 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[2..])) * m;
     }
 
-    /// <summary>Q4_K decode keeps the float AVX2 kernel (<see cref="KQuantPlanes.Decodes"/>): MatMul bit-identical to <see cref="KQuantRows.Dot4"/>.</summary>
-    [SkippableFact]
-    public void MatMul_Avx2Decode_Q4K_KeepsTheFloatKernel()
-    {
-        SkipUnlessAvx2();
-        Skip.If(Vector512.IsHardwareAccelerated && Avx512F.IsSupported, "with AVX-512 decode keeps the 512-bit float kernels (run under DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0)");
-        Assert.False(KQuantPlanes.Decodes(GgmlType.Q4_K));
-        using var gguf = GgufFile.Open(Fixtures.Model("llama-k.q4_k_m.gguf"));
-        TensorData tensor = gguf.GetTensor(gguf.Tensors.First(t => t.Type == GgmlType.Q4_K).Name);
-        int n = tensor.RowLength, rows = tensor.RowCount & ~3;
-        var view = new TensorData(tensor.Name, GgmlType.Q4_K, [n, rows], tensor.Data, rows * tensor.RowBytes);
-        float[] x = Input("mixed", n, 5);
-        var y = new float[rows];
-        MatMul.Forward(view, x, 1, y, 1);
-        var sums = new float[n / 32];
-        var expected = new float[rows];
-        fixed (float* xp = x, sp = sums, ep = expected)
-        {
-            KQuantRows.SubBlockSums(xp, n, 32, sp);
-            for (int o = 0; o < rows; o += 4) KQuantRows.Dot4(GgmlType.Q4_K, false, view.Data + o * view.RowBytes, view.RowBytes, 4, xp, sp, n, ep + o);
-        }
-        Assert.Equal(expected, y);
-        output.WriteLine($"Q4_K '{tensor.Name}': {rows} rows, max |diff| 0 vs the float AVX2 kernel");
-    }
-
     [Fact]
     public void BadArguments_GetSpecificErrors()
     {
@@ -311,8 +286,8 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
 
     /// <summary>
     /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>:
-    /// with AVX2 and no AVX-512, Q5_K and Q6_K decode (1–3 inputs, and independent rows) takes the plane kernel (Q4_K keeps
-    /// the float kernel, <see cref="KQuantPlanes.Decodes"/>, checked below): bit-identical to
+    /// with AVX2 and no AVX-512, Q4_K, Q5_K and Q6_K decode (1–3 inputs, and independent rows) takes the plane kernel
+    /// (<see cref="KQuantPlanes.Decodes"/>): bit-identical to
     /// <see cref="KQuantPlanes.Dot"/> per (row, input), 1 and 2 threads, a row count that is not a multiple of four.
     /// </summary>
     [SkippableTheory]
@@ -320,6 +295,8 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     [InlineData("quant/llama-d256.q6_k.gguf", GgmlType.Q6_K)]
     [InlineData("quant/llama-d256.q5_k.gguf", GgmlType.Q5_K)]
     [InlineData("quant/gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K)]
+    [InlineData("llama-k.q4_k_m.gguf", GgmlType.Q4_K)]
+    [InlineData("quant/llama-d256.q4_k.gguf", GgmlType.Q4_K)]
     public void MatMul_Avx2Decode_TakesThePlaneKernel(string file, GgmlType type)
     {
         SkipUnlessAvx2();
