@@ -370,43 +370,6 @@ public static unsafe class KQuantActivations
             AvxVnni.MultiplyWideningAndAdd(accumulator, pairs, scales);
     }
 
-    /// <summary>Q4_K (no fifth bits, nibbles at 16) or Q5_K (fifth bits at 16, nibbles at 48).</summary>
-    private interface IFifthBit
-    {
-        static abstract int Nibbles { get; }
-        static abstract Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles);
-        static abstract Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles);
-    }
-
-    private readonly struct NoFifthBit : IFifthBit
-    {
-        public static int Nibbles => 16;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles) => nibbles;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles) => nibbles;
-    }
-
-    private readonly struct FifthBit : IFifthBit
-    {
-        public static int Nibbles => 48;
-
-        // Bit 2g (low nibbles) or 2g + 1 (high) of each of the 32 bytes at 16, moved to bit 4 by one
-        // 16-bit shift: bits crossing from the neighbouring byte land below bit 4 (left shifts) or
-        // above it (right shifts), so the mask keeps only the wanted bit. g is a constant after inlining.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles) => nibbles | Bit(Vector256.Load((ushort*)(block + 16)), 4 - 2 * g);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles) => nibbles | Bit(Vector256.Load((ushort*)(block + 16)), 3 - 2 * g);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<byte> Bit(Vector256<ushort> bits, int left) =>
-            (left >= 0 ? Vector256.ShiftLeft(bits, left) : Vector256.ShiftRightLogical(bits, -left)).AsByte() & Vector256.Create((byte)0x10);
-    }
-
     // ---- Q4_K (144 B) and Q5_K (176 B): f16 d, dmin, 12 bytes of 6-bit scales and minimums; group g (0–3) of
     // 32 nibble bytes holds values 64g + l (low nibbles, sub-block 2g) and 64g + 32 + l (high, sub-block 2g + 1).
 

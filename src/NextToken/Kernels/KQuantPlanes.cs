@@ -384,42 +384,6 @@ internal static unsafe class KQuantPlanes
         i2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(low, Vector256.Load(x + 2 * BlockSize)), sl) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(high, Vector256.Load(x + 2 * BlockSize + 32)), sh);
     }
 
-    /// <summary>Q4_K (no fifth bits, nibbles at 16) or Q5_K (fifth bits at 16, nibbles at 48).</summary>
-    private interface IFifthBit
-    {
-        static abstract int Nibbles { get; }
-        static abstract Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles);
-        static abstract Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles);
-    }
-
-    private readonly struct NoFifthBit : IFifthBit
-    {
-        public static int Nibbles => 16;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles) => nibbles;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles) => nibbles;
-    }
-
-    private readonly struct FifthBit : IFifthBit
-    {
-        public static int Nibbles => 48;
-
-        // Bit 2g (low nibbles) or 2g + 1 (high) of each of the 32 bytes at 16, moved to bit 4 by one 16-bit
-        // shift: bits crossing from the neighbouring byte fall outside the mask. g is a constant after inlining.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Low(byte* block, int g, Vector256<byte> nibbles) => nibbles | Bit(Vector256.Load((ushort*)(block + 16)), 4 - 2 * g);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> High(byte* block, int g, Vector256<byte> nibbles) => nibbles | Bit(Vector256.Load((ushort*)(block + 16)), 3 - 2 * g);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector256<byte> Bit(Vector256<ushort> bits, int left) =>
-            (left >= 0 ? Vector256.ShiftLeft(bits, left) : Vector256.ShiftRightLogical(bits, -left)).AsByte() & Vector256.Create((byte)0x10);
-    }
-
     // ---- Q6_K (210 B): 128 bytes of low nibbles, 64 of high bit pairs, 16 signed scales, f16 d. Half h (0, 1):
     // bytes A = ql[64h …], C = ql[64h + 32 …], H = qh[32h …] give values 128h + (0, 32, 64, 96) + l from
     // A's low nibbles, C's low, A's high, C's high with H's bit pairs 0–3: each 32 values are two sub-blocks.
