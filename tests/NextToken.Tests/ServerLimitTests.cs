@@ -97,7 +97,9 @@ public class ServerLimitTests(ITestOutputHelper output)
         using var stopBusy = new CancellationTokenSource();
         Task<HttpResponseMessage> busy = http.PostAsync("v1/completions", Json(LongRequest), stopBusy.Token);
         var clock = Stopwatch.StartNew();
-        while (!(await http.GetStringAsync("metrics")).Contains("nexttoken_slots_busy 1") && clock.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
+        // Wait until the first choice runs and the other 15 wait (on a loaded machine the choices reach the queue one by one).
+        string state = "";
+        while (!((state = await http.GetStringAsync("metrics")).Contains("nexttoken_slots_busy 1") && state.Contains("nexttoken_queue_depth 15")) && clock.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
 
         using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => http.PostAsync("v1/completions", Json(new { prompt = "Once", max_tokens = 4 }), giveUp.Token));
