@@ -69,15 +69,6 @@ public unsafe class HalfKernelBenchmarks
             for (int o = 0; o < NOut; o += 8) HalfRows.Eight(wide, w + (long)o * NIn, NIn, x, NIn, y + o);
     }
 
-    /// <summary>The decode path: <see cref="HalfRows.Rows"/>, x split into even and odd halves once for the matrix (AVX-512).</summary>
-    [Benchmark]
-    public void DecodeRows()
-    {
-        fixed (ushort* w = _weights)
-        fixed (float* x = _x, y = _y)
-            HalfRows.Rows(HalfRows.Wide, w, NOut, x, NIn, y);
-    }
-
     /// <summary>The same bits read as bfloat16, row by row with <see cref="Dot.BF16"/> (the decode path's before).</summary>
     [Benchmark]
     public void DecodeBrainOld()

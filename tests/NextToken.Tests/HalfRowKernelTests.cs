@@ -79,42 +79,6 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>
-    /// <see cref="HalfRows.Rows"/> (the decode path: x prepared once for a range of groups) gives every row the bits the
-    /// lone <see cref="HalfRows.Eight"/> and <see cref="HalfRows.Four"/> give it — a row's result never depends on its
-    /// range — and matches the reference; 20 rows are two groups of eight and one of four, an infinity in row 13 and
-    /// |x| ≥ 2¹⁶ in one length exercise the general-conversion redo.
-    /// </summary>
-    [SkippableTheory]
-    [InlineData(512)]
-    [InlineData(256)]
-    public void Rows_GiveTheLoneKernelsBits(int bits)
-    {
-        SkipUnlessAvailable(bits);
-        const int count = 20;
-        foreach (int n in new[] { 16, 48, 768, 784, 3072 })
-        {
-            ushort[] rows = RandomRows(count * n, n + 5);
-            rows[13 * n + n / 2] = 0x7C00;
-            float[] x = RandomVector(n, n);
-            if (n == 784) x[100] = 70000f;
-            var together = new float[count];
-            var alone = new float[count];
-            fixed (ushort* w = rows)
-            fixed (float* xp = x, yt = together, ya = alone)
-            {
-                HalfRows.Rows(bits == 512, w, count, xp, n, yt);
-                HalfRows.Eight(bits == 512, w, n, xp, n, ya);
-                HalfRows.Eight(bits == 512, w + 8 * n, n, xp, n, ya + 8);
-                HalfRows.Four(bits == 512, w + 16 * n, n, xp, n, ya + 16);
-            }
-            for (int r = 0; r < count; r++)
-                Assert.True(BitConverter.SingleToInt32Bits(together[r]) == BitConverter.SingleToInt32Bits(alone[r]), $"n {n}, row {r}: {together[r]} through Rows, {alone[r]} alone");
-            double maxDiff = AssertMatches(rows, n, count, x, n, together);
-            output.WriteLine($"{bits}-bit, n {n}: max |diff| to the float64 reference {maxDiff:E2}");
-        }
-    }
-
     private static double Value(ushort bits, bool brain) =>
         brain ? BitConverter.UInt32BitsToSingle((uint)bits << 16) : (double)BitConverter.UInt16BitsToHalf(bits);
 

@@ -53,15 +53,6 @@ internal static unsafe class HalfRows
     private const int AheadValues = 256;
 
     /// <summary>
-    /// The AVX-512 kernels' distance: 1 KB (two steps of 32 values … sixteen). One thread over GPT-2's and Llama 3B's
-    /// matrices (CPU time, shared machine) took 0.85–0.9× the time of the 512-byte distance; 256 bytes was slower.
-    /// </summary>
-    private const int AheadWide = 512;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long AheadW(int i, int n, long groupStride) => i + AheadWide < n ? i + AheadWide : i + AheadWide - n + groupStride;
-
-    /// <summary>
     /// The offset (in values, from each row's start) to prefetch at step i: <see cref="AheadValues"/> on in the
     /// same row, or past the row's end the same place in the row one group on (the next group's rows follow).
     /// </summary>
@@ -71,60 +62,15 @@ internal static unsafe class HalfRows
     /// <summary>Rows w, w + stride, …, w + 7·stride times x (n values, n a multiple of 16) into y[0..7].</summary>
     public static void Eight(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
     {
-        if (wide) EightWide(w, rowStride, Split(x, n, SplitBuffer(n)), x, n, y);
+        if (wide) EightWide(w, rowStride, x, n, y);
         else EightNarrow(w, rowStride, x, n, y);
     }
 
     /// <summary>Rows w … w + 3·stride times x (n a multiple of 16) into y[0..3].</summary>
     public static void Four(bool wide, ushort* w, long rowStride, float* x, int n, float* y)
     {
-        if (wide) FourWide(w, rowStride, Split(x, n, SplitBuffer(n)), x, n, y);
+        if (wide) FourWide(w, rowStride, x, n, y);
         else FourNarrow(w, rowStride, x, n, y);
-    }
-
-    /// <summary>
-    /// Rows [0, rows) of a matrix (row stride = n) times x into y[0..rows) with the 8- and 4-row kernels
-    /// (rows a multiple of four): the decode path. With AVX-512, x is split for them once (see <see cref="Split"/>).
-    /// </summary>
-    public static void Rows(bool wide, ushort* w, int rows, float* x, int n, float* y)
-    {
-        float* xs = wide ? Split(x, n, SplitBuffer(n)) : null;
-        int r = 0;
-        for (; r + 8 <= rows; r += 8)
-            if (wide) EightWide(w + (long)r * n, n, xs, x, n, y + r);
-            else EightNarrow(w + (long)r * n, n, x, n, y + r);
-        for (; r + 4 <= rows; r += 4)
-            if (wide) FourWide(w + (long)r * n, n, xs, x, n, y + r);
-            else FourNarrow(w + (long)r * n, n, x, n, y + r);
-    }
-
-    [ThreadStatic] private static float[]? _split;
-
-    /// <summary>A per-thread pinned buffer of at least <paramref name="length"/> floats (grown once, then reused: no per-token allocation).</summary>
-    private static float* SplitBuffer(int length)
-    {
-        float[] buffer = _split is { } kept && kept.Length >= length ? kept : _split = GC.AllocateArray<float>(Math.Max(length, 1024), pinned: true);
-        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
-    }
-
-    /// <summary>
-    /// x·2¹¹² for the AVX-512 kernels, in the order they read the halves: each 32 values as the 16 at even
-    /// positions, then the 16 at odd ones (a 512-bit load of 32 halves holds one of each in every 32-bit lane);
-    /// a last 16 in order. Made once per group of rows (or matrix call) instead of per row. Returns xs.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static float* Split(float* x, int n, float* xs)
-    {
-        Vector512<float> scale = Vector512.Create(Rebias).AsSingle();
-        int i = 0;
-        for (; i + 32 <= n; i += 32)
-        {
-            (Vector512<float> even, Vector512<float> odd) = Split(x + i);
-            (even * scale).Store(xs + i);
-            (odd * scale).Store(xs + i + 16);
-        }
-        if (i < n) (Vector512.Load(x + i) * scale).Store(xs + i);
-        return xs;
     }
 
     /// <summary>
@@ -197,22 +143,6 @@ internal static unsafe class HalfRows
     private static Vector512<float> Wide16(ushort* h) =>
         (Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load((short*)h)), 13) & Vector512.Create(KeepBits)).AsSingle();
 
-    /// <summary>
-    /// The halves at odd positions of a 32-bit lane pair (the high 16 bits), as h·2⁻¹¹²: the arithmetic shift right by 3
-    /// puts sign, exponent and mantissa where <see cref="Wide16"/>'s shift left by 13 does, and the AND clears the sign's
-    /// copies and the 13 bits below (the even half's). Two operations per 16 values, no cross-lane widening.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Odd(Vector512<int> pairs) => (Avx512F.ShiftRightArithmetic(pairs, 3) & Vector512.Create(KeepBits)).AsSingle();
-
-    /// <summary>The halves at even positions (the low 16 bits), moved up by 16 and then as <see cref="Odd"/>: three operations.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Even(Vector512<int> pairs) => (Avx512F.ShiftRightArithmetic(Avx512F.ShiftLeftLogical(pairs, 16), 3) & Vector512.Create(KeepBits)).AsSingle();
-
-    /// <summary>The check's (h &lt;&lt; 1) of 32 loaded halves.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<ushort> Doubled(Vector512<int> pairs) => pairs.AsUInt16() + pairs.AsUInt16();
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<ushort> Shifted32(ushort* h)
     {
@@ -232,38 +162,40 @@ internal static unsafe class HalfRows
     }
 
     /// <summary>
-    /// AVX-512, 8 rows: per 32 values, x's even and odd halves (<see cref="Split"/>) loaded once, and per row one load,
-    /// five shifts and ANDs (<see cref="Even"/>, <see cref="Odd"/>), two FMAs (an accumulator for the even positions and
-    /// one for the odd) and the check (an add and a max on the loaded register). The widening kernel before it took two
-    /// widening loads (cross-lane), two shifts, two ANDs and a second load for the check.
+    /// AVX-512, 8 rows: per 32 values, two x vectors scaled once, and per row two widening loads,
+    /// two shifts, two ANDs, two FMAs (two accumulators per row) and the check (an add and a max on
+    /// the raw 32 halves).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void EightWide(ushort* w0, long s, float* xs, float* x, int n, float* y)
+    private static void EightWide(ushort* w0, long s, float* x, int n, float* y)
     {
         ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
+        Vector512<float> scale = Vector512.Create(Rebias).AsSingle();
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
         Vector512<ushort> check = default;
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = AheadW(i, n, 8 * s); // a line of each row per step
+            long ahead = Ahead(i, n, 8 * s); // a line of each row per step
             Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); Sse.Prefetch0(w4 + ahead); Sse.Prefetch0(w5 + ahead); Sse.Prefetch0(w6 + ahead); Sse.Prefetch0(w7 + ahead);
-            Vector512<float> e = Vector512.Load(xs + i), o = Vector512.Load(xs + i + 16);
-            Vector512<int> v = Vector512.Load((int*)(w0 + i)); a0 = Vector512.FusedMultiplyAdd(Even(v), e, a0); b0 = Vector512.FusedMultiplyAdd(Odd(v), o, b0); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w1 + i)); a1 = Vector512.FusedMultiplyAdd(Even(v), e, a1); b1 = Vector512.FusedMultiplyAdd(Odd(v), o, b1); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w2 + i)); a2 = Vector512.FusedMultiplyAdd(Even(v), e, a2); b2 = Vector512.FusedMultiplyAdd(Odd(v), o, b2); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w3 + i)); a3 = Vector512.FusedMultiplyAdd(Even(v), e, a3); b3 = Vector512.FusedMultiplyAdd(Odd(v), o, b3); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w4 + i)); a4 = Vector512.FusedMultiplyAdd(Even(v), e, a4); b4 = Vector512.FusedMultiplyAdd(Odd(v), o, b4); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w5 + i)); a5 = Vector512.FusedMultiplyAdd(Even(v), e, a5); b5 = Vector512.FusedMultiplyAdd(Odd(v), o, b5); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w6 + i)); a6 = Vector512.FusedMultiplyAdd(Even(v), e, a6); b6 = Vector512.FusedMultiplyAdd(Odd(v), o, b6); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w7 + i)); a7 = Vector512.FusedMultiplyAdd(Even(v), e, a7); b7 = Vector512.FusedMultiplyAdd(Odd(v), o, b7); check = Vector512.Max(check, Doubled(v));
+            Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
+            a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
+            a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1); b1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i + 16), x1, b1);
+            a2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i), x0, a2); b2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i + 16), x1, b2);
+            a3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i), x0, a3); b3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i + 16), x1, b3);
+            a4 = Vector512.FusedMultiplyAdd(Wide16(w4 + i), x0, a4); b4 = Vector512.FusedMultiplyAdd(Wide16(w4 + i + 16), x1, b4);
+            a5 = Vector512.FusedMultiplyAdd(Wide16(w5 + i), x0, a5); b5 = Vector512.FusedMultiplyAdd(Wide16(w5 + i + 16), x1, b5);
+            a6 = Vector512.FusedMultiplyAdd(Wide16(w6 + i), x0, a6); b6 = Vector512.FusedMultiplyAdd(Wide16(w6 + i + 16), x1, b6);
+            a7 = Vector512.FusedMultiplyAdd(Wide16(w7 + i), x0, a7); b7 = Vector512.FusedMultiplyAdd(Wide16(w7 + i + 16), x1, b7);
+            check = Vector512.Max(Vector512.Max(Vector512.Max(check, Shifted32(w0 + i)), Vector512.Max(Shifted32(w1 + i), Shifted32(w2 + i))),
+                                  Vector512.Max(Vector512.Max(Shifted32(w3 + i), Shifted32(w4 + i)), Vector512.Max(Vector512.Max(Shifted32(w5 + i), Shifted32(w6 + i)), Shifted32(w7 + i))));
         }
         bool special = Vector512.GreaterThanOrEqualAny(check, Vector512.Create(NonFinite));
         if (i < n)
         {
-            // The last 16 values of a row whose length is an odd multiple of 16, in order.
-            Vector512<float> x0 = Vector512.Load(xs + i);
+            // The last 16 values of a row whose length is an odd multiple of 16.
+            Vector512<float> x0 = Vector512.Load(x + i) * scale;
             a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1);
             a2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i), x0, a3);
             a4 = Vector512.FusedMultiplyAdd(Wide16(w4 + i), x0, a4); a5 = Vector512.FusedMultiplyAdd(Wide16(w5 + i), x0, a5);
@@ -277,28 +209,30 @@ internal static unsafe class HalfRows
         if (special || !AllFinite(y, 8)) General(w0, s, x, n, y, 8);
     }
 
-    /// <summary>AVX-512, 4 rows: <see cref="EightWide"/> for the last rows of a range (the same accumulators and order: the same bits).</summary>
+    /// <summary>AVX-512, 4 rows: <see cref="EightWide"/> for the last rows of a range.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourWide(ushort* w0, long s, float* xs, float* x, int n, float* y)
+    private static void FourWide(ushort* w0, long s, float* x, int n, float* y)
     {
         ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        Vector512<float> scale = Vector512.Create(Rebias).AsSingle();
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
         Vector512<ushort> check = default;
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = AheadW(i, n, 4 * s);
+            long ahead = Ahead(i, n, 4 * s);
             Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead);
-            Vector512<float> e = Vector512.Load(xs + i), o = Vector512.Load(xs + i + 16);
-            Vector512<int> v = Vector512.Load((int*)(w0 + i)); a0 = Vector512.FusedMultiplyAdd(Even(v), e, a0); b0 = Vector512.FusedMultiplyAdd(Odd(v), o, b0); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w1 + i)); a1 = Vector512.FusedMultiplyAdd(Even(v), e, a1); b1 = Vector512.FusedMultiplyAdd(Odd(v), o, b1); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w2 + i)); a2 = Vector512.FusedMultiplyAdd(Even(v), e, a2); b2 = Vector512.FusedMultiplyAdd(Odd(v), o, b2); check = Vector512.Max(check, Doubled(v));
-            v = Vector512.Load((int*)(w3 + i)); a3 = Vector512.FusedMultiplyAdd(Even(v), e, a3); b3 = Vector512.FusedMultiplyAdd(Odd(v), o, b3); check = Vector512.Max(check, Doubled(v));
+            Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
+            a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
+            a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1); b1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i + 16), x1, b1);
+            a2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i), x0, a2); b2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i + 16), x1, b2);
+            a3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i), x0, a3); b3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i + 16), x1, b3);
+            check = Vector512.Max(Vector512.Max(check, Shifted32(w0 + i)), Vector512.Max(Vector512.Max(Shifted32(w1 + i), Shifted32(w2 + i)), Shifted32(w3 + i)));
         }
         bool special = Vector512.GreaterThanOrEqualAny(check, Vector512.Create(NonFinite));
         if (i < n)
         {
-            Vector512<float> x0 = Vector512.Load(xs + i);
+            Vector512<float> x0 = Vector512.Load(x + i) * scale;
             a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1);
             a2 = Vector512.FusedMultiplyAdd(Wide16(w2 + i), x0, a2); a3 = Vector512.FusedMultiplyAdd(Wide16(w3 + i), x0, a3);
             Vector256<ushort> tail = Vector256.Max(Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)), Vector256.Max(Shifted16(w2 + i), Shifted16(w3 + i)));
@@ -381,76 +315,65 @@ internal static unsafe class HalfRows
     {
         if (rows % 4 != 0) throw new ArgumentException($"HalfRows.Batch takes whole groups of four rows, not {rows}", nameof(rows));
         int group = wide ? 4 : 2, b = 0;
-        float* xs = null;
-        if (wide)
-        {
-            xs = SplitBuffer(nBatch * n);
-            for (int k = 0; k < nBatch; k++) Split(x + (long)k * n, n, xs + (long)k * n);
-        }
         for (; b + group <= nBatch; b += group)
             for (int r = 0; r < rows; r += 2)
-                if (wide) PairFourWide(w + r * rowStride, rowStride, xs + (long)b * n, x + (long)b * n, n, y + b * yStride + r, yStride);
+                if (wide) PairFourWide(w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r, yStride);
                 else PairTwoNarrow(w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r, yStride);
         for (; b < nBatch; b++)
         {
             int r = 0;
-            for (; r + 8 <= rows; r += 8)
-                if (wide) EightWide(w + r * rowStride, rowStride, xs + (long)b * n, x + (long)b * n, n, y + b * yStride + r);
-                else EightNarrow(w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r);
-            for (; r < rows; r += 4)
-                if (wide) FourWide(w + r * rowStride, rowStride, xs + (long)b * n, x + (long)b * n, n, y + b * yStride + r);
-                else FourNarrow(w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r);
+            for (; r + 8 <= rows; r += 8) Eight(wide, w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r);
+            for (; r < rows; r += 4) Four(wide, w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r);
         }
     }
 
     /// <summary>
-    /// AVX-512, 2 rows × 4 inputs (each split by <see cref="Split"/>, xs + b·n): per 32 values the two rows converted once,
-    /// 16 FMAs into 16 accumulators (each (row, input) its two of <see cref="EightWide"/>).
+    /// AVX-512, 2 rows × 4 inputs: per 32 values four conversions and the check for the two rows, two scaled
+    /// x vectors per input, 16 FMAs into 16 accumulators (each (row, input) its two of <see cref="EightWide"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PairFourWide(ushort* w0, long s, float* xs, float* x, int n, float* y, long yStride)
+    private static void PairFourWide(ushort* w0, long s, float* x, int n, float* y, long yStride)
     {
         ushort* w1 = w0 + s;
-        float* s1 = xs + n, s2 = s1 + n, s3 = s2 + n;
-        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default; // a[row][input]: even positions
-        Vector512<float> b00 = default, b01 = default, b02 = default, b03 = default, b10 = default, b11 = default, b12 = default, b13 = default; // odd positions
+        float* x1p = x + n, x2p = x1p + n, x3p = x2p + n;
+        Vector512<float> scale = Vector512.Create(Rebias).AsSingle();
+        Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default; // a[row][input]: values i … i + 15
+        Vector512<float> b00 = default, b01 = default, b02 = default, b03 = default, b10 = default, b11 = default, b12 = default, b13 = default; // values i + 16 … i + 31
         Vector512<ushort> check = default;
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = AheadW(i, n, 2 * s);
+            long ahead = Ahead(i, n, 2 * s);
             Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead);
-            Vector512<int> p = Vector512.Load((int*)(w0 + i)), q = Vector512.Load((int*)(w1 + i));
-            Vector512<float> u0 = Even(p), u1 = Odd(p), v0 = Even(q), v1 = Odd(q);
-            check = Vector512.Max(check, Vector512.Max(Doubled(p), Doubled(q)));
-            Vector512<float> e = Vector512.Load(xs + i), o = Vector512.Load(xs + i + 16);
-            a00 = Vector512.FusedMultiplyAdd(u0, e, a00); b00 = Vector512.FusedMultiplyAdd(u1, o, b00);
-            a10 = Vector512.FusedMultiplyAdd(v0, e, a10); b10 = Vector512.FusedMultiplyAdd(v1, o, b10);
-            e = Vector512.Load(s1 + i); o = Vector512.Load(s1 + i + 16);
-            a01 = Vector512.FusedMultiplyAdd(u0, e, a01); b01 = Vector512.FusedMultiplyAdd(u1, o, b01);
-            a11 = Vector512.FusedMultiplyAdd(v0, e, a11); b11 = Vector512.FusedMultiplyAdd(v1, o, b11);
-            e = Vector512.Load(s2 + i); o = Vector512.Load(s2 + i + 16);
-            a02 = Vector512.FusedMultiplyAdd(u0, e, a02); b02 = Vector512.FusedMultiplyAdd(u1, o, b02);
-            a12 = Vector512.FusedMultiplyAdd(v0, e, a12); b12 = Vector512.FusedMultiplyAdd(v1, o, b12);
-            e = Vector512.Load(s3 + i); o = Vector512.Load(s3 + i + 16);
-            a03 = Vector512.FusedMultiplyAdd(u0, e, a03); b03 = Vector512.FusedMultiplyAdd(u1, o, b03);
-            a13 = Vector512.FusedMultiplyAdd(v0, e, a13); b13 = Vector512.FusedMultiplyAdd(v1, o, b13);
+            Vector512<float> u0 = Wide16(w0 + i), u1 = Wide16(w0 + i + 16), v0 = Wide16(w1 + i), v1 = Wide16(w1 + i + 16);
+            check = Vector512.Max(check, Vector512.Max(Shifted32(w0 + i), Shifted32(w1 + i)));
+            Vector512<float> xa = Vector512.Load(x + i) * scale, xb = Vector512.Load(x + i + 16) * scale;
+            a00 = Vector512.FusedMultiplyAdd(u0, xa, a00); b00 = Vector512.FusedMultiplyAdd(u1, xb, b00);
+            a10 = Vector512.FusedMultiplyAdd(v0, xa, a10); b10 = Vector512.FusedMultiplyAdd(v1, xb, b10);
+            xa = Vector512.Load(x1p + i) * scale; xb = Vector512.Load(x1p + i + 16) * scale;
+            a01 = Vector512.FusedMultiplyAdd(u0, xa, a01); b01 = Vector512.FusedMultiplyAdd(u1, xb, b01);
+            a11 = Vector512.FusedMultiplyAdd(v0, xa, a11); b11 = Vector512.FusedMultiplyAdd(v1, xb, b11);
+            xa = Vector512.Load(x2p + i) * scale; xb = Vector512.Load(x2p + i + 16) * scale;
+            a02 = Vector512.FusedMultiplyAdd(u0, xa, a02); b02 = Vector512.FusedMultiplyAdd(u1, xb, b02);
+            a12 = Vector512.FusedMultiplyAdd(v0, xa, a12); b12 = Vector512.FusedMultiplyAdd(v1, xb, b12);
+            xa = Vector512.Load(x3p + i) * scale; xb = Vector512.Load(x3p + i + 16) * scale;
+            a03 = Vector512.FusedMultiplyAdd(u0, xa, a03); b03 = Vector512.FusedMultiplyAdd(u1, xb, b03);
+            a13 = Vector512.FusedMultiplyAdd(v0, xa, a13); b13 = Vector512.FusedMultiplyAdd(v1, xb, b13);
         }
         bool special = Vector512.GreaterThanOrEqualAny(check, Vector512.Create(NonFinite));
         if (i < n)
         {
             Vector512<float> u0 = Wide16(w0 + i), v0 = Wide16(w1 + i);
-            Vector512<float> xa = Vector512.Load(xs + i);
+            Vector512<float> xa = Vector512.Load(x + i) * scale;
             a00 = Vector512.FusedMultiplyAdd(u0, xa, a00); a10 = Vector512.FusedMultiplyAdd(v0, xa, a10);
-            xa = Vector512.Load(s1 + i);
+            xa = Vector512.Load(x1p + i) * scale;
             a01 = Vector512.FusedMultiplyAdd(u0, xa, a01); a11 = Vector512.FusedMultiplyAdd(v0, xa, a11);
-            xa = Vector512.Load(s2 + i);
+            xa = Vector512.Load(x2p + i) * scale;
             a02 = Vector512.FusedMultiplyAdd(u0, xa, a02); a12 = Vector512.FusedMultiplyAdd(v0, xa, a12);
-            xa = Vector512.Load(s3 + i);
+            xa = Vector512.Load(x3p + i) * scale;
             a03 = Vector512.FusedMultiplyAdd(u0, xa, a03); a13 = Vector512.FusedMultiplyAdd(v0, xa, a13);
             special |= Vector256.GreaterThanOrEqualAny(Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)), Vector256.Create(NonFinite));
         }
-        float* x1p = x + n, x2p = x1p + n, x3p = x2p + n;
         float* y1 = y + yStride, y2 = y1 + yStride, y3 = y2 + yStride;
         y[0] = Vector512.Sum(a00 + b00); y[1] = Vector512.Sum(a10 + b10);
         y1[0] = Vector512.Sum(a01 + b01); y1[1] = Vector512.Sum(a11 + b11);

@@ -450,13 +450,11 @@ public static unsafe class MatMul
         {
             // Eight rows at a time, then a last four (ranges are whole groups of four).
             bool halfWide = HalfRows.Wide, brain = weight.Type == GgmlType.BF16;
-            if (!brain)
+            if (nBatch >= 2 && !brain)
             {
                 // Several inputs (a server's streams): each row converted once for a few of them, bit-identical per input.
-                // One: x prepared once for the range's groups of eight and four (HalfRows.Rows).
                 int rows = (rowEnd - o) & ~3;
-                if (nBatch >= 2) HalfRows.Batch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut);
-                else HalfRows.Rows(halfWide, (ushort*)(weight.Data + o * rowBytes), rows, x, nIn, y + o);
+                HalfRows.Batch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut);
                 o += rows;
             }
             for (; o + 8 <= rowEnd; o += 8)
