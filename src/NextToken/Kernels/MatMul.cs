@@ -206,7 +206,11 @@ public static unsafe class MatMul
 
         /// <summary>The current call computes each input row as a batch of one would (see Forward).</summary>
         public bool IndependentRows { get; set; }
-        public int Chunks => _firstChunk[Count];
+        public int Chunks => _guided ? _guidedChunks : _firstChunk[Count];
+        private const int MaxChunks = 256;
+        private readonly int[] _chunkMatrix = new int[MaxChunks], _chunkStart = new int[MaxChunks], _chunkEnd = new int[MaxChunks];
+        private int _guidedChunks;
+        private bool _guided;
         public sbyte[] Quants { get; private set; } = new sbyte[32];
         public float[] Scales { get; private set; } = new float[1];
         public int[] Sums { get; private set; } = new int[1];
@@ -304,18 +308,57 @@ public static unsafe class MatMul
             long totalRows = 0;
             for (int i = 0; i < Count; i++) totalRows += _weights[i].RowCount;
             int budget = Math.Max(1, threads) * 8;
+            long totalTiles = 0;
             for (int i = 0; i < Count; i++)
             {
                 _tileRows[i] = _interleaved[i] != null || _interleavedK[i] != null ? 8 : activations.Packed != null ? PanelMatMul.RowTile : 4;
                 _tiles[i] = (_weights[i].RowCount + _tileRows[i] - 1) / _tileRows[i];
                 int chunks = (int)Math.Clamp(budget * _weights[i].RowCount / totalRows, 1, _tiles[i]);
                 _firstChunk[i + 1] = _firstChunk[i] + chunks;
+                totalTiles += _tiles[i];
             }
+            _guided = activations.Packed != null && threads > 1;
+            if (_guided) _guided = Guide(totalTiles, threads);
+        }
+
+        /// <summary>
+        /// Prompt (panel) regions: chunks that shrink as the region's work runs out — each 1/(2·threads) of the tiles
+        /// left, at least 1/(32·threads) of all, never crossing into the next matrix — so the last chunks claimed are
+        /// small and the threads finish close together. Equal chunks numbered matrix after matrix left up to a whole
+        /// chunk to one thread at the end (for q/k/v, all of v: a tenth of the region). Rows are computed the same in any
+        /// chunk, so results are bit-identical to the equal split's.
+        /// </summary>
+        private bool Guide(long totalTiles, int threads)
+        {
+            int smallest = (int)Math.Max(1, totalTiles / (32 * threads));
+            long left = totalTiles;
+            int n = 0, matrix = 0, tile = 0;
+            while (left > 0)
+            {
+                if (n == MaxChunks) return false; // very many threads: the equal chunks instead
+                int size = (int)Math.Min(_tiles[matrix] - tile, Math.Max(smallest, (left + 2 * threads - 1) / (2 * threads)));
+                // A chunk never crosses into the next matrix: a short piece at a boundary is a chunk of its own.
+                _chunkMatrix[n] = matrix;
+                _chunkStart[n] = tile * _tileRows[matrix];
+                _chunkEnd[n] = Math.Min(_weights[matrix].RowCount, (tile + size) * _tileRows[matrix]);
+                n++;
+                tile += size;
+                left -= size;
+                if (tile == _tiles[matrix]) (matrix, tile) = (matrix + 1, 0);
+            }
+            _guidedChunks = n;
+            return true;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int chunk)
         {
+            if (_guided)
+            {
+                int m = _chunkMatrix[chunk];
+                Rows(_weights[m], _interleaved[m], _interleavedK[m], _kQuantRows[m], _x, (float*)_outputs[m], _nBatch, _chunkStart[chunk], _chunkEnd[chunk], _activations, IndependentRows);
+                return;
+            }
             int i = 0;
             while (chunk >= _firstChunk[i + 1]) i++;
             int local = chunk - _firstChunk[i], chunks = _firstChunk[i + 1] - _firstChunk[i];

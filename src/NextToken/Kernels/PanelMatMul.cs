@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using NextToken.Tensors;
 
 namespace NextToken.Kernels;
@@ -86,6 +87,11 @@ internal static unsafe class PanelMatMul
                 int bEnd = Math.Min(nBatch, b0 + 16);
                 (long panelStart, int width) = Panel(b0, nIn, padded);
                 float* square = packed + panelStart + (b0 - panelStart / nIn);
+                if (kEnd - k0 == 16 && bEnd - b0 == 16 && (Avx512F.IsSupported || Avx.IsSupported))
+                {
+                    Transpose16(x + (long)b0 * nIn + k0, nIn, square + (long)k0 * width, width);
+                    continue;
+                }
                 for (int k = k0; k < kEnd; k++)
                 {
                     float* column = square + (long)k * width - b0;
@@ -178,6 +184,11 @@ internal static unsafe class PanelMatMul
                 for (int i0 = 0; i0 < nBatch; i0 += 16)
                 {
                     int iEnd = Math.Min(nBatch, i0 + 16);
+                    if (rEnd - r0 == 16 && iEnd - i0 == 16 && (Avx512F.IsSupported || Avx.IsSupported))
+                    {
+                        Transpose16(transposed + (long)r0 * padded + i0, padded, y + (long)i0 * nOut + rowStart + r0, nOut);
+                        continue;
+                    }
                     for (int i = i0; i < iEnd; i++)
                     {
                         float* yi = y + (long)i * nOut + rowStart;
@@ -186,6 +197,78 @@ internal static unsafe class PanelMatMul
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// A 16 × 16 square of floats turned around in registers (destination row j = source column j): 32-bit and 64-bit
+    /// interleaves put each column's four-row pieces into one 128-bit lane, two 128-bit lane shuffles gather them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Transpose16(float* source, long sourceStride, float* destination, long destinationStride)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            Transpose8(source, sourceStride, destination, destinationStride);
+            Transpose8(source + 8, sourceStride, destination + 8 * destinationStride, destinationStride);
+            Transpose8(source + 8 * sourceStride, sourceStride, destination + 8, destinationStride);
+            Transpose8(source + 8 * sourceStride + 8, sourceStride, destination + 8 * destinationStride + 8, destinationStride);
+            return;
+        }
+        (Vector512<float> u0, Vector512<float> u1, Vector512<float> u2, Vector512<float> u3) = Interleave4(source, sourceStride);
+        (Vector512<float> u4, Vector512<float> u5, Vector512<float> u6, Vector512<float> u7) = Interleave4(source + 4 * sourceStride, sourceStride);
+        (Vector512<float> u8, Vector512<float> u9, Vector512<float> u10, Vector512<float> u11) = Interleave4(source + 8 * sourceStride, sourceStride);
+        (Vector512<float> u12, Vector512<float> u13, Vector512<float> u14, Vector512<float> u15) = Interleave4(source + 12 * sourceStride, sourceStride);
+        Gather4(u0, u4, u8, u12, destination, destinationStride);
+        Gather4(u1, u5, u9, u13, destination + destinationStride, destinationStride);
+        Gather4(u2, u6, u10, u14, destination + 2 * destinationStride, destinationStride);
+        Gather4(u3, u7, u11, u15, destination + 3 * destinationStride, destinationStride);
+    }
+
+    /// <summary>An 8 × 8 square turned around with AVX: the same interleaves in 128-bit lanes, then one lane exchange.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8(float* source, long sourceStride, float* destination, long destinationStride)
+    {
+        (Vector256<float> u0, Vector256<float> u1, Vector256<float> u2, Vector256<float> u3) = Interleave4Narrow(source, sourceStride);
+        (Vector256<float> u4, Vector256<float> u5, Vector256<float> u6, Vector256<float> u7) = Interleave4Narrow(source + 4 * sourceStride, sourceStride);
+        Avx.Permute2x128(u0, u4, 0x20).Store(destination);
+        Avx.Permute2x128(u1, u5, 0x20).Store(destination + destinationStride);
+        Avx.Permute2x128(u2, u6, 0x20).Store(destination + 2 * destinationStride);
+        Avx.Permute2x128(u3, u7, 0x20).Store(destination + 3 * destinationStride);
+        Avx.Permute2x128(u0, u4, 0x31).Store(destination + 4 * destinationStride);
+        Avx.Permute2x128(u1, u5, 0x31).Store(destination + 5 * destinationStride);
+        Avx.Permute2x128(u2, u6, 0x31).Store(destination + 6 * destinationStride);
+        Avx.Permute2x128(u3, u7, 0x31).Store(destination + 7 * destinationStride);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Interleave4Narrow(float* r, long stride)
+    {
+        Vector256<float> r0 = Vector256.Load(r), r1 = Vector256.Load(r + stride), r2 = Vector256.Load(r + 2 * stride), r3 = Vector256.Load(r + 3 * stride);
+        Vector256<double> t0 = Avx.UnpackLow(r0, r1).AsDouble(), t1 = Avx.UnpackHigh(r0, r1).AsDouble();
+        Vector256<double> t2 = Avx.UnpackLow(r2, r3).AsDouble(), t3 = Avx.UnpackHigh(r2, r3).AsDouble();
+        return (Avx.UnpackLow(t0, t2).AsSingle(), Avx.UnpackHigh(t0, t2).AsSingle(), Avx.UnpackLow(t1, t3).AsSingle(), Avx.UnpackHigh(t1, t3).AsSingle());
+    }
+
+    /// <summary>Rows 0–3 (<paramref name="stride"/> apart) as four vectors; vector j's 128-bit lane L holds column 4L + j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<float>, Vector512<float>, Vector512<float>, Vector512<float>) Interleave4(float* r, long stride)
+    {
+        Vector512<float> r0 = Vector512.Load(r), r1 = Vector512.Load(r + stride), r2 = Vector512.Load(r + 2 * stride), r3 = Vector512.Load(r + 3 * stride);
+        Vector512<double> t0 = Avx512F.UnpackLow(r0, r1).AsDouble(), t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
+        Vector512<double> t2 = Avx512F.UnpackLow(r2, r3).AsDouble(), t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
+        return (Avx512F.UnpackLow(t0, t2).AsSingle(), Avx512F.UnpackHigh(t0, t2).AsSingle(), Avx512F.UnpackLow(t1, t3).AsSingle(), Avx512F.UnpackHigh(t1, t3).AsSingle());
+    }
+
+    /// <summary>Columns j, 4 + j, 8 + j, 12 + j from the four row groups' vectors j (<see cref="Interleave4"/>), stored as destination rows 0, 4, 8, 12.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Gather4(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d, float* destination, long stride)
+    {
+        Vector512<float> ab02 = Avx512F.Shuffle4x128(a, b, 0x88), ab13 = Avx512F.Shuffle4x128(a, b, 0xDD);
+        Vector512<float> cd02 = Avx512F.Shuffle4x128(c, d, 0x88), cd13 = Avx512F.Shuffle4x128(c, d, 0xDD);
+        Avx512F.Shuffle4x128(ab02, cd02, 0x88).Store(destination);
+        Avx512F.Shuffle4x128(ab13, cd13, 0x88).Store(destination + 4 * stride);
+        Avx512F.Shuffle4x128(ab02, cd02, 0xDD).Store(destination + 8 * stride);
+        Avx512F.Shuffle4x128(ab13, cd13, 0xDD).Store(destination + 12 * stride);
     }
 
     /// <summary>
