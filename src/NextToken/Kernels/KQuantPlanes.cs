@@ -300,8 +300,8 @@ internal static unsafe class KQuantPlanes
             byte* row = w + r * rowBytes;
             y[r] = type switch
             {
-                GgmlType.Q4_K => Q45K<NoFifthBit>(row, ahead, 144, planes, scales, sums, blocks),
-                GgmlType.Q5_K => Q45K<FifthBit>(row, ahead, 176, planes, scales, sums, blocks),
+                GgmlType.Q4_K => Q45K<NoFifthBit>(row, ahead, planes, scales, sums, blocks),
+                GgmlType.Q5_K => Q45K<FifthBit>(row, ahead, planes, scales, sums, blocks),
                 GgmlType.Q6_K => Q6K(row, ahead, planes, scales, sums, blocks),
                 _ => throw new NotSupportedException($"no 24-bit activation kernel for {type}"),
             };
@@ -312,7 +312,11 @@ internal static unsafe class KQuantPlanes
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(byte* at, int bytes)
     {
-        for (int line = 0; line < bytes; line += 64) Sse.Prefetch0(at + line);
+        // Written out: bytes is a constant after inlining (144, 176, 210), so no loop and no branch remain.
+        Sse.Prefetch0(at);
+        Sse.Prefetch0(at + 64);
+        Sse.Prefetch0(at + 128);
+        if (bytes > 192) Sse.Prefetch0(at + 192);
     }
 
     /// <summary>total + d·s·(P0·2¹⁶ + P1·2⁸ + P2), lane by lane (s before d: d·s alone could fall below float's normal range).</summary>
@@ -329,9 +333,10 @@ internal static unsafe class KQuantPlanes
 
     /// <summary>One row (blocks super-blocks at w) against the split input; prefetches the same block `ahead` bytes on.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Q45K<TFifth>(byte* w, long ahead, int blockBytes, sbyte* planes, float* scales, float* sums, int blocks)
+    private static float Q45K<TFifth>(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
         where TFifth : struct, IFifthBit
     {
+        int blockBytes = TFifth.Nibbles + 128; // 144 or 176, a constant
         float* halves = HalfTable.Pointer;
         int* s = stackalloc int[8]; // the 8 scales, each as a pair of equal 16-bit halves
         Vector256<float> total = default;
