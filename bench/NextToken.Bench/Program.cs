@@ -4,7 +4,10 @@ using BenchmarkDotNet.Running;
 // dotnet run -c Release --project bench/NextToken.Bench -- --alternate-resident [rounds]: ResidentDecodeBenchmarks' kernels
 // timed in alternation within one process (minimum of each), for a machine whose load moves between BenchmarkDotNet's runs.
 // dotnet run -c Release --project bench/NextToken.Bench -- --half-shapes FILE [rounds]: F16 decode of a model's matrices per shape, 1 and 2 threads.
-if (args.Length > 0 && args[0] == "--alternate-resident")
+// ... -- --alternate-stream FILE.gguf [rounds]: StreamDecodeBenchmarks, the AVX2 K-quant decode kernels reading a mapped model's rows from memory.
+if (args.Length > 1 && args[0] == "--alternate-stream")
+    NextToken.Bench.StreamDecodeBenchmarks.Alternate(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
+else if (args.Length > 0 && args[0] == "--alternate-resident")
     NextToken.Bench.ResidentDecodeBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 400);
 else if (args.Length > 0 && args[0] == "--half-shapes")
     NextToken.Bench.HalfDecodeShapes.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 20);

@@ -130,6 +130,31 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         output.WriteLine($"{type}: {blocks} random super-blocks × 3 planes, integer sums equal (largest |sum| {largest}), max |diff| 0");
     }
 
+    /// <summary>The general-purpose-register unpacking of Q4_K/Q5_K scales and minimums equals the vector one on random 12-byte fields (every bit pattern).</summary>
+    [SkippableFact]
+    public void ScalesK4_EqualsTheVectorUnpacking()
+    {
+        SkipUnlessAvx2();
+        var random = new Random(7);
+        var block = new byte[144];
+        fixed (byte* b = block)
+            for (int trial = 0; trial < 2000; trial++)
+            {
+                random.NextBytes(block);
+                if (trial < 2) Array.Fill(block, (byte)(trial == 0 ? 0 : 0xFF));
+                (Vector256<int> scales, Vector256<int> mins) = KQuantPlanes.ScalesK4(b);
+                (Vector256<int> expectedScales, Vector256<int> expectedMins) = ChunkedQuant.ScalesK4Integers(b);
+                Assert.Equal(expectedScales, scales);
+                Assert.Equal(expectedMins, mins);
+                for (int j = 0; j < 8; j++)
+                {
+                    Quantized.ScaleMinK4(j, block.AsSpan(4, 12), out int sc, out int m);
+                    Assert.Equal(sc, scales[j]);
+                    Assert.Equal(m, mins[j]);
+                }
+            }
+    }
+
     public static TheoryData<string, GgmlType> RealCases => new()
     {
         { "llama-k.q4_k_m.gguf", GgmlType.Q4_K },
