@@ -132,7 +132,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
 
     /// <summary>The general-purpose-register unpacking of Q4_K/Q5_K scales and minimums equals the vector one on random 12-byte fields (every bit pattern).</summary>
     [SkippableFact]
-    public void ScalesK4_EqualsTheVectorUnpacking()
+    public void ScalesK4Integers_EqualsTheScalarUnpacking()
     {
         SkipUnlessAvx2();
         var random = new Random(7);
@@ -142,10 +142,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
             {
                 random.NextBytes(block);
                 if (trial < 2) Array.Fill(block, (byte)(trial == 0 ? 0 : 0xFF));
-                (Vector256<int> scales, Vector256<int> mins) = KQuantPlanes.ScalesK4(b);
-                (Vector256<int> expectedScales, Vector256<int> expectedMins) = ChunkedQuant.ScalesK4Integers(b);
-                Assert.Equal(expectedScales, scales);
-                Assert.Equal(expectedMins, mins);
+                (Vector256<int> scales, Vector256<int> mins) = ChunkedQuant.ScalesK4Integers(b);
                 for (int j = 0; j < 8; j++)
                 {
                     Quantized.ScaleMinK4(j, block.AsSpan(4, 12), out int sc, out int m);

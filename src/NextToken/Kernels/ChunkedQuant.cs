@@ -660,18 +660,20 @@ internal static unsafe class ChunkedQuant
         (-(Vector256.ConvertToSingle(mins) * Vector256.Create(HalfTable.ToSingle(halves, ref block[2])))).Store(offset);
     }
 
-    /// <summary>Q4_K and Q5_K: the 8 6-bit scales and the 8 minimums as integers (also used by <see cref="KQuantActivations"/>).</summary>
+    /// <summary>
+    /// Q4_K and Q5_K: the 8 6-bit scales and the 8 minimums as integers (also used by <see cref="KQuantActivations"/> and
+    /// <see cref="KQuantPlanes"/>), unpacked in general-purpose registers — three 32-bit words, 4 bytes at a time — so the
+    /// vector ports, which bound the decode kernels, spend 4 operations per super-block on them (2 moves, 2 widenings)
+    /// instead of ~18 (issue #13). Bytes q0–q3 (a), q4–q7 (b), q8–q11 (c): scales 0–3 = a &amp; 63, minimums 0–3 = b &amp; 63;
+    /// scales 4–7 = low nibbles of c with a's top two bits above, minimums 4–7 = c's high nibbles with b's top bits.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static (Vector256<int> Scales, Vector256<int> Mins) ScalesK4Integers(byte* block)
     {
-        // Lanes 0–3: scale q[j] & 63, min q[j + 4] & 63; lanes 4–7: low nibbles of q[j + 4] (scale) and
-        // its high nibble (min), with the top two bits of q[j − 4] and q[j] above them.
-        Vector256<int> a = Avx2.ConvertToVector256Int32(block + 4), b = Avx2.ConvertToVector256Int32(block + 8);
-        Vector256<int> lowFour = Avx2.PermuteVar8x32(a, Vector256.Create(0, 1, 2, 3, 0, 1, 2, 3));
-        Vector256<int> upper = Vector256.Create(0, 0, 0, 0, -1, -1, -1, -1);
-        Vector256<int> scales = Vector256.ConditionalSelect(upper, (b & Vector256.Create(0x0F)) | (Vector256.ShiftRightLogical(lowFour, 6) << 4), lowFour & Vector256.Create(63));
-        Vector256<int> mins = Vector256.ConditionalSelect(upper, Vector256.ShiftRightLogical(b, 4) | (Vector256.ShiftRightLogical(a, 6) << 4), b & Vector256.Create(63));
-        return (scales, mins);
+        uint a = Unsafe.ReadUnaligned<uint>(block + 4), b = Unsafe.ReadUnaligned<uint>(block + 8), c = Unsafe.ReadUnaligned<uint>(block + 12);
+        ulong scales = (a & 0x3F3F3F3Fu) | (ulong)((c & 0x0F0F0F0Fu) | (a >> 2 & 0x30303030u)) << 32;
+        ulong mins = (b & 0x3F3F3F3Fu) | (ulong)((c >> 4 & 0x0F0F0F0Fu) | (b >> 2 & 0x30303030u)) << 32;
+        return (Avx2.ConvertToVector256Int32(Vector128.CreateScalar(scales).AsByte()), Avx2.ConvertToVector256Int32(Vector128.CreateScalar(mins).AsByte()));
     }
 
     /// <summary>Chunk c: half c / 8; low nibbles of bytes 64·half + 32·(c / 2 % 2) + 16·(c % 2), high nibble from c % 8 ≥ 4; bit pair (c % 8) / 2 of bytes 128 + 32·half + 16·(c % 2); scale c.</summary>

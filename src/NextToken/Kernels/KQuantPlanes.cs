@@ -364,7 +364,7 @@ internal static unsafe class KQuantPlanes
     private static (Vector256<int>, Vector256<int>, Vector256<int>, Vector256<int>) Q45KSums<TFifth>(byte* block, sbyte* xb, int* s)
         where TFifth : struct, IFifthBit
     {
-        (Vector256<int> scales, Vector256<int> mins) = ScalesK4(block);
+        (Vector256<int> scales, Vector256<int> mins) = ChunkedQuant.ScalesK4Integers(block);
         (scales | Vector256.ShiftLeft(scales, 16)).Store(s);
         Vector256<int> i0 = default, i1 = default, i2 = default;
         // The groups written out, so Q5_K's bit shifts are constants.
@@ -373,21 +373,6 @@ internal static unsafe class KQuantPlanes
         Q45KGroup<TFifth>(block, xb, s, 2, ref i0, ref i1, ref i2);
         Q45KGroup<TFifth>(block, xb, s, 3, ref i0, ref i1, ref i2);
         return (i0, i1, i2, mins);
-    }
-
-    /// <summary>
-    /// The 8 scales and 8 minimums of a Q4_K/Q5_K super-block as integers (<see cref="ChunkedQuant.ScalesK4Integers"/>'s values), unpacked
-    /// in general-purpose registers — three 32-bit words, 4 bytes at a time — so the vector ports, which bound this kernel, spend 4
-    /// operations per super-block on them (2 moves, 2 widenings) instead of ~18. Bytes q0–q3 (a), q4–q7 (b), q8–q11 (c): scales 0–3 = a &amp; 63, minimums
-    /// 0–3 = b &amp; 63; scales 4–7 = low nibbles of c with a's top two bits above, minimums 4–7 = c's high nibbles with b's top bits.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static (Vector256<int> Scales, Vector256<int> Mins) ScalesK4(byte* block)
-    {
-        uint a = Unsafe.ReadUnaligned<uint>(block + 4), b = Unsafe.ReadUnaligned<uint>(block + 8), c = Unsafe.ReadUnaligned<uint>(block + 12);
-        ulong scales = (a & 0x3F3F3F3Fu) | (ulong)((c & 0x0F0F0F0Fu) | (a >> 2 & 0x30303030u)) << 32;
-        ulong mins = (b & 0x3F3F3F3Fu) | (ulong)((c >> 4 & 0x0F0F0F0Fu) | (b >> 2 & 0x30303030u)) << 32;
-        return (Avx2.ConvertToVector256Int32(Vector128.CreateScalar(scales).AsByte()), Avx2.ConvertToVector256Int32(Vector128.CreateScalar(mins).AsByte()));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
