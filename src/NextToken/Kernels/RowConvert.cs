@@ -71,8 +71,7 @@ public static class RowConvert
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void Q4KRow(ReadOnlySpan<byte> source, Span<float> destination)
     {
-        int blocks = destination.Length / Quantized.QK_K;
-        if (source.Length < blocks * Q4KBlockBytes) throw new ArgumentException($"a Q4_K row of {destination.Length} values needs {blocks * Q4KBlockBytes} bytes, not {source.Length}");
+        int blocks = Q4KBlocks(source, destination);
         float* s = stackalloc float[16];
         float* halves = HalfTable.Pointer;
         Vector512<float> levels = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -99,6 +98,14 @@ public static class RowConvert
 
     private const int Q4KBlockBytes = 144;
 
+    /// <summary>Super-blocks in a Q4_K row of <paramref name="destination"/>'s length, once the source is known to hold them.</summary>
+    private static int Q4KBlocks(ReadOnlySpan<byte> source, Span<float> destination)
+    {
+        int blocks = destination.Length / Quantized.QK_K;
+        if (source.Length < blocks * Q4KBlockBytes) throw new ArgumentException($"a Q4_K row of {destination.Length} values needs {blocks * Q4KBlockBytes} bytes, not {source.Length}");
+        return blocks;
+    }
+
     /// <summary>
     /// As <see cref="Q4KRow"/> with AVX2 (whose 256-bit <c>vpermps</c> reads three index bits, too few for a nibble):
     /// 8 bytes widened once give 8 values of each of the group's two sub-blocks (mask and shift), each converted and
@@ -108,8 +115,7 @@ public static class RowConvert
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void Q4KRowNarrow(ReadOnlySpan<byte> source, Span<float> destination)
     {
-        int blocks = destination.Length / Quantized.QK_K;
-        if (source.Length < blocks * Q4KBlockBytes) throw new ArgumentException($"a Q4_K row of {destination.Length} values needs {blocks * Q4KBlockBytes} bytes, not {source.Length}");
+        int blocks = Q4KBlocks(source, destination);
         float* s = stackalloc float[16];
         float* halves = HalfTable.Pointer;
         Vector256<int> mask = Vector256.Create(15);
