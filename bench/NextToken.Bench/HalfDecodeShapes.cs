@@ -20,6 +20,11 @@ public static unsafe class HalfDecodeShapes
     {
         using GgufFile gguf = GgufFile.Open(path);
         var matrices = gguf.Tensors.Where(t => t.Type == GgmlType.F16 && t.Dims.Length == 2).Select(t => gguf.GetTensor(t.Name)).ToList();
+        if (matrices.Count == 0)
+        {
+            Console.Error.WriteLine($"error: {path}: no two-dimensional F16 matrices to time (--half-shapes needs an F16 model)");
+            return;
+        }
         Console.WriteLine($"{Path.GetFileName(path)}: {matrices.Count} F16 matrices, min of {rounds} rounds; AVX-512 kernels {HalfRows.Wide}; load {File.ReadAllText("/proc/loadavg").Trim()}");
         int maxIn = matrices.Max(m => m.RowLength), maxOut = matrices.Max(m => m.RowCount);
         float[] x = new float[maxIn], y = new float[maxOut];

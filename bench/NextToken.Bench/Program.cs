@@ -9,7 +9,9 @@ if (args.Length > 1 && args[0] == "--alternate-stream")
     NextToken.Bench.StreamDecodeBenchmarks.Alternate(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
 else if (args.Length > 0 && args[0] == "--alternate-resident")
     NextToken.Bench.ResidentDecodeBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 400);
-else if (args.Length > 0 && args[0] == "--half-shapes")
+else if (args.Length > 0 && (args[0] == "--half-shapes" || args[0] == "--alternate-stream") && args.Length < 2)
+    Console.Error.WriteLine($"error: {args[0]} needs a GGUF file: {args[0]} FILE [rounds]");
+else if (args.Length > 1 && args[0] == "--half-shapes")
     NextToken.Bench.HalfDecodeShapes.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 20);
 else
     BenchmarkSwitcher.FromAssembly(typeof(NextToken.Bench.Corpus).Assembly).Run(args);
