@@ -60,7 +60,7 @@ public static unsafe class PanelRate
                     for (int round = -1; round < rounds; round++)
                         for (int v = 0; v < variants.Length; v++)
                         {
-                                    TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+                            TimeSpan cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                             MatMul.Forward(tensor, x, batch, y, 1);
                             double cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds;
                             if (round >= 0) best[v] = Math.Min(best[v], cpu);
