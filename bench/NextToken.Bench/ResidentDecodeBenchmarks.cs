@@ -138,7 +138,8 @@ public unsafe class ResidentDecodeBenchmarks
     public void Previous()
     {
         fixed (byte* w = _weights)
-        fixed (float* x = _x, y = _y, sums = _sums)
+        fixed (float* x = _x, y = _y, sums = _sums, planeScales = _planeScales)
+        fixed (sbyte* planes = _planes)
             for (int pass = 0; pass < Passes; pass++)
             {
                 if (Type == GgmlType.Q4_0)
@@ -150,9 +151,9 @@ public unsafe class ResidentDecodeBenchmarks
                     for (int o = 0; o < Rows; o += 4) Quantized.Dot4RowsNarrow(Type, w + o * _rowBytes, _rowBytes, x, NIn, y + o);
                 else
                 {
+                    PreviousKQuantPlanes.Split(x, NIn, planes, planeScales);
                     KQuantRows.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
-                    for (int o = 0; o < Rows; o += 4)
-                        KQuantRows.Dot4(Type, false, w + o * _rowBytes, _rowBytes, 4, x, sums, NIn, y + o);
+                    for (int o = 0; o < Rows; o += 4) PreviousKQuantPlanes.Dot4(Type, w + o * _rowBytes, _rowBytes, 4, planes, planeScales, sums, NIn, y + o);
                 }
             }
     }

@@ -54,9 +54,9 @@ public static unsafe class StreamDecodeBenchmarks
             {
                 int n = m.RowLength, rows = m.RowCount;
                 KQuantRows.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
-                if (!floats) KQuantPlanes.Split(x, n, planes, scales);
+                if (floats) PreviousKQuantPlanes.Split(x, n, planes, scales); else KQuantPlanes.Split(x, n, planes, scales);
                 for (int o = 0; o < rows; o += 4)
-                    if (floats) KQuantRows.Dot4(m.Type, false, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), x, sums, n, y + o);
+                    if (floats) PreviousKQuantPlanes.Dot4(m.Type, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), planes, scales, sums, n, y + o);
                     else KQuantPlanes.Dot4(m.Type, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), planes, scales, sums, n, y + o);
             }
     }

@@ -80,7 +80,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
                     Assert.True(s / 2 <= amax / (127 << 16), $"{kind} block {b}: scale {s} too coarse for max|x| {amax}");
                 for (int i = 0; i < 256; i++)
                 {
-                    int p0 = planes[768 * b + i], p1 = planes[768 * b + 256 + i], p2 = planes[768 * b + 512 + i];
+                    int at = KQuantPlanes.Position(i), p0 = planes[768 * b + at], p1 = planes[768 * b + 256 + at], p2 = planes[768 * b + 512 + at];
                     Assert.InRange(p0, -127, 127);
                     double error = Math.Abs(x[256 * b + i] - (double)s * (p0 * 65536 + p1 * 256 + p2));
                     Assert.True(error <= s / 2.0, $"{kind} x[{256 * b + i}] = {x[256 * b + i]}: |error| {error} > s/2 = {s / 2.0}");
