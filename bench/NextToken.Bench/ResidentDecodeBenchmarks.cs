@@ -127,7 +127,7 @@ public unsafe class ResidentDecodeBenchmarks
                 else
                 {
                     KQuantPlanes.Split(x, NIn, planes, planeScales);
-                    KQuantRows.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
+                    KQuantPlanes.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
                     for (int o = 0; o < Rows; o += 4) KQuantPlanes.Dot4(Type, w + o * _rowBytes, _rowBytes, 4, planes, planeScales, sums, NIn, y + o);
                 }
             }

@@ -53,7 +53,8 @@ public static unsafe class StreamDecodeBenchmarks
             foreach (TensorData m in matrices)
             {
                 int n = m.RowLength, rows = m.RowCount;
-                KQuantRows.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
+                if (floats) KQuantRows.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
+                else KQuantPlanes.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
                 if (floats) PreviousKQuantPlanes.Split(x, n, planes, scales); else KQuantPlanes.Split(x, n, planes, scales);
                 for (int o = 0; o < rows; o += 4)
                     if (floats) PreviousKQuantPlanes.Dot4(m.Type, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), planes, scales, sums, n, y + o);
