@@ -97,7 +97,7 @@ internal static unsafe class KQuantPlanes
         {
             float* xb = x + BlockSize * b;
             sbyte* pb = planes + BlockBytes * b;
-            BlockScale(Math.Abs(TensorPrimitives.MaxMagnitude(new ReadOnlySpan<float>(xb, BlockSize))), out scales[b], out float inv1, out float inv2);
+            BlockScale(MaxMagnitude(xb), out scales[b], out float inv1, out float inv2);
             Vector256<float> inv = Vector256.Create(inv1), more = Vector256.Create(inv2);
             if (float.IsNaN(scales[b]))
             {
@@ -125,10 +125,16 @@ internal static unsafe class KQuantPlanes
         (Vector256<int> b0, Vector256<int> b1, Vector256<int> b2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(x + 8) * inv * more));
         (Vector256<int> c0, Vector256<int> c1, Vector256<int> c2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(x + 16) * inv * more));
         (Vector256<int> d0, Vector256<int> d1, Vector256<int> d2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(x + 24) * inv * more));
-        return (Vector256.Narrow(Vector256.Narrow(a0, b0), Vector256.Narrow(c0, d0)),
-                Vector256.Narrow(Vector256.Narrow(a1, b1), Vector256.Narrow(c1, d1)),
-                Vector256.Narrow(Vector256.Narrow(a2, b2), Vector256.Narrow(c2, d2)));
+        return (Pack(a0, b0, c0, d0), Pack(a1, b1, c1, d1), Pack(a2, b2, c2, d2));
     }
+
+    /// <summary>
+    /// 32 digits (four vectors of 8, each in −128…127) as bytes in order: the saturating packs are exact on them (3 operations where
+    /// Vector256.Narrow's truncation took ~12) and interleave the 128-bit lanes, which one vpermd undoes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Pack(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) =>
+        Avx2.PermuteVar8x32(Avx2.PackSignedSaturate(Avx2.PackSignedSaturate(a, b), Avx2.PackSignedSaturate(c, d)).AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte();
 
     /// <summary>Values v…v+31 (low) and v+32…v+63 (high) stored as the kernels read them: unpacklo and unpackhi of their 64-bit pieces.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -147,6 +153,29 @@ internal static unsafe class KQuantPlanes
     {
         int q = i >> 3 & 7;
         return (i & ~63) | ((q & 1) << 2 | (q & 2) | q >> 2) << 3 | (i & 7);
+    }
+
+    /// <summary>
+    /// max|x| of a block of 256, or a non-finite value if it holds an infinity or NaN: the largest of the magnitudes' bit patterns
+    /// as integers (their order is the floats' order; infinities and NaNs are above every finite value) — the bits of
+    /// <see cref="TensorPrimitives.MaxMagnitude(ReadOnlySpan{float})"/>'s |result| on finite blocks, at a fraction of its time per call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float MaxMagnitude(float* x)
+    {
+        Vector256<int> magnitude = Vector256.Create(int.MaxValue), m0 = Vector256<int>.Zero, m1 = m0, m2 = m0, m3 = m0;
+        for (int i = 0; i < BlockSize; i += 32)
+        {
+            m0 = Avx2.Max(m0, Vector256.Load((int*)(x + i)) & magnitude);
+            m1 = Avx2.Max(m1, Vector256.Load((int*)(x + i + 8)) & magnitude);
+            m2 = Avx2.Max(m2, Vector256.Load((int*)(x + i + 16)) & magnitude);
+            m3 = Avx2.Max(m3, Vector256.Load((int*)(x + i + 24)) & magnitude);
+        }
+        Vector256<int> m = Avx2.Max(Avx2.Max(m0, m1), Avx2.Max(m2, m3));
+        Vector128<int> h = Sse41.Max(m.GetLower(), m.GetUpper());
+        h = Sse41.Max(h, Sse2.Shuffle(h, 0b_01_00_11_10));
+        h = Sse41.Max(h, Sse2.Shuffle(h, 0b_10_11_00_01));
+        return BitConverter.Int32BitsToSingle(h.ToScalar());
     }
 
     /// <summary>v = p0·2¹⁶ + p1·2⁸ + p2, balanced digits (the ranges of <see cref="Range"/>), eight lanes.</summary>
