@@ -5,8 +5,13 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using NextToken.Tensors;
 
-namespace NextToken.Bench;
 using NextToken.Kernels;
+
+namespace NextToken.Bench;
+
+// The plane kernels as they were before issue #13's ninth session (planes in the values' order, a vpmaddwd per register of
+// quants, scales through a stack copy), kept so --alternate-resident and --alternate-stream time the old and new kernels
+// in one process. Not used by the engine.
 
 /// <summary>
 /// Exact-by-default AVX2 decode for Q4_K, Q5_K and Q6_K through 24-bit fixed-point activations. Per

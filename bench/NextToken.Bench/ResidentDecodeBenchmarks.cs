@@ -116,8 +116,7 @@ public unsafe class ResidentDecodeBenchmarks
 
     /// <summary>
     /// The exact kernel as the matmul runs it (per-call x preparation included, once per pass); K-quants: <see cref="KQuantPlanes"/>
-    /// (its split and sub-block sums per pass), which decode takes for Q5_K and Q6_K — for Q4_K it is measured against the
-    /// float kernel that decode keeps (<see cref="KQuantPlanes.Decodes"/>).
+    /// (its split and sub-block sums per pass, <see cref="Prepare"/>), which decode takes for Q4_K, Q5_K and Q6_K.
     /// </summary>
     [Benchmark]
     public void Kernel()
@@ -144,6 +143,7 @@ public unsafe class ResidentDecodeBenchmarks
     }
 
     /// <summary>The K-quant plane kernels' per-call preparation of x: the split and the sub-block sums.</summary>
+    [Benchmark]
     public void Prepare()
     {
         fixed (float* x = _x, sums = _sums, planeScales = _planeScales)
@@ -154,7 +154,7 @@ public unsafe class ResidentDecodeBenchmarks
         }
     }
 
-    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q5_K, Q6_K: the float kernels of <see cref="KQuantRows"/>; Q8_0 unchanged).</summary>
+    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q5_K, Q6_K: the plane kernels before issue #13's ninth session, <see cref="PreviousKQuantPlanes"/>, with their split and a TensorPrimitives.Sum per sub-block; Q8_0 unchanged).</summary>
     [Benchmark(Baseline = true)]
     public void Previous()
     {
