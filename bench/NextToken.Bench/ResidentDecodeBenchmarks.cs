@@ -73,7 +73,7 @@ public unsafe class ResidentDecodeBenchmarks
         {
             var bench = new ResidentDecodeBenchmarks { Type = type };
             bench.Setup();
-            for (int i = 0; i < 200; i++) { bench.Previous(); bench.Kernel(); bench.Clock(); bench.FmaThroughput(); bench.MultiplyChain(); }
+            for (int i = 0; i < 200; i++) { if (KQuantRows.Handles(type)) bench.Prepare(); bench.Previous(); bench.Kernel(); bench.Clock(); bench.FmaThroughput(); bench.MultiplyChain(); }
             Thread.Sleep(500); // tier-1 code installed
             double previous = double.MaxValue, kernel = double.MaxValue, clock = double.MaxValue, throughput = double.MaxValue, multiplies = double.MaxValue;
             double tick = 1e6 / System.Diagnostics.Stopwatch.Frequency;
@@ -96,6 +96,16 @@ public unsafe class ResidentDecodeBenchmarks
                 clock = Math.Min(clock, (t3 - t2) * tick);
                 throughput = Math.Min(throughput, (t4 - t3) * tick);
             }
+            // The per-pass preparation alone (K-quants: the split and the sub-block sums), which each pass above includes once.
+            double prepare = double.MaxValue;
+            if (KQuantRows.Handles(type))
+                for (int round = 0; round < rounds; round++)
+                {
+                    long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                    bench.Prepare();
+                    prepare = Math.Min(prepare, (System.Diagnostics.Stopwatch.GetTimestamp() - t0) * tick);
+                }
+            if (prepare < double.MaxValue) Console.WriteLine($"// {type}: split and sums of {NIn} values {prepare:F2} µs (min of {rounds}), {prepare * 1e3 / NIn:F3} ns per value");
             // The clock from the multiply-add chain (4 cycles a link); the multiply chain (3) and the eight chains (two per cycle) check it.
             double units = (double)Passes * Rows * NIn / 32, gigahertz = 16384 / clock / 1e3;
             Console.WriteLine($"{type,-5} {previous,12:F1} {kernel,10:F1} {clock,9:F2} {throughput,12:F2} {multiplies,8:F2} {gigahertz,5:F2} {previous * 1e3 / units,11:F3} {kernel * 1e3 / units,10:F3} {kernel * 1e3 * gigahertz / units,11:F2} {kernel / previous,9:F3}");
@@ -106,8 +116,7 @@ public unsafe class ResidentDecodeBenchmarks
 
     /// <summary>
     /// The exact kernel as the matmul runs it (per-call x preparation included, once per pass); K-quants: <see cref="KQuantPlanes"/>
-    /// (its split and sub-block sums per pass), which decode takes for Q5_K and Q6_K — for Q4_K it is measured against the
-    /// float kernel that decode keeps (<see cref="KQuantPlanes.Decodes"/>).
+    /// (its split and sub-block sums per pass, <see cref="Prepare"/>), which decode takes for Q4_K, Q5_K and Q6_K.
     /// </summary>
     [Benchmark]
     public void Kernel()
@@ -127,18 +136,31 @@ public unsafe class ResidentDecodeBenchmarks
                 else
                 {
                     KQuantPlanes.Split(x, NIn, planes, planeScales);
-                    KQuantRows.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
+                    KQuantPlanes.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
                     for (int o = 0; o < Rows; o += 4) KQuantPlanes.Dot4(Type, w + o * _rowBytes, _rowBytes, 4, planes, planeScales, sums, NIn, y + o);
                 }
             }
     }
 
-    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q5_K, Q6_K: the float kernels of <see cref="KQuantRows"/>; Q8_0 unchanged).</summary>
+    /// <summary>The K-quant plane kernels' per-call preparation of x: the split and the sub-block sums.</summary>
+    [Benchmark]
+    public void Prepare()
+    {
+        fixed (float* x = _x, sums = _sums, planeScales = _planeScales)
+        fixed (sbyte* planes = _planes)
+        {
+            KQuantPlanes.Split(x, NIn, planes, planeScales);
+            KQuantPlanes.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
+        }
+    }
+
+    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q5_K, Q6_K: the plane kernels before issue #13's ninth session, <see cref="PreviousKQuantPlanes"/>, with their split and a TensorPrimitives.Sum per sub-block; Q8_0 unchanged).</summary>
     [Benchmark(Baseline = true)]
     public void Previous()
     {
         fixed (byte* w = _weights)
-        fixed (float* x = _x, y = _y, sums = _sums)
+        fixed (float* x = _x, y = _y, sums = _sums, planeScales = _planeScales)
+        fixed (sbyte* planes = _planes)
             for (int pass = 0; pass < Passes; pass++)
             {
                 if (Type == GgmlType.Q4_0)
@@ -150,9 +172,9 @@ public unsafe class ResidentDecodeBenchmarks
                     for (int o = 0; o < Rows; o += 4) Quantized.Dot4RowsNarrow(Type, w + o * _rowBytes, _rowBytes, x, NIn, y + o);
                 else
                 {
+                    PreviousKQuantPlanes.Split(x, NIn, planes, planeScales);
                     KQuantRows.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
-                    for (int o = 0; o < Rows; o += 4)
-                        KQuantRows.Dot4(Type, false, w + o * _rowBytes, _rowBytes, 4, x, sums, NIn, y + o);
+                    for (int o = 0; o < Rows; o += 4) PreviousKQuantPlanes.Dot4(Type, w + o * _rowBytes, _rowBytes, 4, planes, planeScales, sums, NIn, y + o);
                 }
             }
     }

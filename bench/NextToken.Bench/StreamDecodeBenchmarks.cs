@@ -8,8 +8,8 @@ namespace NextToken.Bench;
 /// <summary>
 /// The AVX2 K-quant plane kernels reading their rows from memory, as decode does: every matrix of one type in a GGUF file
 /// (memory-mapped, 4 KB pages, far more than the caches), one thread, groups of four rows as MatMul's DotRows takes them.
-/// <c>--alternate-stream FILE [rounds]</c> times the float kernels (<see cref="KQuantRows"/>, "float") and the plane kernels
-/// (<see cref="KQuantPlanes"/>, "planes") in alternation, by the process's CPU time (one thread works) and the wall clock (minimum
+/// <c>--alternate-stream FILE [rounds]</c> times the previous plane kernels (<see cref="PreviousKQuantPlanes"/>, "previous") and the
+/// current ones (<see cref="KQuantPlanes"/>, "planes") in alternation, by the process's CPU time (one thread works) and the wall clock (minimum
 /// of each, for a loaded machine), and reports GB/s and ns per 32 values and row. Run with DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0.
 /// </summary>
 public static unsafe class StreamDecodeBenchmarks
@@ -30,33 +30,34 @@ public static unsafe class StreamDecodeBenchmarks
             float[] x = new float[maxIn], y = new float[maxOut], sums = new float[maxIn / 16], scales = new float[maxIn / 256];
             sbyte[] planes = new sbyte[3 * maxIn];
             for (int i = 0; i < maxIn; i++) x[i] = MathF.Sin(i * 0.37f);
-            double bestFloat = double.MaxValue, bestPlanes = double.MaxValue, wallFloat = double.MaxValue, wallPlanes = double.MaxValue;
+            double bestPrevious = double.MaxValue, bestPlanes = double.MaxValue, wallPrevious = double.MaxValue, wallPlanes = double.MaxValue;
             for (int round = -1; round < rounds; round++)
-                foreach (bool floats in new[] { true, false })
+                foreach (bool previous in new[] { true, false })
                 {
                     TimeSpan cpu0 = ThreadCpu();
                     long t0 = Stopwatch.GetTimestamp();
-                    Run(matrices, floats, x, y, sums, scales, planes);
+                    Run(matrices, previous, x, y, sums, scales, planes);
                     double wall = Stopwatch.GetElapsedTime(t0).TotalMilliseconds, cpu = (ThreadCpu() - cpu0).TotalMilliseconds;
                     if (round < 0) continue; // the first round pages the file in and compiles
-                    if (floats) { bestFloat = Math.Min(bestFloat, cpu); wallFloat = Math.Min(wallFloat, wall); }
+                    if (previous) { bestPrevious = Math.Min(bestPrevious, cpu); wallPrevious = Math.Min(wallPrevious, wall); }
                     else { bestPlanes = Math.Min(bestPlanes, cpu); wallPlanes = Math.Min(wallPlanes, wall); }
                 }
-            Console.WriteLine($"{type}: {matrices.Length} matrices, {bytes / 1e6:F0} MB; min of {rounds}: CPU float {bestFloat:F1} ms ({bytes / bestFloat / 1e6:F2} GB/s), planes {bestPlanes:F1} ms ({bytes / bestPlanes / 1e6:F2} GB/s), planes/float {bestPlanes / bestFloat:F3}; wall float {wallFloat:F1} planes {wallPlanes:F1} ({wallPlanes / wallFloat:F3}); ns per 32 values and row float {bestFloat * 1e6 / (values / 32.0):F3} planes {bestPlanes * 1e6 / (values / 32.0):F3}");
+            Console.WriteLine($"{type}: {matrices.Length} matrices, {bytes / 1e6:F0} MB; min of {rounds}: CPU previous {bestPrevious:F1} ms ({bytes / bestPrevious / 1e6:F2} GB/s), planes {bestPlanes:F1} ms ({bytes / bestPlanes / 1e6:F2} GB/s), planes/previous {bestPlanes / bestPrevious:F3}; wall previous {wallPrevious:F1} planes {wallPlanes:F1} ({wallPlanes / wallPrevious:F3}); ns per 32 values and row previous {bestPrevious * 1e6 / (values / 32.0):F3} planes {bestPlanes * 1e6 / (values / 32.0):F3}");
         }
     }
 
-    private static void Run(TensorData[] matrices, bool floats, float[] xs, float[] ys, float[] subSums, float[] planeScales, sbyte[] planeBytes)
+    private static void Run(TensorData[] matrices, bool previous, float[] xs, float[] ys, float[] subSums, float[] planeScales, sbyte[] planeBytes)
     {
         fixed (float* x = xs, y = ys, sums = subSums, scales = planeScales)
         fixed (sbyte* planes = planeBytes)
             foreach (TensorData m in matrices)
             {
                 int n = m.RowLength, rows = m.RowCount;
-                KQuantRows.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
-                if (!floats) KQuantPlanes.Split(x, n, planes, scales);
+                if (previous) KQuantRows.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
+                else KQuantPlanes.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
+                if (previous) PreviousKQuantPlanes.Split(x, n, planes, scales); else KQuantPlanes.Split(x, n, planes, scales);
                 for (int o = 0; o < rows; o += 4)
-                    if (floats) KQuantRows.Dot4(m.Type, false, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), x, sums, n, y + o);
+                    if (previous) PreviousKQuantPlanes.Dot4(m.Type, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), planes, scales, sums, n, y + o);
                     else KQuantPlanes.Dot4(m.Type, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), planes, scales, sums, n, y + o);
             }
     }

@@ -80,7 +80,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
                     Assert.True(s / 2 <= amax / (127 << 16), $"{kind} block {b}: scale {s} too coarse for max|x| {amax}");
                 for (int i = 0; i < 256; i++)
                 {
-                    int p0 = planes[768 * b + i], p1 = planes[768 * b + 256 + i], p2 = planes[768 * b + 512 + i];
+                    int at = KQuantPlanes.Position(i), p0 = planes[768 * b + at], p1 = planes[768 * b + 256 + at], p2 = planes[768 * b + 512 + at];
                     Assert.InRange(p0, -127, 127);
                     double error = Math.Abs(x[256 * b + i] - (double)s * (p0 * 65536 + p1 * 256 + p2));
                     Assert.True(error <= s / 2.0, $"{kind} x[{256 * b + i}] = {x[256 * b + i]}: |error| {error} > s/2 = {s / 2.0}");
@@ -91,6 +91,29 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         output.WriteLine($"split of {n} values × {Kinds.Length + 1} kinds: vector bytes = scalar reference, digits in range, max |x − s·v| / max|x| of the block {worst:E2} (bound 1/(127·2¹⁶) = {1.0 / (127 << 16):E2})");
         Assert.Contains("multiple of 256", Assert.Throws<ArgumentException>(() => KQuantPlanes.SplitReference(new float[300], new sbyte[900], new float[2])).Message);
         Assert.Contains("plane bytes", Assert.Throws<ArgumentException>(() => KQuantPlanes.SplitReference(new float[256], new sbyte[700], new float[1])).Message);
+    }
+
+    /// <summary>The vectorized sub-block sums equal the scalar reference bit for bit (widths 16 and 32, lengths of 128 to 5632, every input kind, NaN).</summary>
+    [Fact]
+    public void SubBlockSums_VectorEqualsReference()
+    {
+        int cases = 0;
+        foreach (int n in new[] { 128, 256, 384, 2048, 5632 })
+            foreach (string kind in Kinds.Append("nan"))
+                foreach (int width in new[] { 16, 32 })
+                {
+                    float[] x = Input(kind == "nan" ? "plain" : kind == "plain" || n % 256 == 0 ? kind : "plain", n, n + width);
+                    if (kind == "nan") x[n / 2] = float.NaN;
+                    var expected = new float[n / width];
+                    var actual = new float[n / width];
+                    KQuantPlanes.SubBlockSumsReference(x, width, expected);
+                    fixed (float* xp = x, sp = actual)
+                        KQuantPlanes.SubBlockSums(xp, n, width, sp);
+                    for (int k = 0; k < expected.Length; k++)
+                        Assert.Equal(BitConverter.SingleToInt32Bits(expected[k]), BitConverter.SingleToInt32Bits(actual[k]));
+                    cases++;
+                }
+        output.WriteLine($"sub-block sums: {cases} (length, kind, width) cases, vector = scalar reference bit for bit");
     }
 
     /// <summary>
@@ -246,7 +269,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         fixed (sbyte* pp = planes)
         {
             KQuantPlanes.Split(xp, n, pp, sp);
-            KQuantRows.SubBlockSums(xp, n, width, xs);
+            KQuantPlanes.SubBlockSums(xp, n, width, xs);
             for (int first = 0, count = 1; first < rows; first += count, count = count % 4 + 1)
             {
                 int group = Math.Min(count, rows - first);
@@ -345,7 +368,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
                     fixed (sbyte* pp = planes)
                     {
                         KQuantPlanes.Split(xp, n, pp, sp);
-                        KQuantRows.SubBlockSums(xp, n, width, xs);
+                        KQuantPlanes.SubBlockSums(xp, n, width, xs);
                     }
                     for (int r = 0; r < rows; r++, results++)
                         Assert.Equal(KQuantPlanes.Dot(type, view.Row(r), planes, scales, sums, n), y[b * rows + r]);

@@ -25,7 +25,7 @@ namespace NextToken.Kernels;
 /// 32·31·128·63 ≈ 8.0·10⁶ (both below 2²⁴: converted to float exactly), Q6_K 32·63·128·128 ≈ 3.3·10⁷
 /// (below 2³¹). Per super-block and row the planes' sums are converted and combined in float
 /// (×2¹⁶, ×2⁸, ×1, ×s, ×d); the offsets (Q4_K/Q5_K −dmin·m, Q6_K's −32) are o·Σx with the float Σx of
-/// each sub-block (<see cref="KQuantRows.SubBlockSums"/>), as in the float kernels.
+/// each sub-block (<see cref="SubBlockSums"/>, made with the split), as in the float kernels.
 /// </remarks>
 internal static unsafe class KQuantPlanes
 {
@@ -97,25 +97,85 @@ internal static unsafe class KQuantPlanes
         {
             float* xb = x + BlockSize * b;
             sbyte* pb = planes + BlockBytes * b;
-            BlockScale(Math.Abs(TensorPrimitives.MaxMagnitude(new ReadOnlySpan<float>(xb, BlockSize))), out scales[b], out float inv1, out float inv2);
+            BlockScale(MaxMagnitude(xb), out scales[b], out float inv1, out float inv2);
             Vector256<float> inv = Vector256.Create(inv1), more = Vector256.Create(inv2);
             if (float.IsNaN(scales[b]))
             {
                 new Span<sbyte>(pb, BlockBytes).Clear();
                 continue;
             }
-            for (int k = 0; k < BlockSize; k += 32)
+            for (int k = 0; k < BlockSize; k += 64)
             {
                 // vcvtps2dq rounds half to even, as MathF.Round in the reference; x·(1/s) is exact (powers of two).
-                (Vector256<int> a0, Vector256<int> a1, Vector256<int> a2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(xb + k) * inv * more));
-                (Vector256<int> b0, Vector256<int> b1, Vector256<int> b2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(xb + k + 8) * inv * more));
-                (Vector256<int> c0, Vector256<int> c1, Vector256<int> c2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(xb + k + 16) * inv * more));
-                (Vector256<int> d0, Vector256<int> d1, Vector256<int> d2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(xb + k + 24) * inv * more));
-                Vector256.Narrow(Vector256.Narrow(a0, b0), Vector256.Narrow(c0, d0)).Store(pb + k);
-                Vector256.Narrow(Vector256.Narrow(a1, b1), Vector256.Narrow(c1, d1)).Store(pb + BlockSize + k);
-                Vector256.Narrow(Vector256.Narrow(a2, b2), Vector256.Narrow(c2, d2)).Store(pb + 2 * BlockSize + k);
+                (Vector256<sbyte> a0, Vector256<sbyte> a1, Vector256<sbyte> a2) = Digits32(xb + k, inv, more);
+                (Vector256<sbyte> b0, Vector256<sbyte> b1, Vector256<sbyte> b2) = Digits32(xb + k + 32, inv, more);
+                // The kernels' order (Position): 8-byte pieces of values k…k+31 and k+32…k+63 interleaved, as vpunpck[lh]qdq interleaves the quants.
+                Place(a0, b0, pb + k);
+                Place(a1, b1, pb + BlockSize + k);
+                Place(a2, b2, pb + 2 * BlockSize + k);
             }
         }
+    }
+
+    /// <summary>The three digit planes of 32 values at x (scaled by 1/s = inv·more, one factor at a time: 1/s alone can pass float's range), in the values' order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<sbyte>, Vector256<sbyte>, Vector256<sbyte>) Digits32(float* x, Vector256<float> inv, Vector256<float> more)
+    {
+        (Vector256<int> a0, Vector256<int> a1, Vector256<int> a2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(x) * inv * more));
+        (Vector256<int> b0, Vector256<int> b1, Vector256<int> b2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(x + 8) * inv * more));
+        (Vector256<int> c0, Vector256<int> c1, Vector256<int> c2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(x + 16) * inv * more));
+        (Vector256<int> d0, Vector256<int> d1, Vector256<int> d2) = Digits(Avx.ConvertToVector256Int32(Vector256.Load(x + 24) * inv * more));
+        return (Pack(a0, b0, c0, d0), Pack(a1, b1, c1, d1), Pack(a2, b2, c2, d2));
+    }
+
+    /// <summary>
+    /// 32 digits (four vectors of 8, each in −128…127) as bytes in order: the saturating packs are exact on them (3 operations where
+    /// Vector256.Narrow's truncation took ~12) and interleave the 128-bit lanes, which one vpermd undoes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Pack(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) =>
+        Avx2.PermuteVar8x32(Avx2.PackSignedSaturate(Avx2.PackSignedSaturate(a, b), Avx2.PackSignedSaturate(c, d)).AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte();
+
+    /// <summary>Values v…v+31 (low) and v+32…v+63 (high) stored as the kernels read them: unpacklo and unpackhi of their 64-bit pieces.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Place(Vector256<sbyte> low, Vector256<sbyte> high, sbyte* at)
+    {
+        Avx2.UnpackLow(low.AsUInt64(), high.AsUInt64()).AsSByte().Store(at);
+        Avx2.UnpackHigh(low.AsUInt64(), high.AsUInt64()).AsSByte().Store(at + 32);
+    }
+
+    /// <summary>
+    /// Where value i (0–255) of a block lies in each of its planes: in each run of 64 values the 8-value pieces are stored
+    /// in the order 0, 4, 2, 6, 1, 5, 3, 7 (piece q at 8·reverse₃(q)), so that one 32-byte load meets a register made by
+    /// vpunpcklqdq of two registers of quants 32 values apart, and the next load the vpunpckhqdq (see the kernels).
+    /// </summary>
+    public static int Position(int i)
+    {
+        int q = i >> 3 & 7;
+        return (i & ~63) | ((q & 1) << 2 | (q & 2) | q >> 2) << 3 | (i & 7);
+    }
+
+    /// <summary>
+    /// max|x| of a block of 256, or a non-finite value if it holds an infinity or NaN: the largest of the magnitudes' bit patterns
+    /// as integers (their order is the floats' order; infinities and NaNs are above every finite value) — the bits of
+    /// <see cref="TensorPrimitives.MaxMagnitude(ReadOnlySpan{float})"/>'s |result| on finite blocks, at a fraction of its time per call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float MaxMagnitude(float* x)
+    {
+        Vector256<int> magnitude = Vector256.Create(int.MaxValue), m0 = Vector256<int>.Zero, m1 = m0, m2 = m0, m3 = m0;
+        for (int i = 0; i < BlockSize; i += 32)
+        {
+            m0 = Avx2.Max(m0, Vector256.Load((int*)(x + i)) & magnitude);
+            m1 = Avx2.Max(m1, Vector256.Load((int*)(x + i + 8)) & magnitude);
+            m2 = Avx2.Max(m2, Vector256.Load((int*)(x + i + 16)) & magnitude);
+            m3 = Avx2.Max(m3, Vector256.Load((int*)(x + i + 24)) & magnitude);
+        }
+        Vector256<int> m = Avx2.Max(Avx2.Max(m0, m1), Avx2.Max(m2, m3));
+        Vector128<int> h = Sse41.Max(m.GetLower(), m.GetUpper());
+        h = Sse41.Max(h, Sse2.Shuffle(h, 0b_01_00_11_10));
+        h = Sse41.Max(h, Sse2.Shuffle(h, 0b_10_11_00_01));
+        return BitConverter.Int32BitsToSingle(h.ToScalar());
     }
 
     /// <summary>v = p0·2¹⁶ + p1·2⁸ + p2, balanced digits (the ranges of <see cref="Range"/>), eight lanes.</summary>
@@ -152,11 +212,62 @@ internal static unsafe class KQuantPlanes
             for (int i = 0; i < BlockSize; i++)
             {
                 int v = (int)MathF.Round(block[i] * inv1 * inv2);
-                int p0 = (v + 32_896) >> 16, r = v - (p0 << 16), p1 = (r + 128) >> 8;
-                pb[i] = (sbyte)p0;
-                pb[BlockSize + i] = (sbyte)p1;
-                pb[2 * BlockSize + i] = (sbyte)(r - (p1 << 8));
+                int p0 = (v + 32_896) >> 16, r = v - (p0 << 16), p1 = (r + 128) >> 8, at = Position(i);
+                pb[at] = (sbyte)p0;
+                pb[BlockSize + at] = (sbyte)p1;
+                pb[2 * BlockSize + at] = (sbyte)(r - (p1 << 8));
             }
+        }
+    }
+
+    /// <summary>
+    /// sums[k] = Σ x[width·k …] for width 16 (Q6_K) or 32 (Q4_K, Q5_K): the offsets' Σx, once per matmul call with the split
+    /// (a call per sub-block took ~0.8 ns per value, ~27% of a 64-row resident pass). A fixed order, the same bits as
+    /// <see cref="SubBlockSumsReference"/>: per 16 values a_j = x_j + x_{8+j}, ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
+    /// width 32 adds two of those.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void SubBlockSums(float* x, int n, int width, float* sums)
+    {
+        if (width is not (16 or 32) || n % 128 != 0) throw new ArgumentException($"sub-block sums of width 16 or 32 over a multiple of 128 values, not {width} over {n}");
+        if (!Avx2.IsSupported)
+        {
+            SubBlockSumsReference(new ReadOnlySpan<float>(x, n), width, new Span<float>(sums, n / width));
+            return;
+        }
+        for (int i = 0; i < n; i += 128, x += 128)
+        {
+            // Eight sums of 16 at once: adjacent pairs (vhaddps within each 128-bit lane), then the lanes' halves added.
+            Vector256<float> h01 = Avx.HorizontalAdd(Vector256.Load(x) + Vector256.Load(x + 8), Vector256.Load(x + 16) + Vector256.Load(x + 24));
+            Vector256<float> h23 = Avx.HorizontalAdd(Vector256.Load(x + 32) + Vector256.Load(x + 40), Vector256.Load(x + 48) + Vector256.Load(x + 56));
+            Vector256<float> h45 = Avx.HorizontalAdd(Vector256.Load(x + 64) + Vector256.Load(x + 72), Vector256.Load(x + 80) + Vector256.Load(x + 88));
+            Vector256<float> h67 = Avx.HorizontalAdd(Vector256.Load(x + 96) + Vector256.Load(x + 104), Vector256.Load(x + 112) + Vector256.Load(x + 120));
+            Vector256<float> low = Avx.HorizontalAdd(h01, h23), high = Avx.HorizontalAdd(h45, h67);
+            Vector256<float> s16 = Avx.Permute2x128(low, high, 0x20) + Avx.Permute2x128(low, high, 0x31);
+            if (width == 16)
+                s16.Store(sums + i / 16);
+            else
+                Sse3.HorizontalAdd(s16.GetLower(), s16.GetUpper()).Store(sums + i / 32);
+        }
+    }
+
+    /// <summary>The scalar form of <see cref="SubBlockSums"/>, bit for bit.</summary>
+    public static void SubBlockSumsReference(ReadOnlySpan<float> x, int width, Span<float> sums)
+    {
+        if (width is not (16 or 32) || x.Length % 128 != 0 || sums.Length < x.Length / width)
+            throw new ArgumentException($"sub-block sums of width 16 or 32 over a multiple of 128 values, not {width} over {x.Length} into {sums.Length}");
+        Span<float> a = stackalloc float[8];
+        for (int k = 0; k < x.Length / width; k++)
+        {
+            float total = 0;
+            for (int half = 0; half < width / 16; half++)
+            {
+                ReadOnlySpan<float> v = x.Slice(width * k + 16 * half, 16);
+                for (int j = 0; j < 8; j++) a[j] = v[j] + v[8 + j];
+                float sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+                total = half == 0 ? sum : total + sum;
+            }
+            sums[k] = total;
         }
     }
 
@@ -166,7 +277,7 @@ internal static unsafe class KQuantPlanes
             throw new ArgumentException($"splitting {n} values into 24-bit planes needs a multiple of {BlockSize} values, {3L * n} plane bytes (got {planes}) and {n / BlockSize} scales (got {scales})");
     }
 
-    /// <summary>One stored row against one split input (sums: <see cref="KQuantRows.SubBlockSums"/> at <see cref="KQuantRows.SumWidth"/>): the AVX2 kernel, or <see cref="Reference"/> without it.</summary>
+    /// <summary>One stored row against one split input (sums: <see cref="SubBlockSums"/> at <see cref="KQuantRows.SumWidth"/>): the AVX2 kernel, or <see cref="Reference"/> without it.</summary>
     public static float Dot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> planes, ReadOnlySpan<float> scales, ReadOnlySpan<float> sums, int n)
     {
         Check(type, row.Length, planes.Length, scales.Length, sums.Length, n);
@@ -249,7 +360,7 @@ internal static unsafe class KQuantPlanes
             {
                 ReadOnlySpan<sbyte> x = planes.Slice(b * BlockBytes + p * BlockSize, BlockSize);
                 long sum = 0;
-                for (int i = 0; i < BlockSize; i++) sum += (long)sc[i / width] * q[i] * x[i];
+                for (int i = 0; i < BlockSize; i++) sum += (long)sc[i / width] * q[i] * x[Position(i)];
                 integers[b, p] = sum;
             }
             total += d * scales[b] * (integers[b, 0] * 65536.0 + integers[b, 1] * 256.0 + integers[b, 2]) + offsets;
@@ -266,9 +377,9 @@ internal static unsafe class KQuantPlanes
         Vector256<int> i0, i1, i2;
         switch (type)
         {
-            case GgmlType.Q4_K: { int* s = stackalloc int[8]; (i0, i1, i2, _) = Q45KSums<NoFifthBit>(block, xb, s); break; }
-            case GgmlType.Q5_K: { int* s = stackalloc int[8]; (i0, i1, i2, _) = Q45KSums<FifthBit>(block, xb, s); break; }
-            case GgmlType.Q6_K: { short* s = stackalloc short[16]; (i0, i1, i2) = Q6KSums(block, xb, s); break; }
+            case GgmlType.Q4_K: (i0, i1, i2, _) = Q45KSums<NoFifthBit>(block, xb); break;
+            case GgmlType.Q5_K: (i0, i1, i2, _) = Q45KSums<FifthBit>(block, xb); break;
+            case GgmlType.Q6_K: (i0, i1, i2) = Q6KSums(block, xb); break;
             default: throw new NotSupportedException($"no 24-bit activation kernel for {type}");
         }
         return (Sum(i0), Sum(i1), Sum(i2));
@@ -284,7 +395,7 @@ internal static unsafe class KQuantPlanes
     /// <summary>
     /// y[0 … rows − 1] = rows w, w + rowBytes, … (n values each, n a multiple of 256) times the split input
     /// (<paramref name="planes"/>, <paramref name="scales"/> from <see cref="Split"/>; <paramref name="sums"/> from
-    /// <see cref="KQuantRows.SubBlockSums"/> at <see cref="KQuantRows.SumWidth"/>); rows is 1 to 4. AVX2 and FMA.
+    /// <see cref="SubBlockSums"/> at <see cref="KQuantRows.SumWidth"/>); rows is 1 to 4. AVX2 and FMA.
     /// </summary>
     public static void Dot4(GgmlType type, byte* w, long rowBytes, int rows, sbyte* planes, float* scales, float* sums, int n, float* y)
     {
@@ -338,22 +449,21 @@ internal static unsafe class KQuantPlanes
     {
         int blockBytes = TFifth.Nibbles + 128; // 144 or 176, a constant
         float* halves = HalfTable.Pointer;
-        int* s = stackalloc int[8]; // the 8 scales, each as a pair of equal 16-bit halves
         Vector256<float> total = default;
         for (int b = 0; b < blocks; b++)
         {
             byte* block = w + b * blockBytes;
             Prefetch(block + ahead, blockBytes);
-            total = Q45KRow<TFifth>(block, halves, planes + BlockBytes * b, s, Vector256.Load(sums + 8 * b), Vector256.Create(scales[b]), total);
+            total = Q45KRow<TFifth>(block, halves, planes + BlockBytes * b, Vector256.Load(sums + 8 * b), Vector256.Create(scales[b]), total);
         }
         return Vector256.Sum(total);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Q45KRow<TFifth>(byte* block, float* halves, sbyte* xb, int* s, Vector256<float> xs, Vector256<float> scale, Vector256<float> total)
+    private static Vector256<float> Q45KRow<TFifth>(byte* block, float* halves, sbyte* xb, Vector256<float> xs, Vector256<float> scale, Vector256<float> total)
         where TFifth : struct, IFifthBit
     {
-        (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<int> mins) = Q45KSums<TFifth>(block, xb, s);
+        (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<int> mins) = Q45KSums<TFifth>(block, xb);
         float d = HalfTable.ToSingle(halves, ref *block), dmin = HalfTable.ToSingle(halves, ref block[2]);
         total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(mins) * Vector256.Create(-dmin), xs, total);
         return Combine(i0, i1, i2, scale, d, total);
@@ -361,32 +471,46 @@ internal static unsafe class KQuantPlanes
 
     /// <summary>The three planes' integer sums of one super-block (8 lanes each) and its 8 minimums.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector256<int>, Vector256<int>, Vector256<int>, Vector256<int>) Q45KSums<TFifth>(byte* block, sbyte* xb, int* s)
+    private static (Vector256<int>, Vector256<int>, Vector256<int>, Vector256<int>) Q45KSums<TFifth>(byte* block, sbyte* xb)
         where TFifth : struct, IFifthBit
     {
         (Vector256<int> scales, Vector256<int> mins) = ChunkedQuant.ScalesK4Integers(block);
-        (scales | Vector256.ShiftLeft(scales, 16)).Store(s);
+        Vector256<int> pairs = scales | Vector256.ShiftLeft(scales, 16); // each scale as two equal 16-bit halves, for vpmaddwd
         Vector256<int> i0 = default, i1 = default, i2 = default;
         // The groups written out, so Q5_K's bit shifts are constants.
-        Q45KGroup<TFifth>(block, xb, s, 0, ref i0, ref i1, ref i2);
-        Q45KGroup<TFifth>(block, xb, s, 1, ref i0, ref i1, ref i2);
-        Q45KGroup<TFifth>(block, xb, s, 2, ref i0, ref i1, ref i2);
-        Q45KGroup<TFifth>(block, xb, s, 3, ref i0, ref i1, ref i2);
+        Q45KGroup<TFifth>(block, xb, pairs, 0, ref i0, ref i1, ref i2);
+        Q45KGroup<TFifth>(block, xb, pairs, 1, ref i0, ref i1, ref i2);
+        Q45KGroup<TFifth>(block, xb, pairs, 2, ref i0, ref i1, ref i2);
+        Q45KGroup<TFifth>(block, xb, pairs, 3, ref i0, ref i1, ref i2);
         return (i0, i1, i2, mins);
     }
 
+    /// <summary>
+    /// Group g: values 64g + l (low nibbles, sub-block 2g) and 64g + 32 + l (high, 2g + 1), interleaved in 8-byte pieces
+    /// (<see cref="Position"/>) so both registers hold the two sub-blocks at the same places: their vpmaddubsw pair sums
+    /// (|·| ≤ 2·31·128 each, Q5_K) add in 16 bits, and one vpmaddwd per plane applies the scales — per 64 values 6
+    /// byte multiplies and 3 word multiplies, where a vpmaddwd per register took 6.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q45KGroup<TFifth>(byte* block, sbyte* xb, int* s, int g, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2)
+    private static void Q45KGroup<TFifth>(byte* block, sbyte* xb, Vector256<int> pairs, int g, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2)
         where TFifth : struct, IFifthBit
     {
         Vector256<byte> packed = Vector256.Load(block + TFifth.Nibbles + 32 * g), mask = Vector256.Create((byte)0x0F);
-        Vector256<byte> low = TFifth.Low(block, g, packed & mask);
-        Vector256<byte> high = TFifth.High(block, g, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
-        Vector256<short> sl = Avx2.BroadcastScalarToVector256(s + 2 * g).AsInt16(), sh = Avx2.BroadcastScalarToVector256(s + 2 * g + 1).AsInt16();
-        sbyte* x = xb + 64 * g;
-        i0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(low, Vector256.Load(x)), sl) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(high, Vector256.Load(x + 32)), sh);
-        i1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(low, Vector256.Load(x + BlockSize)), sl) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(high, Vector256.Load(x + BlockSize + 32)), sh);
-        i2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(low, Vector256.Load(x + 2 * BlockSize)), sl) + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(high, Vector256.Load(x + 2 * BlockSize + 32)), sh);
+        Vector256<ulong> low = TFifth.Low(block, g, packed & mask).AsUInt64();
+        Vector256<ulong> high = TFifth.High(block, g, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask).AsUInt64();
+        Vector256<byte> first = Avx2.UnpackLow(low, high).AsByte(), second = Avx2.UnpackHigh(low, high).AsByte();
+        // 64-bit pieces: sub-blocks 2g, 2g + 1, 2g, 2g + 1.
+        Vector256<short> scale = Avx2.PermuteVar8x32(pairs, Vector256.Create(2 * g, 2 * g, 2 * g + 1, 2 * g + 1, 2 * g, 2 * g, 2 * g + 1, 2 * g + 1)).AsInt16();
+        Planes(first, second, xb + 64 * g, scale, ref i0, ref i1, ref i2);
+    }
+
+    /// <summary>Two registers of quants (sharing their scales' layout) against their 64 bytes of each plane at x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Planes(Vector256<byte> first, Vector256<byte> second, sbyte* x, Vector256<short> scale, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2)
+    {
+        i0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(first, Vector256.Load(x)) + Avx2.MultiplyAddAdjacent(second, Vector256.Load(x + 32)), scale);
+        i1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(first, Vector256.Load(x + BlockSize)) + Avx2.MultiplyAddAdjacent(second, Vector256.Load(x + BlockSize + 32)), scale);
+        i2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(first, Vector256.Load(x + 2 * BlockSize)) + Avx2.MultiplyAddAdjacent(second, Vector256.Load(x + 2 * BlockSize + 32)), scale);
     }
 
     // ---- Q6_K (210 B): 128 bytes of low nibbles, 64 of high bit pairs, 16 signed scales, f16 d. Half h (0, 1):
@@ -397,22 +521,21 @@ internal static unsafe class KQuantPlanes
     private static float Q6K(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
     {
         float* halves = HalfTable.Pointer;
-        short* s = stackalloc short[16]; // the 16 scales, even sub-blocks in the low 128 bits, odd ones in the high
         Vector256<float> total = default;
         for (int b = 0; b < blocks; b++)
         {
             byte* block = w + b * 210;
             Prefetch(block + ahead, 210);
             Vector256<float> xsLow = Vector256.Load(sums + 16 * b) * Vector256.Create(-32f), xsHigh = Vector256.Load(sums + 16 * b + 8) * Vector256.Create(-32f);
-            total = Q6KRow(block, halves, planes + BlockBytes * b, s, xsLow, xsHigh, Vector256.Create(scales[b]), total);
+            total = Q6KRow(block, halves, planes + BlockBytes * b, xsLow, xsHigh, Vector256.Create(scales[b]), total);
         }
         return Vector256.Sum(total);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Q6KRow(byte* block, float* halves, sbyte* xb, short* s, Vector256<float> xsLow, Vector256<float> xsHigh, Vector256<float> scale, Vector256<float> total)
+    private static Vector256<float> Q6KRow(byte* block, float* halves, sbyte* xb, Vector256<float> xsLow, Vector256<float> xsHigh, Vector256<float> scale, Vector256<float> total)
     {
-        (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2) = Q6KSums(block, xb, s);
+        (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2) = Q6KSums(block, xb);
         float d = HalfTable.ToSingle(halves, ref block[208]);
         var vd = Vector256.Create(d);
         // The −32 offsets: d·sc per sub-block against −32·Σx.
@@ -422,42 +545,41 @@ internal static unsafe class KQuantPlanes
         return Combine(i0, i1, i2, scale, d, total);
     }
 
-    /// <summary>The three planes' integer sums of one super-block (8 lanes each); stores the scales at s.</summary>
+    /// <summary>The three planes' integer sums of one super-block (8 lanes each).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector256<int>, Vector256<int>, Vector256<int>) Q6KSums(byte* block, sbyte* xb, short* s)
+    private static (Vector256<int>, Vector256<int>, Vector256<int>) Q6KSums(byte* block, sbyte* xb)
     {
-        Vector128<sbyte> sc = Vector128.Load((sbyte*)block + 192);
-        Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15))).Store(s);
+        Vector256<short> sc = Avx2.ConvertToVector256Int16((sbyte*)block + 192); // sub-blocks 0–7 in the low lane, 8–15 in the high
         Vector256<int> i0 = default, i1 = default, i2 = default;
-        Q6KHalf(block, xb, s, 0, ref i0, ref i1, ref i2);
-        Q6KHalf(block, xb, s, 1, ref i0, ref i1, ref i2);
+        Q6KHalf(block, xb, Avx2.Permute2x128(sc, sc, 0x00), 0, ref i0, ref i1, ref i2);
+        Q6KHalf(block, xb, Avx2.Permute2x128(sc, sc, 0x11), 1, ref i0, ref i1, ref i2);
         return (i0, i1, i2);
     }
 
+    /// <summary>Half h; <paramref name="sc"/> holds its sub-blocks 8h … 8h + 7 in both lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q6KHalf(byte* block, sbyte* xb, short* s, int h, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2)
+    private static void Q6KHalf(byte* block, sbyte* xb, Vector256<short> sc, int h, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2)
     {
         Vector256<byte> a = Vector256.Load(block + 64 * h), c = Vector256.Load(block + 64 * h + 32);
         Vector256<ushort> bits = Vector256.Load((ushort*)(block + 128 + 32 * h));
         Vector256<byte> low = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
-        Vector256<byte> all = Vector256.Load((byte*)s);
-        sbyte* x = xb + 128 * h;
-        // 16-bit shifts: bits crossing from the neighbouring byte fall outside the masks.
-        Q6KPlanes((a & low) | (Vector256.ShiftLeft(bits, 4).AsByte() & top), x, Avx2.Shuffle(all, PairShuffle(4 * h)).AsInt16(), ref i0, ref i1, ref i2);
-        Q6KPlanes((c & low) | (Vector256.ShiftLeft(bits, 2).AsByte() & top), x + 32, Avx2.Shuffle(all, PairShuffle(4 * h + 1)).AsInt16(), ref i0, ref i1, ref i2);
-        Q6KPlanes((Vector256.ShiftRightLogical(a.AsUInt16(), 4).AsByte() & low) | (bits.AsByte() & top), x + 64, Avx2.Shuffle(all, PairShuffle(4 * h + 2)).AsInt16(), ref i0, ref i1, ref i2);
-        Q6KPlanes((Vector256.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(bits, 2).AsByte() & top), x + 96, Avx2.Shuffle(all, PairShuffle(4 * h + 3)).AsInt16(), ref i0, ref i1, ref i2);
+        // 16-bit shifts: bits crossing from the neighbouring byte fall outside the masks. Values 128h + l and 128h + 32 + l
+        // (sub-blocks 8h … 8h + 3), then 128h + 64 + l and 128h + 96 + l (8h + 4 … 8h + 7), paired as in Q4_K (Position):
+        // pieces of sub-blocks m, m + 2 | m + 1, m + 3 in both registers, their pair sums (|·| ≤ 2·63·128 = 16,128 each) added in 16 bits.
+        Vector256<byte> la = (a & low) | (Vector256.ShiftLeft(bits, 4).AsByte() & top), lc = (c & low) | (Vector256.ShiftLeft(bits, 2).AsByte() & top);
+        Planes(Avx2.UnpackLow(la.AsUInt64(), lc.AsUInt64()).AsByte(), Avx2.UnpackHigh(la.AsUInt64(), lc.AsUInt64()).AsByte(), xb + 128 * h,
+               Avx2.Shuffle(sc.AsByte(), QuarterShuffle(0)).AsInt16(), ref i0, ref i1, ref i2);
+        Vector256<byte> ha = (Vector256.ShiftRightLogical(a.AsUInt16(), 4).AsByte() & low) | (bits.AsByte() & top);
+        Vector256<byte> hc = (Vector256.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(bits, 2).AsByte() & top);
+        Planes(Avx2.UnpackLow(ha.AsUInt64(), hc.AsUInt64()).AsByte(), Avx2.UnpackHigh(ha.AsUInt64(), hc.AsUInt64()).AsByte(), xb + 128 * h + 64,
+               Avx2.Shuffle(sc.AsByte(), QuarterShuffle(4)).AsInt16(), ref i0, ref i1, ref i2);
     }
 
+    /// <summary>Bytes selecting, of the 8 16-bit scales in each lane, m and m + 2 (four lanes each) in the low lane and m + 1, m + 3 in the high.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q6KPlanes(Vector256<byte> q, sbyte* x, Vector256<short> scale, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2)
+    private static Vector256<byte> QuarterShuffle(int m)
     {
-        i0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x)), scale);
-        i1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + BlockSize)), scale);
-        i2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + 2 * BlockSize)), scale);
+        ushort s0 = (ushort)(2 * m | (2 * m + 1) << 8), s1 = (ushort)(s0 + 0x0202), s2 = (ushort)(s0 + 0x0404), s3 = (ushort)(s0 + 0x0606);
+        return Vector256.Create(Vector128.Create(s0, s0, s0, s0, s2, s2, s2, s2), Vector128.Create(s1, s1, s1, s1, s3, s3, s3, s3)).AsByte();
     }
-
-    /// <summary>Bytes selecting 16-bit lane p in both 128-bit halves: sub-block 2p's scale in the low half, 2p + 1's in the high.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> PairShuffle(int p) => Vector256.Create((ushort)(2 * p | (2 * p + 1) << 8)).AsByte();
 }

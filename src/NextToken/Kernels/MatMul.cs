@@ -124,6 +124,11 @@ public static unsafe class MatMul
         if (rowsAsBatch < 4 && UsesPlanes(nIn))
             for (int i = 0; i < job.Count; i++) split |= KQuantPlanes.Decodes(job.Weight(i).Type) && !job.KQuantRows(i);
         if (split) job.SplitInputs(input, nBatch, nIn);
+        // AVX2 decode of Q4_0 rows (DotRows) takes x placed for the nibbles, likewise once per call (it was made per chunk).
+        bool placeQ4 = false;
+        if (rowsAsBatch < 4 && !quantized && UsesPlacedQ4_0)
+            for (int i = 0; i < job.Count; i++) placeQ4 |= job.Weight(i).Type == GgmlType.Q4_0 && job.Interleaved(i) == null;
+        if (placeQ4) job.PlaceQ4_0Inputs(input, nBatch, nIn);
         bool anyFloatPath = false;
         for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null && !job.KQuantRows(i);
         bool panels = anyFloatPath && rowsAsBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
@@ -137,9 +142,10 @@ public static unsafe class MatMul
         fixed (float* kdx = job.KScales)
         fixed (short* ksx = job.KSums)
         fixed (sbyte* planes = job.Planes)
-        fixed (float* planeScales = job.PlaneScales)
+        fixed (float* planeScales = job.PlaneScales, planeSums16 = job.PlaneSums16, planeSums32 = job.PlaneSums32, placed = job.PlacedQ4_0)
         {
-            var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null, kQuantized ? kqx : null, kdx, ksx, split ? planes : null, planeScales);
+            var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null, kQuantized ? kqx : null, kdx, ksx, split ? planes : null, planeScales,
+                                              planeSums16, planeSums32, placeQ4 ? placed : null);
             if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed, threads);
             long work = 0;
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
@@ -170,11 +176,16 @@ public static unsafe class MatMul
     /// path is on (Quants null otherwise), to blocks of 256 for K-quant rows (KQuants null otherwise),
     /// or transposed for <see cref="PanelMatMul"/> (Packed null otherwise).
     /// </summary>
-    private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed, sbyte* kQuants, float* kScales, short* kSums, sbyte* planes, float* planeScales)
+    private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed, sbyte* kQuants, float* kScales, short* kSums, sbyte* planes, float* planeScales,
+                                        float* planeSums16, float* planeSums32, float* placedQ4_0)
     {
+        /// <summary>Each input as <see cref="Quantized.PrepareQ4_0"/> makes it for the AVX2 Q4_0 kernels (its flag the last float of each input's share), or null.</summary>
+        public readonly float* PlacedQ4_0 = placedQ4_0;
         /// <summary>Each input as <see cref="KQuantPlanes"/> (3 bytes per value, one scale per 256), or null.</summary>
         public readonly sbyte* Planes = planes;
         public readonly float* PlaneScales = planeScales;
+        /// <summary>With <see cref="Planes"/>: each input's sums of 16 and of 32 values (<see cref="KQuantPlanes.SubBlockSums"/>), n/16 and n/32 per input.</summary>
+        public readonly float* PlaneSums16 = planeSums16, PlaneSums32 = planeSums32;
         public readonly sbyte* Quants = quants;
         public readonly float* Scales = scales;
         public readonly int* Sums = sums;
@@ -220,6 +231,27 @@ public static unsafe class MatMul
         public short[] KSums { get; private set; } = new short[KQuantActivations.BlockSize / 16];
         public sbyte[] Planes { get; private set; } = new sbyte[KQuantPlanes.BlockBytes];
         public float[] PlaneScales { get; private set; } = new float[1];
+        public float[] PlaneSums16 { get; private set; } = new float[16];
+        public float[] PlaneSums32 { get; private set; } = new float[8];
+        public float[] PlacedQ4_0 { get; private set; } = new float[Quantized.Q4_0PreparedFloats + 1];
+
+        /// <summary>
+        /// Each input placed for the AVX2 Q4_0 kernels (<see cref="Quantized.PrepareQ4_0"/>; an input too small to scale exactly gets
+        /// the shifting kernel's offsets, its flag the last float of its share: 1 placed, 0 not).
+        /// </summary>
+        public void PlaceQ4_0Inputs(ReadOnlySpan<float> input, int nBatch, int nIn)
+        {
+            int perInput = Q4_0PlacedFloats(nIn);
+            if (PlacedQ4_0.Length < nBatch * perInput) PlacedQ4_0 = new float[nBatch * perInput];
+            fixed (float* x = input, prepared = PlacedQ4_0)
+                for (int b = 0; b < nBatch; b++)
+                {
+                    float* p = prepared + b * perInput;
+                    bool placed = Quantized.PrepareQ4_0(x + (long)b * nIn, nIn, p);
+                    if (!placed) Quantized.Q4_0Offsets(x + (long)b * nIn, nIn, p);
+                    p[perInput - 1] = placed ? 1 : 0;
+                }
+        }
 
         public ref readonly TensorData Weight(int i) => ref _weights[i];
         public float* Output(int i) => (float*)_outputs[i];
@@ -288,11 +320,17 @@ public static unsafe class MatMul
         {
             if (Planes.Length < 3 * nBatch * nIn) Planes = new sbyte[3 * nBatch * nIn];
             if (PlaneScales.Length < nBatch * nIn / KQuantPlanes.BlockSize) PlaneScales = new float[nBatch * nIn / KQuantPlanes.BlockSize];
+            if (PlaneSums16.Length < nBatch * nIn / 16) (PlaneSums16, PlaneSums32) = (new float[nBatch * nIn / 16], new float[nBatch * nIn / 32]);
             fixed (float* x = input)
             fixed (sbyte* planes = Planes)
-            fixed (float* scales = PlaneScales)
+            fixed (float* scales = PlaneScales, sums16 = PlaneSums16, sums32 = PlaneSums32)
                 for (int b = 0; b < nBatch; b++)
+                {
+                    // The offsets' sub-block sums here too, once per call for every row and thread (they were made per chunk).
                     KQuantPlanes.Split(x + (long)b * nIn, nIn, planes + 3L * b * nIn, scales + b * (nIn / KQuantPlanes.BlockSize));
+                    KQuantPlanes.SubBlockSums(x + (long)b * nIn, nIn, 16, sums16 + b * (nIn / 16));
+                    KQuantPlanes.SubBlockSums(x + (long)b * nIn, nIn, 32, sums32 + b * (nIn / 32));
+                }
         }
 
         /// <summary>
@@ -407,6 +445,13 @@ public static unsafe class MatMul
     private static bool UsesPlanes(int nIn) =>
         nIn % Quantized.QK_K == 0 && KQuantPlanes.IsSupported && Vector256.IsHardwareAccelerated && !(Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported);
 
+    /// <summary>Whether decode of Q4_0 rows takes the AVX2 kernels of <see cref="Quantized.PrepareQ4_0"/>: DotRows' narrow case.</summary>
+    private static bool UsesPlacedQ4_0 =>
+        Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported &&
+        !(Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported);
+
+    private static int Q4_0PlacedFloats(int nIn) => nIn / 32 * Quantized.Q4_0PreparedFloats + 1;
+
     /// <summary>Rows against quantized activations, four rows at a time so each activation block is loaded once for four.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizedRows(in TensorData weight, Activations activations, float* y, int nBatch, int rowStart, int rowEnd)
@@ -438,7 +483,17 @@ public static unsafe class MatMul
         bool wide = Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
         bool narrow = !wide && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
         bool quantized = weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0;
-        if ((wide || narrow) && KQuantRows.Handles(weight.Type) && nIn % Quantized.QK_K == 0)
+        if (activations.Planes != null && KQuantPlanes.Decodes(weight.Type) && nIn % Quantized.QK_K == 0)
+        {
+            // The split input and its sub-block sums, made once per call; each input alone: bit-identity across batches holds trivially.
+            int width = KQuantRows.SumWidth(weight.Type), perInput = nIn / width;
+            float* sums = width == 16 ? activations.PlaneSums16 : activations.PlaneSums32;
+            for (; o < rowEnd; o += 4)
+                for (int b = 0; b < nBatch; b++)
+                    KQuantPlanes.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Planes + 3L * b * nIn,
+                                      activations.PlaneScales + b * (nIn / KQuantPlanes.BlockSize), sums + b * perInput, nIn, y + (long)b * nOut + o);
+        }
+        else if ((wide || narrow) && KQuantRows.Handles(weight.Type) && nIn % Quantized.QK_K == 0)
         {
             // Each input's sub-block sums once per call, shared by all rows; the last group may be 1–3 rows.
             int width = KQuantRows.SumWidth(weight.Type), perInput = nIn / width;
@@ -446,11 +501,6 @@ public static unsafe class MatMul
             fixed (float* sums = buffer)
             {
                 for (int b = 0; b < nBatch; b++) KQuantRows.SubBlockSums(x + (long)b * nIn, nIn, width, sums + b * perInput);
-                if (activations.Planes != null && KQuantPlanes.Decodes(weight.Type))
-                    for (; o < rowEnd; o += 4) // each input alone: the batched float kernels' bit-identity holds trivially
-                        for (int b = 0; b < nBatch; b++)
-                            KQuantPlanes.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Planes + 3L * b * nIn,
-                                              activations.PlaneScales + b * (nIn / KQuantPlanes.BlockSize), sums + b * perInput, nIn, y + (long)b * nOut + o);
                 for (; o < rowEnd; o += 4)
                     if (nBatch >= 2 && KQuantRows.HandlesBatch(weight.Type)) // each super-block unpacked once for all inputs, bit-identical per input
                         KQuantRows.Dot4Batch(weight.Type, wide, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x, sums, perInput, nIn, nBatch, y + o, nOut);
@@ -463,18 +513,24 @@ public static unsafe class MatMul
             o = BatchedDecode.Rows(weight, wide, x, y, nBatch, rowStart, rowEnd); // each block unpacked once for all inputs, bit-identical per input
         else if (narrow && weight.Type == GgmlType.Q4_0)
         {
-            // Each input placed for the nibbles in place (PrepareQ4_0) once per call, shared by all rows (AVX2 is bound by its
-            // FMA ports); an input too small to scale exactly keeps the shifting kernel, its flag the last float of its share.
-            int perInput = nIn / 32 * Quantized.Q4_0PreparedFloats + 1;
+            // Each input placed for the nibbles in place (PrepareQ4_0), shared by all rows (AVX2 is bound by its FMA ports): by Run once
+            // per call, or here when the call's activations lack it; an input too small to scale exactly keeps the shifting kernel,
+            // its flag the last float of its share.
+            int perInput = Q4_0PlacedFloats(nIn);
             float[] buffer = _subBlockSums is { } kept && kept.Length >= nBatch * perInput ? kept : _subBlockSums = new float[nBatch * perInput];
-            fixed (float* prepared = buffer)
+            fixed (float* local = buffer)
             {
-                for (int b = 0; b < nBatch; b++)
+                float* prepared = activations.PlacedQ4_0;
+                if (prepared == null)
                 {
-                    float* p = prepared + b * perInput;
-                    bool placed = Quantized.PrepareQ4_0(x + (long)b * nIn, nIn, p);
-                    if (!placed) Quantized.Q4_0Offsets(x + (long)b * nIn, nIn, p);
-                    p[perInput - 1] = placed ? 1 : 0;
+                    prepared = local;
+                    for (int b = 0; b < nBatch; b++)
+                    {
+                        float* p = prepared + b * perInput;
+                        bool placed = Quantized.PrepareQ4_0(x + (long)b * nIn, nIn, p);
+                        if (!placed) Quantized.Q4_0Offsets(x + (long)b * nIn, nIn, p);
+                        p[perInput - 1] = placed ? 1 : 0;
+                    }
                 }
                 for (; o + 4 <= rowEnd; o += 4)
                     for (int b = 0; b < nBatch; b++)
