@@ -76,17 +76,24 @@ public sealed class Gpt2Model : LanguageModel
         Raise(_hookPosEmbed, positions, p0, n, d);
         TensorPrimitives.Add(x, positions, x);
 
+        // A prompt runs the row-wise steps between matmuls on all threads (each row computed exactly as
+        // alone, so the result does not depend on the thread count), joining neighbouring steps into one
+        // parallel region where no hook needs to see the values in between.
+        RowSteps steps = s.Steps ??= new RowSteps();
+        steps.Begin(this, s, n, p0, Each is null);
+        bool normed = false; // LN₁ of this layer already ran with the previous layer's last step
         for (int l = 0; l < c.NLayer; l++)
         {
             Gpt2LayerWeights w = Weights.Layers[l];
             BlockHooks hooks = _blockHooks[l];
+            steps.Layer(w, (long)l * c.NCtx * d);
             Raise(hooks.ResidPre, x, p0, n, d);
 
             // 2. Attention sub-block: x += W_o · Attention(LN₁(x)) + b_o.
-            LayerNormRows(x, w.AttnNormWeight, w.AttnNormBias, s.Normed, n);
+            if (!normed) steps.Run(RowStep.AttnNorm);
             Span<float> qkv = s.Qkv.AsSpan(0, n * 3 * d);
             Project(w.AttnQkv, s.Normed, n, qkv);
-            AddBiasRows(qkv, w.AttnQkvBias, n);
+            steps.Run(_hookQkv[l].IsActive ? RowStep.QkvBias : RowStep.QkvBias | RowStep.Store);
             Raise(_hookQkv[l], qkv, p0, n, 3 * d);
             long cacheOffset = (long)l * c.NCtx * d;
             if (Each is { } each)
@@ -97,40 +104,48 @@ public sealed class Gpt2Model : LanguageModel
             }
             else
             {
-                s.Attention.Store(qkv[d..], 3 * d, qkv[(2 * d)..], 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
+                if (_hookQkv[l].IsActive) steps.Run(RowStep.Store);
                 s.Attention.Run(s.Qkv, 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
             }
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * d), p0, n, d);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
             Project(w.AttnOutput, s.AttnOut, n, projected);
-            AddBiasRows(projected, w.AttnOutputBias, n);
-            Raise(hooks.AttnOut, projected, p0, n, d);
-            TensorPrimitives.Add(x, projected, x);
-            Raise(hooks.ResidMid, x, p0, n, d);
+            if (hooks.AttnOut.IsActive || hooks.ResidMid.IsActive)
+            {
+                steps.Run(RowStep.OutBias);
+                Raise(hooks.AttnOut, projected, p0, n, d);
+                steps.Run(RowStep.AddResidual);
+                Raise(hooks.ResidMid, x, p0, n, d);
+                steps.Run(RowStep.FfnNorm);
+            }
+            else steps.Run(RowStep.OutBias | RowStep.AddResidual | RowStep.FfnNorm);
 
             // 3. MLP sub-block: x += W_down · GELU(W_up · LN₂(x) + b_up) + b_down.
-            LayerNormRows(x, w.FfnNormWeight, w.FfnNormBias, s.Normed, n);
             Span<float> hidden = s.FfnHidden.AsSpan(0, n * c.NFf);
             Project(w.FfnUp, s.Normed, n, hidden);
-            AddBiasRows(hidden, w.FfnUpBias, n);
-            for (int t = 0; t < n; t++) // row by row, so a row's values do not depend on the batch (see LlamaModel)
-            {
-                Span<float> row = hidden.Slice(t * c.NFf, c.NFf);
-                Ops.GeluTanh(row, row);
-            }
+            steps.Run(RowStep.UpBiasGelu);
             Raise(hooks.MlpPost, hidden, p0, n, c.NFf);
             Project(w.FfnDown, s.FfnHidden, n, projected);
-            AddBiasRows(projected, w.FfnDownBias, n);
+            normed = l + 1 < c.NLayer && !hooks.MlpOut.IsActive && !hooks.ResidPost.IsActive && !_blockHooks[l + 1].ResidPre.IsActive;
+            if (normed)
+            {
+                steps.Next(Weights.Layers[l + 1]);
+                steps.Run(RowStep.DownBias | RowStep.AddResidual | RowStep.NextAttnNorm);
+                continue;
+            }
+            steps.Run(RowStep.DownBias);
             Raise(hooks.MlpOut, projected, p0, n, d);
-            TensorPrimitives.Add(x, projected, x);
+            steps.Run(RowStep.AddResidual);
             Raise(hooks.ResidPost, x, p0, n, d);
         }
 
         Advance(s, p0, n);
 
         // 4. Final LayerNorm and the LM head, for the rows the caller wants.
-        LayerNormRows(x, Weights.OutputNormWeight, Weights.OutputNormBias, s.Normed, n);
+        // Only the last row when only its logits are wanted and no hook looks at the others.
+        int first = which == LogitsFor.AllPositions || _hookFinalNormalized.IsActive ? 0 : n - 1;
+        LayerNormRows(x[(first * d)..], Weights.OutputNormWeight, Weights.OutputNormBias, s.Normed.AsSpan(first * d), n - first);
         Raise(_hookFinalNormalized, s.Normed.AsSpan(0, n * d), p0, n, d);
         ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
     }
@@ -142,19 +157,95 @@ public sealed class Gpt2Model : LanguageModel
         Project(Weights.Output, normed, 1, logits);
     }
 
-    private void LayerNormRows(ReadOnlySpan<float> x, float[] weight, float[] bias, float[] destination, int n)
+    private void LayerNormRows(ReadOnlySpan<float> x, float[] weight, float[] bias, Span<float> destination, int n)
     {
         int d = weight.Length;
         for (int t = 0; t < n; t++)
-            Ops.LayerNorm(x.Slice(t * d, d), weight, bias, Config.LayerNormEps, destination.AsSpan(t * d, d));
+            Ops.LayerNorm(x.Slice(t * d, d), weight, bias, Config.LayerNormEps, destination.Slice(t * d, d));
     }
 
-    private static void AddBiasRows(Span<float> rows, float[] bias, int n)
+    [Flags]
+    internal enum RowStep
     {
-        for (int t = 0; t < n; t++)
+        AttnNorm = 1, QkvBias = 2, Store = 4, OutBias = 8, AddResidual = 16, FfnNorm = 32, UpBiasGelu = 64, DownBias = 128, NextAttnNorm = 256,
+    }
+
+    /// <summary>
+    /// The row-wise work of a prompt between its matmuls (LayerNorms, bias adds, GELU, residual adds,
+    /// the key/value cache store), split by rows across the worker pool. One per state: allocated on the
+    /// first forward pass, reused after.
+    /// </summary>
+    internal sealed class RowSteps : IParallelWork
+    {
+        /// <summary>Fewer rows than this run on the calling thread: a parallel region costs microseconds, a row well under one.</summary>
+        private const int ParallelRows = 16;
+
+        private Gpt2Model _model = null!;
+        private Gpt2State _s = null!;
+        private Gpt2LayerWeights _w = null!, _next = null!;
+        private int _n, _p0, _chunks, _rowsPerChunk;
+        private bool _store;
+        private long _cacheOffset;
+        private RowStep _steps;
+
+        public void Begin(Gpt2Model model, Gpt2State s, int n, int p0, bool store)
         {
-            Span<float> row = rows.Slice(t * bias.Length, bias.Length);
-            TensorPrimitives.Add(row, bias, row);
+            (_model, _s, _n, _p0, _store) = (model, s, n, p0, store);
+            int threads = Math.Min(model.Threads, WorkerPool.Shared.Threads);
+            // Two chunks per thread, so a thread that lost its core for a while leaves less for the others to wait on.
+            _chunks = n < ParallelRows || threads <= 1 ? 1 : Math.Min(n, 2 * threads);
+            _rowsPerChunk = (n + _chunks - 1) / _chunks;
+            _chunks = (n + _rowsPerChunk - 1) / _rowsPerChunk;
+        }
+
+        public void Layer(Gpt2LayerWeights w, long cacheOffset) => (_w, _cacheOffset) = (w, cacheOffset);
+
+        /// <summary>The next layer, whose LN₁ <see cref="RowStep.NextAttnNorm"/> computes.</summary>
+        public void Next(Gpt2LayerWeights next) => _next = next;
+
+        public void Run(RowStep steps)
+        {
+            _steps = steps;
+            if (_chunks == 1) Execute(0);
+            else WorkerPool.Shared.Run(this, _chunks, _model.Threads);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int chunk)
+        {
+            int from = chunk * _rowsPerChunk, to = Math.Min(_n, from + _rowsPerChunk);
+            if (from >= to) return;
+            Gpt2State s = _s;
+            Gpt2LayerWeights w = _w;
+            int d = _model.Config.NEmbd, ff = _model.Config.NFf;
+            float eps = _model.Config.LayerNormEps;
+            RowStep steps = _steps;
+            for (int t = from; t < to; t++)
+            {
+                Span<float> x = s.Residual.AsSpan(t * d, d), normed = s.Normed.AsSpan(t * d, d), projected = s.Projected.AsSpan(t * d, d);
+                if ((steps & RowStep.QkvBias) != 0)
+                {
+                    Span<float> qkv = s.Qkv.AsSpan(t * 3 * d, 3 * d);
+                    TensorPrimitives.Add(qkv, w.AttnQkvBias, qkv);
+                }
+                if ((steps & (RowStep.OutBias | RowStep.DownBias)) != 0)
+                    TensorPrimitives.Add(projected, (steps & RowStep.OutBias) != 0 ? w.AttnOutputBias : w.FfnDownBias, projected);
+                if ((steps & RowStep.AddResidual) != 0) TensorPrimitives.Add(x, projected, x);
+                if ((steps & RowStep.AttnNorm) != 0) Ops.LayerNorm(x, w.AttnNormWeight, w.AttnNormBias, eps, normed);
+                if ((steps & RowStep.NextAttnNorm) != 0) Ops.LayerNorm(x, _next.AttnNormWeight, _next.AttnNormBias, eps, normed);
+                if ((steps & RowStep.FfnNorm) != 0) Ops.LayerNorm(x, w.FfnNormWeight, w.FfnNormBias, eps, normed);
+                if ((steps & RowStep.UpBiasGelu) != 0)
+                {
+                    Span<float> hidden = s.FfnHidden.AsSpan(t * ff, ff);
+                    TensorPrimitives.Add(hidden, w.FfnUpBias, hidden);
+                    Ops.GeluTanh(hidden, hidden);
+                }
+            }
+            if ((steps & RowStep.Store) != 0 && _store)
+            {
+                ReadOnlySpan<float> qkv = s.Qkv.AsSpan(from * 3 * d, (to - from) * 3 * d);
+                s.Attention.Store(qkv[d..], 3 * d, qkv[(2 * d)..], 3 * d, s.KeyCache, s.ValueCache, _cacheOffset, _p0 + from, to - from);
+            }
         }
     }
 }

@@ -102,4 +102,7 @@ public sealed class Gpt2State : ModelState
     public float[] FfnHidden { get; }  // [maxBatch, nFf]
     public override float[] KeyCache { get; }   // [nLayer, nHead, nCtx, headDim]
     public override float[] ValueCache { get; } // [nLayer, nHead, nCtx, headDim]
+
+    /// <summary>The prompt's row-wise steps, made by the first forward pass.</summary>
+    internal Gpt2Model.RowSteps? Steps;
 }

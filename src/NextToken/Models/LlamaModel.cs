@@ -91,41 +91,30 @@ public sealed class LlamaModel : LanguageModel
         if (c.Block.ScaleEmbedding) TensorPrimitives.Multiply(x, MathF.Sqrt(d), x);
         Raise(_hookEmbed, x, p0, n, d);
 
+        // A prompt runs the row-wise steps between matmuls on all threads (each row computed exactly as
+        // alone, so the result does not depend on the thread count), joining neighbouring steps into one
+        // parallel region where no hook needs to see the values in between.
+        RowSteps steps = s.Steps ??= new RowSteps();
+        steps.Begin(this, s, n, p0, Each is null);
+        bool normed = false; // this layer's attention RMSNorm already ran with the previous layer's last step
         for (int l = 0; l < c.NLayer; l++)
         {
             LlamaLayerWeights w = Weights.Layers[l];
             BlockHooks hooks = _blockHooks[l];
             LlamaHooks llamaHooks = _llamaHooks[l];
+            long cacheOffset = (long)l * c.NCtx * c.KvDim;
+            bool local = c.IsLocalLayer(l);
+            steps.Layer(w, cacheOffset, local ? _localCos : _ropeCos, local ? _localSin : _ropeSin);
             Raise(hooks.ResidPre, x, p0, n, d);
 
             // 2. Attention: x += W_o · Attention(RoPE(W_q h), RoPE(W_k h), W_v h) with h = RMSNorm(x).
-            RmsNormRows(x, w.AttnNorm, s.Normed, n);
+            if (!normed) steps.Run(RowStep.AttnNorm);
             Project(w.AttnQkv, s.Normed, n, s.QkvOutputs);
-            bool local = c.IsLocalLayer(l);
-            float[] cos = local ? _localCos : _ropeCos, sin = local ? _localSin : _ropeSin;
-            for (int t = 0; t < n; t++)
-            {
-                Span<float> q = s.Query.AsSpan(t * c.QueryDim, c.QueryDim), k = s.Key.AsSpan(t * c.KvDim, c.KvDim);
-                if (w.AttnQBias is { } qb)
-                {
-                    TensorPrimitives.Add(q, qb, q);
-                    TensorPrimitives.Add(k, w.AttnKBias, k);
-                    Span<float> v = s.Value.AsSpan(t * c.KvDim, c.KvDim);
-                    TensorPrimitives.Add(v, w.AttnVBias, v);
-                }
-                if (w.AttnQNorm is { } qn)
-                {
-                    // Per head (weight of headDim) or over the whole projection (weight as wide as q).
-                    Ops.RmsNormHeads(q, qn, c.RmsNormEps);
-                    Ops.RmsNormHeads(k, w.AttnKNorm, c.RmsNormEps);
-                }
-                RotateHeads(q, c.NHead, PositionOf(p0, t), cos, sin);
-                RotateHeads(k, c.NKvHead, PositionOf(p0, t), cos, sin);
-            }
+            bool qkvHooks = llamaHooks.Q.IsActive || llamaHooks.K.IsActive || llamaHooks.V.IsActive;
+            steps.Run(qkvHooks ? RowStep.Rotate : RowStep.Rotate | RowStep.Store);
             Raise(llamaHooks.Q, s.Query.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Raise(llamaHooks.K, s.Key.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
             Raise(llamaHooks.V, s.Value.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
-            long cacheOffset = (long)l * c.NCtx * c.KvDim;
             if (Each is { } each)
             {
                 for (int t = 0; t < n; t++)
@@ -134,34 +123,49 @@ public sealed class LlamaModel : LanguageModel
             }
             else
             {
-                s.Attention.Store(s.Key, c.KvDim, s.Value, c.KvDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n);
+                if (qkvHooks) steps.Run(RowStep.Store);
                 s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive, c.WindowOf(l));
             }
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
             Project(w.AttnOutput, s.AttnOut, n, projected);
-            if (w.PostAttnNorm is { } postAttn) RmsNormRows(projected, postAttn, s.Projected, n);
-            Raise(hooks.AttnOut, projected, p0, n, d);
-            TensorPrimitives.Add(x, projected, x);
-            Raise(hooks.ResidMid, x, p0, n, d);
+            steps.PostNorm(w.PostAttnNorm);
+            if (hooks.AttnOut.IsActive || hooks.ResidMid.IsActive)
+            {
+                steps.Run(RowStep.PostNorm);
+                Raise(hooks.AttnOut, projected, p0, n, d);
+                steps.Run(RowStep.AddResidual);
+                Raise(hooks.ResidMid, x, p0, n, d);
+                steps.Run(RowStep.FfnNorm);
+            }
+            else steps.Run(RowStep.PostNorm | RowStep.AddResidual | RowStep.FfnNorm);
 
             // 3. Feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h) with h = RMSNorm(x), or a mixture of such experts.
-            RmsNormRows(x, w.FfnNorm, s.Normed, n);
             if (w.Router is { } router)
                 MixtureOfExperts(s, w, router, llamaHooks, n);
             else
-                DenseFeedForward(s, w, hooks, n);
-            if (w.PostFfnNorm is { } postFfn) RmsNormRows(projected, postFfn, s.Projected, n);
+                DenseFeedForward(s, w, hooks, n, steps);
+            steps.PostNorm(w.PostFfnNorm);
+            normed = l + 1 < c.NLayer && !hooks.MlpOut.IsActive && !hooks.ResidPost.IsActive && !_blockHooks[l + 1].ResidPre.IsActive;
+            if (normed)
+            {
+                steps.Next(Weights.Layers[l + 1]);
+                steps.Run(RowStep.PostNorm | RowStep.AddResidual | RowStep.NextAttnNorm);
+                continue;
+            }
+            steps.Run(RowStep.PostNorm);
             Raise(hooks.MlpOut, projected, p0, n, d);
-            TensorPrimitives.Add(x, projected, x);
+            steps.Run(RowStep.AddResidual);
             Raise(hooks.ResidPost, x, p0, n, d);
         }
 
         Advance(s, p0, n);
 
         // 4. Final RMSNorm and the LM head.
-        RmsNormRows(x, Weights.OutputNorm, s.Normed, n);
+        // Only the last row when only its logits are wanted and no hook looks at the others.
+        int first = which == LogitsFor.AllPositions || _hookFinalNormalized.IsActive ? 0 : n - 1;
+        RmsNormRows(x[(first * d)..], Weights.OutputNorm, s.Normed.AsSpan(first * d), n - first);
         Raise(_hookFinalNormalized, s.Normed.AsSpan(0, n * d), p0, n, d);
         ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
         if (c.FinalSoftcap > 0 && which is { } rows)
@@ -181,18 +185,13 @@ public sealed class LlamaModel : LanguageModel
         if (Config.FinalSoftcap > 0) Ops.Softcap(logits[..Config.NVocab], Config.FinalSoftcap, logits);
     }
 
-    private void DenseFeedForward(LlamaState s, LlamaLayerWeights w, BlockHooks hooks, int n)
+    private void DenseFeedForward(LlamaState s, LlamaLayerWeights w, BlockHooks hooks, int n, RowSteps steps)
     {
         int ff = Config.NFf;
         Project(w.FfnGateUp, s.Normed, n, s.GateUpOutputs);
         // Row by row: a vector kernel's scalar tail would otherwise fall on different values of a row
         // depending on the batch, and a context must compute the same alone as beside others.
-        for (int t = 0; t < n; t++)
-        {
-            Span<float> gate = s.Gate.AsSpan(t * ff, ff);
-            if (Config.Block.Ffn == FfnKind.GeGluTanh) Ops.GeGluTanh(gate, s.Up.AsSpan(t * ff, ff), gate);
-            else Ops.SwiGlu(gate, s.Up.AsSpan(t * ff, ff), gate);
-        }
+        steps.Run(RowStep.Glu);
         Raise(hooks.MlpPost, s.Gate.AsSpan(0, n * ff), s.Position, n, ff);
         Project(w.FfnDown!.Value, s.Gate, n, s.Projected);
     }
@@ -289,11 +288,114 @@ public sealed class LlamaModel : LanguageModel
         }
     }
 
-    private void RmsNormRows(ReadOnlySpan<float> x, float[] weight, float[] destination, int n)
+    private void RmsNormRows(ReadOnlySpan<float> x, float[] weight, Span<float> destination, int n)
     {
         int d = weight.Length;
         for (int t = 0; t < n; t++)
-            Ops.RmsNorm(x.Slice(t * d, d), weight, Config.RmsNormEps, destination.AsSpan(t * d, d));
+            Ops.RmsNorm(x.Slice(t * d, d), weight, Config.RmsNormEps, destination.Slice(t * d, d));
+    }
+
+    [Flags]
+    internal enum RowStep
+    {
+        AttnNorm = 1, Rotate = 2, Store = 4, PostNorm = 8, AddResidual = 16, FfnNorm = 32, Glu = 64, NextAttnNorm = 128,
+    }
+
+    /// <summary>
+    /// The row-wise work of a prompt between its matmuls (RMSNorms, q/k biases, norms and RoPE, the
+    /// key/value cache store, GLU, residual adds), split by rows across the worker pool. One per
+    /// state: allocated on the first forward pass, reused after.
+    /// </summary>
+    internal sealed class RowSteps : IParallelWork
+    {
+        /// <summary>Fewer rows than this run on the calling thread: a parallel region costs microseconds, a row well under one.</summary>
+        private const int ParallelRows = 16;
+
+        private LlamaModel _model = null!;
+        private LlamaState _s = null!;
+        private LlamaLayerWeights _w = null!, _next = null!;
+        private float[]? _post;
+        private float[] _cos = null!, _sin = null!;
+        private int _n, _p0, _chunks, _rowsPerChunk;
+        private bool _store;
+        private long _cacheOffset;
+        private RowStep _steps;
+
+        public void Begin(LlamaModel model, LlamaState s, int n, int p0, bool store)
+        {
+            (_model, _s, _n, _p0, _store) = (model, s, n, p0, store);
+            int threads = Math.Min(model.Threads, WorkerPool.Shared.Threads);
+            // Two chunks per thread, so a thread that lost its core for a while leaves less for the others to wait on.
+            _chunks = n < ParallelRows || threads <= 1 ? 1 : Math.Min(n, 2 * threads);
+            _rowsPerChunk = (n + _chunks - 1) / _chunks;
+            _chunks = (n + _rowsPerChunk - 1) / _rowsPerChunk;
+        }
+
+        public void Layer(LlamaLayerWeights w, long cacheOffset, float[] cos, float[] sin) => (_w, _cacheOffset, _cos, _sin) = (w, cacheOffset, cos, sin);
+
+        /// <summary>The next layer, whose attention RMSNorm <see cref="RowStep.NextAttnNorm"/> computes.</summary>
+        public void Next(LlamaLayerWeights next) => _next = next;
+
+        /// <summary>The weight of the norm <see cref="RowStep.PostNorm"/> applies to the projected rows in place (none: the step does nothing).</summary>
+        public void PostNorm(float[]? weight) => _post = weight;
+
+        public void Run(RowStep steps)
+        {
+            _steps = steps;
+            if (_chunks == 1) Execute(0);
+            else WorkerPool.Shared.Run(this, _chunks, _model.Threads);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int chunk)
+        {
+            int from = chunk * _rowsPerChunk, to = Math.Min(_n, from + _rowsPerChunk);
+            if (from >= to) return;
+            LlamaModel model = _model;
+            LlamaConfig c = model.Config;
+            LlamaState s = _s;
+            LlamaLayerWeights w = _w;
+            int d = c.NEmbd, ff = c.NFf;
+            float eps = c.RmsNormEps;
+            RowStep steps = _steps;
+            for (int t = from; t < to; t++)
+            {
+                Span<float> x = s.Residual.AsSpan(t * d, d), normed = s.Normed.AsSpan(t * d, d), projected = s.Projected.AsSpan(t * d, d);
+                if ((steps & RowStep.Rotate) != 0)
+                {
+                    Span<float> q = s.Query.AsSpan(t * c.QueryDim, c.QueryDim), k = s.Key.AsSpan(t * c.KvDim, c.KvDim);
+                    if (w.AttnQBias is { } qb)
+                    {
+                        TensorPrimitives.Add(q, qb, q);
+                        TensorPrimitives.Add(k, w.AttnKBias, k);
+                        Span<float> v = s.Value.AsSpan(t * c.KvDim, c.KvDim);
+                        TensorPrimitives.Add(v, w.AttnVBias, v);
+                    }
+                    if (w.AttnQNorm is { } qn)
+                    {
+                        // Per head (weight of headDim) or over the whole projection (weight as wide as q).
+                        Ops.RmsNormHeads(q, qn, eps);
+                        Ops.RmsNormHeads(k, w.AttnKNorm, eps);
+                    }
+                    int position = model.PositionOf(_p0, t);
+                    model.RotateHeads(q, c.NHead, position, _cos, _sin);
+                    model.RotateHeads(k, c.NKvHead, position, _cos, _sin);
+                }
+                if ((steps & RowStep.PostNorm) != 0 && _post is { } post) Ops.RmsNorm(projected, post, eps, projected);
+                if ((steps & RowStep.AddResidual) != 0) TensorPrimitives.Add(x, projected, x);
+                if ((steps & RowStep.AttnNorm) != 0) Ops.RmsNorm(x, w.AttnNorm, eps, normed);
+                if ((steps & RowStep.NextAttnNorm) != 0) Ops.RmsNorm(x, _next.AttnNorm, eps, normed);
+                if ((steps & RowStep.FfnNorm) != 0) Ops.RmsNorm(x, w.FfnNorm, eps, normed);
+                if ((steps & RowStep.Glu) != 0)
+                {
+                    Span<float> gate = s.Gate.AsSpan(t * ff, ff);
+                    if (c.Block.Ffn == FfnKind.GeGluTanh) Ops.GeGluTanh(gate, s.Up.AsSpan(t * ff, ff), gate);
+                    else Ops.SwiGlu(gate, s.Up.AsSpan(t * ff, ff), gate);
+                }
+            }
+            if ((steps & RowStep.Store) != 0 && _store)
+                s.Attention.Store(s.Key.AsSpan(from * c.KvDim), c.KvDim, s.Value.AsSpan(from * c.KvDim), c.KvDim, s.KeyCache, s.ValueCache, _cacheOffset, _p0 + from, to - from);
+        }
     }
 
     /// <summary>

@@ -160,6 +160,9 @@ public sealed class LlamaState : ModelState
         }
     }
 
+    /// <summary>The prompt's row-wise steps, made by the first forward pass.</summary>
+    internal LlamaModel.RowSteps? Steps;
+
     public LlamaConfig Config { get; }
     public override int MaxBatch { get; }
     public override int ContextLength => Config.NCtx;
