@@ -5,7 +5,12 @@ using BenchmarkDotNet.Running;
 // timed in alternation within one process (minimum of each), for a machine whose load moves between BenchmarkDotNet's runs.
 // dotnet run -c Release --project bench/NextToken.Bench -- --half-shapes FILE [rounds]: F16 decode of a model's matrices per shape, 1 and 2 threads.
 // ... -- --alternate-stream FILE.gguf [rounds]: StreamDecodeBenchmarks, the AVX2 K-quant decode kernels reading a mapped model's rows from memory.
-if (args.Length > 1 && args[0] == "--alternate-stream")
+// ... -- --alternate-wide [rounds] / --alternate-wide-stream FILE.gguf [rounds]: WidePlaneDecodeBenchmarks, the AVX-512 K-quant decode kernels (float and planes).
+if (args.Length > 0 && args[0] == "--alternate-wide")
+    NextToken.Bench.WidePlaneDecodeBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 400);
+else if (args.Length > 1 && args[0] == "--alternate-wide-stream")
+    NextToken.Bench.WidePlaneDecodeBenchmarks.AlternateStream(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
+else if (args.Length > 1 && args[0] == "--alternate-stream")
     NextToken.Bench.StreamDecodeBenchmarks.Alternate(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
 else if (args.Length > 0 && args[0] == "--alternate-resident")
     NextToken.Bench.ResidentDecodeBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 400);
