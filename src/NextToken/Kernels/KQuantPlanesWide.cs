@@ -12,14 +12,21 @@ namespace NextToken.Kernels;
 /// bound decode.
 /// </summary>
 /// <remarks>
-/// Why it wins here: on AMD Zen 5 the 512-bit <c>vpmaddubsw</c> and <c>vpmaddwd</c> issue two per cycle (measured:
-/// 12 independent chains, 0.14 ns each at ~3.4 GHz, as the FMA), so 64 values and a row cost 3 + 3 multiplies, 3 adds
-/// and 3 unpacking operations. One 512-bit register holds a whole group of 64 values: Q4_K/Q5_K's 32 nibble bytes
-/// broadcast to both halves and shifted by 0 or 4 per 64-bit lane (<c>vpsrlvq</c>) give the low nibbles (sub-block
-/// 2g) then the high ones (2g + 1), in the planes' order; Q6_K's two adjacent 32-byte runs of low nibbles are one load.
-/// Each sub-block scale is placed under its values by one <c>vpermd</c> of the block's scales held as pairs of equal
-/// 16-bit halves. .NET 10 exposes no 512-bit <c>vpdpbusd</c> this CPU runs (<c>Avx10v1.V512</c>/<c>AvxVnniInt8.V512</c>
-/// are not reported; <c>AvxVnni</c> is 256-bit only), so no fused form is used.
+/// Why: on AMD Zen 5 the 512-bit <c>vpmaddubsw</c> and <c>vpmaddwd</c> issue two per cycle (measured: 12 independent
+/// chains, 0.14 ns each, as the 512-bit FMA), so 64 values and a row cost 3 + 3 multiplies, 3 adds and ~4 unpacking
+/// operations, against the float kernels' 78–110 operations per 256. One 512-bit register holds a whole group of 64
+/// values: Q4_K/Q5_K's 32 nibble bytes in both halves (<c>vshufi64x2</c>) shifted by 0 or 4 per 64-bit lane
+/// (<c>vpsrlvq</c>) give the low nibbles (sub-block 2g) then the high ones (2g + 1), in the planes' order; Q6_K's two
+/// adjacent 32-byte runs of low nibbles are one load. Each sub-block scale is placed under its values by one
+/// <c>vpermd</c> of the block's scales held as pairs of equal 16-bit halves. Four rows go together: AVX-512's 32
+/// registers hold each group's three plane vectors once for the four rows beside their 12 accumulators (row by row,
+/// reading the planes as memory operands, measured 3–15% slower resident). .NET 10 exposes no 512-bit <c>vpdpbusd</c>
+/// this CPU runs (<c>Avx10v1.V512</c> and <c>AvxVnniInt8.V512</c> are not reported; <c>AvxVnni</c> is 256-bit only).
+/// Measured on a Zen 5 (EPYC, AVX-512, load 10–15; WidePlaneDecodeBenchmarks): resident in L2, cycles per 256 values
+/// and row, float → planes (the split per 64 rows included, ~4 of them): Q4_K 28.6 → 30.0, Q5_K 41.9 → 33.3, Q6_K 40.2
+/// → 32.9; from memory, one thread, CPU time (1.1B/3B files): Q4_K 0.87–0.90×, Q6_K 0.75–0.80×, Q5_K 0.71× the time.
+/// Still ~2× the multiplies' bound (12 cycles per 256 and row): the unpacking, scale placement and the per-block
+/// combination (15 operations) share the vector ports.
 /// Integer ranges: each int32 lane covers 16 values of a super-block: |sum| ≤ 16·q·128·|sc| — Q4_K ≈ 1.9·10⁶,
 /// Q5_K ≈ 4.0·10⁶, Q6_K 16·63·128·128 ≈ 1.65·10⁷ — all below 2²⁴, so converted to float exactly; pairs in
 /// vpmaddubsw stay ≤ 2·63·128 (no saturation). The combination per super-block (float, ×2¹⁶, ×2⁸, ×s, ×d) and the
