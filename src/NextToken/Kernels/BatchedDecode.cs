@@ -32,16 +32,20 @@ internal static unsafe class BatchedDecode
     /// <see cref="Dot.F32"/> (same accumulators, tails and reduction), computed two rows × two
     /// inputs at a time with AVX-512 (16 accumulators; each loaded vector used twice, where a lone
     /// dot loads two vectors per multiply-add) or two rows × one input with 256-bit vectors (16 registers);
-    /// a lone input (a decode step) four rows at a time with AVX-512. Each row prefetches its own data.
+    /// a lone input (a decode step) four rows at a time with AVX-512, three with 256-bit vectors. Each row prefetches its own data.
     /// </summary>
+    /// <param name="narrowRows">3, or 2 for the kernel before issue #13 (benchmarks); <paramref name="narrowAhead"/> floats prefetched ahead.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void F32Rows(float* w, int n, float* x, float* y, int nBatch, int nOut, int rowStart, int rowEnd)
+    public static void F32Rows(float* w, int n, float* x, float* y, int nBatch, int nOut, int rowStart, int rowEnd, int narrowRows = 3, int narrowAhead = NarrowAheadFloats)
     {
         bool wide = Vector512.IsHardwareAccelerated && n >= 16, narrow = !wide && Vector256.IsHardwareAccelerated && n >= 8; // Dot.F32's choice
         int o = rowStart;
         if (wide && nBatch == 1) // a lone decode step: four rows per pass, x loaded once for them
             for (; o + 4 <= rowEnd; o += 4)
                 F32Tile4x1Wide(w + (long)o * n, n, x, y + o);
+        if (narrow && nBatch == 1 && narrowRows == 3) // a lone decode step with 256-bit vectors: 12 accumulators, three rows' streams
+            for (; o + 3 <= rowEnd; o += 3)
+                F32Tile3x1Narrow(w + (long)o * n, n, x, y + o, narrowAhead);
         for (; o + 2 <= rowEnd && (wide || narrow); o += 2)
         {
             float* w0 = w + (long)o * n, w1 = w0 + n;
@@ -53,7 +57,7 @@ internal static unsafe class BatchedDecode
             {
                 float* yb = y + (long)b * nOut + o;
                 if (wide) yb[0] = Dot.F32(new ReadOnlySpan<float>(w0, n), new ReadOnlySpan<float>(x + (long)b * n, n));
-                else F32Tile2x1Narrow(w0, w1, x + (long)b * n, n, yb);
+                else F32Tile2x1Narrow(w0, w1, x + (long)b * n, n, yb, narrowAhead);
                 if (wide) yb[1] = Dot.F32(new ReadOnlySpan<float>(w1, n), new ReadOnlySpan<float>(x + (long)b * n, n));
             }
         }
@@ -103,6 +107,13 @@ internal static unsafe class BatchedDecode
     /// </summary>
     private const int AheadFloats = 128;
 
+    /// <summary>
+    /// The 256-bit kernels' distance: 1.5 KB per row. Issue #13 on a Zen 5 (one thread streaming GPT-2's and Llama 135M's
+    /// float32 matrices from memory, min CPU time of 12): two rows 128 floats ahead read 20–21 GB/s, 512 ahead 23–24,
+    /// three rows 256–384 ahead 24–28 — too few lines in flight to cover memory latency before.
+    /// </summary>
+    private const int NarrowAheadFloats = 384;
+
     /// <summary>The float offset (from each row's start) to prefetch at i: <see cref="AheadFloats"/> on, or past the row's end the same place <paramref name="groupStride"/> on.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long Ahead(int i, int n, long groupStride) => i + AheadFloats < n ? i + AheadFloats : i + AheadFloats - n + groupStride;
@@ -144,15 +155,53 @@ internal static unsafe class BatchedDecode
         }
     }
 
+    /// <summary>
+    /// y[0…2] = w_r·x for the three rows w0, w0 + n, w0 + 2n, each as <see cref="Dot.F32"/> computes it with 256-bit vectors:
+    /// 12 accumulators and x loaded once for three rows (four rows would need 16 accumulators, all of AVX2's registers).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void F32Tile3x1Narrow(float* w0, int n, float* x, float* y, int dist)
+    {
+        float* w1 = w0 + n, w2 = w1 + n;
+        Vector256<float> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
+        Vector256<float> r0 = default, r1 = default, r2 = default, r3 = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            long ahead = i + dist < n ? i + dist : i + dist - n + 3L * n; // the 128 bytes of each row dist on, or the next group's
+            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w0 + ahead + 16); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w1 + ahead + 16);
+            Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w2 + ahead + 16);
+            Step(i, ref p0, ref q0, ref r0);
+            Step(i + 8, ref p1, ref q1, ref r1);
+            Step(i + 16, ref p2, ref q2, ref r2);
+            Step(i + 24, ref p3, ref q3, ref r3);
+        }
+        for (; i + 8 <= n; i += 8) Step(i, ref p0, ref q0, ref r0);
+        float sp = Vector256.Sum((p0 + p1) + (p2 + p3)), sq = Vector256.Sum((q0 + q1) + (q2 + q3)), sr = Vector256.Sum((r0 + r1) + (r2 + r3));
+        for (; i < n; i++)
+        {
+            sp = MathF.FusedMultiplyAdd(w0[i], x[i], sp); sq = MathF.FusedMultiplyAdd(w1[i], x[i], sq); sr = MathF.FusedMultiplyAdd(w2[i], x[i], sr);
+        }
+        y[0] = sp; y[1] = sq; y[2] = sr;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Step(int at, ref Vector256<float> p, ref Vector256<float> q, ref Vector256<float> r)
+        {
+            Vector256<float> a = Vector256.Load(x + at);
+            p = Vector256.FusedMultiplyAdd(Vector256.Load(w0 + at), a, p); q = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + at), a, q);
+            r = Vector256.FusedMultiplyAdd(Vector256.Load(w2 + at), a, r);
+        }
+    }
+
     /// <summary>y[0…1] = w0·x, w1·x, each as <see cref="Dot.F32"/> computes it with 256-bit vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void F32Tile2x1Narrow(float* w0, float* w1, float* x, int n, float* y)
+    private static void F32Tile2x1Narrow(float* w0, float* w1, float* x, int n, float* y, int dist)
     {
         Vector256<float> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = Ahead(i, n, 2L * n); // the 128 bytes of each row 32 values on
+            long ahead = i + dist < n ? i + dist : i + dist - n + 2L * n; // the 128 bytes of each row dist on
             Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w0 + ahead + 16); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w1 + ahead + 16);
             Step(i, ref p0, ref q0);
             Step(i + 8, ref p1, ref q1);
