@@ -6,11 +6,16 @@ using BenchmarkDotNet.Running;
 // dotnet run -c Release --project bench/NextToken.Bench -- --half-shapes FILE [rounds]: F16 decode of a model's matrices per shape, 1 and 2 threads.
 // ... -- --alternate-f32 FILE.gguf [rounds] [rows:ahead …]: F32 decode (AVX2 narrow kernel variants) reading a mapped model's matrices from memory.
 // ... -- --panel-rate [rounds]: the prompt panels' GFLOP/s per CPU-second (PANEL_FILE, PANEL_THREADS: see PanelRate).
+// ... -- --alternate-wide [rounds] / --alternate-wide-stream FILE.gguf [rounds]: WidePlaneDecodeBenchmarks, the AVX-512 K-quant decode kernels (float and planes).
 // ... -- --alternate-stream FILE.gguf [rounds]: StreamDecodeBenchmarks, the AVX2 K-quant decode kernels reading a mapped model's rows from memory.
 if (args.Length > 0 && args[0] == "--panel-rate")
     NextToken.Bench.PanelRate.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20, args.Skip(2).ToArray());
 else if (args.Length > 1 && args[0] == "--alternate-f32")
     NextToken.Bench.F32StreamDecode.Alternate(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10, args.Skip(3).ToArray());
+else if (args.Length > 0 && args[0] == "--alternate-wide")
+    NextToken.Bench.WidePlaneDecodeBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 400);
+else if (args.Length > 1 && args[0] == "--alternate-wide-stream")
+    NextToken.Bench.WidePlaneDecodeBenchmarks.AlternateStream(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
 else if (args.Length > 1 && args[0] == "--alternate-stream")
     NextToken.Bench.StreamDecodeBenchmarks.Alternate(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
 else if (args.Length > 0 && args[0] == "--alternate-resident")

@@ -439,11 +439,13 @@ public static unsafe class MatMul
     }
 
     /// <summary>
-    /// Whether decode of K-quant rows (<see cref="KQuantPlanes.Decodes"/>) of this length takes <see cref="KQuantPlanes"/>: AVX2 without AVX-512 (there the
-    /// float kernels are bound by the FMA ports; the 512-bit float kernels stay).
+    /// Whether decode of K-quant rows (<see cref="KQuantPlanes.Decodes"/>) of this length takes the plane kernels: <see cref="KQuantPlanes"/>
+    /// with AVX2 (there the float kernels are bound by the FMA ports), <see cref="KQuantPlanesWide"/> with AVX-512 (the 256-bit
+    /// plane kernels lost to the 512-bit float kernels there; the 512-bit ones win, see that class).
     /// </summary>
     private static bool UsesPlanes(int nIn) =>
-        nIn % Quantized.QK_K == 0 && KQuantPlanes.IsSupported && Vector256.IsHardwareAccelerated && !(Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported);
+        nIn % Quantized.QK_K == 0 && KQuantPlanes.IsSupported && Vector256.IsHardwareAccelerated &&
+        (!(Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported) || KQuantPlanesWide.IsSupported);
 
     /// <summary>Whether decode of Q4_0 rows takes the AVX2 kernels of <see cref="Quantized.PrepareQ4_0"/>: DotRows' narrow case.</summary>
     private static bool UsesPlacedQ4_0 =>
@@ -490,8 +492,12 @@ public static unsafe class MatMul
             float* sums = width == 16 ? activations.PlaneSums16 : activations.PlaneSums32;
             for (; o < rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
-                    KQuantPlanes.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Planes + 3L * b * nIn,
-                                      activations.PlaneScales + b * (nIn / KQuantPlanes.BlockSize), sums + b * perInput, nIn, y + (long)b * nOut + o);
+                    if (wide) // AVX-512: the 512-bit plane kernel (KQuantPlanesWide: 2 integer multiplies per cycle on Zen 5)
+                        KQuantPlanesWide.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Planes + 3L * b * nIn,
+                                              activations.PlaneScales + b * (nIn / KQuantPlanes.BlockSize), sums + b * perInput, nIn, y + (long)b * nOut + o);
+                    else
+                        KQuantPlanes.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Planes + 3L * b * nIn,
+                                          activations.PlaneScales + b * (nIn / KQuantPlanes.BlockSize), sums + b * perInput, nIn, y + (long)b * nOut + o);
         }
         else if ((wide || narrow) && KQuantRows.Handles(weight.Type) && nIn % Quantized.QK_K == 0)
         {

@@ -1,0 +1,365 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using NextToken.Tensors;
+
+namespace NextToken.Kernels;
+
+/// <summary>
+/// The 512-bit form of <see cref="KQuantPlanes"/>: exact Q4_K/Q5_K/Q6_K decode against the same split input (a
+/// power-of-two scale and three signed-byte planes per 256 values, <see cref="KQuantPlanes.Split"/>), for AVX-512
+/// machines, where the float kernels (<see cref="KQuantRows"/>, 78–110 vector operations per row and 256 values)
+/// bound decode.
+/// </summary>
+/// <remarks>
+/// Why: on AMD Zen 5 the 512-bit <c>vpmaddubsw</c> and <c>vpmaddwd</c> issue two per cycle (measured: 12 independent
+/// chains, 0.14 ns each, as the 512-bit FMA), so 64 values and a row cost 3 + 3 multiplies, 3 adds and ~4 unpacking
+/// operations, against the float kernels' 78–110 operations per 256. One 512-bit register holds a whole group of 64
+/// values: Q4_K/Q5_K's 32 nibble bytes in both halves (<c>vshufi64x2</c>) shifted by 0 or 4 per 64-bit lane
+/// (<c>vpsrlvq</c>) give the low nibbles (sub-block 2g) then the high ones (2g + 1), in the planes' order; Q6_K's two
+/// adjacent 32-byte runs of low nibbles are one load. Each sub-block scale is placed under its values by one
+/// <c>vpermd</c> of the block's scales held as pairs of equal 16-bit halves. Four rows go together: AVX-512's 32
+/// registers hold each group's three plane vectors once for the four rows beside their 12 accumulators (row by row,
+/// reading the planes as memory operands, measured 3–15% slower resident). .NET 10 exposes no 512-bit <c>vpdpbusd</c>
+/// this CPU runs (<c>Avx10v1.V512</c> and <c>AvxVnniInt8.V512</c> are not reported; <c>AvxVnni</c> is 256-bit only).
+/// Measured on a Zen 5 (EPYC, AVX-512, load 10–15; WidePlaneDecodeBenchmarks): resident in L2, cycles per 256 values
+/// and row, float → planes (the split per 64 rows included, ~4 of them): Q4_K 28.6 → 30.0, Q5_K 41.9 → 33.3, Q6_K 40.2
+/// → 32.9; from memory, one thread, CPU time (1.1B/3B files): Q4_K 0.87–0.90×, Q6_K 0.75–0.80×, Q5_K 0.71× the time.
+/// Still ~2× the multiplies' bound (12 cycles per 256 and row): the unpacking, scale placement and the per-block
+/// combination (15 operations) share the vector ports.
+/// Integer ranges: each int32 lane covers 16 values of a super-block: |sum| ≤ 16·q·128·|sc| — Q4_K ≈ 1.9·10⁶,
+/// Q5_K ≈ 4.0·10⁶, Q6_K 16·63·128·128 ≈ 1.65·10⁷ — all below 2²⁴, so converted to float exactly; pairs in
+/// vpmaddubsw stay ≤ 2·63·128 (no saturation). The combination per super-block (float, ×2¹⁶, ×2⁸, ×s, ×d) and the
+/// offsets o·Σx follow <see cref="KQuantPlanes"/>.
+/// </remarks>
+internal static unsafe class KQuantPlanesWide
+{
+    private const int BlockSize = KQuantPlanes.BlockSize, BlockBytes = KQuantPlanes.BlockBytes;
+
+    public static bool IsSupported => Avx512BW.IsSupported && Avx512F.IsSupported && Vector512.IsHardwareAccelerated && KQuantPlanes.IsSupported;
+
+    /// <summary>
+    /// 64 values of a plane in their natural order: <see cref="KQuantPlanes.Split"/> stores each 64 as 8-byte pieces in the
+    /// 256-bit kernel's order (<see cref="KQuantPlanes.Position"/>: pieces 0,4,2,6,1,5,3,7, a bit reversal, so the same
+    /// <c>vpermq</c> undoes it); one permute per plane register, shared by the four rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<sbyte> Plane(sbyte* p) =>
+        Avx512F.PermuteVar8x64(Vector512.Load((long*)p), Vector512.Create(0L, 4, 2, 6, 1, 5, 3, 7)).AsSByte();
+
+    /// <summary>One stored row against one split input (as <see cref="KQuantPlanes.Dot"/>): the 512-bit kernel, or the scalar reference without AVX-512.</summary>
+    public static float Dot(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> planes, ReadOnlySpan<float> scales, ReadOnlySpan<float> sums, int n)
+    {
+        if (!IsSupported || !KQuantPlanes.Handles(type)) return (float)KQuantPlanes.Reference(type, row, planes, scales, sums, n, out _); // checks the arguments
+        int width = KQuantRows.SumWidth(type);
+        long need = n / BlockSize * (long)KQuantPlanes.WeightBlockBytes(type);
+        if (n <= 0 || n % BlockSize != 0 || row.Length < need || planes.Length < 3L * n || scales.Length < n / BlockSize || sums.Length < n / width)
+            KQuantPlanes.Reference(type, row, planes, scales, sums, n, out _); // throws the specific error
+        float y;
+        fixed (byte* w = row)
+        fixed (sbyte* p = planes)
+        fixed (float* s = scales, xs = sums)
+            Dot4(type, w, 0, 1, p, s, xs, n, &y);
+        return y;
+    }
+
+    /// <summary>The kernel's own integer sums of one super-block against one block of planes (each plane's lanes added), for the tests.</summary>
+    internal static (long P0, long P1, long P2) BlockSums(GgmlType type, byte* block, sbyte* xb)
+    {
+        if (!IsSupported) throw new PlatformNotSupportedException("the 512-bit plane kernels need AVX-512 F and BW");
+        Vector512<int> i0, i1, i2;
+        switch (type)
+        {
+            case GgmlType.Q4_K: (i0, i1, i2, _) = Q45KSums<NoFifthBit>(block, xb); break;
+            case GgmlType.Q5_K: (i0, i1, i2, _) = Q45KSums<FifthBit>(block, xb); break;
+            case GgmlType.Q6_K: (i0, i1, i2, _) = Q6KSums(block, xb); break;
+            default: throw new NotSupportedException($"no 24-bit activation kernel for {type}");
+        }
+        return (Sum(i0), Sum(i1), Sum(i2));
+
+        static long Sum(Vector512<int> v)
+        {
+            long total = 0;
+            for (int i = 0; i < 16; i++) total += v[i];
+            return total;
+        }
+    }
+
+    /// <summary>
+    /// y[0 … rows − 1] = rows w, w + rowBytes, … (n values each, n a multiple of 256) times the split input, as
+    /// <see cref="KQuantPlanes.Dot4"/>; rows is 1 to 4. AVX-512 F and BW.
+    /// </summary>
+    public static void Dot4(GgmlType type, byte* w, long rowBytes, int rows, sbyte* planes, float* scales, float* sums, int n, float* y)
+    {
+        if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
+        if (!IsSupported) throw new PlatformNotSupportedException("the 512-bit plane kernels need AVX-512 F and BW");
+        int blocks = n / BlockSize;
+        // Four rows together: each group of 64 planes' values is loaded once into registers for the four (AVX-512 has 32,
+        // enough for 12 accumulators, 3 planes and the rows' scales); a missing row repeats row 0, its result not stored.
+        byte* w1 = rows > 1 ? w + rowBytes : w, w2 = rows > 2 ? w + 2 * rowBytes : w, w3 = rows > 3 ? w + 3 * rowBytes : w;
+        long ahead = rows * rowBytes;
+        Vector128<float> result = type switch
+        {
+            GgmlType.Q4_K => Q45K<NoFifthBit>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            GgmlType.Q5_K => Q45K<FifthBit>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            GgmlType.Q6_K => Q6K(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            _ => throw new NotSupportedException($"no 24-bit activation kernel for {type}"),
+        };
+        for (int r = 0; r < rows; r++) y[r] = result[r];
+    }
+
+    /// <summary>The four rows' sums of their 16-lane totals, as one vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> Sums(Vector512<float> t0, Vector512<float> t1, Vector512<float> t2, Vector512<float> t3) =>
+        Vector128.Create(Vector512.Sum(t0), Vector512.Sum(t1), Vector512.Sum(t2), Vector512.Sum(t3));
+
+    /// <summary>Prefetches a block of a later row (the hardware prefetcher stops at the 4 KB pages of the mapped file).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(byte* at, int bytes)
+    {
+        Sse.Prefetch0(at);
+        Sse.Prefetch0(at + 64);
+        Sse.Prefetch0(at + 128);
+        if (bytes > 192) Sse.Prefetch0(at + 192);
+    }
+
+    /// <summary>total + d·s·(P0·2¹⁶ + P1·2⁸ + P2), lane by lane (s before d: d·s alone could fall below float's normal range).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Combine(Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, float s, float d, Vector512<float> total)
+    {
+        Vector512<float> t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i1), Vector512.Create(256f), Vector512.ConvertToSingle(i2));
+        t = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(i0), Vector512.Create(65536f), t);
+        return Vector512.FusedMultiplyAdd(t * Vector512.Create(s), Vector512.Create(d), total);
+    }
+
+    /// <summary>i += ((q·x pairs)·sc pairs) for the three planes' 64 values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Planes(Vector512<byte> q, Vector512<sbyte> x0, Vector512<sbyte> x1, Vector512<sbyte> x2, Vector512<short> sc, ref Vector512<int> i0, ref Vector512<int> i1, ref Vector512<int> i2)
+    {
+        i0 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q, x0), sc);
+        i1 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q, x1), sc);
+        i2 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q, x2), sc);
+    }
+
+    /// <summary>
+    /// 32 bytes at p in both halves of a register. Not <c>Avx512F.BroadcastVector256ToVector512</c>: the .NET 10 JIT encodes
+    /// its memory operand's 8-bit displacement scaled for 16 bytes where the hardware scales by 32 (shown as "xmmword ptr"
+    /// in the disassembly), so [block + 0x80] read block + 0x100 once inlined (found by this class's tests).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Both(byte* p)
+    {
+        Vector256<ulong> half = Vector256.Load((ulong*)p);
+        // One vshufi64x2 (128-bit lanes 0, 1, 0, 1); Vector512.Create(half, half) went through the stack, InsertVector256 took two inserts.
+        Vector512<ulong> wide = half.ToVector512Unsafe();
+        return Avx512F.Shuffle4x128(wide, wide, 0x44);
+    }
+
+    // ---- Q4_K (144 B) and Q5_K (176 B): group g (0–3) of 32 nibble bytes holds values 64g + l (low nibbles, sub-block
+    // 2g) and 64g + 32 + l (high, sub-block 2g + 1): broadcast and shifted by 0 | 4 per 64-bit lane, one register in order.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Vector128<float> Q45K<TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
+        where TFifth : struct, IFifthBit
+    {
+        int blockBytes = TFifth.Nibbles + 128; // 144 or 176, a constant
+        float* halves = HalfTable.Pointer;
+        Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            long at = (long)b * blockBytes;
+            byte* b0 = w0 + at, b1 = w1 + at, b2 = w2 + at, b3 = w3 + at;
+            Prefetch(b0 + ahead, blockBytes);
+            Prefetch(b1 + ahead, blockBytes);
+            Prefetch(b2 + ahead, blockBytes);
+            Prefetch(b3 + ahead, blockBytes);
+            sbyte* xb = planes + BlockBytes * b;
+            Vector256<float> xs = Vector256.Load(sums + 8 * b);
+            (Vector512<int> p0, Vector256<int> m0) = Q45KScales(b0);
+            (Vector512<int> p1, Vector256<int> m1) = Q45KScales(b1);
+            (Vector512<int> p2, Vector256<int> m2) = Q45KScales(b2);
+            (Vector512<int> p3, Vector256<int> m3) = Q45KScales(b3);
+            Vector512<ulong> f0 = default, f1 = default, f2 = default, f3 = default;
+            if (TFifth.Nibbles == 48) { f0 = Both(b0 + 16); f1 = Both(b1 + 16); f2 = Both(b2 + 16); f3 = Both(b3 + 16); }
+            Vector512<int> a0 = default, a1 = default, a2 = default, c0 = default, c1 = default, c2 = default;
+            Vector512<int> e0 = default, e1 = default, e2 = default, g0 = default, g1 = default, g2 = default;
+            // Written out, so each group's index and shift constants are constants.
+            Q45KGroup4<TFifth>(b0, b1, b2, b3, p0, p1, p2, p3, f0, f1, f2, f3, xb, 0, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            Q45KGroup4<TFifth>(b0, b1, b2, b3, p0, p1, p2, p3, f0, f1, f2, f3, xb, 1, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            Q45KGroup4<TFifth>(b0, b1, b2, b3, p0, p1, p2, p3, f0, f1, f2, f3, xb, 2, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            Q45KGroup4<TFifth>(b0, b1, b2, b3, p0, p1, p2, p3, f0, f1, f2, f3, xb, 3, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            float s = scales[b];
+            t0 = Q45KCombine(b0, halves, a0, a1, a2, m0, xs, s, t0);
+            t1 = Q45KCombine(b1, halves, c0, c1, c2, m1, xs, s, t1);
+            t2 = Q45KCombine(b2, halves, e0, e1, e2, m2, xs, s, t2);
+            t3 = Q45KCombine(b3, halves, g0, g1, g2, m3, xs, s, t3);
+        }
+        return Sums(t0, t1, t2, t3);
+    }
+
+    /// <summary>Group g of four rows' blocks against the planes' values 64g … 64g + 63, loaded once for the four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q45KGroup4<TFifth>(byte* b0, byte* b1, byte* b2, byte* b3, Vector512<int> p0, Vector512<int> p1, Vector512<int> p2, Vector512<int> p3,
+                                           Vector512<ulong> f0, Vector512<ulong> f1, Vector512<ulong> f2, Vector512<ulong> f3, sbyte* xb, int g,
+                                           ref Vector512<int> a0, ref Vector512<int> a1, ref Vector512<int> a2, ref Vector512<int> c0, ref Vector512<int> c1, ref Vector512<int> c2,
+                                           ref Vector512<int> e0, ref Vector512<int> e1, ref Vector512<int> e2, ref Vector512<int> g0, ref Vector512<int> g1, ref Vector512<int> g2)
+        where TFifth : struct, IFifthBit
+    {
+        Vector512<sbyte> x0 = Plane(xb + 64 * g), x1 = Plane(xb + BlockSize + 64 * g), x2 = Plane(xb + 2 * BlockSize + 64 * g);
+        Q45KGroup<TFifth>(b0, p0, f0, g, x0, x1, x2, ref a0, ref a1, ref a2);
+        Q45KGroup<TFifth>(b1, p1, f1, g, x0, x1, x2, ref c0, ref c1, ref c2);
+        Q45KGroup<TFifth>(b2, p2, f2, g, x0, x1, x2, ref e0, ref e1, ref e2);
+        Q45KGroup<TFifth>(b3, p3, f3, g, x0, x1, x2, ref g0, ref g1, ref g2);
+    }
+
+    /// <summary>A block's 8 scales as pairs of equal 16-bit halves (int32 lanes 0–7) and its 8 minimums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<int>, Vector256<int>) Q45KScales(byte* block)
+    {
+        (Vector256<int> scales, Vector256<int> mins) = ChunkedQuant.ScalesK4Integers(block);
+        return ((scales | Vector256.ShiftLeft(scales, 16)).ToVector512Unsafe(), mins);
+    }
+
+    /// <summary>total + the block's planes (d·s·…) + its offsets −dmin·m·Σx (the offsets' 8 lanes added into the low half).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q45KCombine(byte* block, float* halves, Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, Vector256<int> mins, Vector256<float> xs, float s, Vector512<float> total)
+    {
+        float d = HalfTable.ToSingle(halves, ref *block), dmin = HalfTable.ToSingle(halves, ref block[2]);
+        total += (Vector256.ConvertToSingle(mins) * Vector256.Create(-dmin) * xs).ToVector512();
+        return Combine(i0, i1, i2, s, d, total);
+    }
+
+    /// <summary>The three planes' integer sums of one super-block (16 lanes each) and its 8 minimums: one row, for the tests.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<int>, Vector512<int>, Vector512<int>, Vector256<int>) Q45KSums<TFifth>(byte* block, sbyte* xb)
+        where TFifth : struct, IFifthBit
+    {
+        (Vector512<int> pairs, Vector256<int> mins) = Q45KScales(block);
+        Vector512<int> i0 = default, i1 = default, i2 = default;
+        Vector512<ulong> fifth = TFifth.Nibbles == 48 ? Both(block + 16) : default;
+        Q45KGroup<TFifth>(block, pairs, fifth, 0, Plane(xb), Plane(xb + BlockSize), Plane(xb + 2 * BlockSize), ref i0, ref i1, ref i2);
+        Q45KGroup<TFifth>(block, pairs, fifth, 1, Plane(xb + 64), Plane(xb + BlockSize + 64), Plane(xb + 2 * BlockSize + 64), ref i0, ref i1, ref i2);
+        Q45KGroup<TFifth>(block, pairs, fifth, 2, Plane(xb + 128), Plane(xb + BlockSize + 128), Plane(xb + 2 * BlockSize + 128), ref i0, ref i1, ref i2);
+        Q45KGroup<TFifth>(block, pairs, fifth, 3, Plane(xb + 192), Plane(xb + BlockSize + 192), Plane(xb + 2 * BlockSize + 192), ref i0, ref i1, ref i2);
+        return (i0, i1, i2, mins);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q45KGroup<TFifth>(byte* block, Vector512<int> pairs, Vector512<ulong> fifth, int g, Vector512<sbyte> x0, Vector512<sbyte> x1, Vector512<sbyte> x2,
+                                          ref Vector512<int> i0, ref Vector512<int> i1, ref Vector512<int> i2)
+        where TFifth : struct, IFifthBit
+    {
+        Vector512<byte> nibbles = Avx512F.ShiftRightLogicalVariable(Both(block + TFifth.Nibbles + 32 * g), Vector512.Create(0UL, 0, 0, 0, 4, 4, 4, 4)).AsByte();
+        Vector512<byte> q;
+        if (TFifth.Nibbles == 48)
+        {
+            // Bit 2g (low half) or 2g + 1 (high half) of each qh byte rotated to bit 4 of the same byte (a rotation by
+            // 4 − 2g or 3 − 2g within each 64-bit lane keeps the byte: the bit moves by less than 8 places either way).
+            ulong low = (ulong)(4 - 2 * g) & 63, high = (ulong)(3 - 2 * g) & 63;
+            Vector512<byte> bit = Avx512F.RotateLeftVariable(fifth, Vector512.Create(low, low, low, low, high, high, high, high)).AsByte() & Vector512.Create((byte)0x10);
+            q = Avx512F.TernaryLogic(nibbles, Vector512.Create((byte)0x0F), bit, 0xEA); // (a & b) | c
+        }
+        else q = nibbles & Vector512.Create((byte)0x0F);
+        Vector512<short> sc = Avx512F.PermuteVar16x32(pairs, Vector512.Create(2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g,
+                                                                                 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1)).AsInt16();
+        Planes(q, x0, x1, x2, sc, ref i0, ref i1, ref i2);
+    }
+
+    // ---- Q6_K (210 B): half h (0, 1): the 64 bytes ql[64h …] (A then C) give values 128h + 0 … 63 from their low
+    // nibbles with qh[32h …] bit pairs 0–1 (A) and 2–3 (C), and 128h + 64 … 127 from their high nibbles with bit pairs
+    // 4–5 and 6–7; each 128-bit lane of 64 values is one sub-block of 16.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Vector128<float> Q6K(byte* w0, byte* w1, byte* w2, byte* w3, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
+    {
+        float* halves = HalfTable.Pointer;
+        Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            long at = (long)b * 210;
+            byte* b0 = w0 + at, b1 = w1 + at, b2 = w2 + at, b3 = w3 + at;
+            Prefetch(b0 + ahead, 210);
+            Prefetch(b1 + ahead, 210);
+            Prefetch(b2 + ahead, 210);
+            Prefetch(b3 + ahead, 210);
+            sbyte* xb = planes + BlockBytes * b;
+            (Vector512<int> s0, Vector512<int> p0) = Q6KScales(b0);
+            (Vector512<int> s1, Vector512<int> p1) = Q6KScales(b1);
+            (Vector512<int> s2, Vector512<int> p2) = Q6KScales(b2);
+            (Vector512<int> s3, Vector512<int> p3) = Q6KScales(b3);
+            Vector512<int> a0 = default, a1 = default, a2 = default, c0 = default, c1 = default, c2 = default;
+            Vector512<int> e0 = default, e1 = default, e2 = default, g0 = default, g1 = default, g2 = default;
+            Q6KHalf4(b0, b1, b2, b3, p0, p1, p2, p3, xb, 0, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            Q6KHalf4(b0, b1, b2, b3, p0, p1, p2, p3, xb, 1, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            // The −32 offsets: d·sc per sub-block against −32·Σx.
+            Vector512<float> xs = Vector512.Load(sums + 16 * b) * Vector512.Create(-32f);
+            float s = scales[b];
+            t0 = Q6KCombine(b0, halves, a0, a1, a2, s0, xs, s, t0);
+            t1 = Q6KCombine(b1, halves, c0, c1, c2, s1, xs, s, t1);
+            t2 = Q6KCombine(b2, halves, e0, e1, e2, s2, xs, s, t2);
+            t3 = Q6KCombine(b3, halves, g0, g1, g2, s3, xs, s, t3);
+        }
+        return Sums(t0, t1, t2, t3);
+    }
+
+    /// <summary>Half h of four rows' blocks, the planes loaded once for the four (written out twice, so h is a constant).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KHalf4(byte* b0, byte* b1, byte* b2, byte* b3, Vector512<int> p0, Vector512<int> p1, Vector512<int> p2, Vector512<int> p3, sbyte* xb, int h,
+                                 ref Vector512<int> a0, ref Vector512<int> a1, ref Vector512<int> a2, ref Vector512<int> c0, ref Vector512<int> c1, ref Vector512<int> c2,
+                                 ref Vector512<int> e0, ref Vector512<int> e1, ref Vector512<int> e2, ref Vector512<int> g0, ref Vector512<int> g1, ref Vector512<int> g2)
+    {
+        sbyte* x = xb + 128 * h;
+        Vector512<sbyte> x0 = Plane(x), x1 = Plane(x + BlockSize), x2 = Plane(x + 2 * BlockSize);
+        Vector512<sbyte> y0 = Plane(x + 64), y1 = Plane(x + BlockSize + 64), y2 = Plane(x + 2 * BlockSize + 64);
+        Q6KHalf(b0, p0, h, x0, x1, x2, y0, y1, y2, ref a0, ref a1, ref a2);
+        Q6KHalf(b1, p1, h, x0, x1, x2, y0, y1, y2, ref c0, ref c1, ref c2);
+        Q6KHalf(b2, p2, h, x0, x1, x2, y0, y1, y2, ref e0, ref e1, ref e2);
+        Q6KHalf(b3, p3, h, x0, x1, x2, y0, y1, y2, ref g0, ref g1, ref g2);
+    }
+
+    /// <summary>A block's 16 signed scales as int32 and as pairs of equal 16-bit halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<int>, Vector512<int>) Q6KScales(byte* block)
+    {
+        Vector512<int> sc = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 192));
+        return (sc, Avx512F.TernaryLogic(sc, Vector512.Create(0xFFFF), Vector512.ShiftLeft(sc, 16), 0xEA)); // (sc & 0xFFFF) | sc << 16
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q6KCombine(byte* block, float* halves, Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, Vector512<int> sc, Vector512<float> xs, float s, Vector512<float> total)
+    {
+        float d = HalfTable.ToSingle(halves, ref block[208]);
+        total = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(sc) * Vector512.Create(d), xs, total);
+        return Combine(i0, i1, i2, s, d, total);
+    }
+
+    /// <summary>The three planes' integer sums of one super-block (16 lanes each) and its 16 scales as int32: one row, for the tests.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<int>, Vector512<int>, Vector512<int>, Vector512<int>) Q6KSums(byte* block, sbyte* xb)
+    {
+        (Vector512<int> sc, Vector512<int> pairs) = Q6KScales(block);
+        Vector512<int> i0 = default, i1 = default, i2 = default;
+        Q6KHalf(block, pairs, 0, Plane(xb), Plane(xb + BlockSize), Plane(xb + 2 * BlockSize),
+                Plane(xb + 64), Plane(xb + BlockSize + 64), Plane(xb + 2 * BlockSize + 64), ref i0, ref i1, ref i2);
+        Q6KHalf(block, pairs, 1, Plane(xb + 128), Plane(xb + BlockSize + 128), Plane(xb + 2 * BlockSize + 128),
+                Plane(xb + 192), Plane(xb + BlockSize + 192), Plane(xb + 2 * BlockSize + 192), ref i0, ref i1, ref i2);
+        return (i0, i1, i2, sc);
+    }
+
+    /// <summary>Half h of a row's super-block against the planes' values 128h … 128h + 63 (x) and 128h + 64 … 128h + 127 (y).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6KHalf(byte* block, Vector512<int> pairs, int h, Vector512<sbyte> x0, Vector512<sbyte> x1, Vector512<sbyte> x2,
+                                Vector512<sbyte> y0, Vector512<sbyte> y1, Vector512<sbyte> y2, ref Vector512<int> i0, ref Vector512<int> i1, ref Vector512<int> i2)
+    {
+        Vector512<byte> ac = Vector512.Load(block + 64 * h), low = Vector512.Create((byte)0x0F), top = Vector512.Create((byte)0x30);
+        Vector512<ulong> bits = Both(block + 128 + 32 * h);
+        // 64-bit shifts: bits crossing from the neighbouring byte fall outside the 0x30 mask.
+        Vector512<byte> first = Avx512F.ShiftLeftLogicalVariable(bits, Vector512.Create(4UL, 4, 4, 4, 2, 2, 2, 2)).AsByte() & top;
+        Vector512<byte> second = Avx512F.ShiftRightLogicalVariable(bits, Vector512.Create(0UL, 0, 0, 0, 2, 2, 2, 2)).AsByte() & top;
+        Vector512<byte> q0 = Avx512F.TernaryLogic(ac, low, first, 0xEA); // (a & b) | c
+        Vector512<byte> q1 = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(ac.AsUInt64(), 4).AsByte(), low, second, 0xEA);
+        int j = 8 * h; // sub-blocks 8h … 8h + 3, then 8h + 4 … 8h + 7
+        Planes(q0, x0, x1, x2, Avx512F.PermuteVar16x32(pairs, Vector512.Create(j, j, j, j, j + 1, j + 1, j + 1, j + 1, j + 2, j + 2, j + 2, j + 2, j + 3, j + 3, j + 3, j + 3)).AsInt16(), ref i0, ref i1, ref i2);
+        Planes(q1, y0, y1, y2, Avx512F.PermuteVar16x32(pairs, Vector512.Create(j + 4, j + 4, j + 4, j + 4, j + 5, j + 5, j + 5, j + 5, j + 6, j + 6, j + 6, j + 6, j + 7, j + 7, j + 7, j + 7)).AsInt16(), ref i0, ref i1, ref i2);
+    }
+}
