@@ -306,29 +306,22 @@ public sealed class LlamaModel : LanguageModel
     /// key/value cache store, GLU, residual adds), split by rows across the worker pool. One per
     /// state: allocated on the first forward pass, reused after.
     /// </summary>
-    internal sealed class RowSteps : IParallelWork
+    internal sealed class RowSteps : RowChunks
     {
-        /// <summary>Fewer rows than this run on the calling thread: a parallel region costs microseconds, a row well under one.</summary>
-        private const int ParallelRows = 16;
-
         private LlamaModel _model = null!;
         private LlamaState _s = null!;
         private LlamaLayerWeights _w = null!, _next = null!;
         private float[]? _post;
         private float[] _cos = null!, _sin = null!;
-        private int _n, _p0, _chunks, _rowsPerChunk;
+        private int _p0;
         private bool _store;
         private long _cacheOffset;
         private RowStep _steps;
 
         public void Begin(LlamaModel model, LlamaState s, int n, int p0, bool store)
         {
-            (_model, _s, _n, _p0, _store) = (model, s, n, p0, store);
-            int threads = Math.Min(model.Threads, WorkerPool.Shared.Threads);
-            // Two chunks per thread, so a thread that lost its core for a while leaves less for the others to wait on.
-            _chunks = n < ParallelRows || threads <= 1 ? 1 : Math.Min(n, 2 * threads);
-            _rowsPerChunk = (n + _chunks - 1) / _chunks;
-            _chunks = (n + _rowsPerChunk - 1) / _rowsPerChunk;
+            (_model, _s, _p0, _store) = (model, s, p0, store);
+            Split(n, model.Threads);
         }
 
         public void Layer(LlamaLayerWeights w, long cacheOffset, float[] cos, float[] sin) => (_w, _cacheOffset, _cos, _sin) = (w, cacheOffset, cos, sin);
@@ -342,15 +335,12 @@ public sealed class LlamaModel : LanguageModel
         public void Run(RowStep steps)
         {
             _steps = steps;
-            if (_chunks == 1) Execute(0);
-            else WorkerPool.Shared.Run(this, _chunks, _model.Threads);
+            RunChunks();
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public void Execute(int chunk)
+        protected override void Rows(int from, int to)
         {
-            int from = chunk * _rowsPerChunk, to = Math.Min(_n, from + _rowsPerChunk);
-            if (from >= to) return;
             LlamaModel model = _model;
             LlamaConfig c = model.Config;
             LlamaState s = _s;
