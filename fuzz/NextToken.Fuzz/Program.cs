@@ -62,6 +62,7 @@ static int Replay(Action<byte[]> target, string[] paths)
         {
             crashes++;
             Console.Error.WriteLine($"{path}: {error.GetType().Name}: {error.Message}");
+            Console.Error.WriteLine(error.StackTrace); // where, for the fix
         }
     }
     Console.WriteLine($"{inputs} inputs, {crashes} crashes");

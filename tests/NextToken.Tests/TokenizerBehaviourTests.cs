@@ -137,4 +137,35 @@ public class TokenizerLoadingTests
         Assert.Equal("🦙", tokenizer.Decode(encoded.Ids));
         Assert.Equal(1, tokenizer.Encode("hi", addBos: true).Ids[0]);
     }
+    /// <summary>
+    /// Found by the GGUF fuzz target: a token whose bytes are not the text's own (the unknown token standing for a byte
+    /// the vocabulary lacks; a merge result marked user-defined, so its bytes are its text's UTF-8) walked the offsets past
+    /// the end of the piece (IndexOutOfRangeException). Each token now reports a character inside its piece.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Encode_TokenBytesUnlikeTheText_KeepsOffsetsInsideThePiece(bool userDefinedMerge)
+    {
+        char[] byteToChar = ByteLevelBpeTokenizer.ByteToUnicode();
+        var tokens = new List<string>();
+        for (int b = 0; b < 256; b++)
+            if (b != 'z') tokens.Add(byteToChar[b].ToString()); // no token for 'z'
+        tokens.Add("<unk>");
+        tokens.Add("xy");
+        var types = tokens.Select(t => t == "<unk>" ? TokenType.Unknown : TokenType.Normal).ToArray();
+        if (userDefinedMerge) types[^1] = TokenType.UserDefined;
+        string text = userDefinedMerge ? "xy é" : "xyz é";
+        var vocabulary = new Vocabulary([.. tokens], types, bosId: null, eosId: null, addBos: false, "test vocabulary", unknownId: tokens.IndexOf("<unk>"));
+        var tokenizer = new ByteLevelBpeTokenizer(vocabulary, ["x y"], "gpt-2");
+        EncodedText encoded = tokenizer.Encode(text);
+        Assert.NotEmpty(encoded.Ids);
+        for (int k = 0; k < encoded.Ids.Length; k++)
+        {
+            (int start, int end) = encoded.Offsets[k];
+            Assert.InRange(start, 0, text.Length - 1);
+            Assert.InRange(end, start + 1, text.Length);
+        }
+        if (!userDefinedMerge) Assert.Equal(new[] { tokens.IndexOf("xy"), tokens.IndexOf("<unk>") }, encoded.Ids.Take(2));
+    }
 }

@@ -114,14 +114,16 @@ public sealed class ByteLevelBpeTokenizer : Tokenizer
         }
         // Walk the piece's characters alongside the tokens' bytes. A token that starts or ends
         // inside a character reports that whole character, so neighbouring offsets may overlap.
+        // A token's bytes may not be the piece's own: the unknown token stands for one byte the vocabulary lacks, and a
+        // hostile file's merge results need not spell their parts; the walk stays inside the piece either way.
         int charIndex = 0, charBytes = 0, charByteStart = 0;
-        int consumed = 0;
+        int consumed = 0, last = Encoding.UTF8.GetByteCount(piece) - 1;
         foreach (int id in pieceIds)
         {
-            int tokenEnd = consumed + _tokenBytes[id].Length;
-            AdvanceTo(piece, consumed, ref charIndex, ref charByteStart, ref charBytes);
+            int tokenEnd = consumed + (id == Vocabulary.UnknownId ? 1 : _tokenBytes[id].Length);
+            AdvanceTo(piece, Math.Min(consumed, last), ref charIndex, ref charByteStart, ref charBytes);
             int startChar = charIndex;
-            AdvanceTo(piece, tokenEnd - 1, ref charIndex, ref charByteStart, ref charBytes);
+            AdvanceTo(piece, Math.Clamp(tokenEnd - 1, 0, last), ref charIndex, ref charByteStart, ref charBytes);
             int endChar = charIndex + (char.IsHighSurrogate(piece[charIndex]) && charIndex + 1 < piece.Length ? 2 : 1);
             ids.Add(id);
             offsets.Add((start + startChar, start + endChar));
