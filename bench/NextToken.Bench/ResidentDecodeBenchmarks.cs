@@ -154,7 +154,7 @@ public unsafe class ResidentDecodeBenchmarks
         }
     }
 
-    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q5_K, Q6_K: the plane kernels before issue #13's ninth session, <see cref="PreviousKQuantPlanes"/>, with their split and a TensorPrimitives.Sum per sub-block; Q8_0 unchanged).</summary>
+    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q5_K, Q6_K: the 256-bit float kernels the plane kernels replaced, <see cref="KQuantRows"/>; Q8_0 unchanged). The plane kernels' own before/after of issue #13's ninth session is in the README; that kernel is in the history (6e815c2, KQuantPlanes.cs).</summary>
     [Benchmark(Baseline = true)]
     public void Previous()
     {
@@ -172,9 +172,8 @@ public unsafe class ResidentDecodeBenchmarks
                     for (int o = 0; o < Rows; o += 4) Quantized.Dot4RowsNarrow(Type, w + o * _rowBytes, _rowBytes, x, NIn, y + o);
                 else
                 {
-                    PreviousKQuantPlanes.Split(x, NIn, planes, planeScales);
                     KQuantRows.SubBlockSums(x, NIn, KQuantRows.SumWidth(Type), sums);
-                    for (int o = 0; o < Rows; o += 4) PreviousKQuantPlanes.Dot4(Type, w + o * _rowBytes, _rowBytes, 4, planes, planeScales, sums, NIn, y + o);
+                    for (int o = 0; o < Rows; o += 4) KQuantRows.Dot4(Type, false, w + o * _rowBytes, _rowBytes, 4, x, sums, NIn, y + o);
                 }
             }
     }

@@ -8,7 +8,7 @@ namespace NextToken.Bench;
 /// <summary>
 /// The AVX2 K-quant plane kernels reading their rows from memory, as decode does: every matrix of one type in a GGUF file
 /// (memory-mapped, 4 KB pages, far more than the caches), one thread, groups of four rows as MatMul's DotRows takes them.
-/// <c>--alternate-stream FILE [rounds]</c> times the previous plane kernels (<see cref="PreviousKQuantPlanes"/>, "previous") and the
+/// <c>--alternate-stream FILE [rounds]</c> times the 256-bit float kernels they replaced (<see cref="KQuantRows"/>, "previous") and the
 /// current ones (<see cref="KQuantPlanes"/>, "planes") in alternation, by the process's CPU time (one thread works) and the wall clock (minimum
 /// of each, for a loaded machine), and reports GB/s and ns per 32 values and row. Run with DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0.
 /// </summary>
@@ -54,10 +54,13 @@ public static unsafe class StreamDecodeBenchmarks
             {
                 int n = m.RowLength, rows = m.RowCount;
                 if (previous) KQuantRows.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
-                else KQuantPlanes.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
-                if (previous) PreviousKQuantPlanes.Split(x, n, planes, scales); else KQuantPlanes.Split(x, n, planes, scales);
+                else
+                {
+                    KQuantPlanes.SubBlockSums(x, n, KQuantRows.SumWidth(m.Type), sums);
+                    KQuantPlanes.Split(x, n, planes, scales);
+                }
                 for (int o = 0; o < rows; o += 4)
-                    if (previous) PreviousKQuantPlanes.Dot4(m.Type, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), planes, scales, sums, n, y + o);
+                    if (previous) KQuantRows.Dot4(m.Type, false, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), x, sums, n, y + o);
                     else KQuantPlanes.Dot4(m.Type, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), planes, scales, sums, n, y + o);
             }
     }
