@@ -124,6 +124,8 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     [InlineData(GgmlType.Q4_K)]
     [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
     public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type)
     {
         SkipUnlessAvx2();
@@ -183,6 +185,8 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         { "quant/llama-d256.q6_k.gguf", GgmlType.Q6_K },
         { "quant/llama-d256.q5_k.gguf", GgmlType.Q5_K },
         { "quant/gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K },
+        { "quant/llama-d256.q2_k.gguf", GgmlType.Q2_K },
+        { "quant/llama-d256.q3_k.gguf", GgmlType.Q3_K },
     };
 
     /// <summary>
@@ -229,6 +233,8 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     [InlineData(GgmlType.Q4_K)]
     [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
     public void Kernel_OnRandomRows_WithinBoundOfExactProduct(GgmlType type)
     {
         SkipUnlessAvx2();
@@ -242,6 +248,8 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
             int at = block * bytes;
             ushort Scale() => BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01 + 1e-4));
             if (type == GgmlType.Q6_K) BitConverter.TryWriteBytes(stored.AsSpan(at + 208), Scale());
+            else if (type == GgmlType.Q3_K) BitConverter.TryWriteBytes(stored.AsSpan(at + 108), Scale());
+            else if (type == GgmlType.Q2_K) { BitConverter.TryWriteBytes(stored.AsSpan(at + 80), Scale()); BitConverter.TryWriteBytes(stored.AsSpan(at + 82), Scale()); }
             else { BitConverter.TryWriteBytes(stored.AsSpan(at), Scale()); BitConverter.TryWriteBytes(stored.AsSpan(at + 2), Scale()); }
         }
         var lines = new List<string>();
@@ -296,6 +304,9 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
                     double bound = represent + (blocks + 16) * Math.Pow(2, -23) * (magnitude + offsets);
                     double delta = Math.Abs(y[r - first] - exact);
                     Assert.True(delta <= bound, $"{what} row {r} ({type}): {y[r - first]} vs exact {exact}, |Δ| {delta:E3} > bound {bound:E3}");
+                    // The scalar reference (float64 over the same split) within the same bound of the dequantized product.
+                    double reference = KQuantPlanes.Reference(type, stored, planes, scales, sums, n, out _);
+                    Assert.True(Math.Abs(reference - exact) <= bound, $"{what} row {r} ({type}): reference {reference} vs exact {exact}, bound {bound:E3}");
                     if (magnitude > 0)
                     {
                         worstNew = Math.Max(worstNew, delta / magnitude);
@@ -308,9 +319,16 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         return (worstNew, worstOld, share);
     }
 
-    /// <summary>Sub-block j's offset o (value = d·sc·q + o): −dmin·m for Q4_K/Q5_K, −32·d·sc for Q6_K.</summary>
+    /// <summary>Sub-block j's offset o (value = d·sc·q + o): −dmin·m for Q2_K/Q4_K/Q5_K, −32·d·sc for Q6_K, −4·d·(sc − 32) for Q3_K.</summary>
     private static double Offset(GgmlType type, ReadOnlySpan<byte> block, int j)
     {
+        if (type == GgmlType.Q2_K) return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[82..])) * (block[j] >> 4);
+        if (type == GgmlType.Q3_K)
+        {
+            Span<int> sc = stackalloc int[16];
+            Quantized.ScalesQ3_K(block.Slice(96, 12), sc);
+            return -4.0 * (double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[108..])) * sc[j];
+        }
         if (type == GgmlType.Q6_K) return -32.0 * (double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[208..])) * (sbyte)block[192 + j];
         Quantized.ScaleMinK4(j, block.Slice(4, 12), out _, out int m);
         return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[2..])) * m;

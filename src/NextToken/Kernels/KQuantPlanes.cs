@@ -37,7 +37,7 @@ internal static unsafe class KQuantPlanes
     // The largest |v| = |x|/s allowed: p0 stays within ±127 with p1·2⁸ + p2 in [−32,896, 32,639].
     private const int Range = 127 << 16;
 
-    public static bool Handles(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+    public static bool Handles(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K;
 
     /// <summary>
     /// The types whose decode takes this kernel (MatMul, AVX2 without AVX-512). Q5_K and Q6_K gain most (their float kernels
@@ -57,6 +57,8 @@ internal static unsafe class KQuantPlanes
         GgmlType.Q4_K => 144,
         GgmlType.Q5_K => 176,
         GgmlType.Q6_K => 210,
+        GgmlType.Q2_K => 84,
+        GgmlType.Q3_K => 110,
         _ => throw new NotSupportedException($"no 24-bit activation kernel for {type}"),
     };
 
@@ -292,7 +294,7 @@ internal static unsafe class KQuantPlanes
 
     private static void Check(GgmlType type, long rowBytes, int planes, int scales, int sums, int n)
     {
-        if (!Handles(type)) throw new NotSupportedException($"24-bit activation planes meet Q4_K, Q5_K or Q6_K rows, not {type}");
+        if (!Handles(type)) throw new NotSupportedException($"24-bit activation planes meet Q2_K, Q3_K, Q4_K, Q5_K or Q6_K rows, not {type}");
         int width = KQuantRows.SumWidth(type);
         long need = n / BlockSize * (long)WeightBlockBytes(type);
         if (n <= 0 || n % BlockSize != 0 || rowBytes < need || planes < 3L * n || scales < n / BlockSize || sums < n / width)
@@ -334,6 +336,32 @@ internal static unsafe class KQuantPlanes
                 {
                     sc[k] = (sbyte)block[192 + k];
                     offsets += -32.0 * d * sc[k] * sums[16 * b + k];
+                }
+            }
+            else if (type is GgmlType.Q2_K or GgmlType.Q3_K)
+            {
+                // Value 128h + 32j + l: bits 2j, 2j + 1 of byte l of half h's 32 quant bytes; Q3_K's third bit is bit 4h + j of hmask[l].
+                bool third = type == GgmlType.Q3_K;
+                for (int h = 0; h < 2; h++)
+                    for (int j = 0; j < 4; j++)
+                        for (int l = 0; l < 32; l++)
+                            q[128 * h + 32 * j + l] = (block[(third ? 32 : 16) + 32 * h + l] >> 2 * j & 3) | (third ? (block[l] >> 4 * h + j & 1) << 2 : 0);
+                width = 16;
+                if (third)
+                {
+                    d = Half(block, 108);
+                    Quantized.ScalesQ3_K(block.Slice(96, 12), sc); // sc − 32
+                    for (int k = 0; k < 16; k++) offsets += -4.0 * d * sc[k] * sums[16 * b + k];
+                }
+                else
+                {
+                    d = Half(block, 80);
+                    double dmin = Half(block, 82);
+                    for (int k = 0; k < 16; k++)
+                    {
+                        sc[k] = block[k] & 15;
+                        offsets -= dmin * (block[k] >> 4) * sums[16 * b + k];
+                    }
                 }
             }
             else
@@ -380,6 +408,8 @@ internal static unsafe class KQuantPlanes
             case GgmlType.Q4_K: (i0, i1, i2, _) = Q45KSums<NoFifthBit>(block, xb); break;
             case GgmlType.Q5_K: (i0, i1, i2, _) = Q45KSums<FifthBit>(block, xb); break;
             case GgmlType.Q6_K: (i0, i1, i2) = Q6KSums(block, xb); break;
+            case GgmlType.Q2_K: (i0, i1, i2, _) = Q23KSums<TwoBits>(block, xb); break;
+            case GgmlType.Q3_K: (i0, i1, i2, _) = Q23KSums<ThirdBit>(block, xb); break;
             default: throw new NotSupportedException($"no 24-bit activation kernel for {type}");
         }
         return (Sum(i0), Sum(i1), Sum(i2));
@@ -414,6 +444,8 @@ internal static unsafe class KQuantPlanes
                 GgmlType.Q4_K => Q45K<NoFifthBit>(row, ahead, planes, scales, sums, blocks),
                 GgmlType.Q5_K => Q45K<FifthBit>(row, ahead, planes, scales, sums, blocks),
                 GgmlType.Q6_K => Q6K(row, ahead, planes, scales, sums, blocks),
+                GgmlType.Q2_K => Q23K<TwoBits>(row, ahead, planes, scales, sums, blocks),
+                GgmlType.Q3_K => Q23K<ThirdBit>(row, ahead, planes, scales, sums, blocks),
                 _ => throw new NotSupportedException($"no 24-bit activation kernel for {type}"),
             };
         }
@@ -423,10 +455,10 @@ internal static unsafe class KQuantPlanes
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(byte* at, int bytes)
     {
-        // Written out: bytes is a constant after inlining (144, 176, 210), so no loop and no branch remain.
+        // Written out: bytes is a constant after inlining (84, 110, 144, 176, 210), so no loop and no branch remain.
         Sse.Prefetch0(at);
         Sse.Prefetch0(at + 64);
-        Sse.Prefetch0(at + 128);
+        if (bytes > 128) Sse.Prefetch0(at + 128);
         if (bytes > 192) Sse.Prefetch0(at + 192);
     }
 
@@ -582,4 +614,107 @@ internal static unsafe class KQuantPlanes
         ushort s0 = (ushort)(2 * m | (2 * m + 1) << 8), s1 = (ushort)(s0 + 0x0202), s2 = (ushort)(s0 + 0x0404), s3 = (ushort)(s0 + 0x0606);
         return Vector256.Create(Vector128.Create(s0, s0, s0, s0, s2, s2, s2, s2), Vector128.Create(s1, s1, s1, s1, s3, s3, s3, s3)).AsByte();
     }
+    // ---- Q2_K (84 B: 16 bytes of 4-bit scales (low) and minimums (high), 64 bytes of 2-bit quants, f16 d, dmin) and
+    // Q3_K (110 B: 32 bytes of third bits, 64 bytes of 2-bit quants, 12 bytes of 6-bit scales, f16 d). Half h (0, 1):
+    // the 32 quant bytes Q = qs[32h …] give values 128h + 32j + l as bits 2j, 2j + 1 of Q[l] (Q3_K: and bit 4h + j of
+    // hmask[l] as q's bit 2, so q = low2 + 4·high in 0…7 and the value d·(sc − 32)·(q − 4)). Sub-blocks of 16 laid
+    // out as Q6_K's, so the same pairing (Position) and scale shuffles serve.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Q23K<T>(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) where T : struct
+    {
+        bool third = typeof(T) == typeof(ThirdBit);
+        int bytes = third ? 110 : 84;
+        float* halves = HalfTable.Pointer;
+        Vector256<float> total = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * bytes;
+            Prefetch(block + ahead, bytes);
+            (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<short> sc) = Q23KSums<T>(block, planes + BlockBytes * b);
+            // The offsets per sub-block of 16 against its Σx: Q2_K −dmin·m, Q3_K −4·d·(sc − 32).
+            Vector256<float> low, high;
+            float d, o;
+            if (third)
+            {
+                d = HalfTable.ToSingle(halves, ref block[108]);
+                o = -4 * d;
+                low = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(sc.GetLower()));
+                high = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(sc.GetUpper()));
+            }
+            else
+            {
+                d = HalfTable.ToSingle(halves, ref block[80]);
+                o = -HalfTable.ToSingle(halves, ref block[82]);
+                low = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(block), 4));
+                high = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(block + 8), 4));
+            }
+            Vector256<float> offsets = Vector256.FusedMultiplyAdd(low, Vector256.Load(sums + 16 * b), high * Vector256.Load(sums + 16 * b + 8));
+            total = Vector256.FusedMultiplyAdd(offsets, Vector256.Create(o), total);
+            total = Combine(i0, i1, i2, Vector256.Create(scales[b]), d, total);
+        }
+        return Vector256.Sum(total);
+    }
+
+    /// <summary>The three planes' integer sums of one Q2_K/Q3_K super-block (8 lanes each) and its 16 scales (sub-blocks 0–7 in the low lane, 8–15 in the high).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector256<int>, Vector256<int>, Vector256<int>, Vector256<short>) Q23KSums<T>(byte* block, sbyte* xb) where T : struct
+    {
+        Vector256<short> sc = typeof(T) == typeof(ThirdBit) ? Avx2.ConvertToVector256Int16(Q3KScales(block)) : Avx2.ConvertToVector256Int16(Vector128.Load(block) & Vector128.Create((byte)0x0F));
+        Vector256<int> i0 = default, i1 = default, i2 = default;
+        Q23KHalf<T>(block, xb, Avx2.Permute2x128(sc, sc, 0x00), 0, ref i0, ref i1, ref i2);
+        Q23KHalf<T>(block, xb, Avx2.Permute2x128(sc, sc, 0x11), 1, ref i0, ref i1, ref i2);
+        return (i0, i1, i2, sc);
+    }
+
+    /// <summary>
+    /// Q3_K's 16 scales minus 32 (−32…31) from their 12 bytes at 96: low nibbles of bytes 0–7 (sub-blocks 0–7) and their high
+    /// nibbles (8–15), bits 4–5 from byte 8 + j % 4 at bit 2·(j / 4). Each dword of the broadcast high bytes serves four sub-blocks
+    /// (its bytes shifted by 4 − 2·(j / 4) bit places; bits crossing from the neighbouring byte fall outside the 0x30 mask).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<sbyte> Q3KScales(byte* block)
+    {
+        Vector128<ulong> packed = Vector128.CreateScalar(*(ulong*)(block + 96)), nibble = Vector128.Create(0x0F0F0F0F0F0F0F0FUL);
+        Vector128<byte> low = Sse2.UnpackLow(packed & nibble, Vector128.ShiftRightLogical(packed, 4) & nibble).AsByte();
+        Vector128<uint> bits = Vector128.Create(*(uint*)(block + 104));
+        Vector128<uint> top = Avx2.ShiftRightLogicalVariable(Avx2.ShiftLeftLogicalVariable(bits, Vector128.Create(4u, 2, 0, 0)), Vector128.Create(0u, 0, 0, 2)) & Vector128.Create(0x30303030u);
+        return ((low | top.AsByte()) - Vector128.Create((byte)32)).AsSByte();
+    }
+
+    /// <summary>Half h; <paramref name="sc"/> holds its sub-blocks 8h … 8h + 7 in both lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q23KHalf<T>(byte* block, sbyte* xb, Vector256<short> sc, int h, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2) where T : struct
+    {
+        bool third = typeof(T) == typeof(ThirdBit);
+        Vector256<ushort> q = Vector256.Load((ushort*)(block + (third ? 32 : 16) + 32 * h));
+        Vector256<byte> three = Vector256.Create((byte)3);
+        // 16-bit shifts: bits crossing from the neighbouring byte fall outside the masks.
+        Vector256<byte> q0 = q.AsByte() & three, q1 = Vector256.ShiftRightLogical(q, 2).AsByte() & three;
+        Vector256<byte> q2 = Vector256.ShiftRightLogical(q, 4).AsByte() & three, q3 = Vector256.ShiftRightLogical(q, 6).AsByte() & three;
+        if (third)
+        {
+            Vector256<ushort> hm = Vector256.Load((ushort*)block);
+            q0 |= ThirdBitOf(hm, 4 * h);
+            q1 |= ThirdBitOf(hm, 4 * h + 1);
+            q2 |= ThirdBitOf(hm, 4 * h + 2);
+            q3 |= ThirdBitOf(hm, 4 * h + 3);
+        }
+        // Pieces of sub-blocks m, m + 2 | m + 1, m + 3 in both registers (as Q6_K); pairs ≤ 2·7·128 = 1,792, two added in 16 bits.
+        Planes(Avx2.UnpackLow(q0.AsUInt64(), q1.AsUInt64()).AsByte(), Avx2.UnpackHigh(q0.AsUInt64(), q1.AsUInt64()).AsByte(), xb + 128 * h,
+               Avx2.Shuffle(sc.AsByte(), QuarterShuffle(0)).AsInt16(), ref i0, ref i1, ref i2);
+        Planes(Avx2.UnpackLow(q2.AsUInt64(), q3.AsUInt64()).AsByte(), Avx2.UnpackHigh(q2.AsUInt64(), q3.AsUInt64()).AsByte(), xb + 128 * h + 64,
+               Avx2.Shuffle(sc.AsByte(), QuarterShuffle(4)).AsInt16(), ref i0, ref i1, ref i2);
+    }
+
+    /// <summary>Bit <paramref name="bit"/> (a constant, 0–7) of each hmask byte moved to bit 2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> ThirdBitOf(Vector256<ushort> hm, int bit) =>
+        (bit >= 2 ? Vector256.ShiftRightLogical(hm, bit - 2) : Vector256.ShiftLeft(hm, 2 - bit)).AsByte() & Vector256.Create((byte)4);
 }
+
+/// <summary>Type markers of the Q2_K/Q3_K plane kernels: Q2_K's 2-bit quants, Q3_K's with a third bit from hmask.</summary>
+internal readonly struct TwoBits;
+
+/// <inheritdoc cref="TwoBits"/>
+internal readonly struct ThirdBit;
