@@ -33,6 +33,8 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
     [InlineData(GgmlType.Q4_K)]
     [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
     public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type)
     {
         SkipUnlessAvx512();
@@ -73,6 +75,8 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
         { "quant/llama-d256.q6_k.gguf", GgmlType.Q6_K },
         { "quant/llama-d256.q5_k.gguf", GgmlType.Q5_K },
         { "quant/gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K },
+        { "quant/llama-d256.q2_k.gguf", GgmlType.Q2_K },
+        { "quant/llama-d256.q3_k.gguf", GgmlType.Q3_K },
     };
 
     /// <summary>
@@ -146,6 +150,13 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
 
     private static double Offset(GgmlType type, ReadOnlySpan<byte> block, int j)
     {
+        if (type == GgmlType.Q2_K) return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[82..])) * (block[j] >> 4);
+        if (type == GgmlType.Q3_K)
+        {
+            Span<int> sc = stackalloc int[16];
+            Quantized.ScalesQ3_K(block.Slice(96, 12), sc);
+            return -4.0 * (double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[108..])) * sc[j];
+        }
         if (type == GgmlType.Q6_K) return -32.0 * (double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[208..])) * (sbyte)block[192 + j];
         Quantized.ScaleMinK4(j, block.Slice(4, 12), out _, out int m);
         return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[2..])) * m;

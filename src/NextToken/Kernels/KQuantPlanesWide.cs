@@ -73,6 +73,8 @@ internal static unsafe class KQuantPlanesWide
             case GgmlType.Q4_K: (i0, i1, i2, _) = Q45KSums<NoFifthBit>(block, xb); break;
             case GgmlType.Q5_K: (i0, i1, i2, _) = Q45KSums<FifthBit>(block, xb); break;
             case GgmlType.Q6_K: (i0, i1, i2, _) = Q6KSums(block, xb); break;
+            case GgmlType.Q2_K: (i0, i1, i2) = Q23KSums<TwoBits>(block, xb); break;
+            case GgmlType.Q3_K: (i0, i1, i2) = Q23KSums<ThirdBit>(block, xb); break;
             default: throw new NotSupportedException($"no 24-bit activation kernel for {type}");
         }
         return (Sum(i0), Sum(i1), Sum(i2));
@@ -103,6 +105,8 @@ internal static unsafe class KQuantPlanesWide
             GgmlType.Q4_K => Q45K<NoFifthBit>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
             GgmlType.Q5_K => Q45K<FifthBit>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
             GgmlType.Q6_K => Q6K(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            GgmlType.Q2_K => Q23K<TwoBits>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            GgmlType.Q3_K => Q23K<ThirdBit>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
             _ => throw new NotSupportedException($"no 24-bit activation kernel for {type}"),
         };
         for (int r = 0; r < rows; r++) y[r] = result[r];
@@ -119,7 +123,7 @@ internal static unsafe class KQuantPlanesWide
     {
         Sse.Prefetch0(at);
         Sse.Prefetch0(at + 64);
-        Sse.Prefetch0(at + 128);
+        if (bytes > 128) Sse.Prefetch0(at + 128);
         if (bytes > 192) Sse.Prefetch0(at + 192);
     }
 
@@ -358,6 +362,131 @@ internal static unsafe class KQuantPlanesWide
         Vector512<byte> second = Avx512F.ShiftRightLogicalVariable(bits, Vector512.Create(0UL, 0, 0, 0, 2, 2, 2, 2)).AsByte() & top;
         Vector512<byte> q0 = Avx512F.TernaryLogic(ac, low, first, 0xEA); // (a & b) | c
         Vector512<byte> q1 = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(ac.AsUInt64(), 4).AsByte(), low, second, 0xEA);
+        int j = 8 * h; // sub-blocks 8h … 8h + 3, then 8h + 4 … 8h + 7
+        Planes(q0, x0, x1, x2, Avx512F.PermuteVar16x32(pairs, Vector512.Create(j, j, j, j, j + 1, j + 1, j + 1, j + 1, j + 2, j + 2, j + 2, j + 2, j + 3, j + 3, j + 3, j + 3)).AsInt16(), ref i0, ref i1, ref i2);
+        Planes(q1, y0, y1, y2, Avx512F.PermuteVar16x32(pairs, Vector512.Create(j + 4, j + 4, j + 4, j + 4, j + 5, j + 5, j + 5, j + 5, j + 6, j + 6, j + 6, j + 6, j + 7, j + 7, j + 7, j + 7)).AsInt16(), ref i0, ref i1, ref i2);
+    }
+    // ---- Q2_K (84 B) and Q3_K (110 B), laid out as in KQuantPlanes: half h's 32 quant bytes broadcast and shifted by
+    // 0 | 2 (values 128h … 128h + 63) or 4 | 6 (128h + 64 …) per 64-bit lane give one register in the planes' order, each
+    // 128-bit lane one sub-block of 16, as Q6_K's.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Vector128<float> Q23K<T>(byte* w0, byte* w1, byte* w2, byte* w3, long ahead, sbyte* planes, float* scales, float* sums, int blocks) where T : struct
+    {
+        bool third = typeof(T) == typeof(ThirdBit);
+        int bytes = third ? 110 : 84;
+        float* halves = HalfTable.Pointer;
+        Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            long at = (long)b * bytes;
+            byte* b0 = w0 + at, b1 = w1 + at, b2 = w2 + at, b3 = w3 + at;
+            Prefetch(b0 + ahead, bytes);
+            Prefetch(b1 + ahead, bytes);
+            Prefetch(b2 + ahead, bytes);
+            Prefetch(b3 + ahead, bytes);
+            sbyte* xb = planes + BlockBytes * b;
+            (Vector512<int> p0, Vector512<int> o0) = Q23KScales<T>(b0);
+            (Vector512<int> p1, Vector512<int> o1) = Q23KScales<T>(b1);
+            (Vector512<int> p2, Vector512<int> o2) = Q23KScales<T>(b2);
+            (Vector512<int> p3, Vector512<int> o3) = Q23KScales<T>(b3);
+            Vector512<int> a0 = default, a1 = default, a2 = default, c0 = default, c1 = default, c2 = default;
+            Vector512<int> e0 = default, e1 = default, e2 = default, g0 = default, g1 = default, g2 = default;
+            Q23KHalf4<T>(b0, b1, b2, b3, p0, p1, p2, p3, xb, 0, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            Q23KHalf4<T>(b0, b1, b2, b3, p0, p1, p2, p3, xb, 1, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            Vector512<float> xs = Vector512.Load(sums + 16 * b);
+            float s = scales[b];
+            t0 = Q23KCombine<T>(b0, halves, a0, a1, a2, o0, xs, s, t0);
+            t1 = Q23KCombine<T>(b1, halves, c0, c1, c2, o1, xs, s, t1);
+            t2 = Q23KCombine<T>(b2, halves, e0, e1, e2, o2, xs, s, t2);
+            t3 = Q23KCombine<T>(b3, halves, g0, g1, g2, o3, xs, s, t3);
+        }
+        return Sums(t0, t1, t2, t3);
+    }
+
+    /// <summary>Half h of four rows' blocks, the planes loaded once for the four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q23KHalf4<T>(byte* b0, byte* b1, byte* b2, byte* b3, Vector512<int> p0, Vector512<int> p1, Vector512<int> p2, Vector512<int> p3, sbyte* xb, int h,
+                                     ref Vector512<int> a0, ref Vector512<int> a1, ref Vector512<int> a2, ref Vector512<int> c0, ref Vector512<int> c1, ref Vector512<int> c2,
+                                     ref Vector512<int> e0, ref Vector512<int> e1, ref Vector512<int> e2, ref Vector512<int> g0, ref Vector512<int> g1, ref Vector512<int> g2) where T : struct
+    {
+        sbyte* x = xb + 128 * h;
+        Vector512<sbyte> x0 = Plane(x), x1 = Plane(x + BlockSize), x2 = Plane(x + 2 * BlockSize);
+        Vector512<sbyte> y0 = Plane(x + 64), y1 = Plane(x + BlockSize + 64), y2 = Plane(x + 2 * BlockSize + 64);
+        Q23KHalf<T>(b0, p0, h, x0, x1, x2, y0, y1, y2, ref a0, ref a1, ref a2);
+        Q23KHalf<T>(b1, p1, h, x0, x1, x2, y0, y1, y2, ref c0, ref c1, ref c2);
+        Q23KHalf<T>(b2, p2, h, x0, x1, x2, y0, y1, y2, ref e0, ref e1, ref e2);
+        Q23KHalf<T>(b3, p3, h, x0, x1, x2, y0, y1, y2, ref g0, ref g1, ref g2);
+    }
+
+    /// <summary>
+    /// A block's 16 scales as pairs of equal 16-bit halves, and the integer factor of each sub-block's offset: Q2_K its
+    /// minimum m (the offset −dmin·m), Q3_K its scale sc − 32 (the offset −4·d·(sc − 32)).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<int>, Vector512<int>) Q23KScales<T>(byte* block) where T : struct
+    {
+        Vector512<int> sc, offset;
+        if (typeof(T) == typeof(ThirdBit))
+            offset = sc = Avx512F.ConvertToVector512Int32(KQuantPlanes.Q3KScales(block));
+        else
+        {
+            Vector512<int> both = Avx512F.ConvertToVector512Int32(Vector128.Load(block));
+            sc = both & Vector512.Create(0x0F);
+            offset = Vector512.ShiftRightLogical(both, 4);
+        }
+        return (Avx512F.TernaryLogic(sc, Vector512.Create(0xFFFF), Vector512.ShiftLeft(sc, 16), 0xEA), offset); // (sc & 0xFFFF) | sc << 16
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q23KCombine<T>(byte* block, float* halves, Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, Vector512<int> offset, Vector512<float> xs, float s, Vector512<float> total)
+        where T : struct
+    {
+        float d, o;
+        if (typeof(T) == typeof(ThirdBit)) { d = HalfTable.ToSingle(halves, ref block[108]); o = -4 * d; }
+        else { d = HalfTable.ToSingle(halves, ref block[80]); o = -HalfTable.ToSingle(halves, ref block[82]); }
+        total = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(offset) * Vector512.Create(o), xs, total);
+        return Combine(i0, i1, i2, s, d, total);
+    }
+
+    /// <summary>The three planes' integer sums of one Q2_K/Q3_K super-block (16 lanes each): one row, for the tests.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<int>, Vector512<int>, Vector512<int>) Q23KSums<T>(byte* block, sbyte* xb) where T : struct
+    {
+        (Vector512<int> pairs, _) = Q23KScales<T>(block);
+        Vector512<int> i0 = default, i1 = default, i2 = default;
+        Q23KHalf<T>(block, pairs, 0, Plane(xb), Plane(xb + BlockSize), Plane(xb + 2 * BlockSize),
+                    Plane(xb + 64), Plane(xb + BlockSize + 64), Plane(xb + 2 * BlockSize + 64), ref i0, ref i1, ref i2);
+        Q23KHalf<T>(block, pairs, 1, Plane(xb + 128), Plane(xb + BlockSize + 128), Plane(xb + 2 * BlockSize + 128),
+                    Plane(xb + 192), Plane(xb + BlockSize + 192), Plane(xb + 2 * BlockSize + 192), ref i0, ref i1, ref i2);
+        return (i0, i1, i2);
+    }
+
+    /// <summary>Half h of a row's super-block against the planes' values 128h … 128h + 63 (x) and 128h + 64 … 128h + 127 (y).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q23KHalf<T>(byte* block, Vector512<int> pairs, int h, Vector512<sbyte> x0, Vector512<sbyte> x1, Vector512<sbyte> x2,
+                                    Vector512<sbyte> y0, Vector512<sbyte> y1, Vector512<sbyte> y2, ref Vector512<int> i0, ref Vector512<int> i1, ref Vector512<int> i2) where T : struct
+    {
+        bool third = typeof(T) == typeof(ThirdBit);
+        Vector512<ulong> q = Both(block + (third ? 32 : 16) + 32 * h);
+        Vector512<byte> three = Vector512.Create((byte)3);
+        // 64-bit shifts: bits crossing from the neighbouring byte fall outside the mask. Values 128h + l | 128h + 32 + l, then 128h + 64 + l | 128h + 96 + l.
+        Vector512<byte> q0 = Avx512F.ShiftRightLogicalVariable(q, Vector512.Create(0UL, 0, 0, 0, 2, 2, 2, 2)).AsByte();
+        Vector512<byte> q1 = Avx512F.ShiftRightLogicalVariable(q, Vector512.Create(4UL, 4, 4, 4, 6, 6, 6, 6)).AsByte();
+        if (third)
+        {
+            // Bit 4h + j of each hmask byte rotated to bit 2 of the same byte (by 2 − 4h − j, less than 8 places either way).
+            Vector512<ulong> hm = Both(block);
+            ulong r0 = (ulong)(2 - 4 * h) & 63, r1 = (ulong)(1 - 4 * h) & 63, r2 = (ulong)(0 - 4 * h) & 63, r3 = (ulong)(-1 - 4 * h) & 63;
+            Vector512<byte> four = Vector512.Create((byte)4);
+            q0 = Avx512F.TernaryLogic(q0, three, Avx512F.RotateLeftVariable(hm, Vector512.Create(r0, r0, r0, r0, r1, r1, r1, r1)).AsByte() & four, 0xEA); // (a & b) | c
+            q1 = Avx512F.TernaryLogic(q1, three, Avx512F.RotateLeftVariable(hm, Vector512.Create(r2, r2, r2, r2, r3, r3, r3, r3)).AsByte() & four, 0xEA);
+        }
+        else
+        {
+            q0 &= three;
+            q1 &= three;
+        }
         int j = 8 * h; // sub-blocks 8h … 8h + 3, then 8h + 4 … 8h + 7
         Planes(q0, x0, x1, x2, Avx512F.PermuteVar16x32(pairs, Vector512.Create(j, j, j, j, j + 1, j + 1, j + 1, j + 1, j + 2, j + 2, j + 2, j + 2, j + 3, j + 3, j + 3, j + 3)).AsInt16(), ref i0, ref i1, ref i2);
         Planes(q1, y0, y1, y2, Avx512F.PermuteVar16x32(pairs, Vector512.Create(j + 4, j + 4, j + 4, j + 4, j + 5, j + 5, j + 5, j + 5, j + 6, j + 6, j + 6, j + 6, j + 7, j + 7, j + 7, j + 7)).AsInt16(), ref i0, ref i1, ref i2);
