@@ -27,7 +27,7 @@ public unsafe class ResidentDecodeBenchmarks
     private ulong _multiplier = 0x9E3779B97F4A7C15;
     private static double s_sink;
 
-    [Params(GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K)]
+    [Params(GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K)]
     public GgmlType Type { get; set; }
 
     [GlobalSetup]
@@ -69,7 +69,7 @@ public unsafe class ResidentDecodeBenchmarks
     public static void Alternate(int rounds)
     {
         Console.WriteLine($"{"type",-5} {"previous µs",12} {"kernel µs",10} {"chain µs",9} {"8 chains µs",12} {"imul µs",8} {"GHz",5} {"prev ns/32",11} {"new ns/32",10} {"new cyc/32",11} {"new/prev",9}");
-        foreach (GgmlType type in new[] { GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
+        foreach (GgmlType type in new[] { GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K })
         {
             var bench = new ResidentDecodeBenchmarks { Type = type };
             bench.Setup();

@@ -17,7 +17,7 @@ public static unsafe class StreamDecodeBenchmarks
     public static void Alternate(string model, int rounds)
     {
         using GgufFile gguf = GgufFile.Open(model);
-        foreach (GgmlType type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
+        foreach (GgmlType type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K })
         {
             TensorData[] matrices = gguf.Tensors.Where(t => t.Type == type).Select(t => gguf.GetTensor(t.Name)).Where(t => t.RowLength % 256 == 0).ToArray();
             if (matrices.Length == 0) continue;

@@ -27,7 +27,7 @@ public unsafe class WidePlaneDecodeBenchmarks
     private ulong _multiplier = 0x9E3779B97F4A7C15;
     private static double s_sink;
 
-    [Params(GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K)]
+    [Params(GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K)]
     public GgmlType Type { get; set; }
 
     [GlobalSetup]
@@ -90,7 +90,7 @@ public unsafe class WidePlaneDecodeBenchmarks
     public static void Alternate(int rounds)
     {
         Console.WriteLine($"{"type",-5} {"float µs",9} {"planes µs",10} {"GHz",5} {"float cyc/256",14} {"planes cyc/256",15} {"planes/float",13}");
-        foreach (GgmlType type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
+        foreach (GgmlType type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K })
         {
             var bench = new WidePlaneDecodeBenchmarks { Type = type };
             bench.Setup();
@@ -119,7 +119,7 @@ public unsafe class WidePlaneDecodeBenchmarks
     public static void AlternateStream(string model, int rounds)
     {
         using GgufFile gguf = GgufFile.Open(model);
-        foreach (GgmlType type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
+        foreach (GgmlType type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K })
         {
             TensorData[] matrices = gguf.Tensors.Where(t => t.Type == type).Select(t => gguf.GetTensor(t.Name)).Where(t => t.RowLength % 256 == 0).ToArray();
             if (matrices.Length == 0) continue;

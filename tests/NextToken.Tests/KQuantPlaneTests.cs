@@ -349,7 +349,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
 
     /// <summary>
     /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>:
-    /// with AVX2 and no AVX-512, Q4_K, Q5_K and Q6_K decode (1–3 inputs, and independent rows) takes the plane kernel
+    /// with AVX2 and no AVX-512, Q2_K–Q6_K decode (1–3 inputs, and independent rows) takes the plane kernel
     /// (<see cref="KQuantPlanes.Decodes"/>): bit-identical to
     /// <see cref="KQuantPlanes.Dot"/> per (row, input), 1 and 2 threads, a row count that is not a multiple of four.
     /// </summary>
@@ -360,6 +360,8 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     [InlineData("quant/gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K)]
     [InlineData("llama-k.q4_k_m.gguf", GgmlType.Q4_K)]
     [InlineData("quant/llama-d256.q4_k.gguf", GgmlType.Q4_K)]
+    [InlineData("quant/llama-d256.q2_k.gguf", GgmlType.Q2_K)]
+    [InlineData("quant/llama-d256.q3_k.gguf", GgmlType.Q3_K)]
     public void MatMul_Avx2Decode_TakesThePlaneKernel(string file, GgmlType type)
     {
         SkipUnlessAvx2();

@@ -8,7 +8,7 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// Exact-by-default AVX2 decode for Q4_K, Q5_K and Q6_K through 24-bit fixed-point activations. Per
+/// Exact-by-default AVX2 decode for Q2_K, Q3_K, Q4_K, Q5_K and Q6_K through 24-bit fixed-point activations. Per
 /// block of 256 values x is held as x ≈ s·(p0·2¹⁶ + p1·2⁸ + p2) with s a power of two and three
 /// planes of balanced signed bytes (p0 in ±127, p1 and p2 in −128…127), split once per matmul call
 /// (<see cref="Split"/>): |x − s·v| ≤ s/2 ≤ max|x|/(127·2¹⁶) ≈ 1.2·10⁻⁷·max|x| of the block, the order of
@@ -23,8 +23,10 @@ namespace NextToken.Kernels;
 /// each plus three adds, 6 operations on ports 0/1 and the unpacking. Each lane of a plane's int32 sum
 /// covers 32 values of a super-block: |sum| ≤ 32·q·128·|sc| — Q4_K 32·15·128·63 ≈ 3.9·10⁶, Q5_K
 /// 32·31·128·63 ≈ 8.0·10⁶ (both below 2²⁴: converted to float exactly), Q6_K 32·63·128·128 ≈ 3.3·10⁷
-/// (below 2³¹). Per super-block and row the planes' sums are converted and combined in float
-/// (×2¹⁶, ×2⁸, ×1, ×s, ×d); the offsets (Q4_K/Q5_K −dmin·m, Q6_K's −32) are o·Σx with the float Σx of
+/// (below 2³¹); Q2_K 32·3·128·15 ≈ 1.8·10⁵ and Q3_K 32·7·128·32 ≈ 9.2·10⁵ (q unsigned, 0–3 and 0–7; Q3_K's scales
+/// sc − 32 signed in −32…31, which vpmaddwd takes as they are; pairs ≤ 2·7·128 = 1,792, two added ≤ 3,584). Per super-block and row the planes' sums are converted and combined in float
+/// (×2¹⁶, ×2⁸, ×1, ×s, ×d); the offsets (Q2_K/Q4_K/Q5_K −dmin·m, Q6_K's −32·d·sc, Q3_K's −4·d·(sc − 32): q − 4 with
+/// q = low2 + 4·high) are o·Σx with the float Σx of
 /// each sub-block (<see cref="SubBlockSums"/>, made with the split), as in the float kernels.
 /// </remarks>
 internal static unsafe class KQuantPlanes
@@ -45,9 +47,12 @@ internal static unsafe class KQuantPlanes
     /// once per cycle (this Xeon: 1.2 cycles per vpmaddwd against 0.5 per FMA), its six multiplies per 32 values tie the
     /// float kernel's 8.3 cycles with the rows resident in L2, yet 1.1B Q4_K decode from memory ran 18.8/21.3 tok/s against
     /// 15.3/17.3 (two alternating rounds, load ~2; Q4_K_M 20.5/18.1 against 15.2/16.2): the integer kernel leaves the
-    /// ports free for the loads sooner. Under heavy load (9–12) it measured 17–19% slower once.
+    /// ports free for the loads sooner. Under heavy load (9–12) it measured 17–19% slower once. Q2_K and Q3_K (their float kernels
+    /// ~85 and ~129 operations per 256 values) from memory, one thread, CPU time, min of 8 at load ~12 on a Zen 5 (1.1B Q2_K and
+    /// Q3_K_M files; <c>--alternate-stream</c>, <c>--alternate-wide-stream</c>): AVX2 0.61× and 0.44× the float kernels' time,
+    /// AVX-512 (<see cref="KQuantPlanesWide"/>) 0.73× and 0.79–0.83×.
     /// </summary>
-    public static bool Decodes(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+    public static bool Decodes(GgmlType type) => Handles(type);
 
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 

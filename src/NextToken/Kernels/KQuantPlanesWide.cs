@@ -6,7 +6,7 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// The 512-bit form of <see cref="KQuantPlanes"/>: exact Q4_K/Q5_K/Q6_K decode against the same split input (a
+/// The 512-bit form of <see cref="KQuantPlanes"/>: exact Q2_K/Q3_K/Q4_K/Q5_K/Q6_K decode against the same split input (a
 /// power-of-two scale and three signed-byte planes per 256 values, <see cref="KQuantPlanes.Split"/>), for AVX-512
 /// machines, where the float kernels (<see cref="KQuantRows"/>, 78–110 vector operations per row and 256 values)
 /// bound decode.
@@ -25,10 +25,11 @@ namespace NextToken.Kernels;
 /// Measured on a Zen 5 (EPYC, AVX-512, load 10–15; WidePlaneDecodeBenchmarks): resident in L2, cycles per 256 values
 /// and row, float → planes (the split per 64 rows included, ~4 of them): Q4_K 28.6 → 30.0, Q5_K 41.9 → 33.3, Q6_K 40.2
 /// → 32.9; from memory, one thread, CPU time (1.1B/3B files): Q4_K 0.87–0.90×, Q6_K 0.75–0.80×, Q5_K 0.71× the time.
+/// Q2_K, Q3_K (resident, load ~12): 35.6 → 26.0, 48.2 → 33.3; from memory (1.1B Q2_K and Q3_K_M files) 0.73×, 0.79–0.83×.
 /// Still ~2× the multiplies' bound (12 cycles per 256 and row): the unpacking, scale placement and the per-block
 /// combination (15 operations) share the vector ports.
 /// Integer ranges: each int32 lane covers 16 values of a super-block: |sum| ≤ 16·q·128·|sc| — Q4_K ≈ 1.9·10⁶,
-/// Q5_K ≈ 4.0·10⁶, Q6_K 16·63·128·128 ≈ 1.65·10⁷ — all below 2²⁴, so converted to float exactly; pairs in
+/// Q5_K ≈ 4.0·10⁶, Q6_K 16·63·128·128 ≈ 1.65·10⁷, Q2_K 16·3·128·15 ≈ 9.2·10⁴, Q3_K 16·7·128·32 ≈ 4.6·10⁵ — all below 2²⁴, so converted to float exactly; pairs in
 /// vpmaddubsw stay ≤ 2·63·128 (no saturation). The combination per super-block (float, ×2¹⁶, ×2⁸, ×s, ×d) and the
 /// offsets o·Σx follow <see cref="KQuantPlanes"/>.
 /// </remarks>

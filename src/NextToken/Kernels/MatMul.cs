@@ -119,7 +119,7 @@ public static unsafe class MatMul
         }
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
         if (kQuantized) job.QuantizeKInputs(input, nBatch, nIn);
-        // AVX2 decode of Q4_K/Q5_K/Q6_K rows (DotRows) takes x split into 24-bit planes, once per call for all rows.
+        // Decode of Q2_K–Q6_K rows (DotRows) takes x split into 24-bit planes, once per call for all rows.
         bool split = false;
         if (rowsAsBatch < 4 && UsesPlanes(nIn))
             for (int i = 0; i < job.Count; i++) split |= KQuantPlanes.Decodes(job.Weight(i).Type) && !job.KQuantRows(i);
