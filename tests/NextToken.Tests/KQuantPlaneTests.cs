@@ -334,6 +334,67 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[2..])) * m;
     }
 
+    /// <summary>An input block holding a NaN or an infinity (scale NaN, zero planes) makes every row's dot NaN, as the float kernels' (random rows, each type).</summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
+    public void Kernel_NonFiniteInput_GivesNaN(GgmlType type)
+    {
+        SkipUnlessAvx2();
+        (byte[] stored, int n, int rows) = RandomRows(type, 1);
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+        {
+            float[] x = Input("plain", n, 3);
+            x[n - 5] = bad;
+            float[] y = Dots(type, stored, rows, x, wide: false);
+            Assert.All(y, v => Assert.True(float.IsNaN(v), $"{type} with x holding {bad}: {v}, not NaN"));
+        }
+    }
+
+    /// <summary>Rows of random bytes with f16 scales of real magnitudes at each type's d (and dmin).</summary>
+    internal static (byte[] Stored, int N, int Rows) RandomRows(GgmlType type, int seed, int n = 1024, int rows = 5)
+    {
+        int bytes = KQuantPlanes.WeightBlockBytes(type), blocks = n / 256;
+        var random = new Random(seed + (int)type);
+        var stored = new byte[rows * blocks * bytes];
+        random.NextBytes(stored);
+        for (int at = 0; at < stored.Length; at += bytes)
+        {
+            ushort Scale() => BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01 + 1e-4));
+            int[] places = type switch { GgmlType.Q6_K => [208], GgmlType.Q3_K => [108], GgmlType.Q2_K => [80, 82], _ => [0, 2] };
+            foreach (int place in places) BitConverter.TryWriteBytes(stored.AsSpan(at + place), Scale());
+        }
+        return (stored, n, rows);
+    }
+
+    /// <summary>All rows against x through Split, SubBlockSums and Dot4 (the 512-bit kernel with <paramref name="wide"/>), in groups of 1–4.</summary>
+    internal static float[] Dots(GgmlType type, byte[] stored, int rows, float[] x, bool wide)
+    {
+        int n = x.Length;
+        long rowBytes = stored.Length / rows;
+        var planes = new sbyte[3 * n];
+        var scales = new float[n / 256];
+        var sums = new float[n / KQuantRows.SumWidth(type)];
+        var y = new float[rows];
+        fixed (byte* w = stored)
+        fixed (float* xp = x, sp = scales, xs = sums, yp = y)
+        fixed (sbyte* pp = planes)
+        {
+            KQuantPlanes.Split(xp, n, pp, sp);
+            KQuantPlanes.SubBlockSums(xp, n, KQuantRows.SumWidth(type), xs);
+            for (int first = 0, count = 1; first < rows; first += count, count = count % 4 + 1)
+            {
+                int group = Math.Min(count, rows - first);
+                if (wide) KQuantPlanesWide.Dot4(type, w + first * rowBytes, rowBytes, group, pp, sp, xs, n, yp + first);
+                else KQuantPlanes.Dot4(type, w + first * rowBytes, rowBytes, group, pp, sp, xs, n, yp + first);
+            }
+        }
+        return y;
+    }
+
     [Fact]
     public void BadArguments_GetSpecificErrors()
     {

@@ -162,6 +162,26 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
         return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[2..])) * m;
     }
 
+    /// <summary>An input block holding a NaN or an infinity makes every row's dot NaN, as the 256-bit kernel's (random rows, each type).</summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
+    public void Kernel_NonFiniteInput_GivesNaN(GgmlType type)
+    {
+        SkipUnlessAvx512();
+        (byte[] stored, int n, int rows) = KQuantPlaneTests.RandomRows(type, 2);
+        foreach (float bad in new[] { float.NaN, float.PositiveInfinity, float.NegativeInfinity })
+        {
+            float[] x = Input(n, 5, mixed: false);
+            x[300] = bad;
+            float[] y = KQuantPlaneTests.Dots(type, stored, rows, x, wide: true);
+            Assert.All(y, v => Assert.True(float.IsNaN(v), $"{type} with x holding {bad}: {v}, not NaN"));
+        }
+    }
+
     [Fact]
     public void BadArguments_GetSpecificErrors()
     {
