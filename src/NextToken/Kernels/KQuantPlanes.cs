@@ -674,17 +674,18 @@ internal static unsafe class KQuantPlanes
 
     /// <summary>
     /// Q3_K's 16 scales minus 32 (−32…31) from their 12 bytes at 96: low nibbles of bytes 0–7 (sub-blocks 0–7) and their high
-    /// nibbles (8–15), bits 4–5 from byte 8 + j % 4 at bit 2·(j / 4). Each dword of the broadcast high bytes serves four sub-blocks
-    /// (its bytes shifted by 4 − 2·(j / 4) bit places; bits crossing from the neighbouring byte fall outside the 0x30 mask).
+    /// nibbles (8–15), bits 4–5 from byte 8 + j % 4 at bit 2·(j / 4). Unpacked in general-purpose registers, 4 bytes at a time
+    /// (as <see cref="ChunkedQuant.ScalesK4Integers"/>): the vector ports bound the kernels, and the vector form took ~11 of their
+    /// operations per super-block and row, this one 3 (two moves, a subtraction).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector128<sbyte> Q3KScales(byte* block)
     {
-        Vector128<ulong> packed = Vector128.CreateScalar(*(ulong*)(block + 96)), nibble = Vector128.Create(0x0F0F0F0F0F0F0F0FUL);
-        Vector128<byte> low = Sse2.UnpackLow(packed & nibble, Vector128.ShiftRightLogical(packed, 4) & nibble).AsByte();
-        Vector128<uint> bits = Vector128.Create(*(uint*)(block + 104));
-        Vector128<uint> top = Avx2.ShiftRightLogicalVariable(Avx2.ShiftLeftLogicalVariable(bits, Vector128.Create(4u, 2, 0, 0)), Vector128.Create(0u, 0, 0, 2)) & Vector128.Create(0x30303030u);
-        return ((low | top.AsByte()) - Vector128.Create((byte)32)).AsSByte();
+        uint a = Unsafe.ReadUnaligned<uint>(block + 96), b = Unsafe.ReadUnaligned<uint>(block + 100), c = Unsafe.ReadUnaligned<uint>(block + 104);
+        const uint low = 0x0F0F0F0Fu, top = 0x30303030u;
+        ulong first = ((a & low) | (c << 4 & top)) | (ulong)((b & low) | (c << 2 & top)) << 32;
+        ulong second = ((a >> 4 & low) | (c & top)) | (ulong)((b >> 4 & low) | (c >> 2 & top)) << 32;
+        return (Vector128.Create(first, second).AsByte() - Vector128.Create((byte)32)).AsSByte();
     }
 
     /// <summary>Half h; <paramref name="sc"/> holds its sub-blocks 8h … 8h + 7 in both lanes.</summary>
