@@ -116,7 +116,7 @@ public unsafe class ResidentDecodeBenchmarks
 
     /// <summary>
     /// The exact kernel as the matmul runs it (per-call x preparation included, once per pass); K-quants: <see cref="KQuantPlanes"/>
-    /// (its split and sub-block sums per pass, <see cref="Prepare"/>), which decode takes for Q4_K, Q5_K and Q6_K.
+    /// (its split and sub-block sums per pass, <see cref="Prepare"/>), which decode takes for Q2_K–Q6_K.
     /// </summary>
     [Benchmark]
     public void Kernel()
@@ -154,7 +154,7 @@ public unsafe class ResidentDecodeBenchmarks
         }
     }
 
-    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q4_K, Q5_K, Q6_K: the 256-bit float kernels the plane kernels replaced, <see cref="KQuantRows"/>; Q8_0 unchanged). The plane kernels' own before/after of issue #13's ninth session is in the README; that kernel is in the history (6e815c2, KQuantPlanes.cs).</summary>
+    /// <summary>The kernel each type had before (Q4_0: the shifting kernel with its offsets made once per pass; Q2_K–Q6_K: the 256-bit float kernels the plane kernels replaced, <see cref="KQuantRows"/>; Q8_0 unchanged). The plane kernels' own before/after of issue #13's ninth session is in the README; that kernel is in the history (6e815c2, KQuantPlanes.cs).</summary>
     [Benchmark(Baseline = true)]
     public void Previous()
     {

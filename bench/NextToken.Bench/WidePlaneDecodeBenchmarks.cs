@@ -13,7 +13,7 @@ namespace NextToken.Bench;
 /// 512-bit plane kernels (<see cref="KQuantPlanesWide"/>, "Planes", their split and sub-block sums per pass included), on
 /// 64 rows × 2048 that stay in L2, 8 passes per call. <c>--alternate-wide [rounds]</c> times them in alternation (minimum
 /// of each, cycles per 256 values and row from a dependent 64-bit multiply chain, 3 cycles a link on AMD Zen and Intel);
-/// <c>--alternate-wide-stream FILE [rounds]</c> reads every Q4_K/Q5_K/Q6_K matrix of a mapped model from memory, as decode
+/// <c>--alternate-wide-stream FILE [rounds]</c> reads every Q2_K–Q6_K matrix of a mapped model from memory, as decode
 /// does, by CPU time. Needs AVX-512 F and BW.
 /// </summary>
 [MinColumn]
@@ -115,7 +115,7 @@ public unsafe class WidePlaneDecodeBenchmarks
         }
     }
 
-    /// <summary>Every Q4_K/Q5_K/Q6_K matrix of a model (up to ~600 MB per type) from memory, one thread, float and plane kernels in alternation, by CPU time.</summary>
+    /// <summary>Every Q2_K–Q6_K matrix of a model (up to ~600 MB per type) from memory, one thread, float and plane kernels in alternation, by CPU time.</summary>
     public static void AlternateStream(string model, int rounds)
     {
         using GgufFile gguf = GgufFile.Open(model);
