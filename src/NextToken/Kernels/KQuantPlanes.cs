@@ -23,11 +23,11 @@ namespace NextToken.Kernels;
 /// each plus three adds, 6 operations on ports 0/1 and the unpacking. Each lane of a plane's int32 sum
 /// covers 32 values of a super-block: |sum| ≤ 32·q·128·|sc| — Q4_K 32·15·128·63 ≈ 3.9·10⁶, Q5_K
 /// 32·31·128·63 ≈ 8.0·10⁶ (both below 2²⁴: converted to float exactly), Q6_K 32·63·128·128 ≈ 3.3·10⁷
-/// (below 2³¹); Q2_K 32·3·128·15 ≈ 1.8·10⁵ and Q3_K 32·7·128·32 ≈ 9.2·10⁵ (q unsigned, 0–3 and 0–7; Q3_K's scales
-/// sc − 32 signed in −32…31, which vpmaddwd takes as they are; pairs ≤ 2·7·128 = 1,792, two added ≤ 3,584). Per super-block and row the planes' sums are converted and combined in float
-/// (×2¹⁶, ×2⁸, ×1, ×s, ×d); the offsets (Q2_K/Q4_K/Q5_K −dmin·m, Q6_K's −32·d·sc, Q3_K's −4·d·(sc − 32): q − 4 with
-/// q = low2 + 4·high) are o·Σx with the float Σx of
-/// each sub-block (<see cref="SubBlockSums"/>, made with the split), as in the float kernels.
+/// (below 2³¹); Q2_K 32·3·128·15 ≈ 1.8·10⁵ and Q3_K 32·7·128·32 ≈ 9.2·10⁵ (q unsigned, 0–3 and 0–7; Q3_K's
+/// scales sc − 32 signed in −32…31, which vpmaddwd takes as they are; pairs ≤ 2·7·128 = 1,792, two added ≤ 3,584).
+/// Per super-block and row the planes' sums are converted and combined in float (×2¹⁶, ×2⁸, ×1, ×s, ×d); the
+/// offsets (Q2_K/Q4_K/Q5_K −dmin·m, Q6_K's −32·d·sc, Q3_K's −4·d·(sc − 32): q − 4 with q = low2 + 4·high) are
+/// o·Σx with the float Σx of each sub-block (<see cref="SubBlockSums"/>, made with the split), as in the float kernels.
 /// </remarks>
 internal static unsafe class KQuantPlanes
 {
@@ -42,13 +42,13 @@ internal static unsafe class KQuantPlanes
     public static bool Handles(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.Q2_K or GgmlType.Q3_K;
 
     /// <summary>
-    /// The types whose decode takes this kernel (MatMul, AVX2 without AVX-512). Q5_K and Q6_K gain most (their float kernels
+    /// The types whose decode takes the plane kernels (MatMul: this one with AVX2, <see cref="KQuantPlanesWide"/> with AVX-512). Q5_K and Q6_K gain most (their float kernels
     /// pay 2–4 more operations per 8 values for their extra bits); for Q4_K, where the 256-bit integer multiplies issue
     /// once per cycle (this Xeon: 1.2 cycles per vpmaddwd against 0.5 per FMA), its six multiplies per 32 values tie the
     /// float kernel's 8.3 cycles with the rows resident in L2, yet 1.1B Q4_K decode from memory ran 18.8/21.3 tok/s against
     /// 15.3/17.3 (two alternating rounds, load ~2; Q4_K_M 20.5/18.1 against 15.2/16.2): the integer kernel leaves the
-    /// ports free for the loads sooner. Under heavy load (9–12) it measured 17–19% slower once. Q2_K and Q3_K (their float kernels
-    /// ~85 and ~129 operations per 256 values) from memory, one thread, CPU time, min of 8 at load ~12 on a Zen 5 (1.1B Q2_K and
+    /// ports free for the loads sooner. Under heavy load (9–12) it measured 17–19% slower once. Q2_K and Q3_K (their 512-bit float
+    /// kernels ~85 and ~129 vector operations per 256 values and row) from memory, one thread, CPU time, min of 8 at load ~12 on a Zen 5 (1.1B Q2_K and
     /// Q3_K_M files; <c>--alternate-stream</c>, <c>--alternate-wide-stream</c>): AVX2 0.61× and 0.44× the float kernels' time,
     /// AVX-512 (<see cref="KQuantPlanesWide"/>) 0.73× and 0.79–0.83×.
     /// </summary>
@@ -619,6 +619,7 @@ internal static unsafe class KQuantPlanes
         ushort s0 = (ushort)(2 * m | (2 * m + 1) << 8), s1 = (ushort)(s0 + 0x0202), s2 = (ushort)(s0 + 0x0404), s3 = (ushort)(s0 + 0x0606);
         return Vector256.Create(Vector128.Create(s0, s0, s0, s0, s2, s2, s2, s2), Vector128.Create(s1, s1, s1, s1, s3, s3, s3, s3)).AsByte();
     }
+
     // ---- Q2_K (84 B: 16 bytes of 4-bit scales (low) and minimums (high), 64 bytes of 2-bit quants, f16 d, dmin) and
     // Q3_K (110 B: 32 bytes of third bits, 64 bytes of 2-bit quants, 12 bytes of 6-bit scales, f16 d). Half h (0, 1):
     // the 32 quant bytes Q = qs[32h …] give values 128h + 32j + l as bits 2j, 2j + 1 of Q[l] (Q3_K: and bit 4h + j of
