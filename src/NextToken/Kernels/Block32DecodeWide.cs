@@ -224,7 +224,6 @@ internal static unsafe class Block32DecodeWide
         for (int b = 0; b < blocks; b++)
         {
             byte* ahead = next + b * Stride;
-            for (int line = 0; line < Stride; line += 64) Sse.Prefetch0(ahead + line);
             int at = b * Bytes;
             byte* b0 = w0 + at, b1 = w1 + at, b2 = w2 + at, b3 = w3 + at;
             SubScales(b0, halves).Store(scales);
@@ -234,13 +233,15 @@ internal static unsafe class Block32DecodeWide
             float* xb = x + 256 * b;
             for (int j = 0; j < 8; j++)
             {
+                Sse.Prefetch0(ahead + 64 * j); // 8 of the next group's 9 lines per step, one per sub-block
                 Vector512<float> x0 = Vector512.Load(xb + 32 * j), x1 = Vector512.Load(xb + 32 * j + 16);
                 int q = 8 + 16 * j;
-                t0 = SubBlock(b0 + q, x0, x1, grid, scales[j], t0);
-                t1 = SubBlock(b1 + q, x0, x1, grid, scales[8 + j], t1);
-                t2 = SubBlock(b2 + q, x0, x1, grid, scales[16 + j], t2);
-                t3 = SubBlock(b3 + q, x0, x1, grid, scales[24 + j], t3);
+                t0 = SubBlock(b0 + q, x0, x1, grid, scales + j, t0);
+                t1 = SubBlock(b1 + q, x0, x1, grid, scales + 8 + j, t1);
+                t2 = SubBlock(b2 + q, x0, x1, grid, scales + 16 + j, t2);
+                t3 = SubBlock(b3 + q, x0, x1, grid, scales + 24 + j, t3);
             }
+            Sse.Prefetch0(ahead + Stride - 1);
         }
         return Sums(t0, t1, t2, t3);
     }
@@ -260,10 +261,10 @@ internal static unsafe class Block32DecodeWide
 
     /// <summary>total + scale·Σ grid[q]·x over one sub-block of 32 (16 bytes at q: low nibbles values 0–15, high 16–31).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> SubBlock(byte* q, Vector512<float> x0, Vector512<float> x1, Vector512<float> grid, float scale, Vector512<float> total)
+    private static Vector512<float> SubBlock(byte* q, Vector512<float> x0, Vector512<float> x1, Vector512<float> grid, float* scale, Vector512<float> total)
     {
         Vector512<int> bytes = Widened(q);
         Vector512<float> qx = Vector512.FusedMultiplyAdd(Avx512F.PermuteVar16x32(grid, Vector512.ShiftRightLogical(bytes, 4)), x1, Avx512F.PermuteVar16x32(grid, bytes) * x0);
-        return Vector512.FusedMultiplyAdd(qx, Vector512.Create(scale), total);
+        return Vector512.FusedMultiplyAdd(qx, Vector512.Create(*scale), total);
     }
 }
