@@ -20,12 +20,22 @@ namespace NextToken.Kernels;
 /// rotate of the block's 32-bit word per 16 values and one bit-select (<c>vpternlogd</c>) beside the nibble. The block's
 /// scale multiplies the 32 values' float sum once (IQ4_XS: its sub-block's d·(ls − 32), 8 per super-block made in
 /// general-purpose registers by two <c>pdep</c>); Q4_1/Q5_1's minimum times Σx of the block (shared by the four rows).
-/// Vector operations per 64 values and row (each row's own; x loads and Σx shared by four): IQ4_NL 16, IQ4_XS ~16,
-/// Q4_1 20, Q5_0 28, Q5_1 30; the generic kernel's were 22–24, ~32, 28, 38, 40.
+/// Vector operations per 64 values and row (each row's own; x loads and Σx shared by four rows; d and m as embedded
+/// broadcasts): IQ4_NL 14, IQ4_XS ~15.5 (its scales ~1.5), Q4_1 16, Q5_0 24, Q5_1 26, where the generic kernel took
+/// 22–24, ~35, 26–28, 38–40, 38–40. The IQ4 kernels are bound by their two 512-bit permutes per 32 values and row (resident,
+/// IQ4_NL ~20 cycles per 256 values and row, 16 of them permutes if Zen 5 issues one a cycle — inferred, not measured
+/// alone). Per row two accumulator chains (blocks of 32: even/odd blocks; IQ4_XS: even/odd sub-blocks) and the minimum's
+/// terms in a third: one chain took a multiply-add's latency per block and bound IQ4_XS (from memory 0.61 → 0.48× the
+/// generic kernel's time) and Q4_1/Q5_1 (resident −5%, −7%).
+/// Measured on this Zen 5 (EPYC, 2 vCPUs shared, load 8–13; Block32DecodeBenchmarks): every matrix of the type in the
+/// 1.1B llama-quantize files from memory, one thread, min of 10 by CPU time, ns per 256 values and row, generic → this:
+/// IQ4_XS 18.8 → 8.9 (later rounds 13.4 → 7.2), IQ4_NL 8.5 → 7.2, Q5_0 12.3 → 10.3, Q4_1 10.2 → 8.6, Q5_1 16.6 → 15.3;
+/// resident in L2 (64 rows × 2048, min of 600 alternating), time ratio 0.63, 0.75, 0.81, 0.74, 0.85.
 /// The 24-bit plane form (<see cref="KQuantPlanesWide"/>'s vpmaddubsw/vpmaddwd) was counted and not taken: with a float
 /// scale per 32 values each block's three int32 sums must be converted and combined (6 operations per 32 and row, where
-/// K-quants pay it once per 256), on top of 6 multiplies and the unpacking per 64 — and IQ4's signed grid values need
-/// the sign moved onto x (vpmaddubsw takes one unsigned operand; +128 would overflow its 16-bit pairs), 3 more per 64.
+/// K-quants pay it once per 256), on top of 6 multiplies and ~4 unpacking operations per 64 — ~22 per 64 before IQ4's
+/// signed grid values need their sign moved onto x (vpmaddubsw takes one unsigned operand; +128 would overflow its 16-bit
+/// pairs), 3 more: above the float form's 14–16.
 /// </remarks>
 internal static unsafe class Block32DecodeWide
 {
