@@ -547,6 +547,10 @@ public static unsafe class MatMul
                     }
             }
         }
+        else if (wide && Block32DecodeWide.Handles(weight.Type) && nIn % Block32DecodeWide.BlockSize(weight.Type) == 0 && Block32DecodeWide.IsSupported)
+            for (; o < rowEnd; o += 4) // AVX-512: the block-32 kernels (fewer operations per value than ChunkedQuant's); the last group may be 1–3 rows
+                for (int b = 0; b < nBatch; b++)
+                    Block32DecodeWide.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, nIn, y + (long)b * nOut + o);
         else if ((wide || narrow) && ChunkedQuant.Handles(weight.Type))
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
