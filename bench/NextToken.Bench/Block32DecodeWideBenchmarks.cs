@@ -10,12 +10,12 @@ namespace NextToken.Bench;
 /// <summary>
 /// The AVX-512 decode of IQ4_NL, IQ4_XS, Q5_0, Q4_1, Q5_1: the generic 512-bit float kernel (<see cref="ChunkedQuant"/> wide,
 /// "Chunked") against <see cref="Block32DecodeWide"/> ("Block"), on 64 rows × 2048 that stay in L2, 8 passes per call.
-/// <c>--alternate-block32 [rounds]</c> times them in alternation (minimum of each, cycles per 256 values and row from a dependent
-/// 64-bit multiply chain, 3 cycles a link); <c>--alternate-block32-stream FILE [rounds]</c> reads every matrix of those types of a
+/// <c>--alternate-block32-wide [rounds]</c> times them in alternation (minimum of each, cycles per 256 values and row from a dependent
+/// 64-bit multiply chain, 3 cycles a link); <c>--alternate-block32-wide-stream FILE [rounds]</c> reads every matrix of those types of a
 /// mapped model from memory, one thread, as decode does, by CPU time. Needs AVX-512 F and BW.
 /// </summary>
 [MinColumn]
-public unsafe class Block32DecodeBenchmarks
+public unsafe class Block32DecodeWideBenchmarks
 {
     private const int NIn = 2048, Rows = 64, Passes = 8;
     private static readonly GgmlType[] s_types = [GgmlType.IQ4_XS, GgmlType.IQ4_NL, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1];
@@ -77,7 +77,7 @@ public unsafe class Block32DecodeBenchmarks
         Console.WriteLine($"{"type",-6} {"chunked µs",11} {"block µs",9} {"GHz",5} {"chunked cyc/256",16} {"block cyc/256",14} {"block/chunked",14}");
         foreach (GgmlType type in s_types)
         {
-            var bench = new Block32DecodeBenchmarks { Type = type };
+            var bench = new Block32DecodeWideBenchmarks { Type = type };
             bench.Setup();
             for (int i = 0; i < 200; i++) { bench.Chunked(); bench.Block(); s_sink += bench.MultiplyChain(); }
             Thread.Sleep(500); // tier-1 code installed
