@@ -27,7 +27,7 @@ namespace NextToken.Kernels;
 /// alone). Per row two accumulator chains (blocks of 32: even/odd blocks; IQ4_XS: even/odd sub-blocks) and the minimum's
 /// terms in a third: one chain took a multiply-add's latency per block and bound IQ4_XS (from memory 0.61 → 0.48× the
 /// generic kernel's time) and Q4_1/Q5_1 (resident −5%, −7%).
-/// Measured on this Zen 5 (EPYC, 2 vCPUs shared, load 8–13; Block32DecodeBenchmarks): every matrix of the type in the
+/// Measured on this Zen 5 (EPYC, 2 vCPUs shared, load 8–13; Block32DecodeWideBenchmarks): every matrix of the type in the
 /// 1.1B llama-quantize files from memory, one thread, min of 10 by CPU time, ns per 256 values and row, generic → this:
 /// IQ4_XS 18.8 → 8.9 (later rounds 13.4 → 7.2), IQ4_NL 8.5 → 7.2, Q5_0 12.3 → 10.3, Q4_1 10.2 → 8.6, Q5_1 16.6 → 15.3;
 /// resident in L2 (64 rows × 2048, min of 600 alternating), time ratio 0.63, 0.75, 0.81, 0.74, 0.85.
