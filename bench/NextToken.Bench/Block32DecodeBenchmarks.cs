@@ -91,7 +91,7 @@ public unsafe class Block32DecodeBenchmarks
             double units = (double)Passes * Rows * NIn / 32;
             Console.WriteLine($"{type,-7} previous {previous * 1e3 / units,6:F3}  placed {kernel * 1e3 / units,6:F3}  placed/previous {kernel / previous:F3}");
         }
-        if (model == null) return;
+        if (string.IsNullOrEmpty(model)) return;
         using GgufFile gguf = GgufFile.Open(model);
         foreach (GgmlType type in Types)
         {
