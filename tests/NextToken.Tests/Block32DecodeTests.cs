@@ -94,6 +94,46 @@ public unsafe class Block32DecodeTests(ITestOutputHelper output)
         output.WriteLine($"{type} placed-byte decode, {nOut}×{nIn}: max |Δ|/Σ|w·x| {worst:E2} (float kernel {worstPrevious:E2}; tolerance 1e-6)");
     }
 
+    /// <summary>Every tensor of the type in a llama-quantize fixture, rows in groups of four, against the float64 reference (inputs of mixed magnitude).</summary>
+    [SkippableTheory]
+    [InlineData("quant/llama-d256.q4_1.gguf", GgmlType.Q4_1)]
+    [InlineData("quant/llama-d256.q5_0.gguf", GgmlType.Q5_0)]
+    [InlineData("quant/llama-d256.q5_1.gguf", GgmlType.Q5_1)]
+    [InlineData("quant/llama-d256.iq4_nl.gguf", GgmlType.IQ4_NL)]
+    [InlineData("quant/llama-d256.iq4_xs.gguf", GgmlType.IQ4_XS)]
+    public void Kernel_FixtureTensors_MatchScalarReference(string file, GgmlType type)
+    {
+        Skip.IfNot(HasAvx2, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
+        using var gguf = Gguf.GgufFile.Open(Fixtures.Model(file));
+        var random = new Random(5);
+        double worst = 0;
+        int rows = 0;
+        foreach (Gguf.GgufTensorInfo info in gguf.Tensors.Where(t => t.Type == type))
+        {
+            TensorData tensor = gguf.GetTensor(info.Name);
+            int nIn = tensor.RowLength, nOut = tensor.RowCount & ~3;
+            // Values spread over several orders of magnitude, as activations are.
+            float[] x = Enumerable.Range(0, nIn).Select(_ => (float)((random.NextDouble() * 2 - 1) * Math.Pow(10, random.NextDouble() * 3 - 1))).ToArray();
+            var prepared = new float[nIn / 32 * Block32Decode.PreparedFloats];
+            var y = new float[nOut];
+            fixed (float* xp = x, pp = prepared, yp = y)
+            {
+                Assert.True(Block32Decode.Prepare(xp, nIn, pp));
+                for (int o = 0; o < nOut; o += 4) Block32Decode.Dot4(type, tensor.Data + o * tensor.RowBytes, tensor.RowBytes, pp, nIn, yp + o);
+            }
+            byte[] stored = new ReadOnlySpan<byte>(tensor.Data, (int)(nOut * tensor.RowBytes)).ToArray();
+            for (int r = 0; r < nOut; r++, rows++)
+            {
+                (double expected, double magnitude) = Reference(type, stored, r, nIn, x);
+                double difference = Math.Abs(y[r] - expected) / magnitude;
+                worst = Math.Max(worst, difference);
+                Assert.True(difference <= 1e-6, $"{info.Name} row {r}: {y[r]} vs {expected} (|Δ|/Σ|w·x| {difference:E2})");
+            }
+        }
+        Assert.True(rows > 0, $"{file} has no {type} tensors");
+        output.WriteLine($"{file}: {rows} {type} rows, max |Δ|/Σ|w·x| {worst:E2} (tolerance 1e-6)");
+    }
+
     /// <summary>
     /// Through the matmul on the AVX2 path, 1–7 rows (so 1–3 rows after the groups of four take the row-by-row kernel) and
     /// batches of one and two inputs: within the tolerance of the float64 reference, each input as alone.
