@@ -129,6 +129,11 @@ public static unsafe class MatMul
         if (rowsAsBatch < 4 && !quantized && UsesPlacedQ4_0)
             for (int i = 0; i < job.Count; i++) placeQ4 |= job.Weight(i).Type == GgmlType.Q4_0 && job.Interleaved(i) == null;
         if (placeQ4) job.PlaceQ4_0Inputs(input, nBatch, nIn);
+        // AVX2 decode of Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS rows (DotRows) takes x placed for the bytes in place (Block32Decode), once per call.
+        bool placeBlock32 = false;
+        if (rowsAsBatch < 4 && UsesPlacedQ4_0 && Block32Decode.IsSupported && nIn % 32 == 0)
+            for (int i = 0; i < job.Count; i++) placeBlock32 |= Block32Decode.Decodes(job.Weight(i).Type) && !job.KQuantRows(i);
+        if (placeBlock32) job.PlaceBlock32Inputs(input, nBatch, nIn);
         bool anyFloatPath = false;
         for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null && !job.KQuantRows(i);
         bool panels = anyFloatPath && rowsAsBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
@@ -142,10 +147,10 @@ public static unsafe class MatMul
         fixed (float* kdx = job.KScales)
         fixed (short* ksx = job.KSums)
         fixed (sbyte* planes = job.Planes)
-        fixed (float* planeScales = job.PlaneScales, planeSums16 = job.PlaneSums16, planeSums32 = job.PlaneSums32, placed = job.PlacedQ4_0)
+        fixed (float* planeScales = job.PlaneScales, planeSums16 = job.PlaneSums16, planeSums32 = job.PlaneSums32, placed = job.PlacedQ4_0, placed32 = job.PlacedBlock32)
         {
             var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null, kQuantized ? kqx : null, kdx, ksx, split ? planes : null, planeScales,
-                                              planeSums16, planeSums32, placeQ4 ? placed : null);
+                                              planeSums16, planeSums32, placeQ4 ? placed : null, placeBlock32 ? placed32 : null);
             if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed, threads);
             long work = 0;
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
@@ -177,8 +182,10 @@ public static unsafe class MatMul
     /// or transposed for <see cref="PanelMatMul"/> (Packed null otherwise).
     /// </summary>
     private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed, sbyte* kQuants, float* kScales, short* kSums, sbyte* planes, float* planeScales,
-                                        float* planeSums16, float* planeSums32, float* placedQ4_0)
+                                        float* planeSums16, float* planeSums32, float* placedQ4_0, float* placedBlock32)
     {
+        /// <summary>Each input as <see cref="Block32Decode.Prepare"/> makes it (its flag the last float of each input's share: 1 placed, 0 not), or null.</summary>
+        public readonly float* PlacedBlock32 = placedBlock32;
         /// <summary>Each input as <see cref="Quantized.PrepareQ4_0"/> makes it for the AVX2 Q4_0 kernels (its flag the last float of each input's share), or null.</summary>
         public readonly float* PlacedQ4_0 = placedQ4_0;
         /// <summary>Each input as <see cref="KQuantPlanes"/> (3 bytes per value, one scale per 256), or null.</summary>
@@ -234,6 +241,23 @@ public static unsafe class MatMul
         public float[] PlaneSums16 { get; private set; } = new float[16];
         public float[] PlaneSums32 { get; private set; } = new float[8];
         public float[] PlacedQ4_0 { get; private set; } = new float[Quantized.Q4_0PreparedFloats + 1];
+        public float[] PlacedBlock32 { get; private set; } = new float[Block32Decode.PreparedFloats + 1];
+
+        /// <summary>
+        /// Each input placed for <see cref="Block32Decode"/> (an input it cannot scale exactly, or holding an infinity or NaN, keeps the
+        /// float kernel: its flag, the last float of its share, is 0).
+        /// </summary>
+        public void PlaceBlock32Inputs(ReadOnlySpan<float> input, int nBatch, int nIn)
+        {
+            int perInput = Block32PlacedFloats(nIn);
+            if (PlacedBlock32.Length < nBatch * perInput) PlacedBlock32 = new float[nBatch * perInput];
+            fixed (float* x = input, prepared = PlacedBlock32)
+                for (int b = 0; b < nBatch; b++)
+                {
+                    float* p = prepared + b * perInput;
+                    p[perInput - 1] = Block32Decode.Prepare(x + (long)b * nIn, nIn, p) ? 1 : 0;
+                }
+        }
 
         /// <summary>
         /// Each input placed for the AVX2 Q4_0 kernels (<see cref="Quantized.PrepareQ4_0"/>; an input too small to scale exactly gets
@@ -454,6 +478,8 @@ public static unsafe class MatMul
 
     private static int Q4_0PlacedFloats(int nIn) => nIn / 32 * Quantized.Q4_0PreparedFloats + 1;
 
+    private static int Block32PlacedFloats(int nIn) => nIn / 32 * Block32Decode.PreparedFloats + 1;
+
     /// <summary>Rows against quantized activations, four rows at a time so each activation block is loaded once for four.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizedRows(in TensorData weight, Activations activations, float* y, int nBatch, int rowStart, int rowEnd)
@@ -551,6 +577,18 @@ public static unsafe class MatMul
             for (; o < rowEnd; o += 4) // AVX-512: the block-32 kernels (fewer operations per value than ChunkedQuant's); the last group may be 1–3 rows
                 for (int b = 0; b < nBatch; b++)
                     Block32DecodeWide.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+        else if (narrow && activations.PlacedBlock32 != null && Block32Decode.Decodes(weight.Type))
+        {
+            // x placed once per call by Run (Block32Decode.Prepare); an input it could not place takes the float kernel.
+            int perInput = Block32PlacedFloats(nIn);
+            for (; o + 4 <= rowEnd; o += 4)
+                for (int b = 0; b < nBatch; b++)
+                {
+                    float* p = activations.PlacedBlock32 + (long)b * perInput;
+                    if (p[perInput - 1] != 0) Block32Decode.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, p, nIn, y + (long)b * nOut + o);
+                    else ChunkedQuant.Dot4(weight.Type, false, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                }
+        }
         else if ((wide || narrow) && ChunkedQuant.Handles(weight.Type))
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
