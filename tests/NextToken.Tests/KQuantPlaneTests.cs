@@ -320,7 +320,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     }
 
     /// <summary>Sub-block j's offset o (value = d·sc·q + o): −dmin·m for Q2_K/Q4_K/Q5_K, −32·d·sc for Q6_K, −4·d·(sc − 32) for Q3_K.</summary>
-    private static double Offset(GgmlType type, ReadOnlySpan<byte> block, int j)
+    internal static double Offset(GgmlType type, ReadOnlySpan<byte> block, int j)
     {
         if (type == GgmlType.Q2_K) return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[82..])) * (block[j] >> 4);
         if (type == GgmlType.Q3_K)

@@ -128,7 +128,7 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
                             {
                                 double absX = 0;
                                 for (int i = j * width; i < (j + 1) * width; i++) absX += Math.Abs(x[i]);
-                                offsets += Math.Abs(Offset(type, stored.Slice(j / (256 / width) * bytes, bytes), j % (256 / width))) * absX;
+                                offsets += Math.Abs(KQuantPlaneTests.Offset(type, stored.Slice(j / (256 / width) * bytes, bytes), j % (256 / width))) * absX;
                             }
                             double bound = represent + (n / 256 + 16) * Math.Pow(2, -23) * (magnitude + offsets);
                             double delta = Math.Abs(y[r - first] - exact);
@@ -146,20 +146,6 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
         }
         Assert.True(results > 0, $"{file} has no {type} tensor");
         output.WriteLine($"{file} {type}: {results} (row, input) results in groups of 1–4 rows; max |Δ| vs float64 product {worst:E2} of Σ|w·x| (256-bit plane kernel {worstNarrow:E2}); worst |Δ| / bound {worstShare:F3}");
-    }
-
-    private static double Offset(GgmlType type, ReadOnlySpan<byte> block, int j)
-    {
-        if (type == GgmlType.Q2_K) return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[82..])) * (block[j] >> 4);
-        if (type == GgmlType.Q3_K)
-        {
-            Span<int> sc = stackalloc int[16];
-            Quantized.ScalesQ3_K(block.Slice(96, 12), sc);
-            return -4.0 * (double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[108..])) * sc[j];
-        }
-        if (type == GgmlType.Q6_K) return -32.0 * (double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[208..])) * (sbyte)block[192 + j];
-        Quantized.ScaleMinK4(j, block.Slice(4, 12), out _, out int m);
-        return -(double)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(block[2..])) * m;
     }
 
     /// <summary>An input block holding a NaN or an infinity makes every row's dot NaN, as the 256-bit kernel's (random rows, each type).</summary>
