@@ -22,8 +22,6 @@ public unsafe class Block32DecodeWideBenchmarks
     private byte[] _weights = [];
     private float[] _x = [], _y = [];
     private long _rowBytes;
-    private ulong _multiplier = 0x9E3779B97F4A7C15;
-    private static double s_sink;
 
     [Params(GgmlType.IQ4_XS, GgmlType.IQ4_NL, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1)]
     public GgmlType Type { get; set; }
@@ -63,14 +61,6 @@ public unsafe class Block32DecodeWideBenchmarks
                 for (int o = 0; o < Rows; o += 4) ChunkedQuant.Dot4(Type, true, w + o * _rowBytes, _rowBytes, x, NIn, y + o);
     }
 
-    /// <summary>4096 dependent 64-bit multiplies: 3 cycles each, 12288 cycles.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    public ulong MultiplyChain()
-    {
-        ulong a = _multiplier | 1, k = _multiplier;
-        for (int i = 0; i < 4096; i++) a *= k;
-        return a;
-    }
 
     public static void Alternate(int rounds)
     {
@@ -79,23 +69,8 @@ public unsafe class Block32DecodeWideBenchmarks
         {
             var bench = new Block32DecodeWideBenchmarks { Type = type };
             bench.Setup();
-            for (int i = 0; i < 200; i++) { bench.Chunked(); bench.Block(); s_sink += bench.MultiplyChain(); }
-            Thread.Sleep(500); // tier-1 code installed
-            double chunked = double.MaxValue, block = double.MaxValue, chain = double.MaxValue, tick = 1e6 / Stopwatch.Frequency;
-            for (int round = 0; round < rounds; round++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                bench.Chunked();
-                long t1 = Stopwatch.GetTimestamp();
-                bench.Block();
-                long t2 = Stopwatch.GetTimestamp();
-                s_sink += bench.MultiplyChain();
-                long t3 = Stopwatch.GetTimestamp();
-                chunked = Math.Min(chunked, (t1 - t0) * tick);
-                block = Math.Min(block, (t2 - t1) * tick);
-                chain = Math.Min(chain, (t3 - t2) * tick);
-            }
-            double units = (double)Passes * Rows * NIn / 256, gigahertz = 12288 / chain / 1e3;
+            (double chunked, double block, double gigahertz) = AlternatingClock.Time(() => bench.Chunked(), () => bench.Block(), rounds);
+            double units = (double)Passes * Rows * NIn / 256;
             Console.WriteLine($"{type,-6} {chunked,11:F1} {block,9:F1} {gigahertz,5:F2} {chunked * 1e3 * gigahertz / units,16:F1} {block * 1e3 * gigahertz / units,14:F1} {block / chunked,14:F3}");
         }
     }

@@ -24,7 +24,6 @@ public unsafe class ResidentDecodeBenchmarks
     private sbyte[] _planes = [];
     private long _rowBytes;
     private float _one = 1f, _factor = 0.999f, _step = 0.001f;
-    private ulong _multiplier = 0x9E3779B97F4A7C15;
     private static double s_sink;
 
     [Params(GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K)]
@@ -189,12 +188,7 @@ public unsafe class ResidentDecodeBenchmarks
 
     /// <summary>4096 dependent 64-bit integer multiplies: 3 cycles each (imul latency on Intel since Sandy Bridge and on AMD Zen), a second clock.</summary>
     [Benchmark, MethodImpl(MethodImplOptions.NoInlining)] // its own tier-1 code, not inlined into Alternate's loop
-    public ulong MultiplyChain()
-    {
-        ulong a = _multiplier | 1, k = _multiplier;
-        for (int i = 0; i < 4096; i++) a *= k;
-        return a;
-    }
+    public ulong MultiplyChain() => AlternatingClock.MultiplyChain();
 
     /// <summary>4096 × 8 independent 256-bit multiply-adds: at two per cycle (ports 0 and 1) 16384 cycles, as <see cref="Clock"/>; a shorter time would mean a third FMA port.</summary>
     [Benchmark, MethodImpl(MethodImplOptions.NoInlining)] // its own tier-1 code, not inlined into Alternate's loop

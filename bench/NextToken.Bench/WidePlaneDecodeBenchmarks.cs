@@ -24,8 +24,6 @@ public unsafe class WidePlaneDecodeBenchmarks
     private float[] _x = [], _y = [], _sums = [], _planeScales = [];
     private sbyte[] _planes = [];
     private long _rowBytes;
-    private ulong _multiplier = 0x9E3779B97F4A7C15;
-    private static double s_sink;
 
     [Params(GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K)]
     public GgmlType Type { get; set; }
@@ -78,14 +76,6 @@ public unsafe class WidePlaneDecodeBenchmarks
             }
     }
 
-    /// <summary>4096 dependent 64-bit multiplies: 3 cycles each, 12288 cycles.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    public ulong MultiplyChain()
-    {
-        ulong a = _multiplier | 1, k = _multiplier;
-        for (int i = 0; i < 4096; i++) a *= k;
-        return a;
-    }
 
     public static void Alternate(int rounds)
     {
@@ -94,23 +84,8 @@ public unsafe class WidePlaneDecodeBenchmarks
         {
             var bench = new WidePlaneDecodeBenchmarks { Type = type };
             bench.Setup();
-            for (int i = 0; i < 200; i++) { bench.Float(); bench.Planes(); s_sink += bench.MultiplyChain(); }
-            Thread.Sleep(500); // tier-1 code installed
-            double floats = double.MaxValue, planes = double.MaxValue, chain = double.MaxValue, tick = 1e6 / Stopwatch.Frequency;
-            for (int round = 0; round < rounds; round++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                bench.Float();
-                long t1 = Stopwatch.GetTimestamp();
-                bench.Planes();
-                long t2 = Stopwatch.GetTimestamp();
-                s_sink += bench.MultiplyChain();
-                long t3 = Stopwatch.GetTimestamp();
-                floats = Math.Min(floats, (t1 - t0) * tick);
-                planes = Math.Min(planes, (t2 - t1) * tick);
-                chain = Math.Min(chain, (t3 - t2) * tick);
-            }
-            double units = (double)Passes * Rows * NIn / 256, gigahertz = 12288 / chain / 1e3;
+            (double floats, double planes, double gigahertz) = AlternatingClock.Time(() => bench.Float(), () => bench.Planes(), rounds);
+            double units = (double)Passes * Rows * NIn / 256;
             Console.WriteLine($"{type,-5} {floats,9:F1} {planes,10:F1} {gigahertz,5:F2} {floats * 1e3 * gigahertz / units,14:F1} {planes * 1e3 * gigahertz / units,15:F1} {planes / floats,13:F3}");
         }
     }
