@@ -59,6 +59,16 @@ public unsafe class Block32DecodeTests(ITestOutputHelper output)
         { GgmlType.IQ4_XS, 256 }, { GgmlType.IQ4_XS, 768 }, { GgmlType.IQ4_XS, 2048 },
     };
 
+    /// <summary>A row that is not whole blocks is refused by name (the kernel would drop its tail silently otherwise).</summary>
+    [SkippableFact]
+    public void Kernel_PartialBlocks_AreRefused()
+    {
+        Skip.IfNot(HasAvx2, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
+        Assert.Throws<ArgumentException>(() => Block32Decode.Dot4(GgmlType.IQ4_XS, null, 136, null, 32, null));
+        Assert.Throws<ArgumentException>(() => Block32Decode.Dot4(GgmlType.Q4_1, null, 20, null, 48, null));
+        Assert.Throws<ArgumentException>(() => Block32Decode.Dot4(GgmlType.Q5_1, null, 24, null, 0, null));
+    }
+
     [SkippableTheory]
     [MemberData(nameof(Shapes))]
     public void Kernel_FourRows_MatchesScalarReference(GgmlType type, int nIn)

@@ -130,6 +130,9 @@ public unsafe class Block32DecodeWideTests(ITestOutputHelper output)
         SkipUnlessAvx512();
         Assert.Throws<ArgumentOutOfRangeException>(() => Block32DecodeWide.Dot4(GgmlType.IQ4_NL, null, 18, 5, null, 32, null));
         Assert.Throws<ArgumentOutOfRangeException>(() => Block32DecodeWide.Dot4(GgmlType.IQ4_NL, null, 18, 0, null, 32, null));
+        // A row that is not whole blocks (a tail would be dropped silently otherwise).
+        Assert.Throws<ArgumentException>(() => Block32DecodeWide.Dot4(GgmlType.IQ4_XS, null, 136, 4, null, 32, null));
+        Assert.Throws<ArgumentException>(() => Block32DecodeWide.Dot4(GgmlType.Q5_0, null, 22, 4, null, 48, null));
     }
 
     /// <summary>

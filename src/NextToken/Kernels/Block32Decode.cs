@@ -98,6 +98,9 @@ internal static unsafe class Block32Decode
     /// </summary>
     public static void Dot4(GgmlType type, byte* w, long rowBytes, float* prepared, int n, float* y)
     {
+        if (!IsSupported) throw new PlatformNotSupportedException("the placed-byte kernels need AVX2 and FMA");
+        int values = type == GgmlType.IQ4_XS ? 256 : 32;
+        if (n <= 0 || n % values != 0) throw new ArgumentException($"a {type} row holds whole blocks of {values} values, not {n}", nameof(n));
         switch (type)
         {
             case GgmlType.Q4_1: Dot4Block32<Q4_1>(w, rowBytes, prepared, n / 32, y); break;

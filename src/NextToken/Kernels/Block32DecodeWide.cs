@@ -54,6 +54,7 @@ internal static unsafe class Block32DecodeWide
     {
         if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
         if (!IsSupported) throw new PlatformNotSupportedException("the 512-bit block kernels need AVX-512 F and BW and BMI2");
+        if (n <= 0 || n % BlockSize(type) != 0) throw new ArgumentException($"a {type} row holds whole blocks of {BlockSize(type)} values, not {n}", nameof(n));
         byte* w1 = rows > 1 ? w + rowBytes : w, w2 = rows > 2 ? w + 2 * rowBytes : w, w3 = rows > 3 ? w + 3 * rowBytes : w;
         byte* next = w + rows * rowBytes; // the next group's rows, prefetched as this one is read
         Vector128<float> result = type switch
