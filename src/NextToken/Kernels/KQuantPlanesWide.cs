@@ -71,8 +71,8 @@ internal static unsafe class KQuantPlanesWide
         Vector512<int> i0, i1, i2;
         switch (type)
         {
-            case GgmlType.Q4_K: (i0, i1, i2, _) = Q45KSums<NoFifthBit>(block, xb); break;
-            case GgmlType.Q5_K: (i0, i1, i2, _) = Q45KSums<FifthBit>(block, xb); break;
+            case GgmlType.Q4_K: (i0, i1, i2) = Q45KSums<NoFifthBit>(block, xb); break;
+            case GgmlType.Q5_K: (i0, i1, i2) = Q45KSums<FifthBit>(block, xb); break;
             case GgmlType.Q6_K: (i0, i1, i2, _) = Q6KSums(block, xb); break;
             case GgmlType.Q2_K: (i0, i1, i2) = Q23KSums<TwoBits>(block, xb); break;
             case GgmlType.Q3_K: (i0, i1, i2) = Q23KSums<ThirdBit>(block, xb); break;
@@ -160,8 +160,14 @@ internal static unsafe class KQuantPlanesWide
         return Avx512F.Shuffle4x128(wide, wide, 0x44);
     }
 
-    // ---- Q4_K (144 B) and Q5_K (176 B): group g (0–3) of 32 nibble bytes holds values 64g + l (low nibbles, sub-block
-    // 2g) and 64g + 32 + l (high, sub-block 2g + 1): broadcast and shifted by 0 | 4 per 64-bit lane, one register in order.
+    // ---- Q4_K (144 B) and Q5_K (176 B): the 128 nibble bytes as 8 chunks of 16 (chunk 2g + h: bytes 16h … 16h + 15 of
+    // group g, whose low nibbles are values 64g + 16h + l of sub-block 2g and high nibbles 64g + 32 + 16h + l of 2g + 1).
+    // One vshufi64x2 of the two 64-byte loads gives chunks 0, 2, 4, 6 (A), another 1, 3, 5, 7 (B): A's and B's low nibbles
+    // then hold sub-blocks 0, 2, 4, 6 in their 128-bit lanes, their high nibbles 1, 3, 5, 7, so A's and B's vpmaddubsw
+    // sums share one scale layout and add in 16 bits (Q5_K's worst 2·2·31·128 = 15,872) before one vpmaddwd per plane:
+    // 6 integer multiplies per 64 values and row instead of 6 per 64 plus 3 adds, 8 unpacking operations per 256 instead
+    // of 12, 2 scale placements instead of 4. The planes are brought to the same four arrangements once for the four rows
+    // (8 permutes per plane and super-block, against 4 for the natural order).
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Vector128<float> Q45K<TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
@@ -179,95 +185,146 @@ internal static unsafe class KQuantPlanesWide
             Prefetch(b2 + ahead, blockBytes);
             Prefetch(b3 + ahead, blockBytes);
             sbyte* xb = planes + BlockBytes * b;
-            Vector256<float> xs = Vector256.Load(sums + 8 * b);
-            (Vector512<int> p0, Vector256<int> m0) = Q45KScales(b0);
-            (Vector512<int> p1, Vector256<int> m1) = Q45KScales(b1);
-            (Vector512<int> p2, Vector256<int> m2) = Q45KScales(b2);
-            (Vector512<int> p3, Vector256<int> m3) = Q45KScales(b3);
-            Vector512<ulong> f0 = default, f1 = default, f2 = default, f3 = default;
-            if (TFifth.Nibbles == 48) { f0 = Both(b0 + 16); f1 = Both(b1 + 16); f2 = Both(b2 + 16); f3 = Both(b3 + 16); }
-            Vector512<int> a0 = default, a1 = default, a2 = default, c0 = default, c1 = default, c2 = default;
-            Vector512<int> e0 = default, e1 = default, e2 = default, g0 = default, g1 = default, g2 = default;
-            // Written out, so each group's index and shift constants are constants.
-            Q45KGroup4<TFifth>(b0, b1, b2, b3, p0, p1, p2, p3, f0, f1, f2, f3, xb, 0, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
-            Q45KGroup4<TFifth>(b0, b1, b2, b3, p0, p1, p2, p3, f0, f1, f2, f3, xb, 1, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
-            Q45KGroup4<TFifth>(b0, b1, b2, b3, p0, p1, p2, p3, f0, f1, f2, f3, xb, 2, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
-            Q45KGroup4<TFifth>(b0, b1, b2, b3, p0, p1, p2, p3, f0, f1, f2, f3, xb, 3, ref a0, ref a1, ref a2, ref c0, ref c1, ref c2, ref e0, ref e1, ref e2, ref g0, ref g1, ref g2);
+            (Vector512<sbyte> a0, Vector512<sbyte> c0, Vector512<sbyte> e0, Vector512<sbyte> g0) = Q45KPlane(xb);
+            (Vector512<sbyte> a1, Vector512<sbyte> c1, Vector512<sbyte> e1, Vector512<sbyte> g1) = Q45KPlane(xb + BlockSize);
+            (Vector512<sbyte> a2, Vector512<sbyte> c2, Vector512<sbyte> e2, Vector512<sbyte> g2) = Q45KPlane(xb + 2 * BlockSize);
+            Vector512<float> xs = Vector256.Load(sums + 8 * b).ToVector512(); // upper half zero, as the minimums' lanes 8–15
             float s = scales[b];
-            t0 = Q45KCombine(b0, halves, a0, a1, a2, m0, xs, s, t0);
-            t1 = Q45KCombine(b1, halves, c0, c1, c2, m1, xs, s, t1);
-            t2 = Q45KCombine(b2, halves, e0, e1, e2, m2, xs, s, t2);
-            t3 = Q45KCombine(b3, halves, g0, g1, g2, m3, xs, s, t3);
+            (Vector512<short> w01, Vector512<short> w23) = Q45KScales4(b0, b1, b2, b3);
+            // Row by row: the 12 plane registers stay, each row's three sums are combined at once (no accumulators live across rows).
+            t0 = Q45KRow<TFifth>(b0, halves, w01, 0, a0, c0, e0, g0, a1, c1, e1, g1, a2, c2, e2, g2, xs, s, t0);
+            t1 = Q45KRow<TFifth>(b1, halves, w01, 1, a0, c0, e0, g0, a1, c1, e1, g1, a2, c2, e2, g2, xs, s, t1);
+            t2 = Q45KRow<TFifth>(b2, halves, w23, 2, a0, c0, e0, g0, a1, c1, e1, g1, a2, c2, e2, g2, xs, s, t2);
+            t3 = Q45KRow<TFifth>(b3, halves, w23, 3, a0, c0, e0, g0, a1, c1, e1, g1, a2, c2, e2, g2, xs, s, t3);
         }
         return Sums(t0, t1, t2, t3);
     }
 
-    /// <summary>Group g of four rows' blocks against the planes' values 64g … 64g + 63, loaded once for the four.</summary>
+    /// <summary>
+    /// Four rows' 8 scales and 8 minimums (Q4_K/Q5_K), unpacked together in one register (row r's 16 bytes in 128-bit lane r:
+    /// scales 0–7, then minimums 0–7) and widened to 16-bit words (rows 0, 1 | rows 2, 3): 4 loads, 9 vector operations for
+    /// the four, against ~22 general-purpose and 6 vector operations per row (<c>ChunkedQuant.ScalesK4Integers</c>). Bytes
+    /// q0–q11 at 4–15: scale j &lt; 4 = q[j] &amp; 63, minimum j &lt; 4 = q[j + 4] &amp; 63; scale j ≥ 4 = (q[j + 4] &amp; 15) | (q[j − 4] &gt;&gt; 6) &lt;&lt; 4,
+    /// minimum j ≥ 4 = q[j + 4] &gt;&gt; 4 | (q[j] &gt;&gt; 6) &lt;&lt; 4: one vpshufb places each output's low source, another its top-bits source
+    /// (16-bit shifts: bits crossing from the neighbouring byte fall outside the masks).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q45KGroup4<TFifth>(byte* b0, byte* b1, byte* b2, byte* b3, Vector512<int> p0, Vector512<int> p1, Vector512<int> p2, Vector512<int> p3,
-                                           Vector512<ulong> f0, Vector512<ulong> f1, Vector512<ulong> f2, Vector512<ulong> f3, sbyte* xb, int g,
-                                           ref Vector512<int> a0, ref Vector512<int> a1, ref Vector512<int> a2, ref Vector512<int> c0, ref Vector512<int> c1, ref Vector512<int> c2,
-                                           ref Vector512<int> e0, ref Vector512<int> e1, ref Vector512<int> e2, ref Vector512<int> g0, ref Vector512<int> g1, ref Vector512<int> g2)
+    private static (Vector512<short> Rows01, Vector512<short> Rows23) Q45KScales4(byte* b0, byte* b1, byte* b2, byte* b3)
+    {
+        Vector512<byte> raw = Vector128.Load(b0).ToVector256Unsafe().ToVector512Unsafe();
+        raw = Avx512F.InsertVector128(raw, Vector128.Load(b1), 1);
+        raw = Avx512F.InsertVector128(raw, Vector128.Load(b2), 2);
+        raw = Avx512F.InsertVector128(raw, Vector128.Load(b3), 3);
+        Vector512<byte> low = Avx512BW.Shuffle(raw, Vector512.Create((byte)4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+        Vector512<byte> top = Avx512BW.Shuffle(raw, Vector512.Create((byte)128, 128, 128, 128, 4, 5, 6, 7, 128, 128, 128, 128, 8, 9, 10, 11, 128, 128, 128, 128, 4, 5, 6, 7, 128, 128, 128, 128, 8, 9, 10, 11, 128, 128, 128, 128, 4, 5, 6, 7, 128, 128, 128, 128, 8, 9, 10, 11, 128, 128, 128, 128, 4, 5, 6, 7, 128, 128, 128, 128, 8, 9, 10, 11)); // 0x80: zero
+        Vector512<byte> x = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(low.AsUInt16(), 4).AsByte(), Vector512.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15), low & Vector512.Create((byte)63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0, 63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0, 63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0, 63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0), 0xEA); // (a & b) | c
+        x = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(top.AsUInt16(), 2).AsByte(), Vector512.Create((byte)0x30), x, 0xEA);
+        return (Avx512BW.ConvertToVector512Int16(x.GetLower()), Avx512BW.ConvertToVector512Int16(x.GetUpper()));
+    }
+
+    /// <summary>Row r's scales for sub-blocks 2k (even) or 2k + 1 (odd) under 128-bit lane k, as pairs of equal 16-bit halves (one vpermw each).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<short> Even, Vector512<short> Odd) Q45KRowScales(Vector512<short> words, int r)
+    {
+        short o = (short)(16 * (r & 1));
+        Vector512<short> even = Vector512.Create(o, o, o, o, o, o, o, o, (short)(o + 2), (short)(o + 2), (short)(o + 2), (short)(o + 2), (short)(o + 2), (short)(o + 2), (short)(o + 2), (short)(o + 2),
+                                                 (short)(o + 4), (short)(o + 4), (short)(o + 4), (short)(o + 4), (short)(o + 4), (short)(o + 4), (short)(o + 4), (short)(o + 4),
+                                                 (short)(o + 6), (short)(o + 6), (short)(o + 6), (short)(o + 6), (short)(o + 6), (short)(o + 6), (short)(o + 6), (short)(o + 6));
+        short p = (short)(o + 1); // written out: even + 1 was computed at run time
+        Vector512<short> odd = Vector512.Create(p, p, p, p, p, p, p, p, (short)(p + 2), (short)(p + 2), (short)(p + 2), (short)(p + 2), (short)(p + 2), (short)(p + 2), (short)(p + 2), (short)(p + 2),
+                                                (short)(p + 4), (short)(p + 4), (short)(p + 4), (short)(p + 4), (short)(p + 4), (short)(p + 4), (short)(p + 4), (short)(p + 4),
+                                                (short)(p + 6), (short)(p + 6), (short)(p + 6), (short)(p + 6), (short)(p + 6), (short)(p + 6), (short)(p + 6), (short)(p + 6));
+        return (Avx512BW.PermuteVar32x16(words, even), Avx512BW.PermuteVar32x16(words, odd));
+    }
+
+    /// <summary>Row r's 8 minimums as int32 lanes 0–7 (lanes 8–15 zero): one vpermt2w against zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Q45KRowMins(Vector512<short> words, int r)
+    {
+        short o = (short)(16 * (r & 1) + 8);
+        Vector512<short> index = Vector512.Create(o, 32, (short)(o + 1), 32, (short)(o + 2), 32, (short)(o + 3), 32, (short)(o + 4), 32, (short)(o + 5), 32, (short)(o + 6), 32, (short)(o + 7), 32,
+                                                  32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32);
+        return Avx512BW.PermuteVar32x16x2(words, index, Vector512<short>.Zero).AsInt32();
+    }
+
+    /// <summary>
+    /// A plane's 256 values (stored as 8-byte pieces 0,4,2,6,1,5,3,7 per 64, <see cref="KQuantPlanes.Position"/>) in the
+    /// arrangement of A's low (values 64k + 0 … 15 in 128-bit lane k), B's low (64k + 16 …), A's high (64k + 32 …) and
+    /// B's high nibbles (64k + 48 …): 4 two-source qword permutes (each pairing two groups' pieces) and 4 vshufi64x2.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<sbyte>, Vector512<sbyte>, Vector512<sbyte>, Vector512<sbyte>) Q45KPlane(sbyte* p)
+    {
+        Vector512<long> r0 = Vector512.Load((long*)p), r1 = Vector512.Load((long*)(p + 64)), r2 = Vector512.Load((long*)(p + 128)), r3 = Vector512.Load((long*)(p + 192));
+        // Natural pieces 0,1 | 2,3 of two groups (stored at 0,4 | 2,6; the second group's at 8 + …), then pieces 4,5 | 6,7 (1,5 | 3,7).
+        Vector512<long> low = Vector512.Create(0L, 4, 8, 12, 2, 6, 10, 14), high = Vector512.Create(1L, 5, 9, 13, 3, 7, 11, 15);
+        Vector512<long> l01 = Avx512F.PermuteVar8x64x2(r0, low, r1), l23 = Avx512F.PermuteVar8x64x2(r2, low, r3);
+        Vector512<long> h01 = Avx512F.PermuteVar8x64x2(r0, high, r1), h23 = Avx512F.PermuteVar8x64x2(r2, high, r3);
+        return (Avx512F.Shuffle4x128(l01, l23, 0x44).AsSByte(), Avx512F.Shuffle4x128(l01, l23, 0xEE).AsSByte(),
+                Avx512F.Shuffle4x128(h01, h23, 0x44).AsSByte(), Avx512F.Shuffle4x128(h01, h23, 0xEE).AsSByte());
+    }
+
+    /// <summary>total + one row's super-block against the arranged planes (x: A low, B low, A high, B high; plane 0, 1, 2), its offsets −dmin·m·Σx included.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q45KRow<TFifth>(byte* block, float* halves, Vector512<short> words, int r,
+                                                    Vector512<sbyte> a0, Vector512<sbyte> c0, Vector512<sbyte> e0, Vector512<sbyte> g0,
+                                                    Vector512<sbyte> a1, Vector512<sbyte> c1, Vector512<sbyte> e1, Vector512<sbyte> g1,
+                                                    Vector512<sbyte> a2, Vector512<sbyte> c2, Vector512<sbyte> e2, Vector512<sbyte> g2,
+                                                    Vector512<float> xs, float s, Vector512<float> total)
         where TFifth : struct, IFifthBit
     {
-        Vector512<sbyte> x0 = Plane(xb + 64 * g), x1 = Plane(xb + BlockSize + 64 * g), x2 = Plane(xb + 2 * BlockSize + 64 * g);
-        Q45KGroup<TFifth>(b0, p0, f0, g, x0, x1, x2, ref a0, ref a1, ref a2);
-        Q45KGroup<TFifth>(b1, p1, f1, g, x0, x1, x2, ref c0, ref c1, ref c2);
-        Q45KGroup<TFifth>(b2, p2, f2, g, x0, x1, x2, ref e0, ref e1, ref e2);
-        Q45KGroup<TFifth>(b3, p3, f3, g, x0, x1, x2, ref g0, ref g1, ref g2);
-    }
-
-    /// <summary>A block's 8 scales as pairs of equal 16-bit halves (int32 lanes 0–7) and its 8 minimums.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<int>, Vector256<int>) Q45KScales(byte* block)
-    {
-        (Vector256<int> scales, Vector256<int> mins) = ChunkedQuant.ScalesK4Integers(block);
-        return ((scales | Vector256.ShiftLeft(scales, 16)).ToVector512Unsafe(), mins);
-    }
-
-    /// <summary>total + the block's planes (d·s·…) + its offsets −dmin·m·Σx (the offsets' 8 lanes added into the low half).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Q45KCombine(byte* block, float* halves, Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, Vector256<int> mins, Vector256<float> xs, float s, Vector512<float> total)
-    {
+        (Vector512<short> even, Vector512<short> odd) = Q45KRowScales(words, r);
+        (Vector512<int> i0, Vector512<int> i1, Vector512<int> i2) = Q45KBlock<TFifth>(block, even, odd, a0, c0, e0, g0, a1, c1, e1, g1, a2, c2, e2, g2);
         float d = HalfTable.ToSingle(halves, ref *block), dmin = HalfTable.ToSingle(halves, ref block[2]);
-        total += (Vector256.ConvertToSingle(mins) * Vector256.Create(-dmin) * xs).ToVector512();
+        total = Avx512F.FusedMultiplyAddNegated(Vector512.ConvertToSingle(Q45KRowMins(words, r)) * Vector512.Create(dmin), xs, total); // total − m·dmin·Σx
         return Combine(i0, i1, i2, s, d, total);
     }
 
-    /// <summary>The three planes' integer sums of one super-block (16 lanes each) and its 8 minimums: one row, for the tests.</summary>
+    /// <summary>One row's super-block: the three planes' integer sums (each lane 16 values: two of A's or B's 128-bit lanes, 8 each).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<int>, Vector512<int>, Vector512<int>, Vector256<int>) Q45KSums<TFifth>(byte* block, sbyte* xb)
+    private static (Vector512<int>, Vector512<int>, Vector512<int>) Q45KBlock<TFifth>(byte* block, Vector512<short> even, Vector512<short> odd,
+                                                    Vector512<sbyte> a0, Vector512<sbyte> c0, Vector512<sbyte> e0, Vector512<sbyte> g0,
+                                                    Vector512<sbyte> a1, Vector512<sbyte> c1, Vector512<sbyte> e1, Vector512<sbyte> g1,
+                                                    Vector512<sbyte> a2, Vector512<sbyte> c2, Vector512<sbyte> e2, Vector512<sbyte> g2)
         where TFifth : struct, IFifthBit
     {
-        (Vector512<int> pairs, Vector256<int> mins) = Q45KScales(block);
-        Vector512<int> i0 = default, i1 = default, i2 = default;
-        Vector512<ulong> fifth = TFifth.Nibbles == 48 ? Both(block + 16) : default;
-        Q45KGroup<TFifth>(block, pairs, fifth, 0, Plane(xb), Plane(xb + BlockSize), Plane(xb + 2 * BlockSize), ref i0, ref i1, ref i2);
-        Q45KGroup<TFifth>(block, pairs, fifth, 1, Plane(xb + 64), Plane(xb + BlockSize + 64), Plane(xb + 2 * BlockSize + 64), ref i0, ref i1, ref i2);
-        Q45KGroup<TFifth>(block, pairs, fifth, 2, Plane(xb + 128), Plane(xb + BlockSize + 128), Plane(xb + 2 * BlockSize + 128), ref i0, ref i1, ref i2);
-        Q45KGroup<TFifth>(block, pairs, fifth, 3, Plane(xb + 192), Plane(xb + BlockSize + 192), Plane(xb + 2 * BlockSize + 192), ref i0, ref i1, ref i2);
-        return (i0, i1, i2, mins);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q45KGroup<TFifth>(byte* block, Vector512<int> pairs, Vector512<ulong> fifth, int g, Vector512<sbyte> x0, Vector512<sbyte> x1, Vector512<sbyte> x2,
-                                          ref Vector512<int> i0, ref Vector512<int> i1, ref Vector512<int> i2)
-        where TFifth : struct, IFifthBit
-    {
-        Vector512<byte> nibbles = Avx512F.ShiftRightLogicalVariable(Both(block + TFifth.Nibbles + 32 * g), Vector512.Create(0UL, 0, 0, 0, 4, 4, 4, 4)).AsByte();
-        Vector512<byte> q;
+        Vector512<ulong> lo = Vector512.Load((ulong*)(block + TFifth.Nibbles)), hi = Vector512.Load((ulong*)(block + TFifth.Nibbles + 64));
+        Vector512<byte> a = Avx512F.Shuffle4x128(lo, hi, 0x88).AsByte(), c = Avx512F.Shuffle4x128(lo, hi, 0xDD).AsByte(); // chunks 0,2,4,6 | 1,3,5,7
+        Vector512<byte> mask = Vector512.Create((byte)0x0F);
+        Vector512<byte> qa = a & mask, qc = c & mask;
+        Vector512<byte> qe = Vector512.ShiftRightLogical(a.AsUInt64(), 4).AsByte() & mask, qg = Vector512.ShiftRightLogical(c.AsUInt64(), 4).AsByte() & mask;
         if (TFifth.Nibbles == 48)
         {
-            // Bit 2g (low half) or 2g + 1 (high half) of each qh byte rotated to bit 4 of the same byte (a rotation by
-            // 4 − 2g or 3 − 2g within each 64-bit lane keeps the byte: the bit moves by less than 8 places either way).
-            ulong low = (ulong)(4 - 2 * g) & 63, high = (ulong)(3 - 2 * g) & 63;
-            Vector512<byte> bit = Avx512F.RotateLeftVariable(fifth, Vector512.Create(low, low, low, low, high, high, high, high)).AsByte() & Vector512.Create((byte)0x10);
-            q = Avx512F.TernaryLogic(nibbles, Vector512.Create((byte)0x0F), bit, 0xEA); // (a & b) | c
+            // qh byte l, bit k: value l of sub-block k. Bytes 0–15 (A) or 16–31 (B) in every 128-bit lane; lane k takes bit 2k
+            // (low nibbles) or 2k + 1 (high), rotated to bit 4 of the same byte (by 4 − 2k or 3 − 2k: less than 8 places).
+            Vector512<ulong> h0 = Avx512F.BroadcastVector128ToVector512((int*)(block + 16)).AsUInt64(), h1 = Avx512F.BroadcastVector128ToVector512((int*)(block + 32)).AsUInt64();
+            Vector512<ulong> even5 = Vector512.Create(4UL, 4, 2, 2, 0, 0, 62, 62), odd5 = Vector512.Create(3UL, 3, 1, 1, 63, 63, 61, 61);
+            Vector512<byte> bit = Vector512.Create((byte)0x10);
+            qa |= Avx512F.RotateLeftVariable(h0, even5).AsByte() & bit;
+            qc |= Avx512F.RotateLeftVariable(h1, even5).AsByte() & bit;
+            qe |= Avx512F.RotateLeftVariable(h0, odd5).AsByte() & bit;
+            qg |= Avx512F.RotateLeftVariable(h1, odd5).AsByte() & bit;
         }
-        else q = nibbles & Vector512.Create((byte)0x0F);
-        Vector512<short> sc = Avx512F.PermuteVar16x32(pairs, Vector512.Create(2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g, 2 * g,
-                                                                                 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1)).AsInt16();
-        Planes(q, x0, x1, x2, sc, ref i0, ref i1, ref i2);
+        Vector512<int> i0 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qa, a0) + Avx512BW.MultiplyAddAdjacent(qc, c0), even)
+                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qe, e0) + Avx512BW.MultiplyAddAdjacent(qg, g0), odd);
+        Vector512<int> i1 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qa, a1) + Avx512BW.MultiplyAddAdjacent(qc, c1), even)
+                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qe, e1) + Avx512BW.MultiplyAddAdjacent(qg, g1), odd);
+        Vector512<int> i2 = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qa, a2) + Avx512BW.MultiplyAddAdjacent(qc, c2), even)
+                          + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(qe, e2) + Avx512BW.MultiplyAddAdjacent(qg, g2), odd);
+        return (i0, i1, i2);
+    }
+
+    /// <summary>The three planes' integer sums of one super-block (16 lanes each): one row, for the tests.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector512<int>, Vector512<int>, Vector512<int>) Q45KSums<TFifth>(byte* block, sbyte* xb)
+        where TFifth : struct, IFifthBit
+    {
+        (Vector512<sbyte> a0, Vector512<sbyte> c0, Vector512<sbyte> e0, Vector512<sbyte> g0) = Q45KPlane(xb);
+        (Vector512<sbyte> a1, Vector512<sbyte> c1, Vector512<sbyte> e1, Vector512<sbyte> g1) = Q45KPlane(xb + BlockSize);
+        (Vector512<sbyte> a2, Vector512<sbyte> c2, Vector512<sbyte> e2, Vector512<sbyte> g2) = Q45KPlane(xb + 2 * BlockSize);
+        (Vector512<short> words, _) = Q45KScales4(block, block, block, block);
+        (Vector512<short> even, Vector512<short> odd) = Q45KRowScales(words, 0);
+        return Q45KBlock<TFifth>(block, even, odd, a0, c0, e0, g0, a1, c1, e1, g1, a2, c2, e2, g2);
     }
 
     // ---- Q6_K (210 B): half h (0, 1): the 64 bytes ql[64h …] (A then C) give values 128h + 0 … 63 from their low
