@@ -148,6 +148,53 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
         output.WriteLine($"{file} {type}: {results} (row, input) results in groups of 1–4 rows; max |Δ| vs float64 product {worst:E2} of Σ|w·x| (256-bit plane kernel {worstNarrow:E2}); worst |Δ| / bound {worstShare:F3}");
     }
 
+    /// <summary>
+    /// Dot4 with 1–4 rows gives each row bit for bit its one-row result (Q4_K/Q5_K unpack four rows' scales and minimums
+    /// together and take row r's from lane r), and the planes' float64 reference within 10⁻⁵ of a magnitude (the 256-bit
+    /// kernel's row against |x|; measured 2·10⁻⁸–2·10⁻⁶): random bytes in every block (all scale and minimum bit patterns).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
+    public void Kernel_FourRows_EqualEachRowAlone(GgmlType type)
+    {
+        SkipUnlessAvx512();
+        (byte[] stored, int n, int rows) = KQuantPlaneTests.RandomRows(type, 11, n: 2048, rows: 7);
+        long rowBytes = stored.Length / rows;
+        float[] x = Input(n, 7, mixed: true);
+        var planes = new sbyte[3 * n];
+        var scales = new float[n / 256];
+        var sums = new float[n / KQuantRows.SumWidth(type)];
+        var y = new float[4];
+        double worst = 0;
+        fixed (byte* w = stored)
+        fixed (float* xp = x, sp = scales, xs = sums, yp = y)
+        fixed (sbyte* pp = planes)
+        {
+            KQuantPlanes.Split(xp, n, pp, sp);
+            KQuantPlanes.SubBlockSums(xp, n, KQuantRows.SumWidth(type), xs);
+            for (int first = 0; first < rows; first++)
+                for (int count = 1; count <= Math.Min(4, rows - first); count++)
+                {
+                    KQuantPlanesWide.Dot4(type, w + first * rowBytes, rowBytes, count, pp, sp, xs, n, yp);
+                    for (int r = 0; r < count; r++)
+                    {
+                        var row = new ReadOnlySpan<byte>(w + (first + r) * rowBytes, (int)rowBytes);
+                        float alone = KQuantPlanesWide.Dot(type, row, planes, scales, sums, n);
+                        Assert.Equal(alone, y[r]);
+                        double exact = KQuantPlanes.Reference(type, row, planes, scales, sums, n, out _);
+                        double magnitude = KQuantPlaneTests.Dots(type, row.ToArray(), 1, x.Select(Math.Abs).ToArray(), wide: false)[0];
+                        worst = Math.Max(worst, Math.Abs(y[r] - exact) / Math.Max(Math.Abs(magnitude), 1e-30));
+                    }
+                }
+        }
+        output.WriteLine($"{type}: Dot4 of 1–4 rows from each of 7 random rows equals each row alone bit for bit; largest |kernel − planes' float64 reference| {worst:E2} of a magnitude");
+        Assert.True(worst < 1e-5, $"{type}: {worst}");
+    }
+
     /// <summary>An input block holding a NaN or an infinity makes every row's dot NaN, as the 256-bit kernel's (random rows, each type).</summary>
     [SkippableTheory]
     [InlineData(GgmlType.Q4_K)]
