@@ -28,6 +28,13 @@ namespace NextToken.Kernels;
 /// Q2_K, Q3_K (resident, load ~12): 35.6 → 26.0, 48.2 → 33.3; from memory (1.1B Q2_K and Q3_K_M files) 0.73×, 0.79–0.83×.
 /// Still ~2× the multiplies' bound (12 cycles per 256 and row): the unpacking, scale placement and the per-block
 /// combination (15 operations) share the vector ports.
+/// Q4_K/Q5_K since (issue #13, kqw2): the A/B chunk arrangement (16-bit sums, see the Q4_K section), row by row with the
+/// 12 arranged plane registers held, and the four rows' scales and minimums unpacked together in vector registers. JIT
+/// output per loop pass (4 rows, one super-block each), Q4_K: 478 → 355 instructions (vector 332 → 303, general-purpose
+/// 146 → 52), integer multiplies 96 → 72; Q5_K stack references 49 → 18. Resident 0.98–0.99× the time (load 3–5);
+/// from memory, one thread, CPU time, min of 4–5, alternating (load 9–19): 1.1B Q4_K 0.88–0.91×, 3B Q4_K 0.88–0.89×.
+/// The same row-by-row order for Q6_K/Q2_K/Q3_K lost (1.04–1.17× resident, 1.07–1.18× from memory), as did prefetching
+/// a fixed 1–2 KB ahead in each row instead of the next four rows' block (1.05–1.18×) and prefetching into L2 (±5%).
 /// Integer ranges: each int32 lane covers 16 values of a super-block: |sum| ≤ 16·q·128·|sc| — Q4_K ≈ 1.9·10⁶,
 /// Q5_K ≈ 4.0·10⁶, Q6_K 16·63·128·128 ≈ 1.65·10⁷, Q2_K 16·3·128·15 ≈ 9.2·10⁴, Q3_K 16·7·128·32 ≈ 4.6·10⁵ — all below 2²⁴, so converted to float exactly; pairs in
 /// vpmaddubsw stay ≤ 2·63·128 (no saturation). The combination per super-block (float, ×2¹⁶, ×2⁸, ×s, ×d) and the
