@@ -31,8 +31,10 @@ namespace NextToken.Kernels;
 /// Q4_K/Q5_K since (issue #13, kqw2): the A/B chunk arrangement (16-bit sums, see the Q4_K section), row by row with the
 /// 12 arranged plane registers held, and the four rows' scales and minimums unpacked together in vector registers. JIT
 /// output per loop pass (4 rows, one super-block each), Q4_K: 478 → 355 instructions (vector 332 → 303, general-purpose
-/// 146 → 52), integer multiplies 96 → 72; Q5_K stack references 49 → 18. Resident 0.98–0.99× the time (load 3–5);
-/// from memory, one thread, CPU time, min of 4–5, alternating (load 9–19): 1.1B Q4_K 0.88–0.91×, 3B Q4_K 0.88–0.89×.
+/// 146 → 52), integer multiplies 96 → 72; Q5_K stack references 49 → 18. Resident 0.94–0.99× the time (Q5_K 0.97–0.99×);
+/// from memory, one thread, CPU time, min of 4–8, old and new alternating in one process, load 8–19: 1.1B Q4_K
+/// 0.88–1.00× (0.98–1.00× when the machine gave 17 GB/s, 0.88–0.93× at 12–13), 3B Q4_K_M's Q4_K 0.88–1.00× (twice
+/// 1.09–1.23× at load ~11), 1.1B Q5_K_M's Q5_K 0.90–0.99×: fewer instructions help most when memory is slow to answer.
 /// The same row-by-row order for Q6_K/Q2_K/Q3_K lost (1.04–1.17× resident, 1.07–1.18× from memory), as did prefetching
 /// a fixed 1–2 KB ahead in each row instead of the next four rows' block (1.05–1.18×) and prefetching into L2 (±5%).
 /// Integer ranges: each int32 lane covers 16 values of a super-block: |sum| ≤ 16·q·128·|sc| — Q4_K ≈ 1.9·10⁶,
