@@ -127,33 +127,33 @@ internal static unsafe class Block32Decode
         {
             Sse.Prefetch0(next);
             Sse.Prefetch0(next + 64);
-            Vector256<float> xs = Vector256.Load(p + 32);
+            Vector256<float> xs = Vector256.Load(p + 32), top = TopX<T>(p);
             // The offset term every row's chain starts from (0 for the formats with a minimum, added after the scale instead).
             Vector256<float> offset = T.Offset(xs, p);
-            a0 = Row<T>(w, p, xs, offset, halves, a0);
-            a1 = Row<T>(w1, p, xs, offset, halves, a1);
-            a2 = Row<T>(w2, p, xs, offset, halves, a2);
-            a3 = Row<T>(w3, p, xs, offset, halves, a3);
+            a0 = Row<T>(w, p, top, xs, offset, halves, a0);
+            a1 = Row<T>(w1, p, top, xs, offset, halves, a1);
+            a2 = Row<T>(w2, p, top, xs, offset, halves, a2);
+            a3 = Row<T>(w3, p, top, xs, offset, halves, a3);
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 
     /// <summary>total + one block of one row: d·(offset + Σ u·x) (+ m·Σx).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Row<T>(byte* block, float* p, Vector256<float> xs, Vector256<float> offset, float* halves, Vector256<float> total) where T : struct, IFormat
+    private static Vector256<float> Row<T>(byte* block, float* p, Vector256<float> top, Vector256<float> xs, Vector256<float> offset, float* halves, Vector256<float> total) where T : struct, IFormat
     {
-        Vector256<float> sum = Placed<T>(T.Values(block), p, offset);
+        Vector256<float> sum = Placed<T>(T.Values(block), p, top, offset);
         total = Vector256.FusedMultiplyAdd(sum, Vector256.Create(HalfTable.ToSingle(halves, ref *block)), total);
         return T.HasMin ? Vector256.FusedMultiplyAdd(xs, Vector256.Create(HalfTable.ToSingle(halves, ref block[2])), total) : total;
     }
 
     /// <summary>
-    /// offset + Σ_j (byte j of each dword, in place: u·2^(8j)) · x·2^(−8j), one chain. The top byte reads as a signed
-    /// 32-bit lane: IQ4's (grid value + 128) has its sign bit flipped so it reads as the grid value itself; the others
-    /// stay below 128.
+    /// offset + Σ_j (byte j of each dword, in place: u·2^(8j)) · x·2^(−8j), one chain; the top byte of IQ4's (grid value +
+    /// 128, up to 241) is shifted down instead (<c>vpsrld</c>: masked in place it would read as negative) and meets x
+    /// unscaled (<paramref name="top"/>, <see cref="TopX{T}"/>). The others stay below 128, masked in place.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Placed<T>(Vector256<byte> values, float* p, Vector256<float> offset) where T : struct, IFormat
+    private static Vector256<float> Placed<T>(Vector256<byte> values, float* p, Vector256<float> top, Vector256<float> offset) where T : struct, IFormat
     {
         Vector256<int> v = values.AsInt32();
         Vector256<float> sum = T.StartsAtZero
@@ -161,9 +161,14 @@ internal static unsafe class Block32Decode
             : Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF)), Vector256.Load(p), offset);
         sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF00)), Vector256.Load(p + 8), sum);
         sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF0000)), Vector256.Load(p + 16), sum);
-        Vector256<int> top = T.Table ? (v & Vector256.Create(unchecked((int)0xFF000000))) ^ Vector256.Create(int.MinValue) : v & Vector256.Create(unchecked((int)0xFF000000));
-        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(top), Vector256.Load(p + 24), sum);
+        Vector256<int> high = T.Table ? Avx2.ShiftRightLogical(v, 24) : v & Vector256.Create(unchecked((int)0xFF000000));
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(high), top, sum);
     }
+
+    /// <summary>The x the top byte meets: placed (·2⁻²⁴), or for IQ4 unscaled again (·2²⁴, exact), once per block for the four rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> TopX<T>(float* p) where T : struct, IFormat =>
+        T.Table ? Vector256.Load(p + 24) * Vector256.Create(16777216f) : Vector256.Load(p + 24);
 
     /// <summary>A block's 16 nibble bytes as 32 bytes, value v in byte v: low nibbles in the low half, high nibbles in the high half.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -208,12 +213,12 @@ internal static unsafe class Block32Decode
             {
                 Sse.Prefetch0(next);
                 Sse.Prefetch0(next + 64);
-                Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p);
+                Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p), top = TopX<IQ4_NL>(p);
                 int at = 8 + 16 * j;
-                a0 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w + at), p, offset), Vector256.Create(scales[j]), a0);
-                a1 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w1 + at), p, offset), Vector256.Create(scales[8 + j]), a1);
-                a2 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w2 + at), p, offset), Vector256.Create(scales[16 + j]), a2);
-                a3 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w3 + at), p, offset), Vector256.Create(scales[24 + j]), a3);
+                a0 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w + at), p, top, offset), Vector256.Create(scales[j]), a0);
+                a1 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w1 + at), p, top, offset), Vector256.Create(scales[8 + j]), a1);
+                a2 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w2 + at), p, top, offset), Vector256.Create(scales[16 + j]), a2);
+                a3 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w3 + at), p, top, offset), Vector256.Create(scales[24 + j]), a3);
             }
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
@@ -291,9 +296,8 @@ internal static unsafe class Block32Decode
         public static bool Table => true;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<byte> Values(byte* block) => IQ4(block + 2);
-        // Bytes 0–2 read as grid + 128: −128·(their x) = −128·Σx + 128·x₃, x₃ = placed x₃ · 2²⁴ (both factors powers of two).
+        // All four bytes read as grid + 128: −128·Σx (a power of two, exact).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Offset(Vector256<float> xs, float* p) =>
-            Vector256.FusedMultiplyAdd(Vector256.Load(p + 24), Vector256.Create(2147483648f), xs * Vector256.Create(-128f));
+        public static Vector256<float> Offset(Vector256<float> xs, float* p) => xs * Vector256.Create(-128f);
     }
 }
