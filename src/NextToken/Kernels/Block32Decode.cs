@@ -19,10 +19,11 @@ namespace NextToken.Kernels;
 /// converted exactly and multiplied by x·2^(−8j) (placed so dword i of the low half holds value 4i + j and of the high
 /// half 16 + 4i + j), so each product is u·x rounded once, as the float kernel's. Per block and row: 2 nibble ops,
 /// 4 ANDs, 4 conversions, 4 multiply(-add)s, 1 FMA by d (Q4_1/Q5_1 one more by the minimum against Σx) — Q4_1 15–16
-/// vector operations, 9–10 of them conversions and FMAs; Q5_0/Q5_1 5 more for the fifth bit; IQ4 1 shuffle and 1 XOR
-/// more (the top byte's sign flipped, so it reads as the grid value itself). The float kernel
+/// vector operations, 9–10 of them conversions and FMAs; Q5_0/Q5_1 5 more for the fifth bit; IQ4 1 shuffle more, and
+/// its top byte (grid + 128 up to 241, which masked in place would read as negative) is shifted down instead of masked
+/// and meets x unscaled (x·2⁻²⁴·2²⁴, exact, once per block). The float kernel
 /// (<see cref="ChunkedQuant"/>) took 4 widening loads, 2–4 shifts, 4 ANDs, 4 conversions and 6–7 FMAs per block and
-/// row, and Q5's fifth bit 5 operations per 8 values. Offsets (Q5_0's −16, IQ4's −128 for the three lower bytes)
+/// row, and Q5's fifth bit 5 operations per 8 values. Offsets (Q5_0's −16, IQ4's −128 for all four bytes)
 /// are o·Σx per lane, made once per block for the four rows.
 /// Scaling x by 2^−24 is exact while the result stays normal: <see cref="Prepare"/> returns false if a nonzero |x|
 /// is below 2⁻¹⁰² or an x is infinite or NaN, and the caller then keeps the float kernel (which also gives the
@@ -32,7 +33,13 @@ namespace NextToken.Kernels;
 /// IQ4_XS 13.2 → 6.7 (the bound by 4 vector pipes: 4, 5, 5.25, 4.4, 4.6); every matrix of the 1.1B files from the mapping,
 /// min CPU time of 6: 0.52, 0.54, 0.50, 0.31, 0.52× the time. Lost: row by row with x as memory operands (1.04–1.7× the
 /// time: the offsets and constants are made per row), two rows per pass (1.1×), the minimum's term off the accumulator's
-/// chain (no change). Errors (<c>Block32DecodeTests</c>): 1–6·10⁻⁸ of Σ|w·x| on random blocks (float kernel 0.7–3.6·10⁻⁸),
+/// chain (no change). Eleventh session (same harness, A/B alternating, min of 300, load 2–15): IQ4's top byte shifted
+/// down instead of masked and sign-flipped, IQ4_NL 6.47 → 5.98, IQ4_XS 6.98 → 6.41 cycles. Measured on this Zen 5 (AVX2):
+/// conversions and shifts share two pipes (together 2 per cycle), FMAs and shuffles two others, so a shift for the
+/// Q4_1/Q5 top byte (in place of its AND) lost (1.16× Q4_1); also lost or no change: x and the constants as memory
+/// operands of each row (1.3–1.9×: per-row loads cost more than the spills they remove), x alone so (1.01×, 4 spills
+/// fewer), two blocks per iteration (0.99–1.1×), two rows interleaved statement by statement (0.97–1.03×), the four
+/// products summed as a tree (1.03–1.08×), one row per pass (1.02–1.25×). Errors (<c>Block32DecodeTests</c>): 1–6·10⁻⁸ of Σ|w·x| on random blocks (float kernel 0.7–3.6·10⁻⁸),
 /// ≤ 1.2·10⁻⁷ on the fixtures' tensors with inputs spread over three decades.
 /// </remarks>
 internal static unsafe class Block32Decode
