@@ -34,12 +34,15 @@ namespace NextToken.Kernels;
 /// min CPU time of 6: 0.52, 0.54, 0.50, 0.31, 0.52× the time. Lost: row by row with x as memory operands (1.04–1.7× the
 /// time: the offsets and constants are made per row), two rows per pass (1.1×), the minimum's term off the accumulator's
 /// chain (no change). Eleventh session (same harness, A/B alternating, min of 300, load 2–15): IQ4's top byte shifted
-/// down instead of masked and sign-flipped, IQ4_NL 6.47 → 5.98, IQ4_XS 6.98 → 6.41 cycles. Measured on this Zen 5 (AVX2):
+/// down instead of masked and sign-flipped, IQ4_NL 6.47 → 5.98, IQ4_XS 6.98 → 6.41 cycles; every IQ4 matrix of the 1.1B
+/// files from the mapping (min CPU of 10, best of 4 alternating processes, load 8–11) 63.1 → 59.0 and 66.8 → 63.3 ms.
+/// Measured on this Zen 5 (AVX2):
 /// conversions and shifts share two pipes (together 2 per cycle), FMAs and shuffles two others, so a shift for the
 /// Q4_1/Q5 top byte (in place of its AND) lost (1.16× Q4_1); also lost or no change: x and the constants as memory
 /// operands of each row (1.3–1.9×: per-row loads cost more than the spills they remove), x alone so (1.01×, 4 spills
 /// fewer), two blocks per iteration (0.99–1.1×), two rows interleaved statement by statement (0.97–1.03×), the four
-/// products summed as a tree (1.03–1.08×), one row per pass (1.02–1.25×). Errors (<c>Block32DecodeTests</c>): 1–6·10⁻⁸ of Σ|w·x| on random blocks (float kernel 0.7–3.6·10⁻⁸),
+/// products summed as a tree (1.03–1.08×), one row per pass (1.02–1.25×).
+/// Errors (<c>Block32DecodeTests</c>): 1–6·10⁻⁸ of Σ|w·x| on random blocks (float kernel 0.7–3.6·10⁻⁸),
 /// ≤ 1.2·10⁻⁷ on the fixtures' tensors with inputs spread over three decades.
 /// </remarks>
 internal static unsafe class Block32Decode
