@@ -36,6 +36,8 @@ namespace NextToken.Kernels;
 /// chain (no change). Eleventh session (same harness, A/B alternating, min of 300, load 2–15): IQ4's top byte shifted
 /// down instead of masked and sign-flipped, IQ4_NL 6.47 → 5.98, IQ4_XS 6.98 → 6.41 cycles; every IQ4 matrix of the 1.1B
 /// files from the mapping (min CPU of 10, best of 4 alternating processes, load 8–11) 63.1 → 59.0 and 66.8 → 63.3 ms.
+/// IQ4_NL has its own loop (<see cref="Dot4IQ4_NL"/>): sharing <see cref="Dot4Block32{T}"/> changed the JIT's register
+/// allocation of Q5_0 there (2 spills more per block), so Q4_1/Q5_0/Q5_1 keep their code instruction for instruction.
 /// Measured on this Zen 5 (AVX2):
 /// conversions and shifts share two pipes (together 2 per cycle), FMAs and shuffles two others, so a shift for the
 /// Q4_1/Q5 top byte (in place of its AND) lost (1.16× Q4_1); also lost or no change: x and the constants as memory
@@ -116,7 +118,7 @@ internal static unsafe class Block32Decode
             case GgmlType.Q4_1: Dot4Block32<Q4_1>(w, rowBytes, prepared, n / 32, y); break;
             case GgmlType.Q5_0: Dot4Block32<Q5_0>(w, rowBytes, prepared, n / 32, y); break;
             case GgmlType.Q5_1: Dot4Block32<Q5_1>(w, rowBytes, prepared, n / 32, y); break;
-            case GgmlType.IQ4_NL: Dot4Block32<IQ4_NL>(w, rowBytes, prepared, n / 32, y); break;
+            case GgmlType.IQ4_NL: Dot4IQ4_NL(w, rowBytes, prepared, n / 32, y); break;
             case GgmlType.IQ4_XS: Dot4IQ4_XS(w, rowBytes, prepared, n / 256, y); break;
             default: throw new NotSupportedException($"no placed-byte kernel for {type}");
         }
@@ -137,33 +139,53 @@ internal static unsafe class Block32Decode
         {
             Sse.Prefetch0(next);
             Sse.Prefetch0(next + 64);
-            Vector256<float> xs = Vector256.Load(p + 32), top = TopX<T>(p);
+            Vector256<float> xs = Vector256.Load(p + 32);
             // The offset term every row's chain starts from (0 for the formats with a minimum, added after the scale instead).
             Vector256<float> offset = T.Offset(xs, p);
-            a0 = Row<T>(w, p, top, xs, offset, halves, a0);
-            a1 = Row<T>(w1, p, top, xs, offset, halves, a1);
-            a2 = Row<T>(w2, p, top, xs, offset, halves, a2);
-            a3 = Row<T>(w3, p, top, xs, offset, halves, a3);
+            a0 = Row<T>(w, p, xs, offset, halves, a0);
+            a1 = Row<T>(w1, p, xs, offset, halves, a1);
+            a2 = Row<T>(w2, p, xs, offset, halves, a2);
+            a3 = Row<T>(w3, p, xs, offset, halves, a3);
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
+    /// <summary>IQ4_NL's four rows: as <see cref="Dot4Block32{T}"/>, the top byte through <see cref="PlacedIQ4"/> (its own loop, so the other formats' code stays as it was).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4IQ4_NL(byte* w, long rowBytes, float* prepared, int blocks, float* y)
+    {
+        float* halves = HalfTable.Pointer;
+        const int PrefetchStride = 4 * 18;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (float* p = prepared, end = prepared + PreparedFloats * blocks; p < end; p += PreparedFloats, w += 18, w1 += 18, w2 += 18, w3 += 18, next += PrefetchStride)
+        {
+            Sse.Prefetch0(next);
+            Sse.Prefetch0(next + 64);
+            Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p), top = TopX(p);
+            a0 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w)), a0);
+            a1 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w1 + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w1)), a1);
+            a2 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w2 + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w2)), a2);
+            a3 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w3 + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w3)), a3);
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 
     /// <summary>total + one block of one row: d·(offset + Σ u·x) (+ m·Σx).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Row<T>(byte* block, float* p, Vector256<float> top, Vector256<float> xs, Vector256<float> offset, float* halves, Vector256<float> total) where T : struct, IFormat
+    private static Vector256<float> Row<T>(byte* block, float* p, Vector256<float> xs, Vector256<float> offset, float* halves, Vector256<float> total) where T : struct, IFormat
     {
-        Vector256<float> sum = Placed<T>(T.Values(block), p, top, offset);
+        Vector256<float> sum = Placed<T>(T.Values(block), p, offset);
         total = Vector256.FusedMultiplyAdd(sum, Vector256.Create(HalfTable.ToSingle(halves, ref *block)), total);
         return T.HasMin ? Vector256.FusedMultiplyAdd(xs, Vector256.Create(HalfTable.ToSingle(halves, ref block[2])), total) : total;
     }
 
     /// <summary>
-    /// offset + Σ_j (byte j of each dword, in place: u·2^(8j)) · x·2^(−8j), one chain; the top byte of IQ4's (grid value +
-    /// 128, up to 241) is shifted down instead (<c>vpsrld</c>: masked in place it would read as negative) and meets x
-    /// unscaled (<paramref name="top"/>, <see cref="TopX{T}"/>). The others stay below 128, masked in place.
+    /// offset + Σ_j (byte j of each dword, in place: u·2^(8j)) · x·2^(−8j), one chain. The top byte reads as a signed
+    /// 32-bit lane: Q4_1's and Q5's values stay below 128 (IQ4's, up to 241, take <see cref="PlacedIQ4"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Placed<T>(Vector256<byte> values, float* p, Vector256<float> top, Vector256<float> offset) where T : struct, IFormat
+    private static Vector256<float> Placed<T>(Vector256<byte> values, float* p, Vector256<float> offset) where T : struct, IFormat
     {
         Vector256<int> v = values.AsInt32();
         Vector256<float> sum = T.StartsAtZero
@@ -171,14 +193,28 @@ internal static unsafe class Block32Decode
             : Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF)), Vector256.Load(p), offset);
         sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF00)), Vector256.Load(p + 8), sum);
         sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF0000)), Vector256.Load(p + 16), sum);
-        Vector256<int> high = T.Table ? Avx2.ShiftRightLogical(v, 24) : v & Vector256.Create(unchecked((int)0xFF000000));
-        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(high), top, sum);
+        Vector256<int> top = T.Table ? (v & Vector256.Create(unchecked((int)0xFF000000))) ^ Vector256.Create(int.MinValue) : v & Vector256.Create(unchecked((int)0xFF000000));
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(top), Vector256.Load(p + 24), sum);
     }
 
-    /// <summary>The x the top byte meets: placed (·2⁻²⁴), or for IQ4 unscaled again (·2²⁴, exact), once per block for the four rows.</summary>
+    /// <summary>
+    /// As <see cref="Placed{T}"/> for IQ4 (grid value + 128, 1 … 241): the top byte, which masked in place would read as
+    /// negative, is shifted down instead (<c>vpsrld</c>, where a mask and a sign flip took two operations) and meets x
+    /// unscaled (<paramref name="top"/>, <see cref="TopX"/>); the offset covers all four bytes.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> TopX<T>(float* p) where T : struct, IFormat =>
-        T.Table ? Vector256.Load(p + 24) * Vector256.Create(16777216f) : Vector256.Load(p + 24);
+    private static Vector256<float> PlacedIQ4(Vector256<byte> values, float* p, Vector256<float> top, Vector256<float> offset)
+    {
+        Vector256<int> v = values.AsInt32();
+        Vector256<float> sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF)), Vector256.Load(p), offset);
+        sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF00)), Vector256.Load(p + 8), sum);
+        sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF0000)), Vector256.Load(p + 16), sum);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.ShiftRightLogical(v, 24)), top, sum);
+    }
+
+    /// <summary>The top byte's x unscaled again (placed ·2⁻²⁴, times 2²⁴: exact), once per block for the four rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> TopX(float* p) => Vector256.Load(p + 24) * Vector256.Create(16777216f);
 
     /// <summary>A block's 16 nibble bytes as 32 bytes, value v in byte v: low nibbles in the low half, high nibbles in the high half.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -223,12 +259,12 @@ internal static unsafe class Block32Decode
             {
                 Sse.Prefetch0(next);
                 Sse.Prefetch0(next + 64);
-                Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p), top = TopX<IQ4_NL>(p);
+                Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p), top = TopX(p);
                 int at = 8 + 16 * j;
-                a0 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w + at), p, top, offset), Vector256.Create(scales[j]), a0);
-                a1 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w1 + at), p, top, offset), Vector256.Create(scales[8 + j]), a1);
-                a2 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w2 + at), p, top, offset), Vector256.Create(scales[16 + j]), a2);
-                a3 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w3 + at), p, top, offset), Vector256.Create(scales[24 + j]), a3);
+                a0 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w + at), p, top, offset), Vector256.Create(scales[j]), a0);
+                a1 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w1 + at), p, top, offset), Vector256.Create(scales[8 + j]), a1);
+                a2 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w2 + at), p, top, offset), Vector256.Create(scales[16 + j]), a2);
+                a3 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w3 + at), p, top, offset), Vector256.Create(scales[24 + j]), a3);
             }
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
