@@ -33,9 +33,10 @@ namespace NextToken.Kernels;
 /// IQ4_XS 13.2 → 6.7 (the bound by 4 vector pipes: 4, 5, 5.25, 4.4, 4.6); every matrix of the 1.1B files from the mapping,
 /// min CPU time of 6: 0.52, 0.54, 0.50, 0.31, 0.52× the time. Lost: row by row with x as memory operands (1.04–1.7× the
 /// time: the offsets and constants are made per row), two rows per pass (1.1×), the minimum's term off the accumulator's
-/// chain (no change). Eleventh session (same harness, A/B alternating, min of 300, load 2–15): IQ4's top byte shifted
-/// down instead of masked and sign-flipped, IQ4_NL 6.47 → 5.98, IQ4_XS 6.98 → 6.41 cycles; every IQ4 matrix of the 1.1B
-/// files from the mapping (min CPU of 10, best of 4 alternating processes, load 8–11) 63.1 → 59.0 and 66.8 → 63.3 ms.
+/// chain (no change). Eleventh session: IQ4's top byte shifted down instead of masked and sign-flipped; resident, best of
+/// 5 alternating processes (min of 1500 each, load 7–9), ns per 32 values and row IQ4_NL 1.715 → 1.642, IQ4_XS 1.804 →
+/// 1.770 (a first form, sharing Dot4Block32: 6.47 → 5.98 and 6.98 → 6.41 cycles); every IQ4 matrix of the 1.1B files from
+/// the mapping (min CPU of 10, best of 4 alternating processes, load 3–11) 58.4 → 57.5 and 67.0 → 63.7 ms.
 /// IQ4_NL has its own loop (<see cref="Dot4IQ4_NL"/>): sharing <see cref="Dot4Block32{T}"/> changed the JIT's register
 /// allocation of Q5_0 there (2 spills more per block), so Q4_1/Q5_0/Q5_1 keep their code instruction for instruction.
 /// Measured on this Zen 5 (AVX2):
