@@ -104,6 +104,45 @@ public unsafe class Block32DecodeTests(ITestOutputHelper output)
         output.WriteLine($"{type} placed-byte decode, {nOut}×{nIn}: max |Δ|/Σ|w·x| {worst:E2} (float kernel {worstPrevious:E2}; tolerance 1e-6)");
     }
 
+    /// <summary>
+    /// IQ4's top byte (grid + 128, 1 … 241: shifted down, not masked, and meeting x unscaled) at both ends of the grid and
+    /// every nibble, against x from the smallest magnitude <see cref="Block32Decode.Prepare"/> accepts (2⁻¹⁰²) to 2²⁰.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.IQ4_NL, 64)]
+    [InlineData(GgmlType.IQ4_XS, 256)]
+    public void Kernel_IQ4TopByte_AtTheGridEnds(GgmlType type, int nIn)
+    {
+        Skip.IfNot(HasAvx2, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
+        const int nOut = 4;
+        var random = new Random(7);
+        byte[] stored = RandomRows(type, nIn, nOut, random);
+        GgmlTypeInfo.TryGetLayout(type, out _, out int blockBytes);
+        int quantsAt = type == GgmlType.IQ4_XS ? 8 : 2, quantBytes = type == GgmlType.IQ4_XS ? 128 : 16;
+        for (int at = 0; at < stored.Length; at += blockBytes)
+            for (int i = 0; i < quantBytes; i++)
+                stored[at + quantsAt + i] = (at / blockBytes % 4) switch { 0 => 0xFF, 1 => 0x00, 2 => 0x0F, _ => (byte)(i * 0x11) }; // 113s, −127s, mixed, each nibble
+        float[] x = Enumerable.Range(0, nIn).Select(i => (i % 3 == 0 ? -1 : 1) * MathF.ScaleB(1f, i % 7 == 0 ? -102 : i % 41 - 20)).ToArray();
+        var prepared = new float[nIn / 32 * Block32Decode.PreparedFloats];
+        var y = new float[nOut];
+        long rowBytes = GgmlTypeInfo.RowBytes(type, nIn);
+        fixed (byte* w = stored)
+        fixed (float* xp = x, pp = prepared, yp = y)
+        {
+            Assert.True(Block32Decode.Prepare(xp, nIn, pp));
+            Block32Decode.Dot4(type, w, rowBytes, pp, nIn, yp);
+        }
+        double worst = 0;
+        for (int r = 0; r < nOut; r++)
+        {
+            (double expected, double magnitude) = Reference(type, stored, r, nIn, x);
+            double difference = Math.Abs(y[r] - expected) / magnitude;
+            worst = Math.Max(worst, difference);
+            Assert.True(difference <= 1e-6, $"row {r}: {y[r]} vs {expected} (|Δ|/Σ|w·x| {difference:E2})");
+        }
+        output.WriteLine($"{type} top byte at the grid ends, x over 2^-102 … 2^20: max |Δ|/Σ|w·x| {worst:E2} (tolerance 1e-6)");
+    }
+
     /// <summary>Every tensor of the type in a llama-quantize fixture, rows in groups of four, against the float64 reference (inputs of mixed magnitude).</summary>
     [SkippableTheory]
     [InlineData("quant/llama-d256.q4_1.gguf", GgmlType.Q4_1)]

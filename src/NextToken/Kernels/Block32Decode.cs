@@ -19,10 +19,11 @@ namespace NextToken.Kernels;
 /// converted exactly and multiplied by x·2^(−8j) (placed so dword i of the low half holds value 4i + j and of the high
 /// half 16 + 4i + j), so each product is u·x rounded once, as the float kernel's. Per block and row: 2 nibble ops,
 /// 4 ANDs, 4 conversions, 4 multiply(-add)s, 1 FMA by d (Q4_1/Q5_1 one more by the minimum against Σx) — Q4_1 15–16
-/// vector operations, 9–10 of them conversions and FMAs; Q5_0/Q5_1 5 more for the fifth bit; IQ4 1 shuffle and 1 XOR
-/// more (the top byte's sign flipped, so it reads as the grid value itself). The float kernel
+/// vector operations, 9–10 of them conversions and FMAs; Q5_0/Q5_1 5 more for the fifth bit; IQ4 1 shuffle more, and
+/// its top byte (grid + 128 up to 241, which masked in place would read as negative) is shifted down instead of masked
+/// and meets x unscaled (x·2⁻²⁴·2²⁴, exact, once per block). The float kernel
 /// (<see cref="ChunkedQuant"/>) took 4 widening loads, 2–4 shifts, 4 ANDs, 4 conversions and 6–7 FMAs per block and
-/// row, and Q5's fifth bit 5 operations per 8 values. Offsets (Q5_0's −16, IQ4's −128 for the three lower bytes)
+/// row, and Q5's fifth bit 5 operations per 8 values. Offsets (Q5_0's −16, IQ4's −128 for all four bytes)
 /// are o·Σx per lane, made once per block for the four rows.
 /// Scaling x by 2^−24 is exact while the result stays normal: <see cref="Prepare"/> returns false if a nonzero |x|
 /// is below 2⁻¹⁰² or an x is infinite or NaN, and the caller then keeps the float kernel (which also gives the
@@ -32,7 +33,19 @@ namespace NextToken.Kernels;
 /// IQ4_XS 13.2 → 6.7 (the bound by 4 vector pipes: 4, 5, 5.25, 4.4, 4.6); every matrix of the 1.1B files from the mapping,
 /// min CPU time of 6: 0.52, 0.54, 0.50, 0.31, 0.52× the time. Lost: row by row with x as memory operands (1.04–1.7× the
 /// time: the offsets and constants are made per row), two rows per pass (1.1×), the minimum's term off the accumulator's
-/// chain (no change). Errors (<c>Block32DecodeTests</c>): 1–6·10⁻⁸ of Σ|w·x| on random blocks (float kernel 0.7–3.6·10⁻⁸),
+/// chain (no change). Eleventh session: IQ4's top byte shifted down instead of masked and sign-flipped; resident, best of
+/// 5 alternating processes (min of 1500 each, load 7–9), ns per 32 values and row IQ4_NL 1.715 → 1.642, IQ4_XS 1.804 →
+/// 1.770 (a first form, sharing Dot4Block32: 6.47 → 5.98 and 6.98 → 6.41 cycles); every IQ4 matrix of the 1.1B files from
+/// the mapping (min CPU of 10, best of 4 alternating processes, load 3–11) 58.4 → 57.5 and 67.0 → 63.7 ms.
+/// IQ4_NL has its own loop (<see cref="Dot4IQ4_NL"/>): sharing <see cref="Dot4Block32{T}"/> changed the JIT's register
+/// allocation of Q5_0 there (2 spills more per block), so Q4_1/Q5_0/Q5_1 keep their code instruction for instruction.
+/// Measured on this Zen 5 (AVX2):
+/// conversions and shifts share two pipes (together 2 per cycle), FMAs and shuffles two others, so a shift for the
+/// Q4_1/Q5 top byte (in place of its AND) lost (1.16× Q4_1); also lost or no change: x and the constants as memory
+/// operands of each row (1.3–1.9×: per-row loads cost more than the spills they remove), x alone so (1.01×, 4 spills
+/// fewer), two blocks per iteration (0.99–1.1×), two rows interleaved statement by statement (0.97–1.03×), the four
+/// products summed as a tree (1.03–1.08×), one row per pass (1.02–1.25×).
+/// Errors (<c>Block32DecodeTests</c>): 1–6·10⁻⁸ of Σ|w·x| on random blocks (float kernel 0.7–3.6·10⁻⁸),
 /// ≤ 1.2·10⁻⁷ on the fixtures' tensors with inputs spread over three decades.
 /// </remarks>
 internal static unsafe class Block32Decode
@@ -106,7 +119,7 @@ internal static unsafe class Block32Decode
             case GgmlType.Q4_1: Dot4Block32<Q4_1>(w, rowBytes, prepared, n / 32, y); break;
             case GgmlType.Q5_0: Dot4Block32<Q5_0>(w, rowBytes, prepared, n / 32, y); break;
             case GgmlType.Q5_1: Dot4Block32<Q5_1>(w, rowBytes, prepared, n / 32, y); break;
-            case GgmlType.IQ4_NL: Dot4Block32<IQ4_NL>(w, rowBytes, prepared, n / 32, y); break;
+            case GgmlType.IQ4_NL: Dot4IQ4_NL(w, rowBytes, prepared, n / 32, y); break;
             case GgmlType.IQ4_XS: Dot4IQ4_XS(w, rowBytes, prepared, n / 256, y); break;
             default: throw new NotSupportedException($"no placed-byte kernel for {type}");
         }
@@ -138,6 +151,27 @@ internal static unsafe class Block32Decode
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
     }
 
+    /// <summary>IQ4_NL's four rows: as <see cref="Dot4Block32{T}"/>, the top byte through <see cref="PlacedIQ4"/> (its own loop, so the other formats' code stays as it was).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4IQ4_NL(byte* w, long rowBytes, float* prepared, int blocks, float* y)
+    {
+        float* halves = HalfTable.Pointer;
+        const int PrefetchStride = 4 * 18;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (float* p = prepared, end = prepared + PreparedFloats * blocks; p < end; p += PreparedFloats, w += 18, w1 += 18, w2 += 18, w3 += 18, next += PrefetchStride)
+        {
+            Sse.Prefetch0(next);
+            Sse.Prefetch0(next + 64);
+            Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p), top = TopX(p);
+            a0 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w)), a0);
+            a1 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w1 + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w1)), a1);
+            a2 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w2 + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w2)), a2);
+            a3 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w3 + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w3)), a3);
+        }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
+
     /// <summary>total + one block of one row: d·(offset + Σ u·x) (+ m·Σx).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Row<T>(byte* block, float* p, Vector256<float> xs, Vector256<float> offset, float* halves, Vector256<float> total) where T : struct, IFormat
@@ -149,8 +183,7 @@ internal static unsafe class Block32Decode
 
     /// <summary>
     /// offset + Σ_j (byte j of each dword, in place: u·2^(8j)) · x·2^(−8j), one chain. The top byte reads as a signed
-    /// 32-bit lane: IQ4's (grid value + 128) has its sign bit flipped so it reads as the grid value itself; the others
-    /// stay below 128.
+    /// 32-bit lane: Q4_1's and Q5's values stay below 128 (IQ4's, up to 241, take <see cref="PlacedIQ4"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Placed<T>(Vector256<byte> values, float* p, Vector256<float> offset) where T : struct, IFormat
@@ -164,6 +197,25 @@ internal static unsafe class Block32Decode
         Vector256<int> top = T.Table ? (v & Vector256.Create(unchecked((int)0xFF000000))) ^ Vector256.Create(int.MinValue) : v & Vector256.Create(unchecked((int)0xFF000000));
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(top), Vector256.Load(p + 24), sum);
     }
+
+    /// <summary>
+    /// As <see cref="Placed{T}"/> for IQ4 (grid value + 128, 1 … 241): the top byte, which masked in place would read as
+    /// negative, is shifted down instead (<c>vpsrld</c>, where a mask and a sign flip took two operations) and meets x
+    /// unscaled (<paramref name="top"/>, <see cref="TopX"/>); the offset covers all four bytes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> PlacedIQ4(Vector256<byte> values, float* p, Vector256<float> top, Vector256<float> offset)
+    {
+        Vector256<int> v = values.AsInt32();
+        Vector256<float> sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF)), Vector256.Load(p), offset);
+        sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF00)), Vector256.Load(p + 8), sum);
+        sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF0000)), Vector256.Load(p + 16), sum);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(Avx2.ShiftRightLogical(v, 24)), top, sum);
+    }
+
+    /// <summary>The top byte's x unscaled again (placed ·2⁻²⁴, times 2²⁴: exact), once per block for the four rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> TopX(float* p) => Vector256.Load(p + 24) * Vector256.Create(16777216f);
 
     /// <summary>A block's 16 nibble bytes as 32 bytes, value v in byte v: low nibbles in the low half, high nibbles in the high half.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -208,12 +260,12 @@ internal static unsafe class Block32Decode
             {
                 Sse.Prefetch0(next);
                 Sse.Prefetch0(next + 64);
-                Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p);
+                Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p), top = TopX(p);
                 int at = 8 + 16 * j;
-                a0 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w + at), p, offset), Vector256.Create(scales[j]), a0);
-                a1 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w1 + at), p, offset), Vector256.Create(scales[8 + j]), a1);
-                a2 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w2 + at), p, offset), Vector256.Create(scales[16 + j]), a2);
-                a3 = Vector256.FusedMultiplyAdd(Placed<IQ4_NL>(IQ4(w3 + at), p, offset), Vector256.Create(scales[24 + j]), a3);
+                a0 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w + at), p, top, offset), Vector256.Create(scales[j]), a0);
+                a1 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w1 + at), p, top, offset), Vector256.Create(scales[8 + j]), a1);
+                a2 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w2 + at), p, top, offset), Vector256.Create(scales[16 + j]), a2);
+                a3 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w3 + at), p, top, offset), Vector256.Create(scales[24 + j]), a3);
             }
         }
         y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
@@ -291,9 +343,8 @@ internal static unsafe class Block32Decode
         public static bool Table => true;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<byte> Values(byte* block) => IQ4(block + 2);
-        // Bytes 0–2 read as grid + 128: −128·(their x) = −128·Σx + 128·x₃, x₃ = placed x₃ · 2²⁴ (both factors powers of two).
+        // All four bytes read as grid + 128: −128·Σx (a power of two, exact).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Offset(Vector256<float> xs, float* p) =>
-            Vector256.FusedMultiplyAdd(Vector256.Load(p + 24), Vector256.Create(2147483648f), xs * Vector256.Create(-128f));
+        public static Vector256<float> Offset(Vector256<float> xs, float* p) => xs * Vector256.Create(-128f);
     }
 }
