@@ -439,21 +439,55 @@ internal static unsafe class KQuantPlanes
         int blocks = n / BlockSize;
         // Row by row: the planes (768 bytes a block) stay in L1 and are read as memory operands, so nothing is gained
         // by holding them in registers for four rows, and one row's loop keeps its accumulators and constants in the
-        // 16 registers (four rows inlined together spilled). Each row prefetches the row `rows` after it.
-        long ahead = rows * rowBytes;
-        for (int r = 0; r < rows; r++)
+        // 16 registers (four rows inlined together spilled). Each row prefetches the row `rows` after it. The type is
+        // chosen once per call, not per row: a switch inside the row loop kept its state on the stack around each row.
+        switch (type)
         {
-            byte* row = w + r * rowBytes;
-            y[r] = type switch
-            {
-                GgmlType.Q4_K => Q45K<NoFifthBit>(row, ahead, planes, scales, sums, blocks),
-                GgmlType.Q5_K => Q45K<FifthBit>(row, ahead, planes, scales, sums, blocks),
-                GgmlType.Q6_K => Q6K(row, ahead, planes, scales, sums, blocks),
-                GgmlType.Q2_K => Q23K<TwoBits>(row, ahead, planes, scales, sums, blocks),
-                GgmlType.Q3_K => Q23K<ThirdBit>(row, ahead, planes, scales, sums, blocks),
-                _ => throw new NotSupportedException($"no 24-bit activation kernel for {type}"),
-            };
+            case GgmlType.Q4_K: Rows<Q4KRow>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q5_K: Rows<Q5KRow>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q6_K: Rows<Q6KRowKernel>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q2_K: Rows<Q2KRow>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q3_K: Rows<Q3KRow>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            default: throw new NotSupportedException($"no 24-bit activation kernel for {type}");
         }
+    }
+
+    /// <summary>One row kernel per type, so <see cref="Rows"/> is specialized and calls it directly.</summary>
+    private interface IRowKernel
+    {
+        static abstract float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks);
+    }
+
+    private readonly struct Q4KRow : IRowKernel
+    {
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q45K<NoFifthBit>(w, ahead, planes, scales, sums, blocks);
+    }
+
+    private readonly struct Q5KRow : IRowKernel
+    {
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q45K<FifthBit>(w, ahead, planes, scales, sums, blocks);
+    }
+
+    private readonly struct Q6KRowKernel : IRowKernel
+    {
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q6K(w, ahead, planes, scales, sums, blocks);
+    }
+
+    private readonly struct Q2KRow : IRowKernel
+    {
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q23K<TwoBits>(w, ahead, planes, scales, sums, blocks);
+    }
+
+    private readonly struct Q3KRow : IRowKernel
+    {
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q23K<ThirdBit>(w, ahead, planes, scales, sums, blocks);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // compiled once, fully: tiered code with its profile laid the Q3_K loop out 5–30% slower
+    private static void Rows<T>(byte* w, long rowBytes, int rows, sbyte* planes, float* scales, float* sums, int blocks, float* y) where T : struct, IRowKernel
+    {
+        long ahead = rows * rowBytes;
+        for (int r = 0; r < rows; r++) y[r] = T.Row(w + r * rowBytes, ahead, planes, scales, sums, blocks);
     }
 
     /// <summary>Prefetches a block of a later row (the hardware prefetcher stops at the 4 KB pages of the mapped file).</summary>
@@ -469,11 +503,11 @@ internal static unsafe class KQuantPlanes
 
     /// <summary>total + d·s·(P0·2¹⁶ + P1·2⁸ + P2), lane by lane (s before d: d·s alone could fall below float's normal range).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Combine(Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<float> s, float d, Vector256<float> total)
+    private static Vector256<float> Combine(Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<float> s, Vector256<float> d, Vector256<float> total)
     {
         Vector256<float> t = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(256f), Vector256.ConvertToSingle(i2));
         t = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(65536f), t);
-        return Vector256.FusedMultiplyAdd(t * s, Vector256.Create(d), total);
+        return Vector256.FusedMultiplyAdd(t * s, d, total);
     }
 
     // ---- Q4_K (144 B) and Q5_K (176 B): f16 d, dmin, 12 bytes of 6-bit scales and minimums; group g (0–3) of
@@ -501,9 +535,23 @@ internal static unsafe class KQuantPlanes
         where TFifth : struct, IFifthBit
     {
         (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<int> mins) = Q45KSums<TFifth>(block, xb);
-        float d = HalfTable.ToSingle(halves, ref *block), dmin = HalfTable.ToSingle(halves, ref block[2]);
-        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(mins) * Vector256.Create(-dmin), xs, total);
-        return Combine(i0, i1, i2, scale, d, total);
+        // d and dmin broadcast straight from the table (a load each, no move through xmm); −dmin·m·Σx as one negated multiply-add.
+        Vector256<float> d = Vector256.Create(halves[*(ushort*)block]), dmin = Vector256.Create(halves[*(ushort*)(block + 2)]);
+        total = Fma.MultiplyAddNegated(Vector256.ConvertToSingle(mins) * dmin, xs, total);
+        return Combine12(i0, Vector256.ShiftLeft(i1, 8) + i2, scale, d, total);
+    }
+
+    /// <summary>
+    /// <see cref="Combine"/> with P1·2⁸ + P2 added in int32 (where it fits: Q4_K ≤ 2⁸·3.9·10⁶ + 3.9·10⁶ ≈ 1.0·10⁹, Q5_K
+    /// 257·7,999,488 ≈ 2.06·10⁹ &lt; 2³¹, Q2_K and Q3_K far below): converting the exact sum rounds once, as the float
+    /// multiply-add of the two exact conversions did, so the bits are the same, with two integer operations where a
+    /// conversion and a multiply-add took the float ports.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Combine12(Vector256<int> i0, Vector256<int> i12, Vector256<float> s, Vector256<float> d, Vector256<float> total)
+    {
+        Vector256<float> t = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(65536f), Vector256.ConvertToSingle(i12));
+        return Vector256.FusedMultiplyAdd(t * s, d, total);
     }
 
     /// <summary>The three planes' integer sums of one super-block (8 lanes each) and its 8 minimums.</summary>
@@ -563,23 +611,22 @@ internal static unsafe class KQuantPlanes
         {
             byte* block = w + b * 210;
             Prefetch(block + ahead, 210);
-            Vector256<float> xsLow = Vector256.Load(sums + 16 * b) * Vector256.Create(-32f), xsHigh = Vector256.Load(sums + 16 * b + 8) * Vector256.Create(-32f);
-            total = Q6KRow(block, halves, planes + BlockBytes * b, xsLow, xsHigh, Vector256.Create(scales[b]), total);
+            total = Q6KRow(block, halves, planes + BlockBytes * b, sums + 16 * b, Vector256.Create(scales[b]), total);
         }
         return Vector256.Sum(total);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Q6KRow(byte* block, float* halves, sbyte* xb, Vector256<float> xsLow, Vector256<float> xsHigh, Vector256<float> scale, Vector256<float> total)
+    private static Vector256<float> Q6KRow(byte* block, float* halves, sbyte* xb, float* xs, Vector256<float> scale, Vector256<float> total)
     {
         (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2) = Q6KSums(block, xb);
-        float d = HalfTable.ToSingle(halves, ref block[208]);
-        var vd = Vector256.Create(d);
-        // The −32 offsets: d·sc per sub-block against −32·Σx.
-        Vector256<float> low = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 192)) * vd;
-        Vector256<float> high = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 200)) * vd;
-        total = Vector256.FusedMultiplyAdd(high, xsHigh, Vector256.FusedMultiplyAdd(low, xsLow, total));
-        return Combine(i0, i1, i2, scale, d, total);
+        Vector256<float> vd = Vector256.Create(halves[*(ushort*)(block + 208)]), offset = vd * Vector256.Create(-32f);
+        // The −32 offsets: −32·d·sc per sub-block against Σx (the −32 with d, one multiply where two scaled the sums: a power
+        // of two, so the products are the same bits), Σx read by the multiply-adds (held across the block they were spilled).
+        Vector256<float> low = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 192)) * offset;
+        Vector256<float> high = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)block + 200)) * offset;
+        total = Vector256.FusedMultiplyAdd(high, Vector256.Load(xs + 8), Vector256.FusedMultiplyAdd(low, Vector256.Load(xs), total));
+        return Combine(i0, i1, i2, scale, vd, total);
     }
 
     /// <summary>The three planes' integer sums of one super-block (8 lanes each).</summary>
@@ -639,25 +686,25 @@ internal static unsafe class KQuantPlanes
             Prefetch(block + ahead, bytes);
             (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<short> sc) = Q23KSums<T>(block, planes + BlockBytes * b);
             // The offsets per sub-block of 16 against its Σx: Q2_K −dmin·m, Q3_K −4·d·(sc − 32).
-            Vector256<float> low, high;
-            float d, o;
             if (third)
             {
-                d = HalfTable.ToSingle(halves, ref block[108]);
-                o = -4 * d;
-                low = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(sc.GetLower()));
-                high = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(sc.GetUpper()));
+                // As before task kqa2: the Q2_K path's direct broadcasts and integer P1·2⁸ + P2 measured 4% slower here.
+                float d = HalfTable.ToSingle(halves, ref block[108]);
+                Vector256<float> low = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(sc.GetLower()));
+                Vector256<float> high = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(sc.GetUpper()));
+                Vector256<float> offsets = Vector256.FusedMultiplyAdd(low, Vector256.Load(sums + 16 * b), high * Vector256.Load(sums + 16 * b + 8));
+                total = Vector256.FusedMultiplyAdd(offsets, Vector256.Create(-4 * d), total);
+                total = Combine(i0, i1, i2, Vector256.Create(scales[b]), Vector256.Create(d), total);
             }
             else
             {
-                d = HalfTable.ToSingle(halves, ref block[80]);
-                o = -HalfTable.ToSingle(halves, ref block[82]);
-                low = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(block), 4));
-                high = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(block + 8), 4));
+                Vector256<float> d = Vector256.Create(halves[*(ushort*)(block + 80)]);
+                Vector256<float> low = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(block), 4));
+                Vector256<float> high = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(block + 8), 4));
+                Vector256<float> offsets = Vector256.FusedMultiplyAdd(low, Vector256.Load(sums + 16 * b), high * Vector256.Load(sums + 16 * b + 8));
+                total = Fma.MultiplyAddNegated(offsets, Vector256.Create(halves[*(ushort*)(block + 82)]), total);
+                total = Combine12(i0, Vector256.ShiftLeft(i1, 8) + i2, Vector256.Create(scales[b]), d, total);
             }
-            Vector256<float> offsets = Vector256.FusedMultiplyAdd(low, Vector256.Load(sums + 16 * b), high * Vector256.Load(sums + 16 * b + 8));
-            total = Vector256.FusedMultiplyAdd(offsets, Vector256.Create(o), total);
-            total = Combine(i0, i1, i2, Vector256.Create(scales[b]), d, total);
         }
         return Vector256.Sum(total);
     }
