@@ -521,11 +521,11 @@ internal static unsafe class KQuantPlanes
         int blockBytes = TFifth.Nibbles + 128; // 144 or 176, a constant
         float* halves = HalfTable.Pointer;
         Vector256<float> total = default;
-        for (int b = 0; b < blocks; b++)
+        // Pointers stepped, not indexed: fewer general-purpose registers live (the scales' unpacking needs them), no spills.
+        for (byte* block = w, end = w + (long)blocks * blockBytes; block < end; block += blockBytes, planes += BlockBytes, sums += 8, scales++)
         {
-            byte* block = w + b * blockBytes;
             Prefetch(block + ahead, blockBytes);
-            total = Q45KRow<TFifth>(block, halves, planes + BlockBytes * b, Vector256.Load(sums + 8 * b), Vector256.Create(scales[b]), total);
+            total = Q45KRow<TFifth>(block, halves, planes, Vector256.Load(sums), Vector256.Create(*scales), total);
         }
         return Vector256.Sum(total);
     }
@@ -559,8 +559,14 @@ internal static unsafe class KQuantPlanes
     private static (Vector256<int>, Vector256<int>, Vector256<int>, Vector256<int>) Q45KSums<TFifth>(byte* block, sbyte* xb)
         where TFifth : struct, IFifthBit
     {
-        (Vector256<int> scales, Vector256<int> mins) = ChunkedQuant.ScalesK4Integers(block);
-        Vector256<int> pairs = scales | Vector256.ShiftLeft(scales, 16); // each scale as two equal 16-bit halves, for vpmaddwd
+        // The 6-bit scales and minimums unpacked in general-purpose registers (as ChunkedQuant.ScalesK4Integers): the scales'
+        // 8 bytes go to both lanes of one register, from which each group's vpshufb makes its 16-bit scales (2 operations and
+        // 4 shuffles a super-block, where widening, pairing the halves and 4 vpermd took 8).
+        uint a = Unsafe.ReadUnaligned<uint>(block + 4), b = Unsafe.ReadUnaligned<uint>(block + 8), c = Unsafe.ReadUnaligned<uint>(block + 12);
+        ulong scaleBytes = (a & 0x3F3F3F3Fu) | (ulong)((c & 0x0F0F0F0Fu) | (a >> 2 & 0x30303030u)) << 32;
+        ulong minBytes = (b & 0x3F3F3F3Fu) | (ulong)((c >> 4 & 0x0F0F0F0Fu) | (b >> 2 & 0x30303030u)) << 32;
+        Vector256<int> mins = Avx2.ConvertToVector256Int32(Vector128.CreateScalar(minBytes).AsByte());
+        Vector256<byte> pairs = Vector256.Create(scaleBytes).AsByte();
         Vector256<int> i0 = default, i1 = default, i2 = default;
         // The groups written out, so Q5_K's bit shifts are constants.
         Q45KGroup<TFifth>(block, xb, pairs, 0, ref i0, ref i1, ref i2);
@@ -577,15 +583,16 @@ internal static unsafe class KQuantPlanes
     /// byte multiplies and 3 word multiplies, where a vpmaddwd per register took 6.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q45KGroup<TFifth>(byte* block, sbyte* xb, Vector256<int> pairs, int g, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2)
+    private static void Q45KGroup<TFifth>(byte* block, sbyte* xb, Vector256<byte> pairs, int g, ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2)
         where TFifth : struct, IFifthBit
     {
         Vector256<byte> packed = Vector256.Load(block + TFifth.Nibbles + 32 * g), mask = Vector256.Create((byte)0x0F);
         Vector256<ulong> low = TFifth.Low(block, g, packed & mask).AsUInt64();
         Vector256<ulong> high = TFifth.High(block, g, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask).AsUInt64();
         Vector256<byte> first = Avx2.UnpackLow(low, high).AsByte(), second = Avx2.UnpackHigh(low, high).AsByte();
-        // 64-bit pieces: sub-blocks 2g, 2g + 1, 2g, 2g + 1.
-        Vector256<short> scale = Avx2.PermuteVar8x32(pairs, Vector256.Create(2 * g, 2 * g, 2 * g + 1, 2 * g + 1, 2 * g, 2 * g, 2 * g + 1, 2 * g + 1)).AsInt16();
+        // 64-bit pieces: sub-blocks 2g, 2g + 1, 2g, 2g + 1; each scale byte into the low byte of its 16-bit words (0x80: a zero high byte).
+        ushort s0 = (ushort)(0x8000 | 2 * g), s1 = (ushort)(0x8000 | 2 * g + 1);
+        Vector256<short> scale = Avx2.Shuffle(pairs, Vector256.Create(s0, s0, s0, s0, s1, s1, s1, s1, s0, s0, s0, s0, s1, s1, s1, s1).AsByte()).AsInt16();
         Planes(first, second, xb + 64 * g, scale, ref i0, ref i1, ref i2);
     }
 
@@ -607,11 +614,10 @@ internal static unsafe class KQuantPlanes
     {
         float* halves = HalfTable.Pointer;
         Vector256<float> total = default;
-        for (int b = 0; b < blocks; b++)
+        for (byte* block = w, end = w + (long)blocks * 210; block < end; block += 210, planes += BlockBytes, sums += 16, scales++)
         {
-            byte* block = w + b * 210;
             Prefetch(block + ahead, 210);
-            total = Q6KRow(block, halves, planes + BlockBytes * b, sums + 16 * b, Vector256.Create(scales[b]), total);
+            total = Q6KRow(block, halves, planes, sums, Vector256.Create(*scales), total);
         }
         return Vector256.Sum(total);
     }
