@@ -514,7 +514,7 @@ internal static unsafe class KQuantPlanes
     // 32 nibble bytes holds values 64g + l (low nibbles, sub-block 2g) and 64g + 32 + l (high, sub-block 2g + 1).
 
     /// <summary>One row (blocks super-blocks at w) against the split input; prefetches the same block `ahead` bytes on.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // its own method: inlined into Rows, the row loop's values spilled a vector per block
     private static float Q45K<TFifth>(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
         where TFifth : struct, IFifthBit
     {
@@ -609,7 +609,7 @@ internal static unsafe class KQuantPlanes
     // bytes A = ql[64h …], C = ql[64h + 32 …], H = qh[32h …] give values 128h + (0, 32, 64, 96) + l from
     // A's low nibbles, C's low, A's high, C's high with H's bit pairs 0–3: each 32 values are two sub-blocks.
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // its own method: inlined into Rows, the row loop's values spilled a vector per block
     private static float Q6K(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
     {
         float* halves = HalfTable.Pointer;
@@ -679,7 +679,7 @@ internal static unsafe class KQuantPlanes
     // hmask[l] as q's bit 2, so q = low2 + 4·high in 0…7 and the value d·(sc − 32)·(q − 4)). Sub-blocks of 16 laid
     // out as Q6_K's, so the same pairing (Position) and scale shuffles serve.
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // its own method: inlined into Rows, the row loop's values spilled a vector per block
     private static float Q23K<T>(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) where T : struct
     {
         bool third = typeof(T) == typeof(ThirdBit);
