@@ -19,13 +19,15 @@ namespace NextToken.Kernels;
 /// value is unpacked, converted and multiplied-added (8.3, 13.4, 15.9 cycles per 32 values and row for
 /// Q4_K, Q6_K, Q5_K). Here the quants stay unsigned bytes and meet each plane in <c>vpmaddubsw</c>
 /// (32 products per op; pairs ≤ 2·63·128 = 16,128, no saturation), then <c>vpmaddwd</c> multiplies by
-/// the row's integer sub-block scale and adds pairs into 32-bit lanes: per 32 values and row three of
-/// each plus three adds, 6 operations on ports 0/1 and the unpacking. Each lane of a plane's int32 sum
+/// the row's integer sub-block scale and adds pairs into 32-bit lanes: per 64 values and row six
+/// vpmaddubsw, three vpmaddwd (two registers' pair sums added in 16 bits first), three 16-bit and three 32-bit adds,
+/// and the unpacking (a floor of 2.25 cycles per 32 values at two multiplies a cycle). Each lane of a plane's int32 sum
 /// covers 32 values of a super-block: |sum| ≤ 32·q·128·|sc| — Q4_K 32·15·128·63 ≈ 3.9·10⁶, Q5_K
 /// 32·31·128·63 ≈ 8.0·10⁶ (both below 2²⁴: converted to float exactly), Q6_K 32·63·128·128 ≈ 3.3·10⁷
 /// (below 2³¹); Q2_K 32·3·128·15 ≈ 1.8·10⁵ and Q3_K 32·7·128·32 ≈ 9.2·10⁵ (q unsigned, 0–3 and 0–7; Q3_K's
 /// scales sc − 32 signed in −32…31, which vpmaddwd takes as they are; pairs ≤ 2·7·128 = 1,792, two added ≤ 3,584).
-/// Per super-block and row the planes' sums are converted and combined in float (×2¹⁶, ×2⁸, ×1, ×s, ×d); the
+/// Per super-block and row the planes' sums are converted and combined in float (×2¹⁶, ×2⁸, ×1, ×s, ×d) — Q2_K–Q5_K
+/// add P1·2⁸ + P2 in int32 first (<see cref="Combine12"/>; Q6_K's would pass 2³¹); the
 /// offsets (Q2_K/Q4_K/Q5_K −dmin·m, Q6_K's −32·d·sc, Q3_K's −4·d·(sc − 32): q − 4 with q = low2 + 4·high) are
 /// o·Σx with the float Σx of each sub-block (<see cref="SubBlockSums"/>, made with the split), as in the float kernels.
 /// </remarks>
