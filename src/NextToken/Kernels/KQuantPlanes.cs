@@ -688,11 +688,10 @@ internal static unsafe class KQuantPlanes
         int bytes = third ? 110 : 84;
         float* halves = HalfTable.Pointer;
         Vector256<float> total = default;
-        for (int b = 0; b < blocks; b++)
+        for (byte* block = w, end = w + (long)blocks * bytes; block < end; block += bytes, planes += BlockBytes, sums += 16, scales++)
         {
-            byte* block = w + b * bytes;
             Prefetch(block + ahead, bytes);
-            (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<short> sc) = Q23KSums<T>(block, planes + BlockBytes * b);
+            (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<short> sc) = Q23KSums<T>(block, planes);
             // The offsets per sub-block of 16 against its Σx: Q2_K −dmin·m, Q3_K −4·d·(sc − 32).
             if (third)
             {
@@ -700,18 +699,18 @@ internal static unsafe class KQuantPlanes
                 float d = HalfTable.ToSingle(halves, ref block[108]);
                 Vector256<float> low = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(sc.GetLower()));
                 Vector256<float> high = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(sc.GetUpper()));
-                Vector256<float> offsets = Vector256.FusedMultiplyAdd(low, Vector256.Load(sums + 16 * b), high * Vector256.Load(sums + 16 * b + 8));
+                Vector256<float> offsets = Vector256.FusedMultiplyAdd(low, Vector256.Load(sums), high * Vector256.Load(sums + 8));
                 total = Vector256.FusedMultiplyAdd(offsets, Vector256.Create(-4 * d), total);
-                total = Combine(i0, i1, i2, Vector256.Create(scales[b]), Vector256.Create(d), total);
+                total = Combine(i0, i1, i2, Vector256.Create(*scales), Vector256.Create(d), total);
             }
             else
             {
                 Vector256<float> d = Vector256.Create(halves[*(ushort*)(block + 80)]);
                 Vector256<float> low = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(block), 4));
                 Vector256<float> high = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(block + 8), 4));
-                Vector256<float> offsets = Vector256.FusedMultiplyAdd(low, Vector256.Load(sums + 16 * b), high * Vector256.Load(sums + 16 * b + 8));
+                Vector256<float> offsets = Vector256.FusedMultiplyAdd(low, Vector256.Load(sums), high * Vector256.Load(sums + 8));
                 total = Fma.MultiplyAddNegated(offsets, Vector256.Create(halves[*(ushort*)(block + 82)]), total);
-                total = Combine12(i0, Vector256.ShiftLeft(i1, 8) + i2, Vector256.Create(scales[b]), d, total);
+                total = Combine12(i0, Vector256.ShiftLeft(i1, 8) + i2, Vector256.Create(*scales), d, total);
             }
         }
         return Vector256.Sum(total);
