@@ -155,6 +155,117 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         output.WriteLine($"{type}: {blocks} random super-blocks × 3 planes, integer sums equal (largest |sum| {largest}), max |diff| 0");
     }
 
+    /// <summary>
+    /// Super-blocks at the bounds the kernels' int32 sums are sized for (every quant and scale at its largest magnitude:
+    /// Q6_K scales −128, Q3_K's sc − 32 = −32 and 31) against planes of one sign at the digits' extremes (p0 ±127,
+    /// p1 = p2 = 127 or −128), offsets zero: the dot equals the float64 reference within float32 rounding. Q4_K, Q5_K,
+    /// Q2_K and Q3_K add P1·2⁸ + P2 in int32 (Q5_K's reaches 257·7,999,488 ≈ 2.06·10⁹ of 2³¹), where an overflow
+    /// would be off by 2³² in a lane.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
+    public void Kernel_ExtremeBlocks_SumsDoNotOverflow(GgmlType type)
+    {
+        SkipUnlessAvx2();
+        int bytes = KQuantPlanes.WeightBlockBytes(type), blocks = 4, n = 256 * blocks;
+        var stored = new byte[blocks * bytes];
+        Array.Fill(stored, (byte)0xFF); // q and 6-bit scales at their largest
+        for (int b = 0; b < blocks; b++)
+        {
+            int at = b * bytes;
+            ushort one = BitConverter.HalfToUInt16Bits((Half)1);
+            switch (type)
+            {
+                case GgmlType.Q6_K:
+                    stored.AsSpan(at + 192, 16).Fill(0x80); // −128
+                    BitConverter.TryWriteBytes(stored.AsSpan(at + 208), one);
+                    break;
+                case GgmlType.Q3_K:
+                    if (b % 2 == 1) stored.AsSpan(at + 96, 12).Clear(); // sc − 32 = −32 (odd blocks), 31 (even)
+                    BitConverter.TryWriteBytes(stored.AsSpan(at + 108), one);
+                    break;
+                case GgmlType.Q2_K:
+                    BitConverter.TryWriteBytes(stored.AsSpan(at + 80), one);
+                    BitConverter.TryWriteBytes(stored.AsSpan(at + 82), one);
+                    break;
+                default:
+                    BitConverter.TryWriteBytes(stored.AsSpan(at), one);
+                    BitConverter.TryWriteBytes(stored.AsSpan(at + 2), one);
+                    break;
+            }
+        }
+        var scales = Enumerable.Repeat(1f, blocks).ToArray();
+        var sums = new float[n / KQuantRows.SumWidth(type)];
+        foreach (int sign in new[] { 1, -1 })
+        {
+            var planes = new sbyte[3 * n];
+            for (int b = 0; b < blocks; b++)
+            {
+                planes.AsSpan(768 * b, 256).Fill((sbyte)(127 * sign));
+                planes.AsSpan(768 * b + 256, 512).Fill((sbyte)(sign > 0 ? 127 : -128));
+            }
+            double expected = KQuantPlanes.Reference(type, stored, planes, scales, sums, n, out long[,] integers);
+            float y = KQuantPlanes.Dot(type, stored, planes, scales, sums, n);
+            double relative = Math.Abs(y - expected) / Math.Abs(expected);
+            Assert.True(relative <= 4 * Math.Pow(2, -24) * blocks, $"{type} sign {sign}: {y} vs reference {expected}, relative {relative:E2}");
+            // Every lane holds an eighth of the block's sums here (uniform blocks): the per-lane value the int32 must hold.
+            output.WriteLine($"{type} sign {sign}: per lane P1 {integers[0, 1] / 8}, P1·2⁸ + P2 {(integers[0, 1] * 256 + integers[0, 2]) / 8} (int32 up to {int.MaxValue}), relative |Δ| {relative:E2}");
+        }
+    }
+
+    /// <summary>
+    /// Each row's dot is the same bits whichever group of 1–4 rows it is computed in and at whichever place: MatMul's threads
+    /// split the rows at different places, and a batch's inputs each go through the same call.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
+    public void Kernel_RowBits_IndependentOfGrouping(GgmlType type)
+    {
+        SkipUnlessAvx2();
+        const int n = 1536, rows = 7;
+        int bytes = KQuantPlanes.WeightBlockBytes(type), blocks = n / 256;
+        long rowBytes = (long)blocks * bytes;
+        var random = new Random(300 + (int)type);
+        var stored = new byte[rows * rowBytes];
+        random.NextBytes(stored);
+        for (int block = 0; block < rows * blocks; block++)
+        {
+            int at = block * bytes;
+            ushort Scale() => BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01 + 1e-4));
+            foreach (int offset in type switch { GgmlType.Q6_K => [208], GgmlType.Q3_K => [108], GgmlType.Q2_K => [80, 82], _ => new[] { 0, 2 } })
+                BitConverter.TryWriteBytes(stored.AsSpan(at + offset), Scale());
+        }
+        float[] x = Input("mixed", n, 5);
+        var planes = new sbyte[3 * n];
+        var scales = new float[blocks];
+        var sums = new float[n / KQuantRows.SumWidth(type)];
+        var single = new float[rows];
+        var y = new float[4];
+        fixed (byte* w = stored)
+        fixed (float* xp = x, sp = scales, xs = sums, yp = y, one = single)
+        fixed (sbyte* pp = planes)
+        {
+            KQuantPlanes.Split(xp, n, pp, sp);
+            KQuantPlanes.SubBlockSums(xp, n, KQuantRows.SumWidth(type), xs);
+            for (int r = 0; r < rows; r++) KQuantPlanes.Dot4(type, w + r * rowBytes, rowBytes, 1, pp, sp, xs, n, one + r);
+            for (int group = 2; group <= 4; group++)
+                for (int first = 0; first + group <= rows; first++)
+                {
+                    KQuantPlanes.Dot4(type, w + first * rowBytes, rowBytes, group, pp, sp, xs, n, yp);
+                    for (int r = 0; r < group; r++)
+                        Assert.Equal(BitConverter.SingleToInt32Bits(single[first + r]), BitConverter.SingleToInt32Bits(y[r]));
+                }
+        }
+    }
+
     /// <summary>The general-purpose-register unpacking of Q4_K/Q5_K scales and minimums equals the vector one on random 12-byte fields (every bit pattern).</summary>
     [SkippableFact]
     public void ScalesK4Integers_EqualsTheScalarUnpacking()
