@@ -28,7 +28,7 @@ namespace NextToken.Kernels;
 /// Q2_K, Q3_K (resident, load ~12): 35.6 → 26.0, 48.2 → 33.3; from memory (1.1B Q2_K and Q3_K_M files) 0.73×, 0.79–0.83×.
 /// Still ~2× the multiplies' bound (12 cycles per 256 and row): the unpacking, scale placement and the per-block
 /// combination (15 operations) share the vector ports.
-/// Q4_K/Q5_K since (issue #13, kqw2): the A/B chunk arrangement (16-bit sums, see the Q4_K section), row by row with the
+/// Q4_K/Q5_K since (issue #13, eleventh session): the A/B chunk arrangement (16-bit sums, see the Q4_K section), row by row with the
 /// 12 arranged plane registers held, and the four rows' scales and minimums unpacked together in vector registers. JIT
 /// output per loop pass (4 rows, one super-block each), Q4_K: 478 → 355 instructions (vector 332 → 303, general-purpose
 /// 146 → 52), integer multiplies 96 → 72; Q5_K stack references 49 → 18. Resident 0.94–0.99× the time (Q5_K 0.97–0.99×);
