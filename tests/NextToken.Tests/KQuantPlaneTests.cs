@@ -230,22 +230,11 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     public void Kernel_RowBits_IndependentOfGrouping(GgmlType type)
     {
         SkipUnlessAvx2();
-        const int n = 1536, rows = 7;
-        int bytes = KQuantPlanes.WeightBlockBytes(type), blocks = n / 256;
-        long rowBytes = (long)blocks * bytes;
-        var random = new Random(300 + (int)type);
-        var stored = new byte[rows * rowBytes];
-        random.NextBytes(stored);
-        for (int block = 0; block < rows * blocks; block++)
-        {
-            int at = block * bytes;
-            ushort Scale() => BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.01 + 1e-4));
-            foreach (int offset in type switch { GgmlType.Q6_K => [208], GgmlType.Q3_K => [108], GgmlType.Q2_K => [80, 82], _ => new[] { 0, 2 } })
-                BitConverter.TryWriteBytes(stored.AsSpan(at + offset), Scale());
-        }
+        (byte[] stored, int n, int rows) = RandomRows(type, 300, n: 1536, rows: 7);
+        long rowBytes = stored.Length / rows;
         float[] x = Input("mixed", n, 5);
         var planes = new sbyte[3 * n];
-        var scales = new float[blocks];
+        var scales = new float[n / 256];
         var sums = new float[n / KQuantRows.SumWidth(type)];
         var single = new float[rows];
         var y = new float[4];
