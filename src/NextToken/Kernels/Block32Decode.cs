@@ -163,7 +163,7 @@ internal static unsafe class Block32Decode
         {
             Sse.Prefetch0(next);
             Sse.Prefetch0(next + 64);
-            Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p), top = TopX(p);
+            Vector256<float> offset = IQ4Offset(Vector256.Load(p + 32)), top = TopX(p);
             a0 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w)), a0);
             a1 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w1 + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w1)), a1);
             a2 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w2 + 2), p, top, offset), Vector256.Create(HalfTable.ToSingle(halves, ref *w2)), a2);
@@ -194,7 +194,7 @@ internal static unsafe class Block32Decode
             : Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF)), Vector256.Load(p), offset);
         sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF00)), Vector256.Load(p + 8), sum);
         sum = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(v & Vector256.Create(0xFF0000)), Vector256.Load(p + 16), sum);
-        Vector256<int> top = T.Table ? (v & Vector256.Create(unchecked((int)0xFF000000))) ^ Vector256.Create(int.MinValue) : v & Vector256.Create(unchecked((int)0xFF000000));
+        Vector256<int> top = v & Vector256.Create(unchecked((int)0xFF000000));
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(top), Vector256.Load(p + 24), sum);
     }
 
@@ -216,6 +216,10 @@ internal static unsafe class Block32Decode
     /// <summary>The top byte's x unscaled again (placed ·2⁻²⁴, times 2²⁴: exact), once per block for the four rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> TopX(float* p) => Vector256.Load(p + 24) * Vector256.Create(16777216f);
+
+    /// <summary>IQ4's offset: all four bytes read as grid value + 128, so −128·Σx (a power of two, exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> IQ4Offset(Vector256<float> xs) => xs * Vector256.Create(-128f);
 
     /// <summary>A block's 16 nibble bytes as 32 bytes, value v in byte v: low nibbles in the low half, high nibbles in the high half.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -260,7 +264,7 @@ internal static unsafe class Block32Decode
             {
                 Sse.Prefetch0(next);
                 Sse.Prefetch0(next + 64);
-                Vector256<float> offset = IQ4_NL.Offset(Vector256.Load(p + 32), p), top = TopX(p);
+                Vector256<float> offset = IQ4Offset(Vector256.Load(p + 32)), top = TopX(p);
                 int at = 8 + 16 * j;
                 a0 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w + at), p, top, offset), Vector256.Create(scales[j]), a0);
                 a1 = Vector256.FusedMultiplyAdd(PlacedIQ4(IQ4(w1 + at), p, top, offset), Vector256.Create(scales[8 + j]), a1);
@@ -292,8 +296,6 @@ internal static unsafe class Block32Decode
         static abstract bool HasMin { get; }
         /// <summary>No offset term: the chain starts with a multiply.</summary>
         static abstract bool StartsAtZero { get; }
-        /// <summary>u is the IQ4 grid value + 128 (the top byte's sign bit is flipped).</summary>
-        static abstract bool Table { get; }
         /// <summary>The block's 32 values u, value v in byte v.</summary>
         static abstract Vector256<byte> Values(byte* block);
         /// <summary>The chain's start from the lanes' Σx (and the placed x at p).</summary>
@@ -305,7 +307,6 @@ internal static unsafe class Block32Decode
         public static int Bytes => 20;
         public static bool HasMin => true;
         public static bool StartsAtZero => true;
-        public static bool Table => false;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<byte> Values(byte* block) => Nibbles(block + 4);
         public static Vector256<float> Offset(Vector256<float> xs, float* p) => default;
@@ -316,7 +317,6 @@ internal static unsafe class Block32Decode
         public static int Bytes => 22;
         public static bool HasMin => false;
         public static bool StartsAtZero => false;
-        public static bool Table => false;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<byte> Values(byte* block) => Nibbles(block + 6) | FifthBits(block + 2);
         // (q − 16)·x = q·x − 16·x: a multiply by a power of two, exact.
@@ -329,22 +329,8 @@ internal static unsafe class Block32Decode
         public static int Bytes => 24;
         public static bool HasMin => true;
         public static bool StartsAtZero => true;
-        public static bool Table => false;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<byte> Values(byte* block) => Nibbles(block + 8) | FifthBits(block + 4);
         public static Vector256<float> Offset(Vector256<float> xs, float* p) => default;
-    }
-
-    private struct IQ4_NL : IFormat
-    {
-        public static int Bytes => 18;
-        public static bool HasMin => false;
-        public static bool StartsAtZero => false;
-        public static bool Table => true;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<byte> Values(byte* block) => IQ4(block + 2);
-        // All four bytes read as grid + 128: −128·Σx (a power of two, exact).
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Offset(Vector256<float> xs, float* p) => xs * Vector256.Create(-128f);
     }
 }
