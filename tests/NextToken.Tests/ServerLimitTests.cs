@@ -96,12 +96,28 @@ public class ServerLimitTests(ITestOutputHelper output)
         await using NextTokenServer server = await NextTokenServer.StartAsync(ModelLoader.Load(BuiltInModel.Id), BuiltInModel.Name,
             new ServerOptions { Port = 0, Parallel = 1, MaxQueue = 16 });
         using var http = new HttpClient { BaseAddress = server.Url };
-        using var stopBusy = new CancellationTokenSource();
-        Task<HttpResponseMessage> busy = http.PostAsync("v1/completions", Json(LongRequest), stopBusy.Token);
-        var clock = Stopwatch.StartNew();
         // Wait until the first choice runs and the other 15 wait (on a loaded machine the choices reach the queue one by one).
-        string state = "";
-        while (!((state = await http.GetStringAsync("metrics")).Contains("nexttoken_slots_busy 1") && state.Contains("nexttoken_queue_depth 15")) && clock.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
+        // On a fast CPU some runs never show that state before the whole request ends (seen 1 run in 3 alone on a Zen 5:
+        // the probes below were then served at once); such a run is started again, at most 3 times, and logged.
+        var stopBusy = new CancellationTokenSource();
+        Task<HttpResponseMessage> busy = Task.FromResult(new HttpResponseMessage());
+        bool ready = false;
+        for (int attempt = 0; attempt < 3 && !ready; attempt++)
+        {
+            if (attempt > 0)
+            {
+                output.WriteLine($"attempt {attempt}: 1 choice running and 15 waiting was not seen before the long request ended; again");
+                stopBusy.Cancel();
+                try { await busy; } catch (OperationCanceledException) { }
+                stopBusy.Dispose();
+                stopBusy = new CancellationTokenSource();
+            }
+            busy = http.PostAsync("v1/completions", Json(LongRequest), stopBusy.Token);
+            var clock = Stopwatch.StartNew();
+            string state = "";
+            while (!(ready = (state = await http.GetStringAsync("metrics")).Contains("nexttoken_slots_busy 1") && state.Contains("nexttoken_queue_depth 15")) && !busy.IsCompleted && clock.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(10);
+        }
+        Assert.True(ready, "the long request's 16 choices never showed as 1 running and 15 waiting");
 
         using (var giveUp = new CancellationTokenSource(TimeSpan.FromMilliseconds(200)))
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => http.PostAsync("v1/completions", Json(new { prompt = "Once", max_tokens = 4 }), giveUp.Token));
