@@ -232,18 +232,13 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
         SkipUnlessAvx2();
         (byte[] stored, int n, int rows) = RandomRows(type, 300, n: 1536, rows: 7);
         long rowBytes = stored.Length / rows;
-        float[] x = Input("mixed", n, 5);
-        var planes = new sbyte[3 * n];
-        var scales = new float[n / 256];
-        var sums = new float[n / KQuantRows.SumWidth(type)];
+        (sbyte[] planes, float[] scales, float[] sums) = SplitInput(type, Input("mixed", n, 5));
         var single = new float[rows];
         var y = new float[4];
         fixed (byte* w = stored)
-        fixed (float* xp = x, sp = scales, xs = sums, yp = y, one = single)
+        fixed (float* sp = scales, xs = sums, yp = y, one = single)
         fixed (sbyte* pp = planes)
         {
-            KQuantPlanes.Split(xp, n, pp, sp);
-            KQuantPlanes.SubBlockSums(xp, n, KQuantRows.SumWidth(type), xs);
             for (int r = 0; r < rows; r++) KQuantPlanes.Dot4(type, w + r * rowBytes, rowBytes, 1, pp, sp, xs, n, one + r);
             for (int group = 2; group <= 4; group++)
                 for (int first = 0; first + group <= rows; first++)
@@ -468,6 +463,22 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
             foreach (int place in places) BitConverter.TryWriteBytes(stored.AsSpan(at + place), Scale());
         }
         return (stored, n, rows);
+    }
+
+    /// <summary>x as the plane kernels take it: three planes, a scale per 256 values and the type's sub-block sums.</summary>
+    internal static (sbyte[] Planes, float[] Scales, float[] Sums) SplitInput(GgmlType type, float[] x)
+    {
+        int n = x.Length;
+        var planes = new sbyte[3 * n];
+        var scales = new float[n / 256];
+        var sums = new float[n / KQuantRows.SumWidth(type)];
+        fixed (float* xp = x, sp = scales, xs = sums)
+        fixed (sbyte* pp = planes)
+        {
+            KQuantPlanes.Split(xp, n, pp, sp);
+            KQuantPlanes.SubBlockSums(xp, n, KQuantRows.SumWidth(type), xs);
+        }
+        return (planes, scales, sums);
     }
 
     /// <summary>All rows against x through Split, SubBlockSums and Dot4 (the 512-bit kernel with <paramref name="wide"/>), in groups of 1–4.</summary>

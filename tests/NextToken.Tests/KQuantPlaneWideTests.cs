@@ -165,17 +165,13 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
         (byte[] stored, int n, int rows) = KQuantPlaneTests.RandomRows(type, 11, n: 2048, rows: 7);
         long rowBytes = stored.Length / rows;
         float[] x = Input(n, 7, mixed: true);
-        var planes = new sbyte[3 * n];
-        var scales = new float[n / 256];
-        var sums = new float[n / KQuantRows.SumWidth(type)];
+        (sbyte[] planes, float[] scales, float[] sums) = KQuantPlaneTests.SplitInput(type, x);
         var y = new float[4];
         double worst = 0;
         fixed (byte* w = stored)
-        fixed (float* xp = x, sp = scales, xs = sums, yp = y)
+        fixed (float* sp = scales, xs = sums, yp = y)
         fixed (sbyte* pp = planes)
         {
-            KQuantPlanes.Split(xp, n, pp, sp);
-            KQuantPlanes.SubBlockSums(xp, n, KQuantRows.SumWidth(type), xs);
             for (int first = 0; first < rows; first++)
                 for (int count = 1; count <= Math.Min(4, rows - first); count++)
                 {
