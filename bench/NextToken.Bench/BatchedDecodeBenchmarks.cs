@@ -8,7 +8,7 @@ namespace NextToken.Bench;
 /// <summary>
 /// Exact decode of 8 independent inputs (a server's streams) through GPT-2 small's MLP matrices
 /// (768 → 3072 and 3072 → 768), one thread: the single-input four-row kernel run once per input,
-/// as <c>MatMul.DotRows</c> did (the baseline; F32: <see cref="Dot.F32"/> per row and input; F16: <see cref="HalfRows.Eight"/> per input), against the batched kernel that unpacks each block
+/// as <c>MatMul.DotRows</c> did (the baseline; F32: <see cref="Dot.F32"/> per row and input; F16/BF16: <see cref="HalfRows.Eight"/>/<see cref="HalfRows.BrainEight"/> per input), against the batched kernel that unpacks each block
 /// once for all inputs (bit-identical results), and <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>
 /// with independent rows as the server calls it. Width: AVX-512 where present, else AVX2. K-quants:
 /// the fixture's llama.cpp-quantized blocks repeated (each input's sub-block sums made in both).
@@ -22,7 +22,7 @@ public unsafe class BatchedDecodeBenchmarks
     private float[] _sums = [];
     private int _width;
 
-    [Params(GgmlType.Q8_0, GgmlType.F32, GgmlType.F16, GgmlType.Q4_K, GgmlType.Q6_K)]
+    [Params(GgmlType.Q8_0, GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q4_K, GgmlType.Q6_K)]
     public GgmlType Type { get; set; }
 
     [Params("768x3072", "3072x768")]
@@ -61,6 +61,7 @@ public unsafe class BatchedDecodeBenchmarks
             {
                 GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray(),
                 GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()).ToArray(),
+                GgmlType.BF16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.Select(v => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16)).ToArray().AsSpan()).ToArray(),
                 _ => Quantize.Blocks(Type, values),
             };
         _x = Enumerable.Range(0, NIn * Batch).Select(i => (float)Math.Sin(i)).ToArray();
@@ -91,6 +92,10 @@ public unsafe class BatchedDecodeBenchmarks
                 for (int o = 0; o < nOut; o += 8) // eight rows per input, as DotRows ran F16 before HalfRows.Batch
                     for (int b = 0; b < Batch; b++)
                         HalfRows.Eight(_wide, (ushort*)w + (long)o * nIn, nIn, x + b * nIn, nIn, y + b * nOut + o);
+            else if (Type == GgmlType.BF16)
+                for (int o = 0; o < nOut; o += 8) // eight rows per input, as DotRows ran BF16 before HalfRows.BrainBatch
+                    for (int b = 0; b < Batch; b++)
+                        HalfRows.BrainEight(_wide, (ushort*)w + (long)o * nIn, nIn, x + b * nIn, nIn, y + b * nOut + o);
             else
                 for (int o = 0; o < nOut; o += 4)
                     for (int b = 0; b < Batch; b++)
@@ -114,6 +119,7 @@ public unsafe class BatchedDecodeBenchmarks
                 }
             else if (Type == GgmlType.F32) BatchedDecode.F32Rows((float*)w, nIn, x, y, Batch, nOut, 0, nOut);
             else if (Type == GgmlType.F16) HalfRows.Batch(_wide, (ushort*)w, nIn, nOut, x, nIn, Batch, y, nOut);
+            else if (Type == GgmlType.BF16) HalfRows.BrainBatch(_wide, (ushort*)w, nIn, nOut, x, nIn, Batch, y, nOut);
             else
                 for (int o = 0; o < nOut; o += 4)
                     Quantized.Dot4RowsBatch(Type, _wide, w + o * _rowBytes, _rowBytes, x, nIn, Batch, y + o, nOut);

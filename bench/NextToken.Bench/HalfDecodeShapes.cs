@@ -7,7 +7,7 @@ using NextToken.Tensors;
 namespace NextToken.Bench;
 
 /// <summary>
-/// F16 decode (one input) of a model file's matrices through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>,
+/// F16 or BF16 decode (one input) of a model file's matrices through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>,
 /// straight from the memory map as generation reads them: per shape (all matrices of that shape one after another)
 /// with one and two threads, and all that a token reads in file order. Minimum over rounds of CPU time — one thread
 /// its own, two the process's halved (the pool's workers poll while they wait) — because the machine is shared and
@@ -19,13 +19,15 @@ public static unsafe class HalfDecodeShapes
     public static void Run(string path, int rounds)
     {
         using GgufFile gguf = GgufFile.Open(path);
-        var matrices = gguf.Tensors.Where(t => t.Type == GgmlType.F16 && t.Dims.Length == 2).Select(t => gguf.GetTensor(t.Name)).ToList();
+        // The file's half type: F16, else BF16 (a BF16 file from llama-quantize keeps a few F32 vectors only).
+        GgmlType type = gguf.Tensors.Any(t => t.Type == GgmlType.F16 && t.Dims.Length == 2) ? GgmlType.F16 : GgmlType.BF16;
+        var matrices = gguf.Tensors.Where(t => t.Type == type && t.Dims.Length == 2).Select(t => gguf.GetTensor(t.Name)).ToList();
         if (matrices.Count == 0)
         {
-            Console.Error.WriteLine($"error: {path}: no two-dimensional F16 matrices to time (--half-shapes needs an F16 model)");
+            Console.Error.WriteLine($"error: {path}: no two-dimensional F16 or BF16 matrices to time (--half-shapes needs an F16 or BF16 model)");
             return;
         }
-        Console.WriteLine($"{Path.GetFileName(path)}: {matrices.Count} F16 matrices, min of {rounds} rounds; AVX-512 kernels {HalfRows.Wide}; load {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine($"{Path.GetFileName(path)}: {matrices.Count} {type} matrices, min of {rounds} rounds; AVX-512 kernels {HalfRows.Wide}; load {File.ReadAllText("/proc/loadavg").Trim()}");
         int maxIn = matrices.Max(m => m.RowLength), maxOut = matrices.Max(m => m.RowCount);
         float[] x = new float[maxIn], y = new float[maxOut];
         for (int i = 0; i < maxIn; i++) x[i] = MathF.Sin(i);

@@ -253,4 +253,53 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
         }
         output.WriteLine($"{pairs} (row, input) results, max |diff| 0 vs the eight-row kernel alone");
     }
+
+    /// <summary>
+    /// bfloat16 rows (<see cref="HalfRows.BrainBatch"/>: four rows loaded and split once for four inputs with AVX-512,
+    /// two with AVX2, each input split once per call, the rest alone) against <see cref="HalfRows.BrainEight"/> per
+    /// input: lengths 64 (whole groups of 32) and 208 (a 16-value tail at 512 bits), 24 and 28 rows (a last group of
+    /// four), rows holding an infinity and a NaN, every batch size.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true, 64, 24)]
+    [InlineData(true, 208, 28)]
+    [InlineData(false, 64, 24)]
+    [InlineData(false, 208, 28)]
+    public void BrainBatch_EveryBatchSize_BitIdenticalToEightRowKernel(bool wide, int n, int rows)
+    {
+        SkipUnlessWidth(wide);
+        var random = new Random(n + rows);
+        var brain = new ushort[rows * n];
+        for (int i = 0; i < brain.Length; i++) brain[i] = (ushort)(BitConverter.SingleToUInt32Bits((float)(random.NextDouble() * 0.2 - 0.1)) >> 16);
+        brain[5 * n + 3] = 0x7F80; // +inf
+        brain[18 * n + n - 1] = 0x7FC1; // NaN
+        int pairs = 0;
+        foreach (int nBatch in BatchSizes)
+        {
+            float[] x = RandomInputs(nBatch * n, 5 * nBatch + n);
+            var batched = new float[nBatch * rows];
+            var alone = new float[nBatch * rows];
+            fixed (ushort* w = brain)
+            fixed (float* xp = x, yb = batched, ya = alone)
+            {
+                HalfRows.BrainBatch(wide, w, n, rows, xp, n, nBatch, yb, rows);
+                for (int b = 0; b < nBatch; b++)
+                {
+                    int o = 0;
+                    for (; o + 8 <= rows; o += 8) HalfRows.BrainEight(wide, w + o * n, n, xp + b * n, n, ya + b * rows + o);
+                    for (; o < rows; o += 4) HalfRows.BrainFour(wide, w + o * n, n, xp + b * n, n, ya + b * rows + o);
+                }
+            }
+            pairs += AssertBitIdentical(alone, batched, $"BF16 n {n} ({(wide ? "AVX-512" : "AVX2")}) batch {nBatch}");
+            Assert.False(float.IsFinite(batched[5]), "the row holding +inf gives ±inf or NaN");
+        }
+        fixed (ushort* w = brain)
+        {
+            ushort* wp = w;
+            var x1 = new float[2 * n];
+            var y1 = new float[2 * 6];
+            Assert.Throws<ArgumentException>(() => { fixed (float* xp = x1, yp = y1) HalfRows.BrainBatch(wide, wp, n, 6, xp, n, 2, yp, 6); });
+        }
+        output.WriteLine($"{pairs} (row, input) results, max |diff| 0 vs the eight-row kernel alone");
+    }
 }

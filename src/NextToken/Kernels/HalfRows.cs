@@ -525,6 +525,152 @@ internal static unsafe class HalfRows
         y[0] = Vector512.Sum(a0); y[1] = Vector512.Sum(a1); y[2] = Vector512.Sum(a2); y[3] = Vector512.Sum(a3);
     }
 
+    /// <summary>
+    /// bfloat16 rows w … w + (rows − 1)·stride (rows a multiple of four) times each of <paramref name="nBatch"/> inputs
+    /// x + b·n into y + b·yStride (a server's streams, speculative checks): each row's pairs are loaded and split once
+    /// for two inputs instead of once per input (AVX-512 eight rows per pass, AVX2 four), and each input's even/odd
+    /// split is made once per call instead of once per group of rows. Rows are the outer loop, so a group's rows come
+    /// from memory once and stay in L1 for every input. Every (row, input) gets exactly the bits <see cref="BrainEight"/>
+    /// and <see cref="BrainFour"/> give it (one chain per row, the same FMAs in the same order, the same tail and sum);
+    /// an odd input left over runs those lone kernels.
+    /// </summary>
+    public static void BrainBatch(bool wide, ushort* w, long rowStride, int rows, float* x, int n, int nBatch, float* y, long yStride)
+    {
+        if (rows % 4 != 0) throw new ArgumentException($"HalfRows.BrainBatch takes whole groups of four rows, not {rows}", nameof(rows));
+        int paired = nBatch & ~1;
+        float[] buffer = _split is { } kept && kept.Length >= paired * n ? kept : _split = new float[Math.Max(paired, 1) * n];
+        fixed (float* split = buffer)
+        {
+            for (int b = 0; b < paired; b++) SplitInput(wide, x + (long)b * n, n, split + (long)b * n);
+            int r = 0;
+            for (; r + 8 <= rows; r += 8)
+            {
+                ushort* wr = w + r * rowStride;
+                for (int b = 0; b < paired; b += 2)
+                    if (wide) BrainEightTwoWide(wr, rowStride, split + (long)b * n, n, y + b * yStride + r, yStride);
+                    else
+                    {
+                        BrainFourTwoNarrow(wr, rowStride, split + (long)b * n, n, y + b * yStride + r, yStride);
+                        BrainFourTwoNarrow(wr + 4 * rowStride, rowStride, split + (long)b * n, n, y + b * yStride + r + 4, yStride);
+                    }
+                for (int b = paired; b < nBatch; b++) BrainEight(wide, wr, rowStride, x + (long)b * n, n, y + b * yStride + r);
+            }
+            if (r < rows)
+            {
+                ushort* wr = w + r * rowStride;
+                int b = 0;
+                if (!wide)
+                    for (; b < paired; b += 2) BrainFourTwoNarrow(wr, rowStride, split + (long)b * n, n, y + b * yStride + r, yStride);
+                for (; b < nBatch; b++) BrainFour(wide, wr, rowStride, x + (long)b * n, n, y + b * yStride + r);
+            }
+        }
+    }
+
+    [ThreadStatic] private static float[]? _split;
+
+    /// <summary>
+    /// x as the lone kernels split it, stored: AVX-512 each 32 values as their 16 at even positions then the 16 at odd
+    /// ones (a last 16 as they are), AVX2 each 16 as 8 even then 8 odd.
+    /// </summary>
+    private static void SplitInput(bool wide, float* x, int n, float* split)
+    {
+        int i = 0;
+        if (wide)
+        {
+            for (; i + 32 <= n; i += 32)
+            {
+                (Vector512<float> even, Vector512<float> odd) = Split(x + i);
+                even.Store(split + i);
+                odd.Store(split + i + 16);
+            }
+            if (i < n) Vector512.Load(x + i).Store(split + i);
+        }
+        else
+            for (; i < n; i += 16)
+            {
+                (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
+                even.Store(split + i);
+                odd.Store(split + i + 8);
+            }
+    }
+
+    /// <summary>AVX-512, 8 rows × 2 inputs (x split by <see cref="SplitInput"/>, inputs n apart): 16 chains, each <see cref="BrainEightWide"/>'s for its (row, input).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainEightTwoWide(ushort* w0, long s, float* x, int n, float* y, long yStride)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
+        float* x1 = x + n;
+        Vector512<float> a00 = default, a01 = default; Vector512<float> a10 = default, a11 = default; Vector512<float> a20 = default, a21 = default; Vector512<float> a30 = default, a31 = default; Vector512<float> a40 = default, a41 = default; Vector512<float> a50 = default, a51 = default; Vector512<float> a60 = default, a61 = default; Vector512<float> a70 = default, a71 = default; // a[row][input]
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            long ahead = Ahead(i, n, 8 * s);
+            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); Sse.Prefetch0(w4 + ahead); Sse.Prefetch0(w5 + ahead); Sse.Prefetch0(w6 + ahead); Sse.Prefetch0(w7 + ahead);
+            Vector512<float> e0 = Vector512.Load(x + i), o0 = Vector512.Load(x + i + 16), e1 = Vector512.Load(x1 + i), o1 = Vector512.Load(x1 + i + 16);
+            Vector512<uint> v; Vector512<float> l, h;
+            v = Vector512.Load(w0 + i).AsUInt32(); l = Low(v); h = High(v);
+            a00 = Vector512.FusedMultiplyAdd(h, o0, Vector512.FusedMultiplyAdd(l, e0, a00)); a01 = Vector512.FusedMultiplyAdd(h, o1, Vector512.FusedMultiplyAdd(l, e1, a01));
+            v = Vector512.Load(w1 + i).AsUInt32(); l = Low(v); h = High(v);
+            a10 = Vector512.FusedMultiplyAdd(h, o0, Vector512.FusedMultiplyAdd(l, e0, a10)); a11 = Vector512.FusedMultiplyAdd(h, o1, Vector512.FusedMultiplyAdd(l, e1, a11));
+            v = Vector512.Load(w2 + i).AsUInt32(); l = Low(v); h = High(v);
+            a20 = Vector512.FusedMultiplyAdd(h, o0, Vector512.FusedMultiplyAdd(l, e0, a20)); a21 = Vector512.FusedMultiplyAdd(h, o1, Vector512.FusedMultiplyAdd(l, e1, a21));
+            v = Vector512.Load(w3 + i).AsUInt32(); l = Low(v); h = High(v);
+            a30 = Vector512.FusedMultiplyAdd(h, o0, Vector512.FusedMultiplyAdd(l, e0, a30)); a31 = Vector512.FusedMultiplyAdd(h, o1, Vector512.FusedMultiplyAdd(l, e1, a31));
+            v = Vector512.Load(w4 + i).AsUInt32(); l = Low(v); h = High(v);
+            a40 = Vector512.FusedMultiplyAdd(h, o0, Vector512.FusedMultiplyAdd(l, e0, a40)); a41 = Vector512.FusedMultiplyAdd(h, o1, Vector512.FusedMultiplyAdd(l, e1, a41));
+            v = Vector512.Load(w5 + i).AsUInt32(); l = Low(v); h = High(v);
+            a50 = Vector512.FusedMultiplyAdd(h, o0, Vector512.FusedMultiplyAdd(l, e0, a50)); a51 = Vector512.FusedMultiplyAdd(h, o1, Vector512.FusedMultiplyAdd(l, e1, a51));
+            v = Vector512.Load(w6 + i).AsUInt32(); l = Low(v); h = High(v);
+            a60 = Vector512.FusedMultiplyAdd(h, o0, Vector512.FusedMultiplyAdd(l, e0, a60)); a61 = Vector512.FusedMultiplyAdd(h, o1, Vector512.FusedMultiplyAdd(l, e1, a61));
+            v = Vector512.Load(w7 + i).AsUInt32(); l = Low(v); h = High(v);
+            a70 = Vector512.FusedMultiplyAdd(h, o0, Vector512.FusedMultiplyAdd(l, e0, a70)); a71 = Vector512.FusedMultiplyAdd(h, o1, Vector512.FusedMultiplyAdd(l, e1, a71));
+        }
+        if (i < n)
+        {
+            // The last 16 values in order (SplitInput left them so), as the lone kernels take them.
+            Vector512<float> xa = Vector512.Load(x + i), xb = Vector512.Load(x1 + i), u;
+            u = BrainWide16(w0 + i); a00 = Vector512.FusedMultiplyAdd(u, xa, a00); a01 = Vector512.FusedMultiplyAdd(u, xb, a01);
+            u = BrainWide16(w1 + i); a10 = Vector512.FusedMultiplyAdd(u, xa, a10); a11 = Vector512.FusedMultiplyAdd(u, xb, a11);
+            u = BrainWide16(w2 + i); a20 = Vector512.FusedMultiplyAdd(u, xa, a20); a21 = Vector512.FusedMultiplyAdd(u, xb, a21);
+            u = BrainWide16(w3 + i); a30 = Vector512.FusedMultiplyAdd(u, xa, a30); a31 = Vector512.FusedMultiplyAdd(u, xb, a31);
+            u = BrainWide16(w4 + i); a40 = Vector512.FusedMultiplyAdd(u, xa, a40); a41 = Vector512.FusedMultiplyAdd(u, xb, a41);
+            u = BrainWide16(w5 + i); a50 = Vector512.FusedMultiplyAdd(u, xa, a50); a51 = Vector512.FusedMultiplyAdd(u, xb, a51);
+            u = BrainWide16(w6 + i); a60 = Vector512.FusedMultiplyAdd(u, xa, a60); a61 = Vector512.FusedMultiplyAdd(u, xb, a61);
+            u = BrainWide16(w7 + i); a70 = Vector512.FusedMultiplyAdd(u, xa, a70); a71 = Vector512.FusedMultiplyAdd(u, xb, a71);
+        }
+        float* y1 = y + yStride;
+        y[0] = Vector512.Sum(a00); y[1] = Vector512.Sum(a10); y[2] = Vector512.Sum(a20); y[3] = Vector512.Sum(a30); y[4] = Vector512.Sum(a40); y[5] = Vector512.Sum(a50); y[6] = Vector512.Sum(a60); y[7] = Vector512.Sum(a70);
+        y1[0] = Vector512.Sum(a01); y1[1] = Vector512.Sum(a11); y1[2] = Vector512.Sum(a21); y1[3] = Vector512.Sum(a31); y1[4] = Vector512.Sum(a41); y1[5] = Vector512.Sum(a51); y1[6] = Vector512.Sum(a61); y1[7] = Vector512.Sum(a71);
+    }
+
+    /// <summary>AVX2, 4 rows × 2 inputs (x split by <see cref="SplitInput"/>): 8 chains, each <see cref="BrainEightNarrow"/>'s for its (row, input).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BrainFourTwoNarrow(ushort* w0, long s, float* x, int n, float* y, long yStride)
+    {
+        ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        float* x1 = x + n;
+        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default; // a[row][input]
+        for (int i = 0; i < n; i += 16)
+        {
+            long ahead = Ahead(i, n, 4 * s);
+            if ((i & 16) == 0) { Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); }
+            else { Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); }
+            Vector256<float> e0 = Vector256.Load(x + i), o0 = Vector256.Load(x + i + 8), e1 = Vector256.Load(x1 + i), o1 = Vector256.Load(x1 + i + 8);
+            Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32();
+            Vector256<float> l = Low(v), h = High(v);
+            a00 = Vector256.FusedMultiplyAdd(h, o0, Vector256.FusedMultiplyAdd(l, e0, a00)); a01 = Vector256.FusedMultiplyAdd(h, o1, Vector256.FusedMultiplyAdd(l, e1, a01));
+            v = Vector256.Load(w1 + i).AsUInt32(); l = Low(v); h = High(v);
+            a10 = Vector256.FusedMultiplyAdd(h, o0, Vector256.FusedMultiplyAdd(l, e0, a10)); a11 = Vector256.FusedMultiplyAdd(h, o1, Vector256.FusedMultiplyAdd(l, e1, a11));
+            v = Vector256.Load(w2 + i).AsUInt32(); l = Low(v); h = High(v);
+            a20 = Vector256.FusedMultiplyAdd(h, o0, Vector256.FusedMultiplyAdd(l, e0, a20)); a21 = Vector256.FusedMultiplyAdd(h, o1, Vector256.FusedMultiplyAdd(l, e1, a21));
+            v = Vector256.Load(w3 + i).AsUInt32(); l = Low(v); h = High(v);
+            a30 = Vector256.FusedMultiplyAdd(h, o0, Vector256.FusedMultiplyAdd(l, e0, a30)); a31 = Vector256.FusedMultiplyAdd(h, o1, Vector256.FusedMultiplyAdd(l, e1, a31));
+        }
+        float* y1 = y + yStride;
+        y[0] = Vector256.Sum(a00); y[1] = Vector256.Sum(a10); y[2] = Vector256.Sum(a20); y[3] = Vector256.Sum(a30);
+        y1[0] = Vector256.Sum(a01); y1[1] = Vector256.Sum(a11); y1[2] = Vector256.Sum(a21); y1[3] = Vector256.Sum(a31);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BrainEightNarrow(ushort* w0, long s, float* x, int n, float* y)
     {

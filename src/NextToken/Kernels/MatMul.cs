@@ -597,11 +597,12 @@ public static unsafe class MatMul
         {
             // Eight rows at a time, then a last four (ranges are whole groups of four).
             bool halfWide = HalfRows.Wide, brain = weight.Type == GgmlType.BF16;
-            if (nBatch >= 2 && !brain)
+            if (nBatch >= 2)
             {
                 // Several inputs (a server's streams): each row converted once for a few of them, bit-identical per input.
                 int rows = (rowEnd - o) & ~3;
-                HalfRows.Batch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut);
+                if (brain) HalfRows.BrainBatch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut);
+                else HalfRows.Batch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut);
                 o += rows;
             }
             for (; o + 8 <= rowEnd; o += 8)
