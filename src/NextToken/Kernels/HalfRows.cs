@@ -314,16 +314,20 @@ internal static unsafe class HalfRows
     public static void Batch(bool wide, ushort* w, long rowStride, int rows, float* x, int n, int nBatch, float* y, long yStride)
     {
         if (rows % 4 != 0) throw new ArgumentException($"HalfRows.Batch takes whole groups of four rows, not {rows}", nameof(rows));
-        int group = wide ? 4 : 2, b = 0;
-        for (; b + group <= nBatch; b += group)
-            for (int r = 0; r < rows; r += 2)
-                if (wide) PairFourWide(w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r, yStride);
-                else PairTwoNarrow(w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r, yStride);
-        for (; b < nBatch; b++)
+        int group = wide ? 4 : 2, grouped = nBatch - nBatch % group;
+        // Rows outermost, eight (then a last four) at a time: a group's rows come from memory once and stay in L1 for
+        // every input (inputs outermost read a matrix larger than the caches once per group of inputs: 1.4–1.6× the time).
+        for (int r = 0; r < rows; r += 8)
         {
-            int r = 0;
-            for (; r + 8 <= rows; r += 8) Eight(wide, w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r);
-            for (; r < rows; r += 4) Four(wide, w + r * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r);
+            int count = Math.Min(8, rows - r);
+            ushort* wr = w + r * rowStride;
+            for (int b = 0; b < grouped; b += group)
+                for (int p = 0; p < count; p += 2)
+                    if (wide) PairFourWide(wr + p * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r + p, yStride);
+                    else PairTwoNarrow(wr + p * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r + p, yStride);
+            for (int b = grouped; b < nBatch; b++)
+                if (count == 8) Eight(wide, wr, rowStride, x + (long)b * n, n, y + b * yStride + r);
+                else Four(wide, wr, rowStride, x + (long)b * n, n, y + b * yStride + r);
         }
     }
 

@@ -4,22 +4,27 @@ using NextToken.Kernels;
 namespace NextToken.Bench;
 
 /// <summary>
-/// bfloat16 decode of several inputs, one thread: the lone eight-row kernel (<see cref="HalfRows.BrainEight"/>) run per
-/// input on each group of rows, as <c>MatMul.DotRows</c> ran BF16 before, against <see cref="HalfRows.BrainBatch"/>, in
-/// alternation within each round (min CPU time of the rounds; the machine is shared). Two resident-sized shapes (GPT-2
-/// small's MLP, L2/L3) and one read from memory (64 MB). <c>bench -- --bf16-batch [rounds]</c>.
+/// bfloat16 or float16 decode of several inputs, one thread: the lone eight-row kernel (<see cref="HalfRows.BrainEight"/>,
+/// <see cref="HalfRows.Eight"/>) run per input on each group of rows, as <c>MatMul.DotRows</c> ran BF16 before, against
+/// <see cref="HalfRows.BrainBatch"/> / <see cref="HalfRows.Batch"/>, in alternation within each round (min CPU time of the
+/// rounds; the machine is shared). Two shapes of GPT-2 small's MLP (L3-sized) and one read from memory (64 MB).
+/// <c>bench -- --bf16-batch [rounds]</c>, <c>--f16-batch [rounds]</c>.
 /// </summary>
-public static unsafe class BrainBatchTiming
+public static unsafe class HalfBatchTiming
 {
-    public static void Run(int rounds)
+    public static void Run(bool brain, int rounds)
     {
         bool wide = HalfRows.Wide;
-        Console.WriteLine($"BF16 batched decode, {(wide ? "AVX-512" : "AVX2")}, one thread, min of {rounds}; load {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine($"{(brain ? "BF16" : "F16")} batched decode, {(wide ? "AVX-512" : "AVX2")}, one thread, min of {rounds}; load {File.ReadAllText("/proc/loadavg").Trim()}");
         foreach ((int nIn, int nOut, int reps) in new[] { (768, 3072, 20), (3072, 768, 20), (2048, 16384, 1) })
         {
             var random = new Random(1);
             ushort[] weights = new ushort[nIn * nOut];
-            for (int i = 0; i < weights.Length; i++) weights[i] = (ushort)(BitConverter.SingleToUInt32Bits((float)(random.NextDouble() - 0.5)) >> 16);
+            for (int i = 0; i < weights.Length; i++)
+            {
+                float value = (float)(random.NextDouble() - 0.5);
+                weights[i] = brain ? (ushort)(BitConverter.SingleToUInt32Bits(value) >> 16) : BitConverter.HalfToUInt16Bits((Half)value);
+            }
             foreach (int batch in new[] { 2, 3, 4, 8 })
             {
                 float[] x = Enumerable.Range(0, nIn * batch).Select(i => MathF.Sin(i)).ToArray(), y = new float[nOut * batch];
@@ -32,9 +37,12 @@ public static unsafe class BrainBatchTiming
                         for (int k = 0; k < reps; k++)
                             for (int o = 0; o < nOut; o += 8)
                                 for (int b = 0; b < batch; b++)
-                                    HalfRows.BrainEight(wide, w + (long)o * nIn, nIn, xp + b * nIn, nIn, yp + b * nOut + o);
+                                    if (brain) HalfRows.BrainEight(wide, w + (long)o * nIn, nIn, xp + b * nIn, nIn, yp + b * nOut + o);
+                                    else HalfRows.Eight(wide, w + (long)o * nIn, nIn, xp + b * nIn, nIn, yp + b * nOut + o);
                         double c1 = ThreadCpuSeconds();
-                        for (int k = 0; k < reps; k++) HalfRows.BrainBatch(wide, w, nIn, nOut, xp, nIn, batch, yp, nOut);
+                        for (int k = 0; k < reps; k++)
+                            if (brain) HalfRows.BrainBatch(wide, w, nIn, nOut, xp, nIn, batch, yp, nOut);
+                            else HalfRows.Batch(wide, w, nIn, nOut, xp, nIn, batch, yp, nOut);
                         double c2 = ThreadCpuSeconds();
                         perInput = Math.Min(perInput, (c1 - c0) / reps);
                         batched = Math.Min(batched, (c2 - c1) / reps);
