@@ -50,7 +50,35 @@ public static unsafe class HalfBatchTiming
                 Console.WriteLine($"{nIn,5} x {nOut,-5} batch {batch}: per input {perInput * 1e6,8:F1} us, batched {batched * 1e6,8:F1} us ({batched / perInput:F3}x the time)");
             }
         }
+        Resident(brain, wide, rounds);
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}");
+    }
+
+    /// <summary>The lone eight-row kernel on 64 rows × 2048 (256 KB: L2-resident), min of 100·rounds passes: ns per 32 values and row.</summary>
+    private static void Resident(bool brain, bool wide, int rounds)
+    {
+        const int nIn = 2048, nOut = 64;
+        var random = new Random(2);
+        ushort[] weights = new ushort[nIn * nOut];
+        for (int i = 0; i < weights.Length; i++)
+        {
+            float value = (float)(random.NextDouble() - 0.5);
+            weights[i] = brain ? (ushort)(BitConverter.SingleToUInt32Bits(value) >> 16) : BitConverter.HalfToUInt16Bits((Half)value);
+        }
+        float[] x = Enumerable.Range(0, nIn).Select(i => MathF.Sin(i)).ToArray(), y = new float[nOut];
+        double best = double.MaxValue;
+        fixed (ushort* w = weights)
+        fixed (float* xp = x, yp = y)
+            for (int r = 0; r < 100 * rounds; r++)
+            {
+                double c0 = ThreadCpuSeconds();
+                for (int k = 0; k < 10; k++)
+                    for (int o = 0; o < nOut; o += 8)
+                        if (brain) HalfRows.BrainEight(wide, w + (long)o * nIn, nIn, xp, nIn, yp + o);
+                        else HalfRows.Eight(wide, w + (long)o * nIn, nIn, xp, nIn, yp + o);
+                best = Math.Min(best, (ThreadCpuSeconds() - c0) / 10);
+            }
+        Console.WriteLine($"lone kernel resident ({nOut} x {nIn}): {best * 1e9 / (nOut * nIn / 32.0):F3} ns per 32 values and row ({nOut * nIn * 2 / best / 1e9:F1} GB/s)");
     }
 
     [DllImport("libc", EntryPoint = "clock_gettime")]

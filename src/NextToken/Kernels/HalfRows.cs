@@ -604,7 +604,8 @@ internal static unsafe class HalfRows
     {
         ushort* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s, w4 = w3 + s, w5 = w4 + s, w6 = w5 + s, w7 = w6 + s;
         float* x1 = x + n;
-        Vector512<float> a00 = default, a01 = default; Vector512<float> a10 = default, a11 = default; Vector512<float> a20 = default, a21 = default; Vector512<float> a30 = default, a31 = default; Vector512<float> a40 = default, a41 = default; Vector512<float> a50 = default, a51 = default; Vector512<float> a60 = default, a61 = default; Vector512<float> a70 = default, a71 = default; // a[row][input]
+        Vector512<float> a00 = default, a10 = default, a20 = default, a30 = default, a40 = default, a50 = default, a60 = default, a70 = default; // a[row][input]
+        Vector512<float> a01 = default, a11 = default, a21 = default, a31 = default, a41 = default, a51 = default, a61 = default, a71 = default;
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
