@@ -255,8 +255,8 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// bfloat16 rows (<see cref="HalfRows.BrainBatch"/>: four rows loaded and split once for four inputs with AVX-512,
-    /// two with AVX2, each input split once per call, the rest alone) against <see cref="HalfRows.BrainEight"/> per
+    /// bfloat16 rows (<see cref="HalfRows.BrainBatch"/>: each row's pairs loaded and split once for two inputs, eight
+    /// rows per pass with AVX-512 and four with AVX2, each input split once per call, an odd input left alone) against <see cref="HalfRows.BrainEight"/> per
     /// input: lengths 64 (whole groups of 32) and 208 (a 16-value tail at 512 bits), 24 and 28 rows (a last group of
     /// four), rows holding an infinity and a NaN, every batch size.
     /// </summary>
