@@ -160,7 +160,7 @@ public static unsafe class QuantizedActivations
             case GgmlType.Q5_0: Dot4<Q5_0Format>(w, rowBytes, quants, scales, sums, blocks, y); break;
             case GgmlType.Q5_1: Dot4<Q5_1Format>(w, rowBytes, quants, scales, sums, blocks, y); break;
             case GgmlType.IQ4_NL: Dot4<IQ4_NLFormat>(w, rowBytes, quants, scales, sums, blocks, y); break;
-            case GgmlType.IQ4_XS: Dot4<IQ4_XSFormat>(w, rowBytes, quants, scales, sums, blocks, y); break;
+            case GgmlType.IQ4_XS: Dot4IQ4_XS(w, rowBytes, quants, scales, sums, blocks, y); break;
             default: throw new NotSupportedException($"no integer kernel for {type}");
         }
     }
@@ -178,7 +178,7 @@ public static unsafe class QuantizedActivations
         GgmlType.Q5_0 => Dot<Q5_0Format>(row, quants, scales, sums, blocks),
         GgmlType.Q5_1 => Dot<Q5_1Format>(row, quants, scales, sums, blocks),
         GgmlType.IQ4_NL => Dot<IQ4_NLFormat>(row, quants, scales, sums, blocks),
-        GgmlType.IQ4_XS => Dot<IQ4_XSFormat>(row, quants, scales, sums, blocks),
+        GgmlType.IQ4_XS => DotIQ4_XS(row, quants, scales, sums, blocks),
         _ => throw new NotSupportedException($"no integer kernel for {type}"),
     };
 
@@ -191,11 +191,11 @@ public static unsafe class QuantizedActivations
         GgmlType.Q5_0 => Vector256.Sum(Q5_0Format.Products(row, b, Vector256.Load(quants + b * 32), sum)),
         GgmlType.Q5_1 => Vector256.Sum(Q5_1Format.Products(row, b, Vector256.Load(quants + b * 32), sum)),
         GgmlType.IQ4_NL => Vector256.Sum(IQ4_NLFormat.Products(row, b, Vector256.Load(quants + b * 32), sum)),
-        GgmlType.IQ4_XS => Vector256.Sum(IQ4_XSFormat.Products(row, b, Vector256.Load(quants + b * 32), sum)),
+        GgmlType.IQ4_XS => Vector256.Sum(IQ4_XSProducts(row, b, Vector256.Load(quants + b * 32), sum)),
         _ => throw new NotSupportedException($"no integer kernel for {type}"),
     };
 
-    internal static long RowBytes(GgmlType type, int n) => type == GgmlType.IQ4_XS ? n / 256 * 136L : n / 32 * (long)BlockBytes(type);
+    internal static long RowBytes(GgmlType type, int n) => n / (type == GgmlType.IQ4_XS ? 256 : 32) * (long)BlockBytes(type);
 
     private static int BlockBytes(GgmlType type) => type switch
     {
@@ -203,7 +203,7 @@ public static unsafe class QuantizedActivations
         GgmlType.Q4_1 => Q4_1Format.Bytes,
         GgmlType.Q5_0 => Q5_0Format.Bytes,
         GgmlType.Q5_1 => Q5_1Format.Bytes,
-        GgmlType.IQ4_XS => IQ4_XSFormat.Bytes,
+        GgmlType.IQ4_XS => 136,
         _ => Q4_0Format.Bytes, // Q4_0, IQ4_NL
     };
 
@@ -212,7 +212,7 @@ public static unsafe class QuantizedActivations
     private static void Dot4<TFormat>(byte* w, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y) where TFormat : struct, IBlockFormat
     {
         float* halves = HalfTable.Pointer;
-        // Per block step, whole cache lines covering at least the next four rows' bytes (68 to 136):
+        // Per block step, whole cache lines covering at least the next four rows' bytes (72 to 136):
         // rounding up runs the prefetches ahead of the rows they serve.
         const int Line = 64;
         int prefetchStride = (4 * TFormat.Bytes + Line - 1) & ~(Line - 1);
@@ -396,29 +396,72 @@ public static unsafe class QuantizedActivations
     }
 
     /// <summary>
-    /// IQ4_XS: super-blocks of 256 (136 bytes: f16 d, 16 bits of scale high pairs, 4 bytes of scale low nibbles, 128 bytes
-    /// of nibbles); activation block b is sub-block b % 8, its nibbles as IQ4_NL's, its scale d·(6-bit scale − 32).
-    /// <see cref="Bytes"/> is per 32 values, for the prefetch stride.
+    /// IQ4_XS (super-blocks of 256, 136 bytes: f16 d, 16 bits of scale high pairs, 4 bytes of scale low nibbles, 128 bytes
+    /// of nibbles): the products of activation block b, sub-block b % 8 of its super-block, nibbles as IQ4_NL's.
     /// </summary>
-    private readonly struct IQ4_XSFormat : IBlockFormat
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> IQ4_XSProducts(byte* row, int b, Vector256<sbyte> x, int sum) =>
+        IQ4Products(row + (b >> 3) * 136 + 8 + (b & 7) * 16, x, sum);
+
+    /// <summary>
+    /// The 8 sub-block scales of an IQ4_XS super-block times the activation scales of its 8 blocks, d·(scale − 32)·d_x in
+    /// 8 lanes: the 6-bit scales unpacked together by variable shifts (one scalar extraction per sub-block cost twice the kernel).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> IQ4_XSScales(byte* super, Vector256<float> dx, float* halves)
     {
-        public static int Bytes => 17;
-        public static bool HasMinimum => false;
+        Vector256<uint> low = Avx2.ShiftRightLogicalVariable(Vector256.Create(*(uint*)(super + 4)), Vector256.Create(0u, 4, 8, 12, 16, 20, 24, 28)) & Vector256.Create(0x0Fu);
+        Vector256<uint> high = Avx2.ShiftRightLogicalVariable(Vector256.Create((uint)*(ushort*)(super + 2)), Vector256.Create(0u, 2, 4, 6, 8, 10, 12, 14)) & Vector256.Create(3u);
+        Vector256<int> scale = (low | (high << 4)).AsInt32() - Vector256.Create(32);
+        return Vector256.ConvertToSingle(scale) * (dx * HalfTable.ToSingle(halves, ref *super));
+    }
 
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Products(byte* row, int b, Vector256<sbyte> x, int sum) =>
-            IQ4Products(row + (b >> 3) * 136 + 8 + (b & 7) * 16, x, sum);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static float Scale(byte* row, int b, float* halves)
+    /// <summary>IQ4_XS's four-row kernel: per super-block the four rows' 8 scales as vectors, each sub-block's lane broadcast by vpermps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4IQ4_XS(byte* w, long rowBytes, sbyte* quants, float* scales, int* sums, int blocks, float* y)
+    {
+        float* halves = HalfTable.Pointer;
+        const int Line = 64, Prefetch = (4 * 136 + Line - 1) & ~(Line - 1);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
+        for (int s = 0; s < blocks / 8; s++)
         {
-            byte* super = row + (b >> 3) * 136;
-            int sub = b & 7;
-            int scale = ((super[4 + (sub >> 1)] >> ((sub & 1) << 2)) & 0x0F) | (((*(ushort*)(super + 2) >> (2 * sub)) & 3) << 4);
-            return HalfTable.ToSingle(halves, ref *super) * (scale - 32);
+            for (int line = 0; line < Prefetch; line += Line) Sse.Prefetch0(next + s * Prefetch + line);
+            Vector256<float> dx = Vector256.Load(scales + s * 8);
+            long at = s * 136L;
+            Vector256<float> s0 = IQ4_XSScales(w + at, dx, halves), s1 = IQ4_XSScales(w1 + at, dx, halves);
+            Vector256<float> s2 = IQ4_XSScales(w2 + at, dx, halves), s3 = IQ4_XSScales(w3 + at, dx, halves);
+            for (int j = 0; j < 8; j++)
+            {
+                int b = s * 8 + j, sum = sums[b];
+                Vector256<sbyte> x = Vector256.Load(quants + b * 32);
+                Vector256<int> lane = Vector256.Create(j);
+                long qs = at + 8 + j * 16;
+                a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(IQ4Products(w + qs, x, sum)), Avx2.PermuteVar8x32(s0, lane), a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(IQ4Products(w1 + qs, x, sum)), Avx2.PermuteVar8x32(s1, lane), a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(IQ4Products(w2 + qs, x, sum)), Avx2.PermuteVar8x32(s2, lane), a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(IQ4Products(w3 + qs, x, sum)), Avx2.PermuteVar8x32(s3, lane), a3);
+            }
         }
+        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+    }
 
-        public static float Minimum(byte* row, int b, float* halves) => 0;
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotIQ4_XS(byte* row, sbyte* quants, float* scales, int* sums, int blocks)
+    {
+        float* halves = HalfTable.Pointer;
+        Vector256<float> total = default;
+        for (int s = 0; s < blocks / 8; s++)
+        {
+            Vector256<float> scale = IQ4_XSScales(row + s * 136L, Vector256.Load(scales + s * 8), halves);
+            for (int j = 0; j < 8; j++)
+            {
+                int b = s * 8 + j;
+                total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(IQ4_XSProducts(row, b, Vector256.Load(quants + b * 32), sums[b])),
+                                                   Avx2.PermuteVar8x32(scale, Vector256.Create(j)), total);
+            }
+        }
+        return Vector256.Sum(total);
     }
 
     /// <summary>
