@@ -17,6 +17,11 @@ namespace NextToken.Kernels;
 /// The integer instructions multiply unsigned by signed bytes. Q4_0 nibbles are already unsigned
 /// (0..15, stored value = nibble − 8), so Σ(n−8)·x is computed as Σn·x − 8·Σx with Σx of each
 /// activation block known from quantizing it; Q8_0 weights are signed and use |w| · (x with w's sign).
+/// The other block-32 types as ggml decodes them: Q5_0 likewise with q = nibble | fifth bit·16 (Σq·x − 16·Σx);
+/// Q4_1 and Q5_1 multiply their unsigned q and add m·d_x·Σq_x (ggml's q8_1 activation carries that sum);
+/// IQ4_NL and IQ4_XS look their grid up by vpshufb (IQ4_XS on the 32-value sub-blocks of its super-blocks,
+/// each with its 6-bit scale). The integer sums equal the scalar reference's exactly: nothing saturates
+/// (the bounds are at <see cref="UnsignedTimesSigned"/> and <see cref="IQ4Products"/>).
 /// </remarks>
 public static unsafe class QuantizedActivations
 {
