@@ -23,7 +23,7 @@ public static unsafe class MatMul
     /// <param name="output">[nBatch, nOut]</param>
     /// <param name="quantizeActivations">
     /// Quantize the activations (approximate, faster): decode with <see cref="QuantizedActivations"/>
-    /// for Q8_0/Q4_0 weights, decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and prompts with <see cref="InterleavedQ4_0"/> for Q4_0 weights when
+    /// for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS weights (prompts of all but Q4_0 keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and prompts with <see cref="InterleavedQ4_0"/> for Q4_0 weights when
     /// <paramref name="interleaved"/> gives a place to keep the repacked copies.
     /// </param>
     /// <param name="independentRows">
@@ -132,7 +132,8 @@ public static unsafe class MatMul
         // AVX2 decode of Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS rows (DotRows) takes x placed for the bytes in place (Block32Decode), once per call.
         bool placeBlock32 = false;
         if (rowsAsBatch < 4 && UsesPlacedQ4_0 && Block32Decode.IsSupported && nIn % 32 == 0)
-            for (int i = 0; i < job.Count; i++) placeBlock32 |= Block32Decode.Decodes(job.Weight(i).Type) && !job.KQuantRows(i);
+            for (int i = 0; i < job.Count; i++)
+                placeBlock32 |= Block32Decode.Decodes(job.Weight(i).Type) && !job.KQuantRows(i) && !(quantizeActivations && QuantizedActivations.IsSupported(job.Weight(i).Type));
         if (placeBlock32) job.PlaceBlock32Inputs(input, nBatch, nIn);
         bool anyFloatPath = false;
         for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null && !job.KQuantRows(i);
