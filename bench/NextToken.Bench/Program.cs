@@ -9,15 +9,8 @@ using BenchmarkDotNet.Running;
 // ... -- --alternate-wide [rounds] / --alternate-wide-stream FILE.gguf [rounds]: WidePlaneDecodeBenchmarks, the AVX-512 K-quant decode kernels (float and planes).
 // ... -- --alternate-block32-wide [rounds] / --alternate-block32-wide-stream FILE.gguf [rounds]: Block32DecodeWideBenchmarks, the AVX-512 IQ4_NL/IQ4_XS/Q5_0/Q4_1/Q5_1 decode kernels.
 // ... -- --alternate-block32 [FILE.gguf] [rounds]: Block32DecodeBenchmarks, AVX2 Q4_1/Q5_0/Q5_1/IQ4_NL/IQ4_XS decode, resident and from the file's mapping.
-// ... -- --ilv-stream FILE.gguf [rounds] [threads] [wide|planes|q4_0]: InterleavedStream, decode kernels over the stored rows against four rows interleaved block by block.
 // ... -- --alternate-stream FILE.gguf [rounds]: StreamDecodeBenchmarks, the AVX2 K-quant decode kernels reading a mapped model's rows from memory.
-if (args.Length > 1 && args[0] == "--ilv-decode")
-    NextToken.Bench.InterleavedDecode.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 300,
-                                          (args.Length > 3 ? args[3] : "8,2").Split(',').Select(int.Parse).ToArray());
-else if (args.Length > 1 && args[0] == "--ilv-stream")
-    NextToken.Bench.InterleavedStream.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10,
-                                          args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 2, args.Length > 4 ? args[4] : "wide");
-else if (args.Length > 0 && args[0] == "--alternate-block32")
+if (args.Length > 0 && args[0] == "--alternate-block32")
     NextToken.Bench.Block32DecodeBenchmarks.Alternate(args.Length > 1 ? args[1] : null, args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 400);
 else if (args.Length > 0 && args[0] == "--panel-rate")
     NextToken.Bench.PanelRate.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20, args.Skip(2).ToArray());

@@ -434,14 +434,7 @@ internal static unsafe class KQuantPlanes
     /// (<paramref name="planes"/>, <paramref name="scales"/> from <see cref="Split"/>; <paramref name="sums"/> from
     /// <see cref="SubBlockSums"/> at <see cref="KQuantRows.SumWidth"/>); rows is 1 to 4. AVX2 and FMA.
     /// </summary>
-    public static void Dot4(GgmlType type, byte* w, long rowBytes, int rows, sbyte* planes, float* scales, float* sums, int n, float* y) =>
-        Dot4(type, w, rowBytes, GgmlTypeInfo.RowBytes(type, BlockSize), rows * rowBytes, rows, planes, scales, sums, n, y);
-
-    /// <summary>
-    /// As <see cref="Dot4(GgmlType, byte*, long, int, sbyte*, float*, float*, int, float*)"/> with row r's block b at
-    /// w + r·rowBytes + b·step, prefetching each block ahead bytes on.
-    /// </summary>
-    internal static void Dot4(GgmlType type, byte* w, long rowBytes, long step, long ahead, int rows, sbyte* planes, float* scales, float* sums, int n, float* y)
+    public static void Dot4(GgmlType type, byte* w, long rowBytes, int rows, sbyte* planes, float* scales, float* sums, int n, float* y)
     {
         if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
         if (!IsSupported) throw new PlatformNotSupportedException("the 24-bit activation kernels need AVX2 and FMA");
@@ -452,11 +445,11 @@ internal static unsafe class KQuantPlanes
         // chosen once per call, not per row: a switch inside the row loop kept its state on the stack around each row.
         switch (type)
         {
-            case GgmlType.Q4_K: Rows<Q4KRow>(w, rowBytes, step, ahead, rows, planes, scales, sums, blocks, y); break;
-            case GgmlType.Q5_K: Rows<Q5KRow>(w, rowBytes, step, ahead, rows, planes, scales, sums, blocks, y); break;
-            case GgmlType.Q6_K: Rows<Q6KRowKernel>(w, rowBytes, step, ahead, rows, planes, scales, sums, blocks, y); break;
-            case GgmlType.Q2_K: Rows<Q2KRow>(w, rowBytes, step, ahead, rows, planes, scales, sums, blocks, y); break;
-            case GgmlType.Q3_K: Rows<Q3KRow>(w, rowBytes, step, ahead, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q4_K: Rows<Q4KRow>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q5_K: Rows<Q5KRow>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q6_K: Rows<Q6KRowKernel>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q2_K: Rows<Q2KRow>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
+            case GgmlType.Q3_K: Rows<Q3KRow>(w, rowBytes, rows, planes, scales, sums, blocks, y); break;
             default: throw new NotSupportedException($"no 24-bit activation kernel for {type}");
         }
     }
@@ -464,38 +457,39 @@ internal static unsafe class KQuantPlanes
     /// <summary>One row kernel per type, so <see cref="Rows"/> is specialized and calls it directly.</summary>
     private interface IRowKernel
     {
-        static abstract float Row(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks);
+        static abstract float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks);
     }
 
     private readonly struct Q4KRow : IRowKernel
     {
-        public static float Row(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q45K<NoFifthBit>(w, step, ahead, planes, scales, sums, blocks);
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q45K<NoFifthBit>(w, ahead, planes, scales, sums, blocks);
     }
 
     private readonly struct Q5KRow : IRowKernel
     {
-        public static float Row(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q45K<FifthBit>(w, step, ahead, planes, scales, sums, blocks);
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q45K<FifthBit>(w, ahead, planes, scales, sums, blocks);
     }
 
     private readonly struct Q6KRowKernel : IRowKernel
     {
-        public static float Row(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q6K(w, step, ahead, planes, scales, sums, blocks);
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q6K(w, ahead, planes, scales, sums, blocks);
     }
 
     private readonly struct Q2KRow : IRowKernel
     {
-        public static float Row(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q23K<TwoBits>(w, step, ahead, planes, scales, sums, blocks);
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q23K<TwoBits>(w, ahead, planes, scales, sums, blocks);
     }
 
     private readonly struct Q3KRow : IRowKernel
     {
-        public static float Row(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q23K<ThirdBit>(w, step, ahead, planes, scales, sums, blocks);
+        public static float Row(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) => Q23K<ThirdBit>(w, ahead, planes, scales, sums, blocks);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // compiled once, fully: tiered code with its profile laid the Q3_K loop out 5–30% slower
-    private static void Rows<T>(byte* w, long rowBytes, long step, long ahead, int rows, sbyte* planes, float* scales, float* sums, int blocks, float* y) where T : struct, IRowKernel
+    private static void Rows<T>(byte* w, long rowBytes, int rows, sbyte* planes, float* scales, float* sums, int blocks, float* y) where T : struct, IRowKernel
     {
-        for (int r = 0; r < rows; r++) y[r] = T.Row(w + r * rowBytes, step, ahead, planes, scales, sums, blocks);
+        long ahead = rows * rowBytes;
+        for (int r = 0; r < rows; r++) y[r] = T.Row(w + r * rowBytes, ahead, planes, scales, sums, blocks);
     }
 
     /// <summary>Prefetches a block of a later row (the hardware prefetcher stops at the 4 KB pages of the mapped file).</summary>
@@ -523,14 +517,14 @@ internal static unsafe class KQuantPlanes
 
     /// <summary>One row (blocks super-blocks at w) against the split input; prefetches the same block `ahead` bytes on.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // its own method: inlined into Rows, the row loop's values spilled a vector per block
-    private static float Q45K<TFifth>(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
+    private static float Q45K<TFifth>(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
         where TFifth : struct, IFifthBit
     {
         int blockBytes = TFifth.Nibbles + 128; // 144 or 176, a constant
         float* halves = HalfTable.Pointer;
         Vector256<float> total = default;
         // Pointers stepped, not indexed: fewer general-purpose registers live (the scales' unpacking needs them), no spills.
-        for (byte* block = w, end = w + blocks * step; block < end; block += step, planes += BlockBytes, sums += 8, scales++)
+        for (byte* block = w, end = w + (long)blocks * blockBytes; block < end; block += blockBytes, planes += BlockBytes, sums += 8, scales++)
         {
             Prefetch(block + ahead, blockBytes);
             total = Q45KRow<TFifth>(block, halves, planes, Vector256.Load(sums), Vector256.Create(*scales), total);
@@ -618,11 +612,11 @@ internal static unsafe class KQuantPlanes
     // A's low nibbles, C's low, A's high, C's high with H's bit pairs 0–3: each 32 values are two sub-blocks.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // its own method: inlined into Rows, the row loop's values spilled a vector per block
-    private static float Q6K(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
+    private static float Q6K(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
     {
         float* halves = HalfTable.Pointer;
         Vector256<float> total = default;
-        for (byte* block = w, end = w + blocks * step; block < end; block += step, planes += BlockBytes, sums += 16, scales++)
+        for (byte* block = w, end = w + (long)blocks * 210; block < end; block += 210, planes += BlockBytes, sums += 16, scales++)
         {
             Prefetch(block + ahead, 210);
             total = Q6KRow(block, halves, planes, sums, Vector256.Create(*scales), total);
@@ -688,13 +682,13 @@ internal static unsafe class KQuantPlanes
     // out as Q6_K's, so the same pairing (Position) and scale shuffles serve.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)] // its own method: inlined into Rows, the row loop's values spilled a vector per block
-    private static float Q23K<T>(byte* w, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks) where T : struct
+    private static float Q23K<T>(byte* w, long ahead, sbyte* planes, float* scales, float* sums, int blocks) where T : struct
     {
         bool third = typeof(T) == typeof(ThirdBit);
         int bytes = third ? 110 : 84;
         float* halves = HalfTable.Pointer;
         Vector256<float> total = default;
-        for (byte* block = w, end = w + blocks * step; block < end; block += step, planes += BlockBytes, sums += 16, scales++)
+        for (byte* block = w, end = w + (long)blocks * bytes; block < end; block += bytes, planes += BlockBytes, sums += 16, scales++)
         {
             Prefetch(block + ahead, bytes);
             (Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<short> sc) = Q23KSums<T>(block, planes);

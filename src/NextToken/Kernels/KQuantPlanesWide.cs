@@ -105,26 +105,18 @@ internal static unsafe class KQuantPlanesWide
     {
         if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
         if (!IsSupported) throw new PlatformNotSupportedException("the 512-bit plane kernels need AVX-512 F and BW");
-        Dot4(type, w, rowBytes, GgmlTypeInfo.RowBytes(type, BlockSize), rows * rowBytes, rows, planes, scales, sums, n, y);
-    }
-
-    /// <summary>
-    /// As <see cref="Dot4(GgmlType, byte*, long, int, sbyte*, float*, float*, int, float*)"/> with row r's block b at
-    /// w + r·rowBytes + b·step, prefetching each block ahead bytes on.
-    /// </summary>
-    internal static void Dot4(GgmlType type, byte* w, long rowBytes, long step, long ahead, int rows, sbyte* planes, float* scales, float* sums, int n, float* y)
-    {
         int blocks = n / BlockSize;
         // Four rows together: each group of 64 planes' values is loaded once into registers for the four (AVX-512 has 32,
         // enough for 12 accumulators, 3 planes and the rows' scales); a missing row repeats row 0, its result not stored.
         byte* w1 = rows > 1 ? w + rowBytes : w, w2 = rows > 2 ? w + 2 * rowBytes : w, w3 = rows > 3 ? w + 3 * rowBytes : w;
+        long ahead = rows * rowBytes;
         Vector128<float> result = type switch
         {
-            GgmlType.Q4_K => Q45K<NoFifthBit>(w, w1, w2, w3, step, ahead, planes, scales, sums, blocks),
-            GgmlType.Q5_K => Q45K<FifthBit>(w, w1, w2, w3, step, ahead, planes, scales, sums, blocks),
-            GgmlType.Q6_K => Q6K(w, w1, w2, w3, step, ahead, planes, scales, sums, blocks),
-            GgmlType.Q2_K => Q23K<TwoBits>(w, w1, w2, w3, step, ahead, planes, scales, sums, blocks),
-            GgmlType.Q3_K => Q23K<ThirdBit>(w, w1, w2, w3, step, ahead, planes, scales, sums, blocks),
+            GgmlType.Q4_K => Q45K<NoFifthBit>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            GgmlType.Q5_K => Q45K<FifthBit>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            GgmlType.Q6_K => Q6K(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            GgmlType.Q2_K => Q23K<TwoBits>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
+            GgmlType.Q3_K => Q23K<ThirdBit>(w, w1, w2, w3, ahead, planes, scales, sums, blocks),
             _ => throw new NotSupportedException($"no 24-bit activation kernel for {type}"),
         };
         for (int r = 0; r < rows; r++) y[r] = result[r];
@@ -187,7 +179,7 @@ internal static unsafe class KQuantPlanesWide
     // (8 permutes per plane and super-block, against 4 for the natural order).
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Vector128<float> Q45K<TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
+    private static Vector128<float> Q45K<TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
         where TFifth : struct, IFifthBit
     {
         int blockBytes = TFifth.Nibbles + 128; // 144 or 176, a constant
@@ -195,7 +187,7 @@ internal static unsafe class KQuantPlanesWide
         Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
         for (int b = 0; b < blocks; b++)
         {
-            long at = b * step;
+            long at = (long)b * blockBytes;
             byte* b0 = w0 + at, b1 = w1 + at, b2 = w2 + at, b3 = w3 + at;
             Prefetch(b0 + ahead, blockBytes);
             Prefetch(b1 + ahead, blockBytes);
@@ -349,13 +341,13 @@ internal static unsafe class KQuantPlanesWide
     // 4–5 and 6–7; each 128-bit lane of 64 values is one sub-block of 16.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Vector128<float> Q6K(byte* w0, byte* w1, byte* w2, byte* w3, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
+    private static Vector128<float> Q6K(byte* w0, byte* w1, byte* w2, byte* w3, long ahead, sbyte* planes, float* scales, float* sums, int blocks)
     {
         float* halves = HalfTable.Pointer;
         Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
         for (int b = 0; b < blocks; b++)
         {
-            long at = b * step;
+            long at = (long)b * 210;
             byte* b0 = w0 + at, b1 = w1 + at, b2 = w2 + at, b3 = w3 + at;
             Prefetch(b0 + ahead, 210);
             Prefetch(b1 + ahead, 210);
@@ -446,7 +438,7 @@ internal static unsafe class KQuantPlanesWide
     // 128-bit lane one sub-block of 16, as Q6_K's.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static Vector128<float> Q23K<T>(byte* w0, byte* w1, byte* w2, byte* w3, long step, long ahead, sbyte* planes, float* scales, float* sums, int blocks) where T : struct
+    private static Vector128<float> Q23K<T>(byte* w0, byte* w1, byte* w2, byte* w3, long ahead, sbyte* planes, float* scales, float* sums, int blocks) where T : struct
     {
         bool third = typeof(T) == typeof(ThirdBit);
         int bytes = third ? 110 : 84;
@@ -454,7 +446,7 @@ internal static unsafe class KQuantPlanesWide
         Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
         for (int b = 0; b < blocks; b++)
         {
-            long at = b * step;
+            long at = (long)b * bytes;
             byte* b0 = w0 + at, b1 = w1 + at, b2 = w2 + at, b3 = w3 + at;
             Prefetch(b0 + ahead, bytes);
             Prefetch(b1 + ahead, bytes);

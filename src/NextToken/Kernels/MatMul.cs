@@ -96,8 +96,6 @@ public static unsafe class MatMul
             throw new ArgumentException($"matmul '{weight.Name}': buffers too small for [{nBatch}, {nIn}] × [{nOut}, {nIn}]ᵀ");
     }
 
-    internal static int DecodeChunksPerThread = 8;
-
     /// <summary>Prepares the input for the job's matrices and runs their rows, split across threads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations, InterleavedQ4_0.Cache? interleaved, bool independentRows)
@@ -371,7 +369,7 @@ public static unsafe class MatMul
             _activations = activations;
             long totalRows = 0;
             for (int i = 0; i < Count; i++) totalRows += _weights[i].RowCount;
-            int budget = Math.Max(1, threads) * (nBatch < 4 || IndependentRows ? DecodeChunksPerThread : 8);
+            int budget = Math.Max(1, threads) * 8;
             long totalTiles = 0;
             for (int i = 0; i < Count; i++)
             {

@@ -332,16 +332,11 @@ public static unsafe partial class Quantized
     /// FMA ports (2 shifts more) and 2 widening loads (5.5 cycles).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe void Dot4RowsNarrowQ4_0Placed(byte* w, long rowBytes, float* prepared, int n, float* y) =>
-        Dot4RowsNarrowQ4_0Placed(w, rowBytes, 18, 4 * rowBytes, prepared, n, y);
-
-    /// <summary>As above with row r's block b at w + r·rowBytes + b·step, prefetching from w + next on (the next four rows' bytes).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe void Dot4RowsNarrowQ4_0Placed(byte* w, long rowBytes, long step, long nextAt, float* prepared, int n, float* y)
+    internal static unsafe void Dot4RowsNarrowQ4_0Placed(byte* w, long rowBytes, float* prepared, int n, float* y)
     {
         float* halves = HalfTable.Pointer;
         const int prefetchStride = 4 * 18; // the next four rows' bytes per block step: two lines
-        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + nextAt;
+        byte* w1 = w + rowBytes, w2 = w + 2 * rowBytes, w3 = w + 3 * rowBytes, next = w + 4 * rowBytes;
         Vector256<int> m0 = Vector256.Create(0xF, 0xF, 0xF, 0xF, 0xF0, 0xF0, 0xF0, 0xF0);
         Vector256<int> m1 = Vector256.Create(0xF00, 0xF00, 0xF00, 0xF00, 0xF000, 0xF000, 0xF000, 0xF000);
         Vector256<int> m2 = Vector256.Create(0xF0000, 0xF0000, 0xF0000, 0xF0000, 0xF00000, 0xF00000, 0xF00000, 0xF00000);
@@ -350,7 +345,7 @@ public static unsafe partial class Quantized
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         // Pointers stepped once per block (not b times a size per access): the scalar work shares ports 0, 1 and 5 with the vectors.
         float* p = prepared, end = prepared + Q4_0PreparedFloats * (n / 32);
-        for (; p < end; p += Q4_0PreparedFloats, w += step, w1 += step, w2 += step, w3 += step, next += prefetchStride)
+        for (; p < end; p += Q4_0PreparedFloats, w += 18, w1 += 18, w2 += 18, w3 += 18, next += prefetchStride)
         {
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(next);
             System.Runtime.Intrinsics.X86.Sse.Prefetch0(next + 64);
