@@ -226,31 +226,8 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
         for (int i = 0; i < halves.Length; i++) halves[i] = BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.2 - 0.1));
         halves[5 * n + 3] = BitConverter.HalfToUInt16Bits(Half.PositiveInfinity);
         halves[18 * n + n - 1] = BitConverter.HalfToUInt16Bits(Half.NaN);
-        int pairs = 0;
-        foreach (int nBatch in BatchSizes)
-        {
-            float[] x = RandomInputs(nBatch * n, 3 * nBatch + n);
-            if (nBatch > 2) x[2 * n + 1] = 70_000; // input 2 overflows the fast conversion's scaling: redone for every row
-            var batched = new float[nBatch * rows];
-            var alone = new float[nBatch * rows];
-            fixed (ushort* w = halves)
-            fixed (float* xp = x, yb = batched, ya = alone)
-            {
-                HalfRows.Batch(wide, w, n, rows, xp, n, nBatch, yb, rows);
-                for (int b = 0; b < nBatch; b++)
-                    for (int o = 0; o < rows; o += 8)
-                        HalfRows.Eight(wide, w + o * n, n, xp + b * n, n, ya + b * rows + o);
-            }
-            pairs += AssertBitIdentical(alone, batched, $"F16 n {n} ({(wide ? "AVX-512" : "AVX2")}) batch {nBatch}");
-            Assert.False(float.IsFinite(batched[5]), "the row holding +inf gives ±inf (the general conversion ran)");
-        }
-        fixed (ushort* w = halves)
-        {
-            ushort* wp = w;
-            var x1 = new float[2 * n];
-            var y1 = new float[2 * 6];
-            Assert.Throws<ArgumentException>(() => { fixed (float* xp = x1, yp = y1) HalfRows.Batch(wide, wp, n, 6, xp, n, 2, yp, 6); }); // the lone four-row kernel would read past row 6
-        }
+        int pairs = AgainstEachInputAlone($"F16 n {n}", wide, halves, n, rows, 3, &HalfRows.Batch, &HalfRows.Eight, &HalfRows.Four,
+            (x, nBatch) => { if (nBatch > 2) x[2 * n + 1] = 70_000; }); // input 2 overflows the fast conversion's scaling: redone for every row
         output.WriteLine($"{pairs} (row, input) results, max |diff| 0 vs the eight-row kernel alone");
     }
 
@@ -273,33 +250,52 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
         for (int i = 0; i < brain.Length; i++) brain[i] = (ushort)(BitConverter.SingleToUInt32Bits((float)(random.NextDouble() * 0.2 - 0.1)) >> 16);
         brain[5 * n + 3] = 0x7F80; // +inf
         brain[18 * n + n - 1] = 0x7FC1; // NaN
+        int pairs = AgainstEachInputAlone($"BF16 n {n}", wide, brain, n, rows, 5, &HalfRows.BrainBatch, &HalfRows.BrainEight, &HalfRows.BrainFour);
+        output.WriteLine($"{pairs} (row, input) results, max |diff| 0 vs the eight-row kernel alone");
+    }
+
+    /// <summary>
+    /// A batched 16-bit-float kernel against its eight- (then four-) row kernel run per input, bit for bit, for every
+    /// batch size (inputs seeded by <paramref name="seed"/>, changed by <paramref name="adjust"/>); row 5 of
+    /// <paramref name="weights"/> holds an infinity, so its result for input 0 must stay non-finite; then a row count that is not
+    /// a multiple of four is refused (the four-row kernel would read past it). Returns the (row, input) results compared.
+    /// </summary>
+    private static int AgainstEachInputAlone(string label, bool wide, ushort[] weights, int n, int rows, int seed,
+        delegate*<bool, ushort*, long, int, float*, int, int, float*, long, void> batch,
+        delegate*<bool, ushort*, long, float*, int, float*, void> eight,
+        delegate*<bool, ushort*, long, float*, int, float*, void> four,
+        Action<float[], int>? adjust = null)
+    {
         int pairs = 0;
         foreach (int nBatch in BatchSizes)
         {
-            float[] x = RandomInputs(nBatch * n, 5 * nBatch + n);
+            float[] x = RandomInputs(nBatch * n, seed * nBatch + n);
+            adjust?.Invoke(x, nBatch);
             var batched = new float[nBatch * rows];
             var alone = new float[nBatch * rows];
-            fixed (ushort* w = brain)
+            fixed (ushort* w = weights)
             fixed (float* xp = x, yb = batched, ya = alone)
             {
-                HalfRows.BrainBatch(wide, w, n, rows, xp, n, nBatch, yb, rows);
+                batch(wide, w, n, rows, xp, n, nBatch, yb, rows);
                 for (int b = 0; b < nBatch; b++)
                 {
                     int o = 0;
-                    for (; o + 8 <= rows; o += 8) HalfRows.BrainEight(wide, w + o * n, n, xp + b * n, n, ya + b * rows + o);
-                    for (; o < rows; o += 4) HalfRows.BrainFour(wide, w + o * n, n, xp + b * n, n, ya + b * rows + o);
+                    for (; o + 8 <= rows; o += 8) eight(wide, w + o * n, n, xp + b * n, n, ya + b * rows + o);
+                    for (; o < rows; o += 4) four(wide, w + o * n, n, xp + b * n, n, ya + b * rows + o);
                 }
             }
-            pairs += AssertBitIdentical(alone, batched, $"BF16 n {n} ({(wide ? "AVX-512" : "AVX2")}) batch {nBatch}");
+            pairs += AssertBitIdentical(alone, batched, $"{label} ({(wide ? "AVX-512" : "AVX2")}) batch {nBatch}");
             Assert.False(float.IsFinite(batched[5]), "the row holding +inf gives ±inf or NaN");
         }
-        fixed (ushort* w = brain)
+        var x1 = new float[2 * n];
+        var y1 = new float[2 * 6];
+        fixed (ushort* w = weights)
+        fixed (float* xp = x1, yp = y1)
         {
             ushort* wp = w;
-            var x1 = new float[2 * n];
-            var y1 = new float[2 * 6];
-            Assert.Throws<ArgumentException>(() => { fixed (float* xp = x1, yp = y1) HalfRows.BrainBatch(wide, wp, n, 6, xp, n, 2, yp, 6); });
+            float* xq = xp, yq = yp;
+            Assert.Throws<ArgumentException>(() => batch(wide, wp, n, 6, xq, n, 2, yq, 6));
         }
-        output.WriteLine($"{pairs} (row, input) results, max |diff| 0 vs the eight-row kernel alone");
+        return pairs;
     }
 }
