@@ -16,6 +16,9 @@ namespace NextToken.Tests;
 /// </summary>
 public unsafe class KQuantPlaneTests(ITestOutputHelper output)
 {
+    /// <summary>The K-quant types the plane kernels decode, for every kernel test of both plane classes.</summary>
+    public static TheoryData<GgmlType> PlaneTypes => new() { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q2_K, GgmlType.Q3_K };
+
     private static void SkipUnlessAvx2() =>
         Skip.IfNot(KQuantPlanes.IsSupported, "the 24-bit plane kernels need AVX2 and FMA (this CPU or DOTNET_EnableAVX2=0 has none; MatMul keeps the float kernels)");
 
@@ -121,11 +124,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     /// random bytes at the digits' extremes: the kernel's per-plane integer sums equal the reference's exactly.
     /// </summary>
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.Q2_K)]
-    [InlineData(GgmlType.Q3_K)]
+    [MemberData(nameof(PlaneTypes))]
     public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type)
     {
         SkipUnlessAvx2();
@@ -163,11 +162,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     /// would be off by 2³² in a lane.
     /// </summary>
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.Q2_K)]
-    [InlineData(GgmlType.Q3_K)]
+    [MemberData(nameof(PlaneTypes))]
     public void Kernel_ExtremeBlocks_SumsDoNotOverflow(GgmlType type)
     {
         SkipUnlessAvx2();
@@ -222,11 +217,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     /// split the rows at different places, and a batch's inputs each go through the same call.
     /// </summary>
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.Q2_K)]
-    [InlineData(GgmlType.Q3_K)]
+    [MemberData(nameof(PlaneTypes))]
     public void Kernel_RowBits_IndependentOfGrouping(GgmlType type)
     {
         SkipUnlessAvx2();
@@ -325,11 +316,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     /// The outlier inputs show the method's cost: the other values of an outlier's block keep 24 bits relative to the outlier.
     /// </summary>
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.Q2_K)]
-    [InlineData(GgmlType.Q3_K)]
+    [MemberData(nameof(PlaneTypes))]
     public void Kernel_OnRandomRows_WithinBoundOfExactProduct(GgmlType type)
     {
         SkipUnlessAvx2();
@@ -431,11 +418,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
 
     /// <summary>An input block holding a NaN or an infinity (scale NaN, zero planes) makes every row's dot NaN, as the float kernels' (random rows, each type).</summary>
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.Q2_K)]
-    [InlineData(GgmlType.Q3_K)]
+    [MemberData(nameof(PlaneTypes))]
     public void Kernel_NonFiniteInput_GivesNaN(GgmlType type)
     {
         SkipUnlessAvx2();

@@ -30,11 +30,7 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
     }
 
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.Q2_K)]
-    [InlineData(GgmlType.Q3_K)]
+    [MemberData(nameof(KQuantPlaneTests.PlaneTypes), MemberType = typeof(KQuantPlaneTests))]
     public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type)
     {
         SkipUnlessAvx512();
@@ -154,11 +150,7 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
     /// kernel's row against |x|; measured 2·10⁻⁸–2·10⁻⁶): random bytes in every block (all scale and minimum bit patterns).
     /// </summary>
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.Q2_K)]
-    [InlineData(GgmlType.Q3_K)]
+    [MemberData(nameof(KQuantPlaneTests.PlaneTypes), MemberType = typeof(KQuantPlaneTests))]
     public void Kernel_FourRows_EqualEachRowAlone(GgmlType type)
     {
         SkipUnlessAvx512();
@@ -193,11 +185,7 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
 
     /// <summary>An input block holding a NaN or an infinity makes every row's dot NaN, as the 256-bit kernel's (random rows, each type).</summary>
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    [InlineData(GgmlType.Q2_K)]
-    [InlineData(GgmlType.Q3_K)]
+    [MemberData(nameof(KQuantPlaneTests.PlaneTypes), MemberType = typeof(KQuantPlaneTests))]
     public void Kernel_NonFiniteInput_GivesNaN(GgmlType type)
     {
         SkipUnlessAvx512();
