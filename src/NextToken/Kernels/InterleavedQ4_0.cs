@@ -8,32 +8,38 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// Q4_0 matrices repacked for prompts with quantized activations, as llama.cpp's CPU backend
-/// repacks them (<c>block_q4_0x8</c>): eight rows interleaved so that one 256-bit register holds the
+/// Q4_0 and IQ4_NL matrices repacked for quantized activations, as llama.cpp's CPU backend
+/// repacks Q4_0 (<c>block_q4_0x8</c>): eight rows interleaved so that one 256-bit register holds the
 /// same four values of eight rows. Each <c>vpdpbusd</c> then multiplies those 32 nibbles with one
 /// broadcast group of four activation bytes and adds into eight int32 lanes — one per row — so a
 /// block of eight rows against one position costs eight integer instructions, one conversion and
-/// one FMA with the eight rows' scales (16 integer instructions with plain AVX2, no VNNI). Approximate like every quantized-activation path, so it
-/// runs only when activations are quantized (<c>--q8-activations</c>).
+/// one FMA with the eight rows' scales (16 integer instructions with plain AVX2, no VNNI). IQ4_NL
+/// keeps its nibbles and looks them up in its grid by <c>vpshufb</c> once per block of eight rows
+/// (shared by the positions of a tile): as int8 the copy would be twice the stored bytes, and decode
+/// reads every byte once per token. Prompts and decode both take it: for decode the eight rows'
+/// scales as one vector and one broadcast per four activation bytes replace the row kernel's
+/// per-row nibble splits and scale conversions (a third of its time). Approximate like every
+/// quantized-activation path, so it runs only when activations are quantized (<c>--q8-activations</c>).
 /// </summary>
 /// <remarks>
-/// Layout per group of eight rows and block of 32 values: eight float32 scales, then four 32-byte
-/// registers; register j holds, for rows 0…7 in turn, the row's stored bytes 4j…4j+3 — whose low
-/// nibbles are values 4j…4j+3 and high nibbles values 16+4j…16+4j+3 of the block. The copy is
-/// made once per matrix and kept by the <see cref="Cache"/> its model owns.
+/// Layout per group of eight rows and block of 32 values: the eight rows' f16 scales (as stored, so
+/// the copy is as large as the original), then four 32-byte registers; register j holds, for rows
+/// 0…7 in turn, the row's stored bytes 4j…4j+3 — whose low nibbles are values 4j…4j+3 and high
+/// nibbles values 16+4j…16+4j+3 of the block. The copy is made once per matrix and kept by the
+/// <see cref="Cache"/> its model owns.
 /// </remarks>
 public sealed unsafe class InterleavedQ4_0 : IDisposable
 {
-    private const int Rows = 8, GroupBytes = 32 + 128;
+    private const int Rows = 8, GroupBytes = 16 + 128;
     private byte* _data;
 
     private InterleavedQ4_0(in TensorData weight)
     {
+        Type = weight.Type;
         Groups = weight.RowCount / Rows;
         Blocks = weight.RowLength / 32;
         long bytes = (long)Groups * Blocks * GroupBytes;
         _data = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
-        float* halves = HalfTable.Pointer;
         long rowBytes = weight.RowBytes;
         for (int g = 0; g < Groups; g++)
             for (int b = 0; b < Blocks; b++)
@@ -42,8 +48,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
                 for (int r = 0; r < Rows; r++)
                 {
                     byte* block = weight.Data + (g * Rows + r) * rowBytes + b * 18;
-                    ((float*)target)[r] = HalfTable.ToSingle(halves, ref *block);
-                    for (int j = 0; j < 4; j++) *(uint*)(target + 32 + j * 32 + r * 4) = *(uint*)(block + 2 + 4 * j);
+                    ((ushort*)target)[r] = *(ushort*)block;
+                    for (int j = 0; j < 4; j++) *(uint*)(target + 16 + j * 32 + r * 4) = *(uint*)(block + 2 + 4 * j);
                 }
             }
     }
@@ -51,25 +57,38 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// <summary>AVX-VNNI (<c>vpdpbusd</c>), or plain AVX2 with <c>vpmaddubsw</c> + <c>vpmaddwd</c> (see <see cref="PositionAvx2"/>).</summary>
     public static bool IsSupported => AvxVnni.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
 
+    /// <summary>The stored types repacked here: both are an f16 scale and 16 bytes of nibbles per block of 32.</summary>
+    public static bool Repacks(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.IQ4_NL;
+
+    /// <summary>Q4_0 or IQ4_NL.</summary>
+    public GgmlType Type { get; }
+
     /// <summary>Whole groups of eight rows repacked; a matrix's last rows beyond them take the row-by-row path.</summary>
     public int Groups { get; }
     public int Blocks { get; }
 
+    /// <summary>Bytes of the copy.</summary>
+    public long Bytes => (long)Groups * Blocks * GroupBytes;
+
     /// <summary>
     /// Rows [8·groupStart, 8·groupEnd) for every position: y[t, row] = Σ_b d_row,b · d_t,b ·
-    /// (Σ nibble·x − 8·Σx) over the positions' quantized activations (quants [n, nIn], scales and
-    /// sums [n, nIn/32]).
+    /// Σ w·x over the positions' quantized activations (quants [n, nIn], scales and sums [n, nIn/32]),
+    /// w = nibble − 8 (Q4_0) or the grid value (IQ4_NL).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
     {
-        if (AvxVnni.IsSupported) Multiply<Vnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
-        else Multiply<Avx2Pairs>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        if (!AvxVnni.IsSupported) MultiplyWithoutVnni(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.IQ4_NL) Multiply<GridVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else Multiply<Vnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
     }
 
     /// <summary>As <see cref="Multiply(sbyte*, float*, int*, int, float*, int, int, int)"/> with the AVX2 kernel even where VNNI is there (for tests and benchmarks).</summary>
-    internal void MultiplyWithoutVnni(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd) =>
-        Multiply<Avx2Pairs>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+    internal void MultiplyWithoutVnni(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
+    {
+        if (Type == GgmlType.IQ4_NL) Multiply<GridAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else Multiply<Avx2Pairs>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Multiply<TDot>(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd) where TDot : struct, IPosition
@@ -91,16 +110,11 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     private static void Tile4<TDot>(byte* group, int blocks, sbyte* x, int nIn, float* scales, int* sums, float* y, int yStride) where TDot : struct, IPosition
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var low = Vector256.Create((byte)0x0F);
         for (int b = 0; b < blocks; b++)
         {
             byte* block = group + b * GroupBytes;
-            Vector256<float> d = Vector256.Load((float*)block);
-            byte* q = block + 32;
-            Vector256<byte> p0 = Vector256.Load(q), p1 = Vector256.Load(q + 32), p2 = Vector256.Load(q + 64), p3 = Vector256.Load(q + 96);
-            Vector256<byte> l0 = p0 & low, l1 = p1 & low, l2 = p2 & low, l3 = p3 & low;
-            Vector256<byte> h0 = Vector256.ShiftRightLogical(p0.AsUInt16(), 4).AsByte() & low, h1 = Vector256.ShiftRightLogical(p1.AsUInt16(), 4).AsByte() & low;
-            Vector256<byte> h2 = Vector256.ShiftRightLogical(p2.AsUInt16(), 4).AsByte() & low, h3 = Vector256.ShiftRightLogical(p3.AsUInt16(), 4).AsByte() & low;
+            Vector256<float> d = RowScales(block);
+            TDot.Unpack(block + 16, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             a0 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], d * scales[b], a0);
             a1 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + nIn + b * 32), sums[blocks + b], d * scales[blocks + b], a1);
             a2 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 2 * nIn + b * 32), sums[2 * blocks + b], d * scales[2 * blocks + b], a2);
@@ -109,50 +123,87 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2L * yStride); a3.Store(y + 3L * yStride);
     }
 
-    /// <summary>Eight rows × one position (the batch's last positions).</summary>
+    /// <summary>Eight rows × one position (decode, and the batch's last positions).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile1<TDot>(byte* group, int blocks, sbyte* x, float* scales, int* sums, float* y) where TDot : struct, IPosition
     {
         Vector256<float> a = default;
-        var low = Vector256.Create((byte)0x0F);
         for (int b = 0; b < blocks; b++)
         {
             byte* block = group + b * GroupBytes;
-            byte* q = block + 32;
-            Vector256<byte> p0 = Vector256.Load(q), p1 = Vector256.Load(q + 32), p2 = Vector256.Load(q + 64), p3 = Vector256.Load(q + 96);
-            a = TDot.Position(p0 & low, p1 & low, p2 & low, p3 & low,
-                Vector256.ShiftRightLogical(p0.AsUInt16(), 4).AsByte() & low, Vector256.ShiftRightLogical(p1.AsUInt16(), 4).AsByte() & low,
-                Vector256.ShiftRightLogical(p2.AsUInt16(), 4).AsByte() & low, Vector256.ShiftRightLogical(p3.AsUInt16(), 4).AsByte() & low,
-                (int*)(x + b * 32), sums[b], Vector256.Load((float*)block) * scales[b], a);
+            TDot.Unpack(block + 16, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
+            a = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], RowScales(block) * scales[b], a);
         }
         a.Store(y);
     }
 
     /// <summary>
-    /// accumulator + scale · (Σ nibble·x − 8·Σx) for eight rows (lanes) and one block of one
-    /// position: value groups 0…3 are the low nibbles of registers 0…3, groups 4…7 the high
-    /// nibbles; each meets its four activation bytes broadcast to every lane. Two chains halve the
-    /// dependency on the multiply-add's latency.
+    /// The eight rows' f16 scales as floats, exactly (.NET 10 exposes no <c>vcvtph2ps</c>): sign-extended to 32 bits and
+    /// shifted by 13, a half's exponent and mantissa land in a float's with its sign bit on top (the three bits between
+    /// masked off) — its value times 2^−112 for normal and subnormal halves alike, so one multiply by 2^112 finishes it.
     /// </summary>
-    /// <summary>One block of eight rows against one position; a struct per instruction set so each tile loop is compiled for it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> RowScales(byte* halves)
+    {
+        Vector256<int> h = Avx2.ConvertToVector256Int32((short*)halves);
+        return ((h << 13) & Vector256.Create(unchecked((int)0x8FFFE000))).AsSingle() * Vector256.Create(0x77800000).AsSingle();
+    }
+
+    /// <summary>One block of eight rows against one position; a struct per instruction set and weight type so each tile loop is compiled for it.</summary>
     private interface IPosition
     {
+        /// <summary>The block's four registers as the eight value groups' weights (low nibbles of registers 0…3, then high ones).</summary>
+        static abstract void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                    out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3);
+
         static abstract Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
                                                   Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
                                                   int* x, int sum, Vector256<float> scale, Vector256<float> accumulator);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Nibbles(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3)
+    {
+        var low = Vector256.Create((byte)0x0F);
+        Vector256<byte> p0 = Vector256.Load(q), p1 = Vector256.Load(q + 32), p2 = Vector256.Load(q + 64), p3 = Vector256.Load(q + 96);
+        l0 = p0 & low; l1 = p1 & low; l2 = p2 & low; l3 = p3 & low;
+        h0 = Vector256.ShiftRightLogical(p0.AsUInt16(), 4).AsByte() & low; h1 = Vector256.ShiftRightLogical(p1.AsUInt16(), 4).AsByte() & low;
+        h2 = Vector256.ShiftRightLogical(p2.AsUInt16(), 4).AsByte() & low; h3 = Vector256.ShiftRightLogical(p3.AsUInt16(), 4).AsByte() & low;
+    }
+
+    /// <summary>The nibbles of IQ4_NL as <paramref name="grid"/>'s bytes (one <c>vpshufb</c> per register).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GridValues(byte* q, Vector256<byte> grid, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3)
+    {
+        Nibbles(q, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+        l0 = Avx2.Shuffle(grid, l0); l1 = Avx2.Shuffle(grid, l1); l2 = Avx2.Shuffle(grid, l2); l3 = Avx2.Shuffle(grid, l3);
+        h0 = Avx2.Shuffle(grid, h0); h1 = Avx2.Shuffle(grid, h1); h2 = Avx2.Shuffle(grid, h2); h3 = Avx2.Shuffle(grid, h3);
+    }
+
     private readonly struct Vnni : IPosition
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            Nibbles(q, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        // Σ(n − 8)·x = Σn·x − 8·Σx.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
                                                 Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
                                                 int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
-            PositionVnni(l0, l1, l2, l3, h0, h1, h2, h3, x, sum, scale, accumulator);
+            PositionVnni(l0, l1, l2, l3, h0, h1, h2, h3, x, -8 * sum, scale, accumulator);
     }
 
     private readonly struct Avx2Pairs : IPosition
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            Nibbles(q, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
                                                 Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
@@ -161,7 +212,60 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     }
 
     /// <summary>
-    /// <see cref="PositionVnni"/> without VNNI: each <c>vpmaddubsw</c> gives a row's two 16-bit sums of
+    /// IQ4_NL with VNNI: the grid offset by +128 (1…241, unsigned) and 128·Σx taken back; <c>vpdpbusd</c>
+    /// sums four products into 32 bits, so nothing saturates.
+    /// </summary>
+    private readonly struct GridVnni : IPosition
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            GridValues(q, Vector256.Create((byte)1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241,
+                                           1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241),
+                       out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionVnni(l0, l1, l2, l3, h0, h1, h2, h3, x, -128 * sum, scale, accumulator);
+    }
+
+    /// <summary>
+    /// IQ4_NL with plain AVX2: <c>vpmaddubsw</c> would saturate on the offset grid (2·241·127 &gt; 32,767), so each register
+    /// multiplies |grid| by x carrying the grid's sign (a pair at most 2·127·127 = 32,258) and is widened by <c>vpmaddwd</c> alone.
+    /// </summary>
+    private readonly struct GridAvx2 : IPosition
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            GridValues(q, Vector256.Create((byte)0x81, 0x98, 0xAD, 0xBF, 0xCF, 0xDD, 0xEA, 0xF6, 1, 13, 25, 38, 53, 69, 89, 113,
+                                           0x81, 0x98, 0xAD, 0xBF, 0xCF, 0xDD, 0xEA, 0xF6, 1, 13, 25, 38, 53, 69, 89, 113),
+                       out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator)
+        {
+            Vector256<int> s = Signed(l0, x[0]) + Signed(h0, x[4]), t = Signed(l1, x[1]) + Signed(h1, x[5]);
+            s += Signed(l2, x[2]) + Signed(h2, x[6]);
+            t += Signed(l3, x[3]) + Signed(h3, x[7]);
+            return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(s + t), scale, accumulator);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Vector256<int> Signed(Vector256<byte> grid, int x4)
+        {
+            Vector256<sbyte> w = grid.AsSByte();
+            Vector256<short> pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(Vector256.Create(x4).AsSByte(), w));
+            return Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
+        }
+    }
+
+    /// <summary>
+    /// Q4_0 without VNNI: each <c>vpmaddubsw</c> gives a row's two 16-bit sums of
     /// two nibble·x products, at most 2·15·128 = 3,840 in magnitude, so the eight registers' sums add
     /// in 16 bits without overflow (≤ 30,720) and one <c>vpmaddwd</c> by ones widens the pair per row:
     /// 8 + 7 + 1 integer operations per block and position where VNNI takes 8, still far fewer than
@@ -180,12 +284,17 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(products), scale, accumulator);
     }
 
+    /// <summary>
+    /// accumulator + scale · (Σ u·x + correction) for eight rows (lanes) and one block of one position:
+    /// value groups 0…3 are the low nibbles of registers 0…3, groups 4…7 the high nibbles; each meets its
+    /// four activation bytes broadcast to every lane. Two chains halve the dependency on vpdpbusd's latency.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> PositionVnni(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
                                              Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
-                                             int* x, int sum, Vector256<float> scale, Vector256<float> accumulator)
+                                             int* x, int correction, Vector256<float> scale, Vector256<float> accumulator)
     {
-        Vector256<int> s = AvxVnni.MultiplyWideningAndAdd(Vector256.Create(-8 * sum), l0, Vector256.Create(x[0]).AsSByte());
+        Vector256<int> s = AvxVnni.MultiplyWideningAndAdd(Vector256.Create(correction), l0, Vector256.Create(x[0]).AsSByte());
         Vector256<int> t = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, h0, Vector256.Create(x[4]).AsSByte());
         s = AvxVnni.MultiplyWideningAndAdd(s, l1, Vector256.Create(x[1]).AsSByte());
         t = AvxVnni.MultiplyWideningAndAdd(t, h1, Vector256.Create(x[5]).AsSByte());
@@ -218,10 +327,11 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
             return _q4k[(nint)weight.Data];
         }
 
+        /// <summary>The Q4_0 or IQ4_NL matrix in groups of eight interleaved rows.</summary>
         public InterleavedQ4_0 For(in TensorData weight)
         {
-            if (weight.Type != GgmlType.Q4_0 || weight.Transposed || weight.RowCount < Rows)
-                throw new ArgumentException($"'{weight.Name}': only Q4_0 matrices of at least {Rows} rows are interleaved, not {weight.Type} {weight.ShapeText}");
+            if (!Repacks(weight.Type) || weight.Transposed || weight.RowCount < Rows)
+                throw new ArgumentException($"'{weight.Name}': only Q4_0 and IQ4_NL matrices of at least {Rows} rows are interleaved, not {weight.Type} {weight.ShapeText}");
             if (_matrices.TryGetValue((nint)weight.Data, out InterleavedQ4_0? found)) return found;
             var made = new InterleavedQ4_0(weight);
             if (_matrices.TryAdd((nint)weight.Data, made)) return made;
@@ -230,7 +340,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         }
 
         /// <summary>Bytes held by the repacked copies.</summary>
-        public long Bytes => _matrices.Values.Sum(m => (long)m.Groups * m.Blocks * GroupBytes) + _q4k.Values.Sum(m => m.Bytes);
+        public long Bytes => _matrices.Values.Sum(m => m.Bytes) + _q4k.Values.Sum(m => m.Bytes);
 
         public void Dispose()
         {

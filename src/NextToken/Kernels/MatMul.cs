@@ -23,8 +23,8 @@ public static unsafe class MatMul
     /// <param name="output">[nBatch, nOut]</param>
     /// <param name="quantizeActivations">
     /// Quantize the activations (approximate, faster): decode with <see cref="QuantizedActivations"/>
-    /// for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and IQ4_XS weights (prompts of all but Q4_0 keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and prompts with <see cref="InterleavedQ4_0"/> for Q4_0 weights when
-    /// <paramref name="interleaved"/> gives a place to keep the repacked copies.
+    /// for Q8_0, Q4_1, Q5_0, Q5_1 and IQ4_XS weights (their prompts keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and decode and prompts with <see cref="InterleavedQ4_0"/> for Q4_0 and IQ4_NL weights when
+    /// <paramref name="interleaved"/> gives a place to keep the repacked copies (without one, their decode takes <see cref="QuantizedActivations"/> and prompts the float kernels).
     /// </param>
     /// <param name="independentRows">
     /// Compute every input row exactly as a batch of one would (the decode kernels, never the tiled
@@ -108,7 +108,7 @@ public static unsafe class MatMul
         for (int i = 0; i < job.Count; i++)
         {
             ref readonly TensorData weight = ref job.Weight(i);
-            bool repack = quantizeActivations && interleaved != null && rowsAsBatch >= 4 && weight.Type == GgmlType.Q4_0 && weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
+            bool repack = quantizeActivations && interleaved != null && InterleavedQ4_0.Repacks(weight.Type) && weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
             job.SetInterleaved(i, repack ? interleaved!.For(weight) : null);
             bool repackK = quantizeActivations && interleaved != null && rowsAsBatch >= 4 && weight.Type == GgmlType.Q4_K && weight.RowCount >= 8 &&
                            InterleavedQ4K.IsSupported && TakesKQuantActivations(weight, rowsAsBatch, repacked: true);

@@ -1,0 +1,147 @@
+using System.Buffers.Binary;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using NextToken.Kernels;
+using NextToken.Tensors;
+using Xunit.Abstractions;
+
+namespace NextToken.Tests;
+
+/// <summary>
+/// The repacked Q4_0 and IQ4_NL kernels for <c>--q8-activations</c> (<see cref="InterleavedQ4_0"/>), prompts and decode,
+/// with AVX-VNNI and with plain AVX2 (called directly, so both run on a VNNI CPU): integer sums equal the scalar
+/// reference's exactly (unit scales, random and extreme blocks), the f16 scales convert exactly, and through the matmul
+/// every batch size (1–3 positions, tiles of four and their tails, rows past the last group of eight) gives the
+/// row-by-row integer product up to float rounding.
+/// </summary>
+public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
+{
+    public static TheoryData<GgmlType, bool> Kernels => new()
+    {
+        { GgmlType.Q4_0, true }, { GgmlType.Q4_0, false }, { GgmlType.IQ4_NL, true }, { GgmlType.IQ4_NL, false },
+    };
+
+    private static void Multiply(InterleavedQ4_0 matrix, bool vnni, sbyte* q, float* d, int* s, int nBatch, float* y, int nOut, int groups)
+    {
+        if (vnni) matrix.Multiply(q, d, s, nBatch, y, nOut, 0, groups);
+        else matrix.MultiplyWithoutVnni(q, d, s, nBatch, y, nOut, 0, groups);
+    }
+
+    [Fact]
+    public void RowScales_ConvertEveryFiniteHalfExactly()
+    {
+        if (!Avx2.IsSupported) return;
+        var halves = new ushort[8];
+        var result = new float[8];
+        for (int bits = 0; bits < 65536; bits += 8)
+        {
+            for (int i = 0; i < 8; i++) halves[i] = (ushort)(bits + i);
+            if (((bits >> 10) & 0x1F) == 0x1F) continue; // infinities and NaNs: never a block scale
+            fixed (ushort* h = halves)
+                InterleavedQ4_0.RowScales((byte*)h).CopyTo(result);
+            for (int i = 0; i < 8; i++)
+                Assert.Equal(BitConverter.SingleToInt32Bits((float)BitConverter.UInt16BitsToHalf(halves[i])), BitConverter.SingleToInt32Bits(result[i]));
+        }
+    }
+
+    /// <summary>
+    /// Unit scales (weights and activations), so each output is its row's integer sum over all blocks, exactly in float:
+    /// random bytes and the blocks where 16-bit pair sums peak (IQ4 grid −127 or 113, Q4_0 nibble 15 or 0, against x ±127).
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(Kernels))]
+    public void IntegerSums_EqualTheReference(GgmlType type, bool vnni)
+    {
+        Skip.IfNot(vnni ? AvxVnni.IsSupported : InterleavedQ4_0.IsSupported, vnni ? "no AVX-VNNI" : "needs AVX2");
+        const int nIn = 224, nOut = 24; // 7 blocks, three groups
+        int blocks = nIn / 32;
+        var random = new Random((int)type);
+        foreach (int fill in new[] { -1, 0x00, 0xFF, 0x88 })
+            foreach (int nBatch in new[] { 1, 5 })
+            {
+                byte[] stored = new byte[nOut * blocks * 18];
+                random.NextBytes(stored);
+                if (fill >= 0) Array.Fill(stored, (byte)fill);
+                for (int at = 0; at < stored.Length; at += 18) BinaryPrimitives.WriteHalfLittleEndian(stored.AsSpan(at), (Half)1);
+                var quants = new sbyte[nBatch * nIn];
+                for (int i = 0; i < quants.Length; i++)
+                    quants[i] = fill < 0 ? (sbyte)random.Next(-127, 128) : (sbyte)((i & 1) == 0 ? 127 : -127);
+                var scales = Enumerable.Repeat(1f, nBatch * blocks).ToArray();
+                var sums = new int[nBatch * blocks];
+                for (int i = 0; i < quants.Length; i++) sums[i / 32] += quants[i];
+                var y = new float[nBatch * nOut];
+                fixed (byte* data = stored)
+                fixed (sbyte* q = quants)
+                fixed (float* d = scales, yp = y)
+                fixed (int* s = sums)
+                {
+                    using var cache = new InterleavedQ4_0.Cache();
+                    var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length);
+                    Multiply(cache.For(weight), vnni, q, d, s, nBatch, yp, nOut, nOut / 8);
+                }
+                for (int t = 0; t < nBatch; t++)
+                    for (int r = 0; r < nOut; r++)
+                    {
+                        int expected = 0;
+                        for (int b = 0; b < blocks; b++)
+                            expected += QuantizedActivations.ReferenceBlockSum(type, stored.AsSpan(r * blocks * 18, blocks * 18), b, quants.AsSpan(t * nIn, nIn));
+                        Assert.Equal(expected, y[t * nOut + r]);
+                    }
+            }
+        output.WriteLine($"{type} {(vnni ? "AVX-VNNI" : "AVX2")}: integer sums identical (random and extreme blocks)");
+    }
+
+    /// <summary>
+    /// Through the matmul with a cache (decode of 1–3 positions and prompts; 1 and 2 threads; 37 and 130 rows leave rows past the
+    /// last group to the row kernel): the row-by-row integer product (<see cref="QuantizedActivations.Dot(GgmlType, ReadOnlySpan{byte}, ReadOnlySpan{sbyte}, ReadOnlySpan{float}, ReadOnlySpan{int})"/>)
+    /// within 1e-4·(1 + |y|) (the same sums, added in another order), and independent rows equal each position alone bit for bit.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_0, 1, 96, 37)]
+    [InlineData(GgmlType.Q4_0, 3, 2048, 64)]
+    [InlineData(GgmlType.IQ4_NL, 1, 96, 37)]
+    [InlineData(GgmlType.IQ4_NL, 2, 2048, 64)]
+    [InlineData(GgmlType.IQ4_NL, 7, 96, 37)]
+    [InlineData(GgmlType.IQ4_NL, 20, 768, 130)]
+    public void MatMul_EqualsTheRowByRowIntegerProduct(GgmlType type, int nBatch, int nIn, int nOut)
+    {
+        Skip.IfNot(InterleavedQ4_0.IsSupported && QuantizedActivations.IsSupported(type), "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");
+        var random = new Random(nOut + (int)type);
+        byte[] stored = QuantizedActivationBlock32Tests.RandomRows(type, nIn, nOut, random);
+        float[] x = Enumerable.Range(0, nBatch * nIn).Select(_ => (float)(random.NextDouble() * 6 - 3)).ToArray();
+        int blocks = nIn / 32;
+        var quants = new sbyte[nBatch * nIn];
+        var scales = new float[nBatch * blocks];
+        var sums = new int[nBatch * blocks];
+        for (int t = 0; t < nBatch; t++)
+            QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
+        using var cache = new InterleavedQ4_0.Cache();
+        fixed (byte* data = stored)
+        {
+            var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length);
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var y = new float[nBatch * nOut];
+                MatMul.Forward(weight, x, nBatch, y, threads, quantizeActivations: true, interleaved: cache);
+                double worst = 0;
+                for (int t = 0; t < nBatch; t++)
+                    for (int r = 0; r < nOut; r++)
+                    {
+                        float expected = QuantizedActivations.Dot(type, weight.Row(r), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
+                        worst = Math.Max(worst, Math.Abs(y[t * nOut + r] - expected));
+                        Assert.True(Math.Abs(y[t * nOut + r] - expected) <= 1e-4 * (1 + Math.Abs(expected)), $"position {t} row {r}, {threads} threads: {y[t * nOut + r]} vs {expected}");
+                    }
+                output.WriteLine($"{type} {nBatch}×{nIn}×{nOut}, {threads} threads: worst |Δ| {worst:E2} against the row-by-row integer product");
+                var each = new float[nBatch * nOut];
+                MatMul.Forward(weight, x, nBatch, each, threads, quantizeActivations: true, interleaved: cache, independentRows: true);
+                for (int t = 0; t < nBatch; t++)
+                {
+                    var alone = new float[nOut];
+                    MatMul.Forward(weight, x.AsSpan(t * nIn, nIn), 1, alone, threads, quantizeActivations: true, interleaved: cache);
+                    Assert.Equal(alone, each.AsSpan(t * nOut, nOut).ToArray());
+                }
+            }
+        }
+        Assert.True(cache.Bytes > 0);
+    }
+}
