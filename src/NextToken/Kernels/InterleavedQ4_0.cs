@@ -8,7 +8,7 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// Q4_0 and IQ4_NL matrices repacked for quantized activations, as llama.cpp's CPU backend
+/// Q4_0, IQ4_NL and Q8_0 matrices repacked for quantized activations, as llama.cpp's CPU backend
 /// repacks Q4_0 (<c>block_q4_0x8</c>): eight rows interleaved so that one 256-bit register holds the
 /// same four values of eight rows. Each <c>vpdpbusd</c> then multiplies those 32 nibbles with one
 /// broadcast group of four activation bytes and adds into eight int32 lanes — one per row — so a
@@ -16,7 +16,7 @@ namespace NextToken.Kernels;
 /// one FMA with the eight rows' scales (16 integer instructions with plain AVX2, no VNNI). IQ4_NL
 /// keeps its nibbles and looks them up in its grid by <c>vpshufb</c> once per block of eight rows
 /// (shared by the positions of a tile): as int8 the copy would be twice the stored bytes, and decode
-/// reads every byte once per token. Prompts and decode both take it: for decode the eight rows'
+/// reads every byte once per token. Q8_0 keeps its bytes, eight registers per block (see the constructor). Prompts and decode both take it: for decode the eight rows'
 /// scales as one vector and one broadcast per four activation bytes replace the row kernel's
 /// per-row nibble splits and scale conversions (a third of its time). Approximate like every
 /// quantized-activation path, so it runs only when activations are quantized (<c>--q8-activations</c>).
@@ -30,7 +30,8 @@ namespace NextToken.Kernels;
 /// </remarks>
 public sealed unsafe class InterleavedQ4_0 : IDisposable
 {
-    private const int Rows = 8, GroupBytes = 16 + 128;
+    private const int Rows = 8;
+    private readonly int _groupBytes;
     private byte* _data;
 
     private InterleavedQ4_0(in TensorData weight)
@@ -38,18 +39,21 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         Type = weight.Type;
         Groups = weight.RowCount / Rows;
         Blocks = weight.RowLength / 32;
-        long bytes = (long)Groups * Blocks * GroupBytes;
+        // Q8_0: eight registers of bytes 4j…4j+3 of the eight rows' 32 quants (register j holds values 4j…4j+3, j < 4; register 4 + j values 16+4j…).
+        _groupBytes = 16 + (Type == GgmlType.Q8_0 ? 256 : 128);
+        int blockBytes = Type == GgmlType.Q8_0 ? 34 : 18, registers = Type == GgmlType.Q8_0 ? 8 : 4;
+        long bytes = (long)Groups * Blocks * _groupBytes;
         _data = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
         long rowBytes = weight.RowBytes;
         for (int g = 0; g < Groups; g++)
             for (int b = 0; b < Blocks; b++)
             {
-                byte* target = _data + ((long)g * Blocks + b) * GroupBytes;
+                byte* target = _data + ((long)g * Blocks + b) * _groupBytes;
                 for (int r = 0; r < Rows; r++)
                 {
-                    byte* block = weight.Data + (g * Rows + r) * rowBytes + b * 18;
+                    byte* block = weight.Data + (g * Rows + r) * rowBytes + b * blockBytes;
                     ((ushort*)target)[r] = *(ushort*)block;
-                    for (int j = 0; j < 4; j++) *(uint*)(target + 16 + j * 32 + r * 4) = *(uint*)(block + 2 + 4 * j);
+                    for (int j = 0; j < registers; j++) *(uint*)(target + 16 + j * 32 + r * 4) = *(uint*)(block + 2 + 4 * j);
                 }
             }
     }
@@ -58,7 +62,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     public static bool IsSupported => AvxVnni.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
 
     /// <summary>The stored types repacked here: both are an f16 scale and 16 bytes of nibbles per block of 32.</summary>
-    public static bool Repacks(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.IQ4_NL;
+    public static bool Repacks(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q8_0;
 
     /// <summary>Q4_0 or IQ4_NL.</summary>
     public GgmlType Type { get; }
@@ -68,7 +72,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     public int Blocks { get; }
 
     /// <summary>Bytes of the copy.</summary>
-    public long Bytes => (long)Groups * Blocks * GroupBytes;
+    public long Bytes => (long)Groups * Blocks * _groupBytes;
 
     /// <summary>
     /// Rows [8·groupStart, 8·groupEnd) for every position: y[t, row] = Σ_b d_row,b · d_t,b ·
@@ -79,6 +83,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     internal void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
     {
         if (!AvxVnni.IsSupported) MultiplyWithoutVnni(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.Q8_0) Multiply<BytesVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else if (Type == GgmlType.IQ4_NL) Multiply<GridVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else Multiply<Vnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
     }
@@ -86,7 +91,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// <summary>As <see cref="Multiply(sbyte*, float*, int*, int, float*, int, int, int)"/> with the AVX2 kernel even where VNNI is there (for tests and benchmarks).</summary>
     internal void MultiplyWithoutVnni(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
     {
-        if (Type == GgmlType.IQ4_NL) Multiply<GridAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        if (Type == GgmlType.Q8_0) Multiply<BytesAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.IQ4_NL) Multiply<GridAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else Multiply<Avx2Pairs>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
     }
 
@@ -96,7 +102,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         int nIn = Blocks * 32;
         for (int g = groupStart; g < groupEnd; g++)
         {
-            byte* group = _data + (long)g * Blocks * GroupBytes;
+            byte* group = _data + (long)g * Blocks * _groupBytes;
             int t = 0;
             for (; t + 4 <= nBatch; t += 4)
                 Tile4<TDot>(group, Blocks, quants + (long)t * nIn, nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows, yStride);
@@ -112,7 +118,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int b = 0; b < blocks; b++)
         {
-            byte* block = group + b * GroupBytes;
+            byte* block = group + b * TDot.GroupBytes;
             Vector256<float> d = RowScales(block);
             TDot.Unpack(block + 16, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             a0 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], d * scales[b], a0);
@@ -130,7 +136,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         Vector256<float> a = default;
         for (int b = 0; b < blocks; b++)
         {
-            byte* block = group + b * GroupBytes;
+            byte* block = group + b * TDot.GroupBytes;
             TDot.Unpack(block + 16, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             a = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], RowScales(block) * scales[b], a);
         }
@@ -152,6 +158,9 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// <summary>One block of eight rows against one position; a struct per instruction set and weight type so each tile loop is compiled for it.</summary>
     private interface IPosition
     {
+        /// <summary>Bytes per group of eight rows and block: the scales, then the registers.</summary>
+        static abstract int GroupBytes { get; }
+
         /// <summary>The block's four registers as the eight value groups' weights (low nibbles of registers 0…3, then high ones).</summary>
         static abstract void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                     out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3);
@@ -184,6 +193,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
 
     private readonly struct Vnni : IPosition
     {
+        public static int GroupBytes => 16 + 128;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
@@ -199,6 +210,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
 
     private readonly struct Avx2Pairs : IPosition
     {
+        public static int GroupBytes => 16 + 128;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
@@ -217,6 +230,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// </summary>
     private readonly struct GridVnni : IPosition
     {
+        public static int GroupBytes => 16 + 128;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
@@ -237,6 +252,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// </summary>
     private readonly struct GridAvx2 : IPosition
     {
+        public static int GroupBytes => 16 + 128;
+
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
@@ -262,6 +279,47 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
             Vector256<short> pairs = Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(Vector256.Create(x4).AsSByte(), w));
             return Avx2.MultiplyAddAdjacent(pairs, Vector256.Create((short)1));
         }
+    }
+
+    /// <summary>Q8_0 with VNNI: each weight w as the unsigned w + 128 (one xor) and 128·Σx taken back, as the IQ4_NL grid.</summary>
+    private readonly struct BytesVnni : IPosition
+    {
+        public static int GroupBytes => 16 + 256;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3)
+        {
+            var offset = Vector256.Create((byte)0x80);
+            l0 = Vector256.Load(q) ^ offset; l1 = Vector256.Load(q + 32) ^ offset; l2 = Vector256.Load(q + 64) ^ offset; l3 = Vector256.Load(q + 96) ^ offset;
+            h0 = Vector256.Load(q + 128) ^ offset; h1 = Vector256.Load(q + 160) ^ offset; h2 = Vector256.Load(q + 192) ^ offset; h3 = Vector256.Load(q + 224) ^ offset;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionVnni(l0, l1, l2, l3, h0, h1, h2, h3, x, -128 * sum, scale, accumulator);
+    }
+
+    /// <summary>Q8_0 with plain AVX2: the signed weights as IQ4_NL's signed grid values (|w| times x with w's sign).</summary>
+    private readonly struct BytesAvx2 : IPosition
+    {
+        public static int GroupBytes => 16 + 256;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3)
+        {
+            l0 = Vector256.Load(q); l1 = Vector256.Load(q + 32); l2 = Vector256.Load(q + 64); l3 = Vector256.Load(q + 96);
+            h0 = Vector256.Load(q + 128); h1 = Vector256.Load(q + 160); h2 = Vector256.Load(q + 192); h3 = Vector256.Load(q + 224);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            GridAvx2.Position(l0, l1, l2, l3, h0, h1, h2, h3, x, sum, scale, accumulator);
     }
 
     /// <summary>
@@ -311,7 +369,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         _data = null;
     }
 
-    /// <summary>The repacked copies of one model's Q4_0 (and Q4_K: <see cref="InterleavedQ4K"/>) matrices, made on first use and freed with the model.</summary>
+    /// <summary>The repacked copies of one model's Q4_0, IQ4_NL and Q8_0 (and Q4_K: <see cref="InterleavedQ4K"/>) matrices, made on first use and freed with the model.</summary>
     public sealed class Cache : IDisposable
     {
         private readonly ConcurrentDictionary<nint, InterleavedQ4_0> _matrices = new();
@@ -327,11 +385,11 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
             return _q4k[(nint)weight.Data];
         }
 
-        /// <summary>The Q4_0 or IQ4_NL matrix in groups of eight interleaved rows.</summary>
+        /// <summary>The Q4_0, IQ4_NL or Q8_0 matrix in groups of eight interleaved rows.</summary>
         public InterleavedQ4_0 For(in TensorData weight)
         {
             if (!Repacks(weight.Type) || weight.Transposed || weight.RowCount < Rows)
-                throw new ArgumentException($"'{weight.Name}': only Q4_0 and IQ4_NL matrices of at least {Rows} rows are interleaved, not {weight.Type} {weight.ShapeText}");
+                throw new ArgumentException($"'{weight.Name}': only Q4_0, IQ4_NL and Q8_0 matrices of at least {Rows} rows are interleaved, not {weight.Type} {weight.ShapeText}");
             if (_matrices.TryGetValue((nint)weight.Data, out InterleavedQ4_0? found)) return found;
             var made = new InterleavedQ4_0(weight);
             if (_matrices.TryAdd((nint)weight.Data, made)) return made;
