@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace NextToken.Tests;
 
 /// <summary>
-/// The repacked Q4_0, IQ4_NL and Q8_0 kernels for <c>--q8-activations</c> (<see cref="InterleavedQ4_0"/>), prompts and decode,
+/// The repacked block-32 kernels (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) for <c>--q8-activations</c> (<see cref="InterleavedQ4_0"/>), prompts and decode,
 /// with AVX-VNNI and with plain AVX2 (called directly, so both run on a VNNI CPU): integer sums equal the scalar
 /// reference's exactly (unit scales, random and extreme blocks), the f16 scales convert exactly, and through the matmul
 /// every batch size (1–3 positions, tiles of four and their tails, rows past the last group of eight) gives the
@@ -19,6 +19,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
     public static TheoryData<GgmlType, bool> Kernels => new()
     {
         { GgmlType.Q4_0, true }, { GgmlType.Q4_0, false }, { GgmlType.IQ4_NL, true }, { GgmlType.IQ4_NL, false }, { GgmlType.Q8_0, true }, { GgmlType.Q8_0, false },
+        { GgmlType.Q4_1, true }, { GgmlType.Q4_1, false }, { GgmlType.Q5_0, true }, { GgmlType.Q5_0, false }, { GgmlType.Q5_1, true }, { GgmlType.Q5_1, false },
     };
 
     private static void Multiply(InterleavedQ4_0 matrix, bool vnni, sbyte* q, float* d, int* s, int nBatch, float* y, int nOut, int groups)
@@ -46,7 +47,8 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
 
     /// <summary>
     /// Unit scales (weights and activations), so each output is its row's integer sum over all blocks, exactly in float:
-    /// random bytes and the blocks where 16-bit pair sums peak (IQ4 grid −127 or 113, Q4_0 nibble 15 or 0, Q8_0 −128, against x ±127).
+    /// random bytes and the blocks where 16-bit pair sums peak (IQ4 grid −127 or 113, Q4_0 nibble 15 or 0, Q5 q 31 with every fifth bit,
+    /// Q8_0 −128, against x ±127). Minimums are 0 here (the matmul test below has them).
     /// </summary>
     [SkippableTheory]
     [MemberData(nameof(Kernels))]
@@ -59,11 +61,15 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
         foreach (int fill in new[] { -1, 0x00, 0xFF, 0x88 })
             foreach (int nBatch in new[] { 1, 5 })
             {
-                int blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
+                int blockBytes = (int)GgmlTypeInfo.RowBytes(type, 32);
                 byte[] stored = new byte[nOut * blocks * blockBytes];
                 random.NextBytes(stored);
                 if (fill >= 0) Array.Fill(stored, (byte)(type == GgmlType.Q8_0 && fill == 0x88 ? 0x80 : fill)); // Q8_0: −1, 0 and −128
-                for (int at = 0; at < stored.Length; at += blockBytes) BinaryPrimitives.WriteHalfLittleEndian(stored.AsSpan(at), (Half)1);
+                for (int at = 0; at < stored.Length; at += blockBytes)
+                {
+                    BinaryPrimitives.WriteHalfLittleEndian(stored.AsSpan(at), (Half)1);
+                    if (type is GgmlType.Q4_1 or GgmlType.Q5_1) BinaryPrimitives.WriteHalfLittleEndian(stored.AsSpan(at + 2), (Half)0); // the minimum: tested below
+                }
                 var quants = new sbyte[nBatch * nIn];
                 for (int i = 0; i < quants.Length; i++)
                     quants[i] = fill < 0 ? (sbyte)random.Next(-127, 128) : (sbyte)((i & 1) == 0 ? 127 : -127);
@@ -106,6 +112,12 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
     [InlineData(GgmlType.IQ4_NL, 20, 768, 130)]
     [InlineData(GgmlType.Q8_0, 1, 96, 37)]
     [InlineData(GgmlType.Q8_0, 5, 768, 64)]
+    [InlineData(GgmlType.Q4_1, 1, 96, 37)]
+    [InlineData(GgmlType.Q4_1, 6, 768, 64)]
+    [InlineData(GgmlType.Q5_0, 1, 2048, 37)]
+    [InlineData(GgmlType.Q5_0, 9, 96, 40)]
+    [InlineData(GgmlType.Q5_1, 2, 96, 37)]
+    [InlineData(GgmlType.Q5_1, 4, 768, 64)]
     public void MatMul_EqualsTheRowByRowIntegerProduct(GgmlType type, int nBatch, int nIn, int nOut)
     {
         Skip.IfNot(InterleavedQ4_0.IsSupported && QuantizedActivations.IsSupported(type), "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");

@@ -40,8 +40,13 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         Groups = weight.RowCount / Rows;
         Blocks = weight.RowLength / 32;
         // Q8_0: eight registers of bytes 4j…4j+3 of the eight rows' 32 quants (register j holds values 4j…4j+3, j < 4; register 4 + j values 16+4j…).
-        _groupBytes = 16 + (Type == GgmlType.Q8_0 ? 256 : 128);
-        int blockBytes = Type == GgmlType.Q8_0 ? 34 : 18, registers = Type == GgmlType.Q8_0 ? 8 : 4;
+        // Q4_1, Q5_1: the minimums' halves after the scales'. Q5_0, Q5_1: 32 bytes of fifth bits before the registers, laid out
+        // as the registers' bytes: bit i of byte 4r + k is the fifth bit of register i's byte k of row r (registers 0…3 the low
+        // nibbles, 4…7 the high ones), so one shift and one mask give a register's 0x10s.
+        bool q8 = Type == GgmlType.Q8_0, minimum = Type is GgmlType.Q4_1 or GgmlType.Q5_1, fifth = Type is GgmlType.Q5_0 or GgmlType.Q5_1;
+        int blockBytes = Type switch { GgmlType.Q8_0 => 34, GgmlType.Q4_1 => 20, GgmlType.Q5_0 => 22, GgmlType.Q5_1 => 24, _ => 18 };
+        int registers = q8 ? 8 : 4, storedQuantsAt = q8 ? 2 : blockBytes - 16, quantsAt = 16 + (minimum ? 16 : 0) + (fifth ? 32 : 0);
+        _groupBytes = quantsAt + registers * 32;
         long bytes = (long)Groups * Blocks * _groupBytes;
         _data = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(bytes, 64), 64);
         long rowBytes = weight.RowBytes;
@@ -53,7 +58,13 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
                 {
                     byte* block = weight.Data + (g * Rows + r) * rowBytes + b * blockBytes;
                     ((ushort*)target)[r] = *(ushort*)block;
-                    for (int j = 0; j < registers; j++) *(uint*)(target + 16 + j * 32 + r * 4) = *(uint*)(block + 2 + 4 * j);
+                    if (minimum) ((ushort*)(target + 16))[r] = *(ushort*)(block + 2);
+                    for (int j = 0; j < registers; j++) *(uint*)(target + quantsAt + j * 32 + r * 4) = *(uint*)(block + storedQuantsAt + 4 * j);
+                    if (!fifth) continue;
+                    uint high = *(uint*)(block + storedQuantsAt - 4), plane = 0;
+                    for (int v = 0; v < 32; v++)
+                        plane |= (high >> v & 1) << (8 * (v % 4) + (v < 16 ? v / 4 : 4 + (v - 16) / 4));
+                    *(uint*)(target + quantsAt - 32 + r * 4) = plane;
                 }
             }
     }
@@ -62,7 +73,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     public static bool IsSupported => AvxVnni.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
 
     /// <summary>The stored types repacked here: both are an f16 scale and 16 bytes of nibbles per block of 32.</summary>
-    public static bool Repacks(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q8_0;
+    public static bool Repacks(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q8_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1;
 
     /// <summary>Q4_0 or IQ4_NL.</summary>
     public GgmlType Type { get; }
@@ -85,6 +96,9 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         if (!AvxVnni.IsSupported) MultiplyWithoutVnni(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else if (Type == GgmlType.Q8_0) Multiply<BytesVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else if (Type == GgmlType.IQ4_NL) Multiply<GridVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.Q4_1) Multiply<MinimumVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.Q5_0) Multiply<FifthVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.Q5_1) Multiply<FifthMinimumVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else Multiply<Vnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
     }
 
@@ -93,6 +107,9 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     {
         if (Type == GgmlType.Q8_0) Multiply<BytesAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else if (Type == GgmlType.IQ4_NL) Multiply<GridAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.Q4_1) Multiply<MinimumAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.Q5_0) Multiply<FifthAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (Type == GgmlType.Q5_1) Multiply<FifthMinimumAvx2>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else Multiply<Avx2Pairs>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
     }
 
@@ -120,11 +137,19 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         {
             byte* block = group + b * TDot.GroupBytes;
             Vector256<float> d = RowScales(block);
-            TDot.Unpack(block + 16, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
+            TDot.Unpack(block, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             a0 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], d * scales[b], a0);
             a1 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + nIn + b * 32), sums[blocks + b], d * scales[blocks + b], a1);
             a2 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 2 * nIn + b * 32), sums[2 * blocks + b], d * scales[2 * blocks + b], a2);
             a3 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 3 * nIn + b * 32), sums[3 * blocks + b], d * scales[3 * blocks + b], a3);
+            if (TDot.HasMinimum)
+            {
+                Vector256<float> m = RowScales(block + 16);
+                a0 = Vector256.FusedMultiplyAdd(m, Vector256.Create(scales[b] * sums[b]), a0);
+                a1 = Vector256.FusedMultiplyAdd(m, Vector256.Create(scales[blocks + b] * sums[blocks + b]), a1);
+                a2 = Vector256.FusedMultiplyAdd(m, Vector256.Create(scales[2 * blocks + b] * sums[2 * blocks + b]), a2);
+                a3 = Vector256.FusedMultiplyAdd(m, Vector256.Create(scales[3 * blocks + b] * sums[3 * blocks + b]), a3);
+            }
         }
         a0.Store(y); a1.Store(y + yStride); a2.Store(y + 2L * yStride); a3.Store(y + 3L * yStride);
     }
@@ -137,8 +162,9 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         for (int b = 0; b < blocks; b++)
         {
             byte* block = group + b * TDot.GroupBytes;
-            TDot.Unpack(block + 16, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
+            TDot.Unpack(block, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             a = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], RowScales(block) * scales[b], a);
+            if (TDot.HasMinimum) a = Vector256.FusedMultiplyAdd(RowScales(block + 16), Vector256.Create(scales[b] * sums[b]), a);
         }
         a.Store(y);
     }
@@ -147,6 +173,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// The eight rows' f16 scales as floats, exactly (.NET 10 exposes no <c>vcvtph2ps</c>): sign-extended to 32 bits and
     /// shifted by 13, a half's exponent and mantissa land in a float's with its sign bit on top (the three bits between
     /// masked off) — its value times 2^−112 for normal and subnormal halves alike, so one multiply by 2^112 finishes it.
+    /// (Infinities and NaNs, never a block's scale, come out finite.)
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> RowScales(byte* halves)
@@ -161,7 +188,10 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         /// <summary>Bytes per group of eight rows and block: the scales, then the registers.</summary>
         static abstract int GroupBytes { get; }
 
-        /// <summary>The block's four registers as the eight value groups' weights (low nibbles of registers 0…3, then high ones).</summary>
+        /// <summary>Q4_1, Q5_1: the eight rows' f16 minimums follow the scales, their share m·d_x·Σq_x added per block.</summary>
+        static virtual bool HasMinimum => false;
+
+        /// <summary>The eight value groups' weights of the block at <paramref name="q"/> (for nibbles: the low ones of registers 0…3, then the high ones).</summary>
         static abstract void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                     out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3);
 
@@ -198,7 +228,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
-            Nibbles(q, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+            Nibbles(q + 16, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
 
         // Σ(n − 8)·x = Σn·x − 8·Σx.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -215,13 +245,13 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
-            Nibbles(q, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+            Nibbles(q + 16, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
                                                 Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
                                                 int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
-            PositionAvx2(l0, l1, l2, l3, h0, h1, h2, h3, x, sum, scale, accumulator);
+            PositionAvx2(l0, l1, l2, l3, h0, h1, h2, h3, x, -8 * sum, scale, accumulator);
     }
 
     /// <summary>
@@ -235,7 +265,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
-            GridValues(q, Vector256.Create((byte)1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241,
+            GridValues(q + 16, Vector256.Create((byte)1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241,
                                            1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241),
                        out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
 
@@ -257,7 +287,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
-            GridValues(q, Vector256.Create((byte)0x81, 0x98, 0xAD, 0xBF, 0xCF, 0xDD, 0xEA, 0xF6, 1, 13, 25, 38, 53, 69, 89, 113,
+            GridValues(q + 16, Vector256.Create((byte)0x81, 0x98, 0xAD, 0xBF, 0xCF, 0xDD, 0xEA, 0xF6, 1, 13, 25, 38, 53, 69, 89, 113,
                                            0x81, 0x98, 0xAD, 0xBF, 0xCF, 0xDD, 0xEA, 0xF6, 1, 13, 25, 38, 53, 69, 89, 113),
                        out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
 
@@ -290,6 +320,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3)
         {
+            q += 16;
             var offset = Vector256.Create((byte)0x80);
             l0 = Vector256.Load(q) ^ offset; l1 = Vector256.Load(q + 32) ^ offset; l2 = Vector256.Load(q + 64) ^ offset; l3 = Vector256.Load(q + 96) ^ offset;
             h0 = Vector256.Load(q + 128) ^ offset; h1 = Vector256.Load(q + 160) ^ offset; h2 = Vector256.Load(q + 192) ^ offset; h3 = Vector256.Load(q + 224) ^ offset;
@@ -311,6 +342,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
                                   out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3)
         {
+            q += 16;
             l0 = Vector256.Load(q); l1 = Vector256.Load(q + 32); l2 = Vector256.Load(q + 64); l3 = Vector256.Load(q + 96);
             h0 = Vector256.Load(q + 128); h1 = Vector256.Load(q + 160); h2 = Vector256.Load(q + 192); h3 = Vector256.Load(q + 224);
         }
@@ -320,6 +352,147 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
                                                 Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
                                                 int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
             GridAvx2.Position(l0, l1, l2, l3, h0, h1, h2, h3, x, sum, scale, accumulator);
+    }
+
+    /// <summary>Q4_1 with VNNI: the unsigned nibbles as they are; the minimum's share goes to the tile loop.</summary>
+    private readonly struct MinimumVnni : IPosition
+    {
+        public static int GroupBytes => 160;
+
+        public static bool HasMinimum => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            Nibbles(q + 32, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionVnni(l0, l1, l2, l3, h0, h1, h2, h3, x, 0, scale, accumulator);
+    }
+
+    /// <summary>Q4_1 without VNNI: as Q4_0's pairs (nibbles at most 15), no correction.</summary>
+    private readonly struct MinimumAvx2 : IPosition
+    {
+        public static int GroupBytes => 160;
+
+        public static bool HasMinimum => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            Nibbles(q + 32, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionAvx2(l0, l1, l2, l3, h0, h1, h2, h3, x, 0, scale, accumulator);
+    }
+
+    /// <summary>Q5_0 with VNNI: q = nibble | fifth bit·16 (0…31), Σ(q − 16)·x = Σq·x − 16·Σx.</summary>
+    private readonly struct FifthVnni : IPosition
+    {
+        public static int GroupBytes => 176;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            FifthBits(q + 48, q + 16, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionVnni(l0, l1, l2, l3, h0, h1, h2, h3, x, -16 * sum, scale, accumulator);
+    }
+
+    /// <summary>Q5_0 without VNNI.</summary>
+    private readonly struct FifthAvx2 : IPosition
+    {
+        public static int GroupBytes => 176;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            FifthBits(q + 48, q + 16, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionAvx2Wide(l0, l1, l2, l3, h0, h1, h2, h3, x, -16 * sum, scale, accumulator);
+    }
+
+    /// <summary>Q5_1 with VNNI: the unsigned 5-bit q, the minimum as Q4_1's.</summary>
+    private readonly struct FifthMinimumVnni : IPosition
+    {
+        public static int GroupBytes => 192;
+
+        public static bool HasMinimum => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            FifthBits(q + 64, q + 32, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionVnni(l0, l1, l2, l3, h0, h1, h2, h3, x, 0, scale, accumulator);
+    }
+
+    /// <summary>Q5_1 without VNNI.</summary>
+    private readonly struct FifthMinimumAvx2 : IPosition
+    {
+        public static int GroupBytes => 192;
+
+        public static bool HasMinimum => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Unpack(byte* q, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3) =>
+            FifthBits(q + 64, q + 32, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Position(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                int* x, int sum, Vector256<float> scale, Vector256<float> accumulator) =>
+            PositionAvx2Wide(l0, l1, l2, l3, h0, h1, h2, h3, x, 0, scale, accumulator);
+    }
+
+    /// <summary>The 5-bit quants: the nibbles at <paramref name="qs"/> with the fifth bits of <paramref name="plane"/> (see the constructor) as 16s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FifthBits(byte* qs, byte* plane, out Vector256<byte> l0, out Vector256<byte> l1, out Vector256<byte> l2, out Vector256<byte> l3,
+                                  out Vector256<byte> h0, out Vector256<byte> h1, out Vector256<byte> h2, out Vector256<byte> h3)
+    {
+        Nibbles(qs, out l0, out l1, out l2, out l3, out h0, out h1, out h2, out h3);
+        // Bit i of each byte to bit 4: the 16-bit shifts move bits within a byte only as far as the mask keeps.
+        Vector256<ushort> bits = Vector256.Load((ushort*)plane);
+        var sixteen = Vector256.Create((byte)0x10);
+        l0 |= (bits << 4).AsByte() & sixteen; l1 |= (bits << 3).AsByte() & sixteen; l2 |= (bits << 2).AsByte() & sixteen; l3 |= (bits << 1).AsByte() & sixteen;
+        h0 |= bits.AsByte() & sixteen; h1 |= (bits >> 1).AsByte() & sixteen; h2 |= (bits >> 2).AsByte() & sixteen; h3 |= (bits >> 3).AsByte() & sixteen;
+    }
+
+    /// <summary>
+    /// <see cref="PositionAvx2"/> for 5-bit quants: a pair is at most 2·31·127 = 7,874, so only four registers' pairs add in 16 bits
+    /// (≤ 31,496) before each half is widened.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> PositionAvx2Wide(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
+                                                     Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
+                                                     int* x, int correction, Vector256<float> scale, Vector256<float> accumulator)
+    {
+        Vector256<short> s = Avx2.MultiplyAddAdjacent(l0, Vector256.Create(x[0]).AsSByte()) + Avx2.MultiplyAddAdjacent(h0, Vector256.Create(x[4]).AsSByte());
+        Vector256<short> t = Avx2.MultiplyAddAdjacent(l1, Vector256.Create(x[1]).AsSByte()) + Avx2.MultiplyAddAdjacent(h1, Vector256.Create(x[5]).AsSByte());
+        s += Avx2.MultiplyAddAdjacent(l2, Vector256.Create(x[2]).AsSByte()) + Avx2.MultiplyAddAdjacent(h2, Vector256.Create(x[6]).AsSByte());
+        t += Avx2.MultiplyAddAdjacent(l3, Vector256.Create(x[3]).AsSByte()) + Avx2.MultiplyAddAdjacent(h3, Vector256.Create(x[7]).AsSByte());
+        var ones = Vector256.Create((short)1);
+        Vector256<int> products = Avx2.MultiplyAddAdjacent(s, ones) + Avx2.MultiplyAddAdjacent(t, ones) + Vector256.Create(correction);
+        return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(products), scale, accumulator);
     }
 
     /// <summary>
@@ -332,13 +505,13 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> PositionAvx2(Vector256<byte> l0, Vector256<byte> l1, Vector256<byte> l2, Vector256<byte> l3,
                                                  Vector256<byte> h0, Vector256<byte> h1, Vector256<byte> h2, Vector256<byte> h3,
-                                                 int* x, int sum, Vector256<float> scale, Vector256<float> accumulator)
+                                                 int* x, int correction, Vector256<float> scale, Vector256<float> accumulator)
     {
         Vector256<short> s = Avx2.MultiplyAddAdjacent(l0, Vector256.Create(x[0]).AsSByte()) + Avx2.MultiplyAddAdjacent(h0, Vector256.Create(x[4]).AsSByte());
         Vector256<short> t = Avx2.MultiplyAddAdjacent(l1, Vector256.Create(x[1]).AsSByte()) + Avx2.MultiplyAddAdjacent(h1, Vector256.Create(x[5]).AsSByte());
         s += Avx2.MultiplyAddAdjacent(l2, Vector256.Create(x[2]).AsSByte()) + Avx2.MultiplyAddAdjacent(h2, Vector256.Create(x[6]).AsSByte());
         t += Avx2.MultiplyAddAdjacent(l3, Vector256.Create(x[3]).AsSByte()) + Avx2.MultiplyAddAdjacent(h3, Vector256.Create(x[7]).AsSByte());
-        Vector256<int> products = Avx2.MultiplyAddAdjacent(s + t, Vector256.Create((short)1)) + Vector256.Create(-8 * sum);
+        Vector256<int> products = Avx2.MultiplyAddAdjacent(s + t, Vector256.Create((short)1)) + Vector256.Create(correction);
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(products), scale, accumulator);
     }
 
@@ -369,7 +542,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         _data = null;
     }
 
-    /// <summary>The repacked copies of one model's Q4_0, IQ4_NL and Q8_0 (and Q4_K: <see cref="InterleavedQ4K"/>) matrices, made on first use and freed with the model.</summary>
+    /// <summary>The repacked copies of one model's block-32 (and Q4_K: <see cref="InterleavedQ4K"/>) matrices, made on first use and freed with the model.</summary>
     public sealed class Cache : IDisposable
     {
         private readonly ConcurrentDictionary<nint, InterleavedQ4_0> _matrices = new();
@@ -385,11 +558,11 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
             return _q4k[(nint)weight.Data];
         }
 
-        /// <summary>The Q4_0, IQ4_NL or Q8_0 matrix in groups of eight interleaved rows.</summary>
+        /// <summary>The Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or IQ4_NL matrix in groups of eight interleaved rows.</summary>
         public InterleavedQ4_0 For(in TensorData weight)
         {
             if (!Repacks(weight.Type) || weight.Transposed || weight.RowCount < Rows)
-                throw new ArgumentException($"'{weight.Name}': only Q4_0, IQ4_NL and Q8_0 matrices of at least {Rows} rows are interleaved, not {weight.Type} {weight.ShapeText}");
+                throw new ArgumentException($"'{weight.Name}': only Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL matrices of at least {Rows} rows are interleaved, not {weight.Type} {weight.ShapeText}");
             if (_matrices.TryGetValue((nint)weight.Data, out InterleavedQ4_0? found)) return found;
             var made = new InterleavedQ4_0(weight);
             if (_matrices.TryAdd((nint)weight.Data, made)) return made;
