@@ -8,7 +8,7 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// Q4_0, IQ4_NL and Q8_0 matrices repacked for quantized activations, as llama.cpp's CPU backend
+/// Block-32 matrices (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) repacked for quantized activations, as llama.cpp's CPU backend
 /// repacks Q4_0 (<c>block_q4_0x8</c>): eight rows interleaved so that one 256-bit register holds the
 /// same four values of eight rows. Each <c>vpdpbusd</c> then multiplies those 32 nibbles with one
 /// broadcast group of four activation bytes and adds into eight int32 lanes — one per row — so a
@@ -16,14 +16,16 @@ namespace NextToken.Kernels;
 /// one FMA with the eight rows' scales (16 integer instructions with plain AVX2, no VNNI). IQ4_NL
 /// keeps its nibbles and looks them up in its grid by <c>vpshufb</c> once per block of eight rows
 /// (shared by the positions of a tile): as int8 the copy would be twice the stored bytes, and decode
-/// reads every byte once per token. Q8_0 keeps its bytes, eight registers per block (see the constructor). Prompts and decode both take it: for decode the eight rows'
-/// scales as one vector and one broadcast per four activation bytes replace the row kernel's
-/// per-row nibble splits and scale conversions (a third of its time). Approximate like every
+/// reads every byte once per token. Q8_0 keeps its bytes, eight registers per block; Q4_1/Q5_1 add their
+/// minimums' share per block, Q5_0/Q5_1 their fifth bits from a plane laid out like the registers (see the
+/// constructor); every copy is as large as the stored matrix. Prompts and decode both take it: for decode the eight
+/// rows' scales as one vector and one broadcast per four activation bytes replace the row kernels' per-row unpacking
+/// and scale conversions (0.4–0.65 of their time, InterleavedBlock32Benchmarks). Approximate like every
 /// quantized-activation path, so it runs only when activations are quantized (<c>--q8-activations</c>).
 /// </summary>
 /// <remarks>
-/// Layout per group of eight rows and block of 32 values: the eight rows' f16 scales (as stored, so
-/// the copy is as large as the original), then four 32-byte registers; register j holds, for rows
+/// Layout per group of eight rows and block of 32 values (Q4_0, IQ4_NL): the eight rows' f16 scales (as stored),
+/// then four 32-byte registers; register j holds, for rows
 /// 0…7 in turn, the row's stored bytes 4j…4j+3 — whose low nibbles are values 4j…4j+3 and high
 /// nibbles values 16+4j…16+4j+3 of the block. The copy is made once per matrix and kept by the
 /// <see cref="Cache"/> its model owns.
@@ -72,10 +74,10 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// <summary>AVX-VNNI (<c>vpdpbusd</c>), or plain AVX2 with <c>vpmaddubsw</c> + <c>vpmaddwd</c> (see <see cref="PositionAvx2"/>).</summary>
     public static bool IsSupported => AvxVnni.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
 
-    /// <summary>The stored types repacked here: both are an f16 scale and 16 bytes of nibbles per block of 32.</summary>
+    /// <summary>The stored types repacked here: the block-32 types with an f16 scale (IQ4_XS's scales are per 256, so it keeps its row kernel).</summary>
     public static bool Repacks(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q8_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1;
 
-    /// <summary>Q4_0 or IQ4_NL.</summary>
+    /// <summary>The stored type (<see cref="Repacks"/>).</summary>
     public GgmlType Type { get; }
 
     /// <summary>Whole groups of eight rows repacked; a matrix's last rows beyond them take the row-by-row path.</summary>
@@ -87,8 +89,8 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
 
     /// <summary>
     /// Rows [8·groupStart, 8·groupEnd) for every position: y[t, row] = Σ_b d_row,b · d_t,b ·
-    /// Σ w·x over the positions' quantized activations (quants [n, nIn], scales and sums [n, nIn/32]),
-    /// w = nibble − 8 (Q4_0) or the grid value (IQ4_NL).
+    /// Σ w·x (+ m_row,b · d_t,b · Σx for Q4_1/Q5_1) over the positions' quantized activations (quants [n, nIn], scales and
+    /// sums [n, nIn/32]), w as <see cref="QuantizedActivations.ReferenceBlockSum"/> takes it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)

@@ -23,8 +23,9 @@ public static unsafe class MatMul
     /// <param name="output">[nBatch, nOut]</param>
     /// <param name="quantizeActivations">
     /// Quantize the activations (approximate, faster): decode with <see cref="QuantizedActivations"/>
-    /// for Q4_1, Q5_0, Q5_1 and IQ4_XS weights (their prompts keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and decode and prompts with <see cref="InterleavedQ4_0"/> for Q4_0, IQ4_NL and Q8_0 weights when
-    /// <paramref name="interleaved"/> gives a place to keep the repacked copies (without one, their decode takes <see cref="QuantizedActivations"/> and prompts the float kernels).
+    /// for IQ4_XS weights (its prompts keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and decode and prompts with
+    /// <see cref="InterleavedQ4_0"/> for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL weights when <paramref name="interleaved"/> gives a place to keep the repacked copies
+    /// (without one, their decode takes <see cref="QuantizedActivations"/> and prompts the float kernels; rows past a matrix's last group of eight take <see cref="QuantizedActivations"/> too).
     /// </param>
     /// <param name="independentRows">
     /// Compute every input row exactly as a batch of one would (the decode kernels, never the tiled
