@@ -118,27 +118,40 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Multiply<TDot>(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd) where TDot : struct, IPosition
     {
-        int nIn = Blocks * 32;
+        int nIn = Blocks * 32, perBlock = TDot.HasMinimum ? 16 : 8;
+        // Prompts: each group's f16 scales (and minimums) converted once for all its tiles of four positions, not once per tile.
+        bool convert = nBatch >= 4 && Blocks * perBlock <= 16384;
+        float* converted = stackalloc float[convert ? Blocks * perBlock : 1];
         for (int g = groupStart; g < groupEnd; g++)
         {
             byte* group = _data + (long)g * Blocks * _groupBytes;
+            if (convert)
+                for (int b = 0; b < Blocks; b++)
+                {
+                    RowScales(group + b * TDot.GroupBytes).Store(converted + b * perBlock);
+                    if (TDot.HasMinimum) RowScales(group + b * TDot.GroupBytes + 16).Store(converted + b * perBlock + 8);
+                }
             int t = 0;
             for (; t + 4 <= nBatch; t += 4)
-                Tile4<TDot>(group, Blocks, quants + (long)t * nIn, nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows, yStride);
+                Tile4<TDot>(group, convert ? converted : null, Blocks, quants + (long)t * nIn, nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows, yStride);
             for (; t < nBatch; t++)
                 Tile1<TDot>(group, Blocks, quants + (long)t * nIn, scales + (long)t * Blocks, sums + (long)t * Blocks, y + (long)t * yStride + g * Rows);
         }
     }
 
-    /// <summary>Eight rows × four positions: the group's registers are unpacked once per block for the four.</summary>
+    /// <summary>
+    /// Eight rows × four positions: the group's registers are unpacked once per block for the four. The scales (then
+    /// minimums) from <paramref name="converted"/>, 8 (16) floats per block, or converted here where it is null.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4<TDot>(byte* group, int blocks, sbyte* x, int nIn, float* scales, int* sums, float* y, int yStride) where TDot : struct, IPosition
+    private static void Tile4<TDot>(byte* group, float* converted, int blocks, sbyte* x, int nIn, float* scales, int* sums, float* y, int yStride) where TDot : struct, IPosition
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int perBlock = TDot.HasMinimum ? 16 : 8;
         for (int b = 0; b < blocks; b++)
         {
             byte* block = group + b * TDot.GroupBytes;
-            Vector256<float> d = RowScales(block);
+            Vector256<float> d = converted != null ? Vector256.Load(converted + b * perBlock) : RowScales(block);
             TDot.Unpack(block, out var l0, out var l1, out var l2, out var l3, out var h0, out var h1, out var h2, out var h3);
             a0 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + b * 32), sums[b], d * scales[b], a0);
             a1 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + nIn + b * 32), sums[blocks + b], d * scales[blocks + b], a1);
@@ -146,7 +159,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
             a3 = TDot.Position(l0, l1, l2, l3, h0, h1, h2, h3, (int*)(x + 3 * nIn + b * 32), sums[3 * blocks + b], d * scales[3 * blocks + b], a3);
             if (TDot.HasMinimum)
             {
-                Vector256<float> m = RowScales(block + 16);
+                Vector256<float> m = converted != null ? Vector256.Load(converted + b * perBlock + 8) : RowScales(block + 16);
                 a0 = Vector256.FusedMultiplyAdd(m, Vector256.Create(scales[b] * sums[b]), a0);
                 a1 = Vector256.FusedMultiplyAdd(m, Vector256.Create(scales[blocks + b] * sums[blocks + b]), a1);
                 a2 = Vector256.FusedMultiplyAdd(m, Vector256.Create(scales[2 * blocks + b] * sums[2 * blocks + b]), a2);
