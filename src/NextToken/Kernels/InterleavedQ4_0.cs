@@ -36,6 +36,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     private readonly int _groupBytes;
     private byte* _data;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // made once per matrix, all of it on the first token: no tier-0 code
     private InterleavedQ4_0(in TensorData weight)
     {
         Type = weight.Type;
