@@ -20,7 +20,7 @@ namespace NextToken.Kernels;
 /// minimums' share per block, Q5_0/Q5_1 their fifth bits from a plane laid out like the registers (see the
 /// constructor); every copy is as large as the stored matrix. Prompts and decode both take it: for decode the eight
 /// rows' scales as one vector and one broadcast per four activation bytes replace the row kernels' per-row unpacking
-/// and scale conversions (0.4–0.65 of their time, InterleavedBlock32Benchmarks). Approximate like every
+/// and scale conversions (0.4–0.65 of their time with VNNI, 0.5–0.9 with plain AVX2: InterleavedBlock32Benchmarks). Approximate like every
 /// quantized-activation path, so it runs only when activations are quantized (<c>--q8-activations</c>).
 /// </summary>
 /// <remarks>
