@@ -6,7 +6,7 @@ namespace NextToken.Bench;
 
 /// <summary>
 /// <c>--q8-activations</c> through the repacked eight-row kernels (<see cref="InterleavedQ4_0"/>) against the same matmul without a
-/// cache (decode: the row kernels of <see cref="QuantizedActivations"/>; a batch of 16: Q4_0 nothing else, the other types the exact
+/// cache (decode: the row kernels of <see cref="QuantizedActivations"/>; a batch of 16: the exact
 /// float panels): a 2048 × 5632 matrix (TinyLlama-1.1B's FFN shape), one thread, activation quantization included. Stored bytes are
 /// random with scales (and minimums) of a weight's size. DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0 gives the plain AVX2 kernels.
 /// <c>--alternate-interleaved [rounds]</c> times both in alternation in one process (minimum of each, in cycles) for a loaded machine.

@@ -121,6 +121,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
     public void MatMul_EqualsTheRowByRowIntegerProduct(GgmlType type, int nBatch, int nIn, int nOut)
     {
         Skip.IfNot(InterleavedQ4_0.IsSupported && QuantizedActivations.IsSupported(type), "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");
+        Skip.If(nBatch >= 4 && !InterleavedQ4_0.RepacksPrompts(type), $"{type} prompts keep the float path on this CPU (IntegerSums covers the kernel)");
         var random = new Random(nOut + (int)type);
         byte[] stored = QuantizedActivationBlock32Tests.RandomRows(type, nIn, nOut, random);
         float[] x = Enumerable.Range(0, nBatch * nIn).Select(_ => (float)(random.NextDouble() * 6 - 3)).ToArray();

@@ -25,7 +25,8 @@ public static unsafe class MatMul
     /// Quantize the activations (approximate, faster): decode with <see cref="QuantizedActivations"/>
     /// for IQ4_XS weights (its prompts keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and decode and prompts with
     /// <see cref="InterleavedQ4_0"/> for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL weights when <paramref name="interleaved"/> gives a place to keep the repacked copies
-    /// (without one, their decode takes <see cref="QuantizedActivations"/> and prompts the float kernels; rows past a matrix's last group of eight take <see cref="QuantizedActivations"/> too).
+    /// (without one, their decode takes <see cref="QuantizedActivations"/> and prompts the float kernels; rows past a matrix's last group of eight take <see cref="QuantizedActivations"/> too;
+    /// Q8_0 prompts without VNNI keep the float kernels: <see cref="InterleavedQ4_0.RepacksPrompts"/>).
     /// </param>
     /// <param name="independentRows">
     /// Compute every input row exactly as a batch of one would (the decode kernels, never the tiled
@@ -109,7 +110,8 @@ public static unsafe class MatMul
         for (int i = 0; i < job.Count; i++)
         {
             ref readonly TensorData weight = ref job.Weight(i);
-            bool repack = quantizeActivations && interleaved != null && InterleavedQ4_0.Repacks(weight.Type) && weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
+            bool repack = quantizeActivations && interleaved != null && (rowsAsBatch < 4 ? InterleavedQ4_0.Repacks(weight.Type) : InterleavedQ4_0.RepacksPrompts(weight.Type)) &&
+                          weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
             job.SetInterleaved(i, repack ? interleaved!.For(weight) : null);
             bool repackK = quantizeActivations && interleaved != null && rowsAsBatch >= 4 && weight.Type == GgmlType.Q4_K && weight.RowCount >= 8 &&
                            InterleavedQ4K.IsSupported && TakesKQuantActivations(weight, rowsAsBatch, repacked: true);
