@@ -17,7 +17,7 @@ public unsafe class PromptKernelTests(ITestOutputHelper output)
     private static bool HasNarrow => Vector256.IsHardwareAccelerated && Avx2.IsSupported;
 
     /// <summary>Random Q4_K super-blocks: random scale bytes and nibbles, d and dmin finite float16 values (some subnormal).</summary>
-    private static byte[] RandomQ4K(int blocks, int seed)
+    internal static byte[] RandomQ4K(int blocks, int seed)
     {
         var random = new Random(seed);
         var bytes = new byte[blocks * 144];

@@ -18,6 +18,9 @@ public sealed record ThroughputResult(
 
     /// <summary>Weight bytes read per second while generating (each decode step reads every matrix once).</summary>
     public double GigabytesPerSecond => WeightBytesPerToken * GenerationTokensPerSecond / 1e9;
+
+    /// <summary>With <c>profileSteps</c>: where a generation step's time went, per phase (milliseconds per step).</summary>
+    public IReadOnlyList<Kernels.StepPhaseTimes>? Steps { get; init; }
 }
 
 /// <summary>
@@ -29,7 +32,7 @@ public sealed record ThroughputResult(
 /// </summary>
 public static class ThroughputBenchmark
 {
-    public static ThroughputResult Run(LanguageModel model, int promptTokens, int generatedTokens, int seed = 1234, bool withDistribution = false, int depth = 0)
+    public static ThroughputResult Run(LanguageModel model, int promptTokens, int generatedTokens, int seed = 1234, bool withDistribution = false, int depth = 0, bool profileSteps = false)
     {
         if (promptTokens < 1 || generatedTokens < 1)
             throw new NextTokenException("bench needs at least 1 prompt token and 1 generated token");
@@ -42,11 +45,16 @@ public static class ThroughputBenchmark
         for (int i = 0; i < context.Length; i++) context[i] = random.Next(model.VocabSize);
         var logits = new float[model.VocabSize];
 
+        // Generation feeds random token ids, as llama-bench's does: a step is the forward pass alone. (Picking
+        // the most likely token cost the first run a compilation, 10–25 ms of its 64 steps, and later ones
+        // ~15 µs a step; the ids do not change the work of a step.)
+        int[] generated = new int[generatedTokens];
+        for (int i = 0; i < generated.Length; i++) generated[i] = random.Next(model.VocabSize);
         // Warm-up as llama-bench's: one prompt and a few generated tokens, so every kernel the timed
         // runs use (the prompt path differs from the decode path) has been compiled.
         ModelState warmUp = model.CreateState();
         model.Forward(warmUp, prompt, logits);
-        for (int i = 0; i < Math.Min(4, generatedTokens); i++) model.Forward(warmUp, [0], logits);
+        for (int i = 0; i < Math.Min(4, generatedTokens); i++) model.Forward(warmUp, generated.AsSpan(i, 1), logits);
 
         ModelState state = model.CreateState();
         state.Prefault(); // as llama-bench, whose context clears its cache before the timed runs
@@ -55,13 +63,16 @@ public static class ThroughputBenchmark
         model.Forward(state, prompt, logits);
         double promptSeconds = clock.Elapsed.TotalSeconds;
 
+        if (profileSteps) Kernels.StepProfile.Start();
         clock.Restart();
-        for (int i = 0; i < generatedTokens; i++)
-        {
-            int next = TensorPrimitives.IndexOfMax(logits);
-            model.Forward(state, [next], logits);
-        }
+        for (int i = 0; i < generatedTokens; i++) model.Forward(state, generated.AsSpan(i, 1), logits);
         double generationSeconds = clock.Elapsed.TotalSeconds;
+        IReadOnlyList<Kernels.StepPhaseTimes>? steps = null;
+        if (profileSteps)
+        {
+            Kernels.StepProfile.Stop();
+            steps = Kernels.StepProfile.Report(generatedTokens);
+        }
         double? distributionSeconds = null;
         if (withDistribution)
         {
@@ -77,7 +88,7 @@ public static class ThroughputBenchmark
             }
             distributionSeconds = clock.Elapsed.TotalSeconds;
         }
-        return new ThroughputResult(promptTokens, generatedTokens, model.Threads, promptSeconds, generationSeconds, model.WeightBytesPerToken, distributionSeconds, depth);
+        return new ThroughputResult(promptTokens, generatedTokens, model.Threads, promptSeconds, generationSeconds, model.WeightBytesPerToken, distributionSeconds, depth) { Steps = steps };
     }
 
     /// <summary>

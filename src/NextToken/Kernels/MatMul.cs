@@ -363,7 +363,8 @@ public static unsafe class MatMul
 
         /// <summary>
         /// Splits every matrix into chunks of whole tiles — several per thread so uneven cores still
-        /// finish together, in proportion to each matrix's rows — numbered one matrix after another.
+        /// finish together, shrinking towards the end (<see cref="Guide"/>) — numbered one matrix after another.
+        /// One thread, or more chunks than <see cref="MaxChunks"/>: equal chunks in proportion to each matrix's rows.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Start(float* x, int nBatch, Activations activations, int threads)
@@ -383,26 +384,30 @@ public static unsafe class MatMul
                 _firstChunk[i + 1] = _firstChunk[i] + chunks;
                 totalTiles += _tiles[i];
             }
-            _guided = activations.Packed != null && threads > 1;
+            _guided = threads > 1;
             if (_guided) _guided = Guide(totalTiles, threads);
         }
 
         /// <summary>
-        /// Prompt (panel) regions: chunks that shrink as the region's work runs out — each 1/(2·threads) of the tiles
-        /// left, at least 1/(32·threads) of all, never crossing into the next matrix — so the last chunks claimed are
-        /// small and the threads finish close together. Equal chunks numbered matrix after matrix left up to a whole
-        /// chunk to one thread at the end (for q/k/v, all of v: a tenth of the region). Rows are computed the same in any
-        /// chunk, so results are bit-identical to the equal split's.
+        /// Chunks that shrink as the region's work runs out — each 1/(2·threads) of the tiles left, at least 1/(32·threads)
+        /// of all, never crossing into the next matrix — so the last chunks claimed are small and the threads finish close
+        /// together. Equal chunks numbered matrix after matrix left up to a whole chunk to one thread at the end (for a
+        /// prompt's q/k/v, all of v: a tenth of the region). Decode (and the other non-panel paths) caps them at the equal
+        /// split's 1/(8·threads): with those, a thread waiting for the other's last chunk took about 5% of the two threads'
+        /// time in a decode step (1.1B BF16, 2 threads, <c>bench --step-profile</c>). Rows are computed the same in any chunk, so
+        /// results are bit-identical to the equal split's.
         /// </summary>
         private bool Guide(long totalTiles, int threads)
         {
             int smallest = (int)Math.Max(1, totalTiles / (32 * threads));
+            // Decode: never larger than the equal split's chunks, so a thread that loses its core mid-chunk holds no more than before.
+            long largest = _activations.Packed != null ? long.MaxValue : Math.Max(smallest, (totalTiles + 8 * threads - 1) / (8 * threads));
             long left = totalTiles;
             int n = 0, matrix = 0, tile = 0;
             while (left > 0)
             {
                 if (n == MaxChunks) return false; // very many threads: the equal chunks instead
-                int size = (int)Math.Min(_tiles[matrix] - tile, Math.Max(smallest, (left + 2 * threads - 1) / (2 * threads)));
+                int size = (int)Math.Min(_tiles[matrix] - tile, Math.Min(largest, Math.Max(smallest, (left + 2 * threads - 1) / (2 * threads))));
                 // A chunk never crosses into the next matrix: a short piece at a boundary is a chunk of its own.
                 _chunkMatrix[n] = matrix;
                 _chunkStart[n] = tile * _tileRows[matrix];

@@ -38,6 +38,7 @@ public sealed class WorkerPool
     // One word so a worker reads a region and its helper count together: (region number << 16) | helpers.
     private long _announced;
     private Exception? _error;
+    private bool _profiled; // the current region's chunk times go to StepProfile
 
     private WorkerPool(int threads)
     {
@@ -61,8 +62,10 @@ public sealed class WorkerPool
             for (int i = 0; i < chunks; i++) work.Execute(i);
             return;
         }
+        bool profile = StepProfile.Collects;
         try
         {
+            if (profile) StepProfile.RegionStarted(helpers + 1);
             long region = (Volatile.Read(ref _announced) >> 16) + 1;
             // Close the last region's claim word first: a late worker that read it before would
             // otherwise compare its chunk with this region's (larger) count, win its compare-exchange
@@ -72,12 +75,14 @@ public sealed class WorkerPool
             _work = work;
             _chunks = chunks;
             _error = null;
+            _profiled = profile;
             Volatile.Write(ref _done, 0);
             Interlocked.Exchange(ref _next, First(region)); // opens the region's chunks (after the fields above)
             Interlocked.Exchange(ref _announced, region << 16 | (long)helpers);
             int sleeping = Volatile.Read(ref _sleeping);
             if (sleeping > 0) _wake.Release(sleeping);
-            Drain(region);
+            Drain(region, 0, profile);
+            long drained = profile ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             // Every chunk is claimed now; wait for those still running on other threads, yielding
             // now and then in case one of them was descheduled and waits for this core.
             var spinner = new SpinWait();
@@ -88,6 +93,7 @@ public sealed class WorkerPool
                 else Thread.SpinWait(1);
             }
             _work = null;
+            if (profile) StepProfile.RegionEnded(drained);
             if (_error is { } error) throw new AggregateException("a parallel chunk failed", error);
         }
         finally
@@ -101,7 +107,7 @@ public sealed class WorkerPool
 
     /// <summary>Claims and runs chunks of <paramref name="region"/> until none is left (or the region is over).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void Drain(long region)
+    private void Drain(long region, int thread, bool profile)
     {
         while (true)
         {
@@ -111,6 +117,7 @@ public sealed class WorkerPool
             // _work and _chunks belong to this region while it is current and a claim of it is unfinished.
             if (chunk >= Volatile.Read(ref _chunks)) return;
             if (Interlocked.CompareExchange(ref _next, next + 1, next) != next) continue;
+            long start = profile ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             try
             {
                 _work!.Execute(chunk);
@@ -124,6 +131,7 @@ public sealed class WorkerPool
                 while ((int)rest < _chunks && Interlocked.CompareExchange(ref _next, First(region) | (uint)_chunks, rest) != rest);
                 Interlocked.Add(ref _done, _chunks - (int)rest);
             }
+            if (profile) StepProfile.ChunkRan(thread, start);
             Interlocked.Increment(ref _done);
         }
     }
@@ -137,7 +145,7 @@ public sealed class WorkerPool
             long announced = WaitForRegion(seen);
             seen = announced;
             if (index > (announced & 0xFFFF)) continue;
-            Drain(announced >> 16);
+            Drain(announced >> 16, index, _profiled);
         }
     }
 

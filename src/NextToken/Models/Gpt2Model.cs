@@ -67,6 +67,7 @@ public sealed class Gpt2Model : LanguageModel
         Gpt2Config c = Config;
         int n = tokens.Length, d = c.NEmbd, p0 = s.Position;
         Span<float> x = s.Residual.AsSpan(0, n * d);
+        StepProfile.Mark(StepPhase.Other);
 
         // 1. Embeddings: token embedding plus learned position embedding.
         EmbedTokens(Weights.TokenEmbedding, tokens, x, d);
@@ -75,6 +76,7 @@ public sealed class Gpt2Model : LanguageModel
         for (int t = 0; t < n; t++) RowConvert.Row(Weights.PositionEmbedding, PositionOf(p0, t), positions.Slice(t * d, d));
         Raise(_hookPosEmbed, positions, p0, n, d);
         TensorPrimitives.Add(x, positions, x);
+        StepProfile.Mark(StepPhase.Embed);
 
         // A prompt runs the row-wise steps between matmuls on all threads (each row computed exactly as
         // alone, so the result does not depend on the thread count), joining neighbouring steps into one
@@ -91,9 +93,12 @@ public sealed class Gpt2Model : LanguageModel
 
             // 2. Attention sub-block: x += W_o · Attention(LN₁(x)) + b_o.
             if (!normed) steps.Run(RowStep.AttnNorm);
+            StepProfile.Mark(StepPhase.Norms);
             Span<float> qkv = s.Qkv.AsSpan(0, n * 3 * d);
             Project(w.AttnQkv, s.Normed, n, qkv);
+            StepProfile.Mark(StepPhase.QueryKeyValue);
             steps.Run(_hookQkv[l].IsActive ? RowStep.QkvBias : RowStep.QkvBias | RowStep.Store);
+            StepProfile.Mark(StepPhase.RopeStore);
             Raise(_hookQkv[l], qkv, p0, n, 3 * d);
             long cacheOffset = (long)l * c.NCtx * d;
             if (Each is { } each)
@@ -107,10 +112,12 @@ public sealed class Gpt2Model : LanguageModel
                 if (_hookQkv[l].IsActive) steps.Run(RowStep.Store);
                 s.Attention.Run(s.Qkv, 3 * d, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive);
             }
+            StepProfile.Mark(StepPhase.Attention);
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * d), p0, n, d);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
             Project(w.AttnOutput, s.AttnOut, n, projected);
+            StepProfile.Mark(StepPhase.AttentionOutput);
             if (hooks.AttnOut.IsActive || hooks.ResidMid.IsActive)
             {
                 steps.Run(RowStep.OutBias);
@@ -120,18 +127,23 @@ public sealed class Gpt2Model : LanguageModel
                 steps.Run(RowStep.FfnNorm);
             }
             else steps.Run(RowStep.OutBias | RowStep.AddResidual | RowStep.FfnNorm);
+            StepProfile.Mark(StepPhase.Norms);
 
             // 3. MLP sub-block: x += W_down · GELU(W_up · LN₂(x) + b_up) + b_down.
             Span<float> hidden = s.FfnHidden.AsSpan(0, n * c.NFf);
             Project(w.FfnUp, s.Normed, n, hidden);
+            StepProfile.Mark(StepPhase.GateUp);
             steps.Run(RowStep.UpBiasGelu);
+            StepProfile.Mark(StepPhase.Glu);
             Raise(hooks.MlpPost, hidden, p0, n, c.NFf);
             Project(w.FfnDown, s.FfnHidden, n, projected);
+            StepProfile.Mark(StepPhase.Down);
             normed = l + 1 < c.NLayer && !hooks.MlpOut.IsActive && !hooks.ResidPost.IsActive && !_blockHooks[l + 1].ResidPre.IsActive;
             if (normed)
             {
                 steps.Next(Weights.Layers[l + 1]);
                 steps.Run(RowStep.DownBias | RowStep.AddResidual | RowStep.NextAttnNorm);
+                StepProfile.Mark(StepPhase.Norms);
                 continue;
             }
             steps.Run(RowStep.DownBias);
@@ -147,7 +159,9 @@ public sealed class Gpt2Model : LanguageModel
         int first = which == LogitsFor.AllPositions || _hookFinalNormalized.IsActive ? 0 : n - 1;
         LayerNormRows(x[(first * d)..], Weights.OutputNormWeight, Weights.OutputNormBias, s.Normed.AsSpan(first * d), n - first);
         Raise(_hookFinalNormalized, s.Normed.AsSpan(0, n * d), p0, n, d);
+        StepProfile.Mark(StepPhase.Norms);
         ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
+        StepProfile.Mark(StepPhase.LmHead);
     }
 
     public override void DecodeResidual(ReadOnlySpan<float> residual, Span<float> logits)

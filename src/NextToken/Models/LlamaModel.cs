@@ -85,11 +85,13 @@ public sealed class LlamaModel : LanguageModel
         LlamaConfig c = Config;
         int n = tokens.Length, d = c.NEmbd, p0 = s.Position;
         Span<float> x = s.Residual.AsSpan(0, n * d);
+        StepProfile.Mark(StepPhase.Other);
 
         // 1. Token embeddings (no position embedding: positions enter through RoPE); Gemma scales them by √d.
         EmbedTokens(Weights.TokenEmbedding, tokens, x, d);
         if (c.Block.ScaleEmbedding) TensorPrimitives.Multiply(x, MathF.Sqrt(d), x);
         Raise(_hookEmbed, x, p0, n, d);
+        StepProfile.Mark(StepPhase.Embed);
 
         // A prompt runs the row-wise steps between matmuls on all threads (each row computed exactly as
         // alone, so the result does not depend on the thread count), joining neighbouring steps into one
@@ -109,9 +111,12 @@ public sealed class LlamaModel : LanguageModel
 
             // 2. Attention: x += W_o · Attention(RoPE(W_q h), RoPE(W_k h), W_v h) with h = RMSNorm(x).
             if (!normed) steps.Run(RowStep.AttnNorm);
+            StepProfile.Mark(StepPhase.Norms);
             Project(w.AttnQkv, s.Normed, n, s.QkvOutputs);
+            StepProfile.Mark(StepPhase.QueryKeyValue);
             bool qkvHooks = llamaHooks.Q.IsActive || llamaHooks.K.IsActive || llamaHooks.V.IsActive;
             steps.Run(qkvHooks ? RowStep.Rotate : RowStep.Rotate | RowStep.Store);
+            StepProfile.Mark(StepPhase.RopeStore);
             Raise(llamaHooks.Q, s.Query.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Raise(llamaHooks.K, s.Key.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
             Raise(llamaHooks.V, s.Value.AsSpan(0, n * c.KvDim), p0, n, c.KvDim);
@@ -126,10 +131,12 @@ public sealed class LlamaModel : LanguageModel
                 if (qkvHooks) steps.Run(RowStep.Store);
                 s.Attention.Run(s.Query, c.QueryDim, s.KeyCache, s.ValueCache, cacheOffset, p0, n, s.AttnOut, Threads, hooks.Pattern.IsActive, c.WindowOf(l));
             }
+            StepProfile.Mark(StepPhase.Attention);
             hooks.RaisePattern(s.Attention, p0, n, c.NHead);
             Raise(hooks.Z, s.AttnOut.AsSpan(0, n * c.QueryDim), p0, n, c.QueryDim);
             Span<float> projected = s.Projected.AsSpan(0, n * d);
             Project(w.AttnOutput, s.AttnOut, n, projected);
+            StepProfile.Mark(StepPhase.AttentionOutput);
             steps.PostNorm(w.PostAttnNorm);
             if (hooks.AttnOut.IsActive || hooks.ResidMid.IsActive)
             {
@@ -140,6 +147,7 @@ public sealed class LlamaModel : LanguageModel
                 steps.Run(RowStep.FfnNorm);
             }
             else steps.Run(RowStep.PostNorm | RowStep.AddResidual | RowStep.FfnNorm);
+            StepProfile.Mark(StepPhase.Norms);
 
             // 3. Feed-forward: x += W_down · (silu(W_gate h) ⊙ W_up h) with h = RMSNorm(x), or a mixture of such experts.
             if (w.Router is { } router)
@@ -152,6 +160,7 @@ public sealed class LlamaModel : LanguageModel
             {
                 steps.Next(Weights.Layers[l + 1]);
                 steps.Run(RowStep.PostNorm | RowStep.AddResidual | RowStep.NextAttnNorm);
+                StepProfile.Mark(StepPhase.Norms);
                 continue;
             }
             steps.Run(RowStep.PostNorm);
@@ -167,6 +176,7 @@ public sealed class LlamaModel : LanguageModel
         int first = which == LogitsFor.AllPositions || _hookFinalNormalized.IsActive ? 0 : n - 1;
         RmsNormRows(x[(first * d)..], Weights.OutputNorm, s.Normed.AsSpan(first * d), n - first);
         Raise(_hookFinalNormalized, s.Normed.AsSpan(0, n * d), p0, n, d);
+        StepProfile.Mark(StepPhase.Norms);
         ProjectToVocabulary(Weights.Output, s.Normed, n, d, logits, which);
         if (c.FinalSoftcap > 0 && which is { } rows)
         {
@@ -175,6 +185,7 @@ public sealed class LlamaModel : LanguageModel
             for (int t = 0; t < (rows == LogitsFor.AllPositions ? n : 1); t++)
                 Ops.Softcap(logits.Slice(t * v, v), c.FinalSoftcap, logits.Slice(t * v, v));
         }
+        StepProfile.Mark(StepPhase.LmHead);
     }
 
     public override void DecodeResidual(ReadOnlySpan<float> residual, Span<float> logits)
@@ -189,11 +200,14 @@ public sealed class LlamaModel : LanguageModel
     {
         int ff = Config.NFf;
         Project(w.FfnGateUp, s.Normed, n, s.GateUpOutputs);
+        StepProfile.Mark(StepPhase.GateUp);
         // Row by row: a vector kernel's scalar tail would otherwise fall on different values of a row
         // depending on the batch, and a context must compute the same alone as beside others.
         steps.Run(RowStep.Glu);
+        StepProfile.Mark(StepPhase.Glu);
         Raise(hooks.MlpPost, s.Gate.AsSpan(0, n * ff), s.Position, n, ff);
         Project(w.FfnDown!.Value, s.Gate, n, s.Projected);
+        StepProfile.Mark(StepPhase.Down);
     }
 
     /// <summary>
