@@ -457,29 +457,53 @@ public static unsafe class KQuantActivations
     private static void Q6K<TAdd>(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, sbyte* quants, float* scales, short* sums, int blocks, float* y)
         where TAdd : struct, IScaledAdd
     {
+        // One row at a time: the rows are consecutive, so the group streams in order and the hardware prefetcher
+        // keeps up (software prefetch ahead measured slower); four rows interleaved need more than AVX2's 16
+        // registers, and the JIT's spills cost more than the shared x loads save (43 → 28 cycles per super-block).
+        y[0] = Q6KRow<TAdd>(w0, quants, scales, sums, blocks);
+        y[1] = Q6KRow<TAdd>(w1, quants, scales, sums, blocks);
+        y[2] = Q6KRow<TAdd>(w2, quants, scales, sums, blocks);
+        y[3] = Q6KRow<TAdd>(w3, quants, scales, sums, blocks);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Q6KRow<TAdd>(byte* w, sbyte* quants, float* scales, short* sums, int blocks)
+        where TAdd : struct, IScaledAdd
+    {
         float* halves = HalfTable.Pointer;
-        short* s = stackalloc short[4 * 16]; // per row: the 16 scales, even sub-blocks in the low 128 bits, odd ones in the high
-        byte* next = w0 + groupBytes;
-        int stride = (int)(groupBytes / blocks);
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> acc = default;
         for (int b = 0; b < blocks; b++)
         {
-            Prefetch(next + (long)b * stride, stride);
-            int at = b * 210;
-            Vector256<short> xs = Vector256.Load(sums + 16 * b);
-            Vector256<int> i0 = Q6KScales(w0 + at, xs, s), i1 = Q6KScales(w1 + at, xs, s + 16);
-            Vector256<int> i2 = Q6KScales(w2 + at, xs, s + 32), i3 = Q6KScales(w3 + at, xs, s + 48);
-            sbyte* xb = quants + BlockSize * b;
-            // The halves written out, so each scale shuffle's control is a constant.
-            Q6KHalf<TAdd>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 0, ref i0, ref i1, ref i2, ref i3);
-            Q6KHalf<TAdd>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 1, ref i0, ref i1, ref i2, ref i3);
-            float dx = scales[b];
-            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(HalfTable.ToSingle(halves, ref w0[at + 208]) * dx), a0);
-            a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(HalfTable.ToSingle(halves, ref w1[at + 208]) * dx), a1);
-            a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(HalfTable.ToSingle(halves, ref w2[at + 208]) * dx), a2);
-            a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(HalfTable.ToSingle(halves, ref w3[at + 208]) * dx), a3);
+            byte* block = w + b * 210;
+            Vector128<sbyte> sc = Vector128.Load((sbyte*)block + 192);
+            // Even sub-blocks' scales in the low 128 bits, odd ones in the high (a 32-value product's halves).
+            Vector256<byte> pairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15))).AsByte();
+            sbyte* x = quants + BlockSize * b;
+            Vector256<int> sum = Q6KHalf<TAdd>(block, block + 128, x, pairs, 0, default);
+            sum = Q6KHalf<TAdd>(block + 64, block + 160, x + 128, pairs, 4, sum);
+            // −32·Σ sc_k·Σx_k, the offset the unsigned quants leave out.
+            sum -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sc), Vector256.Load(sums + 16 * b)), 5);
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(HalfTable.ToSingle(halves, ref block[208]) * scales[b]), acc);
         }
-        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+        return Vector256.Sum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q6KHalf<TAdd>(byte* ql, byte* qh, sbyte* x, Vector256<byte> pairs, int pair, Vector256<int> total)
+        where TAdd : struct, IScaledAdd
+    {
+        Vector256<byte> a = Vector256.Load(ql), c = Vector256.Load(ql + 32);
+        Vector256<ushort> h = Vector256.Load((ushort*)qh);
+        Vector256<byte> low = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
+        // 16-bit shifts: bits crossing from the neighbouring byte fall outside the masks.
+        Vector256<byte> q0 = (a & low) | (Vector256.ShiftLeft(h, 4).AsByte() & top);
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q0, Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(pair)).AsInt16());
+        Vector256<byte> q1 = (c & low) | (Vector256.ShiftLeft(h, 2).AsByte() & top);
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q1, Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(pair + 1)).AsInt16());
+        Vector256<byte> q2 = (Vector256.ShiftRightLogical(a.AsUInt16(), 4).AsByte() & low) | (h.AsByte() & top);
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q2, Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(pair + 2)).AsInt16());
+        Vector256<byte> q3 = (Vector256.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(h, 2).AsByte() & top);
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(q3, Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(pair + 3)).AsInt16());
     }
 
     /// <summary>Stores the 16 scales (even sub-blocks, then odd) at s and returns the start of the sum: −32·Σ sc_k·Σx_k in 8 lanes.</summary>
@@ -489,40 +513,6 @@ public static unsafe class KQuantActivations
         Vector128<sbyte> sc = Vector128.Load((sbyte*)block + 192);
         Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15))).Store(s);
         return -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sc), xs), 5);
-    }
-
-    /// <summary>Half h of the super-block for the four rows (blocks at w0 … w3), x loaded once.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q6KHalf<TAdd>(byte* w0, byte* w1, byte* w2, byte* w3, sbyte* xb, short* s, int h,
-                                      ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
-        where TAdd : struct, IScaledAdd
-    {
-        Vector256<sbyte> x0 = Vector256.Load(xb + 128 * h), x1 = Vector256.Load(xb + 128 * h + 32);
-        Vector256<sbyte> x2 = Vector256.Load(xb + 128 * h + 64), x3 = Vector256.Load(xb + 128 * h + 96);
-        int ql = 64 * h, qh = 128 + 32 * h;
-        i0 = Q6KHalf<TAdd>(w0 + ql, w0 + qh, x0, x1, x2, x3, s, 4 * h, i0);
-        i1 = Q6KHalf<TAdd>(w1 + ql, w1 + qh, x0, x1, x2, x3, s + 16, 4 * h, i1);
-        i2 = Q6KHalf<TAdd>(w2 + ql, w2 + qh, x0, x1, x2, x3, s + 32, 4 * h, i2);
-        i3 = Q6KHalf<TAdd>(w3 + ql, w3 + qh, x0, x1, x2, x3, s + 48, 4 * h, i3);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q6KHalf<TAdd>(byte* ql, byte* qh, Vector256<sbyte> x0, Vector256<sbyte> x1, Vector256<sbyte> x2, Vector256<sbyte> x3, short* s, int pair, Vector256<int> total)
-        where TAdd : struct, IScaledAdd
-    {
-        Vector256<byte> a = Vector256.Load(ql), c = Vector256.Load(ql + 32);
-        Vector256<ushort> h = Vector256.Load((ushort*)qh);
-        Vector256<byte> low = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
-        // 16-bit shifts: bits crossing from the neighbouring byte fall outside the masks.
-        Vector256<byte> q0 = (a & low) | (Vector256.ShiftLeft(h, 4).AsByte() & top);
-        Vector256<byte> q1 = (c & low) | (Vector256.ShiftLeft(h, 2).AsByte() & top);
-        Vector256<byte> q2 = (Vector256.ShiftRightLogical(a.AsUInt16(), 4).AsByte() & low) | (h.AsByte() & top);
-        Vector256<byte> q3 = (Vector256.ShiftRightLogical(c.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(h, 2).AsByte() & top);
-        Vector256<short> scales = Vector256.Load(s);
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q0, x0), Avx2.Shuffle(scales.AsByte(), PairShuffle(pair)).AsInt16());
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q1, x1), Avx2.Shuffle(scales.AsByte(), PairShuffle(pair + 1)).AsInt16());
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q2, x2), Avx2.Shuffle(scales.AsByte(), PairShuffle(pair + 2)).AsInt16());
-        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(q3, x3), Avx2.Shuffle(scales.AsByte(), PairShuffle(pair + 3)).AsInt16());
     }
 
     /// <summary>Bytes selecting 16-bit lane p in both 128-bit halves: sub-block 2p's scale in the low half, 2p + 1's in the high.</summary>
