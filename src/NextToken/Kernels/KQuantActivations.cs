@@ -342,14 +342,6 @@ public static unsafe class KQuantActivations
         i3 = TAdd.Add(i3, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + 3 * n)), scale);
     }
 
-    /// <summary>Prefetches the bytes of the rows after this group (they follow it contiguously) one block step ahead.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Prefetch(byte* next, int stride)
-    {
-        // The hardware prefetcher stops at the 4 KB pages of the mapped file.
-        for (int line = 0; line < stride; line += 64) Sse.Prefetch0(next + line);
-    }
-
     /// <summary>accumulator + pairs · scales, 16-bit products summed in pairs into 32-bit lanes.</summary>
     private interface IScaledAdd
     {
@@ -377,47 +369,46 @@ public static unsafe class KQuantActivations
     private static void Q45K<TAdd, TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, long groupBytes, int blockBytes, sbyte* quants, float* scales, short* sums, int blocks, float* y)
         where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
     {
-        float* halves = HalfTable.Pointer;
-        int* s = stackalloc int[4 * 8]; // per row: the 8 scales, each as a pair of equal 16-bit halves
-        byte* next = w0 + groupBytes;
-        int stride = (int)(groupBytes / blocks);
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int b = 0; b < blocks; b++)
-        {
-            Prefetch(next + (long)b * stride, stride);
-            int at = b * blockBytes;
-            Vector256<short> xs = Vector256.Load(sums + 16 * b);
-            // Σ m_j·(Σx over sub-block j) in 8 lanes: the minimum pairs meet the 16-sums pairwise.
-            Vector256<int> m0 = Avx2.MultiplyAddAdjacent(xs, ScalesMins(w0 + at, s)), m1 = Avx2.MultiplyAddAdjacent(xs, ScalesMins(w1 + at, s + 8));
-            Vector256<int> m2 = Avx2.MultiplyAddAdjacent(xs, ScalesMins(w2 + at, s + 16)), m3 = Avx2.MultiplyAddAdjacent(xs, ScalesMins(w3 + at, s + 24));
-            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
-            sbyte* xb = quants + BlockSize * b;
-            // The groups written out, so Q5_K's bit shifts are constants.
-            Q45KGroups<TAdd, TFifth>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 0, ref i0, ref i1, ref i2, ref i3);
-            Q45KGroups<TAdd, TFifth>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 1, ref i0, ref i1, ref i2, ref i3);
-            Q45KGroups<TAdd, TFifth>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 2, ref i0, ref i1, ref i2, ref i3);
-            Q45KGroups<TAdd, TFifth>(w0 + at, w1 + at, w2 + at, w3 + at, xb, s, 3, ref i0, ref i1, ref i2, ref i3);
-            float dx = scales[b];
-            a0 = Finish(w0 + at, halves, dx, i0, m0, a0);
-            a1 = Finish(w1 + at, halves, dx, i1, m1, a1);
-            a2 = Finish(w2 + at, halves, dx, i2, m2, a2);
-            a3 = Finish(w3 + at, halves, dx, i3, m3, a3);
-        }
-        y[0] = Vector256.Sum(a0); y[1] = Vector256.Sum(a1); y[2] = Vector256.Sum(a2); y[3] = Vector256.Sum(a3);
+        // One row at a time, as Q6K.
+        y[0] = Q45KRow<TAdd, TFifth>(w0, blockBytes, quants, scales, sums, blocks);
+        y[1] = Q45KRow<TAdd, TFifth>(w1, blockBytes, quants, scales, sums, blocks);
+        y[2] = Q45KRow<TAdd, TFifth>(w2, blockBytes, quants, scales, sums, blocks);
+        y[3] = Q45KRow<TAdd, TFifth>(w3, blockBytes, quants, scales, sums, blocks);
     }
 
-    /// <summary>Group g of the super-block for the four rows (blocks at w0 … w3), x loaded once.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q45KGroups<TAdd, TFifth>(byte* w0, byte* w1, byte* w2, byte* w3, sbyte* xb, int* s, int g,
-                                                 ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Q45KRow<TAdd, TFifth>(byte* w, int blockBytes, sbyte* quants, float* scales, short* sums, int blocks)
         where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
     {
-        Vector256<sbyte> xl = Vector256.Load(xb + 64 * g), xh = Vector256.Load(xb + 64 * g + 32);
-        int q = TFifth.Nibbles + 32 * g;
-        i0 = Q45KGroup<TAdd, TFifth>(w0, w0 + q, g, xl, xh, s + 2 * g, i0);
-        i1 = Q45KGroup<TAdd, TFifth>(w1, w1 + q, g, xl, xh, s + 8 + 2 * g, i1);
-        i2 = Q45KGroup<TAdd, TFifth>(w2, w2 + q, g, xl, xh, s + 16 + 2 * g, i2);
-        i3 = Q45KGroup<TAdd, TFifth>(w3, w3 + q, g, xl, xh, s + 24 + 2 * g, i3);
+        float* halves = HalfTable.Pointer;
+        int* s = stackalloc int[8]; // the 8 scales, each as a pair of equal 16-bit halves, broadcast from memory (a load, no vector ALU operation)
+        Vector256<float> acc = default;
+        // Pointers stepped per super-block: fewer instructions than indexing, which bound this loop as much as its vector operations.
+        byte* block = w;
+        sbyte* x = quants;
+        for (float* end = scales + blocks; scales < end; scales++, block += blockBytes, x += BlockSize, sums += 16)
+        {
+            // Σ m_j·(Σx over sub-block j) in 8 lanes: the minimum pairs meet the 16-sums pairwise.
+            Vector256<int> mins = Avx2.MultiplyAddAdjacent(Vector256.Load(sums), ScalesMins(block, s));
+            Vector256<int> sum = Q45KGroup<TAdd, TFifth>(block, x, s, 0, default);
+            sum = Q45KGroup<TAdd, TFifth>(block, x, s, 1, sum);
+            sum = Q45KGroup<TAdd, TFifth>(block, x, s, 2, sum);
+            sum = Q45KGroup<TAdd, TFifth>(block, x, s, 3, sum);
+            acc = Finish(block, halves, *scales, sum, mins, acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>Group g (values 64g … 64g + 63, sub-blocks 2g and 2g + 1) of one super-block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q45KGroup<TAdd, TFifth>(byte* block, sbyte* x, int* s, int g, Vector256<int> total)
+        where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
+    {
+        Vector256<byte> packed = Vector256.Load(block + TFifth.Nibbles + 32 * g), mask = Vector256.Create((byte)0x0F);
+        Vector256<byte> low = TFifth.Low(block, g, packed & mask);
+        Vector256<byte> high = TFifth.High(block, g, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(low, Vector256.Load(x + 64 * g)), Avx2.BroadcastScalarToVector256(s + 2 * g).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(high, Vector256.Load(x + 64 * g + 32)), Avx2.BroadcastScalarToVector256(s + 2 * g + 1).AsInt16());
     }
 
     /// <summary>Stores the block's 8 scales as 16-bit pairs at s and returns its 8 minimums as 16-bit pairs.</summary>
@@ -429,23 +420,12 @@ public static unsafe class KQuantActivations
         return (mins | Vector256.ShiftLeft(mins, 16)).AsInt16();
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q45KGroup<TAdd, TFifth>(byte* block, byte* q, int g, Vector256<sbyte> xl, Vector256<sbyte> xh, int* s, Vector256<int> total)
-        where TAdd : struct, IScaledAdd where TFifth : struct, IFifthBit
-    {
-        Vector256<byte> packed = Vector256.Load(q), mask = Vector256.Create((byte)0x0F);
-        Vector256<byte> low = TFifth.Low(block, g, packed & mask);
-        Vector256<byte> high = TFifth.High(block, g, Vector256.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & mask);
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(low, xl), Avx2.BroadcastScalarToVector256(s).AsInt16());
-        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(high, xh), Avx2.BroadcastScalarToVector256(s + 1).AsInt16());
-    }
-
     /// <summary>total + d·dx·(integer sums) − dmin·dx·(integer minimum terms), lane by lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Finish(byte* block, float* halves, float dx, Vector256<int> sums, Vector256<int> mins, Vector256<float> total)
     {
         float d = HalfTable.ToSingle(halves, ref *block) * dx, dmin = HalfTable.ToSingle(halves, ref block[2]) * dx;
-        total = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(mins), Vector256.Create(-dmin), total);
+        total = Fma.MultiplyAddNegated(Vector256.ConvertToSingle(mins), Vector256.Create(dmin), total);
         return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sums), Vector256.Create(d), total);
     }
 
@@ -472,18 +452,18 @@ public static unsafe class KQuantActivations
     {
         float* halves = HalfTable.Pointer;
         Vector256<float> acc = default;
-        for (int b = 0; b < blocks; b++)
+        byte* block = w;
+        sbyte* x = quants;
+        for (float* end = scales + blocks; scales < end; scales++, block += 210, x += BlockSize, sums += 16)
         {
-            byte* block = w + b * 210;
             Vector128<sbyte> sc = Vector128.Load((sbyte*)block + 192);
             // Even sub-blocks' scales in the low 128 bits, odd ones in the high (a 32-value product's halves).
             Vector256<byte> pairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15))).AsByte();
-            sbyte* x = quants + BlockSize * b;
             Vector256<int> sum = Q6KHalf<TAdd>(block, block + 128, x, pairs, 0, default);
             sum = Q6KHalf<TAdd>(block + 64, block + 160, x + 128, pairs, 4, sum);
             // −32·Σ sc_k·Σx_k, the offset the unsigned quants leave out.
-            sum -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sc), Vector256.Load(sums + 16 * b)), 5);
-            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(HalfTable.ToSingle(halves, ref block[208]) * scales[b]), acc);
+            sum -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sc), Vector256.Load(sums)), 5);
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(HalfTable.ToSingle(halves, ref block[208]) * *scales), acc);
         }
         return Vector256.Sum(acc);
     }
