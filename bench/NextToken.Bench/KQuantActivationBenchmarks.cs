@@ -12,7 +12,8 @@ namespace NextToken.Bench;
 /// FFN shape) repeating the blocks llama.cpp's quantizer wrote: the exact 256-bit decode kernel
 /// (<see cref="KQuantRows"/>, the baseline) against <see cref="KQuantActivations"/> — decode (one
 /// input, its quantization included) and a prompt of 16 inputs (per call; divide by 16 per token) —
-/// in the AVX2 (<c>vpmaddwd</c>) and AVX-VNNI (<c>vpdpwssd</c>) forms, and a 16-token prompt through
+/// in the AVX2 (<c>vpmaddwd</c>) and AVX-VNNI (<c>vpdpwssd</c>) forms (decode takes its four rows one at a time:
+/// <c>--alternate-q8k FILE</c> times it resident and from memory in cycles per super-block, <see cref="Q8KDecodeTiming"/>), and a 16-token prompt through
 /// <see cref="MatMul"/> exact and quantized; each with AVX-512 on and off (AVX-VNNI off too). A
 /// form the job lacks throws in setup, so it is reported, never timed wrongly.
 /// </summary>

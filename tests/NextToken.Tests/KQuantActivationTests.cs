@@ -65,7 +65,13 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
     public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type, bool vnni)
     {
         SkipUnless(vnni);
-        const int n = 512, rows = 4;
+        // One, two and five super-blocks per row: the row loop's first, middle and last block.
+        foreach (int n in new[] { 256, 512, 1280 }) IntegerSumsEqualTheReference(type, vnni, n);
+    }
+
+    private void IntegerSumsEqualTheReference(GgmlType type, bool vnni, int n)
+    {
+        const int rows = 4;
         int bytes = KQuantActivations.BlockBytes(type), blocks = n / 256;
         var random = new Random((int)type * 2 + (vnni ? 1 : 0));
         var stored = new byte[rows * blocks * bytes];
@@ -78,7 +84,7 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
             if (type != GgmlType.Q6_K) { stored[at + 2] = 0x00; stored[at + 3] = 0x3C; }
         }
         float[] x = Enumerable.Range(0, n).Select(_ => (float)random.Next(-127, 128)).ToArray();
-        x[0] = 127; x[256] = -127; // each block's scale exactly 1
+        for (int b = 0; b < blocks; b++) x[256 * b] = b % 2 == 0 ? 127 : -127; // each block's scale exactly 1
         var quants = new sbyte[n];
         var scales = new float[blocks];
         var sums = new short[n / 16];
