@@ -9,7 +9,7 @@ namespace NextToken.Bench;
 /// Exact decode of 8 independent inputs (a server's streams) through GPT-2 small's MLP matrices
 /// (768 → 3072 and 3072 → 768), one thread: the single-input four-row kernel run once per input,
 /// as <c>MatMul.DotRows</c> did (the baseline; F32: <see cref="Dot.F32"/> per row and input; F16/BF16: <see cref="HalfRows.Eight"/>/<see cref="HalfRows.BrainEight"/> per input), against the batched kernel that unpacks each block
-/// once for all inputs (bit-identical results), and <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>
+/// once for all inputs (bit-identical results), and <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedBlock32.Cache?, bool)"/>
 /// with independent rows as the server calls it. Width: AVX-512 where present, else AVX2. K-quants:
 /// the fixture's llama.cpp-quantized blocks repeated (each input's sub-block sums made in both).
 /// </summary>

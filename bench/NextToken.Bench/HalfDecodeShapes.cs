@@ -7,7 +7,7 @@ using NextToken.Tensors;
 namespace NextToken.Bench;
 
 /// <summary>
-/// F16 or BF16 decode (one input) of a model file's matrices through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>,
+/// F16 or BF16 decode (one input) of a model file's matrices through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedBlock32.Cache?, bool)"/>,
 /// straight from the memory map as generation reads them: per shape (all matrices of that shape one after another)
 /// with one and two threads, and all that a token reads in file order. Minimum over rounds of CPU time — one thread
 /// its own, two the process's halved (the pool's workers poll while they wait) — because the machine is shared and

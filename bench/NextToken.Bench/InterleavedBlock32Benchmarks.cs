@@ -5,7 +5,7 @@ using NextToken.Tensors;
 namespace NextToken.Bench;
 
 /// <summary>
-/// <c>--q8-activations</c> through the repacked eight-row kernels (<see cref="InterleavedQ4_0"/>) against the same matmul without a
+/// <c>--q8-activations</c> through the repacked eight-row kernels (<see cref="InterleavedBlock32"/>) against the same matmul without a
 /// cache (decode: the row kernels of <see cref="QuantizedActivations"/>; a batch of 16: the exact
 /// float panels): a 2048 × 5632 matrix (TinyLlama-1.1B's FFN shape), one thread, activation quantization included. Stored bytes are
 /// random with scales (and minimums) of a weight's size. DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0 gives the plain AVX2 kernels.
@@ -17,7 +17,7 @@ public unsafe class InterleavedBlock32Benchmarks
     private const int NIn = 2048, NOut = 5632;
     private byte[] _weights = [];
     private float[] _x = [], _y = [];
-    private readonly InterleavedQ4_0.Cache _cache = new();
+    private readonly InterleavedBlock32.Cache _cache = new();
 
     public static readonly GgmlType[] Types = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.IQ4_NL];
 
@@ -30,7 +30,7 @@ public unsafe class InterleavedBlock32Benchmarks
     [GlobalSetup]
     public void Setup()
     {
-        if (!InterleavedQ4_0.IsSupported) throw new PlatformNotSupportedException("no AVX2 on this CPU");
+        if (!InterleavedBlock32.IsSupported) throw new PlatformNotSupportedException("no AVX2 on this CPU");
         var random = new Random(1);
         long rowBytes = GgmlTypeInfo.RowBytes(Type, NIn);
         int blockBytes = (int)(rowBytes / (NIn / 32));

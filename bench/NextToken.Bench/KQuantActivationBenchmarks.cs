@@ -145,7 +145,7 @@ public unsafe class Q4KInterleavedBenchmarks
     private float[] _x = [], _y = [], _scales = [];
     private sbyte[] _quants = [];
     private short[] _sums = [];
-    private readonly InterleavedQ4_0.Cache _cache = new();
+    private readonly InterleavedBlock32.Cache _cache = new();
 
     [GlobalSetup]
     public void Setup()

@@ -6,7 +6,7 @@ namespace NextToken.Bench;
 
 /// <summary>
 /// <c>--panel-rate [rounds] [label …]</c>: prompt matmuls (128 inputs; 1.1B's 2048 → 5632 and 5632 → 2048, GPT-2's 768 → 3072, F32 and
-/// F16 weights, resident) through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>,
+/// F16 weights, resident) through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedBlock32.Cache?, bool)"/>,
 /// as GFLOP/s per CPU-second (min process CPU time of the rounds; on a 2-core Zen 5 with AVX2 the 256-bit peak is 110 per core).
 /// PANEL_FILE=model.gguf takes a mapped model's F16/F32 matrices instead (~400 MB, read from memory as a prompt reads them), PANEL_THREADS
 /// the thread count (default 1). Each label is one more timed column run in alternation — a slot for a kernel variant

@@ -79,7 +79,7 @@ public unsafe class Q4InterleavedBenchmarks
     private float[] _x = [], _y = [], _scales = [];
     private sbyte[] _quants = [];
     private int[] _sums = [];
-    private InterleavedQ4_0.Cache _cache = new();
+    private InterleavedBlock32.Cache _cache = new();
 
     [GlobalSetup]
     public void Setup()

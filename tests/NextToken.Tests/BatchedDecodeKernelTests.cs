@@ -94,7 +94,7 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
     };
 
     /// <summary>
-    /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>
+    /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedBlock32.Cache?, bool)"/>
     /// with independent rows, as the server calls it: a row count that is not a multiple of the
     /// four-row group, one and two threads, against each input multiplied alone.
     /// </summary>

@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace NextToken.Tests;
 
 /// <summary>
-/// The repacked block-32 kernels (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) for <c>--q8-activations</c> (<see cref="InterleavedQ4_0"/>), prompts and decode,
+/// The repacked block-32 kernels (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) for <c>--q8-activations</c> (<see cref="InterleavedBlock32"/>), prompts and decode,
 /// with AVX-VNNI and with plain AVX2 (called directly, so both run on a VNNI CPU): integer sums equal the scalar
 /// reference's exactly (unit scales, random and extreme blocks), the f16 scales convert exactly, and through the matmul
 /// every batch size (1–3 positions, tiles of four and their tails, rows past the last group of eight) gives the
@@ -22,7 +22,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
         { GgmlType.Q4_1, true }, { GgmlType.Q4_1, false }, { GgmlType.Q5_0, true }, { GgmlType.Q5_0, false }, { GgmlType.Q5_1, true }, { GgmlType.Q5_1, false },
     };
 
-    private static void Multiply(InterleavedQ4_0 matrix, bool vnni, sbyte* q, float* d, int* s, int nBatch, float* y, int nOut, int groups)
+    private static void Multiply(InterleavedBlock32 matrix, bool vnni, sbyte* q, float* d, int* s, int nBatch, float* y, int nOut, int groups)
     {
         if (vnni) matrix.Multiply(q, d, s, nBatch, y, nOut, 0, groups);
         else matrix.MultiplyWithoutVnni(q, d, s, nBatch, y, nOut, 0, groups);
@@ -39,7 +39,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
             for (int i = 0; i < 8; i++) halves[i] = (ushort)(bits + i);
             if (((bits >> 10) & 0x1F) == 0x1F) continue; // infinities and NaNs: never a block scale
             fixed (ushort* h = halves)
-                InterleavedQ4_0.RowScales((byte*)h).CopyTo(result);
+                InterleavedBlock32.RowScales((byte*)h).CopyTo(result);
             for (int i = 0; i < 8; i++)
                 Assert.Equal(BitConverter.SingleToInt32Bits((float)BitConverter.UInt16BitsToHalf(halves[i])), BitConverter.SingleToInt32Bits(result[i]));
         }
@@ -54,7 +54,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
     [MemberData(nameof(Kernels))]
     public void IntegerSums_EqualTheReference(GgmlType type, bool vnni)
     {
-        Skip.IfNot(vnni ? AvxVnni.IsSupported : InterleavedQ4_0.IsSupported, vnni ? "no AVX-VNNI" : "needs AVX2");
+        Skip.IfNot(vnni ? AvxVnni.IsSupported : InterleavedBlock32.IsSupported, vnni ? "no AVX-VNNI" : "needs AVX2");
         const int nIn = 224, nOut = 24; // 7 blocks, three groups
         int blocks = nIn / 32;
         var random = new Random((int)type);
@@ -82,7 +82,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
                 fixed (float* d = scales, yp = y)
                 fixed (int* s = sums)
                 {
-                    using var cache = new InterleavedQ4_0.Cache();
+                    using var cache = new InterleavedBlock32.Cache();
                     var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length);
                     Multiply(cache.For(weight), vnni, q, d, s, nBatch, yp, nOut, nOut / 8);
                 }
@@ -120,8 +120,8 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
     [InlineData(GgmlType.Q5_1, 4, 768, 64)]
     public void MatMul_EqualsTheRowByRowIntegerProduct(GgmlType type, int nBatch, int nIn, int nOut)
     {
-        Skip.IfNot(InterleavedQ4_0.IsSupported && QuantizedActivations.IsSupported(type), "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");
-        Skip.If(nBatch >= 4 && !InterleavedQ4_0.RepacksPrompts(type), $"{type} prompts keep the float path on this CPU (IntegerSums covers the kernel)");
+        Skip.IfNot(InterleavedBlock32.IsSupported && QuantizedActivations.IsSupported(type), "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");
+        Skip.If(nBatch >= 4 && !InterleavedBlock32.RepacksPrompts(type), $"{type} prompts keep the float path on this CPU (IntegerSums covers the kernel)");
         var random = new Random(nOut + (int)type);
         byte[] stored = QuantizedActivationBlock32Tests.RandomRows(type, nIn, nOut, random);
         float[] x = Enumerable.Range(0, nBatch * nIn).Select(_ => (float)(random.NextDouble() * 6 - 3)).ToArray();
@@ -131,7 +131,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
         var sums = new int[nBatch * blocks];
         for (int t = 0; t < nBatch; t++)
             QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
-        using var cache = new InterleavedQ4_0.Cache();
+        using var cache = new InterleavedBlock32.Cache();
         fixed (byte* data = stored)
         {
             var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length);

@@ -55,7 +55,7 @@ public unsafe class InterleavedQ4KTests(ITestOutputHelper output)
         fixed (byte* data = stored)
         {
             var few = new TensorData("w.few", GgmlType.Q4_K, [256, 7], data, stored.Length);
-            Assert.Contains("w.few", Assert.Throws<ArgumentException>(() => new InterleavedQ4_0.Cache().Q4K(few)).Message);
+            Assert.Contains("w.few", Assert.Throws<ArgumentException>(() => new InterleavedBlock32.Cache().Q4K(few)).Message);
             var q6 = new TensorData("w.q6", GgmlType.Q6_K, [256, 4], data, 4 * 210);
             Assert.Contains("Q6_K", Assert.Throws<ArgumentException>(() => new InterleavedQ4K(q6)).Message);
         }
@@ -110,7 +110,7 @@ public unsafe class InterleavedQ4KTests(ITestOutputHelper output)
                     expected[t * rows + r] = integers.Sum(i => (long)i.Sum - i.Offset);
                     Assert.True(integers.Sum(i => Math.Abs((long)i.Sum) + Math.Abs((long)i.Offset)) < 1 << 24, "the test's integers must stay exact in float");
                 }
-            using var cache = new InterleavedQ4_0.Cache();
+            using var cache = new InterleavedBlock32.Cache();
             var y = new float[nBatch * rows];
             fixed (sbyte* q = quants)
             fixed (float* d = scales, yp = y)
@@ -161,7 +161,7 @@ public unsafe class InterleavedQ4KTests(ITestOutputHelper output)
         double worst = 0, worstRelative = 0;
         var random = new Random(nBatch);
         float[] x = Enumerable.Range(0, nBatch * n).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
-        using var cache = new InterleavedQ4_0.Cache();
+        using var cache = new InterleavedBlock32.Cache();
         foreach (int rows in new[] { 64, 67 })
         {
             var weight = new TensorData(info.Name, GgmlType.Q4_K, [n, rows], full.Data, rows * full.RowBytes);

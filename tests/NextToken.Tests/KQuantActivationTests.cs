@@ -169,7 +169,7 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>
+    /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedBlock32.Cache?, bool)"/>
     /// with quantized activations: decode (1, 2 inputs) and prompt batches (5, 9), a row count that is
     /// not a multiple of four, one and two threads, against the public single-row dot of each input.
     /// </summary>

@@ -503,7 +503,7 @@ public unsafe class KQuantPlaneTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?, bool)"/>:
+    /// Through <see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedBlock32.Cache?, bool)"/>:
     /// with AVX2 and no AVX-512, Q2_K–Q6_K decode (1–3 inputs, and independent rows) takes the plane kernel
     /// (<see cref="KQuantPlanes.Decodes"/>): bit-identical to
     /// <see cref="KQuantPlanes.Dot"/> per (row, input), 1 and 2 threads, a row count that is not a multiple of four.

@@ -289,7 +289,7 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
         var sums = new int[nBatch * blocks];
         for (int t = 0; t < nBatch; t++)
             QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
-        using var cache = new InterleavedQ4_0.Cache();
+        using var cache = new InterleavedBlock32.Cache();
         var y = new float[nBatch * nOut];
         double worst = 0;
         fixed (byte* data = stored)

@@ -81,7 +81,7 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
         fixed (byte* data = stored)
         {
             var f16 = new TensorData("w.f16", GgmlType.F16, [64, 1], data, stored.Length);
-            Assert.Contains("w.f16", Assert.Throws<ArgumentException>(() => new InterleavedQ4_0.Cache().For(f16)).Message);
+            Assert.Contains("w.f16", Assert.Throws<ArgumentException>(() => new InterleavedBlock32.Cache().For(f16)).Message);
         }
     }
 
@@ -91,7 +91,7 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
     [InlineData(20, 768, 130)]  // a prompt; GPT-2's width
     public unsafe void InterleavedQ4_0Prompt_EqualsTheRowByRowIntegerProduct(int nBatch, int nIn, int nOut)
     {
-        Skip.IfNot(InterleavedQ4_0.IsSupported, "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");
+        Skip.IfNot(InterleavedBlock32.IsSupported, "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");
         output.WriteLine(System.Runtime.Intrinsics.X86.AvxVnni.IsSupported ? "AVX-VNNI kernel" : "AVX2 kernel (vpmaddubsw + vpmaddwd)");
         var random = new Random(nOut);
         byte[] stored = Quantize.Blocks(GgmlType.Q4_0, Enumerable.Range(0, nIn * nOut).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray());
@@ -102,7 +102,7 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
         var sums = new int[nBatch * blocks];
         for (int t = 0; t < nBatch; t++)
             QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
-        using var cache = new InterleavedQ4_0.Cache();
+        using var cache = new InterleavedBlock32.Cache();
         fixed (byte* data = stored)
         {
             var weight = new TensorData("w", GgmlType.Q4_0, [nIn, nOut], data, stored.Length);

@@ -95,7 +95,7 @@ public class WeightTypeQuantizationTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The decode path as the model runs it (<see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedQ4_0.Cache?)"/>
+    /// The decode path as the model runs it (<see cref="MatMul.Forward(in TensorData, ReadOnlySpan{float}, int, Span{float}, int, bool, InterleavedBlock32.Cache?)"/>
     /// with one input row, so the multi-row kernels and their single-row tails) and the prompt path
     /// (20 input rows: the panel GEMM over expanded rows), on every matrix of the type, 1 and 2 threads.
     /// </summary>

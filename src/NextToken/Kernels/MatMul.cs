@@ -24,9 +24,9 @@ public static unsafe class MatMul
     /// <param name="quantizeActivations">
     /// Quantize the activations (approximate, faster): decode with <see cref="QuantizedActivations"/>
     /// for IQ4_XS weights (its prompts keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and decode and prompts with
-    /// <see cref="InterleavedQ4_0"/> for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL weights when <paramref name="interleaved"/> gives a place to keep the repacked copies
+    /// <see cref="InterleavedBlock32"/> for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL weights when <paramref name="interleaved"/> gives a place to keep the repacked copies
     /// (without one, their decode takes <see cref="QuantizedActivations"/> and prompts the float kernels; rows past a matrix's last group of eight take <see cref="QuantizedActivations"/> too;
-    /// Q8_0 prompts without VNNI keep the float kernels: <see cref="InterleavedQ4_0.RepacksPrompts"/>).
+    /// Q8_0 prompts without VNNI keep the float kernels: <see cref="InterleavedBlock32.RepacksPrompts"/>).
     /// </param>
     /// <param name="independentRows">
     /// Compute every input row exactly as a batch of one would (the decode kernels, never the tiled
@@ -36,7 +36,7 @@ public static unsafe class MatMul
     /// </param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(in TensorData weight, ReadOnlySpan<float> input, int nBatch, Span<float> output, int threads,
-                               bool quantizeActivations = false, InterleavedQ4_0.Cache? interleaved = null, bool independentRows = false)
+                               bool quantizeActivations = false, InterleavedBlock32.Cache? interleaved = null, bool independentRows = false)
     {
         CheckSizes(weight, input, nBatch, output.Length);
         if (weight.Transposed)
@@ -61,7 +61,7 @@ public static unsafe class MatMul
     /// <param name="outputs">each [nBatch, nOut_i]</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(ReadOnlySpan<TensorData> weights, ReadOnlySpan<float> input, int nBatch, ReadOnlySpan<float[]> outputs, int threads,
-                               bool quantizeActivations = false, InterleavedQ4_0.Cache? interleaved = null, bool independentRows = false)
+                               bool quantizeActivations = false, InterleavedBlock32.Cache? interleaved = null, bool independentRows = false)
     {
         if (weights.Length != outputs.Length || weights.Length is 0 or > RowJob.MaxMatrices)
             throw new ArgumentException($"matmul: {weights.Length} weights and {outputs.Length} outputs (1 to {RowJob.MaxMatrices} pairs)");
@@ -100,7 +100,7 @@ public static unsafe class MatMul
 
     /// <summary>Prepares the input for the job's matrices and runs their rows, split across threads.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations, InterleavedQ4_0.Cache? interleaved, bool independentRows)
+    private static void Run(RowJob job, ReadOnlySpan<float> input, int nBatch, int threads, bool quantizeActivations, InterleavedBlock32.Cache? interleaved, bool independentRows)
     {
         int nIn = job.Weight(0).RowLength;
         bool quantized = false, kQuantized = false;
@@ -110,8 +110,8 @@ public static unsafe class MatMul
         for (int i = 0; i < job.Count; i++)
         {
             ref readonly TensorData weight = ref job.Weight(i);
-            bool repack = quantizeActivations && interleaved != null && (rowsAsBatch < 4 ? InterleavedQ4_0.Repacks(weight.Type) : InterleavedQ4_0.RepacksPrompts(weight.Type)) &&
-                          weight.RowCount >= 8 && InterleavedQ4_0.IsSupported;
+            bool repack = quantizeActivations && interleaved != null && (rowsAsBatch < 4 ? InterleavedBlock32.Repacks(weight.Type) : InterleavedBlock32.RepacksPrompts(weight.Type)) &&
+                          weight.RowCount >= 8 && InterleavedBlock32.IsSupported;
             job.SetInterleaved(i, repack ? interleaved!.For(weight) : null);
             bool repackK = quantizeActivations && interleaved != null && rowsAsBatch >= 4 && weight.Type == GgmlType.Q4_K && weight.RowCount >= 8 &&
                            InterleavedQ4K.IsSupported && TakesKQuantActivations(weight, rowsAsBatch, repacked: true);
@@ -215,7 +215,7 @@ public static unsafe class MatMul
         private readonly nint[] _outputs = new nint[MaxMatrices];
         private readonly MemoryHandle[] _pins = new MemoryHandle[MaxMatrices];
         private readonly int[] _tileRows = new int[MaxMatrices], _tiles = new int[MaxMatrices], _firstChunk = new int[MaxMatrices + 1];
-        private readonly InterleavedQ4_0?[] _interleaved = new InterleavedQ4_0?[MaxMatrices];
+        private readonly InterleavedBlock32?[] _interleaved = new InterleavedBlock32?[MaxMatrices];
         private readonly InterleavedQ4K?[] _interleavedK = new InterleavedQ4K?[MaxMatrices];
         private readonly bool[] _kQuantRows = new bool[MaxMatrices];
         private float* _x;
@@ -283,8 +283,8 @@ public static unsafe class MatMul
 
         public ref readonly TensorData Weight(int i) => ref _weights[i];
         public float* Output(int i) => (float*)_outputs[i];
-        public InterleavedQ4_0? Interleaved(int i) => _interleaved[i];
-        public void SetInterleaved(int i, InterleavedQ4_0? matrix) => _interleaved[i] = matrix;
+        public InterleavedBlock32? Interleaved(int i) => _interleaved[i];
+        public void SetInterleaved(int i, InterleavedBlock32? matrix) => _interleaved[i] = matrix;
         public InterleavedQ4K? InterleavedK(int i) => _interleavedK[i];
         public void SetInterleavedK(int i, InterleavedQ4K? matrix) => _interleavedK[i] = matrix;
 
@@ -441,7 +441,7 @@ public static unsafe class MatMul
 
     /// <summary>Output rows [rowStart, rowEnd) for every input row.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows(in TensorData weight, InterleavedQ4_0? interleaved, InterleavedQ4K? interleavedK, bool kQuantRows, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations, bool independentRows)
+    private static void Rows(in TensorData weight, InterleavedBlock32? interleaved, InterleavedQ4K? interleavedK, bool kQuantRows, float* x, float* y, int nBatch, int rowStart, int rowEnd, Activations activations, bool independentRows)
     {
         int nIn = weight.RowLength;
         if (interleavedK != null)

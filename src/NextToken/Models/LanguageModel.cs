@@ -120,7 +120,7 @@ public abstract class LanguageModel : IDisposable
 
     /// <summary>
     /// Quantize activations to 8 bits for Q8_0/Q4_0 weights (llama.cpp's method): decode multiplies
-    /// in integers, and Q4_0 prompts use a repacked copy of the matrices (<see cref="Kernels.InterleavedQ4_0"/>).
+    /// in integers, and Q4_0 prompts use a repacked copy of the matrices (<see cref="Kernels.InterleavedBlock32"/>).
     /// Faster, but logits move by up to about 3% of the row's largest magnitude. Off by default.
     /// </summary>
     public bool QuantizeActivations { get; set; }
@@ -225,8 +225,8 @@ public abstract class LanguageModel : IDisposable
     }
 
     /// <summary>Q4_0 matrices repacked for prompts with quantized activations, made on first use and freed with the model.</summary>
-    private Kernels.InterleavedQ4_0.Cache Interleaved => _interleaved ??= new Kernels.InterleavedQ4_0.Cache();
-    private Kernels.InterleavedQ4_0.Cache? _interleaved;
+    private Kernels.InterleavedBlock32.Cache Interleaved => _interleaved ??= new Kernels.InterleavedBlock32.Cache();
+    private Kernels.InterleavedBlock32.Cache? _interleaved;
 
     /// <summary>Bytes of weights one decode step reads (for bandwidth figures).</summary>
     public abstract long WeightBytesPerToken { get; }

@@ -30,14 +30,14 @@ namespace NextToken.Kernels;
 /// nibbles values 16+4j…16+4j+3 of the block. The copy is made once per matrix and kept by the
 /// <see cref="Cache"/> its model owns.
 /// </remarks>
-public sealed unsafe class InterleavedQ4_0 : IDisposable
+public sealed unsafe class InterleavedBlock32 : IDisposable
 {
     private const int Rows = 8;
     private readonly int _groupBytes;
     private byte* _data;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // made once per matrix, all of it on the first token: no tier-0 code
-    private InterleavedQ4_0(in TensorData weight)
+    private InterleavedBlock32(in TensorData weight)
     {
         Type = weight.Type;
         Groups = weight.RowCount / Rows;
@@ -568,7 +568,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
     /// <summary>The repacked copies of one model's block-32 (and Q4_K: <see cref="InterleavedQ4K"/>) matrices, made on first use and freed with the model.</summary>
     public sealed class Cache : IDisposable
     {
-        private readonly ConcurrentDictionary<nint, InterleavedQ4_0> _matrices = new();
+        private readonly ConcurrentDictionary<nint, InterleavedBlock32> _matrices = new();
         private readonly ConcurrentDictionary<nint, InterleavedQ4K> _q4k = new();
 
         /// <summary>The Q4_K matrix in groups of eight interleaved rows (for prompts against 8-bit blocks of 256).</summary>
@@ -582,12 +582,12 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
         }
 
         /// <summary>The Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or IQ4_NL matrix in groups of eight interleaved rows.</summary>
-        public InterleavedQ4_0 For(in TensorData weight)
+        public InterleavedBlock32 For(in TensorData weight)
         {
             if (!Repacks(weight.Type) || weight.Transposed || weight.RowCount < Rows)
                 throw new ArgumentException($"'{weight.Name}': only Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL matrices of at least {Rows} rows are interleaved, not {weight.Type} {weight.ShapeText}");
-            if (_matrices.TryGetValue((nint)weight.Data, out InterleavedQ4_0? found)) return found;
-            var made = new InterleavedQ4_0(weight);
+            if (_matrices.TryGetValue((nint)weight.Data, out InterleavedBlock32? found)) return found;
+            var made = new InterleavedBlock32(weight);
             if (_matrices.TryAdd((nint)weight.Data, made)) return made;
             made.Dispose();
             return _matrices[(nint)weight.Data];
@@ -598,7 +598,7 @@ public sealed unsafe class InterleavedQ4_0 : IDisposable
 
         public void Dispose()
         {
-            foreach (InterleavedQ4_0 matrix in _matrices.Values) matrix.Dispose();
+            foreach (InterleavedBlock32 matrix in _matrices.Values) matrix.Dispose();
             _matrices.Clear();
             foreach (InterleavedQ4K matrix in _q4k.Values) matrix.Dispose();
             _q4k.Clear();
