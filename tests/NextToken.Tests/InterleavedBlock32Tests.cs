@@ -106,6 +106,9 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
     [SkippableTheory]
     [InlineData(GgmlType.Q4_0, 1, 96, 37)]
     [InlineData(GgmlType.Q4_0, 3, 2048, 64)]
+    [InlineData(GgmlType.Q4_0, 4, 64, 16)]     // one tile of four positions, two groups of eight rows
+    [InlineData(GgmlType.Q4_0, 7, 96, 37)]     // a tile and three single positions; five rows past the last group
+    [InlineData(GgmlType.Q4_0, 20, 768, 130)]  // a prompt; GPT-2's width
     [InlineData(GgmlType.IQ4_NL, 1, 96, 37)]
     [InlineData(GgmlType.IQ4_NL, 2, 2048, 64)]
     [InlineData(GgmlType.IQ4_NL, 7, 96, 37)]

@@ -85,45 +85,6 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
         }
     }
 
-    [SkippableTheory]
-    [InlineData(4, 64, 16)]     // one tile of four positions, two groups of eight rows
-    [InlineData(7, 96, 37)]     // a tile and three single positions; four rows past the last group
-    [InlineData(20, 768, 130)]  // a prompt; GPT-2's width
-    public unsafe void InterleavedQ4_0Prompt_EqualsTheRowByRowIntegerProduct(int nBatch, int nIn, int nOut)
-    {
-        Skip.IfNot(InterleavedBlock32.IsSupported, "needs AVX2 (the matmul then keeps the float path, tested elsewhere)");
-        output.WriteLine(System.Runtime.Intrinsics.X86.AvxVnni.IsSupported ? "AVX-VNNI kernel" : "AVX2 kernel (vpmaddubsw + vpmaddwd)");
-        var random = new Random(nOut);
-        byte[] stored = Quantize.Blocks(GgmlType.Q4_0, Enumerable.Range(0, nIn * nOut).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray());
-        float[] x = Enumerable.Range(0, nBatch * nIn).Select(_ => (float)(random.NextDouble() * 6 - 3)).ToArray();
-        int blocks = nIn / 32;
-        var quants = new sbyte[nBatch * nIn];
-        var scales = new float[nBatch * blocks];
-        var sums = new int[nBatch * blocks];
-        for (int t = 0; t < nBatch; t++)
-            QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
-        using var cache = new InterleavedBlock32.Cache();
-        fixed (byte* data = stored)
-        {
-            var weight = new TensorData("w", GgmlType.Q4_0, [nIn, nOut], data, stored.Length);
-            foreach (int threads in new[] { 1, 2 })
-            {
-                var y = new float[nBatch * nOut];
-                MatMul.Forward(weight, x, nBatch, y, threads, quantizeActivations: true, interleaved: cache);
-                double worst = 0;
-                for (int t = 0; t < nBatch; t++)
-                    for (int r = 0; r < nOut; r++)
-                    {
-                        float expected = QuantizedActivations.Dot(GgmlType.Q4_0, weight.Row(r), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
-                        worst = Math.Max(worst, Math.Abs(y[t * nOut + r] - expected));
-                        Assert.True(Math.Abs(y[t * nOut + r] - expected) <= 1e-4 * (1 + Math.Abs(expected)), $"position {t} row {r}, {threads} threads: {y[t * nOut + r]} vs {expected}");
-                    }
-                output.WriteLine($"{nBatch}×{nIn}×{nOut}, {threads} threads: worst |Δ| {worst:E2} against the row-by-row integer product");
-            }
-        }
-        Assert.True(cache.Bytes > 0);
-    }
-
     /// <remarks>
     /// K-quant files take 6%: one activation scale per 256 values (llama.cpp's Q8_K) is coarser than
     /// one per 32 (measured 2.2–4.4% on these files). llama-k.q4_k_m is the outlier: 12.1% of the top
