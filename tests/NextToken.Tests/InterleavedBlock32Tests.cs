@@ -129,11 +129,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
         byte[] stored = QuantizedActivationBlock32Tests.RandomRows(type, nIn, nOut, random);
         float[] x = Enumerable.Range(0, nBatch * nIn).Select(_ => (float)(random.NextDouble() * 6 - 3)).ToArray();
         int blocks = nIn / 32;
-        var quants = new sbyte[nBatch * nIn];
-        var scales = new float[nBatch * blocks];
-        var sums = new int[nBatch * blocks];
-        for (int t = 0; t < nBatch; t++)
-            QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
+        (sbyte[] quants, float[] scales, int[] sums) = QuantizeEach(x, nBatch, nIn);
         using var cache = new InterleavedBlock32.Cache();
         fixed (byte* data = stored)
         {
@@ -162,5 +158,17 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
             }
         }
         Assert.True(cache.Bytes > 0);
+    }
+
+    /// <summary>Each of the <paramref name="nBatch"/> rows of x quantized on its own, as the matmul quantizes activations.</summary>
+    internal static (sbyte[] Quants, float[] Scales, int[] Sums) QuantizeEach(float[] x, int nBatch, int nIn)
+    {
+        int blocks = nIn / 32;
+        var quants = new sbyte[nBatch * nIn];
+        var scales = new float[nBatch * blocks];
+        var sums = new int[nBatch * blocks];
+        for (int t = 0; t < nBatch; t++)
+            QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
+        return (quants, scales, sums);
     }
 }

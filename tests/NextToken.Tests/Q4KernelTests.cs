@@ -284,11 +284,7 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
         Skip.IfNot(HasNarrow, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
         (byte[] stored, float[] x) = RandomCase(GgmlType.Q4_0, nIn, nOut, nBatch, nOut + 1);
         int blocks = nIn / 32;
-        var quants = new sbyte[nBatch * nIn];
-        var scales = new float[nBatch * blocks];
-        var sums = new int[nBatch * blocks];
-        for (int t = 0; t < nBatch; t++)
-            QuantizedActivations.Quantize(x.AsSpan(t * nIn, nIn), quants.AsSpan(t * nIn, nIn), scales.AsSpan(t * blocks, blocks), sums.AsSpan(t * blocks, blocks));
+        (sbyte[] quants, float[] scales, int[] sums) = InterleavedBlock32Tests.QuantizeEach(x, nBatch, nIn);
         using var cache = new InterleavedBlock32.Cache();
         var y = new float[nBatch * nOut];
         double worst = 0;
