@@ -109,7 +109,7 @@ internal static class BenchCommand
     private static void WriteStepProfile(IReadOnlyList<NextToken.Kernels.StepPhaseTimes> steps, double msPerToken)
     {
         int threads = steps.Max(p => p.Busy.Length);
-        var table = new Table().Border(TableBorder.Rounded).AddColumn("phase (ms per token)")
+        var table = new Table().Border(TableBorder.Rounded).AddColumn(new TableColumn("phase").NoWrap())
             .AddColumn(new TableColumn("wall").RightAligned()).AddColumn(new TableColumn("%").RightAligned())
             .AddColumn(new TableColumn("regions").RightAligned()).AddColumn(new TableColumn("in regions").RightAligned());
         for (int t = 0; t < threads; t++) table.AddColumn(new TableColumn(t == 0 ? "caller busy (chunks)" : $"helper {t} busy (chunks)").RightAligned());
@@ -122,7 +122,7 @@ internal static class BenchCommand
             cells.Add(p.HelperLate.ToString("F3"));
             table.AddRow(cells.ToArray());
         }
-        AnsiConsole.MarkupLine($"[bold]where a generation step goes[/] (best run; {msPerToken:F2} ms per token; busy = inside chunks, late = region open → helper's first chunk)");
+        AnsiConsole.MarkupLine($"[bold]where a generation step goes[/] (best run; {msPerToken:F2} ms per token; times in ms per token; busy = inside chunks, late = region open → helper's first chunk)");
         AnsiConsole.Write(table);
     }
 }
