@@ -39,15 +39,16 @@ public unsafe class KQuantActivationBenchmarks
     [Params(GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K)]
     public GgmlType Type { get; set; }
 
-    [Params(false, true)]
-    public bool Vnni { get; set; }
+    [Params(KQuantForm.Avx2, KQuantForm.Vnni, KQuantForm.Wide)]
+    public KQuantForm Form { get; set; }
 
     [GlobalSetup]
     public void Setup()
     {
         if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported)
             throw new PlatformNotSupportedException("the kernels need AVX2 and FMA");
-        if (Vnni && !System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) throw new PlatformNotSupportedException("no AVX-VNNI on this CPU");
+        if (Form == KQuantForm.Vnni && !System.Runtime.Intrinsics.X86.AvxVnni.IsSupported) throw new PlatformNotSupportedException("no AVX-VNNI on this CPU");
+        if (Form == KQuantForm.Wide && !System.Runtime.Intrinsics.X86.Avx512BW.IsSupported) throw new PlatformNotSupportedException("no AVX-512 BW on this CPU");
         _rowBytes = GgmlTypeInfo.RowBytes(Type, NIn);
         long bytes = _rowBytes * NOut;
         _weights = GC.AllocateUninitializedArray<byte>((int)bytes, pinned: true);
@@ -64,7 +65,7 @@ public unsafe class KQuantActivationBenchmarks
         _blockSums = new short[Prompt * NIn / 16];
         for (int b = 0; b < Prompt; b++)
             KQuantActivations.Quantize(_x.AsSpan(b * NIn, NIn), _quants.AsSpan(b * NIn, NIn), _scales.AsSpan(b * NIn / 256, NIn / 256), _blockSums.AsSpan(b * NIn / 16, NIn / 16));
-        Console.WriteLine($"// {Type}: {bytes / 1e6:F1} MB of weights, {(Vnni ? "AVX-VNNI" : "AVX2")} integer form");
+        Console.WriteLine($"// {Type}: {bytes / 1e6:F1} MB of weights, {Form} integer form");
     }
 
     [Benchmark(Baseline = true)]
@@ -86,7 +87,7 @@ public unsafe class KQuantActivationBenchmarks
         fixed (sbyte* q = _quants)
         fixed (float* d = _scales, y = _y)
         fixed (short* s = _blockSums)
-            for (int o = 0; o < NOut; o += 4) KQuantActivations.Dot4(Type, Vnni, w + o * _rowBytes, _rowBytes, 4, q, d, s, NIn / 256, y + o);
+            for (int o = 0; o < NOut; o += 4) KQuantActivations.Dot4(Type, Form, w + o * _rowBytes, _rowBytes, 4, q, d, s, NIn / 256, y + o);
     }
 
     /// <summary>A 16-token prompt through <see cref="MatMul"/> on one thread, exact (the panel or tiled float path this CPU takes).</summary>
@@ -97,7 +98,7 @@ public unsafe class KQuantActivationBenchmarks
             MatMul.Forward(new TensorData("w", Type, [NIn, NOut], w, _weights.Length), _x, Prompt, _y, 1);
     }
 
-    /// <summary>The same with quantized activations (the AVX-VNNI form where the CPU has it, whatever <see cref="Vnni"/> says).</summary>
+    /// <summary>The same with quantized activations (the AVX-VNNI form where the CPU has it, whatever <see cref="Form"/> says).</summary>
     [Benchmark]
     public void Q8PromptMatMul16()
     {
@@ -105,7 +106,7 @@ public unsafe class KQuantActivationBenchmarks
             MatMul.Forward(new TensorData("w", Type, [NIn, NOut], w, _weights.Length), _x, Prompt, _y, 1, quantizeActivations: true);
     }
 
-    /// <summary>16 inputs: four rows at a time, each row against the inputs four at a time (as <see cref="KQuantActivations.Rows"/>).</summary>
+    /// <summary>16 inputs: four rows at a time, each row against the inputs four at a time (as <see cref="KQuantActivations.Rows"/>; 256-bit, AVX-VNNI for <see cref="KQuantForm.Wide"/>).</summary>
     [Benchmark]
     public void Q8Prompt16()
     {
@@ -116,7 +117,7 @@ public unsafe class KQuantActivationBenchmarks
             for (int o = 0; o < NOut; o += 4)
                 for (int b = 0; b < Prompt; b += 4)
                     for (int r = 0; r < 4; r++)
-                        KQuantActivations.Row4Inputs(Type, Vnni, w + (o + r) * _rowBytes, q + b * NIn, d + b * NIn / 256, s + b * NIn / 16, NIn, NIn / 256, y + b * NOut + o + r, NOut);
+                        KQuantActivations.Row4Inputs(Type, Form != KQuantForm.Avx2, w + (o + r) * _rowBytes, q + b * NIn, d + b * NIn / 256, s + b * NIn / 16, NIn, NIn / 256, y + b * NOut + o + r, NOut);
     }
 }
 

@@ -8,18 +8,18 @@ namespace NextToken.Bench;
 
 /// <summary>
 /// <c>--alternate-q8k FILE [rounds]</c>: <c>--q8-activations</c> decode of K-quant rows (<see cref="KQuantActivations.Dot4"/>, four rows at a
-/// time as MatMul takes them), one thread, timed in alternation with the exact plane kernel (<see cref="KQuantPlanes"/>, the decode
+/// time as MatMul takes them; the 256-bit form and, with AVX-512 BW, the 512-bit one), one thread, timed in alternation with the exact plane kernel (<see cref="KQuantPlanes"/>, the decode
 /// without the option) by the process's CPU time (one thread works), minimum of the rounds: resident (up to 256 rows of the file's first
 /// matrix, in L2, 100 passes, the activation prepared in the first) and from memory (the file's matrices of the type, mapped, up to ~600 MB). Reports ns and cycles per super-block and row, and GB/s.
 /// </summary>
 public static unsafe class Q8KDecodeTiming
 {
-    private const int K = 2; // the kernels timed: exact planes, q8
+    private const int K = 3; // the kernels timed: exact planes, q8 256-bit, q8 512-bit (where AVX-512 BW is)
 
     public static void Alternate(string model, int rounds)
     {
         using GgufFile gguf = GgufFile.Open(model);
-        bool vnni = AvxVnni.IsSupported;
+        bool vnni = AvxVnni.IsSupported, wide = Avx512BW.IsSupported;
         double ghz = AlternatingClock.Time(() => { }, () => { }, 50).Gigahertz;
         Console.WriteLine($"{(vnni ? "AVX-VNNI" : "AVX2")} form, clock {ghz:F2} GHz, min of {rounds} rounds");
         foreach (GgmlType type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
@@ -41,15 +41,15 @@ public static unsafe class Q8KDecodeTiming
                 var best = new double[K];
                 Array.Fill(best, double.MaxValue);
                 for (int round = -3; round < rounds; round++)
-                    for (int k = 0; k < K; k++)
+                    for (int k = 0; k < (wide ? K : K - 1); k++)
                     {
                         TimeSpan cpu0 = ThreadCpu();
                         for (int p = 0; p < passes; p++) Run(set, k, vnni, x, buffers, prepare: p == 0);
                         double ms = (ThreadCpu() - cpu0).TotalMilliseconds;
                         if (round >= 0) best[k] = Math.Min(best[k], ms);
                     }
-                string[] names = ["exact planes", "q8"];
-                Console.WriteLine($"{type} {name}: {bytes / passes / 1e6:F1} MB" + string.Concat(Enumerable.Range(0, K).Select(k =>
+                string[] names = ["exact planes", "q8", "q8 512-bit"];
+                Console.WriteLine($"{type} {name}: {bytes / passes / 1e6:F1} MB" + string.Concat(Enumerable.Range(0, wide ? K : K - 1).Select(k =>
                     $"; {names[k]} {best[k]:F2} ms, {best[k] * 1e6 / blockRows:F2} ns = {best[k] * 1e6 / blockRows * ghz:F1} cycles/super-block-row, {bytes / best[k] / 1e6:F1} GB/s")));
             }
         }
@@ -78,8 +78,9 @@ public static unsafe class Q8KDecodeTiming
                     continue;
                 }
                 if (prepare) KQuantActivations.Quantize(xs.AsSpan(0, n), b.Quants, b.Scales, b.BlockSums);
+                KQuantForm form = kernel == 2 ? KQuantForm.Wide : vnni ? KQuantForm.Vnni : KQuantForm.Avx2;
                 for (int o = 0; o < rows; o += 4)
-                    KQuantActivations.Dot4(m.Type, vnni, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), quants, scales, blockSums, n / 256, y + o);
+                    KQuantActivations.Dot4(m.Type, form, m.Data + o * m.RowBytes, m.RowBytes, Math.Min(4, rows - o), quants, scales, blockSums, n / 256, y + o);
             }
     }
 

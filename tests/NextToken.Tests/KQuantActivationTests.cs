@@ -14,10 +14,10 @@ namespace NextToken.Tests;
 /// </summary>
 public unsafe class KQuantActivationTests(ITestOutputHelper output)
 {
-    public static TheoryData<string, GgmlType, bool> KernelCases()
+    public static TheoryData<string, GgmlType, KQuantForm> KernelCases()
     {
-        var cases = new TheoryData<string, GgmlType, bool>();
-        foreach (bool vnni in new[] { false, true })
+        var cases = new TheoryData<string, GgmlType, KQuantForm>();
+        foreach (KQuantForm vnni in Enum.GetValues<KQuantForm>())
         {
             cases.Add("llama-k.q4_k_m.gguf", GgmlType.Q4_K, vnni);
             cases.Add("llama-k.q4_k_m.gguf", GgmlType.Q6_K, vnni);
@@ -56,24 +56,27 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
     /// 1 to 4 rows per call, both instruction forms.
     /// </summary>
     [SkippableTheory]
-    [InlineData(GgmlType.Q4_K, false)]
-    [InlineData(GgmlType.Q5_K, false)]
-    [InlineData(GgmlType.Q6_K, false)]
-    [InlineData(GgmlType.Q4_K, true)]
-    [InlineData(GgmlType.Q5_K, true)]
-    [InlineData(GgmlType.Q6_K, true)]
-    public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type, bool vnni)
+    [InlineData(GgmlType.Q4_K, KQuantForm.Avx2)]
+    [InlineData(GgmlType.Q5_K, KQuantForm.Avx2)]
+    [InlineData(GgmlType.Q6_K, KQuantForm.Avx2)]
+    [InlineData(GgmlType.Q4_K, KQuantForm.Vnni)]
+    [InlineData(GgmlType.Q5_K, KQuantForm.Vnni)]
+    [InlineData(GgmlType.Q6_K, KQuantForm.Vnni)]
+    [InlineData(GgmlType.Q4_K, KQuantForm.Wide)]
+    [InlineData(GgmlType.Q5_K, KQuantForm.Wide)]
+    [InlineData(GgmlType.Q6_K, KQuantForm.Wide)]
+    public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type, KQuantForm vnni)
     {
         SkipUnless(vnni);
         // One, two and five super-blocks per row: the row loop's first, middle and last block.
         foreach (int n in new[] { 256, 512, 1280 }) IntegerSumsEqualTheReference(type, vnni, n);
     }
 
-    private void IntegerSumsEqualTheReference(GgmlType type, bool vnni, int n)
+    private void IntegerSumsEqualTheReference(GgmlType type, KQuantForm vnni, int n)
     {
         const int rows = 4;
         int bytes = KQuantActivations.BlockBytes(type), blocks = n / 256;
-        var random = new Random((int)type * 2 + (vnni ? 1 : 0));
+        var random = new Random((int)type * 3 + (int)vnni);
         var stored = new byte[rows * blocks * bytes];
         random.NextBytes(stored);
         for (int block = 0; block < rows * blocks; block++)
@@ -114,13 +117,83 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Extreme super-blocks — every quant at its maximum (0xFF bytes), zero, or alternating, the largest 6-bit scales and
+    /// Q6_K's −128 — against activations of ±127 (all +, all −, alternating), 1, 2 and 5 super-blocks, 1 to 3 rows: every
+    /// form this CPU has gives the AVX2 form's floats bit for bit (the same integers in the same lanes, the same float
+    /// steps; these sums pass 2²⁴, so float rounding is part of the comparison), and each is within float rounding of the
+    /// scalar reference.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void Kernel_ExtremeBlocks_AllFormsBitIdentical(GgmlType type)
+    {
+        SkipUnless(KQuantForm.Avx2);
+        KQuantForm[] forms = Enum.GetValues<KQuantForm>().Where(f => f == KQuantForm.Avx2 || (AvxVnni.IsSupported && (f == KQuantForm.Vnni || Avx512BW.IsSupported))).ToArray();
+        int bytes = KQuantActivations.BlockBytes(type), cases = 0;
+        double worst = 0;
+        foreach (int blocks in new[] { 1, 2, 5 })
+            foreach (byte quant in new byte[] { 0xFF, 0x00, 0xAA })
+                foreach (int sign in new[] { 1, -1, 0 })
+                {
+                    int n = 256 * blocks;
+                    var stored = new byte[3 * blocks * bytes];
+                    for (int block = 0; block < 3 * blocks; block++)
+                    {
+                        Span<byte> b = stored.AsSpan(block * bytes, bytes);
+                        for (int i = 0; i < bytes; i++) b[i] = (byte)(quant == 0xAA && i % 2 == 1 ? 0x55 : quant);
+                        if (type == GgmlType.Q6_K)
+                        {
+                            b.Slice(192, 16).Fill(block % 2 == 0 ? (byte)0x80 : (byte)0x7F); // scales −128 or 127
+                            b[208] = 0x00; b[209] = 0x3C;
+                        }
+                        else
+                        {
+                            b.Slice(4, 12).Fill(0xFF); // every scale and minimum 63
+                            b[0] = 0x00; b[1] = 0x3C; b[2] = 0x00; b[3] = 0x3C;
+                        }
+                    }
+                    float[] x = Enumerable.Range(0, n).Select(i => (float)(sign == 0 ? (i % 2 == 0 ? 127 : -127) : 127 * sign)).ToArray();
+                    var quants = new sbyte[n];
+                    var scales = new float[blocks];
+                    var sums = new short[n / 16];
+                    KQuantActivations.Quantize(x, quants, scales, sums);
+                    for (int count = 1; count <= 3; count++)
+                    {
+                        var first = new float[count];
+                        foreach (KQuantForm form in forms)
+                        {
+                            var y = new float[count];
+                            fixed (byte* w = stored)
+                            fixed (sbyte* q = quants)
+                            fixed (float* d = scales, yp = y)
+                            fixed (short* s = sums)
+                                KQuantActivations.Dot4(type, form, w + (3 - count) * blocks * bytes, blocks * bytes, count, q, d, s, blocks, yp);
+                            if (form == KQuantForm.Avx2) y.CopyTo(first, 0);
+                            for (int r = 0; r < count; r++)
+                            {
+                                Assert.True(y[r] == first[r], $"{type} {Form(form)}, {blocks} blocks, bytes {quant:X2}, sign {sign}, row {r} of {count}: {y[r]} vs AVX2 {first[r]}");
+                                float reference = KQuantActivations.Reference(type, stored.AsSpan((3 - count + r) * blocks * bytes, blocks * bytes), quants, scales, sums, out var integers);
+                                double magnitude = integers.Sum(i => Math.Abs((double)i.Sum) + Math.Abs((double)i.Offset));
+                                worst = Math.Max(worst, Math.Abs(y[r] - reference) / Math.Max(magnitude, 1));
+                                Assert.True(Math.Abs(y[r] - reference) <= 1e-6 * magnitude, $"{type} {Form(form)}: {y[r]} vs reference {reference}");
+                            }
+                        }
+                        cases++;
+                    }
+                }
+        output.WriteLine($"{type}: {cases} extreme cases × forms {string.Join(", ", forms.Select(Form))}: bit-identical; max |Δ| vs reference {worst:E2} of Σ|integer terms|");
+    }
+
+    /// <summary>
     /// Real tensors (llama.cpp's quantizer): each kernel against the scalar reference (same integers,
     /// float rounding only: within 1e-5 of Σ|term|), and against the exact float64 product of the
     /// dequantized row and the unquantized x within the activation's rounding bound Σ|w|·d_x/2.
     /// </summary>
     [SkippableTheory]
     [MemberData(nameof(KernelCases))]
-    public void Kernel_OnRealTensors_MatchesReferenceAndExactProduct(string file, GgmlType type, bool vnni)
+    public void Kernel_OnRealTensors_MatchesReferenceAndExactProduct(string file, GgmlType type, KQuantForm vnni)
     {
         SkipUnless(vnni);
         using var gguf = GgufFile.Open(Fixtures.Model(file));
@@ -212,10 +285,11 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
         output.WriteLine($"{file} '{info.Name}' ({type}) first {rows} rows, batches 1, 2, 5, 9 on 1 and 2 threads: max |diff| {worst} vs the single-row dot");
     }
 
-    /// <summary>The prompt kernel (one row, four inputs) against the decode kernel per input, both instruction forms: bit-identical.</summary>
+    /// <summary>The prompt kernel (one row, four inputs) against the decode kernel per input, every instruction form (the 512-bit
+    /// decode against the AVX-VNNI prompt kernel): bit-identical.</summary>
     [SkippableTheory]
     [MemberData(nameof(KernelCases))]
-    public void Row4Inputs_EqualsTheDecodeKernelPerInput(string file, GgmlType type, bool vnni)
+    public void Row4Inputs_EqualsTheDecodeKernelPerInput(string file, GgmlType type, KQuantForm vnni)
     {
         SkipUnless(vnni);
         using var gguf = GgufFile.Open(Fixtures.Model(file));
@@ -235,7 +309,7 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
         fixed (short* s = sums)
             for (int r = 0; r < rows; r++)
             {
-                KQuantActivations.Row4Inputs(type, vnni, tensor.Data + r * tensor.RowBytes, q, d, s, n, blocks, yp + r, nOut);
+                KQuantActivations.Row4Inputs(type, vnni != KQuantForm.Avx2, tensor.Data + r * tensor.RowBytes, q, d, s, n, blocks, yp + r, nOut);
                 for (int b = 0; b < 4; b++)
                 {
                     KQuantActivations.Dot4(type, vnni, tensor.Data + r * tensor.RowBytes, tensor.RowBytes, 1, q + b * n, d + b * blocks, s + b * n / 16, blocks, op);
@@ -256,11 +330,18 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
         Assert.Contains("16 sums", Assert.Throws<ArgumentException>(() => KQuantActivations.Dot(GgmlType.Q6_K, new byte[210], quants, scales, new short[8])).Message);
     }
 
-    private static void SkipUnless(bool vnni)
+    private static void SkipUnless(KQuantForm form)
     {
         Skip.IfNot(Avx2.IsSupported, "the integer kernels need AVX2 (without it Dot runs the scalar reference, tested through MatMul elsewhere)");
-        if (vnni) Skip.IfNot(AvxVnni.IsSupported, "this CPU (or DOTNET_EnableAVXVNNI=0) has no AVX-VNNI; the vpmaddwd form runs instead");
+        // The 512-bit form's Q5_K and the prompt kernel it is compared with take AVX-VNNI where the CPU has it.
+        if (form != KQuantForm.Avx2) Skip.IfNot(AvxVnni.IsSupported, "this CPU (or DOTNET_EnableAVXVNNI=0) has no AVX-VNNI; the vpmaddwd form runs instead");
+        if (form == KQuantForm.Wide) Skip.IfNot(Avx512BW.IsSupported, "this CPU (or DOTNET_EnableAVX512=0) has no AVX-512 BW; a 256-bit form runs instead");
     }
 
-    private static string Form(bool vnni) => vnni ? "AVX-VNNI (vpdpwssd)" : "AVX2 (vpmaddwd)";
+    private static string Form(KQuantForm form) => form switch
+    {
+        KQuantForm.Vnni => "AVX-VNNI (vpdpwssd)",
+        KQuantForm.Wide => "512-bit (vpmaddwd zmm)",
+        _ => "AVX2 (vpmaddwd)",
+    };
 }

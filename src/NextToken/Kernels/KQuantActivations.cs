@@ -85,7 +85,7 @@ public static unsafe class KQuantActivations
         fixed (sbyte* q = quants)
         fixed (float* d = scales)
         fixed (short* s = sums)
-            Dot4(type, AvxVnni.IsSupported, w, 0, 1, q, d, s, quants.Length / BlockSize, &y);
+            Dot4(type, DecodeForm, w, 0, 1, q, d, s, quants.Length / BlockSize, &y);
         return y;
     }
 
@@ -165,14 +165,22 @@ public static unsafe class KQuantActivations
 
     private static float Half(ReadOnlySpan<byte> block, int at) => (float)BitConverter.UInt16BitsToHalf(MemoryMarshal.Read<ushort>(block[at..]));
 
+    /// <summary>The decode kernel form this CPU takes: 512-bit where AVX-512 BW is on, else AVX-VNNI's <c>vpdpwssd</c>, else AVX2.</summary>
+    internal static KQuantForm DecodeForm => Avx512BW.IsSupported ? KQuantForm.Wide : AvxVnni.IsSupported ? KQuantForm.Vnni : KQuantForm.Avx2;
+
     /// <summary>
     /// y[0 … rows − 1] = rows w, w + rowBytes, … (blocks super-blocks each) against one quantized
-    /// activation; rows is 1 to 4. <paramref name="vnni"/> picks <c>vpdpwssd</c> (needs AVX-VNNI), else <c>vpmaddwd</c> + add.
+    /// activation; rows is 1 to 4. <paramref name="form"/>: <see cref="KQuantForm.Vnni"/> takes <c>vpdpwssd</c> (needs AVX-VNNI),
+    /// <see cref="KQuantForm.Avx2"/> <c>vpmaddwd</c> + add, <see cref="KQuantForm.Wide"/> the 512-bit Q4_K and Q6_K kernels
+    /// (needs AVX-512 BW; Q5_K takes the AVX-VNNI or AVX2 form there). All forms give bit-identical results: the same
+    /// integer in each of 8 lanes, the same float steps.
     /// </summary>
-    internal static void Dot4(GgmlType type, bool vnni, byte* w, long rowBytes, int rows, sbyte* quants, float* scales, short* sums, int blocks, float* y)
+    internal static void Dot4(GgmlType type, KQuantForm form, byte* w, long rowBytes, int rows, sbyte* quants, float* scales, short* sums, int blocks, float* y)
     {
         if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
-        if (vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("the AVX-VNNI kernel needs AVX-VNNI");
+        if (form == KQuantForm.Vnni && !AvxVnni.IsSupported) throw new PlatformNotSupportedException("the AVX-VNNI kernel needs AVX-VNNI");
+        if (form == KQuantForm.Wide && !Avx512BW.IsSupported) throw new PlatformNotSupportedException("the 512-bit kernel needs AVX-512 BW");
+        bool vnni = form == KQuantForm.Vnni || (form == KQuantForm.Wide && AvxVnni.IsSupported);
         // One row at a time: the rows are consecutive, so the group streams in order and the hardware prefetcher keeps up
         // (software prefetch ahead measured slower). Four rows interleaved sharing each x load need more than AVX2's 16
         // registers, and the JIT's spills cost more than the shared loads save: Q6_K, one thread, 37–50 cycles per
@@ -182,10 +190,12 @@ public static unsafe class KQuantActivations
             byte* row = w + r * rowBytes;
             y[r] = type switch
             {
+                GgmlType.Q4_K when form == KQuantForm.Wide => Q4KRowWide(row, quants, scales, sums, blocks),
                 GgmlType.Q4_K when vnni => Q45KRow<Vnni, NoFifthBit>(row, 144, quants, scales, sums, blocks),
                 GgmlType.Q4_K => Q45KRow<MaddAdd, NoFifthBit>(row, 144, quants, scales, sums, blocks),
                 GgmlType.Q5_K when vnni => Q45KRow<Vnni, FifthBit>(row, 176, quants, scales, sums, blocks),
                 GgmlType.Q5_K => Q45KRow<MaddAdd, FifthBit>(row, 176, quants, scales, sums, blocks),
+                GgmlType.Q6_K when form == KQuantForm.Wide => Q6KRowWide(row, quants, scales, sums, blocks),
                 GgmlType.Q6_K when vnni => Q6KRow<Vnni>(row, quants, scales, sums, blocks),
                 GgmlType.Q6_K => Q6KRow<MaddAdd>(row, quants, scales, sums, blocks),
                 _ => throw new NotSupportedException($"no 8-bit activation kernel for {type}"),
@@ -208,6 +218,7 @@ public static unsafe class KQuantActivations
         int nIn = weight.RowLength, nOut = weight.RowCount, blocks = nIn / BlockSize;
         long rowBytes = weight.RowBytes;
         bool vnni = AvxVnni.IsSupported;
+        KQuantForm form = DecodeForm;
         int blockRows = (int)Math.Clamp((256 << 10) / rowBytes, 4, 64) & ~3;
         int grouped = nBatch & ~3;
         for (int o = rowStart; o < rowEnd; o += blockRows)
@@ -222,7 +233,7 @@ public static unsafe class KQuantActivations
         {
             int rows = Math.Min(4, rowEnd - o);
             for (int b = grouped; b < nBatch; b++)
-                Dot4(weight.Type, vnni, weight.Data + o * rowBytes, rowBytes, rows, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), blocks, y + (long)b * nOut + o);
+                Dot4(weight.Type, form, weight.Data + o * rowBytes, rowBytes, rows, quants + (long)b * nIn, scales + (long)b * blocks, sums + (long)b * (nIn / 16), blocks, y + (long)b * nOut + o);
         }
     }
 
@@ -474,7 +485,123 @@ public static unsafe class KQuantActivations
         return -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sc), xs), 5);
     }
 
+    // ---- 512-bit forms (AVX-512 BW, no 512-bit VNNI in .NET 10: vpmaddubsw + vpmaddwd, each two per cycle on Zen 5): one
+    // register takes 64 contiguous activation bytes — two 32-value products — where the 256-bit forms take 32. Each
+    // super-block's 16 lanes fold into the 256-bit forms' 8 (lane i + lane i + 8 is the integer the 256-bit kernels hold
+    // in lane i), so the float steps and the results are theirs bit for bit. Constants (shift counts, permutations) are
+    // made once per row outside the loop: built inside, the JIT re-inserted their halves every super-block.
+
+    /// <summary>
+    /// Q4_K, 512 bits: group g's 32 nibble bytes are broadcast to both halves, the upper half shifted right by 4, so one
+    /// register holds sub-block 2g (low nibbles) then 2g + 1 (high nibbles), in the order of the activation's values
+    /// 64g … 64g + 63; the two sub-blocks' scales come from one <c>vpermd</c> of the 8 scale pairs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Q4KRowWide(byte* w, sbyte* quants, float* scales, short* sums, int blocks)
+    {
+        float* halves = HalfTable.Pointer;
+        Vector256<float> acc = default;
+        Vector512<byte> mask = Vector512.Create((byte)0x0F);
+        Vector512<ushort> shift = Vector512.Create(Vector256<ushort>.Zero, Vector256.Create((ushort)4));
+        Vector512<int> pick0 = Vector512.Create(Vector256.Create(0), Vector256.Create(1)), pick1 = Vector512.Create(Vector256.Create(2), Vector256.Create(3));
+        Vector512<int> pick2 = Vector512.Create(Vector256.Create(4), Vector256.Create(5)), pick3 = Vector512.Create(Vector256.Create(6), Vector256.Create(7));
+        byte* block = w;
+        sbyte* x = quants;
+        for (float* end = scales + blocks; scales < end; scales++, block += 144, x += BlockSize, sums += 16)
+        {
+            (Vector256<int> sc, Vector256<int> m) = ChunkedQuant.ScalesK4Integers(block);
+            Vector256<int> mins = Avx2.MultiplyAddAdjacent(Vector256.Load(sums), (m | Vector256.ShiftLeft(m, 16)).AsInt16());
+            // Each scale as a pair of equal 16-bit halves, the 8 pairs in the low 256 bits (the permutations read no further).
+            Vector512<int> pairs = (sc | Vector256.ShiftLeft(sc, 16)).ToVector512Unsafe();
+            Vector512<int> sum = Q4KGroupWide(block + 16, x, pairs, pick0, shift, mask) + Q4KGroupWide(block + 48, x + 64, pairs, pick1, shift, mask);
+            sum += Q4KGroupWide(block + 80, x + 128, pairs, pick2, shift, mask) + Q4KGroupWide(block + 112, x + 192, pairs, pick3, shift, mask);
+            acc = Finish(block, halves, *scales, sum.GetLower() + sum.GetUpper(), mins, acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Q4KGroupWide(byte* nibbles, sbyte* x, Vector512<int> pairs, Vector512<int> pick, Vector512<ushort> shift, Vector512<byte> mask)
+    {
+        Vector512<ushort> packed = Both(nibbles);
+        Vector512<byte> q = Avx512BW.ShiftRightLogicalVariable(packed, shift).AsByte() & mask;
+        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q, Vector512.Load(x)), Avx512F.PermuteVar16x32(pairs, pick).AsInt16());
+    }
+
+    /// <summary>
+    /// Q6_K, 512 bits: half h's 64 low-nibble bytes (A then C) load as one register, so its low nibbles are values
+    /// 128h + 0 … 63 and its high nibbles 128h + 64 … 127, each in the activation's order; the 32 high-bit bytes are
+    /// broadcast to both halves and shifted per half. The four 16-value sub-blocks of a register take their scales from
+    /// one <c>vpermw</c> of the 16 (a 128-bit quarter each).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Q6KRowWide(byte* w, sbyte* quants, float* scales, short* sums, int blocks)
+    {
+        float* halves = HalfTable.Pointer;
+        Vector256<float> acc = default;
+        Vector512<byte> low = Vector512.Create((byte)0x0F), top = Vector512.Create((byte)0x30);
+        // Bit pair 0 (1) of each high-bit byte to bits 4–5 for values 0–31 (32–63) of the half; pair 2 (3) for 64–95 (96–127).
+        Vector512<ushort> up = Vector512.Create(Vector256.Create((ushort)4), Vector256.Create((ushort)2));
+        Vector512<ushort> down = Vector512.Create(Vector256<ushort>.Zero, Vector256.Create((ushort)2));
+        Vector512<short> pick0 = Quarters(0), pick1 = Quarters(4), pick2 = Quarters(8), pick3 = Quarters(12);
+        byte* block = w;
+        sbyte* x = quants;
+        for (float* end = scales + blocks; scales < end; scales++, block += 210, x += BlockSize, sums += 16)
+        {
+            Vector256<short> sc = Avx2.ConvertToVector256Int16((sbyte*)block + 192);
+            Vector512<short> all = sc.ToVector512Unsafe();
+            Vector512<int> sum = Q6KHalfWide(block, block + 128, x, all, pick0, pick1, up, down, low, top);
+            sum += Q6KHalfWide(block + 64, block + 160, x + 128, all, pick2, pick3, up, down, low, top);
+            // −32·Σ sc_k·Σx_k, the offset the unsigned quants leave out.
+            Vector256<int> total = sum.GetLower() + sum.GetUpper() - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(sc, Vector256.Load(sums)), 5);
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(total), Vector256.Create(HalfTable.ToSingle(halves, ref block[208]) * *scales), acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Q6KHalfWide(byte* ql, byte* qh, sbyte* x, Vector512<short> all, Vector512<short> pickLow, Vector512<short> pickHigh,
+                                              Vector512<ushort> up, Vector512<ushort> down, Vector512<byte> low, Vector512<byte> top)
+    {
+        Vector512<byte> ac = Vector512.Load(ql);
+        Vector512<ushort> h = Both(qh);
+        // 16-bit shifts: bits crossing from the neighbouring byte fall outside the masks.
+        Vector512<byte> q01 = (ac & low) | (Avx512BW.ShiftLeftLogicalVariable(h, up).AsByte() & top);
+        Vector512<byte> q23 = (Vector512.ShiftRightLogical(ac.AsUInt16(), 4).AsByte() & low) | (Avx512BW.ShiftRightLogicalVariable(h, down).AsByte() & top);
+        Vector512<int> sum = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q01, Vector512.Load(x)), Avx512BW.PermuteVar32x16(all, pickLow));
+        return sum + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q23, Vector512.Load(x + 64)), Avx512BW.PermuteVar32x16(all, pickHigh));
+    }
+
+    /// <summary>
+    /// The 32 bytes at p in both halves of a register: a plain 256-bit load and one <c>vshufi64x2</c>. A broadcast from memory
+    /// (<c>vbroadcasti32x8</c>) measured slower from memory on Zen 5 (Q4_K, one thread, 27–30 cycles per super-block and row
+    /// against 22–24 for the 256-bit kernel; this form 22–31 against 24–36 in the same rounds), and
+    /// <c>Avx512F.BroadcastVector256ToVector512</c> (<c>vbroadcasti64x4</c>) is miscompiled by .NET 10.0 with a nonzero
+    /// displacement (compressed as if the load were 16 bytes: it reads the wrong address).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ushort> Both(byte* p)
+    {
+        Vector512<ulong> v = Vector256.Load((ulong*)p).ToVector512Unsafe();
+        return Avx512F.Shuffle4x128(v, v, 0x44).AsUInt16();
+    }
+
+    /// <summary>16-bit lane k + j in every lane of 128-bit quarter j: sub-block k + j's scale for its 16 products.</summary>
+    private static Vector512<short> Quarters(int k) =>
+        Vector512.Create(Vector256.Create(Vector128.Create((short)k), Vector128.Create((short)(k + 1))), Vector256.Create(Vector128.Create((short)(k + 2)), Vector128.Create((short)(k + 3))));
+
     /// <summary>Bytes selecting 16-bit lane p in both 128-bit halves: sub-block 2p's scale in the low half, 2p + 1's in the high.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> PairShuffle(int p) => Vector256.Create((ushort)(2 * p | (2 * p + 1) << 8)).AsByte();
+}
+
+/// <summary>The instruction form of the <see cref="KQuantActivations"/> decode kernels (tests and benchmarks pick each).</summary>
+public enum KQuantForm
+{
+    /// <summary>256-bit <c>vpmaddubsw</c> + <c>vpmaddwd</c> + add.</summary>
+    Avx2,
+    /// <summary>256-bit <c>vpmaddubsw</c> + AVX-VNNI <c>vpdpwssd</c>.</summary>
+    Vnni,
+    /// <summary>512-bit <c>vpmaddubsw</c> + <c>vpmaddwd</c> for Q4_K and Q6_K (AVX-512 BW); Q5_K as <see cref="Vnni"/> where there, else <see cref="Avx2"/>.</summary>
+    Wide,
 }
