@@ -12,7 +12,7 @@ namespace NextToken.Bench;
 /// FFN shape) repeating the blocks llama.cpp's quantizer wrote: the exact 256-bit decode kernel
 /// (<see cref="KQuantRows"/>, the baseline) against <see cref="KQuantActivations"/> — decode (one
 /// input, its quantization included) and a prompt of 16 inputs (per call; divide by 16 per token) —
-/// in the AVX2 (<c>vpmaddwd</c>) and AVX-VNNI (<c>vpdpwssd</c>) forms (decode takes its four rows one at a time:
+/// in the AVX2 (<c>vpmaddwd</c>), AVX-VNNI (<c>vpdpwssd</c>) and 512-bit (Q4_K, Q6_K) forms (decode takes its four rows one at a time:
 /// <c>--alternate-q8k FILE</c> times it resident and from memory in cycles per super-block, <see cref="Q8KDecodeTiming"/>), and a 16-token prompt through
 /// <see cref="MatMul"/> exact and quantized; each with AVX-512 on and off (AVX-VNNI off too). A
 /// form the job lacks throws in setup, so it is reported, never timed wrongly.
@@ -106,7 +106,7 @@ public unsafe class KQuantActivationBenchmarks
             MatMul.Forward(new TensorData("w", Type, [NIn, NOut], w, _weights.Length), _x, Prompt, _y, 1, quantizeActivations: true);
     }
 
-    /// <summary>16 inputs: four rows at a time, each row against the inputs four at a time (as <see cref="KQuantActivations.Rows"/>; 256-bit, AVX-VNNI for <see cref="KQuantForm.Wide"/>).</summary>
+    /// <summary>16 inputs: four rows at a time, each row against the inputs four at a time (as <see cref="KQuantActivations.Rows"/>; 256-bit: AVX-VNNI where the CPU has it for <see cref="KQuantForm.Wide"/>).</summary>
     [Benchmark]
     public void Q8Prompt16()
     {
@@ -117,7 +117,7 @@ public unsafe class KQuantActivationBenchmarks
             for (int o = 0; o < NOut; o += 4)
                 for (int b = 0; b < Prompt; b += 4)
                     for (int r = 0; r < 4; r++)
-                        KQuantActivations.Row4Inputs(Type, Form != KQuantForm.Avx2, w + (o + r) * _rowBytes, q + b * NIn, d + b * NIn / 256, s + b * NIn / 16, NIn, NIn / 256, y + b * NOut + o + r, NOut);
+                        KQuantActivations.Row4Inputs(Type, Form == KQuantForm.Vnni || (Form == KQuantForm.Wide && System.Runtime.Intrinsics.X86.AvxVnni.IsSupported), w + (o + r) * _rowBytes, q + b * NIn, d + b * NIn / 256, s + b * NIn / 16, NIn, NIn / 256, y + b * NOut + o + r, NOut);
     }
 }
 

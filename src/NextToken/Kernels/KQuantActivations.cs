@@ -173,8 +173,8 @@ public static unsafe class KQuantActivations
     /// activation; rows is 1 to 4. <paramref name="form"/>: <see cref="KQuantForm.Vnni"/> takes <c>vpdpwssd</c> (needs AVX-VNNI),
     /// <see cref="KQuantForm.Avx2"/> <c>vpmaddwd</c> + add, <see cref="KQuantForm.Wide"/> the 512-bit Q4_K and Q6_K kernels
     /// (needs AVX-512 BW; Q5_K takes the AVX-VNNI or AVX2 form there: its 512-bit form, the fifth bits shifted in per half,
-    /// was faster resident but slower from memory, one thread: 28 against 32 cycles per super-block and row, 32 against 27). All forms give bit-identical results: the same
-    /// integer in each of 8 lanes, the same float steps.
+    /// was faster resident but slower from memory, one thread: 28 against 32 cycles per super-block and row, 32 against 27).
+    /// All forms give bit-identical results: the same integer in each of 8 lanes, the same float steps.
     /// </summary>
     internal static void Dot4(GgmlType type, KQuantForm form, byte* w, long rowBytes, int rows, sbyte* quants, float* scales, short* sums, int blocks, float* y)
     {
