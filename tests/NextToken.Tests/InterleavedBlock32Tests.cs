@@ -70,7 +70,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
         int blocks = nIn / 32;
         var random = new Random((int)type);
         foreach (int fill in new[] { -1, 0x00, 0xFF, 0x88 })
-            foreach (int nBatch in new[] { 1, 2, 3, 4, 5 })
+            foreach (int nBatch in new[] { 1, 2, 3, 4, 5, 8, 13 }) // 13: tiles of eight and four and a single position
             {
                 int blockBytes = (int)GgmlTypeInfo.RowBytes(type, 32);
                 byte[] stored = new byte[nOut * blocks * blockBytes];
