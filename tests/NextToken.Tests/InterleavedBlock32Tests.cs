@@ -49,7 +49,11 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
             for (int i = 0; i < 8; i++) halves[i] = (ushort)(bits + i);
             if (((bits >> 10) & 0x1F) == 0x1F) continue; // infinities and NaNs: never a block scale
             fixed (ushort* h = halves)
+            {
                 InterleavedBlock32.RowScales((byte*)h).CopyTo(result);
+                if (Avx512BW.IsSupported) // the sixteen-row form: the same eight twice, as two groups' scales
+                    Assert.Equal(Vector512.Create(Vector256.Create(result), Vector256.Create(result)).AsInt32(), InterleavedBlock32.Scales16((byte*)h, (byte*)h).AsInt32());
+            }
             for (int i = 0; i < 8; i++)
                 Assert.Equal(BitConverter.SingleToInt32Bits((float)BitConverter.UInt16BitsToHalf(halves[i])), BitConverter.SingleToInt32Bits(result[i]));
         }

@@ -104,7 +104,9 @@ public sealed unsafe partial class InterleavedBlock32 : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
     {
-        if (Wide) MultiplyWide(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        // Prompts only: decode (one to three positions) measured no faster at 512 bits (it streams the weights from memory) and
+        // end to end it looked slower, so it keeps the 256-bit kernel.
+        if (Wide && nBatch >= 4) MultiplyWide(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else if (!AvxVnni.IsSupported) MultiplyWithoutVnni(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else MultiplyVnni(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
     }
