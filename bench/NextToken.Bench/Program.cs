@@ -8,12 +8,15 @@ using BenchmarkDotNet.Running;
 // ... -- --alternate-f32 FILE.gguf [rounds] [rows:ahead …]: F32 decode (AVX2 narrow kernel variants) reading a mapped model's matrices from memory.
 // ... -- --panel-rate [rounds]: the prompt panels' GFLOP/s per CPU-second (PANEL_FILE, PANEL_THREADS: see PanelRate).
 // ... -- --alternate-wide [rounds] / --alternate-wide-stream FILE.gguf [rounds]: WidePlaneDecodeBenchmarks, the AVX-512 K-quant decode kernels (float and planes).
+// ... -- --alternate-interleaved512 [rounds]: InterleavedBlock32WideBenchmarks, the repacked block-32 kernels alone, 512-bit AVX-512 BW against 256-bit AVX-VNNI.
 // ... -- --alternate-block32-wide [rounds] / --alternate-block32-wide-stream FILE.gguf [rounds]: Block32DecodeWideBenchmarks, the AVX-512 IQ4_NL/IQ4_XS/Q5_0/Q4_1/Q5_1 decode kernels.
 // ... -- --alternate-interleaved [rounds]: InterleavedBlock32Benchmarks, --q8-activations block-32 decode and prompts repacked against the row kernels / float panels.
 // ... -- --alternate-block32 [FILE.gguf] [rounds]: Block32DecodeBenchmarks, AVX2 Q4_1/Q5_0/Q5_1/IQ4_NL/IQ4_XS decode, resident and from the file's mapping.
 // ... -- --alternate-q8k FILE.gguf [rounds]: Q8KDecodeTiming, --q8-activations K-quant decode (KQuantActivations) against the exact plane kernels, resident and from memory.
 // ... -- --alternate-stream FILE.gguf [rounds]: StreamDecodeBenchmarks, the AVX2 K-quant decode kernels reading a mapped model's rows from memory.
-if (args.Length > 0 && args[0] == "--alternate-interleaved")
+if (args.Length > 0 && args[0] == "--alternate-interleaved512")
+    NextToken.Bench.InterleavedBlock32WideBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30);
+else if (args.Length > 0 && args[0] == "--alternate-interleaved")
     NextToken.Bench.InterleavedBlock32Benchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30);
 else if (args.Length > 1 && args[0] == "--alternate-q8k")
     NextToken.Bench.Q8KDecodeTiming.Alternate(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);

@@ -16,16 +16,26 @@ namespace NextToken.Tests;
 /// </summary>
 public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
 {
-    public static TheoryData<GgmlType, bool> Kernels => new()
-    {
-        { GgmlType.Q4_0, true }, { GgmlType.Q4_0, false }, { GgmlType.IQ4_NL, true }, { GgmlType.IQ4_NL, false }, { GgmlType.Q8_0, true }, { GgmlType.Q8_0, false },
-        { GgmlType.Q4_1, true }, { GgmlType.Q4_1, false }, { GgmlType.Q5_0, true }, { GgmlType.Q5_0, false }, { GgmlType.Q5_1, true }, { GgmlType.Q5_1, false },
-    };
+    /// <summary>The kernel a test calls: 512-bit (AVX-512 BW), 256-bit AVX-VNNI, or plain AVX2.</summary>
+    public enum Kernel { Wide, Vnni, Avx2 }
 
-    private static void Multiply(InterleavedBlock32 matrix, bool vnni, sbyte* q, float* d, int* s, int nBatch, float* y, int nOut, int groups)
+    public static TheoryData<GgmlType, Kernel> Kernels
     {
-        if (vnni) matrix.Multiply(q, d, s, nBatch, y, nOut, 0, groups);
-        else matrix.MultiplyWithoutVnni(q, d, s, nBatch, y, nOut, 0, groups);
+        get
+        {
+            var data = new TheoryData<GgmlType, Kernel>();
+            foreach (GgmlType type in new[] { GgmlType.Q4_0, GgmlType.IQ4_NL, GgmlType.Q8_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1 })
+                foreach (Kernel kernel in Enum.GetValues<Kernel>())
+                    if (kernel != Kernel.Wide || InterleavedBlock32.HasWide(type)) data.Add(type, kernel);
+            return data;
+        }
+    }
+
+    private static void Multiply(InterleavedBlock32 matrix, Kernel kernel, sbyte* q, float* d, int* s, int nBatch, float* y, int nOut, int groupStart, int groupEnd)
+    {
+        if (kernel == Kernel.Wide) matrix.MultiplyWide(q, d, s, nBatch, y, nOut, groupStart, groupEnd);
+        else if (kernel == Kernel.Vnni) matrix.MultiplyVnni(q, d, s, nBatch, y, nOut, groupStart, groupEnd);
+        else matrix.MultiplyWithoutVnni(q, d, s, nBatch, y, nOut, groupStart, groupEnd);
     }
 
     [SkippableFact]
@@ -39,7 +49,11 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
             for (int i = 0; i < 8; i++) halves[i] = (ushort)(bits + i);
             if (((bits >> 10) & 0x1F) == 0x1F) continue; // infinities and NaNs: never a block scale
             fixed (ushort* h = halves)
+            {
                 InterleavedBlock32.RowScales((byte*)h).CopyTo(result);
+                if (Avx512BW.IsSupported) // the sixteen-row form: the same eight twice, as two groups' scales
+                    Assert.Equal(Vector512.Create(Vector256.Create(result), Vector256.Create(result)).AsInt32(), InterleavedBlock32.Scales16((byte*)h, (byte*)h).AsInt32());
+            }
             for (int i = 0; i < 8; i++)
                 Assert.Equal(BitConverter.SingleToInt32Bits((float)BitConverter.UInt16BitsToHalf(halves[i])), BitConverter.SingleToInt32Bits(result[i]));
         }
@@ -52,14 +66,15 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
     /// </summary>
     [SkippableTheory]
     [MemberData(nameof(Kernels))]
-    public void IntegerSums_EqualTheReference(GgmlType type, bool vnni)
+    public void IntegerSums_EqualTheReference(GgmlType type, Kernel kernel)
     {
-        Skip.IfNot(vnni ? AvxVnni.IsSupported : InterleavedBlock32.IsSupported, vnni ? "no AVX-VNNI" : "needs AVX2");
+        Skip.IfNot(kernel switch { Kernel.Wide => Avx512BW.IsSupported, Kernel.Vnni => AvxVnni.IsSupported, _ => InterleavedBlock32.IsSupported },
+                   kernel switch { Kernel.Wide => "no AVX-512 BW", Kernel.Vnni => "no AVX-VNNI", _ => "needs AVX2" });
         const int nIn = 224, nOut = 24; // 7 blocks, three groups
         int blocks = nIn / 32;
         var random = new Random((int)type);
         foreach (int fill in new[] { -1, 0x00, 0xFF, 0x88 })
-            foreach (int nBatch in new[] { 1, 5 })
+            foreach (int nBatch in new[] { 1, 2, 3, 4, 5, 8, 13 }) // 13: tiles of eight and four and a single position
             {
                 int blockBytes = (int)GgmlTypeInfo.RowBytes(type, 32);
                 byte[] stored = new byte[nOut * blocks * blockBytes];
@@ -84,7 +99,13 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
                 {
                     using var cache = new InterleavedBlock32.Cache();
                     var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length);
-                    Multiply(cache.For(weight), vnni, q, d, s, nBatch, yp, nOut, nOut / 8);
+                    InterleavedBlock32 matrix = cache.For(weight);
+                    // Three groups: a pair of groups and the odd last one; then from group 1, as a thread's share may start.
+                    Multiply(matrix, kernel, q, d, s, nBatch, yp, nOut, 0, nOut / 8);
+                    var fromOne = new float[nBatch * nOut];
+                    fixed (float* f = fromOne) Multiply(matrix, kernel, q, d, s, nBatch, f, nOut, 1, nOut / 8);
+                    for (int t = 0; t < nBatch; t++)
+                        for (int r = 8; r < nOut; r++) Assert.Equal(yp[t * nOut + r], fromOne[t * nOut + r]);
                 }
                 for (int t = 0; t < nBatch; t++)
                     for (int r = 0; r < nOut; r++)
@@ -95,7 +116,7 @@ public unsafe class InterleavedBlock32Tests(ITestOutputHelper output)
                         Assert.Equal(expected, y[t * nOut + r]);
                     }
             }
-        output.WriteLine($"{type} {(vnni ? "AVX-VNNI" : "AVX2")}: integer sums identical (random and extreme blocks)");
+        output.WriteLine($"{type} {kernel}: integer sums identical (random and extreme blocks)");
     }
 
     /// <summary>

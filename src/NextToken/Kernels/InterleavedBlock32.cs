@@ -30,7 +30,7 @@ namespace NextToken.Kernels;
 /// nibbles values 16+4j…16+4j+3 of the block. The copy is made once per matrix and kept by the
 /// <see cref="Cache"/> its model owns.
 /// </remarks>
-public sealed unsafe class InterleavedBlock32 : IDisposable
+public sealed unsafe partial class InterleavedBlock32 : IDisposable
 {
     private const int Rows = 8;
     private readonly int _groupBytes;
@@ -104,8 +104,17 @@ public sealed unsafe class InterleavedBlock32 : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void Multiply(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
     {
-        if (!AvxVnni.IsSupported) MultiplyWithoutVnni(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
-        else if (Type == GgmlType.Q8_0) Multiply<BytesVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        // Prompts only: decode (one to three positions) measured no faster at 512 bits (it streams the weights from memory) and
+        // end to end it looked slower, so it keeps the 256-bit kernel.
+        if (Wide && nBatch >= 4) MultiplyWide(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else if (!AvxVnni.IsSupported) MultiplyWithoutVnni(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+        else MultiplyVnni(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
+    }
+
+    /// <summary>As <see cref="Multiply(sbyte*, float*, int*, int, float*, int, int, int)"/> with the 256-bit AVX-VNNI kernel even where AVX-512 is there (for tests and benchmarks).</summary>
+    internal void MultiplyVnni(sbyte* quants, float* scales, int* sums, int nBatch, float* y, int yStride, int groupStart, int groupEnd)
+    {
+        if (Type == GgmlType.Q8_0) Multiply<BytesVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else if (Type == GgmlType.IQ4_NL) Multiply<GridVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else if (Type == GgmlType.Q4_1) Multiply<MinimumVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
         else if (Type == GgmlType.Q5_0) Multiply<FifthVnni>(quants, scales, sums, nBatch, y, yStride, groupStart, groupEnd);
