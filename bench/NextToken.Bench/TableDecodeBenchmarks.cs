@@ -9,14 +9,14 @@ namespace NextToken.Bench;
 /// <summary>
 /// AVX-512 exact Q4_K decode: the 24-bit plane kernel (<see cref="KQuantPlanesWide"/>, "Planes", its split and sums per
 /// pass included) against the permute-table kernel (<see cref="KQuantTablesWide"/>, "Tables", its Σx per 32 per pass
-/// included), 64 rows × 2048 resident in L2, 8 passes per call. <c>--alternate-tables [rounds]</c> times them in
+/// included), 256 rows × 2048 (295 KB) resident in L2, 8 passes per call. <c>--alternate-tables [rounds]</c> times them in
 /// alternation (minimum of each, cycles per 256 values and row); <c>--alternate-tables-stream FILE [rounds]</c> reads
 /// every Q4_K matrix of a mapped model from memory, one thread, by CPU time. Needs AVX-512 F and BW.
 /// </summary>
 [MinColumn]
 public unsafe class TableDecodeBenchmarks
 {
-    private const int NIn = 2048, Rows = 64, Passes = 8;
+    private const int NIn = 2048, Rows = 256, Passes = 8;
     private byte[] _weights = [];
     private float[] _x = [], _arranged = [], _y = [], _sums = [], _planeScales = [];
     private sbyte[] _planes = [];
