@@ -9,6 +9,7 @@ using BenchmarkDotNet.Running;
 // ... -- --panel-rate [rounds]: the prompt panels' GFLOP/s per CPU-second (PANEL_FILE, PANEL_THREADS: see PanelRate).
 // ... -- --alternate-wide [rounds] / --alternate-wide-stream FILE.gguf [rounds]: WidePlaneDecodeBenchmarks, the AVX-512 K-quant decode kernels (float and planes).
 // ... -- --alternate-interleaved512 [rounds]: InterleavedBlock32WideBenchmarks, the repacked block-32 kernels alone, 512-bit AVX-512 BW against 256-bit AVX-VNNI.
+// ... -- --alternate-tables [rounds] / --alternate-tables-stream FILE.gguf [rounds]: TableDecodeBenchmarks, AVX-512 exact Q4_K decode, planes against permute tables.
 // ... -- --alternate-block32-wide [rounds] / --alternate-block32-wide-stream FILE.gguf [rounds]: Block32DecodeWideBenchmarks, the AVX-512 IQ4_NL/IQ4_XS/Q5_0/Q4_1/Q5_1 decode kernels.
 // ... -- --alternate-interleaved [rounds]: InterleavedBlock32Benchmarks, --q8-activations block-32 decode and prompts repacked against the row kernels / float panels.
 // ... -- --alternate-block32 [FILE.gguf] [rounds]: Block32DecodeBenchmarks, AVX2 Q4_1/Q5_0/Q5_1/IQ4_NL/IQ4_XS decode, resident and from the file's mapping.
@@ -32,6 +33,10 @@ else if (args.Length > 0 && args[0] == "--alternate-block32-wide")
     NextToken.Bench.Block32DecodeWideBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 400);
 else if (args.Length > 1 && args[0] == "--alternate-block32-wide-stream")
     NextToken.Bench.Block32DecodeWideBenchmarks.AlternateStream(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
+else if (args.Length > 0 && args[0] == "--alternate-tables")
+    NextToken.Bench.TableDecodeBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 400);
+else if (args.Length > 1 && args[0] == "--alternate-tables-stream")
+    NextToken.Bench.TableDecodeBenchmarks.AlternateStream(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 10);
 else if (args.Length > 0 && args[0] == "--alternate-wide")
     NextToken.Bench.WidePlaneDecodeBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 400);
 else if (args.Length > 1 && args[0] == "--alternate-wide-stream")

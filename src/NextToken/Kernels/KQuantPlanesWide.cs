@@ -220,6 +220,14 @@ internal static unsafe class KQuantPlanesWide
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector512<short> Rows01, Vector512<short> Rows23) Q45KScales4(byte* b0, byte* b1, byte* b2, byte* b3)
     {
+        Vector512<byte> x = Q45KScaleBytes4(b0, b1, b2, b3);
+        return (Avx512BW.ConvertToVector512Int16(x.GetLower()), Avx512BW.ConvertToVector512Int16(x.GetUpper()));
+    }
+
+    /// <summary><see cref="Q45KScales4"/> before the widening: row r's 8 scales then 8 minimums as bytes in 128-bit lane r.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<byte> Q45KScaleBytes4(byte* b0, byte* b1, byte* b2, byte* b3)
+    {
         Vector512<byte> raw = Vector128.Load(b0).ToVector256Unsafe().ToVector512Unsafe();
         raw = Avx512F.InsertVector128(raw, Vector128.Load(b1), 1);
         raw = Avx512F.InsertVector128(raw, Vector128.Load(b2), 2);
@@ -227,8 +235,7 @@ internal static unsafe class KQuantPlanesWide
         Vector512<byte> low = Avx512BW.Shuffle(raw, Vector512.Create((byte)4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
         Vector512<byte> top = Avx512BW.Shuffle(raw, Vector512.Create((byte)128, 128, 128, 128, 4, 5, 6, 7, 128, 128, 128, 128, 8, 9, 10, 11, 128, 128, 128, 128, 4, 5, 6, 7, 128, 128, 128, 128, 8, 9, 10, 11, 128, 128, 128, 128, 4, 5, 6, 7, 128, 128, 128, 128, 8, 9, 10, 11, 128, 128, 128, 128, 4, 5, 6, 7, 128, 128, 128, 128, 8, 9, 10, 11)); // 0x80: zero
         Vector512<byte> x = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(low.AsUInt16(), 4).AsByte(), Vector512.Create((byte)0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15), low & Vector512.Create((byte)63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0, 63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0, 63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0, 63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0), 0xEA); // (a & b) | c
-        x = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(top.AsUInt16(), 2).AsByte(), Vector512.Create((byte)0x30), x, 0xEA);
-        return (Avx512BW.ConvertToVector512Int16(x.GetLower()), Avx512BW.ConvertToVector512Int16(x.GetUpper()));
+        return Avx512F.TernaryLogic(Vector512.ShiftRightLogical(top.AsUInt16(), 2).AsByte(), Vector512.Create((byte)0x30), x, 0xEA);
     }
 
     /// <summary>Row r's scales for sub-blocks 2k (even) or 2k + 1 (odd) under 128-bit lane k, as pairs of equal 16-bit halves (one vpermw each).</summary>

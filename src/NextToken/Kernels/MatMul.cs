@@ -122,11 +122,18 @@ public static unsafe class MatMul
         }
         if (quantized) job.QuantizeInputs(input, nBatch, nIn);
         if (kQuantized) job.QuantizeKInputs(input, nBatch, nIn);
-        // Decode of Q2_K–Q6_K rows (DotRows) takes x split into 24-bit planes, once per call for all rows.
-        bool split = false;
+        // Decode of Q2_K–Q6_K rows (DotRows) takes x split into 24-bit planes, once per call for all rows; AVX-512 Q4_K x
+        // arranged for the permute tables (KQuantTablesWide) instead.
+        bool split = false, arrange = false;
         if (rowsAsBatch < 4 && UsesPlanes(nIn))
-            for (int i = 0; i < job.Count; i++) split |= KQuantPlanes.Decodes(job.Weight(i).Type) && !job.KQuantRows(i);
+            for (int i = 0; i < job.Count; i++)
+                if (KQuantPlanes.Decodes(job.Weight(i).Type) && !job.KQuantRows(i))
+                {
+                    if (UsesTables(job.Weight(i).Type)) arrange = true;
+                    else split = true;
+                }
         if (split) job.SplitInputs(input, nBatch, nIn);
+        if (arrange) job.ArrangeInputs(input, nBatch, nIn);
         // AVX2 decode of Q4_0 rows (DotRows) takes x placed for the nibbles, likewise once per call (it was made per chunk).
         bool placeQ4 = false;
         if (rowsAsBatch < 4 && !quantized && UsesPlacedQ4_0)
@@ -152,9 +159,10 @@ public static unsafe class MatMul
         fixed (short* ksx = job.KSums)
         fixed (sbyte* planes = job.Planes)
         fixed (float* planeScales = job.PlaneScales, planeSums16 = job.PlaneSums16, planeSums32 = job.PlaneSums32, placed = job.PlacedQ4_0, placed32 = job.PlacedBlock32)
+        fixed (float* arranged = job.Arranged)
         {
             var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null, kQuantized ? kqx : null, kdx, ksx, split ? planes : null, planeScales,
-                                              planeSums16, planeSums32, placeQ4 ? placed : null, placeBlock32 ? placed32 : null);
+                                              planeSums16, planeSums32, placeQ4 ? placed : null, placeBlock32 ? placed32 : null, arrange ? arranged : null);
             if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed, threads);
             long work = 0;
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
@@ -186,8 +194,10 @@ public static unsafe class MatMul
     /// or transposed for <see cref="PanelMatMul"/> (Packed null otherwise).
     /// </summary>
     private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed, sbyte* kQuants, float* kScales, short* kSums, sbyte* planes, float* planeScales,
-                                        float* planeSums16, float* planeSums32, float* placedQ4_0, float* placedBlock32)
+                                        float* planeSums16, float* planeSums32, float* placedQ4_0, float* placedBlock32, float* arranged)
     {
+        /// <summary>Each input as <see cref="KQuantTablesWide.Arrange"/> makes it (its sums of 32 in <see cref="PlaneSums32"/>), or null.</summary>
+        public readonly float* Arranged = arranged;
         /// <summary>Each input as <see cref="Block32Decode.Prepare"/> makes it (its flag the last float of each input's share: 1 placed, 0 not), or null.</summary>
         public readonly float* PlacedBlock32 = placedBlock32;
         /// <summary>Each input as <see cref="Quantized.PrepareQ4_0"/> makes it for the AVX2 Q4_0 kernels (its flag the last float of each input's share), or null.</summary>
@@ -195,7 +205,7 @@ public static unsafe class MatMul
         /// <summary>Each input as <see cref="KQuantPlanes"/> (3 bytes per value, one scale per 256), or null.</summary>
         public readonly sbyte* Planes = planes;
         public readonly float* PlaneScales = planeScales;
-        /// <summary>With <see cref="Planes"/>: each input's sums of 16 and of 32 values (<see cref="KQuantPlanes.SubBlockSums"/>), n/16 and n/32 per input.</summary>
+        /// <summary>With <see cref="Planes"/> (or <see cref="Arranged"/>, then of 32 only): each input's sums of 16 and of 32 values (<see cref="KQuantPlanes.SubBlockSums"/>), n/16 and n/32 per input.</summary>
         public readonly float* PlaneSums16 = planeSums16, PlaneSums32 = planeSums32;
         public readonly sbyte* Quants = quants;
         public readonly float* Scales = scales;
@@ -244,6 +254,7 @@ public static unsafe class MatMul
         public float[] PlaneScales { get; private set; } = new float[1];
         public float[] PlaneSums16 { get; private set; } = new float[16];
         public float[] PlaneSums32 { get; private set; } = new float[8];
+        public float[] Arranged { get; private set; } = new float[32];
         public float[] PlacedQ4_0 { get; private set; } = new float[Quantized.Q4_0PreparedFloats + 1];
         public float[] PlacedBlock32 { get; private set; } = new float[Block32Decode.PreparedFloats + 1];
 
@@ -357,6 +368,20 @@ public static unsafe class MatMul
                     // The offsets' sub-block sums here too, once per call for every row and thread (they were made per chunk).
                     KQuantPlanes.Split(x + (long)b * nIn, nIn, planes + 3L * b * nIn, scales + b * (nIn / KQuantPlanes.BlockSize));
                     KQuantPlanes.SubBlockSums(x + (long)b * nIn, nIn, 16, sums16 + b * (nIn / 16));
+                    KQuantPlanes.SubBlockSums(x + (long)b * nIn, nIn, 32, sums32 + b * (nIn / 32));
+                }
+        }
+
+        /// <summary>Each input row arranged for <see cref="KQuantTablesWide"/>, with its sums of 32 values (as <see cref="SplitInputs"/> makes them).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void ArrangeInputs(ReadOnlySpan<float> input, int nBatch, int nIn)
+        {
+            if (Arranged.Length < nBatch * nIn) Arranged = new float[nBatch * nIn];
+            if (PlaneSums32.Length < nBatch * nIn / 32) (PlaneSums16, PlaneSums32) = (new float[nBatch * nIn / 16], new float[nBatch * nIn / 32]);
+            fixed (float* x = input, arranged = Arranged, sums32 = PlaneSums32)
+                for (int b = 0; b < nBatch; b++)
+                {
+                    KQuantTablesWide.Arrange(x + (long)b * nIn, nIn, arranged + (long)b * nIn);
                     KQuantPlanes.SubBlockSums(x + (long)b * nIn, nIn, 32, sums32 + b * (nIn / 32));
                 }
         }
@@ -480,6 +505,14 @@ public static unsafe class MatMul
         nIn % Quantized.QK_K == 0 && KQuantPlanes.IsSupported && Vector256.IsHardwareAccelerated &&
         (!(Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported) || KQuantPlanesWide.IsSupported);
 
+    /// <summary>
+    /// Whether decode of rows of this type takes <see cref="KQuantTablesWide"/> (with <see cref="UsesPlanes"/>): AVX-512 Q4_K, where
+    /// its permute tables read the rows from memory in 0.91–0.95× the 512-bit plane kernel's time at moderate load (about
+    /// equal at high load; slower resident, see that class); x's arrangement (2 permutes per 32 values) replaces its split.
+    /// </summary>
+    private static bool UsesTables(GgmlType type) =>
+        KQuantTablesWide.Handles(type) && KQuantTablesWide.IsSupported && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
+
     /// <summary>Whether decode of Q4_0 rows takes the AVX2 kernels of <see cref="Quantized.PrepareQ4_0"/>: DotRows' narrow case.</summary>
     private static bool UsesPlacedQ4_0 =>
         Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported &&
@@ -520,7 +553,15 @@ public static unsafe class MatMul
         bool wide = Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported;
         bool narrow = !wide && Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
         bool quantized = weight.Type is GgmlType.Q8_0 or GgmlType.Q4_0;
-        if (activations.Planes != null && KQuantPlanes.Decodes(weight.Type) && nIn % Quantized.QK_K == 0)
+        if (activations.Arranged != null && UsesTables(weight.Type) && nIn % Quantized.QK_K == 0)
+        {
+            // x arranged and its sums of 32 made once per call; each input alone (bit-identity across batches holds trivially).
+            for (; o < rowEnd; o += 4)
+                for (int b = 0; b < nBatch; b++)
+                    KQuantTablesWide.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Arranged + (long)b * nIn,
+                                          activations.PlaneSums32 + b * (nIn / 32), nIn, y + (long)b * nOut + o);
+        }
+        else if (activations.Planes != null && KQuantPlanes.Decodes(weight.Type) && nIn % Quantized.QK_K == 0)
         {
             // The split input and its sub-block sums, made once per call; each input alone: bit-identity across batches holds trivially.
             int width = KQuantRows.SumWidth(weight.Type), perInput = nIn / width;
