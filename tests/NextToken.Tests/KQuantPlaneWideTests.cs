@@ -19,7 +19,8 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
     private static void SkipUnlessAvx512() =>
         Skip.IfNot(KQuantPlanesWide.IsSupported, "the 512-bit plane kernels need AVX-512 F and BW (this CPU or DOTNET_EnableAVX512=0 has none; MatMul keeps the 256-bit ones)");
 
-    private static float[] Input(int n, int seed, bool mixed)
+    /// <summary>Values in ±2, optionally spread over ten decades, with an outlier of 1000 in every other 256-block.</summary>
+    internal static float[] Input(int n, int seed, bool mixed)
     {
         var random = new Random(seed);
         float[] x = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();

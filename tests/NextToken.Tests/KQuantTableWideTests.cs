@@ -17,15 +17,7 @@ public unsafe class KQuantTableWideTests(ITestOutputHelper output)
     private static void SkipUnlessAvx512() =>
         Skip.IfNot(KQuantTablesWide.IsSupported, "the permute-table kernel needs AVX-512 F and BW (this CPU or DOTNET_EnableAVX512=0 has none; MatMul keeps the plane kernels)");
 
-    private static float[] Input(int n, int seed, bool mixed)
-    {
-        var random = new Random(seed);
-        float[] x = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
-        if (mixed)
-            for (int i = 0; i < n; i++) x[i] *= MathF.Pow(10, random.Next(-6, 4));
-        for (int b = 0; b < n; b += 512) x[b + random.Next(256)] = 1000; // an outlier in every other block
-        return x;
-    }
+    private static float[] Input(int n, int seed, bool mixed) => KQuantPlaneWideTests.Input(n, seed, mixed);
 
     /// <summary>Rows against x through Arrange, SubBlockSums and Dot4 in groups of 1–4 (the kernel as decode runs it).</summary>
     private static float[] Dots(byte[] stored, int rows, float[] x)
