@@ -72,6 +72,7 @@ internal static unsafe class KQuantTablesWide
         if (rows is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(rows), rows, "1 to 4 rows");
         if (!IsSupported) throw new PlatformNotSupportedException("the permute-table kernel needs AVX-512 F and BW");
         if (!Handles(type)) throw new NotSupportedException($"no permute-table kernel for {type}");
+        if (n <= 0 || n % 256 != 0) throw new ArgumentException($"n must be a positive multiple of 256 (got {n})", nameof(n));
         // A missing row repeats row 0, its result not stored: the loop has no branch per row.
         byte* w1 = rows > 1 ? w + rowBytes : w, w2 = rows > 2 ? w + 2 * rowBytes : w, w3 = rows > 3 ? w + 3 * rowBytes : w;
         Vector128<float> result = Q4K(w, w1, w2, w3, rows * rowBytes, x, sums, n / 256);

@@ -133,7 +133,7 @@ public static unsafe class MatMul
                     else split = true;
                 }
         if (split) job.SplitInputs(input, nBatch, nIn);
-        if (arrange) job.ArrangeInputs(input, nBatch, nIn);
+        if (arrange) job.ArrangeInputs(input, nBatch, nIn, sumsMade: split);
         // AVX2 decode of Q4_0 rows (DotRows) takes x placed for the nibbles, likewise once per call (it was made per chunk).
         bool placeQ4 = false;
         if (rowsAsBatch < 4 && !quantized && UsesPlacedQ4_0)
@@ -372,9 +372,12 @@ public static unsafe class MatMul
                 }
         }
 
-        /// <summary>Each input row arranged for <see cref="KQuantTablesWide"/>, with its sums of 32 values (as <see cref="SplitInputs"/> makes them).</summary>
+        /// <summary>
+        /// Each input row arranged for <see cref="KQuantTablesWide"/>, with its sums of 32 values as <see cref="SplitInputs"/> makes
+        /// them (skipped when <paramref name="sumsMade"/>: a call holding Q6_K beside Q4_K, as Q4_K_M's, split the input already).
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public void ArrangeInputs(ReadOnlySpan<float> input, int nBatch, int nIn)
+        public void ArrangeInputs(ReadOnlySpan<float> input, int nBatch, int nIn, bool sumsMade)
         {
             if (Arranged.Length < nBatch * nIn) Arranged = new float[nBatch * nIn];
             if (PlaneSums32.Length < nBatch * nIn / 32) (PlaneSums16, PlaneSums32) = (new float[nBatch * nIn / 16], new float[nBatch * nIn / 32]);
@@ -382,7 +385,7 @@ public static unsafe class MatMul
                 for (int b = 0; b < nBatch; b++)
                 {
                     KQuantTablesWide.Arrange(x + (long)b * nIn, nIn, arranged + (long)b * nIn);
-                    KQuantPlanes.SubBlockSums(x + (long)b * nIn, nIn, 32, sums32 + b * (nIn / 32));
+                    if (!sumsMade) KQuantPlanes.SubBlockSums(x + (long)b * nIn, nIn, 32, sums32 + b * (nIn / 32));
                 }
         }
 
