@@ -8,7 +8,7 @@ namespace NextToken.Tests;
 
 /// <summary>
 /// <c>--q8-activations</c> for K-quant rows (<see cref="KQuantActivations"/>): the activation in
-/// 8-bit blocks of 256, integer dots against Q4_K, Q5_K and Q6_K super-blocks, in both instruction
+/// 8-bit blocks of 256, integer dots against Q2_K … Q6_K super-blocks, in both instruction
 /// forms (AVX-VNNI <c>vpdpwssd</c>, AVX2 <c>vpmaddwd</c>), against the scalar integer reference and
 /// against the exact product.
 /// </summary>
@@ -23,6 +23,8 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
             cases.Add("llama-k.q4_k_m.gguf", GgmlType.Q6_K, vnni);
             cases.Add("quant/llama-d256.q5_k.gguf", GgmlType.Q5_K, vnni);
             cases.Add("quant/gpt2-d256.q4_k_m.gguf", GgmlType.Q5_K, vnni);
+            cases.Add("quant/llama-d256.q2_k.gguf", GgmlType.Q2_K, vnni);
+            cases.Add("quant/llama-d256.q3_k.gguf", GgmlType.Q3_K, vnni);
         }
         return cases;
     }
@@ -65,6 +67,12 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
     [InlineData(GgmlType.Q4_K, KQuantForm.Wide)]
     [InlineData(GgmlType.Q5_K, KQuantForm.Wide)]
     [InlineData(GgmlType.Q6_K, KQuantForm.Wide)]
+    [InlineData(GgmlType.Q2_K, KQuantForm.Avx2)]
+    [InlineData(GgmlType.Q3_K, KQuantForm.Avx2)]
+    [InlineData(GgmlType.Q2_K, KQuantForm.Vnni)]
+    [InlineData(GgmlType.Q3_K, KQuantForm.Vnni)]
+    [InlineData(GgmlType.Q2_K, KQuantForm.Wide)]
+    [InlineData(GgmlType.Q3_K, KQuantForm.Wide)]
     public void Kernel_IntegerSums_EqualTheScalarReferenceExactly(GgmlType type, KQuantForm vnni)
     {
         SkipUnless(vnni);
@@ -82,9 +90,9 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
         for (int block = 0; block < rows * blocks; block++)
         {
             // f16 1.0 for d (and dmin): integer results stay exact in float.
-            int at = block * bytes + (type == GgmlType.Q6_K ? 208 : 0);
+            int at = block * bytes + DAt(type);
             stored[at] = 0x00; stored[at + 1] = 0x3C;
-            if (type != GgmlType.Q6_K) { stored[at + 2] = 0x00; stored[at + 3] = 0x3C; }
+            if (HasMinimum(type)) { stored[at + 2] = 0x00; stored[at + 3] = 0x3C; }
         }
         float[] x = Enumerable.Range(0, n).Select(_ => (float)random.Next(-127, 128)).ToArray();
         for (int b = 0; b < blocks; b++) x[256 * b] = b % 2 == 0 ? 127 : -127; // each block's scale exactly 1
@@ -127,6 +135,8 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
     [InlineData(GgmlType.Q4_K)]
     [InlineData(GgmlType.Q5_K)]
     [InlineData(GgmlType.Q6_K)]
+    [InlineData(GgmlType.Q2_K)]
+    [InlineData(GgmlType.Q3_K)]
     public void Kernel_ExtremeBlocks_AllFormsBitIdentical(GgmlType type)
     {
         SkipUnless(KQuantForm.Avx2);
@@ -147,6 +157,16 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
                         {
                             b.Slice(192, 16).Fill(block % 2 == 0 ? (byte)0x80 : (byte)0x7F); // scales −128 or 127
                             b[208] = 0x00; b[209] = 0x3C;
+                        }
+                        else if (type == GgmlType.Q3_K)
+                        {
+                            b.Slice(96, 12).Fill(block % 2 == 0 ? (byte)0x00 : (byte)0xFF); // scales −32 or 31
+                            b[108] = 0x00; b[109] = (byte)(block % 3 == 2 ? 0x00 : 0x3C); // d 1, or 0
+                        }
+                        else if (type == GgmlType.Q2_K)
+                        {
+                            b.Slice(0, 16).Fill(0xFF); // every scale and minimum 15
+                            b[80] = 0x00; b[81] = (byte)(block % 3 == 2 ? 0x00 : 0x3C); b[82] = 0x00; b[83] = 0x3C; // d 1 or 0, dmin 1
                         }
                         else
                         {
@@ -250,6 +270,8 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
     [InlineData("llama-k.q4_k_m.gguf", GgmlType.Q4_K)]
     [InlineData("llama-k.q4_k_m.gguf", GgmlType.Q6_K)]
     [InlineData("quant/llama-d256.q5_k.gguf", GgmlType.Q5_K)]
+    [InlineData("quant/llama-d256.q2_k.gguf", GgmlType.Q2_K)]
+    [InlineData("quant/llama-d256.q3_k.gguf", GgmlType.Q3_K)]
     public void MatMul_WithQuantizedActivations_EqualsTheRowByRowIntegerDot(string file, GgmlType type)
     {
         Skip.IfNot(KQuantActivations.IsSupported(type), "quantized activations need AVX2 (the matmul keeps the exact path, tested elsewhere)");
@@ -329,6 +351,11 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
         Assert.Contains("144 bytes", Assert.Throws<ArgumentException>(() => KQuantActivations.Dot(GgmlType.Q4_K, new byte[100], quants, scales, sums)).Message);
         Assert.Contains("16 sums", Assert.Throws<ArgumentException>(() => KQuantActivations.Dot(GgmlType.Q6_K, new byte[210], quants, scales, new short[8])).Message);
     }
+
+    /// <summary>Where the super-block's f16 d is (dmin follows it in Q2_K, Q4_K and Q5_K).</summary>
+    private static int DAt(GgmlType type) => type switch { GgmlType.Q2_K => 80, GgmlType.Q3_K => 108, GgmlType.Q6_K => 208, _ => 0 };
+
+    private static bool HasMinimum(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q4_K or GgmlType.Q5_K;
 
     private static void SkipUnless(KQuantForm form)
     {

@@ -7,7 +7,7 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// <c>--q8-activations</c> for the K-quants (Q4_K, Q5_K, Q6_K): the activation row is quantized
+/// <c>--q8-activations</c> for the K-quants (Q2_K … Q6_K): the activation row is quantized
 /// once per matmul to 8-bit blocks of 256 — one float scale per block and the sum of each 16
 /// quants, llama.cpp's Q8_K — and each weight super-block meets it in integer arithmetic.
 /// </summary>
@@ -17,9 +17,11 @@ namespace NextToken.Kernels;
 /// inside the integer accumulator (<c>vpmaddubsw</c> gives 16-bit pair sums, <c>vpmaddwd</c> or
 /// AVX-VNNI's <c>vpdpwssd</c> multiplies them by the 16-bit scale and adds in 32 bits), so a row
 /// needs one float conversion and multiply-add per 256 values instead of one per 32. The minimum
-/// (Q4_K, Q5_K) or −32 offset (Q6_K) terms come from the 16-sums in one <c>vpmaddwd</c> per super-block.
-/// Accuracy is llama.cpp's for the same method. Weights stay unsigned (Q6_K's q is 0–63 with the
-/// −32 moved into the sums), so <c>vpmaddubsw</c> cannot saturate: 2·63·127 &lt; 32767. Integer
+/// (Q2_K, Q4_K, Q5_K) or offset (Q3_K's −4, Q6_K's −32) terms come from the 16-sums in one <c>vpmaddwd</c>
+/// per super-block. Accuracy is llama.cpp's for the same method. Weights stay unsigned (Q6_K's q is 0–63,
+/// Q3_K's 0–7 with the high bit as bit 2, the offsets moved into the sums), so <c>vpmaddubsw</c> cannot
+/// saturate: 2·63·127 &lt; 32767. Q2_K and Q3_K sub-blocks are 16 values, so each 32-byte register of
+/// quants meets two scales, one per 128-bit half, as Q6_K's do. Integer
 /// sums per row and super-block stay below 2³¹ (Q6_K's worst: 16 · 16 · 63 · 127 · 128 ≈ 2.6·10⁸).
 /// </remarks>
 public static unsafe class KQuantActivations
@@ -28,7 +30,7 @@ public static unsafe class KQuantActivations
 
     public static bool IsSupported(GgmlType type) => Avx2.IsSupported && IsKQuant(type);
 
-    private static bool IsKQuant(GgmlType type) => type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+    private static bool IsKQuant(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
     /// <summary>
     /// x → 8-bit blocks of 256: <paramref name="quants"/> [n], <paramref name="scales"/> [n / 256] and
@@ -92,18 +94,18 @@ public static unsafe class KQuantActivations
     private static void Check(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales, ReadOnlySpan<short> sums)
     {
         if (!IsKQuant(type))
-            throw new NotSupportedException($"8-bit activation blocks of 256 meet Q4_K, Q5_K or Q6_K rows, not {type}");
+            throw new NotSupportedException($"8-bit activation blocks of 256 meet Q2_K, Q3_K, Q4_K, Q5_K or Q6_K rows, not {type}");
         int n = quants.Length;
         if (n % BlockSize != 0 || row.Length < n / BlockSize * (long)BlockBytes(type) || scales.Length < n / BlockSize || sums.Length < n / 16)
             throw new ArgumentException($"a {type} row of {n} values needs a multiple of {BlockSize} values, {n / BlockSize * (long)BlockBytes(type)} bytes, {n / BlockSize} scales and {n / 16} sums");
     }
 
-    internal static int BlockBytes(GgmlType type) => type switch { GgmlType.Q4_K => 144, GgmlType.Q5_K => 176, _ => 210 };
+    internal static int BlockBytes(GgmlType type) => type switch { GgmlType.Q2_K => 84, GgmlType.Q3_K => 110, GgmlType.Q4_K => 144, GgmlType.Q5_K => 176, _ => 210 };
 
     /// <summary>
     /// The portable scalar reference: per super-block the integer sum the kernels form,
-    /// Σ sc_j·(q_j · x_j) with q unsigned, and the integer offset term (Σ m_j·Σx_j for Q4_K and Q5_K,
-    /// which the kernels subtract scaled by dmin; for Q6_K −32·Σ sc_k·Σx_k is already in the sum);
+    /// Σ sc_j·(q_j · x_j) with q unsigned, and the integer offset term (Σ m_j·Σx_j for Q2_K, Q4_K and Q5_K,
+    /// which the kernels subtract scaled by dmin; for Q3_K −4·Σ sc_k·Σx_k and Q6_K −32·Σ sc_k·Σx_k are already in the sum);
     /// <paramref name="integers"/> returns each super-block's (sum, offset) pair for tests.
     /// </summary>
     public static float Reference(GgmlType type, ReadOnlySpan<byte> row, ReadOnlySpan<sbyte> quants, ReadOnlySpan<float> scales, ReadOnlySpan<short> sums, out (int Sum, int Offset)[] integers)
@@ -111,7 +113,7 @@ public static unsafe class KQuantActivations
         Check(type, row, quants, scales, sums);
         int blocks = quants.Length / BlockSize, bytes = BlockBytes(type);
         integers = new (int, int)[blocks];
-        Span<int> q = stackalloc int[BlockSize];
+        Span<int> q = stackalloc int[BlockSize], q3Scales = stackalloc int[16];
         float total = 0;
         for (int b = 0; b < blocks; b++)
         {
@@ -119,7 +121,30 @@ public static unsafe class KQuantActivations
             ReadOnlySpan<sbyte> x = quants.Slice(b * BlockSize, BlockSize);
             ReadOnlySpan<short> s16 = sums.Slice(b * 16, 16);
             int sum = 0, offset = 0;
-            if (type == GgmlType.Q6_K)
+            if (type is GgmlType.Q2_K or GgmlType.Q3_K)
+            {
+                // Sub-block k = 8·half + 2·plane + part: bits 2·plane of bytes 16·part … of the half's 32 quant bytes.
+                if (type == GgmlType.Q3_K) Quantized.ScalesQ3_K(block.Slice(96, 12), q3Scales);
+                int quantsAt = type == GgmlType.Q2_K ? 16 : 32;
+                for (int k = 0; k < 16; k++)
+                {
+                    int half = k / 8, plane = k % 8 / 2, part = k % 2, dot = 0;
+                    for (int l = 0; l < 16; l++)
+                    {
+                        int v = block[quantsAt + 32 * half + 16 * part + l] >> 2 * plane & 3;
+                        if (type == GgmlType.Q3_K) v |= (block[16 * part + l] >> 4 * half + plane & 1) << 2;
+                        dot += v * x[16 * k + l];
+                    }
+                    if (type == GgmlType.Q2_K)
+                    {
+                        sum += (block[k] & 15) * dot;
+                        offset += (block[k] >> 4) * s16[k];
+                    }
+                    else sum += q3Scales[k] * (dot - 4 * s16[k]);
+                }
+                total += type == GgmlType.Q2_K ? Half(block, 80) * scales[b] * sum - Half(block, 82) * scales[b] * offset : Half(block, 108) * scales[b] * sum;
+            }
+            else if (type == GgmlType.Q6_K)
             {
                 for (int h = 0; h < 2; h++)
                     for (int l = 0; l < 32; l++)
@@ -191,6 +216,10 @@ public static unsafe class KQuantActivations
             byte* row = w + r * rowBytes;
             y[r] = type switch
             {
+                GgmlType.Q2_K when vnni => Q2KRow<Vnni>(row, quants, scales, sums, blocks),
+                GgmlType.Q2_K => Q2KRow<MaddAdd>(row, quants, scales, sums, blocks),
+                GgmlType.Q3_K when vnni => Q3KRow<Vnni>(row, quants, scales, sums, blocks),
+                GgmlType.Q3_K => Q3KRow<MaddAdd>(row, quants, scales, sums, blocks),
                 GgmlType.Q4_K when form == KQuantForm.Wide => Q4KRowWide(row, quants, scales, sums, blocks),
                 GgmlType.Q4_K when vnni => Q45KRow<Vnni, NoFifthBit>(row, 144, quants, scales, sums, blocks),
                 GgmlType.Q4_K => Q45KRow<MaddAdd, NoFifthBit>(row, 144, quants, scales, sums, blocks),
@@ -254,6 +283,11 @@ public static unsafe class KQuantActivations
             case GgmlType.Q5_K: Q45KInputs<MaddAdd, FifthBit>(w, 176, quants, scales, sums, n, blocks, y, yStride); break;
             case GgmlType.Q6_K when vnni: Q6KInputs<Vnni>(w, quants, scales, sums, n, blocks, y, yStride); break;
             case GgmlType.Q6_K: Q6KInputs<MaddAdd>(w, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q2_K or GgmlType.Q3_K:
+                // The row (84 or 110 bytes per super-block) stays in L1 across the four inputs; the decode kernel per input.
+                for (int b = 0; b < 4; b++)
+                    Dot4(type, vnni ? KQuantForm.Vnni : KQuantForm.Avx2, w, 0, 1, quants + (long)b * n, scales + (long)b * blocks, sums + (long)b * (n / 16), blocks, y + (long)b * yStride);
+                break;
             default: throw new NotSupportedException($"no 8-bit activation kernel for {type}");
         }
     }
@@ -485,6 +519,112 @@ public static unsafe class KQuantActivations
         Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, Vector128.Create((sbyte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15))).Store(s);
         return -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sc), xs), 5);
     }
+
+    // ---- Q2_K (84 B): 16 bytes of 4-bit scale (low) and minimum (high), 64 quant bytes, f16 d and dmin. Q3_K (110 B):
+    // 32 bytes of high bits, 64 quant bytes, 12 bytes of 6-bit scales, f16 d. Half h's 32 quant bytes hold values
+    // 128h + 32p + l in bits 2p, 2p + 1 of byte l (plane p, 0–3); Q3_K's high bit of that value is bit 4h + p of byte l.
+    // Bytes 0–15 of a plane are sub-block 8h + 2p, bytes 16–31 sub-block 8h + 2p + 1: the scales go in pairs as Q6_K's.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Q2KRow<TAdd>(byte* w, sbyte* quants, float* scales, short* sums, int blocks)
+        where TAdd : struct, IScaledAdd
+    {
+        float* halves = HalfTable.Pointer;
+        Vector256<float> acc = default;
+        byte* block = w;
+        sbyte* x = quants;
+        for (float* end = scales + blocks; scales < end; scales++, block += 84, x += BlockSize, sums += 16)
+        {
+            Vector128<byte> packed = Vector128.Load(block), nibble = Vector128.Create((byte)0x0F);
+            Vector256<byte> pairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(packed & nibble, EvenOdd)).AsByte();
+            // Σ m_k·Σx_k: the minimums meet the 16-sums pairwise.
+            Vector256<short> mins = Avx2.ConvertToVector256Int16(Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & nibble);
+            Vector256<int> offset = Avx2.MultiplyAddAdjacent(mins, Vector256.Load(sums));
+            Vector256<int> sum = Q2KHalf<TAdd>(Vector256.Load(block + 16), x, pairs, 0, default);
+            sum = Q2KHalf<TAdd>(Vector256.Load(block + 48), x + 128, pairs, 4, sum);
+            float d = HalfTable.ToSingle(halves, ref block[80]) * *scales, dmin = HalfTable.ToSingle(halves, ref block[82]) * *scales;
+            acc = Fma.MultiplyAddNegated(Vector256.ConvertToSingle(offset), Vector256.Create(dmin), acc);
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(d), acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q2KHalf<TAdd>(Vector256<byte> q, sbyte* x, Vector256<byte> pairs, int pair, Vector256<int> total)
+        where TAdd : struct, IScaledAdd
+    {
+        Vector256<byte> two = Vector256.Create((byte)3);
+        // 16-bit shifts: bits crossing from the neighbouring byte fall outside the mask.
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q & two, Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(pair)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 2).AsByte() & two, Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(pair + 1)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & two, Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(pair + 2)).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 6).AsByte() & two, Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(pair + 3)).AsInt16());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Q3KRow<TAdd>(byte* w, sbyte* quants, float* scales, short* sums, int blocks)
+        where TAdd : struct, IScaledAdd
+    {
+        float* halves = HalfTable.Pointer;
+        Vector256<float> acc = default;
+        byte* block = w;
+        sbyte* x = quants;
+        for (float* end = scales + blocks; scales < end; scales++, block += 110, x += BlockSize, sums += 16)
+        {
+            Vector128<sbyte> sc = Q3KScales(block);
+            Vector256<byte> pairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, EvenOdd.AsSByte())).AsByte();
+            Vector256<ushort> high = Vector256.Load((ushort*)block);
+            Vector256<int> sum = Q3KHalf0<TAdd>(Vector256.Load(block + 32), high, x, pairs);
+            sum = Q3KHalf1<TAdd>(Vector256.Load(block + 64), high, x + 128, pairs, sum);
+            // −4·Σ sc_k·Σx_k, the offset the unsigned quants leave out.
+            sum -= Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sc), Vector256.Load(sums)), 2);
+            acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(HalfTable.ToSingle(halves, ref block[108]) * *scales), acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>Half 0: plane p's high bit is bit p, moved to bit 2 (16-bit shifts; bits crossing from the neighbouring byte fall outside the masks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q3KHalf0<TAdd>(Vector256<byte> q, Vector256<ushort> h, sbyte* x, Vector256<byte> pairs)
+        where TAdd : struct, IScaledAdd
+    {
+        Vector256<byte> two = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
+        Vector256<ushort> q16 = q.AsUInt16();
+        Vector256<int> total = TAdd.Add(default, Avx2.MultiplyAddAdjacent((q & two) | (Vector256.ShiftLeft(h, 2).AsByte() & bit), Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(0)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 2).AsByte() & two) | (Vector256.ShiftLeft(h, 1).AsByte() & bit), Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(1)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 4).AsByte() & two) | (h.AsByte() & bit), Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(2)).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 6).AsByte() & two) | (Vector256.ShiftRightLogical(h, 1).AsByte() & bit), Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(3)).AsInt16());
+    }
+
+    /// <summary>Half 1: plane p's high bit is bit 4 + p.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q3KHalf1<TAdd>(Vector256<byte> q, Vector256<ushort> h, sbyte* x, Vector256<byte> pairs, Vector256<int> total)
+        where TAdd : struct, IScaledAdd
+    {
+        Vector256<byte> two = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
+        Vector256<ushort> q16 = q.AsUInt16();
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((q & two) | (Vector256.ShiftRightLogical(h, 2).AsByte() & bit), Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(4)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 2).AsByte() & two) | (Vector256.ShiftRightLogical(h, 3).AsByte() & bit), Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(5)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 4).AsByte() & two) | (Vector256.ShiftRightLogical(h, 4).AsByte() & bit), Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(6)).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 6).AsByte() & two) | (Vector256.ShiftRightLogical(h, 5).AsByte() & bit), Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(7)).AsInt16());
+    }
+
+    /// <summary>
+    /// Q3_K's 16 scales minus 32, in order: low nibbles from bytes 96–103 (scales 0–7 low, 8–15 high), bit pairs from
+    /// bytes 104–107 (pair g of byte i is scale 4g + i). Scalar 64-bit steps: two words of 8 scales each.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<sbyte> Q3KScales(byte* block)
+    {
+        const ulong nibbles = 0x0F0F0F0F0F0F0F0F, pairs = 0x0303030303030303;
+        ulong low = Unsafe.ReadUnaligned<ulong>(block + 96), bits = Unsafe.ReadUnaligned<uint>(block + 104);
+        // Pairs 0 and 1 of byte i to bytes i and 4 + i (pairs 2 and 3 likewise after a shift by 4).
+        ulong first = (bits | bits << 30) & pairs, second = (bits >> 4 | bits << 26) & pairs;
+        return Vector128.Create((low & nibbles) | first << 4, (low >> 4 & nibbles) | second << 4).AsSByte() - Vector128.Create((sbyte)32);
+    }
+
+    /// <summary>Even bytes then odd: sub-block 2j's scale to lane j, 2j + 1's to lane 8 + j.</summary>
+    private static Vector128<byte> EvenOdd => Vector128.Create((byte)0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
 
     // ---- 512-bit forms (AVX-512 BW, no 512-bit VNNI in .NET 10: vpmaddubsw + vpmaddwd, each two per cycle on Zen 5): one
     // register takes 64 contiguous activation bytes — two 32-value products — where the 256-bit forms take 32. Each
