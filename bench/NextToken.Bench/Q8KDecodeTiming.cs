@@ -22,7 +22,7 @@ public static unsafe class Q8KDecodeTiming
         bool vnni = AvxVnni.IsSupported, wide = Avx512BW.IsSupported;
         double ghz = AlternatingClock.Time(() => { }, () => { }, 50).Gigahertz;
         Console.WriteLine($"{(vnni ? "AVX-VNNI" : "AVX2")} form, clock {ghz:F2} GHz, min of {rounds} rounds");
-        foreach (GgmlType type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
+        foreach (GgmlType type in new[] { GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
         {
             TensorData[] matrices = gguf.Tensors.Where(t => t.Type == type).Select(t => gguf.GetTensor(t.Name)).Where(t => t.RowLength % 256 == 0).ToArray();
             if (matrices.Length == 0) continue;

@@ -216,8 +216,10 @@ public static unsafe class KQuantActivations
             byte* row = w + r * rowBytes;
             y[r] = type switch
             {
+                GgmlType.Q2_K when form == KQuantForm.Wide => Q23KRowWide<Q2KWide>(row, quants, scales, sums, blocks),
                 GgmlType.Q2_K when vnni => Q2KRow<Vnni>(row, quants, scales, sums, blocks),
                 GgmlType.Q2_K => Q2KRow<MaddAdd>(row, quants, scales, sums, blocks),
+                GgmlType.Q3_K when form == KQuantForm.Wide => Q23KRowWide<Q3KWide>(row, quants, scales, sums, blocks),
                 GgmlType.Q3_K when vnni => Q3KRow<Vnni>(row, quants, scales, sums, blocks),
                 GgmlType.Q3_K => Q3KRow<MaddAdd>(row, quants, scales, sums, blocks),
                 GgmlType.Q4_K when form == KQuantForm.Wide => Q4KRowWide(row, quants, scales, sums, blocks),
@@ -286,7 +288,7 @@ public static unsafe class KQuantActivations
             case GgmlType.Q2_K or GgmlType.Q3_K:
                 // The row (84 or 110 bytes per super-block) stays in L1 across the four inputs; the decode kernel per input.
                 for (int b = 0; b < 4; b++)
-                    Dot4(type, vnni ? KQuantForm.Vnni : KQuantForm.Avx2, w, 0, 1, quants + (long)b * n, scales + (long)b * blocks, sums + (long)b * (n / 16), blocks, y + (long)b * yStride);
+                    Dot4(type, vnni ? DecodeForm : KQuantForm.Avx2, w, 0, 1, quants + (long)b * n, scales + (long)b * blocks, sums + (long)b * (n / 16), blocks, y + (long)b * yStride);
                 break;
             default: throw new NotSupportedException($"no 8-bit activation kernel for {type}");
         }
@@ -711,6 +713,106 @@ public static unsafe class KQuantActivations
         Vector512<byte> q23 = (Vector512.ShiftRightLogical(ac.AsUInt16(), 4).AsByte() & low) | (Avx512BW.ShiftRightLogicalVariable(h, down).AsByte() & top);
         Vector512<int> sum = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q01, Vector512.Load(x)), Avx512BW.PermuteVar32x16(all, pickLow));
         return sum + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(q23, Vector512.Load(x + 64)), Avx512BW.PermuteVar32x16(all, pickHigh));
+    }
+
+    /// <summary>
+    /// Q2_K and Q3_K, 512 bits: a half's 32 quant bytes are broadcast to both halves and shifted per half, so one register
+    /// holds planes p and p + 1 (values 128h + 32p … + 63, in the activation's order) and meets 64 contiguous activation
+    /// bytes; its four 16-value sub-blocks take their scales from one <c>vpermw</c> of the 16, as Q6_K's do.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Q23KRowWide<T>(byte* w, sbyte* quants, float* scales, short* sums, int blocks) where T : struct, ISmallKWide
+    {
+        float* halves = HalfTable.Pointer;
+        Vector256<float> acc = default;
+        Vector512<byte> two = Vector512.Create((byte)3), bit = Vector512.Create((byte)4);
+        Vector512<ushort> planes01 = Vector512.Create(Vector256<ushort>.Zero, Vector256.Create((ushort)2));
+        Vector512<ushort> planes23 = Vector512.Create(Vector256.Create((ushort)4), Vector256.Create((ushort)6));
+        // Q3_K's high bit 4h + p to bit 2: half 0 planes 0, 1 shift left by 2, 1; planes 2, 3 right by 0, 1; half 1 right by 2, 3 and 4, 5.
+        Vector512<ushort> left01 = Vector512.Create(Vector256.Create((ushort)2), Vector256.Create((ushort)1));
+        Vector512<ushort> right23 = Vector512.Create(Vector256<ushort>.Zero, Vector256.Create((ushort)1));
+        Vector512<ushort> right45 = Vector512.Create(Vector256.Create((ushort)2), Vector256.Create((ushort)3));
+        Vector512<ushort> right67 = Vector512.Create(Vector256.Create((ushort)4), Vector256.Create((ushort)5));
+        Vector512<short> pick0 = Quarters(0), pick1 = Quarters(4), pick2 = Quarters(8), pick3 = Quarters(12);
+        byte* block = w;
+        sbyte* x = quants;
+        for (float* end = scales + blocks; scales < end; scales++, block += T.Bytes, x += BlockSize, sums += 16)
+        {
+            Vector256<short> sc = T.Scales(block, sums, out Vector256<int> offset);
+            Vector512<short> all = sc.ToVector512Unsafe();
+            Vector512<ushort> q0 = Both(block + T.Quants), q1 = Both(block + T.Quants + 32);
+            Vector512<byte> v0 = Avx512BW.ShiftRightLogicalVariable(q0, planes01).AsByte() & two, v1 = Avx512BW.ShiftRightLogicalVariable(q0, planes23).AsByte() & two;
+            Vector512<byte> v2 = Avx512BW.ShiftRightLogicalVariable(q1, planes01).AsByte() & two, v3 = Avx512BW.ShiftRightLogicalVariable(q1, planes23).AsByte() & two;
+            if (T.HighBit)
+            {
+                // 16-bit shifts: bits crossing from the neighbouring byte fall outside the mask.
+                Vector512<ushort> h = Both(block);
+                v0 |= Avx512BW.ShiftLeftLogicalVariable(h, left01).AsByte() & bit;
+                v1 |= Avx512BW.ShiftRightLogicalVariable(h, right23).AsByte() & bit;
+                v2 |= Avx512BW.ShiftRightLogicalVariable(h, right45).AsByte() & bit;
+                v3 |= Avx512BW.ShiftRightLogicalVariable(h, right67).AsByte() & bit;
+            }
+            Vector512<int> sum = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(v0, Vector512.Load(x)), Avx512BW.PermuteVar32x16(all, pick0)) +
+                                 Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(v1, Vector512.Load(x + 64)), Avx512BW.PermuteVar32x16(all, pick1));
+            sum += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(v2, Vector512.Load(x + 128)), Avx512BW.PermuteVar32x16(all, pick2)) +
+                   Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(v3, Vector512.Load(x + 192)), Avx512BW.PermuteVar32x16(all, pick3));
+            acc = T.Finish(block, halves, *scales, sum.GetLower() + sum.GetUpper(), offset, acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>What <see cref="Q23KRowWide"/> needs of Q2_K or Q3_K: sizes, the 16 scales in order, the offset and the float steps of the 256-bit form.</summary>
+    private interface ISmallKWide
+    {
+        static abstract int Bytes { get; }
+        static abstract int Quants { get; }
+        static abstract bool HighBit { get; }
+        static abstract Vector256<short> Scales(byte* block, short* sums, out Vector256<int> offset);
+        static abstract Vector256<float> Finish(byte* block, float* halves, float dx, Vector256<int> sum, Vector256<int> offset, Vector256<float> acc);
+    }
+
+    private readonly struct Q2KWide : ISmallKWide
+    {
+        public static int Bytes => 84;
+        public static int Quants => 16;
+        public static bool HighBit => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<short> Scales(byte* block, short* sums, out Vector256<int> offset)
+        {
+            Vector128<byte> packed = Vector128.Load(block), nibble = Vector128.Create((byte)0x0F);
+            Vector256<short> mins = Avx2.ConvertToVector256Int16(Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & nibble);
+            offset = Avx2.MultiplyAddAdjacent(mins, Vector256.Load(sums));
+            return Avx2.ConvertToVector256Int16(packed & nibble);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Finish(byte* block, float* halves, float dx, Vector256<int> sum, Vector256<int> offset, Vector256<float> acc)
+        {
+            float d = HalfTable.ToSingle(halves, ref block[80]) * dx, dmin = HalfTable.ToSingle(halves, ref block[82]) * dx;
+            acc = Fma.MultiplyAddNegated(Vector256.ConvertToSingle(offset), Vector256.Create(dmin), acc);
+            return Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(d), acc);
+        }
+    }
+
+    private readonly struct Q3KWide : ISmallKWide
+    {
+        public static int Bytes => 110;
+        public static int Quants => 32;
+        public static bool HighBit => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<short> Scales(byte* block, short* sums, out Vector256<int> offset)
+        {
+            Vector256<short> sc = Avx2.ConvertToVector256Int16(Q3KScales(block));
+            // −4·Σ sc_k·Σx_k, the offset the unsigned quants leave out.
+            offset = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(sc, Vector256.Load(sums)), 2);
+            return sc;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Finish(byte* block, float* halves, float dx, Vector256<int> sum, Vector256<int> offset, Vector256<float> acc) =>
+            Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum + offset), Vector256.Create(HalfTable.ToSingle(halves, ref block[108]) * dx), acc);
     }
 
     /// <summary>
