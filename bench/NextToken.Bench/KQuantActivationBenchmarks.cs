@@ -12,7 +12,7 @@ namespace NextToken.Bench;
 /// FFN shape) repeating the blocks llama.cpp's quantizer wrote: the exact 256-bit decode kernel
 /// (<see cref="KQuantRows"/>, the baseline) against <see cref="KQuantActivations"/> — decode (one
 /// input, its quantization included) and a prompt of 16 inputs (per call; divide by 16 per token) —
-/// in the AVX2 (<c>vpmaddwd</c>), AVX-VNNI (<c>vpdpwssd</c>) and 512-bit (Q4_K, Q6_K) forms (decode takes its four rows one at a time:
+/// for Q2_K … Q6_K in the AVX2 (<c>vpmaddwd</c>), AVX-VNNI (<c>vpdpwssd</c>) and 512-bit (Q2_K, Q3_K, Q4_K, Q6_K) forms (decode takes its four rows one at a time:
 /// <c>--alternate-q8k FILE</c> times it resident and from memory in cycles per super-block, <see cref="Q8KDecodeTiming"/>), and a 16-token prompt through
 /// <see cref="MatMul"/> exact and quantized; each with AVX-512 on and off (AVX-VNNI off too). A
 /// form the job lacks throws in setup, so it is reported, never timed wrongly.
@@ -36,7 +36,7 @@ public unsafe class KQuantActivationBenchmarks
     private short[] _blockSums = [];
     private long _rowBytes;
 
-    [Params(GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K)]
+    [Params(GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K, GgmlType.Q2_K, GgmlType.Q3_K)]
     public GgmlType Type { get; set; }
 
     [Params(KQuantForm.Avx2, KQuantForm.Vnni, KQuantForm.Wide)]

@@ -7,7 +7,7 @@ using NextToken.Tensors;
 namespace NextToken.Bench;
 
 /// <summary>
-/// <c>--alternate-q8k FILE [rounds]</c>: <c>--q8-activations</c> decode of K-quant rows (<see cref="KQuantActivations.Dot4"/>, four rows at a
+/// <c>--alternate-q8k FILE [rounds]</c>: <c>--q8-activations</c> decode of K-quant rows (Q2_K … Q6_K) (<see cref="KQuantActivations.Dot4"/>, four rows at a
 /// time as MatMul takes them; the 256-bit form and, with AVX-512 BW, the 512-bit one), one thread, timed in alternation with the exact plane kernel (<see cref="KQuantPlanes"/>, the decode
 /// without the option) by the process's CPU time (one thread works), minimum of the rounds: resident (up to 256 rows of the file's first
 /// matrix, in L2, 100 passes, the activation prepared in the first) and from memory (the file's matrices of the type, mapped, up to ~600 MB). Reports ns and cycles per super-block and row, and GB/s.

@@ -196,7 +196,7 @@ public static unsafe class KQuantActivations
     /// <summary>
     /// y[0 … rows − 1] = rows w, w + rowBytes, … (blocks super-blocks each) against one quantized
     /// activation; rows is 1 to 4. <paramref name="form"/>: <see cref="KQuantForm.Vnni"/> takes <c>vpdpwssd</c> (needs AVX-VNNI),
-    /// <see cref="KQuantForm.Avx2"/> <c>vpmaddwd</c> + add, <see cref="KQuantForm.Wide"/> the 512-bit Q4_K and Q6_K kernels
+    /// <see cref="KQuantForm.Avx2"/> <c>vpmaddwd</c> + add, <see cref="KQuantForm.Wide"/> the 512-bit Q2_K, Q3_K, Q4_K and Q6_K kernels
     /// (needs AVX-512 BW; Q5_K takes the AVX-VNNI or AVX2 form there: its 512-bit form, the fifth bits shifted in per half,
     /// was faster resident but slower from memory, one thread: 28 against 32 cycles per super-block and row, 32 against 27).
     /// All forms give bit-identical results: the same integer in each of 8 lanes, the same float steps.
@@ -845,6 +845,6 @@ public enum KQuantForm
     Avx2,
     /// <summary>256-bit <c>vpmaddubsw</c> + AVX-VNNI <c>vpdpwssd</c>.</summary>
     Vnni,
-    /// <summary>512-bit <c>vpmaddubsw</c> + <c>vpmaddwd</c> for Q4_K and Q6_K (AVX-512 BW); Q5_K as <see cref="Vnni"/> where there, else <see cref="Avx2"/>.</summary>
+    /// <summary>512-bit <c>vpmaddubsw</c> + <c>vpmaddwd</c> for Q2_K, Q3_K, Q4_K and Q6_K (AVX-512 BW); Q5_K as <see cref="Vnni"/> where there, else <see cref="Avx2"/>.</summary>
     Wide,
 }

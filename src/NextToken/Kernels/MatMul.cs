@@ -23,7 +23,7 @@ public static unsafe class MatMul
     /// <param name="output">[nBatch, nOut]</param>
     /// <param name="quantizeActivations">
     /// Quantize the activations (approximate, faster): decode with <see cref="QuantizedActivations"/>
-    /// for IQ4_XS weights (its prompts keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q4_K/Q5_K/Q6_K, and decode and prompts with
+    /// for IQ4_XS weights (its prompts keep the exact float kernels), decode and prompts with <see cref="KQuantActivations"/> for Q2_K … Q6_K, and decode and prompts with
     /// <see cref="InterleavedBlock32"/> for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL weights when <paramref name="interleaved"/> gives a place to keep the repacked copies
     /// (without one, their decode takes <see cref="QuantizedActivations"/> and prompts the float kernels; rows past a matrix's last group of eight take <see cref="QuantizedActivations"/> too;
     /// Q8_0 and IQ4_NL prompts without VNNI keep the float kernels: <see cref="InterleavedBlock32.RepacksPrompts"/>).
