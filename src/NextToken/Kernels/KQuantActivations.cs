@@ -285,11 +285,10 @@ public static unsafe class KQuantActivations
             case GgmlType.Q5_K: Q45KInputs<MaddAdd, FifthBit>(w, 176, quants, scales, sums, n, blocks, y, yStride); break;
             case GgmlType.Q6_K when vnni: Q6KInputs<Vnni>(w, quants, scales, sums, n, blocks, y, yStride); break;
             case GgmlType.Q6_K: Q6KInputs<MaddAdd>(w, quants, scales, sums, n, blocks, y, yStride); break;
-            case GgmlType.Q2_K or GgmlType.Q3_K:
-                // The row (84 or 110 bytes per super-block) stays in L1 across the four inputs; the decode kernel per input.
-                for (int b = 0; b < 4; b++)
-                    Dot4(type, vnni ? DecodeForm : KQuantForm.Avx2, w, 0, 1, quants + (long)b * n, scales + (long)b * blocks, sums + (long)b * (n / 16), blocks, y + (long)b * yStride);
-                break;
+            case GgmlType.Q2_K when vnni: Q2KInputs<Vnni>(w, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q2_K: Q2KInputs<MaddAdd>(w, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q3_K when vnni: Q3KInputs<Vnni>(w, quants, scales, sums, n, blocks, y, yStride); break;
+            case GgmlType.Q3_K: Q3KInputs<MaddAdd>(w, quants, scales, sums, n, blocks, y, yStride); break;
             default: throw new NotSupportedException($"no 8-bit activation kernel for {type}");
         }
     }
@@ -391,6 +390,89 @@ public static unsafe class KQuantActivations
         i1 = TAdd.Add(i1, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + n)), scale);
         i2 = TAdd.Add(i2, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + 2 * n)), scale);
         i3 = TAdd.Add(i3, Avx2.MultiplyAddAdjacent(q, Vector256.Load(x + 3 * n)), scale);
+    }
+
+    /// <summary>Q2_K against four inputs: each plane unpacked and its scales shuffled once for the four (the float steps of <see cref="Q2KRow"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q2KInputs<TAdd>(byte* w, sbyte* quants, float* scales, short* sums, int n, int blocks, float* y, int yStride)
+        where TAdd : struct, IScaledAdd
+    {
+        float* halves = HalfTable.Pointer;
+        int sumStride = n / 16;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * 84;
+            Vector128<byte> packed = Vector128.Load(block), nibble = Vector128.Create((byte)0x0F);
+            Vector256<byte> pairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(packed & nibble, EvenOdd)).AsByte();
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            sbyte* xb = quants + BlockSize * b;
+            Vector256<byte> two = Vector256.Create((byte)3);
+            for (int h = 0; h < 2; h++)
+            {
+                Vector256<ushort> q = Vector256.Load((ushort*)(block + 16 + 32 * h));
+                sbyte* x = xb + 128 * h;
+                Q6KInputs4<TAdd>(q.AsByte() & two, x, n, Avx2.Shuffle(pairs, PairShuffle(4 * h)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 2).AsByte() & two, x + 32, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 1)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 4).AsByte() & two, x + 64, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 2)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 6).AsByte() & two, x + 96, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 3)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            }
+            Vector256<short> mins = Avx2.ConvertToVector256Int16(Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & nibble);
+            float d = HalfTable.ToSingle(halves, ref block[80]), dmin = HalfTable.ToSingle(halves, ref block[82]);
+            short* xs = sums + 16 * b;
+            a0 = Q2KFinish(i0, Avx2.MultiplyAddAdjacent(mins, Vector256.Load(xs)), d * scales[b], dmin * scales[b], a0);
+            a1 = Q2KFinish(i1, Avx2.MultiplyAddAdjacent(mins, Vector256.Load(xs + sumStride)), d * scales[blocks + b], dmin * scales[blocks + b], a1);
+            a2 = Q2KFinish(i2, Avx2.MultiplyAddAdjacent(mins, Vector256.Load(xs + 2 * sumStride)), d * scales[2 * blocks + b], dmin * scales[2 * blocks + b], a2);
+            a3 = Q2KFinish(i3, Avx2.MultiplyAddAdjacent(mins, Vector256.Load(xs + 3 * sumStride)), d * scales[3 * blocks + b], dmin * scales[3 * blocks + b], a3);
+        }
+        y[0] = Vector256.Sum(a0); y[yStride] = Vector256.Sum(a1); y[2 * yStride] = Vector256.Sum(a2); y[3 * yStride] = Vector256.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Q2KFinish(Vector256<int> sum, Vector256<int> offset, float d, float dmin, Vector256<float> acc) =>
+        Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(sum), Vector256.Create(d), Fma.MultiplyAddNegated(Vector256.ConvertToSingle(offset), Vector256.Create(dmin), acc));
+
+    /// <summary>Q3_K against four inputs, as <see cref="Q2KInputs"/> (the float steps of <see cref="Q3KRow"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Q3KInputs<TAdd>(byte* w, sbyte* quants, float* scales, short* sums, int n, int blocks, float* y, int yStride)
+        where TAdd : struct, IScaledAdd
+    {
+        float* halves = HalfTable.Pointer;
+        int sumStride = n / 16;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* block = w + b * 110;
+            Vector128<sbyte> sc = Q3KScales(block);
+            Vector256<short> sc16 = Avx2.ConvertToVector256Int16(sc);
+            short* xs = sums + 16 * b;
+            // −4·Σ sc_k·Σx_k, the offset the unsigned quants leave out.
+            Vector256<int> i0 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(sc16, Vector256.Load(xs)), 2);
+            Vector256<int> i1 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(sc16, Vector256.Load(xs + sumStride)), 2);
+            Vector256<int> i2 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(sc16, Vector256.Load(xs + 2 * sumStride)), 2);
+            Vector256<int> i3 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(sc16, Vector256.Load(xs + 3 * sumStride)), 2);
+            Vector256<byte> pairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, EvenOdd.AsSByte())).AsByte();
+            Vector256<ushort> high = Vector256.Load((ushort*)block);
+            Vector256<byte> two = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
+            sbyte* x = quants + BlockSize * b;
+            // The planes as Q3KHalf0 and Q3KHalf1 make them: high bit 4h + p to bit 2 (16-bit shifts; crossing bits fall outside the masks).
+            Vector256<ushort> q = Vector256.Load((ushort*)(block + 32));
+            Q6KInputs4<TAdd>((q.AsByte() & two) | (Vector256.ShiftLeft(high, 2).AsByte() & bit), x, n, Avx2.Shuffle(pairs, PairShuffle(0)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 2).AsByte() & two) | (Vector256.ShiftLeft(high, 1).AsByte() & bit), x + 32, n, Avx2.Shuffle(pairs, PairShuffle(1)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 4).AsByte() & two) | (high.AsByte() & bit), x + 64, n, Avx2.Shuffle(pairs, PairShuffle(2)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 6).AsByte() & two) | (Vector256.ShiftRightLogical(high, 1).AsByte() & bit), x + 96, n, Avx2.Shuffle(pairs, PairShuffle(3)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            q = Vector256.Load((ushort*)(block + 64));
+            Q6KInputs4<TAdd>((q.AsByte() & two) | (Vector256.ShiftRightLogical(high, 2).AsByte() & bit), x + 128, n, Avx2.Shuffle(pairs, PairShuffle(4)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 2).AsByte() & two) | (Vector256.ShiftRightLogical(high, 3).AsByte() & bit), x + 160, n, Avx2.Shuffle(pairs, PairShuffle(5)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 4).AsByte() & two) | (Vector256.ShiftRightLogical(high, 4).AsByte() & bit), x + 192, n, Avx2.Shuffle(pairs, PairShuffle(6)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 6).AsByte() & two) | (Vector256.ShiftRightLogical(high, 5).AsByte() & bit), x + 224, n, Avx2.Shuffle(pairs, PairShuffle(7)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            float d = HalfTable.ToSingle(halves, ref block[108]);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(d * scales[b]), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(d * scales[blocks + b]), a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i2), Vector256.Create(d * scales[2 * blocks + b]), a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i3), Vector256.Create(d * scales[3 * blocks + b]), a3);
+        }
+        y[0] = Vector256.Sum(a0); y[yStride] = Vector256.Sum(a1); y[2 * yStride] = Vector256.Sum(a2); y[3 * yStride] = Vector256.Sum(a3);
     }
 
     /// <summary>accumulator + pairs · scales, 16-bit products summed in pairs into 32-bit lanes.</summary>
