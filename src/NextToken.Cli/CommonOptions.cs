@@ -26,7 +26,7 @@ internal static class CommonOptions
 
     public static readonly Option<bool> QuantizeActivations = new("--q8-activations")
     {
-        Description = "For Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL/IQ4_XS and Q4_K/Q5_K/Q6_K weights, quantize activations to 8 bits as llama.cpp does (integer dot products; the block-32 types but IQ4_XS from a repacked copy made on first use, which also serves prompts — Q8_0 and IQ4_NL prompts only with AVX-VNNI): faster, logits move by a few percent",
+        Description = "For Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL/IQ4_XS and Q2_K/Q3_K/Q4_K/Q5_K/Q6_K weights, quantize activations to 8 bits as llama.cpp does (integer dot products; the block-32 types but IQ4_XS from a repacked copy made on first use, which also serves prompts — Q8_0 and IQ4_NL prompts only with AVX-VNNI): faster, logits move by a few percent",
         Recursive = true,
     };
 
