@@ -14,10 +14,10 @@ using BenchmarkDotNet.Running;
 // ... -- --alternate-interleaved [rounds]: InterleavedBlock32Benchmarks, --q8-activations block-32 decode and prompts repacked against the row kernels / float panels.
 // ... -- --alternate-block32 [FILE.gguf] [rounds]: Block32DecodeBenchmarks, AVX2 Q4_1/Q5_0/Q5_1/IQ4_NL/IQ4_XS decode, resident and from the file's mapping.
 // ... -- --alternate-q8k FILE.gguf [rounds]: Q8KDecodeTiming, --q8-activations K-quant decode (KQuantActivations) against the exact plane kernels, resident and from memory.
-// ... -- --kdec-stream FILE.gguf [rounds] [threads]: KDecStream, exact K-quant decode from memory (AVX2 planes, AVX-512 Q4_K tables) against a bare read in the same order, and resident.
+// ... -- --kquant-stream FILE.gguf [rounds] [threads]: KQuantStreamTiming, exact K-quant decode from memory (AVX2 planes, AVX-512 Q4_K tables) against a bare read in the same order, and resident.
 // ... -- --alternate-stream FILE.gguf [rounds]: StreamDecodeBenchmarks, the AVX2 K-quant decode kernels reading a mapped model's rows from memory.
-if (args.Length > 1 && args[0] == "--kdec-stream")
-    NextToken.Bench.KDecStream.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 8, args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 1);
+if (args.Length > 1 && args[0] == "--kquant-stream")
+    NextToken.Bench.KQuantStreamTiming.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 8, args.Length > 3 ? int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 1);
 else if (args.Length > 0 && args[0] == "--alternate-interleaved512")
     NextToken.Bench.InterleavedBlock32WideBenchmarks.Alternate(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 30);
 else if (args.Length > 0 && args[0] == "--alternate-interleaved")

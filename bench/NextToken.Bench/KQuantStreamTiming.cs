@@ -7,14 +7,14 @@ using NextToken.Tensors;
 namespace NextToken.Bench;
 
 /// <summary>
-/// Exact K-quant decode from memory against a bare read of the same bytes in the same order: <c>--kdec-stream FILE [rounds] [threads]</c>.
+/// Exact K-quant decode from memory against a bare read of the same bytes in the same order: <c>--kquant-stream FILE [rounds] [threads]</c>.
 /// AVX2 (run with DOTNET_EnableAVX512=0 DOTNET_EnableAVXVNNI=0): the plane kernels row by row (<see cref="KQuantPlanes"/>) and a read
 /// of each row linearly with the same prefetch; AVX-512: the Q4_K table kernel (<see cref="KQuantTablesWide"/>) and a read of four
 /// rows in step (each row's block prefetched four rows on, as the kernel does, and the next four rows prefetched in address order); "resident": the kernel over the first
 /// matrix's first ~384 KB of rows, repeated to the same amount of work. Rows split between threads as MatMul's equal chunks
 /// (groups of four). Minimum over rounds of the wall time and of the process's CPU time; cycles from the multiply-chain clock.
 /// </summary>
-public static unsafe class KDecStream
+public static unsafe class KQuantStreamTiming
 {
     private static long s_sink;
 
