@@ -407,15 +407,15 @@ public static unsafe class KQuantActivations
             Vector256<byte> pairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(packed & nibble, EvenOdd)).AsByte();
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             sbyte* xb = quants + BlockSize * b;
-            Vector256<byte> two = Vector256.Create((byte)3);
+            Vector256<byte> lowTwoBits = Vector256.Create((byte)3);
             for (int h = 0; h < 2; h++)
             {
                 Vector256<ushort> q = Vector256.Load((ushort*)(block + 16 + 32 * h));
                 sbyte* x = xb + 128 * h;
-                Q6KInputs4<TAdd>(q.AsByte() & two, x, n, Avx2.Shuffle(pairs, PairShuffle(4 * h)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 2).AsByte() & two, x + 32, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 1)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 4).AsByte() & two, x + 64, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 2)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 6).AsByte() & two, x + 96, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 3)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+                Q6KInputs4<TAdd>(q.AsByte() & lowTwoBits, x, n, Avx2.Shuffle(pairs, PairShuffle(4 * h)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 2).AsByte() & lowTwoBits, x + 32, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 1)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 4).AsByte() & lowTwoBits, x + 64, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 2)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+                Q6KInputs4<TAdd>(Vector256.ShiftRightLogical(q, 6).AsByte() & lowTwoBits, x + 96, n, Avx2.Shuffle(pairs, PairShuffle(4 * h + 3)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
             }
             Vector256<short> mins = Avx2.ConvertToVector256Int16(Vector128.ShiftRightLogical(packed.AsUInt16(), 4).AsByte() & nibble);
             float d = HalfTable.ToSingle(halves, ref block[80]), dmin = HalfTable.ToSingle(halves, ref block[82]);
@@ -453,19 +453,19 @@ public static unsafe class KQuantActivations
             Vector256<int> i3 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(sc16, Vector256.Load(xs + 3 * sumStride)), 2);
             Vector256<byte> pairs = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(sc, EvenOdd.AsSByte())).AsByte();
             Vector256<ushort> high = Vector256.Load((ushort*)block);
-            Vector256<byte> two = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
+            Vector256<byte> lowTwoBits = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
             sbyte* x = quants + BlockSize * b;
             // The planes as Q3KHalf0 and Q3KHalf1 make them: high bit 4h + p to bit 2 (16-bit shifts; crossing bits fall outside the masks).
             Vector256<ushort> q = Vector256.Load((ushort*)(block + 32));
-            Q6KInputs4<TAdd>((q.AsByte() & two) | (Vector256.ShiftLeft(high, 2).AsByte() & bit), x, n, Avx2.Shuffle(pairs, PairShuffle(0)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 2).AsByte() & two) | (Vector256.ShiftLeft(high, 1).AsByte() & bit), x + 32, n, Avx2.Shuffle(pairs, PairShuffle(1)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 4).AsByte() & two) | (high.AsByte() & bit), x + 64, n, Avx2.Shuffle(pairs, PairShuffle(2)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 6).AsByte() & two) | (Vector256.ShiftRightLogical(high, 1).AsByte() & bit), x + 96, n, Avx2.Shuffle(pairs, PairShuffle(3)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((q.AsByte() & lowTwoBits) | (Vector256.ShiftLeft(high, 2).AsByte() & bit), x, n, Avx2.Shuffle(pairs, PairShuffle(0)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 2).AsByte() & lowTwoBits) | (Vector256.ShiftLeft(high, 1).AsByte() & bit), x + 32, n, Avx2.Shuffle(pairs, PairShuffle(1)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 4).AsByte() & lowTwoBits) | (high.AsByte() & bit), x + 64, n, Avx2.Shuffle(pairs, PairShuffle(2)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 6).AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(high, 1).AsByte() & bit), x + 96, n, Avx2.Shuffle(pairs, PairShuffle(3)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
             q = Vector256.Load((ushort*)(block + 64));
-            Q6KInputs4<TAdd>((q.AsByte() & two) | (Vector256.ShiftRightLogical(high, 2).AsByte() & bit), x + 128, n, Avx2.Shuffle(pairs, PairShuffle(4)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 2).AsByte() & two) | (Vector256.ShiftRightLogical(high, 3).AsByte() & bit), x + 160, n, Avx2.Shuffle(pairs, PairShuffle(5)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 4).AsByte() & two) | (Vector256.ShiftRightLogical(high, 4).AsByte() & bit), x + 192, n, Avx2.Shuffle(pairs, PairShuffle(6)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
-            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 6).AsByte() & two) | (Vector256.ShiftRightLogical(high, 5).AsByte() & bit), x + 224, n, Avx2.Shuffle(pairs, PairShuffle(7)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((q.AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(high, 2).AsByte() & bit), x + 128, n, Avx2.Shuffle(pairs, PairShuffle(4)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 2).AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(high, 3).AsByte() & bit), x + 160, n, Avx2.Shuffle(pairs, PairShuffle(5)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 4).AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(high, 4).AsByte() & bit), x + 192, n, Avx2.Shuffle(pairs, PairShuffle(6)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
+            Q6KInputs4<TAdd>((Vector256.ShiftRightLogical(q, 6).AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(high, 5).AsByte() & bit), x + 224, n, Avx2.Shuffle(pairs, PairShuffle(7)).AsInt16(), ref i0, ref i1, ref i2, ref i3);
             float d = HalfTable.ToSingle(halves, ref block[108]);
             a0 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i0), Vector256.Create(d * scales[b]), a0);
             a1 = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(i1), Vector256.Create(d * scales[blocks + b]), a1);
@@ -637,12 +637,12 @@ public static unsafe class KQuantActivations
     private static Vector256<int> Q2KHalf<TAdd>(Vector256<byte> q, sbyte* x, Vector256<byte> pairs, int pair, Vector256<int> total)
         where TAdd : struct, IScaledAdd
     {
-        Vector256<byte> two = Vector256.Create((byte)3);
+        Vector256<byte> lowTwoBits = Vector256.Create((byte)3);
         // 16-bit shifts: bits crossing from the neighbouring byte fall outside the mask.
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q & two, Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(pair)).AsInt16());
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 2).AsByte() & two, Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(pair + 1)).AsInt16());
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & two, Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(pair + 2)).AsInt16());
-        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 6).AsByte() & two, Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(pair + 3)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(q & lowTwoBits, Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(pair)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 2).AsByte() & lowTwoBits, Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(pair + 1)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 4).AsByte() & lowTwoBits, Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(pair + 2)).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(q.AsUInt16(), 6).AsByte() & lowTwoBits, Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(pair + 3)).AsInt16());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -672,12 +672,12 @@ public static unsafe class KQuantActivations
     private static Vector256<int> Q3KHalf0<TAdd>(Vector256<byte> q, Vector256<ushort> h, sbyte* x, Vector256<byte> pairs)
         where TAdd : struct, IScaledAdd
     {
-        Vector256<byte> two = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
+        Vector256<byte> lowTwoBits = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
         Vector256<ushort> q16 = q.AsUInt16();
-        Vector256<int> total = TAdd.Add(default, Avx2.MultiplyAddAdjacent((q & two) | (Vector256.ShiftLeft(h, 2).AsByte() & bit), Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(0)).AsInt16());
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 2).AsByte() & two) | (Vector256.ShiftLeft(h, 1).AsByte() & bit), Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(1)).AsInt16());
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 4).AsByte() & two) | (h.AsByte() & bit), Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(2)).AsInt16());
-        return TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 6).AsByte() & two) | (Vector256.ShiftRightLogical(h, 1).AsByte() & bit), Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(3)).AsInt16());
+        Vector256<int> total = TAdd.Add(default, Avx2.MultiplyAddAdjacent((q & lowTwoBits) | (Vector256.ShiftLeft(h, 2).AsByte() & bit), Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(0)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 2).AsByte() & lowTwoBits) | (Vector256.ShiftLeft(h, 1).AsByte() & bit), Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(1)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 4).AsByte() & lowTwoBits) | (h.AsByte() & bit), Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(2)).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 6).AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(h, 1).AsByte() & bit), Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(3)).AsInt16());
     }
 
     /// <summary>Half 1: plane p's high bit is bit 4 + p.</summary>
@@ -685,12 +685,12 @@ public static unsafe class KQuantActivations
     private static Vector256<int> Q3KHalf1<TAdd>(Vector256<byte> q, Vector256<ushort> h, sbyte* x, Vector256<byte> pairs, Vector256<int> total)
         where TAdd : struct, IScaledAdd
     {
-        Vector256<byte> two = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
+        Vector256<byte> lowTwoBits = Vector256.Create((byte)3), bit = Vector256.Create((byte)4);
         Vector256<ushort> q16 = q.AsUInt16();
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((q & two) | (Vector256.ShiftRightLogical(h, 2).AsByte() & bit), Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(4)).AsInt16());
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 2).AsByte() & two) | (Vector256.ShiftRightLogical(h, 3).AsByte() & bit), Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(5)).AsInt16());
-        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 4).AsByte() & two) | (Vector256.ShiftRightLogical(h, 4).AsByte() & bit), Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(6)).AsInt16());
-        return TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 6).AsByte() & two) | (Vector256.ShiftRightLogical(h, 5).AsByte() & bit), Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(7)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((q & lowTwoBits) | (Vector256.ShiftRightLogical(h, 2).AsByte() & bit), Vector256.Load(x)), Avx2.Shuffle(pairs, PairShuffle(4)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 2).AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(h, 3).AsByte() & bit), Vector256.Load(x + 32)), Avx2.Shuffle(pairs, PairShuffle(5)).AsInt16());
+        total = TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 4).AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(h, 4).AsByte() & bit), Vector256.Load(x + 64)), Avx2.Shuffle(pairs, PairShuffle(6)).AsInt16());
+        return TAdd.Add(total, Avx2.MultiplyAddAdjacent((Vector256.ShiftRightLogical(q16, 6).AsByte() & lowTwoBits) | (Vector256.ShiftRightLogical(h, 5).AsByte() & bit), Vector256.Load(x + 96)), Avx2.Shuffle(pairs, PairShuffle(7)).AsInt16());
     }
 
     /// <summary>
@@ -807,7 +807,7 @@ public static unsafe class KQuantActivations
     {
         float* halves = HalfTable.Pointer;
         Vector256<float> acc = default;
-        Vector512<byte> two = Vector512.Create((byte)3), bit = Vector512.Create((byte)4);
+        Vector512<byte> lowTwoBits = Vector512.Create((byte)3), bit = Vector512.Create((byte)4);
         Vector512<ushort> planes01 = Vector512.Create(Vector256<ushort>.Zero, Vector256.Create((ushort)2));
         Vector512<ushort> planes23 = Vector512.Create(Vector256.Create((ushort)4), Vector256.Create((ushort)6));
         // Q3_K's high bit 4h + p to bit 2: half 0 planes 0, 1 shift left by 2, 1; planes 2, 3 right by 0, 1; half 1 right by 2, 3 and 4, 5.
@@ -823,8 +823,8 @@ public static unsafe class KQuantActivations
             Vector256<short> sc = T.Scales(block, sums, out Vector256<int> offset);
             Vector512<short> all = sc.ToVector512Unsafe();
             Vector512<ushort> q0 = Both(block + T.Quants), q1 = Both(block + T.Quants + 32);
-            Vector512<byte> v0 = Avx512BW.ShiftRightLogicalVariable(q0, planes01).AsByte() & two, v1 = Avx512BW.ShiftRightLogicalVariable(q0, planes23).AsByte() & two;
-            Vector512<byte> v2 = Avx512BW.ShiftRightLogicalVariable(q1, planes01).AsByte() & two, v3 = Avx512BW.ShiftRightLogicalVariable(q1, planes23).AsByte() & two;
+            Vector512<byte> v0 = Avx512BW.ShiftRightLogicalVariable(q0, planes01).AsByte() & lowTwoBits, v1 = Avx512BW.ShiftRightLogicalVariable(q0, planes23).AsByte() & lowTwoBits;
+            Vector512<byte> v2 = Avx512BW.ShiftRightLogicalVariable(q1, planes01).AsByte() & lowTwoBits, v3 = Avx512BW.ShiftRightLogicalVariable(q1, planes23).AsByte() & lowTwoBits;
             if (T.HighBit)
             {
                 // 16-bit shifts: bits crossing from the neighbouring byte fall outside the mask.
