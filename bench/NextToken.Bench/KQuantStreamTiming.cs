@@ -22,12 +22,15 @@ public static unsafe class KQuantStreamTiming
     {
         bool wide = KQuantTablesWide.IsSupported;
         using GgufFile gguf = GgufFile.Open(model);
-        double ghz = 0;
-        for (int i = 0; i < 50; i++) { long t = Stopwatch.GetTimestamp(); s_sink += (long)AlternatingClock.MultiplyChain(); ghz = Math.Max(ghz, 12288 / (Stopwatch.GetElapsedTime(t).TotalMilliseconds * 1e6)); }
+        double ghz = AlternatingClock.Time(() => { }, () => { }, 50).Gigahertz;
         foreach (GgmlType type in wide ? new[] { GgmlType.Q4_K } : new[] { GgmlType.Q4_K, GgmlType.Q6_K })
         {
             TensorData[] matrices = gguf.Tensors.Where(t => t.Type == type).Select(t => gguf.GetTensor(t.Name)).Where(t => t.RowLength % 256 == 0).ToArray();
-            if (matrices.Length == 0) continue;
+            if (matrices.Length == 0)
+            {
+                Console.WriteLine($"{type}: no matrices of this type with rows of whole super-blocks in {model}");
+                continue;
+            }
             long bytes = 0;
             matrices = matrices.TakeWhile(m => (bytes += m.ByteLength) < 600_000_000).ToArray();
             bytes = matrices.Sum(m => m.ByteLength);

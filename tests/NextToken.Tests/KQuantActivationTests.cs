@@ -1,7 +1,6 @@
 using System.Runtime.Intrinsics.X86;
 using NextToken.Gguf;
 using NextToken.Kernels;
-using NextToken.Models;
 using NextToken.Tensors;
 using Xunit.Abstractions;
 
@@ -340,52 +339,6 @@ public unsafe class KQuantActivationTests(ITestOutputHelper output)
                 }
             }
         output.WriteLine($"{file} '{tensor.Name}' ({type}) {Form(vnni)}: {rows} rows × 4 inputs, max |diff| 0 against the decode kernel");
-    }
-
-    /// <summary>
-    /// Whole llama-quantize files through the Q2_K and Q3_K kernels with <c>--q8-activations</c>, token by token (decode) and each
-    /// case as one batch (prompt): every top-10 logit within 6% of the top logit and an overlap of 7, the tolerance the other
-    /// K-quant files take in <c>QuantizedActivationTests</c>.
-    /// </summary>
-    [SkippableTheory]
-    [InlineData("llama-d256.q2_k")]
-    [InlineData("llama-d256.q3_k")]
-    public void Model_WithQuantizedActivations_StaysWithinTheKQuantTolerance(string stem)
-    {
-        Skip.IfNot(KQuantActivations.IsSupported(GgmlType.Q2_K), "quantized activations need AVX2");
-        const double tolerance = 0.06;
-        const int overlap = 7;
-        using LanguageModel model = ModelLoader.Load(ExpectedOutputs.ModelPath(stem));
-        model.QuantizeActivations = true;
-        double worstDecode = 0, worstPrompt = 0;
-        foreach (ExpectedCase expected in ExpectedOutputs.Load(stem))
-        {
-            ModelState state = model.CreateState();
-            var logits = new float[model.VocabSize];
-            var all = new float[expected.Tokens.Length * model.VocabSize];
-            model.Forward(model.CreateState(), expected.Tokens, all, LogitsFor.AllPositions);
-            for (int p = 0; p < expected.Tokens.Length; p++)
-            {
-                model.Forward(state, expected.Tokens.AsSpan(p, 1), logits);
-                worstDecode = Math.Max(worstDecode, CheckPosition(expected, p, logits, tolerance, overlap));
-                worstPrompt = Math.Max(worstPrompt, CheckPosition(expected, p, all.AsSpan(p * model.VocabSize, model.VocabSize), tolerance, overlap));
-            }
-        }
-        output.WriteLine($"{stem}: quantized activations, worst |Δlogit| {worstDecode:P2} of the top logit token by token, {worstPrompt:P2} as one batch");
-    }
-
-    private static double CheckPosition(ExpectedCase expected, int p, ReadOnlySpan<float> logits, double tolerance, int overlap)
-    {
-        ExpectedPosition e = expected.Positions[p];
-        double scale = Math.Abs(e.Top[0].Logit), worst = 0;
-        foreach (var (id, logit) in e.Top)
-        {
-            worst = Math.Max(worst, Math.Abs(logits[id] - logit) / scale);
-            Assert.True(Math.Abs(logits[id] - logit) <= tolerance * scale, $"{expected.Name} position {p} token {id}: {logits[id]} vs {logit}");
-        }
-        int[] top = new Inspection.TokenDistribution(logits).Top(10).Select(t => t.Id).ToArray();
-        Assert.True(top.Intersect(e.Top.Select(t => t.Id)).Count() >= overlap, $"{expected.Name} position {p}: top-10 overlap below {overlap}");
-        return worst;
     }
 
     [Fact]

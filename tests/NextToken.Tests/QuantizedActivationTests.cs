@@ -101,6 +101,8 @@ public unsafe class QuantizedActivationTests(ITestOutputHelper output)
     [InlineData("llama-d256.q5_k", 0.06, 7)]
     [InlineData("llama-d256.q6_k", 0.06, 7)]
     [InlineData("gpt2-d256.q4_k_m", 0.06, 7)]  // Q5_K attention, Q4_K and Q6_K
+    [InlineData("llama-d256.q2_k", 0.06, 7)]
+    [InlineData("llama-d256.q3_k", 0.06, 7)]
     public void Decode_WithQuantizedActivations_StaysWithinLlamaCppTolerance(string stem, double tolerance, int overlap)
     {
         // Without AVX2 the flag keeps the exact path, which the reference tests cover: nothing quantized to test.
