@@ -62,25 +62,36 @@ public unsafe class PromptKernelTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// F32 weights through the panels (inputs packed, results turned around in whole 16 × 16 squares where they fit and
-    /// value by value at the edges) against a float64 product, and 2–3 threads bit for bit against one.
+    /// F32 and F16 weights through the panels (weight blocks of 32 rows with AVX-512 and 16 with AVX2, short last blocks
+    /// zero-filled; inputs in tiles of 12 or 6, short last tiles zero-padded; slices of 256 k with a short last one;
+    /// k tails past whole 16 × 16 squares turned around value by value) against a float64 product, and 2–3 threads bit for bit against one.
     /// </summary>
     [Theory]
-    [InlineData(16, 16, 16)]    // one square each way
-    [InlineData(128, 2048, 96)]  // the prompt's shape, narrowed
-    [InlineData(129, 48, 33)]   // a last input alone, rows past the last whole square
-    [InlineData(37, 40, 130)]   // nIn not a multiple of 16: a short last square of the packing
-    [InlineData(64, 520, 17)]   // a k-block of 8 past 512
-    public void Panels_TurnedAroundInSquares_MatchFloat64AndEveryThreadCount(int batch, int nIn, int nOut)
+    [InlineData(16, 16, 16, GgmlType.F32)]     // one square each way, a short row block
+    [InlineData(128, 2048, 96, GgmlType.F32)]  // the prompt's shape, narrowed: 16 k-slices, whole row blocks
+    [InlineData(128, 2048, 96, GgmlType.F16)]
+    [InlineData(129, 48, 33, GgmlType.F32)]    // a last input alone in its tile, one row past whole blocks
+    [InlineData(37, 40, 130, GgmlType.F32)]    // nIn not a multiple of 16: a k tail of 8
+    [InlineData(37, 40, 130, GgmlType.F16)]
+    [InlineData(64, 520, 17, GgmlType.F32)]    // a short slice of 8 past 512
+    [InlineData(20, 264, 50, GgmlType.F16)]    // a converted short last slice
+    public void Panels_WeightsAsVectors_MatchFloat64AndEveryThreadCount(int batch, int nIn, int nOut, GgmlType type)
     {
         var random = new Random(batch * 31 + nIn);
         float[] w = Enumerable.Range(0, nIn * nOut).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
         float[] x = Enumerable.Range(0, batch * nIn).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
-        byte[] stored = System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()).ToArray();
+        byte[] stored;
+        if (type == GgmlType.F16)
+        {
+            Half[] halves = w.Select(v => (Half)v).ToArray();
+            w = halves.Select(h => (float)h).ToArray(); // the reference multiplies what is stored
+            stored = System.Runtime.InteropServices.MemoryMarshal.AsBytes(halves.AsSpan()).ToArray();
+        }
+        else stored = System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()).ToArray();
         double worst = 0;
         fixed (byte* data = stored)
         {
-            var weight = new TensorData("w", GgmlType.F32, [nIn, nOut], data, stored.Length);
+            var weight = new TensorData("w", type, [nIn, nOut], data, stored.Length);
             var one = new float[batch * nOut];
             MatMul.Forward(weight, x, batch, one, threads: 1);
             for (int t = 0; t < batch; t++)
@@ -103,7 +114,7 @@ public unsafe class PromptKernelTests(ITestOutputHelper output)
                 Assert.Equal(one, y);
             }
         }
-        output.WriteLine($"{batch}×{nIn}×{nOut}: max |Δ| against float64 {worst:E2}; 2 and 3 threads equal to 1");
+        output.WriteLine($"{type} {batch}×{nIn}×{nOut}: max |Δ| against float64 {worst:E2}; 2 and 3 threads equal to 1");
     }
 
     /// <summary>

@@ -16,7 +16,7 @@ internal static class BenchCommand
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Runs to make; the table shows each and the best", DefaultValueFactory = _ => 3 };
         var depth = new Option<int>("--depth", "-d") { Description = "Tokens already in the context when the clock starts, as llama-bench's -d: prompt and generation then attend over them", DefaultValueFactory = _ => 0 };
         var distribution = new Option<bool>("--with-distribution") { Description = "Also time generation that computes the full next-token distribution at every step (what inspection needs)" };
-        var stepProfile = new Option<bool>("--step-profile") { Description = "Also show where a generation step's time goes: per phase (matmuls, attention, norms), each thread's time inside parallel chunks and the waits" };
+        var stepProfile = new Option<bool>("--step-profile") { Description = "Also show where the prompt's and a generation step's time go: per phase (matmuls, attention, norms), each thread's time inside parallel chunks and the waits" };
         var threads = CommonOptions.Threads();
         var json = CommonOptions.Json();
         var command = new Command("bench", "Measure prompt-processing and generation tokens/s, and memory bandwidth")
@@ -40,6 +40,7 @@ internal static class BenchCommand
             for (int r = 0; r < runs; r++)
                 results.Add(ThroughputBenchmark.Run(lm, prompt, generated, withDistribution: parse.GetValue(distribution), depth: filled, profileSteps: parse.GetValue(stepProfile)));
             ThroughputResult best = results.MaxBy(r => r.GenerationTokensPerSecond)!;
+            ThroughputResult bestPrompt = results.MaxBy(r => r.PromptTokensPerSecond)!;
             double? bestDistribution = results.Max(r => r.DistributionTokensPerSecond);
             // Resident memory after the runs: mapped weight pages that were read count, as they should;
             // the runs' discarded contexts and the bandwidth probe's buffer are collected and returned first.
@@ -65,11 +66,13 @@ internal static class BenchCommand
                     file_bytes = fileBytes,
                     weight_bytes_per_token = best.WeightBytesPerToken,
                     threads = best.Threads,
-                    step_profile = StepProfileJson(best),
+                    step_profile = StepProfileJson(best.Steps),
+                    prompt_profile = StepProfileJson(bestPrompt.PromptSteps),
                     runs = results.Select(r => new
                     {
                         prompt_tok_s = r.PromptTokensPerSecond, gen_tok_s = r.GenerationTokensPerSecond, gen_with_distribution_tok_s = r.DistributionTokensPerSecond,
-                        step_profile = StepProfileJson(r),
+                        step_profile = StepProfileJson(r.Steps),
+                        prompt_profile = StepProfileJson(r.PromptSteps),
                     }).ToArray(),
                 });
                 return 0;
@@ -92,21 +95,24 @@ internal static class BenchCommand
                     r.DistributionTokensPerSecond?.ToString("F1") ?? "-");
             }
             AnsiConsole.Write(table);
-            if (best.Steps is { } steps) WriteStepProfile(steps, best.MillisecondsPerToken);
+            if (bestPrompt.PromptSteps is { } promptSteps)
+                WriteStepProfile(promptSteps, bestPrompt.PromptSeconds * 1000, $"where the prompt's forward pass goes[/] (best prompt run; {bestPrompt.PromptTokens} tokens in {bestPrompt.PromptSeconds * 1000:F1} ms; times in ms for the whole prompt");
+            if (best.Steps is { } steps)
+                WriteStepProfile(steps, best.MillisecondsPerToken, $"where a generation step goes[/] (best run; {best.MillisecondsPerToken:F2} ms per token; times in ms per token");
             AnsiConsole.MarkupLine($"[grey]resident memory {resident / 1e6:F0} MB (weights file {fileBytes / 1e6:F0} MB, mapped, not copied)[/]");
             return 0;
         }));
         return command;
     }
 
-    private static object[]? StepProfileJson(ThroughputResult result) => result.Steps?.Select(p => (object)new
+    private static object[]? StepProfileJson(IReadOnlyList<NextToken.Kernels.StepPhaseTimes>? phases) => phases?.Select(p => (object)new
     {
         phase = p.Phase.ToString(), wall_ms = p.Wall, regions = p.Regions, region_ms = p.RegionWall, busy_ms = p.Busy, chunks = p.Chunks,
         caller_wait_ms = p.CallerWait, helper_late_ms = p.HelperLate,
     }).ToArray();
 
-    /// <summary>The best run's step profile: per phase, milliseconds per generated token.</summary>
-    private static void WriteStepProfile(IReadOnlyList<NextToken.Kernels.StepPhaseTimes> steps, double msPerToken)
+    /// <summary>A profile per phase, in milliseconds of <paramref name="total"/> (a generated token, or the whole prompt).</summary>
+    private static void WriteStepProfile(IReadOnlyList<NextToken.Kernels.StepPhaseTimes> steps, double total, string title)
     {
         int threads = steps.Max(p => p.Busy.Length);
         var table = new Table().Border(TableBorder.Rounded).AddColumn(new TableColumn("phase").NoWrap())
@@ -116,13 +122,13 @@ internal static class BenchCommand
         table.AddColumn(new TableColumn("caller waits").RightAligned()).AddColumn(new TableColumn("helper late").RightAligned());
         foreach (var p in steps)
         {
-            var cells = new List<string> { p.Phase.ToString(), p.Wall.ToString("F3"), $"{100 * p.Wall / msPerToken:F1}", p.Regions.ToString("F0"), p.RegionWall.ToString("F3") };
+            var cells = new List<string> { p.Phase.ToString(), p.Wall.ToString("F3"), $"{100 * p.Wall / total:F1}", p.Regions.ToString("F0"), p.RegionWall.ToString("F3") };
             for (int t = 0; t < threads; t++) cells.Add(t < p.Busy.Length ? $"{p.Busy[t]:F3} ({p.Chunks[t]:F0})" : "-");
             cells.Add(p.CallerWait.ToString("F3"));
             cells.Add(p.HelperLate.ToString("F3"));
             table.AddRow(cells.ToArray());
         }
-        AnsiConsole.MarkupLine($"[bold]where a generation step goes[/] (best run; {msPerToken:F2} ms per token; times in ms per token; busy = inside chunks, late = region open → helper's first chunk)");
+        AnsiConsole.MarkupLine($"[bold]{title}; busy = inside chunks, late = region open → helper's first chunk)");
         AnsiConsole.Write(table);
     }
 }

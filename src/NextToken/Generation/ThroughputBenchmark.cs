@@ -21,6 +21,9 @@ public sealed record ThroughputResult(
 
     /// <summary>With <c>profileSteps</c>: where a generation step's time went, per phase (milliseconds per step).</summary>
     public IReadOnlyList<Kernels.StepPhaseTimes>? Steps { get; init; }
+
+    /// <summary>With <c>profileSteps</c>: where the prompt's one batched forward pass went, per phase (milliseconds).</summary>
+    public IReadOnlyList<Kernels.StepPhaseTimes>? PromptSteps { get; init; }
 }
 
 /// <summary>
@@ -59,9 +62,17 @@ public static class ThroughputBenchmark
         ModelState state = model.CreateState();
         state.Prefault(); // as llama-bench, whose context clears its cache before the timed runs
         if (depth > 0) model.Forward(state, context, logits); // untimed: what the timed work attends over
+        // The prompt's profile costs a few dozen clock reads in a pass of milliseconds.
+        if (profileSteps) Kernels.StepProfile.Start();
         var clock = Stopwatch.StartNew();
         model.Forward(state, prompt, logits);
         double promptSeconds = clock.Elapsed.TotalSeconds;
+        IReadOnlyList<Kernels.StepPhaseTimes>? promptSteps = null;
+        if (profileSteps)
+        {
+            Kernels.StepProfile.Stop();
+            promptSteps = Kernels.StepProfile.Report(1);
+        }
 
         if (profileSteps) Kernels.StepProfile.Start();
         clock.Restart();
@@ -88,7 +99,7 @@ public static class ThroughputBenchmark
             }
             distributionSeconds = clock.Elapsed.TotalSeconds;
         }
-        return new ThroughputResult(promptTokens, generatedTokens, model.Threads, promptSeconds, generationSeconds, model.WeightBytesPerToken, distributionSeconds, depth) { Steps = steps };
+        return new ThroughputResult(promptTokens, generatedTokens, model.Threads, promptSeconds, generationSeconds, model.WeightBytesPerToken, distributionSeconds, depth) { Steps = steps, PromptSteps = promptSteps };
     }
 
     /// <summary>
