@@ -62,20 +62,21 @@ public unsafe class PromptKernelTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// F32 and F16 weights through the panels (weight blocks of 32 rows with AVX-512 and 16 with AVX2, short last blocks
-    /// zero-filled; inputs in tiles of 12 or 6, short last tiles zero-padded; slices of 256 k with a short last one;
-    /// k tails past whole 16 × 16 squares turned around value by value) against a float64 product, and 2–3 threads bit for bit against one.
+    /// F32 and F16 weights through the panels against a float64 product, and 2–3 threads bit for bit against one. AVX-512:
+    /// inputs packed in panels of 64 (16 × 16 squares, value by value at the edges), tiles of 6 rows, results turned around.
+    /// AVX2: weight blocks of 16 rows (a short last block zero-filled) in slices of 256 k (a short last one; k tails past
+    /// whole 16 × 16 squares turned around value by value), inputs in tiles of 6 (a short last tile zero-padded).
     /// </summary>
     [Theory]
-    [InlineData(16, 16, 16, GgmlType.F32)]     // one square each way, a short row block
-    [InlineData(128, 2048, 96, GgmlType.F32)]  // the prompt's shape, narrowed: 16 k-slices, whole row blocks
+    [InlineData(16, 16, 16, GgmlType.F32)]     // one square each way
+    [InlineData(128, 2048, 96, GgmlType.F32)]  // the prompt's shape, narrowed
     [InlineData(128, 2048, 96, GgmlType.F16)]
-    [InlineData(129, 48, 33, GgmlType.F32)]    // a last input alone in its tile, one row past whole blocks
+    [InlineData(129, 48, 33, GgmlType.F32)]    // a last input alone, rows past the last whole block
     [InlineData(37, 40, 130, GgmlType.F32)]    // nIn not a multiple of 16: a k tail of 8
     [InlineData(37, 40, 130, GgmlType.F16)]
-    [InlineData(64, 520, 17, GgmlType.F32)]    // a short slice of 8 past 512
+    [InlineData(64, 520, 17, GgmlType.F32)]    // a k-block of 8 past 512 (AVX2: slices of 256, 256, 8)
     [InlineData(20, 264, 50, GgmlType.F16)]    // a converted short last slice
-    public void Panels_WeightsAsVectors_MatchFloat64AndEveryThreadCount(int batch, int nIn, int nOut, GgmlType type)
+    public void Panels_F32AndF16_MatchFloat64AndEveryThreadCount(int batch, int nIn, int nOut, GgmlType type)
     {
         var random = new Random(batch * 31 + nIn);
         float[] w = Enumerable.Range(0, nIn * nOut).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();

@@ -6,50 +6,75 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// The prompt matmul with AVX-512 or AVX2, weights as the vector operand (as BLIS's and llamafile's kernels): per block of
-/// <see cref="RowBlock"/> weight rows and slice of <see cref="KSlice"/> values of k, the rows are converted to float32 once
-/// and turned into <c>[k, RowBlock]</c> (kept in L1); the batch is packed once per matmul into tiles of
-/// <see cref="InputTile"/> inputs (<c>[nIn, InputTile]</c>), and each tile walks its slice broadcasting one input per row
-/// pair: with AVX-512 32 rows × 12 inputs in 24 accumulators (per k 2 weight loads, 12 broadcasts, 24 FMAs), with AVX2
-/// 16 × 6 in 12. Results land as y's own rows, so nothing is turned around at the end.
+/// The prompt matmul with AVX-512 or AVX2. The batch is packed once per matmul, and each weight row is read (float32) or
+/// converted once per slice of k; nothing is summed horizontally, and each output is one FMA chain over k in order, as in
+/// every other float path, so results are bit-identical to them. Two layouts:
+/// <list type="bullet">
+/// <item>AVX-512: the inputs in panels of 64, <c>[nIn, 64]</c>; a tile of 6 weight rows × 64 inputs keeps 24 accumulators,
+/// and every k costs 4 vector loads of inputs and 6 broadcasts of weights for 24 FMAs. Results land transposed
+/// (<c>[row, input]</c>) and are turned around once at the end.</item>
+/// <item>AVX2: the weights as the vector operand (as BLIS's and llamafile's kernels): per block of 16 rows and slice of
+/// <see cref="KSlice"/> values of k the rows are converted once into <c>[k, 16]</c> (16 KB, kept in L1), the inputs packed
+/// in tiles of 6 (<c>[nIn, 6]</c>), and a tile of 16 rows × 6 inputs loads 2 weight vectors and broadcasts 6 inputs per k
+/// for 12 FMAs; its results land as y's rows.</item>
+/// </list>
 /// </summary>
 /// <remarks>
 /// Issue #13, sixteenth session, on an AMD EPYC Zen 4 (512-bit FMAs at the 256-bit rate, 111 GFLOP/s per core both ways;
-/// 32 KB L1): the earlier layout — 6 weight rows broadcast against 64 (AVX2: 16) packed inputs, streaming a 128 KB (32 KB)
-/// input panel from L2 per tile, 256 (64) bytes per k — against this one's 48 (24) bytes per k, <c>bench -- --panel-rate</c>
-/// (one thread, CPU time, 128 inputs; 1.1B's 2048 → 5632, 5632 → 2048 and GPT-2's 768 → 3072, F32 and F16): AVX2 77–93 →
-/// 79–95 GFLOP/s, faster in 12 of 12 alternating pairs (F16 2048 → 5632: 88.9 / 86.4 → 94.9 / 92.0); AVX-512 even (90–97
-/// both, the FMA pipes' 85%). A slice of 128 k for AVX-512 (16 KB) against 256 (32 KB, the whole L1 here): even (K-quant rows need 256).
-/// Each output is one FMA chain over k in order, as in every other float path, so results are bit-identical to them.
+/// 32 KB L1), <c>bench -- --panel-rate</c> (one thread, CPU time, 128 inputs). AVX2, the 6 × 16 tile of broadcast weights
+/// (streaming a 32 KB input panel from L2, 64 bytes per k) against the 16 × 6 tile of weight vectors (24 bytes per k):
+/// resident 1.1B 2048 → 5632, 5632 → 2048 and GPT-2 768 → 3072, F32 and F16, 77–93 → 79–95 GFLOP/s, faster in 12 of 12
+/// alternating pairs (F16 2048 → 5632: 88.9 / 86.4 → 94.9 / 92.0); from the mapped files, 3 of 4 pairs ~6% faster (1.1B F16
+/// 84.6 / 88.0 → 90.0 / 79.0, GPT-2 F32 80.5 / 86.3 → 85.0 / 91.4). AVX-512, the same layout at 32 rows × 12 inputs (24
+/// accumulators; slices of 256 k, 32 KB, or 128 within them) lost from the files: GPT-2 F32 92.0 / 94.8 → 80–89, whole
+/// prompts 1.1B Q4_0 96 / 99 → 86 / 83 tok/s (the transposed copy of every weight slice, and chunks of 32 rows balancing
+/// two threads worse), while 1.1B F16 gained 3–8%; AVX-512 keeps the 6 × 64 tile.
 /// </remarks>
 internal static unsafe class PanelMatMul
 {
     /// <summary>Output rows per tile.</summary>
-    public static int RowTile => RowBlock;
+    public static int RowTile => Vector512.IsHardwareAccelerated ? 6 : RowBlock;
 
-    /// <summary>Weight rows per vector tile: two vectors of rows, 32 with AVX-512, 16 with AVX2.</summary>
-    private static int RowBlock => Vector512.IsHardwareAccelerated ? 32 : 16;
+    /// <summary>Weight rows per AVX2 tile: two vectors.</summary>
+    private const int RowBlock = 16;
 
-    /// <summary>Inputs per vector tile, each broadcast: 12 with AVX-512 (24 accumulators of 32), 6 with AVX2 (12 of 16).</summary>
-    private static int InputTile => Vector512.IsHardwareAccelerated ? 12 : 6;
+    /// <summary>Inputs per AVX2 tile, each broadcast: 12 accumulators of 16 rows in 16 registers.</summary>
+    private const int InputTile = 6;
 
     /// <summary>
-    /// Values of k per weight slice: 256, the largest quantization block, so a slice of a stored row converts on its own;
-    /// its packed weights ([KSlice, RowBlock], 32 KB with AVX-512, 16 KB with AVX2) stay in L1.
+    /// Values of k per AVX2 weight slice: 256, the largest quantization block, so a slice of a stored row converts on its
+    /// own; its packed weights ([KSlice, RowBlock], 16 KB) stay in L1.
     /// </summary>
     private const int KSlice = 256;
 
     /// <summary>Fewer inputs than this are served better by the 4×4 tile and row-dot kernels (packing would not pay).</summary>
     public const int MinBatch = 16;
 
-    /// <summary>AVX-512 tiles of 32 × 12, or AVX2 tiles of 16 × 6.</summary>
+    /// <summary>AVX-512 tiles of 6 × 64, or AVX2 tiles of 16 × 6.</summary>
     public static bool IsSupported => Vector512.IsHardwareAccelerated ||
         (Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported);
 
-    /// <summary>Inputs rounded up to whole tiles.</summary>
-    public static int Padded(int nBatch) => (nBatch + InputTile - 1) / InputTile * InputTile;
+    /// <summary>Inputs rounded up to whole vectors (AVX-512) or tiles (AVX2).</summary>
+    public static int Padded(int nBatch) => Vector512.IsHardwareAccelerated ? (nBatch + 15) & ~15 : (nBatch + InputTile - 1) / InputTile * InputTile;
 
-    /// <summary>x [nBatch, nIn] → tiles of <see cref="InputTile"/> inputs, each <c>[nIn, InputTile]</c>, padding inputs zero.</summary>
+    /// <summary>
+    /// Inputs per packed AVX-512 panel: one tile's worth; the last panel holds the rest.
+    /// Issue #13: with one <c>[nIn, nPadded]</c> matrix a tile's k steps were 512 bytes apart (128 inputs), which
+    /// map to a few L1 sets and were refetched from L2 on every tile — the AVX2 kernel reached 69% of the FMA peak,
+    /// 80% with its panel contiguous.
+    /// </summary>
+    private const int PanelWidth = 64;
+
+    /// <summary>Where packed input <paramref name="b"/>'s panel starts, and that panel's width.</summary>
+    private static (long Start, int Width) Panel(int b, int nIn, int padded)
+    {
+        int width = PanelWidth, first = b / width * width;
+        return ((long)first * nIn, Math.Min(width, padded - first));
+    }
+
+    [ThreadStatic] private static float[]? _rows, _transposed;
+
+    /// <summary>x [nBatch, nIn] → packed panels (AVX-512: <see cref="PanelWidth"/> inputs each, <c>[nIn, width]</c>; AVX2: tiles of <see cref="InputTile"/>, <c>[nIn, InputTile]</c>), padding columns zero.</summary>
     public static void PackInputs(float* x, int nBatch, int nIn, float* packed, int threads)
     {
         int squares = (nIn + 15) / 16;
@@ -82,22 +107,152 @@ internal static unsafe class PanelMatMul
     private static void PackInputs(float* x, int nBatch, int nIn, float* packed, int kStart, int kStop)
     {
         int padded = Padded(nBatch);
-        // Tiles of InputTile inputs, [nIn, InputTile] each: the k-th step of a tile broadcasts InputTile consecutive floats.
-        int width = InputTile;
-        for (int t0 = 0; t0 < padded; t0 += width)
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            PackTiles(x, nBatch, nIn, packed, kStart, kStop);
+            return;
+        }
+        // 16 × 16 squares, so the 16 rows read and the 16 rows written stay in L1 (a plain
+        // column-by-column transpose of a 3072-wide input misses on every read).
+        for (int k0 = kStart; k0 < kStop; k0 += 16)
+        {
+            int kEnd = Math.Min(kStop, k0 + 16);
+            for (int b0 = 0; b0 < padded; b0 += 16)
+            {
+                int bEnd = Math.Min(nBatch, b0 + 16);
+                (long panelStart, int width) = Panel(b0, nIn, padded);
+                float* square = packed + panelStart + (b0 - panelStart / nIn);
+                if (kEnd - k0 == 16 && bEnd - b0 == 16 && (Avx512F.IsSupported || Avx.IsSupported))
+                {
+                    Transpose16(x + (long)b0 * nIn + k0, nIn, square + (long)k0 * width, width);
+                    continue;
+                }
+                for (int k = k0; k < kEnd; k++)
+                {
+                    float* column = square + (long)k * width - b0;
+                    int b = b0;
+                    for (; b < bEnd; b++) column[b] = x[(long)b * nIn + k];
+                    for (; b < b0 + 16; b++) column[b] = 0;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Inputs are taken in slices of this many k so that the packed slice ([KBlock, 128] floats for a
+    /// 128-token prompt, 256 KB) stays in L2 while every row tile passes over it. A multiple of 256,
+    /// the largest quantization block, so a slice of a stored row converts on its own.
+    /// </summary>
+    private const int KBlock = 512;
+
+    /// <summary>Output rows [rowStart, rowEnd) for every input, from inputs packed by <see cref="PackInputs"/>.</summary>
+    /// <param name="y">[nBatch, nOut]</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Forward(in TensorData weight, float* packed, int nBatch, float* y, int rowStart, int rowEnd)
+    {
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            ForwardVectors(weight, packed, nBatch, y, rowStart, rowEnd);
+            return;
+        }
+        int nIn = weight.RowLength, nOut = weight.RowCount, padded = Padded(nBatch);
+        int tiles = (rowEnd - rowStart + RowTile - 1) / RowTile;
+        long rowBytes = weight.RowBytes;
+        bool inPlace = weight.Type == GgmlType.F32;
+        float[] rowBuffer = inPlace ? [] : _rows is { } b && b.Length >= RowTile * KBlock ? b : _rows = new float[RowTile * KBlock];
+        // Results land transposed ([row][input], whole vectors) and are turned around once at the end:
+        // scattering each tile straight into y would touch a new page per input when nOut is large.
+        long transposedLength = (long)tiles * RowTile * padded;
+        float[] transposedBuffer = _transposed is { } t && t.LongLength >= transposedLength ? t : _transposed = new float[transposedLength];
+        float** w = stackalloc float*[RowTile];
+        fixed (float* converted = rowBuffer)
+        fixed (float* transposed = transposedBuffer)
+        {
+            for (int k0 = 0; k0 < nIn; k0 += KBlock)
+            {
+                int kLength = Math.Min(KBlock, nIn - k0);
+                long sliceOffset = GgmlTypeInfo.RowBytes(weight.Type, k0), sliceBytes = GgmlTypeInfo.RowBytes(weight.Type, kLength);
+                for (int o = rowStart; o < rowEnd; o += RowTile)
+                {
+                    int rows = Math.Min(RowTile, rowEnd - o);
+                    for (int r = 0; r < RowTile; r++)
+                    {
+                        byte* source = weight.Data + (o + Math.Min(r, rows - 1)) * rowBytes + sliceOffset; // a short last tile repeats its last row; those outputs are dropped
+                        if (inPlace) w[r] = (float*)source;
+                        else
+                        {
+                            w[r] = converted + r * KBlock;
+                            if (r < rows) RowConvert.ToSingle(weight.Type, new ReadOnlySpan<byte>(source, (int)sliceBytes), new Span<float>(w[r], kLength));
+                        }
+                    }
+                    // The next tile's weights are fetched while this one computes (the hardware
+                    // prefetcher stops at the 4 KB pages of the mapped file).
+                    if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+                        for (int r = 0; r < RowTile && o + RowTile + r < rowEnd; r++)
+                            for (long line = 0; line < sliceBytes; line += 64)
+                                System.Runtime.Intrinsics.X86.Sse.Prefetch0(weight.Data + (o + RowTile + r) * rowBytes + sliceOffset + line);
+                    float* results = transposed + (long)(o - rowStart) * padded;
+                    bool accumulate = k0 > 0;
+                    for (int t0 = 0; t0 < padded;)
+                    {
+                        (long panelStart, int width) = Panel(t0, nIn, padded);
+                        float* x = packed + panelStart + (long)k0 * width + (t0 - panelStart / nIn);
+                        if (width == 64)
+                        {
+                            Tile6x64(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x, results + t0, padded, accumulate);
+                            t0 += 64;
+                        }
+                        else
+                        {
+                            Tile6x16(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x, width, results + t0, padded, accumulate);
+                            t0 += 16;
+                        }
+                    }
+                }
+            }
+            // 16 × 16 squares: turning the [row][input] results around a whole input at a time read 2 KB-apart
+            // floats from a buffer larger than L1 (~5 ms of a 30 ms 5632 × 2048 × 128 matmul, issue #13).
+            int rowCount = rowEnd - rowStart;
+            for (int r0 = 0; r0 < rowCount; r0 += 16)
+            {
+                int rEnd = Math.Min(rowCount, r0 + 16);
+                for (int i0 = 0; i0 < nBatch; i0 += 16)
+                {
+                    int iEnd = Math.Min(nBatch, i0 + 16);
+                    if (rEnd - r0 == 16 && iEnd - i0 == 16 && (Avx512F.IsSupported || Avx.IsSupported))
+                    {
+                        Transpose16(transposed + (long)r0 * padded + i0, padded, y + (long)i0 * nOut + rowStart + r0, nOut);
+                        continue;
+                    }
+                    for (int i = i0; i < iEnd; i++)
+                    {
+                        float* yi = y + (long)i * nOut + rowStart;
+                        for (int r = r0; r < rEnd; r++) yi[r] = transposed[(long)r * padded + i];
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Columns kStart … kStop − 1 of the AVX2 tiles: <see cref="InputTile"/> inputs each, <c>[nIn, InputTile]</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackTiles(float* x, int nBatch, int nIn, float* packed, int kStart, int kStop)
+    {
+        int padded = Padded(nBatch);
+        for (int t0 = 0; t0 < padded; t0 += InputTile)
         {
             float* tile = packed + (long)t0 * nIn;
-            for (int j = 0; j < width; j++)
+            for (int j = 0; j < InputTile; j++)
             {
                 int t = t0 + j;
                 float* column = tile + j;
                 if (t < nBatch)
                 {
                     float* source = x + (long)t * nIn;
-                    for (int k = kStart; k < kStop; k++) column[(long)k * width] = source[k];
+                    for (int k = kStart; k < kStop; k++) column[(long)k * InputTile] = source[k];
                 }
                 else
-                    for (int k = kStart; k < kStop; k++) column[(long)k * width] = 0;
+                    for (int k = kStart; k < kStop; k++) column[(long)k * InputTile] = 0;
             }
         }
     }
@@ -105,53 +260,48 @@ internal static unsafe class PanelMatMul
     [ThreadStatic] private static float[]? _sliceRows, _sliceVectors, _outputTile;
 
     /// <summary>
-    /// Output rows [rowStart, rowEnd) with the weights as the vector operand: per block of <see cref="RowBlock"/> rows and
-    /// slice of <see cref="KSlice"/> k, the weights are converted once into <c>[k, RowBlock]</c> (L1-resident), and each tile of
-    /// <see cref="InputTile"/> inputs streams its <c>[k, InputTile]</c> panel, broadcasting each input. Per k a tile loads two
-    /// weight vectors and broadcasts 12 (6) inputs for 24 (12) FMAs, so the stream from L2 is 48 (24) bytes per k instead of
-    /// 256 (64) when six broadcast weight rows met 64 (16) packed inputs, and the results land as y's rows (<c>[input, row]</c>), with nothing to turn around.
-    /// Each output is the same FMA chain over k in order as every other float path, so results are bit-identical to them.
+    /// Output rows [rowStart, rowEnd) with AVX2, the weights as the vector operand: per block of <see cref="RowBlock"/> rows and
+    /// slice of <see cref="KSlice"/> k, the weights are converted once into <c>[k, RowBlock]</c>, and each tile of
+    /// <see cref="InputTile"/> inputs walks its <c>[k, InputTile]</c> panel against them; results gather per block in
+    /// <c>[input, row]</c> order and are copied into y's rows at the end of the block.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Forward(in TensorData weight, float* packed, int nBatch, float* y, int rowStart, int rowEnd)
+    private static void ForwardVectors(in TensorData weight, float* packed, int nBatch, float* y, int rowStart, int rowEnd)
     {
-        int nIn = weight.RowLength, nOut = weight.RowCount, padded = Padded(nBatch), block = RowBlock, width = InputTile;
+        int nIn = weight.RowLength, nOut = weight.RowCount, padded = Padded(nBatch);
         long rowBytes = weight.RowBytes;
-        float[] sliceRows = _sliceRows is { } a && a.Length >= block * KSlice ? a : _sliceRows = new float[block * KSlice];
-        float[] sliceVectors = _sliceVectors is { } b && b.Length >= block * KSlice ? b : _sliceVectors = new float[block * KSlice];
-        float[] outputTile = _outputTile is { } c && c.Length >= padded * block ? c : _outputTile = new float[padded * block];
-        bool wide = Vector512.IsHardwareAccelerated;
+        float[] sliceRows = _sliceRows ??= new float[RowBlock * KSlice];
+        float[] sliceVectors = _sliceVectors ??= new float[RowBlock * KSlice];
+        float[] outputTile = _outputTile is { } c && c.Length >= padded * RowBlock ? c : _outputTile = new float[padded * RowBlock];
         fixed (float* rowsBuffer = sliceRows)
         fixed (float* w = sliceVectors)
         fixed (float* results = outputTile)
         {
-            for (int o = rowStart; o < rowEnd; o += block)
+            for (int o = rowStart; o < rowEnd; o += RowBlock)
             {
-                int rows = Math.Min(block, rowEnd - o);
+                int rows = Math.Min(RowBlock, rowEnd - o);
                 for (int k0 = 0; k0 < nIn; k0 += KSlice)
                 {
                     int kLength = Math.Min(KSlice, nIn - k0);
                     PackWeights(weight, o, rows, k0, kLength, rowsBuffer, w);
                     // The next slice's stored rows are fetched while this one computes, a share per tile (the hardware
                     // prefetcher stops at the 4 KB pages of the mapped file and would not cross from row to row).
-                    (int nextO, int nextK) = k0 + KSlice < nIn ? (o, k0 + KSlice) : (o + block, 0);
-                    int nextRows = Math.Min(block, rowEnd - nextO);
+                    (int nextO, int nextK) = k0 + KSlice < nIn ? (o, k0 + KSlice) : (o + RowBlock, 0);
+                    int nextRows = Math.Min(RowBlock, rowEnd - nextO);
                     long nextOffset = GgmlTypeInfo.RowBytes(weight.Type, nextK), nextBytes = GgmlTypeInfo.RowBytes(weight.Type, Math.Min(KSlice, nIn - nextK));
-                    int tiles = padded / width, linesPerRow = (int)((nextBytes + 63) / 64), lines = nextRows > 0 ? nextRows * linesPerRow : 0;
-                    int line = 0, linesPerTile = (lines + tiles - 1) / tiles;
+                    int linesPerRow = (int)((nextBytes + 63) / 64), lines = nextRows > 0 ? nextRows * linesPerRow : 0;
+                    int line = 0, linesPerTile = (lines + padded / InputTile - 1) / (padded / InputTile);
                     bool accumulate = k0 > 0;
-                    for (int t0 = 0; t0 < padded; t0 += width)
+                    for (int t0 = 0; t0 < padded; t0 += InputTile)
                     {
                         if (Sse.IsSupported)
                             for (int end = Math.Min(lines, line + linesPerTile); line < end; line++)
                                 Sse.Prefetch0(weight.Data + (nextO + line / linesPerRow) * rowBytes + nextOffset + (line % linesPerRow) * 64L);
-                        float* x = packed + (long)t0 * nIn + (long)k0 * width;
-                        if (wide) Tile32x12(w, x, kLength, results + t0 * block, accumulate);
-                        else Tile16x6(w, x, kLength, results + t0 * block, accumulate);
+                        Tile16x6(w, packed + (long)t0 * nIn + (long)k0 * InputTile, kLength, results + t0 * RowBlock, accumulate);
                     }
                 }
                 for (int t = 0; t < nBatch; t++)
-                    new ReadOnlySpan<float>(results + t * block, rows).CopyTo(new Span<float>(y + (long)t * nOut + o, rows));
+                    new ReadOnlySpan<float>(results + t * RowBlock, rows).CopyTo(new Span<float>(y + (long)t * nOut + o, rows));
             }
         }
     }
@@ -164,7 +314,7 @@ internal static unsafe class PanelMatMul
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackWeights(in TensorData weight, int o, int rows, int k0, int kLength, float* rowsBuffer, float* w)
     {
-        int block = RowBlock;
+        const int block = RowBlock;
         long rowBytes = weight.RowBytes, sliceOffset = GgmlTypeInfo.RowBytes(weight.Type, k0), sliceBytes = GgmlTypeInfo.RowBytes(weight.Type, kLength);
         float* source;
         long stride;
@@ -184,7 +334,7 @@ internal static unsafe class PanelMatMul
                 else destination.Clear();
             }
         }
-        int whole = Avx512F.IsSupported || Avx.IsSupported ? kLength & ~15 : 0;
+        int whole = kLength & ~15;
         for (int r0 = 0; r0 < block; r0 += 16)
             for (int k = 0; k < whole; k += 16)
                 Transpose16(source + r0 * stride + k, stride, w + (long)k * block + r0, block);
@@ -193,59 +343,7 @@ internal static unsafe class PanelMatMul
                 w[(long)k * block + r] = source[r * stride + k];
     }
 
-    /// <summary>c[t·32 + r] (+)= Σ_k w[k·32 + r] · x[k·12 + t] for 32 rows and 12 inputs: per k two weight loads and 12 broadcasts for 24 FMAs.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile32x12(float* w, float* x, int n, float* c, bool accumulate)
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
-        Vector512<float> c80 = default, c81 = default, c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
-        if (accumulate)
-        {
-            c00 = Vector512.Load(c); c01 = Vector512.Load(c + 16); c10 = Vector512.Load(c + 32); c11 = Vector512.Load(c + 48);
-            c20 = Vector512.Load(c + 64); c21 = Vector512.Load(c + 80); c30 = Vector512.Load(c + 96); c31 = Vector512.Load(c + 112);
-            c40 = Vector512.Load(c + 128); c41 = Vector512.Load(c + 144); c50 = Vector512.Load(c + 160); c51 = Vector512.Load(c + 176);
-            c60 = Vector512.Load(c + 192); c61 = Vector512.Load(c + 208); c70 = Vector512.Load(c + 224); c71 = Vector512.Load(c + 240);
-            c80 = Vector512.Load(c + 256); c81 = Vector512.Load(c + 272); c90 = Vector512.Load(c + 288); c91 = Vector512.Load(c + 304);
-            ca0 = Vector512.Load(c + 320); ca1 = Vector512.Load(c + 336); cb0 = Vector512.Load(c + 352); cb1 = Vector512.Load(c + 368);
-        }
-        for (int k = 0; k < n; k++, w += 32, x += 12)
-        {
-            Vector512<float> a0 = Vector512.Load(w), a1 = Vector512.Load(w + 16);
-            Vector512<float> b = Vector512.Create(x[0]);
-            c00 = Vector512.FusedMultiplyAdd(a0, b, c00); c01 = Vector512.FusedMultiplyAdd(a1, b, c01);
-            b = Vector512.Create(x[1]);
-            c10 = Vector512.FusedMultiplyAdd(a0, b, c10); c11 = Vector512.FusedMultiplyAdd(a1, b, c11);
-            b = Vector512.Create(x[2]);
-            c20 = Vector512.FusedMultiplyAdd(a0, b, c20); c21 = Vector512.FusedMultiplyAdd(a1, b, c21);
-            b = Vector512.Create(x[3]);
-            c30 = Vector512.FusedMultiplyAdd(a0, b, c30); c31 = Vector512.FusedMultiplyAdd(a1, b, c31);
-            b = Vector512.Create(x[4]);
-            c40 = Vector512.FusedMultiplyAdd(a0, b, c40); c41 = Vector512.FusedMultiplyAdd(a1, b, c41);
-            b = Vector512.Create(x[5]);
-            c50 = Vector512.FusedMultiplyAdd(a0, b, c50); c51 = Vector512.FusedMultiplyAdd(a1, b, c51);
-            b = Vector512.Create(x[6]);
-            c60 = Vector512.FusedMultiplyAdd(a0, b, c60); c61 = Vector512.FusedMultiplyAdd(a1, b, c61);
-            b = Vector512.Create(x[7]);
-            c70 = Vector512.FusedMultiplyAdd(a0, b, c70); c71 = Vector512.FusedMultiplyAdd(a1, b, c71);
-            b = Vector512.Create(x[8]);
-            c80 = Vector512.FusedMultiplyAdd(a0, b, c80); c81 = Vector512.FusedMultiplyAdd(a1, b, c81);
-            b = Vector512.Create(x[9]);
-            c90 = Vector512.FusedMultiplyAdd(a0, b, c90); c91 = Vector512.FusedMultiplyAdd(a1, b, c91);
-            b = Vector512.Create(x[10]);
-            ca0 = Vector512.FusedMultiplyAdd(a0, b, ca0); ca1 = Vector512.FusedMultiplyAdd(a1, b, ca1);
-            b = Vector512.Create(x[11]);
-            cb0 = Vector512.FusedMultiplyAdd(a0, b, cb0); cb1 = Vector512.FusedMultiplyAdd(a1, b, cb1);
-        }
-        c00.Store(c); c01.Store(c + 16); c10.Store(c + 32); c11.Store(c + 48);
-        c20.Store(c + 64); c21.Store(c + 80); c30.Store(c + 96); c31.Store(c + 112);
-        c40.Store(c + 128); c41.Store(c + 144); c50.Store(c + 160); c51.Store(c + 176);
-        c60.Store(c + 192); c61.Store(c + 208); c70.Store(c + 224); c71.Store(c + 240);
-        c80.Store(c + 256); c81.Store(c + 272); c90.Store(c + 288); c91.Store(c + 304);
-        ca0.Store(c + 320); ca1.Store(c + 336); cb0.Store(c + 352); cb1.Store(c + 368);
-    }
-
-    /// <summary>As <see cref="Tile32x12"/> with AVX2: 16 rows and 6 inputs, per k two weight loads and 6 broadcasts for 12 FMAs.</summary>
+    /// <summary>c[t·16 + r] (+)= Σ_k w[k·16 + r] · x[k·6 + t] for 16 rows and 6 inputs: per k two weight loads and 6 broadcasts for 12 FMAs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile16x6(float* w, float* x, int n, float* c, bool accumulate)
     {
@@ -348,5 +446,81 @@ internal static unsafe class PanelMatMul
         Avx512F.Shuffle4x128(ab13, cd13, 0x88).Store(destination + 4 * stride);
         Avx512F.Shuffle4x128(ab02, cd02, 0xDD).Store(destination + 8 * stride);
         Avx512F.Shuffle4x128(ab13, cd13, 0xDD).Store(destination + 12 * stride);
+    }
+
+    /// <summary>
+    /// y[r·stride + t] (+)= w_r · x_t over n values of k, for 6 weight rows and a panel of 64 packed inputs
+    /// (k's 64 inputs consecutive, outputs' rows <paramref name="stride"/> apart); adds to y when <paramref name="accumulate"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x64(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, float* y, int stride, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        if (accumulate)
+        {
+            float* yr = y;
+            c00 = Vector512.Load(yr); c01 = Vector512.Load(yr + 16); c02 = Vector512.Load(yr + 32); c03 = Vector512.Load(yr + 48);
+            yr += stride; c10 = Vector512.Load(yr); c11 = Vector512.Load(yr + 16); c12 = Vector512.Load(yr + 32); c13 = Vector512.Load(yr + 48);
+            yr += stride; c20 = Vector512.Load(yr); c21 = Vector512.Load(yr + 16); c22 = Vector512.Load(yr + 32); c23 = Vector512.Load(yr + 48);
+            yr += stride; c30 = Vector512.Load(yr); c31 = Vector512.Load(yr + 16); c32 = Vector512.Load(yr + 32); c33 = Vector512.Load(yr + 48);
+            yr += stride; c40 = Vector512.Load(yr); c41 = Vector512.Load(yr + 16); c42 = Vector512.Load(yr + 32); c43 = Vector512.Load(yr + 48);
+            yr += stride; c50 = Vector512.Load(yr); c51 = Vector512.Load(yr + 16); c52 = Vector512.Load(yr + 32); c53 = Vector512.Load(yr + 48);
+        }
+        for (int k = 0; k < nIn; k++, x += 64)
+        {
+            Vector512<float> x0 = Vector512.Load(x), x1 = Vector512.Load(x + 16), x2 = Vector512.Load(x + 32), x3 = Vector512.Load(x + 48);
+            Vector512<float> v = Vector512.Create(w0[k]);
+            c00 = Vector512.FusedMultiplyAdd(v, x0, c00); c01 = Vector512.FusedMultiplyAdd(v, x1, c01);
+            c02 = Vector512.FusedMultiplyAdd(v, x2, c02); c03 = Vector512.FusedMultiplyAdd(v, x3, c03);
+            v = Vector512.Create(w1[k]);
+            c10 = Vector512.FusedMultiplyAdd(v, x0, c10); c11 = Vector512.FusedMultiplyAdd(v, x1, c11);
+            c12 = Vector512.FusedMultiplyAdd(v, x2, c12); c13 = Vector512.FusedMultiplyAdd(v, x3, c13);
+            v = Vector512.Create(w2[k]);
+            c20 = Vector512.FusedMultiplyAdd(v, x0, c20); c21 = Vector512.FusedMultiplyAdd(v, x1, c21);
+            c22 = Vector512.FusedMultiplyAdd(v, x2, c22); c23 = Vector512.FusedMultiplyAdd(v, x3, c23);
+            v = Vector512.Create(w3[k]);
+            c30 = Vector512.FusedMultiplyAdd(v, x0, c30); c31 = Vector512.FusedMultiplyAdd(v, x1, c31);
+            c32 = Vector512.FusedMultiplyAdd(v, x2, c32); c33 = Vector512.FusedMultiplyAdd(v, x3, c33);
+            v = Vector512.Create(w4[k]);
+            c40 = Vector512.FusedMultiplyAdd(v, x0, c40); c41 = Vector512.FusedMultiplyAdd(v, x1, c41);
+            c42 = Vector512.FusedMultiplyAdd(v, x2, c42); c43 = Vector512.FusedMultiplyAdd(v, x3, c43);
+            v = Vector512.Create(w5[k]);
+            c50 = Vector512.FusedMultiplyAdd(v, x0, c50); c51 = Vector512.FusedMultiplyAdd(v, x1, c51);
+            c52 = Vector512.FusedMultiplyAdd(v, x2, c52); c53 = Vector512.FusedMultiplyAdd(v, x3, c53);
+        }
+        c00.Store(y); c01.Store(y + 16); c02.Store(y + 32); c03.Store(y + 48);
+        y += stride; c10.Store(y); c11.Store(y + 16); c12.Store(y + 32); c13.Store(y + 48);
+        y += stride; c20.Store(y); c21.Store(y + 16); c22.Store(y + 32); c23.Store(y + 48);
+        y += stride; c30.Store(y); c31.Store(y + 16); c32.Store(y + 32); c33.Store(y + 48);
+        y += stride; c40.Store(y); c41.Store(y + 16); c42.Store(y + 32); c43.Store(y + 48);
+        y += stride; c50.Store(y); c51.Store(y + 16); c52.Store(y + 32); c53.Store(y + 48);
+    }
+
+    /// <summary>As <see cref="Tile6x64"/> for 16 packed inputs (the batch's last columns) of a panel <paramref name="width"/> wide.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x16(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int width, float* y, int stride, bool accumulate)
+    {
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        if (accumulate)
+        {
+            c0 = Vector512.Load(y); c1 = Vector512.Load(y + stride); c2 = Vector512.Load(y + 2 * stride);
+            c3 = Vector512.Load(y + 3 * stride); c4 = Vector512.Load(y + 4 * stride); c5 = Vector512.Load(y + 5 * stride);
+        }
+        for (int k = 0; k < nIn; k++, x += width)
+        {
+            Vector512<float> xk = Vector512.Load(x);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(w0[k]), xk, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(w1[k]), xk, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(w2[k]), xk, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(w3[k]), xk, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(w4[k]), xk, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(w5[k]), xk, c5);
+        }
+        c0.Store(y); c1.Store(y + stride); c2.Store(y + 2 * stride); c3.Store(y + 3 * stride); c4.Store(y + 4 * stride); c5.Store(y + 5 * stride);
     }
 }
