@@ -10,7 +10,7 @@ namespace NextToken.Bench;
 /// as GFLOP/s per CPU-second (min process CPU time of the rounds; on a 2-core Zen 5 with AVX2 the 256-bit peak is 110 per core).
 /// PANEL_FILE=model.gguf takes a mapped model's F16/F32 matrices instead (~400 MB, read from memory as a prompt reads them), PANEL_THREADS
 /// the thread count (default 1). Each label is one more timed column run in alternation — a slot for a kernel variant
-/// switched by the label when one is being tried (issue #13 tried KBlock 256 and a prefetch of the inputs in the AVX2 tile: no gain; the sixteenth session the weights as the vector operand).
+/// switched by the label when one is being tried (issue #13 tried KBlock 256 and a prefetch of the inputs in the AVX2 tile: no gain; the sixteenth session, weights as the vector operand in 16 × 6 and 32 × 12 tiles: even in whole prompts).
 /// </summary>
 public static unsafe class PanelRate
 {

@@ -62,20 +62,18 @@ public unsafe class PromptKernelTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// F32 and F16 weights through the panels against a float64 product, and 2–3 threads bit for bit against one. AVX-512:
-    /// inputs packed in panels of 64 (16 × 16 squares, value by value at the edges), tiles of 6 rows, results turned around.
-    /// AVX2: weight blocks of 16 rows (a short last block zero-filled) in slices of 256 k (a short last one; k tails past
-    /// whole 16 × 16 squares turned around value by value), inputs in tiles of 6 (a short last tile zero-padded).
+    /// F32 and F16 weights through the panels (inputs packed, results turned around in whole 16 × 16 squares where they fit and
+    /// value by value at the edges; F16 rows converted per k-block) against a float64 product, and 2–3 threads bit for bit against one.
     /// </summary>
     [Theory]
     [InlineData(16, 16, 16, GgmlType.F32)]     // one square each way
     [InlineData(128, 2048, 96, GgmlType.F32)]  // the prompt's shape, narrowed
     [InlineData(128, 2048, 96, GgmlType.F16)]
-    [InlineData(129, 48, 33, GgmlType.F32)]    // a last input alone, rows past the last whole block
-    [InlineData(37, 40, 130, GgmlType.F32)]    // nIn not a multiple of 16: a k tail of 8
+    [InlineData(129, 48, 33, GgmlType.F32)]    // a last input alone, rows past the last whole square
+    [InlineData(37, 40, 130, GgmlType.F32)]    // nIn not a multiple of 16: a short last square of the packing
     [InlineData(37, 40, 130, GgmlType.F16)]
-    [InlineData(64, 520, 17, GgmlType.F32)]    // a k-block of 8 past 512 (AVX2: slices of 256, 256, 8)
-    [InlineData(20, 264, 50, GgmlType.F16)]    // a converted short last slice
+    [InlineData(64, 520, 17, GgmlType.F32)]    // a k-block of 8 past 512
+    [InlineData(20, 520, 50, GgmlType.F16)]    // a converted short last k-block
     public void Panels_F32AndF16_MatchFloat64AndEveryThreadCount(int batch, int nIn, int nOut, GgmlType type)
     {
         var random = new Random(batch * 31 + nIn);

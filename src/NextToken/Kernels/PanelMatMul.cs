@@ -6,64 +6,34 @@ using NextToken.Tensors;
 namespace NextToken.Kernels;
 
 /// <summary>
-/// The prompt matmul with AVX-512 or AVX2. The batch is packed once per matmul, and each weight row is read (float32) or
-/// converted once per slice of k; nothing is summed horizontally, and each output is one FMA chain over k in order, as in
-/// every other float path, so results are bit-identical to them. Two layouts:
-/// <list type="bullet">
-/// <item>AVX-512: the inputs in panels of 64, <c>[nIn, 64]</c>; a tile of 6 weight rows × 64 inputs keeps 24 accumulators,
-/// and every k costs 4 vector loads of inputs and 6 broadcasts of weights for 24 FMAs. Results land transposed
-/// (<c>[row, input]</c>) and are turned around once at the end.</item>
-/// <item>AVX2: the weights as the vector operand (as BLIS's and llamafile's kernels): per block of 16 rows and slice of
-/// <see cref="KSlice"/> values of k the rows are converted once into <c>[k, 16]</c> (16 KB, kept in L1), the inputs packed
-/// in tiles of 6 (<c>[nIn, 6]</c>), and a tile of 16 rows × 6 inputs loads 2 weight vectors and broadcasts 6 inputs per k
-/// for 12 FMAs; its results land as y's rows.</item>
-/// </list>
+/// The prompt matmul with AVX-512 (or AVX2, with tiles of 6 × 16). The batch of inputs is transposed once per matmul into
+/// panels of <see cref="PanelWidth"/> inputs, each <c>[nIn, width]</c>, so that for each k a tile's inputs sit in
+/// consecutive vectors and a tile walks its panel front to back; a tile of 6 weight rows × 64 inputs then keeps 24
+/// accumulators in registers, and every k costs 4 vector loads and 6 broadcasts of weights for 24 FMAs. Weight rows
+/// are read in place (float32) or expanded once per tile (other types), and nothing is summed horizontally.
 /// </summary>
-/// <remarks>
-/// Issue #13, sixteenth session, on an AMD EPYC Zen 4 (512-bit FMAs at the 256-bit rate, 111 GFLOP/s per core both ways;
-/// 32 KB L1), <c>bench -- --panel-rate</c> (one thread, CPU time, 128 inputs). AVX2, the 6 × 16 tile of broadcast weights
-/// (streaming a 32 KB input panel from L2, 64 bytes per k) against the 16 × 6 tile of weight vectors (24 bytes per k):
-/// resident 1.1B 2048 → 5632, 5632 → 2048 and GPT-2 768 → 3072, F32 and F16, 77–93 → 79–95 GFLOP/s, faster in 12 of 12
-/// alternating pairs (F16 2048 → 5632: 88.9 / 86.4 → 94.9 / 92.0); from the mapped files, 3 of 4 pairs ~6% faster (1.1B F16
-/// 84.6 / 88.0 → 90.0 / 79.0, GPT-2 F32 80.5 / 86.3 → 85.0 / 91.4). AVX-512, the same layout at 32 rows × 12 inputs (24
-/// accumulators; slices of 256 k, 32 KB, or 128 within them) lost from the files: GPT-2 F32 92.0 / 94.8 → 80–89, whole
-/// prompts 1.1B Q4_0 96 / 99 → 86 / 83 tok/s (the transposed copy of every weight slice, and chunks of 32 rows balancing
-/// two threads worse), while 1.1B F16 gained 3–8%; AVX-512 keeps the 6 × 64 tile.
-/// </remarks>
 internal static unsafe class PanelMatMul
 {
     /// <summary>Output rows per tile.</summary>
-    public static int RowTile => Vector512.IsHardwareAccelerated ? 6 : RowBlock;
-
-    /// <summary>Weight rows per AVX2 tile: two vectors.</summary>
-    private const int RowBlock = 16;
-
-    /// <summary>Inputs per AVX2 tile, each broadcast: 12 accumulators of 16 rows in 16 registers.</summary>
-    private const int InputTile = 6;
-
-    /// <summary>
-    /// Values of k per AVX2 weight slice: 256, the largest quantization block, so a slice of a stored row converts on its
-    /// own; its packed weights ([KSlice, RowBlock], 16 KB) stay in L1.
-    /// </summary>
-    private const int KSlice = 256;
+    public const int RowTile = 6;
 
     /// <summary>Fewer inputs than this are served better by the 4×4 tile and row-dot kernels (packing would not pay).</summary>
     public const int MinBatch = 16;
 
-    /// <summary>AVX-512 tiles of 6 × 64, or AVX2 tiles of 16 × 6.</summary>
+    /// <summary>AVX-512 tiles of 6 × 64, or AVX2 tiles of 6 × 16 (12 accumulators in 16 registers, as BLIS's Haswell kernel).</summary>
     public static bool IsSupported => Vector512.IsHardwareAccelerated ||
         (Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported);
 
-    /// <summary>Inputs rounded up to whole vectors (AVX-512) or tiles (AVX2).</summary>
-    public static int Padded(int nBatch) => Vector512.IsHardwareAccelerated ? (nBatch + 15) & ~15 : (nBatch + InputTile - 1) / InputTile * InputTile;
+    /// <summary>Inputs rounded up to whole vectors.</summary>
+    public static int Padded(int nBatch) => (nBatch + 15) & ~15;
 
     /// <summary>
-    /// Inputs per packed AVX-512 panel: one tile's worth; the last panel holds the rest.
+    /// Inputs per packed panel: one tile's worth (64 with AVX-512, 16 with AVX2); the last panel holds the rest.
     /// Issue #13: with one <c>[nIn, nPadded]</c> matrix a tile's k steps were 512 bytes apart (128 inputs), which
     /// map to a few L1 sets and were refetched from L2 on every tile — the AVX2 kernel reached 69% of the FMA peak,
     /// 80% with its panel contiguous.
     /// </summary>
-    private const int PanelWidth = 64;
+    private static int PanelWidth => Vector512.IsHardwareAccelerated ? 64 : 16;
 
     /// <summary>Where packed input <paramref name="b"/>'s panel starts, and that panel's width.</summary>
     private static (long Start, int Width) Panel(int b, int nIn, int padded)
@@ -74,7 +44,7 @@ internal static unsafe class PanelMatMul
 
     [ThreadStatic] private static float[]? _rows, _transposed;
 
-    /// <summary>x [nBatch, nIn] → packed panels (AVX-512: <see cref="PanelWidth"/> inputs each, <c>[nIn, width]</c>; AVX2: tiles of <see cref="InputTile"/>, <c>[nIn, InputTile]</c>), padding columns zero.</summary>
+    /// <summary>x [nBatch, nIn] → packed panels (<see cref="PanelWidth"/> inputs each, <c>[nIn, width]</c>), padding columns zero.</summary>
     public static void PackInputs(float* x, int nBatch, int nIn, float* packed, int threads)
     {
         int squares = (nIn + 15) / 16;
@@ -107,11 +77,6 @@ internal static unsafe class PanelMatMul
     private static void PackInputs(float* x, int nBatch, int nIn, float* packed, int kStart, int kStop)
     {
         int padded = Padded(nBatch);
-        if (!Vector512.IsHardwareAccelerated)
-        {
-            PackTiles(x, nBatch, nIn, packed, kStart, kStop);
-            return;
-        }
         // 16 × 16 squares, so the 16 rows read and the 16 rows written stay in L1 (a plain
         // column-by-column transpose of a 3072-wide input misses on every read).
         for (int k0 = kStart; k0 < kStop; k0 += 16)
@@ -150,11 +115,6 @@ internal static unsafe class PanelMatMul
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Forward(in TensorData weight, float* packed, int nBatch, float* y, int rowStart, int rowEnd)
     {
-        if (!Vector512.IsHardwareAccelerated)
-        {
-            ForwardVectors(weight, packed, nBatch, y, rowStart, rowEnd);
-            return;
-        }
         int nIn = weight.RowLength, nOut = weight.RowCount, padded = Padded(nBatch);
         int tiles = (rowEnd - rowStart + RowTile - 1) / RowTile;
         long rowBytes = weight.RowBytes;
@@ -197,7 +157,12 @@ internal static unsafe class PanelMatMul
                     {
                         (long panelStart, int width) = Panel(t0, nIn, padded);
                         float* x = packed + panelStart + (long)k0 * width + (t0 - panelStart / nIn);
-                        if (width == 64)
+                        if (!Vector512.IsHardwareAccelerated)
+                        {
+                            Tile6x16Narrow(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x, width, results + t0, padded, accumulate);
+                            t0 += 16;
+                        }
+                        else if (width == 64)
                         {
                             Tile6x64(w[0], w[1], w[2], w[3], w[4], w[5], kLength, x, results + t0, padded, accumulate);
                             t0 += 64;
@@ -232,148 +197,6 @@ internal static unsafe class PanelMatMul
                 }
             }
         }
-    }
-
-    /// <summary>Columns kStart … kStop − 1 of the AVX2 tiles: <see cref="InputTile"/> inputs each, <c>[nIn, InputTile]</c>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackTiles(float* x, int nBatch, int nIn, float* packed, int kStart, int kStop)
-    {
-        int padded = Padded(nBatch);
-        for (int t0 = 0; t0 < padded; t0 += InputTile)
-        {
-            float* tile = packed + (long)t0 * nIn;
-            for (int j = 0; j < InputTile; j++)
-            {
-                int t = t0 + j;
-                float* column = tile + j;
-                if (t < nBatch)
-                {
-                    float* source = x + (long)t * nIn;
-                    for (int k = kStart; k < kStop; k++) column[(long)k * InputTile] = source[k];
-                }
-                else
-                    for (int k = kStart; k < kStop; k++) column[(long)k * InputTile] = 0;
-            }
-        }
-    }
-
-    [ThreadStatic] private static float[]? _sliceRows, _sliceVectors, _outputTile;
-
-    /// <summary>
-    /// Output rows [rowStart, rowEnd) with AVX2, the weights as the vector operand: per block of <see cref="RowBlock"/> rows and
-    /// slice of <see cref="KSlice"/> k, the weights are converted once into <c>[k, RowBlock]</c>, and each tile of
-    /// <see cref="InputTile"/> inputs walks its <c>[k, InputTile]</c> panel against them; results gather per block in
-    /// <c>[input, row]</c> order and are copied into y's rows at the end of the block.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardVectors(in TensorData weight, float* packed, int nBatch, float* y, int rowStart, int rowEnd)
-    {
-        int nIn = weight.RowLength, nOut = weight.RowCount, padded = Padded(nBatch);
-        long rowBytes = weight.RowBytes;
-        float[] sliceRows = _sliceRows ??= new float[RowBlock * KSlice];
-        float[] sliceVectors = _sliceVectors ??= new float[RowBlock * KSlice];
-        float[] outputTile = _outputTile is { } c && c.Length >= padded * RowBlock ? c : _outputTile = new float[padded * RowBlock];
-        fixed (float* rowsBuffer = sliceRows)
-        fixed (float* w = sliceVectors)
-        fixed (float* results = outputTile)
-        {
-            for (int o = rowStart; o < rowEnd; o += RowBlock)
-            {
-                int rows = Math.Min(RowBlock, rowEnd - o);
-                for (int k0 = 0; k0 < nIn; k0 += KSlice)
-                {
-                    int kLength = Math.Min(KSlice, nIn - k0);
-                    PackWeights(weight, o, rows, k0, kLength, rowsBuffer, w);
-                    // The next slice's stored rows are fetched while this one computes, a share per tile (the hardware
-                    // prefetcher stops at the 4 KB pages of the mapped file and would not cross from row to row).
-                    (int nextO, int nextK) = k0 + KSlice < nIn ? (o, k0 + KSlice) : (o + RowBlock, 0);
-                    int nextRows = Math.Min(RowBlock, rowEnd - nextO);
-                    long nextOffset = GgmlTypeInfo.RowBytes(weight.Type, nextK), nextBytes = GgmlTypeInfo.RowBytes(weight.Type, Math.Min(KSlice, nIn - nextK));
-                    int linesPerRow = (int)((nextBytes + 63) / 64), lines = nextRows > 0 ? nextRows * linesPerRow : 0;
-                    int line = 0, linesPerTile = (lines + padded / InputTile - 1) / (padded / InputTile);
-                    bool accumulate = k0 > 0;
-                    for (int t0 = 0; t0 < padded; t0 += InputTile)
-                    {
-                        if (Sse.IsSupported)
-                            for (int end = Math.Min(lines, line + linesPerTile); line < end; line++)
-                                Sse.Prefetch0(weight.Data + (nextO + line / linesPerRow) * rowBytes + nextOffset + (line % linesPerRow) * 64L);
-                        Tile16x6(w, packed + (long)t0 * nIn + (long)k0 * InputTile, kLength, results + t0 * RowBlock, accumulate);
-                    }
-                }
-                for (int t = 0; t < nBatch; t++)
-                    new ReadOnlySpan<float>(results + t * RowBlock, rows).CopyTo(new Span<float>(y + (long)t * nOut + o, rows));
-            }
-        }
-    }
-
-    /// <summary>
-    /// Rows o … o + rows − 1, values k0 … k0 + kLength − 1, as <c>[kLength, RowBlock]</c> floats at <paramref name="w"/> (rows past
-    /// <paramref name="rows"/> zero): converted row by row into <paramref name="rowsBuffer"/> (float32 read in place when the block
-    /// is whole), then turned around in 16 × 16 squares.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackWeights(in TensorData weight, int o, int rows, int k0, int kLength, float* rowsBuffer, float* w)
-    {
-        const int block = RowBlock;
-        long rowBytes = weight.RowBytes, sliceOffset = GgmlTypeInfo.RowBytes(weight.Type, k0), sliceBytes = GgmlTypeInfo.RowBytes(weight.Type, kLength);
-        float* source;
-        long stride;
-        if (weight.Type == GgmlType.F32 && rows == block)
-        {
-            source = (float*)(weight.Data + o * rowBytes + sliceOffset);
-            stride = rowBytes / sizeof(float);
-        }
-        else
-        {
-            source = rowsBuffer;
-            stride = KSlice;
-            for (int r = 0; r < block; r++)
-            {
-                var destination = new Span<float>(rowsBuffer + r * KSlice, kLength);
-                if (r < rows) RowConvert.ToSingle(weight.Type, new ReadOnlySpan<byte>(weight.Data + (o + r) * rowBytes + sliceOffset, (int)sliceBytes), destination);
-                else destination.Clear();
-            }
-        }
-        int whole = kLength & ~15;
-        for (int r0 = 0; r0 < block; r0 += 16)
-            for (int k = 0; k < whole; k += 16)
-                Transpose16(source + r0 * stride + k, stride, w + (long)k * block + r0, block);
-        for (int k = whole; k < kLength; k++)
-            for (int r = 0; r < block; r++)
-                w[(long)k * block + r] = source[r * stride + k];
-    }
-
-    /// <summary>c[t·16 + r] (+)= Σ_k w[k·16 + r] · x[k·6 + t] for 16 rows and 6 inputs: per k two weight loads and 6 broadcasts for 12 FMAs.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile16x6(float* w, float* x, int n, float* c, bool accumulate)
-    {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        if (accumulate)
-        {
-            c00 = Vector256.Load(c); c01 = Vector256.Load(c + 8); c10 = Vector256.Load(c + 16); c11 = Vector256.Load(c + 24);
-            c20 = Vector256.Load(c + 32); c21 = Vector256.Load(c + 40); c30 = Vector256.Load(c + 48); c31 = Vector256.Load(c + 56);
-            c40 = Vector256.Load(c + 64); c41 = Vector256.Load(c + 72); c50 = Vector256.Load(c + 80); c51 = Vector256.Load(c + 88);
-        }
-        for (int k = 0; k < n; k++, w += 16, x += 6)
-        {
-            Vector256<float> a0 = Vector256.Load(w), a1 = Vector256.Load(w + 8);
-            Vector256<float> b = Vector256.Create(x[0]);
-            c00 = Vector256.FusedMultiplyAdd(a0, b, c00); c01 = Vector256.FusedMultiplyAdd(a1, b, c01);
-            b = Vector256.Create(x[1]);
-            c10 = Vector256.FusedMultiplyAdd(a0, b, c10); c11 = Vector256.FusedMultiplyAdd(a1, b, c11);
-            b = Vector256.Create(x[2]);
-            c20 = Vector256.FusedMultiplyAdd(a0, b, c20); c21 = Vector256.FusedMultiplyAdd(a1, b, c21);
-            b = Vector256.Create(x[3]);
-            c30 = Vector256.FusedMultiplyAdd(a0, b, c30); c31 = Vector256.FusedMultiplyAdd(a1, b, c31);
-            b = Vector256.Create(x[4]);
-            c40 = Vector256.FusedMultiplyAdd(a0, b, c40); c41 = Vector256.FusedMultiplyAdd(a1, b, c41);
-            b = Vector256.Create(x[5]);
-            c50 = Vector256.FusedMultiplyAdd(a0, b, c50); c51 = Vector256.FusedMultiplyAdd(a1, b, c51);
-        }
-        c00.Store(c); c01.Store(c + 8); c10.Store(c + 16); c11.Store(c + 24);
-        c20.Store(c + 32); c21.Store(c + 40); c30.Store(c + 48); c31.Store(c + 56);
-        c40.Store(c + 64); c41.Store(c + 72); c50.Store(c + 80); c51.Store(c + 88);
     }
 
     /// <summary>
@@ -522,5 +345,45 @@ internal static unsafe class PanelMatMul
             c5 = Vector512.FusedMultiplyAdd(Vector512.Create(w5[k]), xk, c5);
         }
         c0.Store(y); c1.Store(y + stride); c2.Store(y + 2 * stride); c3.Store(y + 3 * stride); c4.Store(y + 4 * stride); c5.Store(y + 5 * stride);
+    }
+
+    /// <summary>As <see cref="Tile6x16"/> with AVX2: per k, two loads of inputs and six broadcasts of weights for 12 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x16Narrow(float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, int nIn, float* x, int width, float* y, int stride, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (accumulate)
+        {
+            float* yr = y;
+            c00 = Vector256.Load(yr); c01 = Vector256.Load(yr + 8); yr += stride;
+            c10 = Vector256.Load(yr); c11 = Vector256.Load(yr + 8); yr += stride;
+            c20 = Vector256.Load(yr); c21 = Vector256.Load(yr + 8); yr += stride;
+            c30 = Vector256.Load(yr); c31 = Vector256.Load(yr + 8); yr += stride;
+            c40 = Vector256.Load(yr); c41 = Vector256.Load(yr + 8); yr += stride;
+            c50 = Vector256.Load(yr); c51 = Vector256.Load(yr + 8);
+        }
+        for (int k = 0; k < nIn; k++, x += width)
+        {
+            Vector256<float> x0 = Vector256.Load(x), x1 = Vector256.Load(x + 8);
+            Vector256<float> v = Vector256.Create(w0[k]);
+            c00 = Vector256.FusedMultiplyAdd(v, x0, c00); c01 = Vector256.FusedMultiplyAdd(v, x1, c01);
+            v = Vector256.Create(w1[k]);
+            c10 = Vector256.FusedMultiplyAdd(v, x0, c10); c11 = Vector256.FusedMultiplyAdd(v, x1, c11);
+            v = Vector256.Create(w2[k]);
+            c20 = Vector256.FusedMultiplyAdd(v, x0, c20); c21 = Vector256.FusedMultiplyAdd(v, x1, c21);
+            v = Vector256.Create(w3[k]);
+            c30 = Vector256.FusedMultiplyAdd(v, x0, c30); c31 = Vector256.FusedMultiplyAdd(v, x1, c31);
+            v = Vector256.Create(w4[k]);
+            c40 = Vector256.FusedMultiplyAdd(v, x0, c40); c41 = Vector256.FusedMultiplyAdd(v, x1, c41);
+            v = Vector256.Create(w5[k]);
+            c50 = Vector256.FusedMultiplyAdd(v, x0, c50); c51 = Vector256.FusedMultiplyAdd(v, x1, c51);
+        }
+        c00.Store(y); c01.Store(y + 8); y += stride;
+        c10.Store(y); c11.Store(y + 8); y += stride;
+        c20.Store(y); c21.Store(y + 8); y += stride;
+        c30.Store(y); c31.Store(y + 8); y += stride;
+        c40.Store(y); c41.Store(y + 8); y += stride;
+        c50.Store(y); c51.Store(y + 8);
     }
 }
