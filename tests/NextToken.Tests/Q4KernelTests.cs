@@ -366,5 +366,21 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
         output.WriteLine($"emulated: AVX2 {Avx2.IsSupported}, FMA {Fma.IsSupported}, AVX-VNNI {AvxVnni.IsSupported}, AVX-512F {Avx512F.IsSupported}");
     }
 
+    /// <summary>
+    /// Zen 4's split 512-bit operations steer K-quant decode to the 256-bit plane kernels; only a process that runs AVX-512
+    /// and only an AMD family 19h CPU may report them (an AVX2 process, Zen 5 and Intel parts never do).
+    /// </summary>
+    [SkippableFact]
+    public void SplitsWideVectors_OnlyZen4WithAvx512()
+    {
+        Skip.If(Environment.GetEnvironmentVariable("NEXTTOKEN_SPLIT_WIDE") is "0" or "1", "the detection is overridden by NEXTTOKEN_SPLIT_WIDE");
+        (int eax, _, _, _) = X86Base.IsSupported ? X86Base.CpuId(1, 0) : default;
+        (_, int ebx, _, _) = X86Base.IsSupported ? X86Base.CpuId(0, 0) : default;
+        int family = ((eax >> 8) & 0xF) == 0xF ? 0xF + ((eax >> 20) & 0xFF) : (eax >> 8) & 0xF;
+        if (!Vector512.IsHardwareAccelerated || ebx != 0x68747541 /* "Auth" */ || family != 0x19) Assert.False(CpuInfo.SplitsWideVectors);
+        else Assert.True(CpuInfo.SplitsWideVectors);
+        output.WriteLine($"family {family:X}h, AMD {ebx == 0x68747541}, 512-bit vectors {Vector512.IsHardwareAccelerated}: splits wide vectors {CpuInfo.SplitsWideVectors}");
+    }
+
     private static string Width => HasWide ? "AVX-512" : HasNarrow ? "AVX2" : "portable";
 }

@@ -48,7 +48,10 @@ internal static unsafe class HalfRows
     /// <summary>
     /// How far ahead (in values) each row prefetches its own data: 512 bytes, eight lines per row. Prefetching
     /// the whole next group instead (8 rows: 32 KB ahead for TinyLlama's 4 KB rows) evicted lines from L1 before
-    /// they were read; one thread read 7.7 GB/s that way and 11.6 this way (2048 and 5632 values per row).
+    /// they were read; one thread read 7.7 GB/s that way and 11.6 this way (2048 and 5632 values per row). The lines go to L2
+    /// (<c>prefetcht1</c>), not L1: on a Zen 4 a stream prefetched into L1 is held to ~13 GB/s per thread by L1's few
+    /// outstanding misses, into L2 21–24 (F32 rows, <c>--alternate-f32</c>); side by side, generation of GPT-2 F16 went
+    /// from 70 to 97–101 tok/s, 1.1B F16 from 12 to 12.6–13.3 (sixteenth session).
     /// </summary>
     private const int AheadValues = 256;
 
@@ -178,7 +181,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, 8 * s); // a line of each row per step
-            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); Sse.Prefetch0(w4 + ahead); Sse.Prefetch0(w5 + ahead); Sse.Prefetch0(w6 + ahead); Sse.Prefetch0(w7 + ahead);
+            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
             Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
             a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
             a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1); b1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i + 16), x1, b1);
@@ -221,7 +224,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, 4 * s);
-            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead);
+            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead);
             Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
             a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
             a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1); b1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i + 16), x1, b1);
@@ -257,8 +260,8 @@ internal static unsafe class HalfRows
         {
             // Half a line of each row per step: four rows' lines on even steps, the other four's on odd ones.
             long ahead = Ahead(i, n, 8 * s);
-            if ((i & 16) == 0) { Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); }
-            else { Sse.Prefetch0(w4 + ahead); Sse.Prefetch0(w5 + ahead); Sse.Prefetch0(w6 + ahead); Sse.Prefetch0(w7 + ahead); }
+            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
+            else { Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead); }
             Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
             a0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w0 + i), x0, a0));
             a1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w1 + i), x0, a1));
@@ -291,8 +294,8 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, 4 * s);
-            if ((i & 16) == 0) { Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); }
-            else { Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); }
+            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
+            else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
             Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
             a0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w0 + i), x0, a0));
             a1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w1 + i), x0, a1));
@@ -348,7 +351,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, 2 * s);
-            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead);
+            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead);
             Vector512<float> u0 = Wide16(w0 + i), u1 = Wide16(w0 + i + 16), v0 = Wide16(w1 + i), v1 = Wide16(w1 + i + 16);
             check = Vector512.Max(check, Vector512.Max(Shifted32(w0 + i), Shifted32(w1 + i)));
             Vector512<float> xa = Vector512.Load(x + i) * scale, xb = Vector512.Load(x + i + 16) * scale;
@@ -401,7 +404,7 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, 2 * s);
-            Sse.Prefetch0(((i & 16) == 0 ? w0 : w1) + ahead);
+            Sse.Prefetch1(((i & 16) == 0 ? w0 : w1) + ahead);
             Vector256<float> u0 = Narrow8(w0 + i), u1 = Narrow8(w0 + i + 8), v0 = Narrow8(w1 + i), v1 = Narrow8(w1 + i + 8);
             check = Vector256.Max(check, Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)));
             Vector256<float> xa = Vector256.Load(x + i) * scale, xb = Vector256.Load(x + i + 8) * scale;
@@ -481,7 +484,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, 8 * s); // a line of each row per step
-            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); Sse.Prefetch0(w4 + ahead); Sse.Prefetch0(w5 + ahead); Sse.Prefetch0(w6 + ahead); Sse.Prefetch0(w7 + ahead);
+            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
             (Vector512<float> even, Vector512<float> odd) = Split(x + i);
             Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
             v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a1));
@@ -513,7 +516,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, 4 * s);
-            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead);
+            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead);
             (Vector512<float> even, Vector512<float> odd) = Split(x + i);
             Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
             v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a1));
@@ -610,7 +613,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, 8 * s);
-            Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); Sse.Prefetch0(w4 + ahead); Sse.Prefetch0(w5 + ahead); Sse.Prefetch0(w6 + ahead); Sse.Prefetch0(w7 + ahead);
+            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
             Vector512<float> e0 = Vector512.Load(x + i), o0 = Vector512.Load(x + i + 16), e1 = Vector512.Load(x1 + i), o1 = Vector512.Load(x1 + i + 16);
             Vector512<uint> v; Vector512<float> l, h;
             v = Vector512.Load(w0 + i).AsUInt32(); l = Low(v); h = High(v);
@@ -658,8 +661,8 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, 4 * s);
-            if ((i & 16) == 0) { Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); }
-            else { Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); }
+            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
+            else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
             Vector256<float> e0 = Vector256.Load(x + i), o0 = Vector256.Load(x + i + 8), e1 = Vector256.Load(x1 + i), o1 = Vector256.Load(x1 + i + 8);
             Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32();
             Vector256<float> l = Low(v), h = High(v);
@@ -684,8 +687,8 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, 8 * s);
-            if ((i & 16) == 0) { Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); }
-            else { Sse.Prefetch0(w4 + ahead); Sse.Prefetch0(w5 + ahead); Sse.Prefetch0(w6 + ahead); Sse.Prefetch0(w7 + ahead); }
+            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
+            else { Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead); }
             (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
             Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a0));
             v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a1));
@@ -708,8 +711,8 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, 4 * s);
-            if ((i & 16) == 0) { Sse.Prefetch0(w0 + ahead); Sse.Prefetch0(w1 + ahead); }
-            else { Sse.Prefetch0(w2 + ahead); Sse.Prefetch0(w3 + ahead); }
+            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
+            else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
             (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
             Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a0));
             v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a1));
