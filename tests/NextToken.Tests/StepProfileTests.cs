@@ -81,4 +81,19 @@ public class StepProfileTests
         foreach (StepPhase phase in new[] { StepPhase.QueryKeyValue, StepPhase.Attention, StepPhase.GateUp, StepPhase.Down, StepPhase.LmHead })
             Assert.Contains(report, p => p.Phase == phase && p.Wall > 0);
     }
+
+    /// <summary>bench's profile covers the prompt's one batched pass too: every phase of the forward pass, in milliseconds of that pass.</summary>
+    [Fact]
+    public void Bench_WithTheProfileOn_ProfilesThePromptAndTheSteps()
+    {
+        using LanguageModel model = ModelLoader.Load(Fixtures.Model("llama-tiny.f32.gguf"));
+        model.Threads = 2;
+        Generation.ThroughputResult result = Generation.ThroughputBenchmark.Run(model, promptTokens: 8, generatedTokens: 3, profileSteps: true);
+        Assert.NotNull(result.PromptSteps);
+        Assert.NotNull(result.Steps);
+        foreach (StepPhase phase in new[] { StepPhase.Embed, StepPhase.QueryKeyValue, StepPhase.Attention, StepPhase.GateUp, StepPhase.Down, StepPhase.LmHead })
+            Assert.Contains(result.PromptSteps!, p => p.Phase == phase && p.Wall > 0);
+        Assert.True(result.PromptSteps!.Sum(p => p.Wall) <= result.PromptSeconds * 1000 * 1.01 + 0.05, "the phases fit in the timed prompt");
+        Assert.False(StepProfile.Enabled);
+    }
 }
