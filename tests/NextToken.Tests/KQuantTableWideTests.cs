@@ -225,11 +225,12 @@ public unsafe class KQuantTableWideTests(ITestOutputHelper output)
     /// <summary>
     /// Through MatMul.Forward with AVX-512: Q4_K decode (1–3 inputs, and 5 independent rows) takes the permute-table
     /// kernel, bit-identical to <see cref="KQuantTablesWide.Dot"/> per (row, input), 1 and 2 threads, a row count that is
-    /// not a multiple of four; a Q4_K_M file (Q6_K beside Q4_K, so planes and tables in one model) included.
+    /// not a multiple of four; a Q4_K_M file (Q6_K beside Q4_K, so planes and tables in one model) included. Where 512-bit
+    /// operations are split (<see cref="CpuInfo.SplitsWideVectors"/>: Zen 4) it takes the 256-bit planes, bit-identical to <see cref="KQuantPlanes.Dot"/>.
     /// </summary>
     [SkippableTheory]
     [MemberData(nameof(RealFiles))]
-    public void MatMul_Avx512Decode_TakesTheTableKernel(string file)
+    public void MatMul_Avx512Decode_TakesTheKernelForItsCpu(string file)
     {
         SkipUnlessAvx512();
         using var gguf = GgufFile.Open(Fixtures.Model(file));
@@ -246,14 +247,22 @@ public unsafe class KQuantTableWideTests(ITestOutputHelper output)
                 var y = new float[nBatch * rows];
                 MatMul.Forward(view, x, nBatch, y, threads, independentRows: independent);
                 var sums = new float[n / 32];
+                var planes = new sbyte[3 * n];
+                var scales = new float[n / 256];
                 for (int b = 0; b < nBatch; b++)
                 {
                     float[] input = x.AsSpan(b * n, n).ToArray();
-                    fixed (float* xp = input, xs = sums) KQuantPlanes.SubBlockSums(xp, n, 32, xs);
+                    fixed (float* xp = input, xs = sums, sp = scales)
+                    fixed (sbyte* pp = planes)
+                    {
+                        KQuantPlanes.SubBlockSums(xp, n, 32, xs);
+                        KQuantPlanes.Split(xp, n, pp, sp);
+                    }
                     for (int r = 0; r < rows; r++, results++)
-                        Assert.Equal(KQuantTablesWide.Dot(GgmlType.Q4_K, view.Row(r), input, sums, n), y[b * rows + r]);
+                        Assert.Equal(CpuInfo.SplitsWideVectors ? KQuantPlanes.Dot(GgmlType.Q4_K, view.Row(r), planes, scales, sums, n)
+                                                               : KQuantTablesWide.Dot(GgmlType.Q4_K, view.Row(r), input, sums, n), y[b * rows + r]);
                 }
             }
-        output.WriteLine($"{file} '{info.Name}' (Q4_K) first {rows} rows: {results} (row, input) results of decode batches 1–3 and 5 independent rows, 1 and 2 threads, max |diff| 0 vs KQuantTablesWide.Dot");
+        output.WriteLine($"{file} '{info.Name}' (Q4_K) first {rows} rows: {results} (row, input) results of decode batches 1–3 and 5 independent rows, 1 and 2 threads, max |diff| 0 vs {(CpuInfo.SplitsWideVectors ? "KQuantPlanes.Dot (512-bit operations split)" : "KQuantTablesWide.Dot")}");
     }
 }
