@@ -256,6 +256,6 @@ public unsafe class KQuantPlaneWideTests(ITestOutputHelper output)
                                                                : KQuantPlanesWide.Dot(type, view.Row(r), planes, scales, sums, n), y[b * rows + r]);
                 }
             }
-        output.WriteLine($"{file} '{info.Name}' ({type}) first {rows} rows: {results} (row, input) results of decode batches 1–3 and 5 independent rows, 1 and 2 threads, max |diff| 0 vs KQuantPlanesWide.Dot");
+        output.WriteLine($"{file} '{info.Name}' ({type}) first {rows} rows: {results} (row, input) results of decode batches 1–3 and 5 independent rows, 1 and 2 threads, max |diff| 0 vs {(CpuInfo.SplitsWideVectors ? "KQuantPlanes.Dot (512-bit operations split)" : "KQuantPlanesWide.Dot")}");
     }
 }

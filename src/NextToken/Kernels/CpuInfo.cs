@@ -13,7 +13,7 @@ internal static class CpuInfo
 {
     /// <summary>
     /// True on a CPU with AVX-512 whose 512-bit operations are split in two (Zen 4). <c>NEXTTOKEN_SPLIT_WIDE=0</c> or <c>1</c>
-    /// overrides the detection (to compare both paths on one machine).
+    /// overrides the detection (to compare both paths on one machine); any other value leaves it to the detection.
     /// </summary>
     public static bool SplitsWideVectors { get; } = Detect();
 

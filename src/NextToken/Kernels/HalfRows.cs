@@ -50,8 +50,8 @@ internal static unsafe class HalfRows
     /// the whole next group instead (8 rows: 32 KB ahead for TinyLlama's 4 KB rows) evicted lines from L1 before
     /// they were read; one thread read 7.7 GB/s that way and 11.6 this way (2048 and 5632 values per row). The lines go to L2
     /// (<c>prefetcht1</c>), not L1: on a Zen 4 a stream prefetched into L1 is held to ~13 GB/s per thread by L1's few
-    /// outstanding misses, into L2 21–24 (F32 rows, <c>--alternate-f32</c>); side by side, generation of GPT-2 F16 went
-    /// from 70 to 97–101 tok/s, 1.1B F16 from 12 to 12.6–13.3 (sixteenth session).
+    /// outstanding misses, into L2 21–24 (F32 rows, <c>--alternate-f32</c>); in alternating runs, generation of GPT-2 F16
+    /// went from 70 to 97–101 tok/s, 1.1B F16 from 12 to 12.6–13.3 (sixteenth session).
     /// </summary>
     private const int AheadValues = 256;
 

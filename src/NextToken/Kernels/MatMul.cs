@@ -516,9 +516,11 @@ public static unsafe class MatMul
     /// its permute tables read the rows from memory in 0.91–0.95× the 512-bit plane kernel's time at moderate load (about
     /// equal at high load; slower resident, see that class); x's arrangement (2 permutes per 32 values) replaces its split.
     /// </summary>
-    private static bool UsesTables(GgmlType type) =>
-        KQuantTablesWide.Handles(type) && KQuantTablesWide.IsSupported && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && Vector512.IsHardwareAccelerated &&
-        !CpuInfo.SplitsWideVectors;
+    private static bool UsesTables(GgmlType type) => KQuantTablesWide.Handles(type) && KQuantTablesWide.IsSupported && WideKQuantDecode;
+
+    /// <summary>Whether K-quant decode takes the 512-bit kernels (tables, planes): AVX-512 on a CPU that runs 512-bit operations whole.</summary>
+    private static bool WideKQuantDecode =>
+        Vector512.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Avx512F.IsSupported && !CpuInfo.SplitsWideVectors;
 
     /// <summary>Whether decode of Q4_0 rows takes the AVX2 kernels of <see cref="Quantized.PrepareQ4_0"/>: DotRows' narrow case.</summary>
     private static bool UsesPlacedQ4_0 =>
@@ -575,7 +577,7 @@ public static unsafe class MatMul
             float* sums = width == 16 ? activations.PlaneSums16 : activations.PlaneSums32;
             for (; o < rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
-                    if (wide && !CpuInfo.SplitsWideVectors) // AVX-512: the 512-bit plane kernel (KQuantPlanesWide: 2 integer multiplies per cycle on Zen 5)
+                    if (WideKQuantDecode) // AVX-512: the 512-bit plane kernel (KQuantPlanesWide: 2 integer multiplies per cycle on Zen 5)
                         KQuantPlanesWide.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), activations.Planes + 3L * b * nIn,
                                               activations.PlaneScales + b * (nIn / KQuantPlanes.BlockSize), sums + b * perInput, nIn, y + (long)b * nOut + o);
                     else
