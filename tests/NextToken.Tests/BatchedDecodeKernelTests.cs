@@ -138,11 +138,12 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
     {
         using var file = GgufFile.Open(Fixtures.Model("gpt2-tiny.f32.gguf"));
         TensorData source = file.GetTensor(file.Tensors.Where(t => t.Type == GgmlType.F32).MaxBy(t => t.ByteLength)!.Name);
-        // The fixture's stored float32 values, read as rows of n; 9, 10 and 11 rows leave 0, 1 and 2 after the groups of 3 (256-bit) or 4 (AVX-512).
-        Assert.True(source.ByteLength >= 11 * n * 4L, "fixture tensor too small");
+        // The fixture's stored float32 values, read as rows of n; 9, 10 and 11 rows leave 0, 1 and 2 after the groups of 3 (256-bit) or 4 (AVX-512),
+        // and a lone input's 37 rows make stretches of 9 or 12 rows (RowStreams) with 1 left.
+        Assert.True(source.ByteLength >= 37 * n * 4L, "fixture tensor too small");
         float* w = (float*)source.Data;
         int pairs = 0;
-        foreach (int rows in new[] { 9, 10, 11 })
+        foreach (int rows in new[] { 9, 10, 11, 37 })
         foreach (int nBatch in BatchSizes)
         {
             float[] x = RandomInputs(nBatch * n, 5 * nBatch + n);
@@ -155,7 +156,7 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
                     alone[b * rows + o] = Dot.F32(new ReadOnlySpan<float>(w + o * n, n), x.AsSpan(b * n, n));
             pairs += AssertBitIdentical(alone, batched, $"F32 n={n} rows {rows} batch {nBatch}");
         }
-        output.WriteLine($"F32 rows of {n} ({(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512" : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "256-bit" : "scalar")} path), 9/10/11 rows, batches {string.Join(",", BatchSizes)}: {pairs} results, max |diff| 0 vs Dot.F32");
+        output.WriteLine($"F32 rows of {n} ({(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512" : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "256-bit" : "scalar")} path), 9/10/11/37 rows, batches {string.Join(",", BatchSizes)}: {pairs} results, max |diff| 0 vs Dot.F32");
     }
 
     public static TheoryData<string, GgmlType, bool> KQuantWidths => new()

@@ -289,6 +289,43 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
         Assert.Equal((float)BitConverter.UInt16BitsToHalf(bits[3]), converted[3]);
     }
 
+    /// <summary>
+    /// A lone input's decode through MatMul takes rows from eight stretches of the range (<see cref="RowStreams"/>): every
+    /// row must get the bits it gets in a group of consecutive rows (here 45 rows: five stretches of eight, a last four and one
+    /// alone), and each result must land on its own row. Row 17 holds an infinity, so the general conversion's redo runs
+    /// inside a strided pass too.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void MatMul_LoneInputDecode_GivesEachRowItsConsecutiveGroupsBits(bool brain)
+    {
+        Skip.IfNot(HalfRows.Wide || HalfRows.Narrow, "no AVX-512 or AVX2 half kernel on this CPU");
+        const int nIn = 784, nOut = 45;
+        ushort[] rows = brain ? RandomBrainRows(nIn * nOut, 7) : RandomRows(nIn * nOut, 7);
+        if (!brain) rows[17 * nIn + 3] = 0x7C00;
+        float[] x = RandomVector(nIn, 5);
+        var actual = new float[nOut];
+        var expected = new float[nOut];
+        fixed (ushort* data = rows)
+        fixed (float* xp = x, e = expected)
+        {
+            MatMul.Forward(new TensorData("w", brain ? GgmlType.BF16 : GgmlType.F16, [nIn, nOut], (byte*)data, rows.Length * 2L), x, 1, actual, threads: 1);
+            int o = 0;
+            for (; o + 8 <= nOut; o += 8)
+                if (brain) HalfRows.BrainEight(HalfRows.Wide, data + o * nIn, nIn, xp, nIn, e + o);
+                else HalfRows.Eight(HalfRows.Wide, data + o * nIn, nIn, xp, nIn, e + o);
+            for (; o + 4 <= nOut; o += 4)
+                if (brain) HalfRows.BrainFour(HalfRows.Wide, data + o * nIn, nIn, xp, nIn, e + o);
+                else HalfRows.Four(HalfRows.Wide, data + o * nIn, nIn, xp, nIn, e + o);
+            if (brain) e[o] = Dot.BF16(new ReadOnlySpan<ushort>(data + o * nIn, nIn), x);
+            else e[o] = Dot.F16(new ReadOnlySpan<Half>(data + o * nIn, nIn), x);
+        }
+        for (int r = 0; r < nOut; r++)
+            Assert.True(BitConverter.SingleToInt32Bits(expected[r]) == BitConverter.SingleToInt32Bits(actual[r]), $"row {r}: {expected[r]} in consecutive groups, {actual[r]} through MatMul");
+        output.WriteLine($"{(brain ? "bf16" : "f16")}, {nOut} × {nIn}, streams {RowStreams.Enabled}: {nOut} rows bit-identical to consecutive groups");
+    }
+
     [Theory]
     [InlineData(1, 784, 44, false)]  // five groups of eight, one of four (two threads: uneven ranges)
     [InlineData(3, 1040, 20, false)] // a batch below 4 decodes row group by row group

@@ -40,12 +40,35 @@ internal static unsafe class BatchedDecode
     {
         bool wide = Vector512.IsHardwareAccelerated && n >= 16, narrow = !wide && Vector256.IsHardwareAccelerated && n >= 8; // Dot.F32's choice
         int o = rowStart;
-        if (wide && nBatch == 1) // a lone decode step: four rows per pass, x loaded once for them
+        float* pass = stackalloc float[4];
+        if (wide && nBatch == 1) // a lone decode step: four rows per pass, x loaded once for them, from four stretches (RowStreams)
+        {
+            if (RowStreams.Stretch(rowEnd - o, 4) is int q and > 0)
+            {
+                for (int i = 0; i < q; i++)
+                {
+                    F32Tile4x1Wide(w + (long)(o + i) * n, (long)q * n, n, x, pass);
+                    RowStreams.Scatter(pass, 4, y + o + i, q);
+                }
+                o += 4 * q;
+            }
             for (; o + 4 <= rowEnd; o += 4)
-                F32Tile4x1Wide(w + (long)o * n, n, x, y + o);
+                F32Tile4x1Wide(w + (long)o * n, n, n, x, y + o);
+        }
         if (narrow && nBatch == 1 && narrowRows == 3) // a lone decode step with 256-bit vectors: 12 accumulators, three rows' streams
+        {
+            if (RowStreams.Stretch(rowEnd - o, 3) is int q and > 0)
+            {
+                for (int i = 0; i < q; i++)
+                {
+                    F32Tile3x1Narrow(w + (long)(o + i) * n, (long)q * n, n, x, pass, narrowAhead);
+                    RowStreams.Scatter(pass, 3, y + o + i, q);
+                }
+                o += 3 * q;
+            }
             for (; o + 3 <= rowEnd; o += 3)
-                F32Tile3x1Narrow(w + (long)o * n, n, x, y + o, narrowAhead);
+                F32Tile3x1Narrow(w + (long)o * n, n, n, x, y + o, narrowAhead);
+        }
         for (; o + 2 <= rowEnd && (wide || narrow); o += 2)
         {
             float* w0 = w + (long)o * n, w1 = w0 + n;
@@ -114,15 +137,16 @@ internal static unsafe class BatchedDecode
     /// </summary>
     private const int NarrowAheadFloats = 384;
 
-    /// <summary>The float offset (from each row's start) to prefetch at i: <see cref="AheadFloats"/> on, or past the row's end the same place <paramref name="groupStride"/> on.</summary>
+    /// <summary>The float offset (from each row's start) to prefetch at i: <see cref="AheadFloats"/> on, or past the row's end the same place <paramref name="following"/> on.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long Ahead(int i, int n, long groupStride) => i + AheadFloats < n ? i + AheadFloats : i + AheadFloats - n + groupStride;
+    private static long Ahead(int i, int n, long following) => i + AheadFloats < n ? i + AheadFloats : i + AheadFloats - n + following;
 
-    /// <summary>y[0…3] = w_r·x for the four rows w0, w0 + n, …, each as <see cref="Dot.F32"/> computes it with AVX-512.</summary>
+    /// <summary>y[0…3] = w_r·x for the four rows w0, w0 + s, …, each as <see cref="Dot.F32"/> computes it with AVX-512.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void F32Tile4x1Wide(float* w0, int n, float* x, float* y)
+    private static void F32Tile4x1Wide(float* w0, long s, int n, float* x, float* y)
     {
-        float* w1 = w0 + n, w2 = w1 + n, w3 = w2 + n;
+        float* w1 = w0 + s, w2 = w1 + s, w3 = w2 + s;
+        long following = RowStreams.Following(s, n, 4);
         // Row r's accumulator k takes the k-th 16 of every 64, as Dot.F32's a0…a3.
         Vector512<float> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
         Vector512<float> r0 = default, r1 = default, r2 = default, r3 = default, s0 = default, s1 = default, s2 = default, s3 = default;
@@ -147,7 +171,7 @@ internal static unsafe class BatchedDecode
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         void Step(int at, ref Vector512<float> p, ref Vector512<float> q, ref Vector512<float> r, ref Vector512<float> s)
         {
-            long ahead = Ahead(at, n, 4L * n); // a line of each row per 16 values
+            long ahead = Ahead(at, n, following); // a line of each row per 16 values
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead);
             Vector512<float> a = Vector512.Load(x + at);
             p = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + at), a, p); q = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + at), a, q);
@@ -156,21 +180,22 @@ internal static unsafe class BatchedDecode
     }
 
     /// <summary>
-    /// y[0…2] = w_r·x for the three rows w0, w0 + n, w0 + 2n, each as <see cref="Dot.F32"/> computes it with 256-bit vectors:
+    /// y[0…2] = w_r·x for the three rows w0, w0 + s, w0 + 2s, each as <see cref="Dot.F32"/> computes it with 256-bit vectors:
     /// 12 accumulators and x loaded once for three rows (four rows would need 16 accumulators, all of AVX2's registers).
     /// The F32 kernels prefetch into L2 (<c>prefetcht1</c>): on a Zen 4 one thread read GPT-2's matrices at 13 GB/s
     /// prefetching into L1 and 21–24 into L2 (<c>--alternate-f32</c>, sixteenth session).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void F32Tile3x1Narrow(float* w0, int n, float* x, float* y, int dist)
+    private static void F32Tile3x1Narrow(float* w0, long s, int n, float* x, float* y, int dist)
     {
-        float* w1 = w0 + n, w2 = w1 + n;
+        float* w1 = w0 + s, w2 = w1 + s;
+        long following = RowStreams.Following(s, n, 3);
         Vector256<float> p0 = default, p1 = default, p2 = default, p3 = default, q0 = default, q1 = default, q2 = default, q3 = default;
         Vector256<float> r0 = default, r1 = default, r2 = default, r3 = default;
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = i + dist < n ? i + dist : i + dist - n + 3L * n; // the 128 bytes of each row dist on, or the next group's
+            long ahead = i + dist < n ? i + dist : i + dist - n + following; // the 128 bytes of each row dist on, or of the row it takes next
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w0 + ahead + 16); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w1 + ahead + 16);
             Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w2 + ahead + 16);
             Step(i, ref p0, ref q0, ref r0);

@@ -57,7 +57,7 @@ internal static unsafe class HalfRows
 
     /// <summary>
     /// The offset (in values, from each row's start) to prefetch at step i: <see cref="AheadValues"/> on in the
-    /// same row, or past the row's end the same place in the row one group on (the next group's rows follow).
+    /// same row, or past the row's end the same place in the row its accumulators take next (<see cref="RowStreams.Following"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static long Ahead(int i, int n, long groupStride) => i + AheadValues < n ? i + AheadValues : i + AheadValues - n + groupStride;
@@ -180,7 +180,7 @@ internal static unsafe class HalfRows
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = Ahead(i, n, 8 * s); // a line of each row per step
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 8)); // a line of each row per step
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
             Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
             a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
@@ -223,7 +223,7 @@ internal static unsafe class HalfRows
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = Ahead(i, n, 4 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead);
             Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
             a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
@@ -259,7 +259,7 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             // Half a line of each row per step: four rows' lines on even steps, the other four's on odd ones.
-            long ahead = Ahead(i, n, 8 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 8));
             if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
             else { Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead); }
             Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
@@ -293,7 +293,7 @@ internal static unsafe class HalfRows
         Vector256<ushort> check = default;
         for (int i = 0; i < n; i += 16)
         {
-            long ahead = Ahead(i, n, 4 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
             if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
             else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
             Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
@@ -350,7 +350,7 @@ internal static unsafe class HalfRows
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = Ahead(i, n, 2 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 2));
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead);
             Vector512<float> u0 = Wide16(w0 + i), u1 = Wide16(w0 + i + 16), v0 = Wide16(w1 + i), v1 = Wide16(w1 + i + 16);
             check = Vector512.Max(check, Vector512.Max(Shifted32(w0 + i), Shifted32(w1 + i)));
@@ -403,7 +403,7 @@ internal static unsafe class HalfRows
         Vector256<ushort> check = default;
         for (int i = 0; i < n; i += 16)
         {
-            long ahead = Ahead(i, n, 2 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 2));
             Sse.Prefetch1(((i & 16) == 0 ? w0 : w1) + ahead);
             Vector256<float> u0 = Narrow8(w0 + i), u1 = Narrow8(w0 + i + 8), v0 = Narrow8(w1 + i), v1 = Narrow8(w1 + i + 8);
             check = Vector256.Max(check, Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)));
@@ -483,7 +483,7 @@ internal static unsafe class HalfRows
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = Ahead(i, n, 8 * s); // a line of each row per step
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 8)); // a line of each row per step
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
             (Vector512<float> even, Vector512<float> odd) = Split(x + i);
             Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
@@ -515,7 +515,7 @@ internal static unsafe class HalfRows
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = Ahead(i, n, 4 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead);
             (Vector512<float> even, Vector512<float> odd) = Split(x + i);
             Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
@@ -612,7 +612,7 @@ internal static unsafe class HalfRows
         int i = 0;
         for (; i + 32 <= n; i += 32)
         {
-            long ahead = Ahead(i, n, 8 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 8));
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
             Vector512<float> e0 = Vector512.Load(x + i), o0 = Vector512.Load(x + i + 16), e1 = Vector512.Load(x1 + i), o1 = Vector512.Load(x1 + i + 16);
             Vector512<uint> v; Vector512<float> l, h;
@@ -660,7 +660,7 @@ internal static unsafe class HalfRows
         Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default, a20 = default, a21 = default, a30 = default, a31 = default; // a[row][input]
         for (int i = 0; i < n; i += 16)
         {
-            long ahead = Ahead(i, n, 4 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
             if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
             else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
             Vector256<float> e0 = Vector256.Load(x + i), o0 = Vector256.Load(x + i + 8), e1 = Vector256.Load(x1 + i), o1 = Vector256.Load(x1 + i + 8);
@@ -686,7 +686,7 @@ internal static unsafe class HalfRows
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         for (int i = 0; i < n; i += 16)
         {
-            long ahead = Ahead(i, n, 8 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 8));
             if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
             else { Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead); }
             (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
@@ -710,7 +710,7 @@ internal static unsafe class HalfRows
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default; // one chain per row, as BrainEightNarrow
         for (int i = 0; i < n; i += 16)
         {
-            long ahead = Ahead(i, n, 4 * s);
+            long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
             if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
             else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
             (Vector256<float> even, Vector256<float> odd) = Split8(x + i);

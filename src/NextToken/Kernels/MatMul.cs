@@ -664,6 +664,19 @@ public static unsafe class MatMul
                 else HalfRows.Batch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut);
                 o += rows;
             }
+            else if (RowStreams.Stretch(rowEnd - o, 8) is int q and > 0)
+            {
+                // A lone input: eight rows per pass from eight stretches of the range (RowStreams), each row's result as in a group of consecutive rows.
+                float* pass = stackalloc float[8];
+                for (int i = 0; i < q; i++)
+                {
+                    ushort* w = (ushort*)(weight.Data + (o + i) * rowBytes);
+                    if (brain) HalfRows.BrainEight(halfWide, w, (long)q * nIn, x, nIn, pass);
+                    else HalfRows.Eight(halfWide, w, (long)q * nIn, x, nIn, pass);
+                    RowStreams.Scatter(pass, 8, y + o + i, q);
+                }
+                o += 8 * q;
+            }
             for (; o + 8 <= rowEnd; o += 8)
                 for (int b = 0; b < nBatch; b++)
                 {
