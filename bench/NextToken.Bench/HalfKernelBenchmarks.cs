@@ -69,6 +69,20 @@ public unsafe class HalfKernelBenchmarks
             for (int o = 0; o < NOut; o += 8) HalfRows.Eight(wide, w + (long)o * NIn, NIn, x, NIn, y + o);
     }
 
+    /// <summary>
+    /// <see cref="DecodeNew"/> on rows known free of infinities and NaNs (<see cref="TensorData.HalvesAllFinite"/>): the kernel
+    /// without its per-value check, as MatMul takes it for such a matrix. The matrix here stays in L3 and L2 on some CPUs, so
+    /// the difference is the check's arithmetic; end to end see README, Speed (issue #13, seventeenth session).
+    /// </summary>
+    [Benchmark]
+    public void DecodeNewKnownFinite()
+    {
+        bool wide = HalfRows.Wide;
+        fixed (ushort* w = _weights)
+        fixed (float* x = _x, y = _y)
+            for (int o = 0; o < NOut; o += 8) HalfRows.Eight(wide, w + (long)o * NIn, NIn, x, NIn, y + o, finite: true);
+    }
+
     /// <summary>The same bits read as bfloat16, row by row with <see cref="Dot.BF16"/> (the decode path's before).</summary>
     [Benchmark]
     public void DecodeBrainOld()

@@ -19,7 +19,7 @@ public unsafe class InterleavedBlock32Benchmarks
     private float[] _x = [], _y = [];
     private readonly InterleavedBlock32.Cache _cache = new();
 
-    public static readonly GgmlType[] Types = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.IQ4_NL];
+    public static GgmlType[] Types { get; } = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q8_0, GgmlType.IQ4_NL]; // a property: BenchmarkDotNet reads [ParamsSource] from properties and methods only
 
     [ParamsSource(nameof(Types))]
     public GgmlType Type { get; set; }

@@ -23,7 +23,7 @@ public unsafe class InterleavedBlock32WideBenchmarks
     private readonly InterleavedBlock32.Cache _cache = new();
     private InterleavedBlock32? _matrix;
 
-    public static readonly GgmlType[] Types = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1];
+    public static GgmlType[] Types { get; } = [GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1]; // a property: BenchmarkDotNet reads [ParamsSource] from properties and methods only
 
     [ParamsSource(nameof(Types))]
     public GgmlType Type { get; set; }

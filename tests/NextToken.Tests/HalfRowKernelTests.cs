@@ -290,6 +290,58 @@ public unsafe class HalfRowKernelTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Rows known to hold no infinity or NaN skip the kernels' check; on such rows the unchecked kernels must give the
+    /// checked ones' bits, every width and group size, at lengths with and without a last 16.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(Kernels))]
+    public void KnownFiniteRows_GiveTheCheckedKernelsBits(int bits, int group)
+    {
+        SkipUnlessAvailable(bits);
+        foreach (int n in new[] { 48, 784, 2048 })
+        {
+            ushort[] rows = RandomRows(group * n, n + 3);
+            float[] x = RandomVector(n, n);
+            var checkedY = new float[group];
+            var uncheckedY = new float[group];
+            fixed (ushort* w = rows)
+            fixed (float* xp = x, c = checkedY, u = uncheckedY)
+            {
+                if (group == 8) { HalfRows.Eight(bits == 512, w, n, xp, n, c); HalfRows.Eight(bits == 512, w, n, xp, n, u, finite: true); }
+                else { HalfRows.Four(bits == 512, w, n, xp, n, c); HalfRows.Four(bits == 512, w, n, xp, n, u, finite: true); }
+            }
+            for (int r = 0; r < group; r++)
+                Assert.True(BitConverter.SingleToInt32Bits(checkedY[r]) == BitConverter.SingleToInt32Bits(uncheckedY[r]), $"n {n}, row {r}: {checkedY[r]} checked, {uncheckedY[r]} unchecked");
+        }
+        output.WriteLine($"{bits} bits, groups of {group}: unchecked kernels bit-identical to checked at n = 48, 784, 2048");
+    }
+
+    /// <summary>
+    /// <see cref="TensorData.HalvesAllFinite"/>: true for finite float16 data, false once any value (here the very last, past
+    /// the vector loop's reach in a length that is not a multiple of 16, or one in the middle) is an infinity or a NaN — for the
+    /// tensor and for every view of it, which share its one scan — and false for other types.
+    /// </summary>
+    [Theory]
+    [InlineData(-1, (ushort)0)]
+    [InlineData(777, (ushort)0x7C00)] // +infinity at the end: the scalar tail
+    [InlineData(100, (ushort)0xFC00)] // −infinity
+    [InlineData(5, (ushort)0x7E01)]   // a NaN
+    public void HalvesAllFinite_AnyNonFiniteValue_MakesTheTensorAndItsViewsFalse(int at, ushort value)
+    {
+        ushort[] rows = RandomRows(778, 1);
+        rows[0] = 0x7BFF; // the largest finite half: finite
+        if (at >= 0) rows[at] = value;
+        fixed (ushort* data = rows)
+        {
+            var tensor = new TensorData("w", GgmlType.F16, [2, 389], (byte*)data, rows.Length * 2L);
+            bool expected = at < 0;
+            Assert.Equal(expected, tensor.HalvesAllFinite);
+            Assert.Equal(expected, tensor.Rows(0, 2).HalvesAllFinite); // a view shares the whole tensor's answer
+            Assert.False(new TensorData("w", GgmlType.BF16, [2, 389], (byte*)data, rows.Length * 2L).HalvesAllFinite);
+        }
+    }
+
+    /// <summary>
     /// A lone input's decode through MatMul takes rows from eight stretches of the range (<see cref="RowStreams"/>): every
     /// row must get the bits it gets in a group of consecutive rows (here 45 rows: five stretches of eight, a last four and one
     /// alone), and each result must land on its own row. Row 17 holds an infinity, so the general conversion's redo runs

@@ -656,6 +656,7 @@ public static unsafe class MatMul
         {
             // Eight rows at a time, then a last four (ranges are whole groups of four).
             bool halfWide = HalfRows.Wide, brain = weight.Type == GgmlType.BF16;
+            bool finite = !brain && weight.HalvesAllFinite; // float16 rows known free of infinities and NaNs skip the kernels' check
             if (nBatch >= 2)
             {
                 // Several inputs (a server's streams): each row converted once for a few of them, bit-identical per input.
@@ -672,7 +673,7 @@ public static unsafe class MatMul
                 {
                     ushort* w = (ushort*)(weight.Data + (o + i) * rowBytes);
                     if (brain) HalfRows.BrainEight(halfWide, w, (long)q * nIn, x, nIn, pass);
-                    else HalfRows.Eight(halfWide, w, (long)q * nIn, x, nIn, pass);
+                    else HalfRows.Eight(halfWide, w, (long)q * nIn, x, nIn, pass, finite);
                     RowStreams.Scatter(pass, 8, y + o + i, q);
                 }
                 o += 8 * q;
@@ -682,14 +683,14 @@ public static unsafe class MatMul
                 {
                     ushort* w = (ushort*)(weight.Data + o * rowBytes);
                     if (brain) HalfRows.BrainEight(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
-                    else HalfRows.Eight(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                    else HalfRows.Eight(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o, finite);
                 }
             for (; o + 4 <= rowEnd; o += 4)
                 for (int b = 0; b < nBatch; b++)
                 {
                     ushort* w = (ushort*)(weight.Data + o * rowBytes);
                     if (brain) HalfRows.BrainFour(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
-                    else HalfRows.Four(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                    else HalfRows.Four(halfWide, w, nIn, x + (long)b * nIn, nIn, y + (long)b * nOut + o, finite);
                 }
         }
         else if ((wide || narrow) && quantized)

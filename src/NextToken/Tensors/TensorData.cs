@@ -8,6 +8,11 @@ namespace NextToken.Tensors;
 public readonly unsafe struct TensorData
 {
     public TensorData(string name, GgmlType type, long[] dims, byte* data, long byteLength, bool transposed = false)
+        : this(name, type, dims, data, byteLength, transposed, type == GgmlType.F16 ? new HalfScan(data, byteLength) : null)
+    {
+    }
+
+    private TensorData(string name, GgmlType type, long[] dims, byte* data, long byteLength, bool transposed, HalfScan? halves)
     {
         Name = name;
         Type = type;
@@ -15,7 +20,18 @@ public readonly unsafe struct TensorData
         Data = data;
         ByteLength = byteLength;
         Transposed = transposed;
+        _halves = halves;
     }
+
+    // The scan of the whole tensor, shared by every copy and view of it (a view of a finite tensor is finite).
+    private readonly HalfScan? _halves;
+
+    /// <summary>
+    /// For float16 data: true when no stored value is an infinity or a NaN, so decode may skip its per-value check
+    /// (<see cref="Kernels.HalfRows"/>). The whole tensor is scanned once, on the first ask, for it and every view taken
+    /// from it (<see cref="Matrix"/>, <see cref="Rows"/>); false for other types and when a value is not finite.
+    /// </summary>
+    public bool HalvesAllFinite => _halves?.AllFinite ?? false;
 
     /// <summary>
     /// A matrix whose <see cref="Dims"/> are [in, out] as usual but whose bytes are stored
@@ -58,7 +74,7 @@ public readonly unsafe struct TensorData
         if (Dims.Length != 3 || (uint)index >= (uint)Dims[2])
             throw new ArgumentOutOfRangeException(nameof(index), $"tensor '{Name}' {ShapeText} has no matrix {index}");
         long bytes = RowBytes * Dims[1];
-        return new TensorData($"{Name}[{index}]", Type, [Dims[0], Dims[1]], Data + index * bytes, bytes);
+        return new TensorData($"{Name}[{index}]", Type, [Dims[0], Dims[1]], Data + index * bytes, bytes, false, _halves);
     }
 
     /// <summary>
@@ -69,7 +85,7 @@ public readonly unsafe struct TensorData
     {
         if (Dims.Length != 2 || Transposed || first < 0 || count < 1 || (long)first + count > Dims[1])
             throw new ArgumentOutOfRangeException(nameof(first), $"tensor '{Name}' {ShapeText} has no rows {first}…{first + count - 1}");
-        return new TensorData($"{Name}[{first}:{first + count}]", Type, [Dims[0], count], Data + first * RowBytes, count * RowBytes);
+        return new TensorData($"{Name}[{first}:{first + count}]", Type, [Dims[0], count], Data + first * RowBytes, count * RowBytes, false, _halves);
     }
 
     public string ShapeText => "[" + string.Join(", ", Dims) + "]";
