@@ -60,7 +60,7 @@ internal static unsafe class HalfRows
     /// same row, or past the row's end the same place in the row its accumulators take next (<see cref="RowStreams.Following"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static long Ahead(int i, int n, long groupStride) => i + AheadValues < n ? i + AheadValues : i + AheadValues - n + groupStride;
+    private static long Ahead(int i, int n, long following) => i + AheadValues < n ? i + AheadValues : i + AheadValues - n + following;
 
     /// <summary>
     /// Rows w, w + stride, …, w + 7·stride times x (n values, n a multiple of 16) into y[0..7]. <paramref name="finite"/>: the
