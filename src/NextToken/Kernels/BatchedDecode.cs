@@ -32,7 +32,8 @@ internal static unsafe class BatchedDecode
     /// <see cref="Dot.F32"/> (same accumulators, tails and reduction), computed two rows × two
     /// inputs at a time with AVX-512 (16 accumulators; each loaded vector used twice, where a lone
     /// dot loads two vectors per multiply-add) or two rows × one input with 256-bit vectors (16 registers);
-    /// a lone input (a decode step) four rows at a time with AVX-512, three with 256-bit vectors. Each row prefetches its own data.
+    /// a lone input (a decode step) four rows at a time with AVX-512, three with 256-bit vectors, taken from that many stretches of
+    /// the range (<see cref="RowStreams"/>). Each row prefetches its own data.
     /// </summary>
     /// <param name="narrowRows">3, or 2 for the kernel before issue #13 (benchmarks); <paramref name="narrowAhead"/> floats prefetched ahead.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
