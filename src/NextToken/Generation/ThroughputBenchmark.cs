@@ -62,9 +62,10 @@ public static class ThroughputBenchmark
         ModelState state = model.CreateState();
         state.Prefault(); // as llama-bench, whose context clears its cache before the timed runs
         if (depth > 0) model.Forward(state, context, logits); // untimed: what the timed work attends over
-        // The prompt's profile costs a few dozen clock reads in a pass of milliseconds.
-        if (profileSteps) Kernels.StepProfile.Start();
+        // The prompt's profile costs a few dozen clock reads in a pass of milliseconds. The clock starts first so that the
+        // profiled phases lie inside the timed span even when the thread is preempted between the two.
         var clock = Stopwatch.StartNew();
+        if (profileSteps) Kernels.StepProfile.Start();
         model.Forward(state, prompt, logits);
         double promptSeconds = clock.Elapsed.TotalSeconds;
         IReadOnlyList<Kernels.StepPhaseTimes>? promptSteps = null;
@@ -74,8 +75,8 @@ public static class ThroughputBenchmark
             promptSteps = Kernels.StepProfile.Report(1);
         }
 
-        if (profileSteps) Kernels.StepProfile.Start();
         clock.Restart();
+        if (profileSteps) Kernels.StepProfile.Start();
         for (int i = 0; i < generatedTokens; i++) model.Forward(state, generated.AsSpan(i, 1), logits);
         double generationSeconds = clock.Elapsed.TotalSeconds;
         IReadOnlyList<Kernels.StepPhaseTimes>? steps = null;
