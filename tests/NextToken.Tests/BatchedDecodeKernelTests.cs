@@ -233,6 +233,44 @@ public unsafe class BatchedDecodeKernelTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Float16 rows known free of infinities and NaNs (<see cref="HalfRows.Batch(bool, ushort*, long, int, float*, int, int, float*, long, bool)"/>
+    /// with finite = true, the server's batched decode of a finite matrix) skip the kernels' check and give the checked kernels' bits,
+    /// for every batch size, with a 16-value tail and with an input whose x·2¹¹² overflows (still redone by the general conversion).
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(true, 64)]
+    [InlineData(true, 208)]
+    [InlineData(false, 64)]
+    [InlineData(false, 208)]
+    public void HalfRowsBatch_KnownFiniteRows_GiveTheCheckedKernelsBits(bool wide, int n)
+    {
+        SkipUnlessWidth(wide);
+        const int rows = 28; // three groups of eight and a last four
+        var random = new Random(n + 7);
+        var halves = new ushort[rows * n];
+        for (int i = 0; i < halves.Length; i++) halves[i] = BitConverter.HalfToUInt16Bits((Half)(random.NextDouble() * 0.2 - 0.1));
+        halves[3] = BitConverter.HalfToUInt16Bits(Half.MaxValue); // the largest finite half: no check needed, still exact
+        halves[n + 1] = 0x0001; // the smallest subnormal
+        int pairs = 0;
+        foreach (int nBatch in BatchSizes)
+        {
+            float[] x = RandomInputs(nBatch * n, 11 * nBatch + n);
+            if (nBatch > 2) x[2 * n + 1] = 70_000; // input 2: x·2¹¹² overflows, every row redone
+            var checkedResults = new float[nBatch * rows];
+            var uncheckedResults = new float[nBatch * rows];
+            fixed (ushort* w = halves)
+            fixed (float* xp = x, yc = checkedResults, yu = uncheckedResults)
+            {
+                HalfRows.Batch(wide, w, n, rows, xp, n, nBatch, yc, rows, finite: false);
+                HalfRows.Batch(wide, w, n, rows, xp, n, nBatch, yu, rows, finite: true);
+            }
+            pairs += AssertBitIdentical(checkedResults, uncheckedResults, $"F16 n {n} ({(wide ? "AVX-512" : "AVX2")}) batch {nBatch}");
+            Assert.All(uncheckedResults, v => Assert.True(float.IsFinite(v)));
+        }
+        output.WriteLine($"{pairs} (row, input) results, max |diff| 0 vs the checked kernels");
+    }
+
+    /// <summary>
     /// bfloat16 rows (<see cref="HalfRows.BrainBatch"/>: each row's pairs loaded and split once for two inputs, eight
     /// rows per pass with AVX-512 and four with AVX2, each input split once per call, an odd input left alone) against <see cref="HalfRows.BrainEight"/> per
     /// input: lengths 64 (whole groups of 32) and 208 (a 16-value tail at 512 bits), 24 and 28 rows (a last group of

@@ -352,9 +352,22 @@ internal static unsafe class HalfRows
     /// y + b·yStride: several contexts decoded together (a server's streams). Each row is converted once for
     /// a few inputs (four with AVX-512, two with AVX2) instead of once per input, and every (row, input)
     /// gets exactly the bits <see cref="Eight"/> and <see cref="Four"/> give it: the same accumulators,
-    /// order, tail, reduction and general-conversion redo. Inputs left over run the lone kernels.
+    /// order, tail, reduction and general-conversion redo. Inputs left over run the lone kernels. <paramref name="finite"/>
+    /// as for <see cref="Eight(bool, ushort*, long, float*, int, float*, bool)"/>: the rows hold no infinity or NaN, so no check.
     /// </summary>
-    public static void Batch(bool wide, ushort* w, long rowStride, int rows, float* x, int n, int nBatch, float* y, long yStride)
+    public static void Batch(bool wide, ushort* w, long rowStride, int rows, float* x, int n, int nBatch, float* y, long yStride, bool finite)
+    {
+        if (wide && finite) Batch<Unchecked>(true, w, rowStride, rows, x, n, nBatch, y, yStride);
+        else if (wide) Batch<Checked>(true, w, rowStride, rows, x, n, nBatch, y, yStride);
+        else if (finite) Batch<Unchecked>(false, w, rowStride, rows, x, n, nBatch, y, yStride);
+        else Batch<Checked>(false, w, rowStride, rows, x, n, nBatch, y, yStride);
+    }
+
+    /// <summary><see cref="Batch(bool, ushort*, long, int, float*, int, int, float*, long, bool)"/>, checking each value.</summary>
+    public static void Batch(bool wide, ushort* w, long rowStride, int rows, float* x, int n, int nBatch, float* y, long yStride) =>
+        Batch(wide, w, rowStride, rows, x, n, nBatch, y, yStride, finite: false);
+
+    private static void Batch<TCheck>(bool wide, ushort* w, long rowStride, int rows, float* x, int n, int nBatch, float* y, long yStride) where TCheck : struct, IRowCheck
     {
         if (rows % 4 != 0) throw new ArgumentException($"HalfRows.Batch takes whole groups of four rows, not {rows}", nameof(rows));
         int group = wide ? 4 : 2, grouped = nBatch - nBatch % group;
@@ -366,20 +379,20 @@ internal static unsafe class HalfRows
             ushort* wr = w + r * rowStride;
             for (int b = 0; b < grouped; b += group)
                 for (int p = 0; p < count; p += 2)
-                    if (wide) PairFourWide(wr + p * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r + p, yStride);
-                    else PairTwoNarrow(wr + p * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r + p, yStride);
+                    if (wide) PairFourWide<TCheck>(wr + p * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r + p, yStride);
+                    else PairTwoNarrow<TCheck>(wr + p * rowStride, rowStride, x + (long)b * n, n, y + b * yStride + r + p, yStride);
             for (int b = grouped; b < nBatch; b++)
-                if (count == 8) Eight(wide, wr, rowStride, x + (long)b * n, n, y + b * yStride + r);
-                else Four(wide, wr, rowStride, x + (long)b * n, n, y + b * yStride + r);
+                if (count == 8) Eight(wide, wr, rowStride, x + (long)b * n, n, y + b * yStride + r, !TCheck.Checks);
+                else Four(wide, wr, rowStride, x + (long)b * n, n, y + b * yStride + r, !TCheck.Checks);
         }
     }
 
     /// <summary>
-    /// AVX-512, 2 rows × 4 inputs: per 32 values four conversions and the check for the two rows, two scaled
+    /// AVX-512, 2 rows × 4 inputs: per 32 values four conversions (and, in the checked form, the check) for the two rows, two scaled
     /// x vectors per input, 16 FMAs into 16 accumulators (each (row, input) its two of <see cref="EightWide{TCheck}"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PairFourWide(ushort* w0, long s, float* x, int n, float* y, long yStride)
+    private static void PairFourWide<TCheck>(ushort* w0, long s, float* x, int n, float* y, long yStride) where TCheck : struct, IRowCheck
     {
         ushort* w1 = w0 + s;
         float* x1p = x + n, x2p = x1p + n, x3p = x2p + n;
@@ -393,7 +406,7 @@ internal static unsafe class HalfRows
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 2));
             Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead);
             Vector512<float> u0 = Wide16(w0 + i), u1 = Wide16(w0 + i + 16), v0 = Wide16(w1 + i), v1 = Wide16(w1 + i + 16);
-            check = Vector512.Max(check, Vector512.Max(Shifted32(w0 + i), Shifted32(w1 + i)));
+            if (TCheck.Checks) check = Vector512.Max(check, Vector512.Max(Shifted32(w0 + i), Shifted32(w1 + i)));
             Vector512<float> xa = Vector512.Load(x + i) * scale, xb = Vector512.Load(x + i + 16) * scale;
             a00 = Vector512.FusedMultiplyAdd(u0, xa, a00); b00 = Vector512.FusedMultiplyAdd(u1, xb, b00);
             a10 = Vector512.FusedMultiplyAdd(v0, xa, a10); b10 = Vector512.FusedMultiplyAdd(v1, xb, b10);
@@ -407,7 +420,7 @@ internal static unsafe class HalfRows
             a03 = Vector512.FusedMultiplyAdd(u0, xa, a03); b03 = Vector512.FusedMultiplyAdd(u1, xb, b03);
             a13 = Vector512.FusedMultiplyAdd(v0, xa, a13); b13 = Vector512.FusedMultiplyAdd(v1, xb, b13);
         }
-        bool special = Vector512.GreaterThanOrEqualAny(check, Vector512.Create(NonFinite));
+        bool special = TCheck.Checks && Vector512.GreaterThanOrEqualAny(check, Vector512.Create(NonFinite));
         if (i < n)
         {
             Vector512<float> u0 = Wide16(w0 + i), v0 = Wide16(w1 + i);
@@ -419,7 +432,7 @@ internal static unsafe class HalfRows
             a02 = Vector512.FusedMultiplyAdd(u0, xa, a02); a12 = Vector512.FusedMultiplyAdd(v0, xa, a12);
             xa = Vector512.Load(x3p + i) * scale;
             a03 = Vector512.FusedMultiplyAdd(u0, xa, a03); a13 = Vector512.FusedMultiplyAdd(v0, xa, a13);
-            special |= Vector256.GreaterThanOrEqualAny(Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)), Vector256.Create(NonFinite));
+            if (TCheck.Checks) special |= Vector256.GreaterThanOrEqualAny(Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)), Vector256.Create(NonFinite));
         }
         float* y1 = y + yStride, y2 = y1 + yStride, y3 = y2 + yStride;
         y[0] = Vector512.Sum(a00 + b00); y[1] = Vector512.Sum(a10 + b10);
@@ -432,9 +445,9 @@ internal static unsafe class HalfRows
         if (special || !AllFinite(y3, 2)) General(w0, s, x3p, n, y3, 2);
     }
 
-    /// <summary>AVX2, 2 rows × 2 inputs: per 16 values four conversions and the check for the two rows, each (row, input) <see cref="EightNarrow{TCheck}"/>'s one chain.</summary>
+    /// <summary>AVX2, 2 rows × 2 inputs: per 16 values four conversions (and, checked, the check) for the two rows, each (row, input) <see cref="EightNarrow{TCheck}"/>'s one chain.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PairTwoNarrow(ushort* w0, long s, float* x, int n, float* y, long yStride)
+    private static void PairTwoNarrow<TCheck>(ushort* w0, long s, float* x, int n, float* y, long yStride) where TCheck : struct, IRowCheck
     {
         ushort* w1 = w0 + s;
         float* x1p = x + n;
@@ -446,7 +459,7 @@ internal static unsafe class HalfRows
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 2));
             Sse.Prefetch1(((i & 16) == 0 ? w0 : w1) + ahead);
             Vector256<float> u0 = Narrow8(w0 + i), u1 = Narrow8(w0 + i + 8), v0 = Narrow8(w1 + i), v1 = Narrow8(w1 + i + 8);
-            check = Vector256.Max(check, Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)));
+            if (TCheck.Checks) check = Vector256.Max(check, Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)));
             Vector256<float> xa = Vector256.Load(x + i) * scale, xb = Vector256.Load(x + i + 8) * scale;
             a00 = Vector256.FusedMultiplyAdd(u1, xb, Vector256.FusedMultiplyAdd(u0, xa, a00));
             a10 = Vector256.FusedMultiplyAdd(v1, xb, Vector256.FusedMultiplyAdd(v0, xa, a10));
@@ -454,7 +467,7 @@ internal static unsafe class HalfRows
             a01 = Vector256.FusedMultiplyAdd(u1, xb, Vector256.FusedMultiplyAdd(u0, xa, a01));
             a11 = Vector256.FusedMultiplyAdd(v1, xb, Vector256.FusedMultiplyAdd(v0, xa, a11));
         }
-        bool special = Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite));
+        bool special = TCheck.Checks && Vector256.GreaterThanOrEqualAny(check, Vector256.Create(NonFinite));
         float* y1 = y + yStride;
         y[0] = Vector256.Sum(a00); y[1] = Vector256.Sum(a10);
         y1[0] = Vector256.Sum(a01); y1[1] = Vector256.Sum(a11);

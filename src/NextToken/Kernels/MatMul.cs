@@ -662,7 +662,7 @@ public static unsafe class MatMul
                 // Several inputs (a server's streams): each row converted once for a few of them, bit-identical per input.
                 int rows = (rowEnd - o) & ~3;
                 if (brain) HalfRows.BrainBatch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut);
-                else HalfRows.Batch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut);
+                else HalfRows.Batch(halfWide, (ushort*)(weight.Data + o * rowBytes), nIn, rows, x, nIn, nBatch, y + o, nOut, finite);
                 o += rows;
             }
             else if (RowStreams.Stretch(rowEnd - o, 8) is int q and > 0)
