@@ -58,6 +58,7 @@ public static unsafe class HalfBatchTiming
             }
         }
         Resident(brain, wide, rounds);
+        Streamed(brain, wide, rounds);
         Console.WriteLine($"load {File.ReadAllText("/proc/loadavg").Trim()}");
     }
 
@@ -86,6 +87,38 @@ public static unsafe class HalfBatchTiming
                 best = Math.Min(best, (ThreadCpuSeconds() - c0) / 10);
             }
         Console.WriteLine($"lone kernel resident ({nOut} x {nIn}): {best * 1e9 / (nOut * nIn / 32.0):F3} ns per 32 values and row ({nOut * nIn * 2 / best / 1e9:F1} GB/s)");
+    }
+
+    /// <summary>
+    /// The lone eight-row kernel on one input over 8192 rows × 16384 (256 MB, read from memory each pass; F16 as MatMul runs a
+    /// finite matrix, unchecked), min of the rounds: the one-thread read rate a generation step of a large model sees.
+    /// </summary>
+    private static void Streamed(bool brain, bool wide, int rounds)
+    {
+        const int nIn = 16384, nOut = 8192;
+        ushort* w = (ushort*)NativeMemory.AlignedAlloc((nuint)nIn * nOut * 2, 4096);
+        try
+        {
+            var random = new Random(3);
+            for (long i = 0; i < (long)nIn * nOut; i++)
+            {
+                float value = (float)(random.NextDouble() - 0.5);
+                w[i] = brain ? (ushort)(BitConverter.SingleToUInt32Bits(value) >> 16) : BitConverter.HalfToUInt16Bits((Half)value);
+            }
+            float[] x = Enumerable.Range(0, nIn).Select(i => MathF.Sin(i)).ToArray(), y = new float[nOut];
+            double best = double.MaxValue;
+            fixed (float* xp = x, yp = y)
+                for (int r = 0; r < rounds; r++)
+                {
+                    double c0 = ThreadCpuSeconds();
+                    for (int o = 0; o < nOut; o += 8)
+                        if (brain) HalfRows.BrainEight(wide, w + (long)o * nIn, nIn, xp, nIn, yp + o);
+                        else HalfRows.Eight(wide, w + (long)o * nIn, nIn, xp, nIn, yp + o, finite: true);
+                    best = Math.Min(best, ThreadCpuSeconds() - c0);
+                }
+            Console.WriteLine($"lone kernel from memory ({nOut} x {nIn}, 256 MB): {best * 1e3:F1} ms ({(double)nOut * nIn * 2 / best / 1e9:F1} GB/s)");
+        }
+        finally { NativeMemory.AlignedFree(w); }
     }
 
     [DllImport("libc", EntryPoint = "clock_gettime")]
