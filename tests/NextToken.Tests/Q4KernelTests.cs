@@ -374,12 +374,32 @@ public unsafe class Q4KernelTests(ITestOutputHelper output)
     public void SplitsWideVectors_OnlyZen4WithAvx512()
     {
         Skip.If(Environment.GetEnvironmentVariable("NEXTTOKEN_SPLIT_WIDE") is "0" or "1", "the detection is overridden by NEXTTOKEN_SPLIT_WIDE");
-        (int eax, _, _, _) = X86Base.IsSupported ? X86Base.CpuId(1, 0) : default;
-        (_, int ebx, _, _) = X86Base.IsSupported ? X86Base.CpuId(0, 0) : default;
+        (int family, bool amd) = Processor();
+        Assert.Equal(Vector512.IsHardwareAccelerated && amd && family == 0x19, CpuInfo.SplitsWideVectors);
+        output.WriteLine($"family {family:X}h, AMD {amd}, 512-bit vectors {Vector512.IsHardwareAccelerated}: splits wide vectors {CpuInfo.SplitsWideVectors}");
+    }
+
+    /// <summary>
+    /// The streaming decode kernels prefetch into L2 on AMD family 19h (Zen 3, Zen 4) whatever width the process runs, and
+    /// into L1 everywhere else (Zen 5, Intel).
+    /// </summary>
+    [SkippableFact]
+    public void PrefetchesToL2_OnlyAmdFamily19h()
+    {
+        Skip.If(Environment.GetEnvironmentVariable("NEXTTOKEN_PREFETCH_L2") is "0" or "1", "the detection is overridden by NEXTTOKEN_PREFETCH_L2");
+        (int family, bool amd) = Processor();
+        Assert.Equal(amd && family == 0x19, CpuInfo.PrefetchesToL2);
+        output.WriteLine($"family {family:X}h, AMD {amd}: prefetches into {(CpuInfo.PrefetchesToL2 ? "L2" : "L1")}");
+    }
+
+    /// <summary>The CPU's family (extended family added) and whether it is an AMD one, read here independently of <see cref="CpuInfo"/>.</summary>
+    private static (int Family, bool Amd) Processor()
+    {
+        if (!X86Base.IsSupported) return (0, false);
+        (int eax, _, _, _) = X86Base.CpuId(1, 0);
+        (_, int ebx, _, _) = X86Base.CpuId(0, 0);
         int family = ((eax >> 8) & 0xF) == 0xF ? 0xF + ((eax >> 20) & 0xFF) : (eax >> 8) & 0xF;
-        if (!Vector512.IsHardwareAccelerated || ebx != 0x68747541 /* "Auth" */ || family != 0x19) Assert.False(CpuInfo.SplitsWideVectors);
-        else Assert.True(CpuInfo.SplitsWideVectors);
-        output.WriteLine($"family {family:X}h, AMD {ebx == 0x68747541}, 512-bit vectors {Vector512.IsHardwareAccelerated}: splits wide vectors {CpuInfo.SplitsWideVectors}");
+        return (family, ebx == 0x68747541 /* "Auth" */);
     }
 
     private static string Width => HasWide ? "AVX-512" : HasNarrow ? "AVX2" : "portable";

@@ -173,7 +173,7 @@ internal static unsafe class BatchedDecode
         void Step(int at, ref Vector512<float> p, ref Vector512<float> q, ref Vector512<float> r, ref Vector512<float> s)
         {
             long ahead = Ahead(at, n, following); // a line of each row per 16 values
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead);
             Vector512<float> a = Vector512.Load(x + at);
             p = Vector512.FusedMultiplyAdd(Vector512.Load(w0 + at), a, p); q = Vector512.FusedMultiplyAdd(Vector512.Load(w1 + at), a, q);
             r = Vector512.FusedMultiplyAdd(Vector512.Load(w2 + at), a, r); s = Vector512.FusedMultiplyAdd(Vector512.Load(w3 + at), a, s);
@@ -183,8 +183,8 @@ internal static unsafe class BatchedDecode
     /// <summary>
     /// y[0…2] = w_r·x for the three rows w0, w0 + s, w0 + 2s, each as <see cref="Dot.F32"/> computes it with 256-bit vectors:
     /// 12 accumulators and x loaded once for three rows (four rows would need 16 accumulators, all of AVX2's registers).
-    /// The F32 kernels prefetch into L2 (<c>prefetcht1</c>): on a Zen 4 one thread read GPT-2's matrices at 13 GB/s
-    /// prefetching into L1 and 21–24 into L2 (<c>--alternate-f32</c>, sixteenth session).
+    /// The F32 kernels prefetch into L2 on a Zen 4, into L1 elsewhere (<see cref="RowStreams.Prefetch"/>): there one thread
+    /// read GPT-2's matrices at 13 GB/s prefetching into L1 and 21–24 into L2 (<c>--alternate-f32</c>, sixteenth session).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void F32Tile3x1Narrow(float* w0, long s, int n, float* x, float* y, int dist)
@@ -197,8 +197,8 @@ internal static unsafe class BatchedDecode
         for (; i + 32 <= n; i += 32)
         {
             long ahead = i + dist < n ? i + dist : i + dist - n + following; // the 128 bytes of each row dist on, or of the row it takes next
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w0 + ahead + 16); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w1 + ahead + 16);
-            Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w2 + ahead + 16);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w0 + ahead + 16); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w1 + ahead + 16);
+            RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w2 + ahead + 16);
             Step(i, ref p0, ref q0, ref r0);
             Step(i + 8, ref p1, ref q1, ref r1);
             Step(i + 16, ref p2, ref q2, ref r2);
@@ -230,7 +230,7 @@ internal static unsafe class BatchedDecode
         for (; i + 32 <= n; i += 32)
         {
             long ahead = i + dist < n ? i + dist : i + dist - n + 2L * n; // the 128 bytes of each row dist on
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w0 + ahead + 16); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w1 + ahead + 16);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w0 + ahead + 16); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w1 + ahead + 16);
             Step(i, ref p0, ref q0);
             Step(i + 8, ref p1, ref q1);
             Step(i + 16, ref p2, ref q2);

@@ -48,10 +48,11 @@ internal static unsafe class HalfRows
     /// <summary>
     /// How far ahead (in values) each row prefetches its own data: 512 bytes, eight lines per row. Prefetching
     /// the whole next group instead (8 rows: 32 KB ahead for TinyLlama's 4 KB rows) evicted lines from L1 before
-    /// they were read; one thread read 7.7 GB/s that way and 11.6 this way (2048 and 5632 values per row). The lines go to L2
-    /// (<c>prefetcht1</c>), not L1: on a Zen 4 a stream prefetched into L1 is held to ~13 GB/s per thread by L1's few
-    /// outstanding misses, into L2 21–24 (F32 rows, <c>--alternate-f32</c>); in alternating runs, generation of GPT-2 F16
-    /// went from 70 to 97–101 tok/s, 1.1B F16 from 12 to 12.6–13.3 (sixteenth session).
+    /// they were read; one thread read 7.7 GB/s that way and 11.6 this way (2048 and 5632 values per row). On a Zen 4 the lines
+    /// go to L2 (<see cref="RowStreams.Prefetch"/>, <see cref="CpuInfo.PrefetchesToL2"/>): there a stream prefetched into L1 is
+    /// held to ~13 GB/s per thread by L1's few outstanding misses, into L2 21–24 (F32 rows, <c>--alternate-f32</c>); in
+    /// alternating runs, generation of GPT-2 F16 went from 70 to 97–101 tok/s, 1.1B F16 from 12 to 12.6–13.3 (sixteenth
+    /// session). A Zen 5 streams faster into L1 (twentieth session: <see cref="CpuInfo.PrefetchesToL2"/>).
     /// </summary>
     private const int AheadValues = 256;
 
@@ -225,7 +226,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 8)); // a line of each row per step
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead); RowStreams.Prefetch(w4 + ahead); RowStreams.Prefetch(w5 + ahead); RowStreams.Prefetch(w6 + ahead); RowStreams.Prefetch(w7 + ahead);
             Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
             a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
             a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1); b1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i + 16), x1, b1);
@@ -271,7 +272,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead);
             Vector512<float> x0 = Vector512.Load(x + i) * scale, x1 = Vector512.Load(x + i + 16) * scale;
             a0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i), x0, a0); b0 = Vector512.FusedMultiplyAdd(Wide16(w0 + i + 16), x1, b0);
             a1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i), x0, a1); b1 = Vector512.FusedMultiplyAdd(Wide16(w1 + i + 16), x1, b1);
@@ -310,8 +311,8 @@ internal static unsafe class HalfRows
         {
             // Half a line of each row per step: four rows' lines on even steps, the other four's on odd ones.
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 8));
-            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
-            else { Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead); }
+            if ((i & 16) == 0) { RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead); }
+            else { RowStreams.Prefetch(w4 + ahead); RowStreams.Prefetch(w5 + ahead); RowStreams.Prefetch(w6 + ahead); RowStreams.Prefetch(w7 + ahead); }
             Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
             a0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w0 + i), x0, a0));
             a1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w1 + i), x0, a1));
@@ -344,8 +345,8 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
-            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
-            else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
+            if ((i & 16) == 0) { RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); }
+            else { RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead); }
             Vector256<float> x0 = Vector256.Load(x + i) * scale, x1 = Vector256.Load(x + i + 8) * scale;
             a0 = Vector256.FusedMultiplyAdd(Narrow8(w0 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w0 + i), x0, a0));
             a1 = Vector256.FusedMultiplyAdd(Narrow8(w1 + i + 8), x1, Vector256.FusedMultiplyAdd(Narrow8(w1 + i), x0, a1));
@@ -414,7 +415,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 2), BatchAhead(2));
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead);
             Vector512<float> u0 = Wide16(w0 + i), u1 = Wide16(w0 + i + 16), v0 = Wide16(w1 + i), v1 = Wide16(w1 + i + 16);
             if (TCheck.Checks) check = Vector512.Max(check, Vector512.Max(Shifted32(w0 + i), Shifted32(w1 + i)));
             Vector512<float> xa = Vector512.Load(x + i) * scale, xb = Vector512.Load(x + i + 16) * scale;
@@ -467,7 +468,7 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 2), BatchAhead(2));
-            Sse.Prefetch1(((i & 16) == 0 ? w0 : w1) + ahead);
+            RowStreams.Prefetch(((i & 16) == 0 ? w0 : w1) + ahead);
             Vector256<float> u0 = Narrow8(w0 + i), u1 = Narrow8(w0 + i + 8), v0 = Narrow8(w1 + i), v1 = Narrow8(w1 + i + 8);
             if (TCheck.Checks) check = Vector256.Max(check, Vector256.Max(Shifted16(w0 + i), Shifted16(w1 + i)));
             Vector256<float> xa = Vector256.Load(x + i) * scale, xb = Vector256.Load(x + i + 8) * scale;
@@ -547,7 +548,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 8)); // a line of each row per step
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead); RowStreams.Prefetch(w4 + ahead); RowStreams.Prefetch(w5 + ahead); RowStreams.Prefetch(w6 + ahead); RowStreams.Prefetch(w7 + ahead);
             (Vector512<float> even, Vector512<float> odd) = Split(x + i);
             Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
             v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a1));
@@ -579,7 +580,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead);
             (Vector512<float> even, Vector512<float> odd) = Split(x + i);
             Vector512<uint> v = Vector512.Load(w0 + i).AsUInt32(); a0 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a0));
             v = Vector512.Load(w1 + i).AsUInt32(); a1 = Vector512.FusedMultiplyAdd(High(v), odd, Vector512.FusedMultiplyAdd(Low(v), even, a1));
@@ -676,7 +677,7 @@ internal static unsafe class HalfRows
         for (; i + 32 <= n; i += 32)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 8));
-            Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead);
+            RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead); RowStreams.Prefetch(w4 + ahead); RowStreams.Prefetch(w5 + ahead); RowStreams.Prefetch(w6 + ahead); RowStreams.Prefetch(w7 + ahead);
             Vector512<float> e0 = Vector512.Load(x + i), o0 = Vector512.Load(x + i + 16), e1 = Vector512.Load(x1 + i), o1 = Vector512.Load(x1 + i + 16);
             Vector512<uint> v; Vector512<float> l, h;
             v = Vector512.Load(w0 + i).AsUInt32(); l = Low(v); h = High(v);
@@ -724,8 +725,8 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 4), BatchAhead(4));
-            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
-            else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
+            if ((i & 16) == 0) { RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); }
+            else { RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead); }
             Vector256<float> e0 = Vector256.Load(x + i), o0 = Vector256.Load(x + i + 8), e1 = Vector256.Load(x1 + i), o1 = Vector256.Load(x1 + i + 8);
             Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32();
             Vector256<float> l = Low(v), h = High(v);
@@ -750,8 +751,8 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 8));
-            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
-            else { Sse.Prefetch1(w4 + ahead); Sse.Prefetch1(w5 + ahead); Sse.Prefetch1(w6 + ahead); Sse.Prefetch1(w7 + ahead); }
+            if ((i & 16) == 0) { RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead); }
+            else { RowStreams.Prefetch(w4 + ahead); RowStreams.Prefetch(w5 + ahead); RowStreams.Prefetch(w6 + ahead); RowStreams.Prefetch(w7 + ahead); }
             (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
             Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a0));
             v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a1));
@@ -774,8 +775,8 @@ internal static unsafe class HalfRows
         for (int i = 0; i < n; i += 16)
         {
             long ahead = Ahead(i, n, RowStreams.Following(s, n, 4));
-            if ((i & 16) == 0) { Sse.Prefetch1(w0 + ahead); Sse.Prefetch1(w1 + ahead); }
-            else { Sse.Prefetch1(w2 + ahead); Sse.Prefetch1(w3 + ahead); }
+            if ((i & 16) == 0) { RowStreams.Prefetch(w0 + ahead); RowStreams.Prefetch(w1 + ahead); }
+            else { RowStreams.Prefetch(w2 + ahead); RowStreams.Prefetch(w3 + ahead); }
             (Vector256<float> even, Vector256<float> odd) = Split8(x + i);
             Vector256<uint> v = Vector256.Load(w0 + i).AsUInt32(); a0 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a0));
             v = Vector256.Load(w1 + i).AsUInt32(); a1 = Vector256.FusedMultiplyAdd(High(v), odd, Vector256.FusedMultiplyAdd(Low(v), even, a1));

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
+
 namespace NextToken.Kernels;
 
 /// <summary>
@@ -22,6 +25,20 @@ internal static unsafe class RowStreams
     /// group's (consecutive rows, <paramref name="stride"/> = <paramref name="n"/>) or the next row of its stretch.
     /// </summary>
     public static long Following(long stride, int n, int group) => stride == n ? group * stride : n;
+
+    /// <summary>
+    /// Prefetches the line at <paramref name="address"/> for a streaming kernel: into L2 where <see cref="CpuInfo.PrefetchesToL2"/>
+    /// says so, else into L1. The flag is a static read-only value of an initialized class when the kernels are compiled, so
+    /// the JIT keeps only the one instruction.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Prefetch(void* address)
+    {
+        if (ToL2) Sse.Prefetch1(address);
+        else Sse.Prefetch0(address);
+    }
+
+    private static readonly bool ToL2 = CpuInfo.PrefetchesToL2;
 
     /// <summary>A pass's results (<paramref name="count"/> of them, one per stretch) to their rows: y[k·stretch] = results[k].</summary>
     public static void Scatter(float* results, int count, float* y, int stretch)
