@@ -5,10 +5,9 @@ namespace NextToken.Kernels;
 
 /// <summary>
 /// What the instruction-set flags do not tell: whether this CPU runs 512-bit vector operations at full width, and which
-/// cache level a streaming kernel should prefetch into. AMD Zen 4
-/// (family 19h with AVX-512) splits each into two 256-bit halves, so a 512-bit kernel there does the work of two 256-bit
-/// ones and its extra permutes and mask operations cost rather than pay (Zen 5, family 1Ah, and Intel's AVX-512 parts
-/// run them whole).
+/// cache level a streaming kernel should prefetch into. AMD Zen 4 (family 19h with AVX-512) splits each 512-bit operation
+/// into two 256-bit halves, so a 512-bit kernel there does the work of two 256-bit ones and its extra permutes and mask
+/// operations cost rather than pay (Zen 5, family 1Ah, and Intel's AVX-512 parts run them whole).
 /// </summary>
 internal static class CpuInfo
 {
