@@ -17,14 +17,17 @@ internal static class BenchCommand
         var depth = new Option<int>("--depth", "-d") { Description = "Tokens already in the context when the clock starts, as llama-bench's -d: prompt and generation then attend over them", DefaultValueFactory = _ => 0 };
         var distribution = new Option<bool>("--with-distribution") { Description = "Also time generation that computes the full next-token distribution at every step (what inspection needs)" };
         var stepProfile = new Option<bool>("--step-profile") { Description = "Also show where the prompt's and a generation step's time go: per phase (matmuls, attention, norms), each thread's time inside parallel chunks and the waits" };
+        var llamaBench = new Option<string?>("--llama-bench") { Description = "llama.cpp's llama-bench executable: each run follows one llama-bench run (-r 1) of the same GGUF file, prompt, generation, depth and threads, and the table shows both with their ratio (side by side, so both read the machine of the same minute)" };
         var threads = CommonOptions.Threads();
         var json = CommonOptions.Json();
         var command = new Command("bench", "Measure prompt-processing and generation tokens/s, and memory bandwidth")
         {
-            model, promptTokens, genTokens, depth, repetitions, distribution, stepProfile, threads, json,
+            model, promptTokens, genTokens, depth, repetitions, distribution, stepProfile, llamaBench, threads, json,
         };
         command.SetAction(parse => CommonOptions.Run(parse, () =>
         {
+            string? llamaBenchPath = parse.GetValue(llamaBench);
+            if (llamaBenchPath is not null) LlamaBench.RequireFile(llamaBenchPath);
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int runs = CommonOptions.Checked(parse, repetitions, 1);
             int prompt = CommonOptions.Checked(parse, promptTokens, 1, lm.TrainedContextLength);
@@ -35,16 +38,26 @@ internal static class BenchCommand
             if (needed > lm.TrainedContextLength)
                 throw new NextTokenException($"--depth {filled} + --prompt-tokens {prompt} + --gen-tokens {generated} = {needed} positions: more than the model's trained context, {lm.TrainedContextLength}");
             lm.LimitContext((int)needed);
+            if (llamaBenchPath is not null && !File.Exists(lm.FilePath))
+                throw new NextTokenException($"--llama-bench reads GGUF files; the model '{lm.FilePath}' is not one");
             double bandwidth = ThroughputBenchmark.MeasureReadBandwidth(lm.Threads);
             var results = new List<ThroughputResult>();
+            var llama = new List<LlamaBenchResult>();
             for (int r = 0; r < runs; r++)
+            {
+                if (llamaBenchPath is not null) llama.Add(LlamaBench.Run(llamaBenchPath, lm.FilePath, prompt, generated, lm.Threads, filled));
                 results.Add(ThroughputBenchmark.Run(lm, prompt, generated, withDistribution: parse.GetValue(distribution), depth: filled, profileSteps: parse.GetValue(stepProfile)));
+            }
             ThroughputResult best = results.MaxBy(r => r.GenerationTokensPerSecond)!;
             ThroughputResult bestPrompt = results.MaxBy(r => r.PromptTokensPerSecond)!;
             double? bestDistribution = results.Max(r => r.DistributionTokensPerSecond);
             // Resident memory after the runs: mapped weight pages that were read count, as they should;
             // the runs' discarded contexts and the bandwidth probe's buffer are collected and returned first.
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            double bestPromptSpeed = bestPrompt.PromptTokensPerSecond;
+            double? llamaPrompt = llama.Count > 0 ? llama.Max(l => l.PromptTokensPerSecond) : null;
+            double? llamaGeneration = llama.Count > 0 ? llama.Max(l => l.GenerationTokensPerSecond) : null;
+            string? llamaCommit = llama.Select(l => l.BuildCommit).FirstOrDefault(c => c is not null);
             long resident = Environment.WorkingSet, fileBytes = File.Exists(lm.FilePath) ? new FileInfo(lm.FilePath).Length : 0;
             if (parse.GetValue(json))
             {
@@ -55,7 +68,7 @@ internal static class BenchCommand
                     prompt_tokens = best.PromptTokens,
                     depth = best.Depth,
                     gen_tokens = best.GeneratedTokens,
-                    prompt_tok_s = results.Max(r => r.PromptTokensPerSecond),
+                    prompt_tok_s = bestPromptSpeed,
                     gen_tok_s = best.GenerationTokensPerSecond,
                     ms_per_token = best.MillisecondsPerToken,
                     gb_s = best.GigabytesPerSecond,
@@ -68,6 +81,16 @@ internal static class BenchCommand
                     threads = best.Threads,
                     step_profile = StepProfileJson(best.Steps),
                     prompt_profile = StepProfileJson(bestPrompt.PromptSteps),
+                    llama_bench = llama.Count == 0 ? null : new
+                    {
+                        executable = llamaBenchPath,
+                        build_commit = llamaCommit,
+                        prompt_tok_s = llamaPrompt,
+                        gen_tok_s = llamaGeneration,
+                        prompt_ratio = bestPromptSpeed / llamaPrompt,
+                        gen_ratio = best.GenerationTokensPerSecond / llamaGeneration,
+                        runs = llama.Select(l => new { prompt_tok_s = l.PromptTokensPerSecond, gen_tok_s = l.GenerationTokensPerSecond }).ToArray(),
+                    },
                     runs = results.Select(r => new
                     {
                         prompt_tok_s = r.PromptTokensPerSecond, gen_tok_s = r.GenerationTokensPerSecond, gen_with_distribution_tok_s = r.DistributionTokensPerSecond,
@@ -87,14 +110,22 @@ internal static class BenchCommand
                 .AddColumn(new TableColumn("GB/s").RightAligned())
                 .AddColumn(new TableColumn("% of bandwidth").RightAligned())
                 .AddColumn(new TableColumn("with distribution (tok/s)").RightAligned());
+            if (llama.Count > 0)
+                table.AddColumn(new TableColumn("llama.cpp prompt (tok/s)").RightAligned()).AddColumn(new TableColumn("llama.cpp generation (tok/s)").RightAligned());
             for (int i = 0; i < results.Count; i++)
             {
                 ThroughputResult r = results[i];
-                table.AddRow((i + 1).ToString(), r.PromptTokensPerSecond.ToString("F1"), r.GenerationTokensPerSecond.ToString("F1"),
+                var cells = new List<string> { (i + 1).ToString(), r.PromptTokensPerSecond.ToString("F1"), r.GenerationTokensPerSecond.ToString("F1"),
                     r.MillisecondsPerToken.ToString("F2"), r.GigabytesPerSecond.ToString("F2"), $"{100 * r.GigabytesPerSecond / bandwidth:F0}%",
-                    r.DistributionTokensPerSecond?.ToString("F1") ?? "-");
+                    r.DistributionTokensPerSecond?.ToString("F1") ?? "-" };
+                if (llama.Count > 0) cells.AddRange([llama[i].PromptTokensPerSecond.ToString("F1"), llama[i].GenerationTokensPerSecond.ToString("F1")]);
+                table.AddRow(cells.ToArray());
             }
             AnsiConsole.Write(table);
+            if (llamaPrompt is { } lp && llamaGeneration is { } lg)
+                AnsiConsole.MarkupLine($"side by side with llama.cpp {Markup.Escape(llamaCommit ?? "(commit not reported)")}, best of {runs} alternating runs each: " +
+                                       $"prompt {bestPromptSpeed:F1} vs {lp:F1} tok/s ([bold]{bestPromptSpeed / lp:F2}×[/]), " +
+                                       $"generation {best.GenerationTokensPerSecond:F1} vs {lg:F1} tok/s ([bold]{best.GenerationTokensPerSecond / lg:F2}×[/])");
             if (bestPrompt.PromptSteps is { } promptSteps)
                 WriteStepProfile(promptSteps, bestPrompt.PromptSeconds * 1000, $"where the prompt's forward pass goes[/] (best prompt run; {bestPrompt.PromptTokens} tokens in {bestPrompt.PromptSeconds * 1000:F1} ms; times in ms for the whole prompt");
             if (best.Steps is { } steps)
