@@ -75,6 +75,29 @@ public class LlamaBenchTests(ITestOutputHelper output) : IDisposable
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
+    [SkippableFact]
+    public void Bench_LlamaBenchFails_ReportsItsExitCode()
+    {
+        Skip.IfNot(File.Exists("/bin/false"), "needs /bin/false");
+        var (code, _, stderr) = CliTests.RunWith(null, null, "bench", "--model", Stories, "--llama-bench", "/bin/false", "-r", "1", "--prompt-tokens", "8", "--gen-tokens", "4");
+        Assert.Equal(1, code);
+        Assert.StartsWith($"error: --llama-bench: '/bin/false' exited with 1 on {Stories}", stderr);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    /// <summary>A program that floods its output (2 MB, then exits 0) is cut off at the bound and named, not read into memory whole.</summary>
+    [SkippableFact]
+    public void Bench_LlamaBenchFloodsOutput_IsCutOff()
+    {
+        Skip.If(OperatingSystem.IsWindows() || !File.Exists("/bin/sh"), "needs a POSIX shell");
+        string flood = _temp.File("llama-bench");
+        File.WriteAllText(flood, "#!/bin/sh\nhead -c 2000000 /dev/zero | tr '\\0' x\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(flood, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var (code, _, stderr) = CliTests.RunWith(null, null, "bench", "--model", Stories, "--llama-bench", flood, "-r", "1", "--prompt-tokens", "8", "--gen-tokens", "4");
+        Assert.Equal(1, code);
+        Assert.StartsWith($"error: --llama-bench: '{flood}' printed more than 1024 KB", stderr);
+    }
+
     [Fact]
     public void Bench_LlamaBenchWithoutGguf_SaysItNeedsOne()
     {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using System.Text.Json;
 
 namespace NextToken.Generation;
@@ -15,6 +16,9 @@ public static class LlamaBench
 {
     /// <summary>Longest a single run may take before it is stopped and reported (a 3B F16 run takes about a minute).</summary>
     public static readonly TimeSpan Timeout = TimeSpan.FromMinutes(10);
+
+    /// <summary>Most output kept from a run (its JSONL is a few KB; stderr only for its last line), so a runaway program cannot grow memory.</summary>
+    private const int MaxOutputChars = 1 << 20;
 
     /// <summary>
     /// Runs <paramref name="executable"/> once (<c>-r 1</c>, its own warm-up first) with NextToken's shape: <c>-m -p -n -t</c>,
@@ -42,7 +46,7 @@ public static class LlamaBench
         }
         using (process)
         {
-            Task<string> stdout = process.StandardOutput.ReadToEndAsync(), stderr = process.StandardError.ReadToEndAsync();
+            Task<(string Text, bool Cut)> stdout = ReadBounded(process.StandardOutput, keepEnd: false), stderr = ReadBounded(process.StandardError, keepEnd: true);
             if (!process.WaitForExit(Timeout))
             {
                 process.Kill(entireProcessTree: true);
@@ -50,11 +54,30 @@ public static class LlamaBench
             }
             if (process.ExitCode != 0)
             {
-                string? reason = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+                string? reason = stderr.Result.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
                 throw new NextTokenException($"--llama-bench: '{executable}' exited with {process.ExitCode} on {model}" + (reason is null ? "" : $": {reason}"));
             }
-            return Parse(stdout.Result, executable);
+            if (stdout.Result.Cut)
+                throw new NextTokenException($"--llama-bench: '{executable}' printed more than {MaxOutputChars / 1024} KB (expected llama-bench -o jsonl, a few KB)");
+            return Parse(stdout.Result.Text, executable);
         }
+    }
+
+    /// <summary>All of a stream read (so the program never blocks on a full pipe), at most <see cref="MaxOutputChars"/> of it kept: its start, or its end.</summary>
+    private static async Task<(string Text, bool Cut)> ReadBounded(StreamReader reader, bool keepEnd)
+    {
+        var text = new StringBuilder();
+        var buffer = new char[8192];
+        bool cut = false;
+        for (int read; (read = await reader.ReadAsync(buffer)) > 0;)
+        {
+            text.Append(buffer, 0, read);
+            if (text.Length <= MaxOutputChars) continue;
+            cut = true;
+            if (keepEnd) text.Remove(0, text.Length - MaxOutputChars);
+            else text.Length = MaxOutputChars;
+        }
+        return (text.ToString(), cut);
     }
 
     /// <summary>Fails, naming the path, where there is no file to run (checked before a model is loaded).</summary>
