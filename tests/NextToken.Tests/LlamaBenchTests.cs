@@ -85,6 +85,17 @@ public class LlamaBenchTests(ITestOutputHelper output) : IDisposable
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
+    /// <summary>Bad shapes are refused by NextToken's own checks before llama-bench runs (it would fail with a vaguer message).</summary>
+    [SkippableFact]
+    public void Bench_NoGeneratedTokens_IsRefusedBeforeLlamaBenchRuns()
+    {
+        Skip.IfNot(File.Exists("/bin/false"), "needs /bin/false");
+        var (code, _, stderr) = CliTests.RunWith(null, null, "bench", "--model", Stories, "--llama-bench", "/bin/false", "-r", "1", "--prompt-tokens", "8", "--gen-tokens", "0");
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: --gen-tokens must be from 1 to", stderr);
+        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     /// <summary>A program that floods its output (2 MB, then exits 0) is cut off at the bound and named, not read into memory whole.</summary>
     [SkippableFact]
     public void Bench_LlamaBenchFloodsOutput_IsCutOff()

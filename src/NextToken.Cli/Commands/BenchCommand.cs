@@ -31,7 +31,7 @@ internal static class BenchCommand
             using LanguageModel lm = CommonOptions.LoadModel(parse, parse.GetValue(model), parse.GetValue(threads));
             int runs = CommonOptions.Checked(parse, repetitions, 1);
             int prompt = CommonOptions.Checked(parse, promptTokens, 1, lm.TrainedContextLength);
-            int generated = CommonOptions.Checked(parse, genTokens, 0, lm.TrainedContextLength);
+            int generated = CommonOptions.Checked(parse, genTokens, 1, lm.TrainedContextLength); // checked before llama-bench runs, which would fail less clearly
             int filled = CommonOptions.Checked(parse, depth, 0, lm.TrainedContextLength);
             // The context allocated is what the runs need (llama-bench's n_ctx), within what the model was trained for.
             long needed = (long)filled + prompt + generated;
