@@ -45,7 +45,7 @@ public class CliHardeningTests(ITestOutputHelper output) : IDisposable
         { ["steer", "-m", Gpt2Tiny, "-p", "hi", "--add", " wedding", "--sub", " ", "--temperature", "Infinity"], "--temperature must be a finite number" },
         { ["drift", "-m", Gpt2Tiny, "-s", "Be brief.", "--synthetic", "1000000000"], "--synthetic must be from 1 to 100000, not 1000000000" },
         { ["bench", "-m", Gpt2Tiny, "--prompt-tokens", "0"], "--prompt-tokens must be from 1 to 128, not 0" },
-        { ["bench", "-m", Gpt2Tiny, "--gen-tokens", "-1"], "--gen-tokens must be from 0 to 128, not -1" },
+        { ["bench", "-m", Gpt2Tiny, "--gen-tokens", "-1"], "--gen-tokens must be from 1 to 128, not -1" },
         { ["bench", "-m", Gpt2Tiny, "--depth", "100", "--prompt-tokens", "16", "--gen-tokens", "16"], "--depth 100 + --prompt-tokens 16 + --gen-tokens 16 = 132 positions: more than the model's trained context, 128" },
         { ["bench", "-m", Gpt2Tiny, "--depth", "-3"], "--depth must be from 0 to 128, not -3" },
         { ["synth", "--arch", "llama", "--ctx", "0", "-o", "/tmp/nexttoken-never-written.gguf"], "--ctx must be from 1 to 1048576, not 0" },
