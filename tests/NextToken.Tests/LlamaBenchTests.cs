@@ -69,20 +69,14 @@ public class LlamaBenchTests(ITestOutputHelper output) : IDisposable
     {
         string notExecutable = _temp.File("llama-bench");
         File.WriteAllText(notExecutable, "not a program");
-        var (code, _, stderr) = CliTests.RunWith(null, null, "bench", "--model", Stories, "--llama-bench", notExecutable, "-r", "1", "--prompt-tokens", "8", "--gen-tokens", "4");
-        Assert.Equal(1, code);
-        Assert.StartsWith($"error: --llama-bench: '{notExecutable}' could not be run", stderr);
-        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        AssertFailsInOneLine(notExecutable, "4", $"error: --llama-bench: '{notExecutable}' could not be run");
     }
 
     [SkippableFact]
     public void Bench_LlamaBenchFails_ReportsItsExitCode()
     {
         Skip.IfNot(File.Exists("/bin/false"), "needs /bin/false");
-        var (code, _, stderr) = CliTests.RunWith(null, null, "bench", "--model", Stories, "--llama-bench", "/bin/false", "-r", "1", "--prompt-tokens", "8", "--gen-tokens", "4");
-        Assert.Equal(1, code);
-        Assert.StartsWith($"error: --llama-bench: '/bin/false' exited with 1 on {Stories}", stderr);
-        Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        AssertFailsInOneLine("/bin/false", "4", $"error: --llama-bench: '/bin/false' exited with 1 on {Stories}");
     }
 
     /// <summary>Bad shapes are refused by NextToken's own checks before llama-bench runs (it would fail with a vaguer message).</summary>
@@ -90,9 +84,15 @@ public class LlamaBenchTests(ITestOutputHelper output) : IDisposable
     public void Bench_NoGeneratedTokens_IsRefusedBeforeLlamaBenchRuns()
     {
         Skip.IfNot(File.Exists("/bin/false"), "needs /bin/false");
-        var (code, _, stderr) = CliTests.RunWith(null, null, "bench", "--model", Stories, "--llama-bench", "/bin/false", "-r", "1", "--prompt-tokens", "8", "--gen-tokens", "0");
+        AssertFailsInOneLine("/bin/false", "0", "error: --gen-tokens must be from 1 to");
+    }
+
+    /// <summary>bench on stories260K with this llama-bench and generation length exits 1 with one line starting so.</summary>
+    private static void AssertFailsInOneLine(string llamaBench, string genTokens, string expectedStart)
+    {
+        var (code, _, stderr) = CliTests.RunWith(null, null, "bench", "--model", Stories, "--llama-bench", llamaBench, "-r", "1", "--prompt-tokens", "8", "--gen-tokens", genTokens);
         Assert.Equal(1, code);
-        Assert.StartsWith("error: --gen-tokens must be from 1 to", stderr);
+        Assert.StartsWith(expectedStart, stderr);
         Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
