@@ -90,11 +90,7 @@ internal static unsafe class Block32Decode
             largest = Avx2.Max(largest, Avx2.Max(Avx2.Max(a0, a1), Avx2.Max(a2, a3)));
             smallest = Avx2.Min(smallest, Avx2.Min(Avx2.Min(a0.AsUInt32() - Vector256<uint>.One, a1.AsUInt32() - Vector256<uint>.One),
                                                    Avx2.Min(a2.AsUInt32() - Vector256<uint>.One, a3.AsUInt32() - Vector256<uint>.One)));
-            // A 4 × 4 transpose in each 128-bit half: rows x[4i … 4i + 3] (low half) and x[16 + 4i …] (high half).
-            Vector256<float> r0 = Avx.Permute2x128(v0, v2, 0x20), r1 = Avx.Permute2x128(v0, v2, 0x31);
-            Vector256<float> r2 = Avx.Permute2x128(v1, v3, 0x20), r3 = Avx.Permute2x128(v1, v3, 0x31);
-            Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
-            Vector256<float> p0 = Avx.Shuffle(t0, t2, 0x44), p1 = Avx.Shuffle(t0, t2, 0xEE), p2 = Avx.Shuffle(t1, t3, 0x44), p3 = Avx.Shuffle(t1, t3, 0xEE);
+            (Vector256<float> p0, Vector256<float> p1, Vector256<float> p2, Vector256<float> p3) = Lanes(v0, v1, v2, v3);
             p0.Store(p);
             (p1 * s1).Store(p + 8);
             (p2 * s2).Store(p + 16);
@@ -103,6 +99,21 @@ internal static unsafe class Block32Decode
         }
         // 2^-102 is 0x0C800000: x·2^-24 stays a normal float. 0x7F800000 and above: infinity or NaN.
         return !Vector256.LessThanAny(smallest, Vector256.Create(0x0C800000u - 1)) && !Vector256.GreaterThanOrEqualAny(largest, Vector256.Create(0x7F800000));
+    }
+
+    /// <summary>
+    /// The 32 values of v0 … v3 (x[0..31]) as four vectors j = 0 … 3 whose lane k holds x[4k + j]: lane k of a 32-bit
+    /// sum over 4 consecutive bytes (<c>vpmaddwd</c> after <c>vpmaddubsw</c>), or dword k of a block's 32 bytes. A 4 × 4
+    /// transpose in each 128-bit half (rows x[4i … 4i + 3] in the low half, x[16 + 4i …] in the high half); the bits move
+    /// unchanged, so integers pass through as floats.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Lanes(Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)
+    {
+        Vector256<float> r0 = Avx.Permute2x128(v0, v2, 0x20), r1 = Avx.Permute2x128(v0, v2, 0x31);
+        Vector256<float> r2 = Avx.Permute2x128(v1, v3, 0x20), r3 = Avx.Permute2x128(v1, v3, 0x31);
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        return (Avx.Shuffle(t0, t2, 0x44), Avx.Shuffle(t0, t2, 0xEE), Avx.Shuffle(t1, t3, 0x44), Avx.Shuffle(t1, t3, 0xEE));
     }
 
     /// <summary>
@@ -223,12 +234,12 @@ internal static unsafe class Block32Decode
 
     /// <summary>A block's 16 nibble bytes as 32 bytes, value v in byte v: low nibbles in the low half, high nibbles in the high half.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Nibbles(byte* qs) =>
+    internal static Vector256<byte> Nibbles(byte* qs) =>
         Avx2.ShiftRightLogicalVariable(Avx2.BroadcastVector128ToVector256((uint*)qs), Vector256.Create(0u, 0, 0, 0, 4, 4, 4, 4)).AsByte() & Vector256.Create((byte)0x0F);
 
     /// <summary>16 in byte v where bit v of the 32-bit word at qh is set, else 0.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> FifthBits(byte* qh)
+    internal static Vector256<byte> FifthBits(byte* qh)
     {
         // Byte v takes the word's byte v / 8 (the dword is in every 32-bit lane, so bytes 0–3 of each half hold it).
         Vector256<byte> spread = Avx2.Shuffle(Vector256.Create(*(uint*)qh).AsByte(),

@@ -76,9 +76,25 @@ internal static unsafe class KQuantPlanes
     /// (1/s alone can pass float's range), so it is exact. A block holding an infinity or NaN gets s = NaN and zero
     /// planes, so its dot is NaN as the float kernel's.
     /// </summary>
-    private static void BlockScale(float amax, out float scale, out float inv1, out float inv2)
+    /// <remarks>
+    /// A normal max|x| takes its exponent from the bits (e = its exponent − 22, one more when the significand passes
+    /// 127/64 = 1.984375, as the division would say), and the powers of two are built as bits: the block-32 split
+    /// (<see cref="Block32Planes"/>) calls this once per 32 values, where <see cref="MathF.ScaleB"/> three times took ~a
+    /// third of its time. The same results as the general form below, which subnormal maxima still take (tested).
+    /// </remarks>
+    internal static void BlockScale(float amax, out float scale, out float inv1, out float inv2)
     {
         inv2 = 1;
+        int bits = BitConverter.SingleToInt32Bits(amax), biased = bits >> 23;
+        if (biased is > 0 and < 255) // normal (amax ≥ 0, so no sign bit): e from −148 to 106
+        {
+            int exponent = biased - 149 + ((bits & 0x7FFFFF) > 0x7E0000 ? 1 : 0);
+            scale = BitConverter.Int32BitsToSingle(exponent >= -126 ? (exponent + 127) << 23 : 1 << (exponent + 149));
+            int inverse = Math.Min(-exponent, 127);
+            inv1 = BitConverter.Int32BitsToSingle((inverse + 127) << 23);
+            inv2 = BitConverter.Int32BitsToSingle((-exponent - inverse + 127) << 23);
+            return;
+        }
         if (!float.IsFinite(amax)) { scale = float.NaN; inv1 = 0; return; }
         if (amax == 0) { scale = 1; inv1 = 0; return; }
         int e = MathF.ILogB(amax) - 22; // amax / 2^e in [2²², 2²³)
@@ -142,7 +158,7 @@ internal static unsafe class KQuantPlanes
     /// Vector256.Narrow's truncation took ~12) and interleave the 128-bit lanes, which one vpermd undoes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<sbyte> Pack(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) =>
+    internal static Vector256<sbyte> Pack(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d) =>
         Avx2.PermuteVar8x32(Avx2.PackSignedSaturate(Avx2.PackSignedSaturate(a, b), Avx2.PackSignedSaturate(c, d)).AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsSByte();
 
     /// <summary>Values v…v+31 (low) and v+32…v+63 (high) stored as the kernels read them: unpacklo and unpackhi of their 64-bit pieces.</summary>
@@ -189,7 +205,7 @@ internal static unsafe class KQuantPlanes
 
     /// <summary>v = p0·2¹⁶ + p1·2⁸ + p2, balanced digits (the ranges of <see cref="Range"/>), eight lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector256<int>, Vector256<int>, Vector256<int>) Digits(Vector256<int> v)
+    internal static (Vector256<int>, Vector256<int>, Vector256<int>) Digits(Vector256<int> v)
     {
         Vector256<int> p0 = Vector256.ShiftRightArithmetic(v + Vector256.Create(32_896), 16);
         Vector256<int> r = v - Vector256.ShiftLeft(p0, 16);

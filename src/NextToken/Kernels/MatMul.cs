@@ -139,12 +139,19 @@ public static unsafe class MatMul
         if (rowsAsBatch < 4 && !quantized && UsesPlacedQ4_0)
             for (int i = 0; i < job.Count; i++) placeQ4 |= job.Weight(i).Type == GgmlType.Q4_0 && job.Interleaved(i) == null;
         if (placeQ4) job.PlaceQ4_0Inputs(input, nBatch, nIn);
-        // AVX2 decode of Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS rows (DotRows) takes x placed for the bytes in place (Block32Decode), once per call.
-        bool placeBlock32 = false;
+        // AVX2 decode of Q4_1, Q5_0, Q5_1 rows (DotRows) takes x split into planes per 32 values (Block32Planes), of IQ4_NL, IQ4_XS
+        // rows x placed for the bytes in place (Block32Decode), once per call.
+        bool placeBlock32 = false, splitBlock32 = false;
         if (rowsAsBatch < 4 && UsesPlacedQ4_0 && Block32Decode.IsSupported && nIn % 32 == 0)
             for (int i = 0; i < job.Count; i++)
-                placeBlock32 |= Block32Decode.Decodes(job.Weight(i).Type) && !job.KQuantRows(i) && !(quantizeActivations && QuantizedActivations.IsSupported(job.Weight(i).Type));
+            {
+                GgmlType type = job.Weight(i).Type;
+                if (!Block32Decode.Decodes(type) || job.KQuantRows(i) || (quantizeActivations && QuantizedActivations.IsSupported(type))) continue;
+                if (Block32Planes.Decodes(type)) splitBlock32 = true;
+                else placeBlock32 = true;
+            }
         if (placeBlock32) job.PlaceBlock32Inputs(input, nBatch, nIn);
+        if (splitBlock32) job.SplitBlock32Inputs(input, nBatch, nIn);
         bool anyFloatPath = false;
         for (int i = 0; i < job.Count; i++) anyFloatPath |= job.Interleaved(i) == null && !job.KQuantRows(i);
         bool panels = anyFloatPath && rowsAsBatch >= PanelMatMul.MinBatch && PanelMatMul.IsSupported;
@@ -160,9 +167,11 @@ public static unsafe class MatMul
         fixed (sbyte* planes = job.Planes)
         fixed (float* planeScales = job.PlaneScales, planeSums16 = job.PlaneSums16, planeSums32 = job.PlaneSums32, placed = job.PlacedQ4_0, placed32 = job.PlacedBlock32)
         fixed (float* arranged = job.Arranged)
+        fixed (byte* split32 = job.SplitBlock32)
         {
             var activations = new Activations(quantized ? qx : null, dx, sx, panels ? packed : null, kQuantized ? kqx : null, kdx, ksx, split ? planes : null, planeScales,
-                                              planeSums16, planeSums32, placeQ4 ? placed : null, placeBlock32 ? placed32 : null, arrange ? arranged : null);
+                                              planeSums16, planeSums32, placeQ4 ? placed : null, placeBlock32 ? placed32 : null, arrange ? arranged : null,
+                                              splitBlock32 ? split32 : null);
             if (panels) PanelMatMul.PackInputs(x, nBatch, nIn, packed, threads);
             long work = 0;
             for (int i = 0; i < job.Count; i++) work += (long)job.Weight(i).RowCount * nIn * nBatch;
@@ -194,8 +203,10 @@ public static unsafe class MatMul
     /// or transposed for <see cref="PanelMatMul"/> (Packed null otherwise).
     /// </summary>
     private readonly struct Activations(sbyte* quants, float* scales, int* sums, float* packed, sbyte* kQuants, float* kScales, short* kSums, sbyte* planes, float* planeScales,
-                                        float* planeSums16, float* planeSums32, float* placedQ4_0, float* placedBlock32, float* arranged)
+                                        float* planeSums16, float* planeSums32, float* placedQ4_0, float* placedBlock32, float* arranged, byte* splitBlock32)
     {
+        /// <summary>Each input as <see cref="Block32Planes.Prepare"/> makes it (its flag the last byte of each input's share: 1 split, 0 not), or null.</summary>
+        public readonly byte* SplitBlock32 = splitBlock32;
         /// <summary>Each input as <see cref="KQuantTablesWide.Arrange"/> makes it (its sums of 32 in <see cref="PlaneSums32"/>), or null.</summary>
         public readonly float* Arranged = arranged;
         /// <summary>Each input as <see cref="Block32Decode.Prepare"/> makes it (its flag the last float of each input's share: 1 placed, 0 not), or null.</summary>
@@ -257,6 +268,21 @@ public static unsafe class MatMul
         public float[] Arranged { get; private set; } = new float[32];
         public float[] PlacedQ4_0 { get; private set; } = new float[Quantized.Q4_0PreparedFloats + 1];
         public float[] PlacedBlock32 { get; private set; } = new float[Block32Decode.PreparedFloats + 1];
+        public byte[] SplitBlock32 { get; private set; } = new byte[Block32Planes.PreparedBytes + 1];
+
+        /// <summary>Each input split for <see cref="Block32Planes"/> (an input holding an infinity or NaN keeps the float kernel: its flag, the last byte of its share, is 0).</summary>
+        public void SplitBlock32Inputs(ReadOnlySpan<float> input, int nBatch, int nIn)
+        {
+            int perInput = Block32SplitBytes(nIn);
+            if (SplitBlock32.Length < nBatch * perInput) SplitBlock32 = new byte[nBatch * perInput];
+            fixed (float* x = input)
+            fixed (byte* prepared = SplitBlock32)
+                for (int b = 0; b < nBatch; b++)
+                {
+                    byte* p = prepared + b * perInput;
+                    p[perInput - 1] = Block32Planes.Prepare(x + (long)b * nIn, nIn, p) ? (byte)1 : (byte)0;
+                }
+        }
 
         /// <summary>
         /// Each input placed for <see cref="Block32Decode"/> (an input it cannot scale exactly, or holding an infinity or NaN, keeps the
@@ -531,6 +557,8 @@ public static unsafe class MatMul
 
     private static int Block32PlacedFloats(int nIn) => nIn / 32 * Block32Decode.PreparedFloats + 1;
 
+    private static int Block32SplitBytes(int nIn) => nIn / 32 * Block32Planes.PreparedBytes + 1;
+
     /// <summary>Rows against quantized activations, four rows at a time so each activation block is loaded once for four.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void QuantizedRows(in TensorData weight, Activations activations, float* y, int nBatch, int rowStart, int rowEnd)
@@ -636,6 +664,18 @@ public static unsafe class MatMul
             for (; o < rowEnd; o += 4) // AVX-512: the block-32 kernels (fewer operations per value than ChunkedQuant's); the last group may be 1–3 rows
                 for (int b = 0; b < nBatch; b++)
                     Block32DecodeWide.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, Math.Min(4, rowEnd - o), x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+        else if (narrow && activations.SplitBlock32 != null && Block32Planes.Decodes(weight.Type))
+        {
+            // x split once per call by Run (Block32Planes.Prepare); an input holding an infinity or NaN takes the float kernel.
+            int perInput = Block32SplitBytes(nIn);
+            for (; o + 4 <= rowEnd; o += 4)
+                for (int b = 0; b < nBatch; b++)
+                {
+                    byte* p = activations.SplitBlock32 + (long)b * perInput;
+                    if (p[perInput - 1] != 0) Block32Planes.Dot4(weight.Type, weight.Data + o * rowBytes, rowBytes, p, nIn, y + (long)b * nOut + o);
+                    else ChunkedQuant.Dot4(weight.Type, false, weight.Data + o * rowBytes, rowBytes, x + (long)b * nIn, nIn, y + (long)b * nOut + o);
+                }
+        }
         else if (narrow && activations.PlacedBlock32 != null && Block32Decode.Decodes(weight.Type))
         {
             // x placed once per call by Run (Block32Decode.Prepare); an input it could not place takes the float kernel.

@@ -289,7 +289,6 @@ public static unsafe partial class Quantized
     /// </summary>
     internal static unsafe bool PrepareQ4_0(float* x, int n, float* prepared)
     {
-        // A 4 × 4 transpose in each 128-bit half: rows x[4i … 4i + 3] (low half) and x[16 + 4i …] (high half).
         Vector256<float> s0 = Scales(0), s1 = Scales(8), s2 = Scales(16), s3 = Scales(24);
         Vector256<float> lowHalf = Vector256.Create(-1, -1, -1, -1, 0, 0, 0, 0).AsSingle();
         Vector256<uint> magnitude = Vector256.Create(0x7FFFFFFFu), smallest = Vector256<uint>.AllBitsSet; // least (|x| bits − 1): zero wraps to the top
@@ -299,10 +298,7 @@ public static unsafe partial class Quantized
             Vector256<float> v0 = Vector256.Load(xb), v1 = Vector256.Load(xb + 8), v2 = Vector256.Load(xb + 16), v3 = Vector256.Load(xb + 24);
             smallest = Avx2.Min(smallest, Avx2.Min(Avx2.Min((v0.AsUInt32() & magnitude) - Vector256<uint>.One, (v1.AsUInt32() & magnitude) - Vector256<uint>.One),
                                                    Avx2.Min((v2.AsUInt32() & magnitude) - Vector256<uint>.One, (v3.AsUInt32() & magnitude) - Vector256<uint>.One)));
-            Vector256<float> r0 = Avx.Permute2x128(v0, v2, 0x20), r1 = Avx.Permute2x128(v0, v2, 0x31);
-            Vector256<float> r2 = Avx.Permute2x128(v1, v3, 0x20), r3 = Avx.Permute2x128(v1, v3, 0x31);
-            Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
-            Vector256<float> p0 = Avx.Shuffle(t0, t2, 0x44), p1 = Avx.Shuffle(t0, t2, 0xEE), p2 = Avx.Shuffle(t1, t3, 0x44), p3 = Avx.Shuffle(t1, t3, 0xEE);
+            (Vector256<float> p0, Vector256<float> p1, Vector256<float> p2, Vector256<float> p3) = Block32Decode.Lanes(v0, v1, v2, v3);
             (p0 * s0).Store(p);
             (p1 * s1).Store(p + 8);
             (p2 * s2).Store(p + 16);
