@@ -87,7 +87,7 @@ public unsafe class KernelTests
 
     [Theory]
     [InlineData(4, 4, 16, 0, 5)]     // the tiny fixtures' head size
-    [InlineData(12, 12, 64, 37, 1)]  // GPT-2 decode (AVX-512 kernels: four keys per step, odd key count)
+    [InlineData(12, 12, 64, 37, 1)]  // GPT-2 decode (AVX-512 kernels: 16 keys per step twice, then four, then two alone)
     [InlineData(12, 12, 64, 6, 9)]   // GPT-2 prompt after a cached prefix
     [InlineData(9, 3, 64, 100, 2)]   // SmolLM's grouped-query heads
     [InlineData(8, 2, 128, 13, 3)]   // Llama-2/3 head size
@@ -98,6 +98,9 @@ public unsafe class KernelTests
     [InlineData(4, 2, 16, 5, 16)]    // one block, the smallest head size that takes it
     [InlineData(8, 2, 64, 300, 1)]   // decode at depth: the four heads of a KV head together, keys in two tiles
     [InlineData(4, 1, 128, 260, 1)]  // one KV head for four heads: with 2 threads, two items of two heads
+    [InlineData(32, 4, 64, 200, 1)]  // TinyLlama's eight heads per KV head (AVX-512: one item, two keys per step), the last key alone
+    [InlineData(16, 2, 128, 150, 1)] // eight heads per KV head at head size 128: values in four passes of two heads
+    [InlineData(4, 2, 64, 1, 1)]     // two keys, fewer than one step of the grouped kernel (eight keys for two heads)
     public void Attention_MatchesScalarReference(int nHead, int nKvHead, int headDim, int p0, int n)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;
@@ -119,6 +122,40 @@ public unsafe class KernelTests
         }
     }
 
+    /// <summary>
+    /// A decoded query's output is the same bits whatever shares its call — alone on 1 or 2 threads, or beside other contexts
+    /// (<see cref="CausalAttention.RunEach"/>) — also where AVX-512 takes the grouped decode kernel, whose items are then whole
+    /// KV groups (its sums' order depends on the heads it runs with).
+    /// </summary>
+    [Theory]
+    [InlineData(32, 4, 64)]  // TinyLlama's shape: eight heads per KV head, the grouped kernel with AVX-512
+    [InlineData(8, 1, 128)]  // one KV head for eight heads: one item per query there
+    [InlineData(12, 12, 64)] // GPT-2: one head per item
+    [InlineData(9, 3, 64)]   // three heads per KV head: the tiled path
+    public void Decode_SameBitsAloneOrBesideOtherContexts(int nHead, int nKvHead, int headDim)
+    {
+        int kvDim = nKvHead * headDim, nCtx = 320, width = nHead * headDim;
+        int[] positions = [50, 299, 7];
+        float[] queries = RandomVector(positions.Length * width, 51, 2);
+        var keyCaches = new float[positions.Length][];
+        var valueCaches = new float[positions.Length][];
+        var attention = new CausalAttention(nHead, nKvHead, headDim, nCtx, positions.Length);
+        for (int t = 0; t < positions.Length; t++)
+        {
+            (keyCaches[t], valueCaches[t]) = (new float[nCtx * kvDim], new float[nCtx * kvDim]);
+            attention.Store(RandomVector(nCtx * kvDim, 52 + t, 2), kvDim, RandomVector(nCtx * kvDim, 62 + t), kvDim, keyCaches[t], valueCaches[t], 0, 0, positions[t] + 1);
+        }
+        var together = new float[positions.Length * width];
+        attention.RunEach(queries, width, keyCaches, valueCaches, 0, positions, positions.Length, together, 2);
+        for (int t = 0; t < positions.Length; t++)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var alone = new float[width];
+                attention.Run(queries[(t * width)..((t + 1) * width)], width, keyCaches[t], valueCaches[t], 0, positions[t], 1, alone, threads);
+                Assert.Equal(alone, together.AsSpan(t * width, width).ToArray());
+            }
+    }
+
     [Theory]
     [InlineData(4, 2, 32, 0, 40, 8, 50f)]     // Gemma 2's prompt: blocks of 16 queries with window and softcap
     [InlineData(4, 2, 32, 30, 1, 8, 50f)]     // decode past the window
@@ -126,6 +163,7 @@ public unsafe class KernelTests
     [InlineData(4, 2, 16, 9, 7, 4, 2f)]       // row path (7 queries), a small cap most scores reach
     [InlineData(2, 2, 64, 100, 17, 1, 0f)]    // window 1: each query sees only itself
     [InlineData(8, 2, 64, 3, 33, 0, 30f)]     // softcap alone, AVX-512 decode kernels (head 64)
+    [InlineData(32, 4, 64, 60, 1, 20, 30f)]   // decode of eight heads per KV head with window and softcap (AVX-512: the grouped kernel)
     public void Attention_WindowAndSoftcap_MatchScalarReference(int nHead, int nKvHead, int headDim, int p0, int n, int window, float softcap)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;
