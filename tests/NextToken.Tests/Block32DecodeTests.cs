@@ -153,16 +153,10 @@ public unsafe class Block32DecodeTests(ITestOutputHelper output)
     public void Kernel_FixtureTensors_MatchScalarReference(string file, GgmlType type)
     {
         Skip.IfNot(HasAvx2, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
-        using var gguf = Gguf.GgufFile.Open(Fixtures.Model(file));
-        var random = new Random(5);
         double worst = 0;
-        int rows = 0;
-        foreach (Gguf.GgufTensorInfo info in gguf.Tensors.Where(t => t.Type == type))
+        int rows = ForEachFixtureTensor(file, type, (tensor, nOut, x) =>
         {
-            TensorData tensor = gguf.GetTensor(info.Name);
-            int nIn = tensor.RowLength, nOut = tensor.RowCount & ~3;
-            // Values spread over several orders of magnitude, as activations are.
-            float[] x = Enumerable.Range(0, nIn).Select(_ => (float)((random.NextDouble() * 2 - 1) * Math.Pow(10, random.NextDouble() * 3 - 1))).ToArray();
+            int nIn = tensor.RowLength;
             var prepared = new float[nIn / 32 * Block32Decode.PreparedFloats];
             var y = new float[nOut];
             fixed (float* xp = x, pp = prepared, yp = y)
@@ -171,16 +165,36 @@ public unsafe class Block32DecodeTests(ITestOutputHelper output)
                 for (int o = 0; o < nOut; o += 4) Block32Decode.Dot4(type, tensor.Data + o * tensor.RowBytes, tensor.RowBytes, pp, nIn, yp + o);
             }
             byte[] stored = new ReadOnlySpan<byte>(tensor.Data, (int)(nOut * tensor.RowBytes)).ToArray();
-            for (int r = 0; r < nOut; r++, rows++)
+            for (int r = 0; r < nOut; r++)
             {
                 (double expected, double magnitude) = Reference(type, stored, r, nIn, x);
                 double difference = Math.Abs(y[r] - expected) / magnitude;
                 worst = Math.Max(worst, difference);
-                Assert.True(difference <= 1e-6, $"{info.Name} row {r}: {y[r]} vs {expected} (|Δ|/Σ|w·x| {difference:E2})");
+                Assert.True(difference <= 1e-6, $"{tensor.Name} row {r}: {y[r]} vs {expected} (|Δ|/Σ|w·x| {difference:E2})");
             }
+        });
+        output.WriteLine($"{file}: {rows} {type} rows, max |Δ|/Σ|w·x| {worst:E2} (tolerance 1e-6)");
+    }
+
+    /// <summary>
+    /// Every tensor of the type in a llama-quantize fixture, its rows in groups of four (nOut) against an input whose values
+    /// spread over three decades, as activations do; returns the rows checked (the file must hold some).
+    /// </summary>
+    internal static int ForEachFixtureTensor(string file, GgmlType type, Action<TensorData, int, float[]> check)
+    {
+        using var gguf = Gguf.GgufFile.Open(Fixtures.Model(file));
+        var random = new Random(5);
+        int rows = 0;
+        foreach (Gguf.GgufTensorInfo info in gguf.Tensors.Where(t => t.Type == type))
+        {
+            TensorData tensor = gguf.GetTensor(info.Name);
+            int nOut = tensor.RowCount & ~3;
+            float[] x = Enumerable.Range(0, tensor.RowLength).Select(_ => (float)((random.NextDouble() * 2 - 1) * Math.Pow(10, random.NextDouble() * 3 - 1))).ToArray();
+            check(tensor, nOut, x);
+            rows += nOut;
         }
         Assert.True(rows > 0, $"{file} has no {type} tensors");
-        output.WriteLine($"{file}: {rows} {type} rows, max |Δ|/Σ|w·x| {worst:E2} (tolerance 1e-6)");
+        return rows;
     }
 
     /// <summary>

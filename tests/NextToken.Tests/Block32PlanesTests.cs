@@ -164,20 +164,12 @@ public unsafe class Block32PlanesTests(ITestOutputHelper output)
     public void Kernel_FixtureTensors_MatchScalarReference(string file, GgmlType type)
     {
         Skip.IfNot(HasAvx2, "an AVX2 kernel; this CPU (or DOTNET_EnableAVX2=0) has none");
-        using var gguf = Gguf.GgufFile.Open(Fixtures.Model(file));
-        var random = new Random(5);
         double worst = 0;
-        int rows = 0;
-        foreach (Gguf.GgufTensorInfo info in gguf.Tensors.Where(t => t.Type == type))
+        int rows = Block32DecodeTests.ForEachFixtureTensor(file, type, (tensor, nOut, x) =>
         {
-            TensorData tensor = gguf.GetTensor(info.Name);
-            int nIn = tensor.RowLength, nOut = tensor.RowCount & ~3;
-            float[] x = Enumerable.Range(0, nIn).Select(_ => (float)((random.NextDouble() * 2 - 1) * Math.Pow(10, random.NextDouble() * 3 - 1))).ToArray();
             byte[] stored = new ReadOnlySpan<byte>(tensor.Data, (int)(nOut * tensor.RowBytes)).ToArray();
             worst = Math.Max(worst, Compare(type, stored, nOut, x).Worst);
-            rows += nOut;
-        }
-        Assert.True(rows > 0, $"{file} has no {type} tensors");
+        });
         output.WriteLine($"{file}: {rows} {type} rows, max |Δ|/Σ|w·x| {worst:E2} (tolerance {Tolerance:E0})");
     }
 

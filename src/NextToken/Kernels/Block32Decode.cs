@@ -104,8 +104,7 @@ internal static unsafe class Block32Decode
     /// <summary>
     /// The 32 values of v0 … v3 (x[0..31]) as four vectors j = 0 … 3 whose lane k holds x[4k + j]: lane k of a 32-bit
     /// sum over 4 consecutive bytes (<c>vpmaddwd</c> after <c>vpmaddubsw</c>), or dword k of a block's 32 bytes. A 4 × 4
-    /// transpose in each 128-bit half (rows x[4i … 4i + 3] in the low half, x[16 + 4i …] in the high half); the bits move
-    /// unchanged, so integers pass through as floats.
+    /// transpose in each 128-bit half (rows x[4i … 4i + 3] in the low half, x[16 + 4i …] in the high half).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static (Vector256<float>, Vector256<float>, Vector256<float>, Vector256<float>) Lanes(Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3)

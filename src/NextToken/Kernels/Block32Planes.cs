@@ -21,8 +21,10 @@ namespace NextToken.Kernels;
 /// exact) add the block to the row's float total; Q4_1/Q5_1 add m·Σx from the float sums of each lane, as the float
 /// kernel. Per block and row: Q4_1 15 vector operations (2 nibble, 3 + 3 multiplies, 3 adds and a shift, a conversion,
 /// a multiply by s and 2 FMAs), Q5_x 5 more for the fifth bit; 6 of them integer multiplies.
-/// Zen 5, AVX2 emulated, one thread, resident (64 rows × 2048, min of 2000, a copy of each kernel in alternation):
-/// ns per 32 values and row, placed-byte float kernel → this: Q4_1 1.54 → 1.28, Q5_0 2.05 → 1.84, Q5_1 2.18 → 1.85.
+/// Zen 5, AVX2 emulated, one thread, resident (64 rows × 2048, min of 2000), ns per 32 values and row, placed-byte float
+/// kernel → this: the kernels alone (copies in alternation) Q4_1 1.54 → 1.28, Q5_0 2.05 → 1.84, Q5_1 2.18 → 1.85; with
+/// each one's preparation per pass of the 64 rows (<c>bench -- --alternate-block32</c>) 1.55 → 1.51, 2.23 → 2.07, 2.25 →
+/// 2.08; every matrix of the 1.1B files from the mapping 0.84, 0.83, 0.85× the time.
 /// Q4_0 lost the same way (1.20 → 1.27: its float kernel needs no nibble shifts, 14 operations), and IQ4's grid
 /// (−127 … 113) with 8-bit planes would saturate <c>vpmaddubsw</c>'s 16-bit pairs, so those keep their float kernels.
 /// Per-256 scales (K-quant's split; the per-block multiply by s moved out of the loop) were 2% faster and 2.5 times less
