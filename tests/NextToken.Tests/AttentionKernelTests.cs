@@ -40,6 +40,9 @@ public class AttentionKernelTests(ITestOutputHelper output)
     [InlineData(4, 4, 64, 0, 1, 0, 0f)]        // the very first token: one key
     [InlineData(4, 1, 128, 260, 1, 0, 0f)]     // one KV head for four heads: with 2 threads, two items of two heads; two key tiles
     [InlineData(6, 2, 40, 600, 1, 500, 30f)]   // head 40 (a 32-column pass, then 8), window and softcap over two tiles, three heads per KV head
+    [InlineData(32, 4, 64, 300, 1, 200, 30f)]  // the grouped decode kernel: eight heads per KV head, one key per step, values over two tiles, window and softcap
+    [InlineData(16, 8, 128, 130, 1, 0, 0f)]    // the grouped decode kernel, two heads per KV head at head size 128: four keys per step, two half-head passes
+    [InlineData(12, 12, 64, 20, 1, 0, 0f)]     // the grouped decode kernel, one head: eight keys per step, then five alone
     public void NarrowAttention_MatchesFloat64Reference(int nHead, int nKvHead, int headDim, int p0, int n, int window, float softcap)
     {
         Skip.IfNot(Vector256.IsHardwareAccelerated && Fma.IsSupported, "the 256-bit attention kernels need AVX2+FMA; this CPU (or DOTNET_EnableAVX2=0) has none");

@@ -161,12 +161,13 @@ public sealed class CausalAttention : IParallelWork
     private bool _blocked, _blockedWide, _wide;
 
     /// <summary>
-    /// Whether single queries take <see cref="AttendGroupWide{TH, TD}"/> (AVX-512, no pattern kept, head size 64 or 128, 1, 2, 4
-    /// or 8 heads per KV head). Its items are then always whole groups: the order of its sums depends on the heads it runs
+    /// Whether single queries take <see cref="AttendGroupWide{TH, TD}"/> or <see cref="AttendGroupNarrow{TH, TD}"/> (AVX-512, or
+    /// AVX2 with FMA; no pattern kept, head size 64 or 128, 1, 2, 4 or 8 heads per KV head). Its items are then always whole groups: the order of its sums depends on the heads it runs
     /// with, and a query's result must not depend on how many rows or threads share the call (a batch of contexts equals
     /// each alone, bit for bit).
     /// </summary>
-    private bool Grouped(bool keepPattern) => _wide && !keepPattern && _headDim is 64 or 128 && (_nHead / _nKvHead) is 1 or 2 or 4 or 8;
+    private bool Grouped(bool keepPattern) =>
+        (_wide || NarrowBlocks) && !keepPattern && _headDim is 64 or 128 && (_nHead / _nKvHead) is 1 or 2 or 4 or 8;
 
     /// <summary>
     /// Heads a row work item takes together: the query heads that share a KV head (read once for all
@@ -564,8 +565,8 @@ public sealed class CausalAttention : IParallelWork
     /// Query t of heads head0 … head0+count−1, which share one KV head (grouped-query attention): keys
     /// and values go in tiles of <see cref="DecodeTile"/> that every head of the group reads while the
     /// tile is in L2, so at depth the KV head comes from memory once per group, not once per head. With AVX-512, no
-    /// pattern kept, 1, 2, 4 or 8 heads and head size 64 or 128, <see cref="AttendGroupWide{TH, TD}"/> reads each row once
-    /// for all of them instead.
+    /// pattern kept, 1, 2, 4 or 8 heads and head size 64 or 128, <see cref="AttendGroupWide{TH, TD}"/> (AVX2:
+    /// <see cref="AttendGroupNarrow{TH, TD}"/>) reads each row once for all of them instead.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void AttendHeads(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
@@ -598,16 +599,24 @@ public sealed class CausalAttention : IParallelWork
             if (Grouped(_keepPattern))
             {
                 float* qg = qRow + head0 * hd, og = oRow + head0 * hd;
-                bool done = (count, hd) switch
+                bool done = (_wide, count, hd) switch
                 {
-                    (1, 64) => AttendGroupWide<OneHead, Head64>(qg, k, v, keys, og),
-                    (2, 64) => AttendGroupWide<TwoHeads, Head64>(qg, k, v, keys, og),
-                    (4, 64) => AttendGroupWide<FourHeads, Head64>(qg, k, v, keys, og),
-                    (8, 64) => AttendGroupWide<EightHeads, Head64>(qg, k, v, keys, og),
-                    (1, 128) => AttendGroupWide<OneHead, Head128>(qg, k, v, keys, og),
-                    (2, 128) => AttendGroupWide<TwoHeads, Head128>(qg, k, v, keys, og),
-                    (4, 128) => AttendGroupWide<FourHeads, Head128>(qg, k, v, keys, og),
-                    (8, 128) => AttendGroupWide<EightHeads, Head128>(qg, k, v, keys, og),
+                    (true, 1, 64) => AttendGroupWide<OneHead, Head64>(qg, k, v, keys, og),
+                    (true, 2, 64) => AttendGroupWide<TwoHeads, Head64>(qg, k, v, keys, og),
+                    (true, 4, 64) => AttendGroupWide<FourHeads, Head64>(qg, k, v, keys, og),
+                    (true, 8, 64) => AttendGroupWide<EightHeads, Head64>(qg, k, v, keys, og),
+                    (true, 1, 128) => AttendGroupWide<OneHead, Head128>(qg, k, v, keys, og),
+                    (true, 2, 128) => AttendGroupWide<TwoHeads, Head128>(qg, k, v, keys, og),
+                    (true, 4, 128) => AttendGroupWide<FourHeads, Head128>(qg, k, v, keys, og),
+                    (true, 8, 128) => AttendGroupWide<EightHeads, Head128>(qg, k, v, keys, og),
+                    (false, 1, 64) => AttendGroupNarrow<OneHead, Head64>(qg, k, v, keys, og),
+                    (false, 2, 64) => AttendGroupNarrow<TwoHeads, Head64>(qg, k, v, keys, og),
+                    (false, 4, 64) => AttendGroupNarrow<FourHeads, Head64>(qg, k, v, keys, og),
+                    (false, 8, 64) => AttendGroupNarrow<EightHeads, Head64>(qg, k, v, keys, og),
+                    (false, 1, 128) => AttendGroupNarrow<OneHead, Head128>(qg, k, v, keys, og),
+                    (false, 2, 128) => AttendGroupNarrow<TwoHeads, Head128>(qg, k, v, keys, og),
+                    (false, 4, 128) => AttendGroupNarrow<FourHeads, Head128>(qg, k, v, keys, og),
+                    (false, 8, 128) => AttendGroupNarrow<EightHeads, Head128>(qg, k, v, keys, og),
                     _ => false,
                 };
                 if (done) return;
@@ -654,16 +663,17 @@ public sealed class CausalAttention : IParallelWork
     /// <remarks>
     /// The tiled per-head path (below in <see cref="AttendHeads"/>) reads each key and value row once per head of the group
     /// from L2 and paid a horizontal sum per key and head. Zen 5, 2 threads, attention of one generated token through all
-    /// layers, twenty-second session, tiled path (before <see cref="Sum16"/>) → this, alternating runs: the 1.1B shape (32
-    /// heads sharing 4 KV heads, head size 64, 22 layers) at position 160 0.42 → 0.29 ms, 1024 2.55 → 1.96, 4096 10.5 → 9.8;
-    /// GPT-2's (12 heads, 12 layers) 0.16 → 0.14, 1.53 → 1.12, 6.6 → 5.8. Against the tiled path with <see cref="Sum16"/>
-    /// alone: 0.85–0.87× the time to position 1024, the same at 4096 for the 1.1B shape, where the reads dominate.
+    /// layers, twenty-second session, that path → this, alternating runs: the 1.1B shape (32 heads sharing 4 KV heads,
+    /// head size 64, 22 layers) at position 160 0.43–0.49 → 0.21 ms, 1024 2.9–3.1 → 1.3, 4096 12.5–13.1 → 6.0–6.6; GPT-2's
+    /// (12 heads, 12 layers) 0.16 → 0.15, 1.7 → 1.0–1.1, 7.8 → 5.2–5.3. Values over tiles of <see cref="GroupTile"/> keys
+    /// when a group takes several passes: without them (every pass over all keys) the 1.1B shape took 1.5–1.6× the time
+    /// from position 1024.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe bool AttendGroupWide<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
     {
         int h = TH.Count, hd = TD.Size, step = 16 / TH.Count, rows = (keys + step - 1) / step;
-        float[] buffer = _groupScratch is { } kept && kept.Length >= 16 * rows ? kept : _groupScratch = new float[Math.Max(16 * rows, 16 * (_nCtx + 16))];
+        float[] buffer = _groupScratch is { } kept && kept.Length >= 16 * rows + h * hd ? kept : _groupScratch = new float[Math.Max(16 * rows + h * hd, 16 * (_nCtx + 16))];
         Vector512<float> scale = Vector512.Create(_scale);
         fixed (float* p = buffer)
         {
@@ -722,6 +732,53 @@ public sealed class CausalAttention : IParallelWork
 
             // Values: passes of `heads` heads, each head's hd/16 accumulators; accumulator m is head m / chunks, chunk m % chunks.
             int chunks = hd / 16, heads = Math.Min(h, 16 / chunks);
+            if (heads < h)
+            {
+                // Several passes: over tiles of keys whose values stay in L1 for all of them, the sixteen accumulators of a
+                // pass (heads g0 … in order: contiguous in acc) kept between tiles.
+                float* acc = p + 16 * rows;
+                new Span<float>(acc, h * hd).Clear();
+                for (int j0 = 0; j0 < keys; j0 += GroupTile)
+                {
+                    int j1 = Math.Min(keys, j0 + GroupTile);
+                    for (int g0 = 0; g0 < h; g0 += heads)
+                    {
+                        float* ag = acc + g0 * hd, pg = p + g0;
+                        Vector512<float> o0 = Vector512.Load(ag), o1 = Vector512.Load(ag + 16), o2 = Vector512.Load(ag + 32), o3 = Vector512.Load(ag + 48);
+                        Vector512<float> o4 = Vector512.Load(ag + 64), o5 = Vector512.Load(ag + 80), o6 = Vector512.Load(ag + 96), o7 = Vector512.Load(ag + 112);
+                        Vector512<float> o8 = Vector512.Load(ag + 128), o9 = Vector512.Load(ag + 144), o10 = Vector512.Load(ag + 160), o11 = Vector512.Load(ag + 176);
+                        Vector512<float> o12 = Vector512.Load(ag + 192), o13 = Vector512.Load(ag + 208), o14 = Vector512.Load(ag + 224), o15 = Vector512.Load(ag + 240);
+                        for (int j = j0; j < j1; j++)
+                        {
+                            float* vj = v + (long)j * hd, pj = pg + j * h;
+                            o0 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[0 / chunks]), Vector512.Load(vj + 0 % chunks * 16), o0);
+                            o1 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[1 / chunks]), Vector512.Load(vj + 1 % chunks * 16), o1);
+                            o2 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[2 / chunks]), Vector512.Load(vj + 2 % chunks * 16), o2);
+                            o3 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[3 / chunks]), Vector512.Load(vj + 3 % chunks * 16), o3);
+                            o4 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[4 / chunks]), Vector512.Load(vj + 4 % chunks * 16), o4);
+                            o5 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[5 / chunks]), Vector512.Load(vj + 5 % chunks * 16), o5);
+                            o6 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[6 / chunks]), Vector512.Load(vj + 6 % chunks * 16), o6);
+                            o7 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[7 / chunks]), Vector512.Load(vj + 7 % chunks * 16), o7);
+                            o8 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[8 / chunks]), Vector512.Load(vj + 8 % chunks * 16), o8);
+                            o9 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[9 / chunks]), Vector512.Load(vj + 9 % chunks * 16), o9);
+                            o10 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[10 / chunks]), Vector512.Load(vj + 10 % chunks * 16), o10);
+                            o11 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[11 / chunks]), Vector512.Load(vj + 11 % chunks * 16), o11);
+                            o12 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[12 / chunks]), Vector512.Load(vj + 12 % chunks * 16), o12);
+                            o13 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[13 / chunks]), Vector512.Load(vj + 13 % chunks * 16), o13);
+                            o14 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[14 / chunks]), Vector512.Load(vj + 14 % chunks * 16), o14);
+                            o15 = Vector512.FusedMultiplyAdd(Vector512.Create(pj[15 / chunks]), Vector512.Load(vj + 15 % chunks * 16), o15);
+                        }
+                        o0.Store(ag); o1.Store(ag + 16); o2.Store(ag + 32); o3.Store(ag + 48); o4.Store(ag + 64); o5.Store(ag + 80); o6.Store(ag + 96); o7.Store(ag + 112);
+                        o8.Store(ag + 128); o9.Store(ag + 144); o10.Store(ag + 160); o11.Store(ag + 176); o12.Store(ag + 192); o13.Store(ag + 208); o14.Store(ag + 224); o15.Store(ag + 240);
+                    }
+                }
+                for (int g = 0; g < h; g++)
+                {
+                    Vector512<float> invG = Vector512.Create(inverse.GetElement(g));
+                    for (int c = 0; c < hd; c += 16) (Vector512.Load(acc + g * hd + c) * invG).Store(o + g * hd + c);
+                }
+                return true;
+            }
             for (int g0 = 0; g0 < h; g0 += heads)
             {
                 Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
@@ -786,6 +843,115 @@ public sealed class CausalAttention : IParallelWork
         return true;
     }
 
+    /// <summary>
+    /// <see cref="AttendGroupWide{TH, TD}"/> with 256-bit vectors: eight dot products per step (8 / heads keys) summed by
+    /// <see cref="Sum8"/> into one row of eight scores, the softmax down 8-lane rows, values head by head in eight accumulators
+    /// (half a head at size 128) over tiles of <see cref="GroupTile"/> keys that stay in L1 for the group's heads.
+    /// </summary>
+    /// <remarks>
+    /// Zen 5 with AVX2, 2 threads, attention of one generated token through all layers, the tiled path → this: the 1.1B
+    /// shape at position 160 0.54 → 0.35 ms, 1024 3.7 → 2.4, 4096 16 → 10; GPT-2's 0.16 → 0.135, 1.7 → 1.2–1.5, 10.8 → 7.8–8.0.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private unsafe bool AttendGroupNarrow<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
+    {
+        int h = TH.Count, hd = TD.Size, step = 8 / TH.Count, rows = (keys + step - 1) / step;
+        float[] buffer = _groupScratch is { } kept && kept.Length >= 8 * rows + h * hd ? kept : _groupScratch = new float[Math.Max(8 * rows + h * hd, 16 * (_nCtx + 16))];
+        Vector256<float> scale = Vector256.Create(_scale);
+        fixed (float* p = buffer)
+        {
+            float* acc = p + 8 * rows; // [head][hd] running sums of the values
+            int full = keys / step;
+            for (int r = 0; r < full; r++)
+            {
+                float* kr = k + (long)r * step * hd;
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                for (int i = 0; i < hd; i += 8)
+                {
+                    float* qi = q + i, ki = kr + i;
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 0 % h * hd), Vector256.Load(ki + 0 / h * hd), a0);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 1 % h * hd), Vector256.Load(ki + 1 / h * hd), a1);
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 2 % h * hd), Vector256.Load(ki + 2 / h * hd), a2);
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 3 % h * hd), Vector256.Load(ki + 3 / h * hd), a3);
+                    a4 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 4 % h * hd), Vector256.Load(ki + 4 / h * hd), a4);
+                    a5 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 5 % h * hd), Vector256.Load(ki + 5 / h * hd), a5);
+                    a6 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 6 % h * hd), Vector256.Load(ki + 6 / h * hd), a6);
+                    a7 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 7 % h * hd), Vector256.Load(ki + 7 / h * hd), a7);
+                }
+                (Sum8(a0, a1, a2, a3, a4, a5, a6, a7) * scale).Store(p + 8 * r);
+            }
+            for (int m = 0; m < 8 && full < rows; m++)
+            {
+                int j = full * step + m / h;
+                if (j >= keys) { p[8 * full + m] = float.NegativeInfinity; continue; }
+                Vector256<float> dot = default;
+                for (int i = 0; i < hd; i += 8) dot = Vector256.FusedMultiplyAdd(Vector256.Load(q + m % h * hd + i), Vector256.Load(k + (long)j * hd + i), dot);
+                p[8 * full + m] = Vector256.Sum(dot) * _scale;
+            }
+            if (_softcap > 0) Ops.Softcap(new Span<float>(p, 8 * rows), _softcap, new Span<float>(p, 8 * rows));
+
+            Vector256<float> max = Vector256.Create(float.NegativeInfinity);
+            for (int r = 0; r < rows; r++) max = Vector256.Max(max, Vector256.Load(p + 8 * r));
+            max = FoldHeads<TH, MaxFold>(max);
+            Vector256<float> sum = default;
+            for (int r = 0; r < rows; r++)
+            {
+                Vector256<float> e = Vector256.Exp(Vector256.Load(p + 8 * r) - max);
+                e.Store(p + 8 * r);
+                sum += e;
+            }
+            Vector256<float> inverse = Vector256<float>.One / FoldHeads<TH, SumFold>(sum);
+
+            // Values: per tile of keys, each head (each half of a head at size 128) in eight accumulators kept at acc between tiles.
+            new Span<float>(acc, h * hd).Clear();
+            for (int j0 = 0; j0 < keys; j0 += GroupTile)
+            {
+                int j1 = Math.Min(keys, j0 + GroupTile);
+                for (int g = 0; g < h; g++)
+                    for (int c0 = 0; c0 < hd; c0 += 64)
+                    {
+                        float* ag = acc + g * hd + c0;
+                        Vector256<float> o0 = Vector256.Load(ag), o1 = Vector256.Load(ag + 8), o2 = Vector256.Load(ag + 16), o3 = Vector256.Load(ag + 24);
+                        Vector256<float> o4 = Vector256.Load(ag + 32), o5 = Vector256.Load(ag + 40), o6 = Vector256.Load(ag + 48), o7 = Vector256.Load(ag + 56);
+                        for (int j = j0; j < j1; j++)
+                        {
+                            float* vj = v + (long)j * hd + c0;
+                            Vector256<float> pj = Vector256.Create(p[j * h + g]);
+                            o0 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj), o0);
+                            o1 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 8), o1);
+                            o2 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 16), o2);
+                            o3 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 24), o3);
+                            o4 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 32), o4);
+                            o5 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 40), o5);
+                            o6 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 48), o6);
+                            o7 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 56), o7);
+                        }
+                        o0.Store(ag); o1.Store(ag + 8); o2.Store(ag + 16); o3.Store(ag + 24);
+                        o4.Store(ag + 32); o5.Store(ag + 40); o6.Store(ag + 48); o7.Store(ag + 56);
+                    }
+            }
+            for (int g = 0; g < h; g++)
+            {
+                Vector256<float> invG = Vector256.Create(inverse.GetElement(g));
+                for (int c = 0; c < hd; c += 8) (Vector256.Load(acc + g * hd + c) * invG).Store(o + g * hd + c);
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Keys per tile of <see cref="AttendGroupNarrow{TH, TD}"/>'s values: 32 KB of values at head size 64, in L1 for the group's heads.</summary>
+    private const int GroupTile = 128;
+
+    /// <summary>Every lane combined with the lanes of the same head (lane m: head m % Count of key m / Count), by halving steps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FoldHeads<TH, TFold>(Vector256<float> x) where TH : struct, IHeads where TFold : struct, IFold
+    {
+        if (TH.Count <= 4) x = TFold.Combine(x, Avx.Permute2x128(x, x, 1));          // lane l with l ^ 4
+        if (TH.Count <= 2) x = TFold.Combine(x, Avx.Shuffle(x, x, 0b01_00_11_10));    // l ^ 2
+        if (TH.Count <= 1) x = TFold.Combine(x, Avx.Shuffle(x, x, 0b10_11_00_01));    // l ^ 1
+        return x;
+    }
+
     /// <summary>Every lane combined with the lanes of the same head (lane m: head m % Count of key m / Count), by halving steps.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> FoldHeads<TH, TFold>(Vector512<float> x) where TH : struct, IHeads where TFold : struct, IFold
@@ -807,9 +973,23 @@ public sealed class CausalAttention : IParallelWork
     private struct Head64 : IHeadSize { public static int Size => 64; }
     private struct Head128 : IHeadSize { public static int Size => 128; }
 
-    private interface IFold { static abstract Vector512<float> Combine(Vector512<float> a, Vector512<float> b); }
-    private struct MaxFold : IFold { public static Vector512<float> Combine(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b); }
-    private struct SumFold : IFold { public static Vector512<float> Combine(Vector512<float> a, Vector512<float> b) => a + b; }
+    private interface IFold
+    {
+        static abstract Vector512<float> Combine(Vector512<float> a, Vector512<float> b);
+        static abstract Vector256<float> Combine(Vector256<float> a, Vector256<float> b);
+    }
+
+    private struct MaxFold : IFold
+    {
+        public static Vector512<float> Combine(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
+        public static Vector256<float> Combine(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
+    }
+
+    private struct SumFold : IFold
+    {
+        public static Vector512<float> Combine(Vector512<float> a, Vector512<float> b) => a + b;
+        public static Vector256<float> Combine(Vector256<float> a, Vector256<float> b) => a + b;
+    }
 
     /// <summary>Keys per tile of <see cref="AttendHeads"/>: 64 KB of keys (or values) at head size 64.</summary>
     private const int DecodeTile = 256;
@@ -932,6 +1112,22 @@ public sealed class CausalAttention : IParallelWork
         // Two Halves results (x, y | z, w) → quarters x, y, z, w, each its vector's four partial sums.
         static Vector512<float> Quarters(Vector512<float> u, Vector512<float> w) =>
             Avx512F.Shuffle4x128(u, w, 0b10_00_10_00) + Avx512F.Shuffle4x128(u, w, 0b11_01_11_01);
+    }
+
+    /// <summary>
+    /// Lane i = the sum of v_i's eight lanes, for eight vectors: pairs halve to 128 bits side by side, then two in-lane steps
+    /// (21 operations where eight <c>Vector256.Sum</c> take ~50).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Sum8(Vector256<float> v0, Vector256<float> v1, Vector256<float> v2, Vector256<float> v3,
+                                         Vector256<float> v4, Vector256<float> v5, Vector256<float> v6, Vector256<float> v7)
+    {
+        // Halves: [x.lo + x.hi | y.lo + y.hi]; the low halves then end with v0 … v3, the high halves with v4 … v7.
+        Vector256<float> u0 = Halves(v0, v4), u1 = Halves(v1, v5), u2 = Halves(v2, v6), u3 = Halves(v3, v7);
+        Vector256<float> d0 = Avx.UnpackLow(u0, u1) + Avx.UnpackHigh(u0, u1), d1 = Avx.UnpackLow(u2, u3) + Avx.UnpackHigh(u2, u3);
+        return Avx.Shuffle(d0, d1, 0b01_00_01_00) + Avx.Shuffle(d0, d1, 0b11_10_11_10);
+
+        static Vector256<float> Halves(Vector256<float> x, Vector256<float> y) => Avx.Permute2x128(x, y, 0x20) + Avx.Permute2x128(x, y, 0x31);
     }
 
     /// <summary>
