@@ -43,6 +43,7 @@ public class AttentionKernelTests(ITestOutputHelper output)
     [InlineData(32, 4, 64, 300, 1, 200, 30f)]  // the grouped decode kernel: eight heads per KV head, one key per step, values over two tiles, window and softcap
     [InlineData(16, 8, 128, 130, 1, 0, 0f)]    // the grouped decode kernel, two heads per KV head at head size 128: four keys per step, two half-head passes
     [InlineData(12, 12, 64, 20, 1, 0, 0f)]     // the grouped decode kernel, one head: eight keys per step, then five alone
+    [InlineData(8, 2, 64, 40, 1, 0, 2f)]       // the grouped decode kernel, a small softcap and a last row with unused lanes (41 keys, two per step): those stay −∞
     public void NarrowAttention_MatchesFloat64Reference(int nHead, int nKvHead, int headDim, int p0, int n, int window, float softcap)
     {
         Skip.IfNot(Vector256.IsHardwareAccelerated && Fma.IsSupported, "the 256-bit attention kernels need AVX2+FMA; this CPU (or DOTNET_EnableAVX2=0) has none");

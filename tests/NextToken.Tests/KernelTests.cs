@@ -164,6 +164,7 @@ public unsafe class KernelTests
     [InlineData(2, 2, 64, 100, 17, 1, 0f)]    // window 1: each query sees only itself
     [InlineData(8, 2, 64, 3, 33, 0, 30f)]     // softcap alone, AVX-512 decode kernels (head 64)
     [InlineData(32, 4, 64, 60, 1, 20, 30f)]   // decode of eight heads per KV head with window and softcap (AVX-512: the grouped kernel)
+    [InlineData(8, 2, 64, 40, 1, 0, 2f)]      // grouped kernel, a small softcap and a last row with unused lanes (41 keys, four per step): those stay −∞
     public void Attention_WindowAndSoftcap_MatchScalarReference(int nHead, int nKvHead, int headDim, int p0, int n, int window, float softcap)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;

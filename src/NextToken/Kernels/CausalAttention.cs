@@ -707,16 +707,18 @@ public sealed class CausalAttention : IParallelWork
                 }
                 (Sum16(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15) * scale).Store(p + 16 * r);
             }
-            // The last keys (fewer than a step) one by one; the rest of their row −∞, which the softmax makes 0.
+            // The last keys (fewer than a step) one by one; the rest of their row −∞ (after the softcap, which would make it
+            // finite), which the softmax makes 0.
             for (int m = 0; m < 16 && full < rows; m++)
             {
                 int j = full * step + m / h;
-                if (j >= keys) { p[16 * full + m] = float.NegativeInfinity; continue; }
+                if (j >= keys) { p[16 * full + m] = 0; continue; }
                 Vector512<float> acc = default;
                 for (int i = 0; i < hd; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + m % h * hd + i), Vector512.Load(k + (long)j * hd + i), acc);
                 p[16 * full + m] = Vector512.Sum(acc) * _scale;
             }
             if (_softcap > 0) Ops.Softcap(new Span<float>(p, 16 * rows), _softcap, new Span<float>(p, 16 * rows));
+            for (int m = (keys - full * step) * h; full < rows && m < 16; m++) p[16 * full + m] = float.NegativeInfinity;
 
             Vector512<float> max = Vector512.Create(float.NegativeInfinity);
             for (int r = 0; r < rows; r++) max = Vector512.Max(max, Vector512.Load(p + 16 * r));
@@ -883,12 +885,13 @@ public sealed class CausalAttention : IParallelWork
             for (int m = 0; m < 8 && full < rows; m++)
             {
                 int j = full * step + m / h;
-                if (j >= keys) { p[8 * full + m] = float.NegativeInfinity; continue; }
+                if (j >= keys) { p[8 * full + m] = 0; continue; }
                 Vector256<float> dot = default;
                 for (int i = 0; i < hd; i += 8) dot = Vector256.FusedMultiplyAdd(Vector256.Load(q + m % h * hd + i), Vector256.Load(k + (long)j * hd + i), dot);
                 p[8 * full + m] = Vector256.Sum(dot) * _scale;
             }
             if (_softcap > 0) Ops.Softcap(new Span<float>(p, 8 * rows), _softcap, new Span<float>(p, 8 * rows));
+            for (int m = (keys - full * step) * h; full < rows && m < 8; m++) p[8 * full + m] = float.NegativeInfinity; // after the softcap, as above
 
             Vector256<float> max = Vector256.Create(float.NegativeInfinity);
             for (int r = 0; r < rows; r++) max = Vector256.Max(max, Vector256.Load(p + 8 * r));
