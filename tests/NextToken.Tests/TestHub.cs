@@ -34,7 +34,7 @@ public sealed class TestHub : IDisposable
     public const string Commit = "0123456789abcdef0123456789abcdef01234567";
     public const string PrCommit = "89abcdef0123456789abcdef0123456789abcdef";
     public const string GrantedToken = "hf_granted_token";
-    private readonly HttpListener _hub = new(), _cdn = new();
+    private readonly HttpListener _hub, _cdn;
     private readonly Dictionary<string, string> _repositories; // repo → local directory
     private readonly ConcurrentDictionary<string, byte> _signatures = new();
     private readonly ConcurrentDictionary<string, byte[]> _cdnObjects = new(); // sha256 → content
@@ -46,12 +46,8 @@ public sealed class TestHub : IDisposable
     public TestHub(Dictionary<string, string> repositories)
     {
         _repositories = repositories;
-        Endpoint = $"http://127.0.0.1:{FreePort()}";
-        CdnEndpoint = $"http://localhost:{FreePort()}";
-        _hub.Prefixes.Add(Endpoint + "/");
-        _cdn.Prefixes.Add(CdnEndpoint + "/");
-        _hub.Start();
-        _cdn.Start();
+        (_hub, Endpoint) = Listen("127.0.0.1");
+        (_cdn, CdnEndpoint) = Listen("localhost");
         _loops = [Task.Run(() => Serve(_hub, "hub")), Task.Run(() => Serve(_cdn, "cdn"))];
     }
 
@@ -105,6 +101,29 @@ public sealed class TestHub : IDisposable
         int port = ((IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
         return port;
+    }
+
+    /// <summary>
+    /// A started listener on a free port of the host. The port is free when probed, but a test running in parallel can take it
+    /// before the listener binds ("Address already in use", seen in CI): then another port, a few times.
+    /// </summary>
+    private static (HttpListener Listener, string Endpoint) Listen(string host)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            string endpoint = $"http://{host}:{FreePort()}";
+            var listener = new HttpListener();
+            listener.Prefixes.Add(endpoint + "/");
+            try
+            {
+                listener.Start();
+                return (listener, endpoint);
+            }
+            catch (HttpListenerException) when (attempt < 10)
+            {
+                listener.Close();
+            }
+        }
     }
 
     private async Task Serve(HttpListener listener, string host)
