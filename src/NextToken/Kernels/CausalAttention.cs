@@ -599,27 +599,25 @@ public sealed class CausalAttention : IParallelWork
             if (Grouped(_keepPattern))
             {
                 float* qg = qRow + head0 * hd, og = oRow + head0 * hd;
-                bool done = (_wide, count, hd) switch
+                switch ((_wide, count, hd))
                 {
-                    (true, 1, 64) => AttendGroupWide<OneHead, Head64>(qg, k, v, keys, og),
-                    (true, 2, 64) => AttendGroupWide<TwoHeads, Head64>(qg, k, v, keys, og),
-                    (true, 4, 64) => AttendGroupWide<FourHeads, Head64>(qg, k, v, keys, og),
-                    (true, 8, 64) => AttendGroupWide<EightHeads, Head64>(qg, k, v, keys, og),
-                    (true, 1, 128) => AttendGroupWide<OneHead, Head128>(qg, k, v, keys, og),
-                    (true, 2, 128) => AttendGroupWide<TwoHeads, Head128>(qg, k, v, keys, og),
-                    (true, 4, 128) => AttendGroupWide<FourHeads, Head128>(qg, k, v, keys, og),
-                    (true, 8, 128) => AttendGroupWide<EightHeads, Head128>(qg, k, v, keys, og),
-                    (false, 1, 64) => AttendGroupNarrow<OneHead, Head64>(qg, k, v, keys, og),
-                    (false, 2, 64) => AttendGroupNarrow<TwoHeads, Head64>(qg, k, v, keys, og),
-                    (false, 4, 64) => AttendGroupNarrow<FourHeads, Head64>(qg, k, v, keys, og),
-                    (false, 8, 64) => AttendGroupNarrow<EightHeads, Head64>(qg, k, v, keys, og),
-                    (false, 1, 128) => AttendGroupNarrow<OneHead, Head128>(qg, k, v, keys, og),
-                    (false, 2, 128) => AttendGroupNarrow<TwoHeads, Head128>(qg, k, v, keys, og),
-                    (false, 4, 128) => AttendGroupNarrow<FourHeads, Head128>(qg, k, v, keys, og),
-                    (false, 8, 128) => AttendGroupNarrow<EightHeads, Head128>(qg, k, v, keys, og),
-                    _ => false,
-                };
-                if (done) return;
+                    case (true, 1, 64): AttendGroupWide<OneHead, Head64>(qg, k, v, keys, og); return;
+                    case (true, 2, 64): AttendGroupWide<TwoHeads, Head64>(qg, k, v, keys, og); return;
+                    case (true, 4, 64): AttendGroupWide<FourHeads, Head64>(qg, k, v, keys, og); return;
+                    case (true, 8, 64): AttendGroupWide<EightHeads, Head64>(qg, k, v, keys, og); return;
+                    case (true, 1, 128): AttendGroupWide<OneHead, Head128>(qg, k, v, keys, og); return;
+                    case (true, 2, 128): AttendGroupWide<TwoHeads, Head128>(qg, k, v, keys, og); return;
+                    case (true, 4, 128): AttendGroupWide<FourHeads, Head128>(qg, k, v, keys, og); return;
+                    case (true, 8, 128): AttendGroupWide<EightHeads, Head128>(qg, k, v, keys, og); return;
+                    case (false, 1, 64): AttendGroupNarrow<OneHead, Head64>(qg, k, v, keys, og); return;
+                    case (false, 2, 64): AttendGroupNarrow<TwoHeads, Head64>(qg, k, v, keys, og); return;
+                    case (false, 4, 64): AttendGroupNarrow<FourHeads, Head64>(qg, k, v, keys, og); return;
+                    case (false, 8, 64): AttendGroupNarrow<EightHeads, Head64>(qg, k, v, keys, og); return;
+                    case (false, 1, 128): AttendGroupNarrow<OneHead, Head128>(qg, k, v, keys, og); return;
+                    case (false, 2, 128): AttendGroupNarrow<TwoHeads, Head128>(qg, k, v, keys, og); return;
+                    case (false, 4, 128): AttendGroupNarrow<FourHeads, Head128>(qg, k, v, keys, og); return;
+                    case (false, 8, 128): AttendGroupNarrow<EightHeads, Head128>(qg, k, v, keys, og); return;
+                }
             }
             for (int j0 = 0; j0 < keys; j0 += DecodeTile)
             {
@@ -657,8 +655,7 @@ public sealed class CausalAttention : IParallelWork
     /// [key][head]: a step of 16 / heads keys makes sixteen dot products in sixteen FMA chains, which one shuffle tree
     /// (<see cref="Sum16"/>) adds into one vector, stored whole; the softmax runs down those 16-lane rows, every lane folded
     /// with the lanes of its head (max, then sum); values go in passes of as many heads as sixteen accumulators of the head
-    /// size hold (four at 64, two at 128), each value row loaded once per pass. Returns true (the head counts and sizes
-    /// the callers pass are all instantiated).
+    /// size hold (four at 64, two at 128), each value row loaded once per pass.
     /// </summary>
     /// <remarks>
     /// The tiled per-head path (below in <see cref="AttendHeads"/>) reads each key and value row once per head of the group
@@ -670,7 +667,7 @@ public sealed class CausalAttention : IParallelWork
     /// from position 1024.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private unsafe bool AttendGroupWide<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
+    private unsafe void AttendGroupWide<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
     {
         int h = TH.Count, hd = TD.Size, step = 16 / TH.Count, rows = (keys + step - 1) / step;
         float[] buffer = _groupScratch is { } kept && kept.Length >= 16 * rows + h * hd ? kept : _groupScratch = new float[Math.Max(16 * rows + h * hd, 16 * (_nCtx + 16))];
@@ -779,7 +776,7 @@ public sealed class CausalAttention : IParallelWork
                     Vector512<float> invG = Vector512.Create(inverse.GetElement(g));
                     for (int c = 0; c < hd; c += 16) (Vector512.Load(acc + g * hd + c) * invG).Store(o + g * hd + c);
                 }
-                return true;
+                return;
             }
             for (int g0 = 0; g0 < h; g0 += heads)
             {
@@ -842,7 +839,6 @@ public sealed class CausalAttention : IParallelWork
                 }
             }
         }
-        return true;
     }
 
     /// <summary>
@@ -855,7 +851,7 @@ public sealed class CausalAttention : IParallelWork
     /// shape at position 160 0.54 → 0.35 ms, 1024 3.7 → 2.4, 4096 16 → 10; GPT-2's 0.16 → 0.135, 1.7 → 1.2–1.5, 10.8 → 7.8–8.0.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private unsafe bool AttendGroupNarrow<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
+    private unsafe void AttendGroupNarrow<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
     {
         int h = TH.Count, hd = TD.Size, step = 8 / TH.Count, rows = (keys + step - 1) / step;
         float[] buffer = _groupScratch is { } kept && kept.Length >= 8 * rows + h * hd ? kept : _groupScratch = new float[Math.Max(8 * rows + h * hd, 16 * (_nCtx + 16))];
@@ -939,7 +935,6 @@ public sealed class CausalAttention : IParallelWork
                 for (int c = 0; c < hd; c += 8) (Vector256.Load(acc + g * hd + c) * invG).Store(o + g * hd + c);
             }
         }
-        return true;
     }
 
     /// <summary>Keys per tile of <see cref="AttendGroupNarrow{TH, TD}"/>'s values: 32 KB of values at head size 64, in L1 for the group's heads.</summary>
@@ -1031,7 +1026,8 @@ public sealed class CausalAttention : IParallelWork
     /// <remarks>
     /// One horizontal sum per key (<c>Vector512.Sum</c>, ~8 operations against the dot product's 4 FMAs at head size 64)
     /// took about as long as the products; the tree costs 45 operations per 16 keys. Zen 5, 2 threads, attention of one
-    /// generated token through all layers (twenty-second session): the 1.1B shape (32 heads sharing 4 KV heads, head size
+    /// generated token through all layers (twenty-second session, measured before these shapes went to the grouped decode
+    /// kernels; the tiled path now serves kept patterns, 3 or 6 heads per KV head and other head sizes): the 1.1B shape (32 heads sharing 4 KV heads, head size
     /// 64, 22 layers) at position 160 0.41 → 0.30 ms, 1024 2.46 → 2.13, 4096 10.3–11.2 → 8.5; GPT-2's (12 heads, 12
     /// layers) 0.155 → 0.156, 1.43 → 1.28, 6.27 → 5.21 (at depth the reads of keys and values dominate).
     /// </remarks>
