@@ -7,8 +7,9 @@ namespace NextToken.Bench;
 /// GPT-2 small's attention for one layer (12 heads of 64): one query after 255 cached positions
 /// (decode) and a 128-token prompt (blocks of 16 queries), scalar reference as baseline; with
 /// Depth 4096 the same after 4096 more positions (as <c>bench --depth 4096</c>); KvHeads 3 shares each KV head among
-/// four query heads (grouped-query attention: with AVX-512 the grouped decode kernel of four heads). Run under
-/// DOTNET_EnableAVX512=0 for the AVX2 kernels.
+/// four query heads (grouped-query attention: the grouped decode kernel of four heads), KvHeads 4 among three (SmolLM's
+/// and Llama 3.2 3B's ratio: the four-lane layout with one padding lane). Run under DOTNET_EnableAVX512=0 for the AVX2
+/// kernels.
 /// </summary>
 [MinColumn]
 public class AttentionBenchmarks
@@ -26,7 +27,7 @@ public class AttentionBenchmarks
     [Params(0, 4096)]
     public int Depth { get; set; }
 
-    [Params(12, 3)]
+    [Params(12, 4, 3)]
     public int KvHeads { get; set; }
 
     private int Cached => Depth + (Queries == 1 ? 255 : 0);

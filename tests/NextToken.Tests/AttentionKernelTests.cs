@@ -33,7 +33,10 @@ public class AttentionKernelTests(ITestOutputHelper output)
     [InlineData(8, 2, 64, 3, 33, 0, 30f)]      // softcap alone
     [InlineData(4, 2, 64, 125, 16, 0, 0f)]     // 141 keys: the causal mask straddles the first tile's end; query 0 sees nothing in the second tile
     [InlineData(4, 2, 32, 200, 20, 150, 50f)]  // window and softcap over two tiles (running maximum and rescaling)
-    [InlineData(9, 3, 64, 300, 1, 0, 0f)]      // decode at depth: 301 keys, four per step and one left
+    [InlineData(9, 3, 64, 300, 1, 0, 0f)]      // decode at depth, three heads per KV head: the four-head grouped kernel with a zero query, 301 keys
+    [InlineData(14, 2, 64, 260, 1, 100, 30f)]  // seven heads per KV head padded to eight, window and softcap
+    [InlineData(12, 2, 128, 150, 1, 0, 0f)]    // six heads at head size 128 padded to eight
+    [InlineData(8, 1, 256, 140, 1, 0, 0f)]     // head size 256 (Gemma), eight heads per KV head: four 64-column parts per head
     [InlineData(8, 2, 128, 40, 3, 0, 0f)]      // a few rows, head 128: four 32-column passes
     [InlineData(2, 1, 24, 10, 2, 0, 0f)]       // head 24: a 16-column step then 8, values in 8-column groups
     [InlineData(4, 2, 32, 30, 1, 8, 50f)]      // decode past the window, with softcap

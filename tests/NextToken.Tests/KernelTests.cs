@@ -101,6 +101,15 @@ public unsafe class KernelTests
     [InlineData(32, 4, 64, 200, 1)]  // TinyLlama's eight heads per KV head (AVX-512: one item, two keys per step), the last key alone
     [InlineData(16, 2, 128, 150, 1)] // eight heads per KV head at head size 128: values in four passes of two heads
     [InlineData(4, 2, 64, 1, 1)]     // two keys, fewer than one step of the grouped kernel (eight keys for two heads)
+    [InlineData(9, 3, 64, 200, 1)]   // SmolLM's three heads per KV head: the four-head kernel, one zero query padding each group
+    [InlineData(14, 2, 64, 300, 1)]  // Qwen2.5-0.5B's seven heads per KV head: padded to eight, values in two passes (the second with the pad)
+    [InlineData(12, 2, 128, 150, 1)] // six heads per KV head at head size 128: padded to eight, the fourth pass all padding (skipped)
+    [InlineData(24, 8, 128, 140, 1)] // Llama 3.2 3B's three heads per KV head at head size 128: the second pass one real head and the pad
+    [InlineData(8, 1, 256, 130, 1)]  // Gemma's head size 256, one KV head for eight heads: a pass per head
+    [InlineData(4, 2, 256, 33, 1)]   // head size 256, two heads per KV head
+    [InlineData(16, 1, 64, 70, 1)]   // sixteen heads per KV head: items of eight, each reading the rows once
+    [InlineData(12, 1, 64, 70, 1)]   // twelve heads per KV head: items of six, padded to eight
+    [InlineData(5, 1, 128, 21, 1)]   // five heads: padded to eight, three keys of the last step alone (one per step)
     public void Attention_MatchesScalarReference(int nHead, int nKvHead, int headDim, int p0, int n)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;
@@ -116,9 +125,12 @@ public unsafe class KernelTests
             float[] keyCache = new float[2 * layer], valueCache = new float[2 * layer];
             attention.Store(keys, kvDim, values, kvDim, keyCache, valueCache, layer, 0, p0 + 1);
             attention.Store(keys.AsSpan((p0 + 1) * kvDim), kvDim, values.AsSpan((p0 + 1) * kvDim), kvDim, keyCache, valueCache, layer, p0 + 1, n - 1);
-            var output = new float[expected.Length];
+            // Past the outputs, a sentinel no kernel may write (a grouped kernel's padding lanes have no output).
+            var output = new float[expected.Length + 8 * headDim];
+            output.AsSpan(expected.Length).Fill(-7f);
             attention.Run(queries, nHead * headDim, keyCache, valueCache, layer, p0, n, output, threads, keepPattern);
-            AssertClose(expected, output, 1e-5);
+            AssertClose(expected, output[..expected.Length], 1e-5);
+            Assert.All(output[expected.Length..], x => Assert.Equal(-7f, x));
         }
     }
 
@@ -131,7 +143,9 @@ public unsafe class KernelTests
     [InlineData(32, 4, 64)]  // TinyLlama's shape: eight heads per KV head, the grouped kernel with AVX-512
     [InlineData(8, 1, 128)]  // one KV head for eight heads: one item per query there
     [InlineData(12, 12, 64)] // GPT-2: one head per item
-    [InlineData(9, 3, 64)]   // three heads per KV head: the tiled path
+    [InlineData(9, 3, 64)]   // three heads per KV head: the four-head kernel with a zero query (AVX-512 and AVX2)
+    [InlineData(12, 1, 64)]  // twelve heads per KV head: items of six, padded to eight
+    [InlineData(6, 2, 40)]   // head size 40: the tiled path
     public void Decode_SameBitsAloneOrBesideOtherContexts(int nHead, int nKvHead, int headDim)
     {
         int kvDim = nKvHead * headDim, nCtx = 320, width = nHead * headDim;

@@ -107,7 +107,7 @@ public sealed class CausalAttention : IParallelWork
         _blockedWide = _wide && _headDim % 16 == 0;
         _blocked = !keepPattern && n >= BlockQueries && (_blockedWide || NarrowBlocks);
         _n = n;
-        _headsPerItem = Grouped(keepPattern) ? _nHead / _nKvHead : HeadsPerItem(n, threads);
+        _headsPerItem = Grouped(keepPattern) ? GroupedItemHeads : HeadsPerItem(n, threads);
         _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : n * (_nHead / _headsPerItem);
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         WorkerPool.Shared.Run(this, _chunks, threads);
@@ -139,7 +139,7 @@ public sealed class CausalAttention : IParallelWork
         _blocked = false;
         _wide = Wide;
         _n = n;
-        _headsPerItem = Grouped(keepPattern: false) ? _nHead / _nKvHead : HeadsPerItem(n, threads);
+        _headsPerItem = Grouped(keepPattern: false) ? GroupedItemHeads : HeadsPerItem(n, threads);
         _work = n * (_nHead / _headsPerItem);
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         try
@@ -162,12 +162,25 @@ public sealed class CausalAttention : IParallelWork
 
     /// <summary>
     /// Whether single queries take <see cref="AttendGroupWide{TH, TD}"/> or <see cref="AttendGroupNarrow{TH, TD}"/> (AVX-512, or
-    /// AVX2 with FMA; no pattern kept, head size 64 or 128, 1, 2, 4 or 8 heads per KV head). Its items are then always whole groups: the order of its sums depends on the heads it runs
-    /// with, and a query's result must not depend on how many rows or threads share the call (a batch of contexts equals
-    /// each alone, bit for bit).
+    /// AVX2 with FMA; no pattern kept, head size 64, 128 or 256). Their items are then always <see cref="GroupedItemHeads"/>
+    /// heads of one KV head: the order of the kernels' sums depends on the heads they run with, and a query's result must not
+    /// depend on how many rows or threads share the call (a batch of contexts equals each alone, bit for bit).
     /// </summary>
-    private bool Grouped(bool keepPattern) =>
-        (_wide || NarrowBlocks) && !keepPattern && _headDim is 64 or 128 && (_nHead / _nKvHead) is 1 or 2 or 4 or 8;
+    private bool Grouped(bool keepPattern) => (_wide || NarrowBlocks) && !keepPattern && _headDim is 64 or 128 or 256;
+
+    /// <summary>
+    /// Heads of one grouped item: the whole group of a KV head up to eight (beyond, its largest divisor up to eight, each
+    /// such part reading the rows once). 3, 5, 6 or 7 heads are laid out as the next power of two (<see cref="IHeads"/>).
+    /// </summary>
+    private int GroupedItemHeads
+    {
+        get
+        {
+            int group = _nHead / _nKvHead, heads = Math.Min(group, 8);
+            while (group % heads != 0) heads--;
+            return heads;
+        }
+    }
 
     /// <summary>
     /// Heads a row work item takes together: the query heads that share a KV head (read once for all
@@ -564,9 +577,9 @@ public sealed class CausalAttention : IParallelWork
     /// <summary>
     /// Query t of heads head0 … head0+count−1, which share one KV head (grouped-query attention): keys
     /// and values go in tiles of <see cref="DecodeTile"/> that every head of the group reads while the
-    /// tile is in L2, so at depth the KV head comes from memory once per group, not once per head. With AVX-512, no
-    /// pattern kept, 1, 2, 4 or 8 heads and head size 64 or 128, <see cref="AttendGroupWide{TH, TD}"/> (AVX2:
-    /// <see cref="AttendGroupNarrow{TH, TD}"/>) reads each row once for all of them instead.
+    /// tile is in L2, so at depth the KV head comes from memory once per group, not once per head. With AVX-512 or AVX2, no
+    /// pattern kept and head size 64, 128 or 256, <see cref="AttendGroupWide{TH, TD}"/> (AVX2:
+    /// <see cref="AttendGroupNarrow{TH, TD}"/>) reads each row once for all of them instead (<see cref="Grouped"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void AttendHeads(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
@@ -599,24 +612,11 @@ public sealed class CausalAttention : IParallelWork
             if (Grouped(_keepPattern))
             {
                 float* qg = qRow + head0 * hd, og = oRow + head0 * hd;
-                switch ((_wide, count, hd))
+                switch (hd)
                 {
-                    case (true, 1, 64): AttendGroupWide<OneHead, Head64>(qg, k, v, keys, og); return;
-                    case (true, 2, 64): AttendGroupWide<TwoHeads, Head64>(qg, k, v, keys, og); return;
-                    case (true, 4, 64): AttendGroupWide<FourHeads, Head64>(qg, k, v, keys, og); return;
-                    case (true, 8, 64): AttendGroupWide<EightHeads, Head64>(qg, k, v, keys, og); return;
-                    case (true, 1, 128): AttendGroupWide<OneHead, Head128>(qg, k, v, keys, og); return;
-                    case (true, 2, 128): AttendGroupWide<TwoHeads, Head128>(qg, k, v, keys, og); return;
-                    case (true, 4, 128): AttendGroupWide<FourHeads, Head128>(qg, k, v, keys, og); return;
-                    case (true, 8, 128): AttendGroupWide<EightHeads, Head128>(qg, k, v, keys, og); return;
-                    case (false, 1, 64): AttendGroupNarrow<OneHead, Head64>(qg, k, v, keys, og); return;
-                    case (false, 2, 64): AttendGroupNarrow<TwoHeads, Head64>(qg, k, v, keys, og); return;
-                    case (false, 4, 64): AttendGroupNarrow<FourHeads, Head64>(qg, k, v, keys, og); return;
-                    case (false, 8, 64): AttendGroupNarrow<EightHeads, Head64>(qg, k, v, keys, og); return;
-                    case (false, 1, 128): AttendGroupNarrow<OneHead, Head128>(qg, k, v, keys, og); return;
-                    case (false, 2, 128): AttendGroupNarrow<TwoHeads, Head128>(qg, k, v, keys, og); return;
-                    case (false, 4, 128): AttendGroupNarrow<FourHeads, Head128>(qg, k, v, keys, og); return;
-                    case (false, 8, 128): AttendGroupNarrow<EightHeads, Head128>(qg, k, v, keys, og); return;
+                    case 64: AttendGroup<Head64>(qg, k, v, keys, og, count); return;
+                    case 128: AttendGroup<Head128>(qg, k, v, keys, og, count); return;
+                    case 256: AttendGroup<Head256>(qg, k, v, keys, og, count); return;
                 }
             }
             for (int j0 = 0; j0 < keys; j0 += DecodeTile)
@@ -643,6 +643,31 @@ public sealed class CausalAttention : IParallelWork
 
     [ThreadStatic] private static float[]? _groupScratch;
 
+    /// <summary><paramref name="count"/> heads of one KV head through the grouped kernel of that many heads.</summary>
+    private unsafe void AttendGroup<TD>(float* q, float* k, float* v, int keys, float* o, int count) where TD : struct, IHeadSize
+    {
+        switch ((_wide, count))
+        {
+            case (true, 1): AttendGroupWide<OneHead, TD>(q, k, v, keys, o); return;
+            case (true, 2): AttendGroupWide<TwoHeads, TD>(q, k, v, keys, o); return;
+            case (true, 3): AttendGroupWide<ThreeHeads, TD>(q, k, v, keys, o); return;
+            case (true, 4): AttendGroupWide<FourHeads, TD>(q, k, v, keys, o); return;
+            case (true, 5): AttendGroupWide<FiveHeads, TD>(q, k, v, keys, o); return;
+            case (true, 6): AttendGroupWide<SixHeads, TD>(q, k, v, keys, o); return;
+            case (true, 7): AttendGroupWide<SevenHeads, TD>(q, k, v, keys, o); return;
+            case (true, 8): AttendGroupWide<EightHeads, TD>(q, k, v, keys, o); return;
+            case (false, 1): AttendGroupNarrow<OneHead, TD>(q, k, v, keys, o); return;
+            case (false, 2): AttendGroupNarrow<TwoHeads, TD>(q, k, v, keys, o); return;
+            case (false, 3): AttendGroupNarrow<ThreeHeads, TD>(q, k, v, keys, o); return;
+            case (false, 4): AttendGroupNarrow<FourHeads, TD>(q, k, v, keys, o); return;
+            case (false, 5): AttendGroupNarrow<FiveHeads, TD>(q, k, v, keys, o); return;
+            case (false, 6): AttendGroupNarrow<SixHeads, TD>(q, k, v, keys, o); return;
+            case (false, 7): AttendGroupNarrow<SevenHeads, TD>(q, k, v, keys, o); return;
+            case (false, 8): AttendGroupNarrow<EightHeads, TD>(q, k, v, keys, o); return;
+            default: throw new InvalidOperationException($"no grouped attention kernel for {count} heads");
+        }
+    }
+
     /// <summary>
     /// How far ahead the grouped decode kernel prefetches keys and values: 4 KB (1 KB and 16 KB were slower; without it GPT-2's
     /// shape at position 1024 took 1.15× the time).
@@ -652,10 +677,11 @@ public sealed class CausalAttention : IParallelWork
     /// <summary>
     /// One query of <typeparamref name="TH"/>.Count heads sharing a KV head (consecutive queries at q, outputs at o, head size
     /// <typeparamref name="TD"/>.Size) with AVX-512, each key and value row read once for all of them. Scores are kept
-    /// [key][head]: a step of 16 / heads keys makes sixteen dot products in sixteen FMA chains, which one shuffle tree
-    /// (<see cref="Sum16"/>) adds into one vector, stored whole; the softmax runs down those 16-lane rows, every lane folded
-    /// with the lanes of its head (max, then sum); values go in passes of as many heads as sixteen accumulators of the head
-    /// size hold (four at 64, two at 128), each value row loaded once per pass.
+    /// [key][head]: a step of 16 / <typeparamref name="TH"/>.Lanes keys makes sixteen dot products in sixteen FMA chains
+    /// (fewer for 3, 5, 6 or 7 heads: padding lanes have none and score 0), which one shuffle tree (<see cref="Sum16"/>)
+    /// adds into one vector, stored whole; the softmax runs down those 16-lane rows, every lane folded with the lanes of its
+    /// head (max, then sum); values go in passes of as many heads as sixteen accumulators of the head size hold (four at
+    /// 64, two at 128, one at 256), each value row loaded once per pass.
     /// </summary>
     /// <remarks>
     /// The tiled per-head path (below in <see cref="AttendHeads"/>) reads each key and value row once per head of the group
@@ -669,7 +695,7 @@ public sealed class CausalAttention : IParallelWork
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void AttendGroupWide<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
     {
-        int h = TH.Count, hd = TD.Size, step = 16 / TH.Count, rows = (keys + step - 1) / step;
+        int h = TH.Lanes, count = TH.Count, hd = TD.Size, step = 16 / h, rows = (keys + step - 1) / step;
         float[] buffer = _groupScratch is { } kept && kept.Length >= 16 * rows + h * hd ? kept : _groupScratch = new float[Math.Max(16 * rows + h * hd, 16 * (_nCtx + 16))];
         Vector512<float> scale = Vector512.Create(_scale);
         fixed (float* p = buffer)
@@ -685,22 +711,22 @@ public sealed class CausalAttention : IParallelWork
                 for (int i = 0; i < hd; i += 16)
                 {
                     float* qi = q + i, ki = kr + i;
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 0 % h * hd), Vector512.Load(ki + 0 / h * hd), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 1 % h * hd), Vector512.Load(ki + 1 / h * hd), a1);
-                    a2 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 2 % h * hd), Vector512.Load(ki + 2 / h * hd), a2);
-                    a3 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 3 % h * hd), Vector512.Load(ki + 3 / h * hd), a3);
-                    a4 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 4 % h * hd), Vector512.Load(ki + 4 / h * hd), a4);
-                    a5 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 5 % h * hd), Vector512.Load(ki + 5 / h * hd), a5);
-                    a6 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 6 % h * hd), Vector512.Load(ki + 6 / h * hd), a6);
-                    a7 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 7 % h * hd), Vector512.Load(ki + 7 / h * hd), a7);
-                    a8 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 8 % h * hd), Vector512.Load(ki + 8 / h * hd), a8);
-                    a9 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 9 % h * hd), Vector512.Load(ki + 9 / h * hd), a9);
-                    a10 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 10 % h * hd), Vector512.Load(ki + 10 / h * hd), a10);
-                    a11 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 11 % h * hd), Vector512.Load(ki + 11 / h * hd), a11);
-                    a12 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 12 % h * hd), Vector512.Load(ki + 12 / h * hd), a12);
-                    a13 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 13 % h * hd), Vector512.Load(ki + 13 / h * hd), a13);
-                    a14 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 14 % h * hd), Vector512.Load(ki + 14 / h * hd), a14);
-                    a15 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 15 % h * hd), Vector512.Load(ki + 15 / h * hd), a15);
+                    if (0 % h < count) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 0 % h * hd), Vector512.Load(ki + 0 / h * hd), a0);
+                    if (1 % h < count) a1 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 1 % h * hd), Vector512.Load(ki + 1 / h * hd), a1);
+                    if (2 % h < count) a2 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 2 % h * hd), Vector512.Load(ki + 2 / h * hd), a2);
+                    if (3 % h < count) a3 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 3 % h * hd), Vector512.Load(ki + 3 / h * hd), a3);
+                    if (4 % h < count) a4 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 4 % h * hd), Vector512.Load(ki + 4 / h * hd), a4);
+                    if (5 % h < count) a5 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 5 % h * hd), Vector512.Load(ki + 5 / h * hd), a5);
+                    if (6 % h < count) a6 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 6 % h * hd), Vector512.Load(ki + 6 / h * hd), a6);
+                    if (7 % h < count) a7 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 7 % h * hd), Vector512.Load(ki + 7 / h * hd), a7);
+                    if (8 % h < count) a8 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 8 % h * hd), Vector512.Load(ki + 8 / h * hd), a8);
+                    if (9 % h < count) a9 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 9 % h * hd), Vector512.Load(ki + 9 / h * hd), a9);
+                    if (10 % h < count) a10 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 10 % h * hd), Vector512.Load(ki + 10 / h * hd), a10);
+                    if (11 % h < count) a11 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 11 % h * hd), Vector512.Load(ki + 11 / h * hd), a11);
+                    if (12 % h < count) a12 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 12 % h * hd), Vector512.Load(ki + 12 / h * hd), a12);
+                    if (13 % h < count) a13 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 13 % h * hd), Vector512.Load(ki + 13 / h * hd), a13);
+                    if (14 % h < count) a14 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 14 % h * hd), Vector512.Load(ki + 14 / h * hd), a14);
+                    if (15 % h < count) a15 = Vector512.FusedMultiplyAdd(Vector512.Load(qi + 15 % h * hd), Vector512.Load(ki + 15 / h * hd), a15);
                 }
                 (Sum16(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15) * scale).Store(p + 16 * r);
             }
@@ -709,7 +735,7 @@ public sealed class CausalAttention : IParallelWork
             for (int m = 0; m < 16 && full < rows; m++)
             {
                 int j = full * step + m / h;
-                if (j >= keys) { p[16 * full + m] = 0; continue; }
+                if (j >= keys || m % h >= count) { p[16 * full + m] = 0; continue; }
                 Vector512<float> acc = default;
                 for (int i = 0; i < hd; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + m % h * hd + i), Vector512.Load(k + (long)j * hd + i), acc);
                 p[16 * full + m] = Vector512.Sum(acc) * _scale;
@@ -740,7 +766,7 @@ public sealed class CausalAttention : IParallelWork
                 for (int j0 = 0; j0 < keys; j0 += GroupTile)
                 {
                     int j1 = Math.Min(keys, j0 + GroupTile);
-                    for (int g0 = 0; g0 < h; g0 += heads)
+                    for (int g0 = 0; g0 < count; g0 += heads)
                     {
                         float* ag = acc + g0 * hd, pg = p + g0;
                         Vector512<float> o0 = Vector512.Load(ag), o1 = Vector512.Load(ag + 16), o2 = Vector512.Load(ag + 32), o3 = Vector512.Load(ag + 48);
@@ -771,18 +797,18 @@ public sealed class CausalAttention : IParallelWork
                         o8.Store(ag + 128); o9.Store(ag + 144); o10.Store(ag + 160); o11.Store(ag + 176); o12.Store(ag + 192); o13.Store(ag + 208); o14.Store(ag + 224); o15.Store(ag + 240);
                     }
                 }
-                for (int g = 0; g < h; g++)
+                for (int g = 0; g < count; g++)
                 {
                     Vector512<float> invG = Vector512.Create(inverse.GetElement(g));
                     for (int c = 0; c < hd; c += 16) (Vector512.Load(acc + g * hd + c) * invG).Store(o + g * hd + c);
                 }
                 return;
             }
-            for (int g0 = 0; g0 < h; g0 += heads)
+            for (int g0 = 0; g0 < count; g0 += heads)
             {
                 Vector512<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
                 Vector512<float> o8 = default, o9 = default, o10 = default, o11 = default, o12 = default, o13 = default, o14 = default, o15 = default;
-                int used = heads * chunks;
+                int used = Math.Min(heads, count) * chunks; // one pass (heads ≥ h): no padding lanes
                 float* pg = p + g0;
                 int j = 0;
                 if (used <= 8)
@@ -842,9 +868,10 @@ public sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// <see cref="AttendGroupWide{TH, TD}"/> with 256-bit vectors: eight dot products per step (8 / heads keys) summed by
-    /// <see cref="Sum8"/> into one row of eight scores, the softmax down 8-lane rows, values head by head in eight accumulators
-    /// (half a head at size 128) over tiles of <see cref="GroupTile"/> keys that stay in L1 for the group's heads.
+    /// <see cref="AttendGroupWide{TH, TD}"/> with 256-bit vectors: eight dot products per step (8 / <typeparamref name="TH"/>.Lanes
+    /// keys; none in padding lanes) summed by <see cref="Sum8"/> into one row of eight scores, the softmax down 8-lane rows,
+    /// values head by head in eight accumulators (64 columns at a time) over tiles of <see cref="GroupTile"/> keys that stay
+    /// in L1 for the group's heads.
     /// </summary>
     /// <remarks>
     /// Zen 5 with AVX2, 2 threads, attention of one generated token through all layers, the tiled path → this: the 1.1B
@@ -853,7 +880,7 @@ public sealed class CausalAttention : IParallelWork
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void AttendGroupNarrow<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
     {
-        int h = TH.Count, hd = TD.Size, step = 8 / TH.Count, rows = (keys + step - 1) / step;
+        int h = TH.Lanes, count = TH.Count, hd = TD.Size, step = 8 / h, rows = (keys + step - 1) / step;
         float[] buffer = _groupScratch is { } kept && kept.Length >= 8 * rows + h * hd ? kept : _groupScratch = new float[Math.Max(8 * rows + h * hd, 16 * (_nCtx + 16))];
         Vector256<float> scale = Vector256.Create(_scale);
         fixed (float* p = buffer)
@@ -867,21 +894,21 @@ public sealed class CausalAttention : IParallelWork
                 for (int i = 0; i < hd; i += 8)
                 {
                     float* qi = q + i, ki = kr + i;
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 0 % h * hd), Vector256.Load(ki + 0 / h * hd), a0);
-                    a1 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 1 % h * hd), Vector256.Load(ki + 1 / h * hd), a1);
-                    a2 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 2 % h * hd), Vector256.Load(ki + 2 / h * hd), a2);
-                    a3 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 3 % h * hd), Vector256.Load(ki + 3 / h * hd), a3);
-                    a4 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 4 % h * hd), Vector256.Load(ki + 4 / h * hd), a4);
-                    a5 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 5 % h * hd), Vector256.Load(ki + 5 / h * hd), a5);
-                    a6 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 6 % h * hd), Vector256.Load(ki + 6 / h * hd), a6);
-                    a7 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 7 % h * hd), Vector256.Load(ki + 7 / h * hd), a7);
+                    if (0 % h < count) a0 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 0 % h * hd), Vector256.Load(ki + 0 / h * hd), a0);
+                    if (1 % h < count) a1 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 1 % h * hd), Vector256.Load(ki + 1 / h * hd), a1);
+                    if (2 % h < count) a2 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 2 % h * hd), Vector256.Load(ki + 2 / h * hd), a2);
+                    if (3 % h < count) a3 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 3 % h * hd), Vector256.Load(ki + 3 / h * hd), a3);
+                    if (4 % h < count) a4 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 4 % h * hd), Vector256.Load(ki + 4 / h * hd), a4);
+                    if (5 % h < count) a5 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 5 % h * hd), Vector256.Load(ki + 5 / h * hd), a5);
+                    if (6 % h < count) a6 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 6 % h * hd), Vector256.Load(ki + 6 / h * hd), a6);
+                    if (7 % h < count) a7 = Vector256.FusedMultiplyAdd(Vector256.Load(qi + 7 % h * hd), Vector256.Load(ki + 7 / h * hd), a7);
                 }
                 (Sum8(a0, a1, a2, a3, a4, a5, a6, a7) * scale).Store(p + 8 * r);
             }
             for (int m = 0; m < 8 && full < rows; m++)
             {
                 int j = full * step + m / h;
-                if (j >= keys) { p[8 * full + m] = 0; continue; }
+                if (j >= keys || m % h >= count) { p[8 * full + m] = 0; continue; }
                 Vector256<float> dot = default;
                 for (int i = 0; i < hd; i += 8) dot = Vector256.FusedMultiplyAdd(Vector256.Load(q + m % h * hd + i), Vector256.Load(k + (long)j * hd + i), dot);
                 p[8 * full + m] = Vector256.Sum(dot) * _scale;
@@ -906,7 +933,7 @@ public sealed class CausalAttention : IParallelWork
             for (int j0 = 0; j0 < keys; j0 += GroupTile)
             {
                 int j1 = Math.Min(keys, j0 + GroupTile);
-                for (int g = 0; g < h; g++)
+                for (int g = 0; g < count; g++)
                     for (int c0 = 0; c0 < hd; c0 += 64)
                     {
                         float* ag = acc + g * hd + c0;
@@ -929,7 +956,7 @@ public sealed class CausalAttention : IParallelWork
                         o4.Store(ag + 32); o5.Store(ag + 40); o6.Store(ag + 48); o7.Store(ag + 56);
                     }
             }
-            for (int g = 0; g < h; g++)
+            for (int g = 0; g < count; g++)
             {
                 Vector256<float> invG = Vector256.Create(inverse.GetElement(g));
                 for (int c = 0; c < hd; c += 8) (Vector256.Load(acc + g * hd + c) * invG).Store(o + g * hd + c);
@@ -940,36 +967,45 @@ public sealed class CausalAttention : IParallelWork
     /// <summary>Keys per tile of <see cref="AttendGroupNarrow{TH, TD}"/>'s values: 32 KB of values at head size 64, in L1 for the group's heads.</summary>
     private const int GroupTile = 128;
 
-    /// <summary>Every lane combined with the lanes of the same head (lane m: head m % Count of key m / Count), by halving steps.</summary>
+    /// <summary>Every lane combined with the lanes of the same head (lane m: head m % Lanes of key m / Lanes), by halving steps.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> FoldHeads<TH, TFold>(Vector256<float> x) where TH : struct, IHeads where TFold : struct, IFold
     {
-        if (TH.Count <= 4) x = TFold.Combine(x, Avx.Permute2x128(x, x, 1));          // lane l with l ^ 4
-        if (TH.Count <= 2) x = TFold.Combine(x, Avx.Shuffle(x, x, 0b01_00_11_10));    // l ^ 2
-        if (TH.Count <= 1) x = TFold.Combine(x, Avx.Shuffle(x, x, 0b10_11_00_01));    // l ^ 1
+        if (TH.Lanes <= 4) x = TFold.Combine(x, Avx.Permute2x128(x, x, 1));          // lane l with l ^ 4
+        if (TH.Lanes <= 2) x = TFold.Combine(x, Avx.Shuffle(x, x, 0b01_00_11_10));    // l ^ 2
+        if (TH.Lanes <= 1) x = TFold.Combine(x, Avx.Shuffle(x, x, 0b10_11_00_01));    // l ^ 1
         return x;
     }
 
-    /// <summary>Every lane combined with the lanes of the same head (lane m: head m % Count of key m / Count), by halving steps.</summary>
+    /// <summary>Every lane combined with the lanes of the same head (lane m: head m % Lanes of key m / Lanes), by halving steps.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> FoldHeads<TH, TFold>(Vector512<float> x) where TH : struct, IHeads where TFold : struct, IFold
     {
-        if (TH.Count <= 8) x = TFold.Combine(x, Avx512F.Shuffle4x128(x, x, 0b01_00_11_10)); // lane l with l ^ 8
-        if (TH.Count <= 4) x = TFold.Combine(x, Avx512F.Shuffle4x128(x, x, 0b10_11_00_01)); // l ^ 4
-        if (TH.Count <= 2) x = TFold.Combine(x, Avx512F.Shuffle(x, x, 0b01_00_11_10));       // l ^ 2
-        if (TH.Count <= 1) x = TFold.Combine(x, Avx512F.Shuffle(x, x, 0b10_11_00_01));       // l ^ 1
+        if (TH.Lanes <= 8) x = TFold.Combine(x, Avx512F.Shuffle4x128(x, x, 0b01_00_11_10)); // lane l with l ^ 8
+        if (TH.Lanes <= 4) x = TFold.Combine(x, Avx512F.Shuffle4x128(x, x, 0b10_11_00_01)); // l ^ 4
+        if (TH.Lanes <= 2) x = TFold.Combine(x, Avx512F.Shuffle(x, x, 0b01_00_11_10));       // l ^ 2
+        if (TH.Lanes <= 1) x = TFold.Combine(x, Avx512F.Shuffle(x, x, 0b10_11_00_01));       // l ^ 1
         return x;
     }
 
-    private interface IHeads { static abstract int Count { get; } }
-    private struct OneHead : IHeads { public static int Count => 1; }
-    private struct TwoHeads : IHeads { public static int Count => 2; }
-    private struct FourHeads : IHeads { public static int Count => 4; }
-    private struct EightHeads : IHeads { public static int Count => 8; }
+    /// <summary>
+    /// Heads of a grouped kernel: <c>Count</c> real ones laid out in <c>Lanes</c> (the next power of two) per key; the padding
+    /// lanes' products are skipped (their scores 0, their softmax never read) and their values never computed.
+    /// </summary>
+    private interface IHeads { static abstract int Count { get; } static abstract int Lanes { get; } }
+    private struct OneHead : IHeads { public static int Count => 1; public static int Lanes => 1; }
+    private struct TwoHeads : IHeads { public static int Count => 2; public static int Lanes => 2; }
+    private struct ThreeHeads : IHeads { public static int Count => 3; public static int Lanes => 4; }
+    private struct FourHeads : IHeads { public static int Count => 4; public static int Lanes => 4; }
+    private struct FiveHeads : IHeads { public static int Count => 5; public static int Lanes => 8; }
+    private struct SixHeads : IHeads { public static int Count => 6; public static int Lanes => 8; }
+    private struct SevenHeads : IHeads { public static int Count => 7; public static int Lanes => 8; }
+    private struct EightHeads : IHeads { public static int Count => 8; public static int Lanes => 8; }
 
     private interface IHeadSize { static abstract int Size { get; } }
     private struct Head64 : IHeadSize { public static int Size => 64; }
     private struct Head128 : IHeadSize { public static int Size => 128; }
+    private struct Head256 : IHeadSize { public static int Size => 256; }
 
     private interface IFold
     {
@@ -1027,7 +1063,7 @@ public sealed class CausalAttention : IParallelWork
     /// One horizontal sum per key (<c>Vector512.Sum</c>, ~8 operations against the dot product's 4 FMAs at head size 64)
     /// took about as long as the products; the tree costs 45 operations per 16 keys. Zen 5, 2 threads, attention of one
     /// generated token through all layers (twenty-second session, measured before these shapes went to the grouped decode
-    /// kernels; the tiled path now serves kept patterns, 3 or 6 heads per KV head and other head sizes): the 1.1B shape (32 heads sharing 4 KV heads, head size
+    /// kernels; the tiled path now serves kept patterns and head sizes other than 64, 128 and 256): the 1.1B shape (32 heads sharing 4 KV heads, head size
     /// 64, 22 layers) at position 160 0.41 → 0.30 ms, 1024 2.46 → 2.13, 4096 10.3–11.2 → 8.5; GPT-2's (12 heads, 12
     /// layers) 0.155 → 0.156, 1.43 → 1.28, 6.27 → 5.21 (at depth the reads of keys and values dominate).
     /// </remarks>
