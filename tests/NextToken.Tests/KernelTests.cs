@@ -110,6 +110,10 @@ public unsafe class KernelTests
     [InlineData(16, 1, 64, 70, 1)]   // sixteen heads per KV head: items of eight, each reading the rows once
     [InlineData(12, 1, 64, 70, 1)]   // twelve heads per KV head: items of six, padded to eight
     [InlineData(5, 1, 128, 21, 1)]   // five heads: padded to eight, three keys of the last step alone (one per step)
+    [InlineData(4, 1, 128, 1100, 1)] // one KV head at depth: with 2 threads two parts of keys (threads share the KV head), merged
+    [InlineData(8, 1, 256, 700, 1)]  // head size 256 in two parts
+    [InlineData(4, 1, 64, 509, 6)]   // six queries across 512 keys: one part, then two (items of the call's most parts)
+    [InlineData(9, 3, 64, 1030, 1)]  // three groups: no parts on 2 threads; planned for 8, three parts each
     public void Attention_MatchesScalarReference(int nHead, int nKvHead, int headDim, int p0, int n)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;
@@ -117,9 +121,10 @@ public unsafe class KernelTests
         float[] keys = RandomVector(nCtx * kvDim, 22, 2), values = RandomVector(nCtx * kvDim, 23);
         var expected = new float[n * nHead * headDim];
         ScalarReference.Attention(queries, keys, values, nHead, nKvHead, headDim, p0, n, expected);
-        foreach ((int threads, bool keepPattern) in new[] { (1, false), (2, false), (2, true) })
+        // Last: the grouped decode's split planned for 8 threads (up to eight parts of keys), run on 2.
+        foreach ((int threads, bool keepPattern, int? split) in new[] { (1, false, null), (2, false, null), (2, true, null), (2, false, (int?)8) })
         {
-            var attention = new CausalAttention(nHead, nKvHead, headDim, nCtx, n);
+            var attention = new CausalAttention(nHead, nKvHead, headDim, nCtx, n) { SplitThreads = split };
             // The cache is a layer block after another one, to check the offsets; positions arrive in two calls.
             long layer = (long)nCtx * kvDim;
             float[] keyCache = new float[2 * layer], valueCache = new float[2 * layer];
@@ -135,21 +140,23 @@ public unsafe class KernelTests
     }
 
     /// <summary>
-    /// A decoded query's output is the same bits whatever shares its call — alone on 1 or 2 threads, or beside other contexts
-    /// (<see cref="CausalAttention.RunEach"/>) — also where AVX-512 takes the grouped decode kernel, whose items are then whole
-    /// KV groups (its sums' order depends on the heads it runs with).
+    /// A decoded query's output is the same bits whatever shares its call — alone, or beside other contexts
+    /// (<see cref="CausalAttention.RunEach"/>) on as many threads — also where the grouped decode kernels run, whose items
+    /// are then whole KV groups (their sums' order depends on the heads they run with), and where they split a query's
+    /// keys into parts (planned from the thread count and the query's keys, never from the other rows).
     /// </summary>
     [Theory]
     [InlineData(32, 4, 64)]  // TinyLlama's shape: eight heads per KV head, the grouped kernel with AVX-512
     [InlineData(8, 1, 128)]  // one KV head for eight heads: one item per query there
     [InlineData(12, 12, 64)] // GPT-2: one head per item
-    [InlineData(9, 3, 64)]   // three heads per KV head: the four-head kernel with a zero query (AVX-512 and AVX2)
+    [InlineData(9, 3, 64)]   // three heads per KV head: the four-lane layout with one padding lane
     [InlineData(12, 1, 64)]  // twelve heads per KV head: items of six, padded to eight
     [InlineData(6, 2, 40)]   // head size 40: the tiled path
+    [InlineData(4, 1, 64)]   // one KV head: on 2 threads positions past 512 keys go in parts, others not
     public void Decode_SameBitsAloneOrBesideOtherContexts(int nHead, int nKvHead, int headDim)
     {
-        int kvDim = nKvHead * headDim, nCtx = 320, width = nHead * headDim;
-        int[] positions = [50, 299, 7];
+        int kvDim = nKvHead * headDim, nCtx = 1400, width = nHead * headDim;
+        int[] positions = [50, 1299, 7, 600];
         float[] queries = RandomVector(positions.Length * width, 51, 2);
         var keyCaches = new float[positions.Length][];
         var valueCaches = new float[positions.Length][];
@@ -159,15 +166,19 @@ public unsafe class KernelTests
             (keyCaches[t], valueCaches[t]) = (new float[nCtx * kvDim], new float[nCtx * kvDim]);
             attention.Store(RandomVector(nCtx * kvDim, 52 + t, 2), kvDim, RandomVector(nCtx * kvDim, 62 + t), kvDim, keyCaches[t], valueCaches[t], 0, 0, positions[t] + 1);
         }
-        var together = new float[positions.Length * width];
-        attention.RunEach(queries, width, keyCaches, valueCaches, 0, positions, positions.Length, together, 2);
-        for (int t = 0; t < positions.Length; t++)
-            foreach (int threads in new[] { 1, 2 })
+        // At each thread count (and with the split planned for 8 threads), together equals alone.
+        foreach ((int threads, int? split) in new[] { (1, null), (2, null), (2, (int?)8) })
+        {
+            attention.SplitThreads = split;
+            var together = new float[positions.Length * width];
+            attention.RunEach(queries, width, keyCaches, valueCaches, 0, positions, positions.Length, together, threads);
+            for (int t = 0; t < positions.Length; t++)
             {
                 var alone = new float[width];
                 attention.Run(queries[(t * width)..((t + 1) * width)], width, keyCaches[t], valueCaches[t], 0, positions[t], 1, alone, threads);
                 Assert.Equal(alone, together.AsSpan(t * width, width).ToArray());
             }
+        }
     }
 
     [Theory]
@@ -179,6 +190,7 @@ public unsafe class KernelTests
     [InlineData(8, 2, 64, 3, 33, 0, 30f)]     // softcap alone, AVX-512 decode kernels (head 64)
     [InlineData(32, 4, 64, 60, 1, 20, 30f)]   // decode of eight heads per KV head with window and softcap (AVX-512: the grouped kernel)
     [InlineData(8, 2, 64, 40, 1, 0, 2f)]      // grouped kernel, a small softcap and a last row with unused lanes (41 keys, four per step): those stay −∞
+    [InlineData(4, 1, 64, 1500, 1, 700, 30f)] // one KV head, a window of 700 keys at depth: two parts (2 threads) from the window's start, softcap
     public void Attention_WindowAndSoftcap_MatchScalarReference(int nHead, int nKvHead, int headDim, int p0, int n, int window, float softcap)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;

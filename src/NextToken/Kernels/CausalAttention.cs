@@ -108,9 +108,14 @@ public sealed class CausalAttention : IParallelWork
         _blocked = !keepPattern && n >= BlockQueries && (_blockedWide || NarrowBlocks);
         _n = n;
         _headsPerItem = Grouped(keepPattern) ? GroupedItemHeads : HeadsPerItem(n, threads);
-        _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : n * (_nHead / _headsPerItem);
+        _partsWanted = _blocked || !Grouped(keepPattern) ? 1 : PartsWanted(threads);
+        _parts = PartsOf(p0 + n).Parts;
+        _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : n * (_nHead / _headsPerItem) * _parts;
+        EnsurePartials(n);
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         WorkerPool.Shared.Run(this, _chunks, threads);
+        if (_parts > 1)
+            for (int t = 0; t < n; t++) MergeParts(t, p0 + t + 1);
     }
 
     /// <summary>
@@ -140,11 +145,17 @@ public sealed class CausalAttention : IParallelWork
         _wide = Wide;
         _n = n;
         _headsPerItem = Grouped(keepPattern: false) ? GroupedItemHeads : HeadsPerItem(n, threads);
-        _work = n * (_nHead / _headsPerItem);
+        _partsWanted = Grouped(keepPattern: false) ? PartsWanted(threads) : 1;
+        _parts = 1;
+        for (int t = 0; t < n; t++) _parts = Math.Max(_parts, PartsOf(positions[t] + 1).Parts);
+        _work = n * (_nHead / _headsPerItem) * _parts;
+        EnsurePartials(n);
         _chunks = threads > 1 && cost > 65_536 ? Math.Min(_work, threads * 8) : 1;
         try
         {
             WorkerPool.Shared.Run(this, _chunks, threads);
+            if (_parts > 1)
+                for (int t = 0; t < n; t++) MergeParts(t, positions[t] + 1);
         }
         finally
         {
@@ -157,11 +168,11 @@ public sealed class CausalAttention : IParallelWork
     private int[]? _eachPositions;
 
     private const int BlockQueries = 16;
-    private int _work, _chunks, _n, _headsPerItem = 1;
+    private int _work, _chunks, _n, _headsPerItem = 1, _parts = 1, _partsWanted = 1;
     private bool _blocked, _blockedWide, _wide;
 
     /// <summary>
-    /// Whether single queries take <see cref="AttendGroupWide{TH, TD}"/> or <see cref="AttendGroupNarrow{TH, TD}"/> (AVX-512, or
+    /// Whether single queries take <see cref="AttendGroupWide{TH, TD, TP}"/> or <see cref="AttendGroupNarrow{TH, TD, TP}"/> (AVX-512, or
     /// AVX2 with FMA; no pattern kept, head size 64, 128 or 256). Their items are then always <see cref="GroupedItemHeads"/>
     /// heads of one KV head: the order of the kernels' sums depends on the heads they run with, and a query's result must not
     /// depend on how many rows or threads share the call (a batch of contexts equals each alone, bit for bit).
@@ -180,6 +191,104 @@ public sealed class CausalAttention : IParallelWork
             while (group % heads != 0) heads--;
             return heads;
         }
+    }
+
+    /// <summary>
+    /// Fewest keys per part of a grouped decode (flash-decoding's split). When a query has fewer grouped items than threads
+    /// (one KV head, or few), its keys go in parts of at least this many that threads take apart, each leaving its
+    /// unnormalised outputs with each head's maximum and sum, merged by <see cref="MergeParts"/> in part order. The split
+    /// depends on the query's keys, the model's shape and the thread count, never on what shares the call, so a query's
+    /// bits do not either (a batch of contexts equals each alone at the same thread count). Where every thread already has
+    /// a group, parts would only add work (each part's setup and tail, the merge on the calling thread), so they are not
+    /// taken. Zen 5, 2 threads, attention of one generated token through all layers, whole groups → parts (positions 1024 /
+    /// 4096): Gemma 3 1B's shape (4 heads on 1 KV head, head size 256, 26 layers) AVX-512 2.1–2.2 → 1.0–1.1 ms / 9.7–11.2 →
+    /// 4.6–5.0, AVX2 3.9–4.0 → 1.9–2.1 / 20.2–21.2 → 10.0–10.3.
+    /// </summary>
+    private const int MinPartKeys = 256;
+
+    private float[] _partials = [];
+
+    /// <summary>The first key a query ending at <paramref name="end"/> (exclusive) sees: 0, or the window's start.</summary>
+    private int FirstKey(int end) => _window > 0 ? Math.Max(0, end - _window) : 0;
+
+    /// <summary>
+    /// The thread count a grouped decode's split plans for, in place of the call's (capped by the pool's threads): lets
+    /// tests split into more parts than this machine has cores.
+    /// </summary>
+    internal int? SplitThreads { get; set; }
+
+    /// <summary>Parts per query that give every one of <paramref name="threads"/> threads an item: 1 when the groups do.</summary>
+    private int PartsWanted(int threads)
+    {
+        threads = SplitThreads ?? Math.Min(threads, WorkerPool.Shared.Threads);
+        int items = _nHead / GroupedItemHeads;
+        return items >= threads ? 1 : (threads + items - 1) / items;
+    }
+
+    /// <summary>
+    /// How the grouped decode of the query ending at <paramref name="end"/> splits its keys: parts of PartKeys (a multiple of
+    /// 16, the last part shorter), none empty.
+    /// </summary>
+    private (int Parts, int PartKeys) PartsOf(int end)
+    {
+        int keys = end - FirstKey(end), parts = Math.Min(_partsWanted, keys / MinPartKeys);
+        if (parts <= 1) return (1, keys);
+        int partKeys = ((keys + parts - 1) / parts + 15) & ~15;
+        return ((keys + partKeys - 1) / partKeys, partKeys);
+    }
+
+    /// <summary>Floats of one part's partial result: the item's heads' outputs, then their maxima and sums.</summary>
+    private int PartFloats => _headsPerItem * (_headDim + 2);
+
+    /// <summary>Where (query t, the item of head0, part) keeps its partial result in <see cref="_partials"/>.</summary>
+    private int PartSlot(int t, int head0, int part) =>
+        ((t * (_nHead / _headsPerItem) + head0 / _headsPerItem) * _parts + part) * PartFloats;
+
+    private void EnsurePartials(int n)
+    {
+        if (_parts <= 1) return;
+        int needed = n * (_nHead / _headsPerItem) * _parts * PartFloats;
+        if (_partials.Length < needed) _partials = new float[needed];
+    }
+
+    /// <summary>
+    /// Query t's outputs from its parts, for every item of heads: with M the largest part maximum, each part weighs
+    /// e^(mᵢ − M); the output is Σ weightᵢ · outputᵢ / Σ weightᵢ · sumᵢ, summed in part order.
+    /// </summary>
+    private unsafe void MergeParts(int t, int end)
+    {
+        int parts = PartsOf(end).Parts, hd = _headDim, heads = _headsPerItem;
+        if (parts <= 1) return;
+        Span<float> weights = stackalloc float[parts];
+        for (int head0 = 0; head0 < _nHead; head0 += heads)
+            for (int g = 0; g < heads; g++)
+            {
+                float max = float.NegativeInfinity, sum = 0;
+                for (int c = 0; c < parts; c++) max = Math.Max(max, _partials[PartSlot(t, head0, c) + heads * hd + g]);
+                for (int c = 0; c < parts; c++)
+                {
+                    int stats = PartSlot(t, head0, c) + heads * hd;
+                    weights[c] = MathF.Exp(_partials[stats + g] - max);
+                    sum += weights[c] * _partials[stats + heads + g];
+                }
+                Span<float> o = _output.AsSpan((t * _nHead + head0 + g) * hd, hd);
+                TensorPrimitives.Multiply(_partials.AsSpan(PartSlot(t, head0, 0) + g * hd, hd), weights[0], o);
+                for (int c = 1; c < parts; c++)
+                    TensorPrimitives.MultiplyAdd(_partials.AsSpan(PartSlot(t, head0, c) + g * hd, hd), weights[c], o, o);
+                TensorPrimitives.Multiply(o, 1 / sum, o);
+            }
+    }
+
+    /// <summary>A part's statistics (<see cref="AttendGroup"/>): each head's maximum, then its sum (lane g: head g).</summary>
+    private static unsafe void PartStats(Vector512<float> sum, Vector512<float> max, int count, float* stats)
+    {
+        for (int g = 0; g < count; g++) (stats[g], stats[count + g]) = (max.GetElement(g), sum.GetElement(g));
+    }
+
+    /// <inheritdoc cref="PartStats(Vector512{float}, Vector512{float}, int, float*)"/>
+    private static unsafe void PartStats(Vector256<float> sum, Vector256<float> max, int count, float* stats)
+    {
+        for (int g = 0; g < count; g++) (stats[g], stats[count + g]) = (max.GetElement(g), sum.GetElement(g));
     }
 
     /// <summary>
@@ -218,12 +327,14 @@ public sealed class CausalAttention : IParallelWork
             }
             else
             {
-                int perRow = _nHead / _headsPerItem, t = item / perRow, head0 = item % perRow * _headsPerItem;
+                // Items go query, KV group, part of the keys (consecutive parts read consecutive rows of one KV head).
+                int perRow = _nHead / _headsPerItem, part = item % _parts, rowItem = item / _parts;
+                int t = rowItem / perRow, head0 = rowItem % perRow * _headsPerItem;
                 // Row t's query sits at positions[t]: as a single step, with p0 chosen so p0 + t is that position.
                 if (_eachPositions is { } positions)
-                    AttendHeads(_queries, _queryStride, _eachKeys![t], _eachValues![t], _cacheOffset, positions[t] - t, t, head0, _headsPerItem, _output);
+                    AttendHeads(_queries, _queryStride, _eachKeys![t], _eachValues![t], _cacheOffset, positions[t] - t, t, head0, _headsPerItem, _output, part);
                 else
-                    AttendHeads(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, t, head0, _headsPerItem, _output);
+                    AttendHeads(_queries, _queryStride, _keyCache, _valueCache, _cacheOffset, _p0, t, head0, _headsPerItem, _output, part);
             }
         }
     }
@@ -578,16 +689,17 @@ public sealed class CausalAttention : IParallelWork
     /// Query t of heads head0 … head0+count−1, which share one KV head (grouped-query attention): keys
     /// and values go in tiles of <see cref="DecodeTile"/> that every head of the group reads while the
     /// tile is in L2, so at depth the KV head comes from memory once per group, not once per head. With AVX-512 or AVX2, no
-    /// pattern kept and head size 64, 128 or 256, <see cref="AttendGroupWide{TH, TD}"/> (AVX2:
-    /// <see cref="AttendGroupNarrow{TH, TD}"/>) reads each row once for all of them instead (<see cref="Grouped"/>).
+    /// pattern kept and head size 64, 128 or 256, <see cref="AttendGroupWide{TH, TD, TP}"/> (AVX2:
+    /// <see cref="AttendGroupNarrow{TH, TD, TP}"/>) reads each row once for all of them instead (<see cref="Grouped"/>),
+    /// over the whole query's keys or over part <paramref name="part"/> of them (<see cref="MinPartKeys"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void AttendHeads(float[] queries, int queryStride, float[] keyCache, float[] valueCache, long cacheOffset,
-                                    int p0, int t, int head0, int count, float[] output)
+                                    int p0, int t, int head0, int count, float[] output, int part = 0)
     {
         int hd = _headDim, stride = hd, end = p0 + t + 1;
         // Keys first … end−1: all earlier ones, or the last `window` of them.
-        int first = _window > 0 ? Math.Max(0, end - _window) : 0, keys = end - first;
+        int first = FirstKey(end), keys = end - first;
         int kvHead = head0 / (_nHead / _nKvHead);
         float scale = _scale;
         int rowLength = _nCtx;
@@ -612,12 +724,21 @@ public sealed class CausalAttention : IParallelWork
             if (Grouped(_keepPattern))
             {
                 float* qg = qRow + head0 * hd, og = oRow + head0 * hd;
-                switch (hd)
+                (int parts, int partKeys) = PartsOf(end);
+                if (parts == 1)
                 {
-                    case 64: AttendGroup<Head64>(qg, k, v, keys, og, count); return;
-                    case 128: AttendGroup<Head128>(qg, k, v, keys, og, count); return;
-                    case 256: AttendGroup<Head256>(qg, k, v, keys, og, count); return;
+                    AttendGroup(qg, k, v, keys, og, count, part: false);
+                    return;
                 }
+                if (part >= parts) return; // a shorter context than the call's longest
+                // Part `part` of the keys: its unnormalised outputs, then each head's maximum and sum (MergeParts).
+                int from = part * partKeys;
+                fixed (float* partials = _partials)
+                {
+                    float* slot = partials + PartSlot(t, head0, part);
+                    AttendGroup(qg, k + (long)from * hd, v + (long)from * hd, Math.Min(partKeys, keys - from), slot, count, part: true);
+                }
+                return;
             }
             for (int j0 = 0; j0 < keys; j0 += DecodeTile)
             {
@@ -643,27 +764,53 @@ public sealed class CausalAttention : IParallelWork
 
     [ThreadStatic] private static float[]? _groupScratch;
 
-    /// <summary><paramref name="count"/> heads of one KV head through the grouped kernel of that many heads.</summary>
-    private unsafe void AttendGroup<TD>(float* q, float* k, float* v, int keys, float* o, int count) where TD : struct, IHeadSize
+    /// <summary>
+    /// <paramref name="count"/> heads of one KV head through the grouped kernel of that many heads. For a
+    /// <paramref name="part"/> of the keys the outputs are left unnormalised and each head's score maximum and
+    /// Σ exp(score − maximum) follow them, at o[count·headDim + head] and o[count·headDim + count + head].
+    /// </summary>
+    private unsafe void AttendGroup(float* q, float* k, float* v, int keys, float* o, int count, bool part)
+    {
+        switch ((_headDim, part))
+        {
+            case (64, false): AttendGroup<Head64, Whole>(q, k, v, keys, o, count); return;
+            case (128, false): AttendGroup<Head128, Whole>(q, k, v, keys, o, count); return;
+            case (256, false): AttendGroup<Head256, Whole>(q, k, v, keys, o, count); return;
+            case (64, true): AttendGroup<Head64, KeysPart>(q, k, v, keys, o, count); return;
+            case (128, true): AttendGroup<Head128, KeysPart>(q, k, v, keys, o, count); return;
+            case (256, true): AttendGroup<Head256, KeysPart>(q, k, v, keys, o, count); return;
+            default: throw new InvalidOperationException($"no grouped attention kernel for head size {_headDim}");
+        }
+    }
+
+    /// <summary>
+    /// Whether a grouped kernel computes a query's whole output or one part of its keys (<see cref="MinPartKeys"/>): a
+    /// type, so that each case compiles without the other's branch.
+    /// </summary>
+    private interface IPartMode { static abstract bool Part { get; } }
+    private struct Whole : IPartMode { public static bool Part => false; }
+    private struct KeysPart : IPartMode { public static bool Part => true; }
+
+    private unsafe void AttendGroup<TD, TP>(float* q, float* k, float* v, int keys, float* o, int count) where TD : struct, IHeadSize where TP : struct, IPartMode
     {
         switch ((_wide, count))
         {
-            case (true, 1): AttendGroupWide<OneHead, TD>(q, k, v, keys, o); return;
-            case (true, 2): AttendGroupWide<TwoHeads, TD>(q, k, v, keys, o); return;
-            case (true, 3): AttendGroupWide<ThreeHeads, TD>(q, k, v, keys, o); return;
-            case (true, 4): AttendGroupWide<FourHeads, TD>(q, k, v, keys, o); return;
-            case (true, 5): AttendGroupWide<FiveHeads, TD>(q, k, v, keys, o); return;
-            case (true, 6): AttendGroupWide<SixHeads, TD>(q, k, v, keys, o); return;
-            case (true, 7): AttendGroupWide<SevenHeads, TD>(q, k, v, keys, o); return;
-            case (true, 8): AttendGroupWide<EightHeads, TD>(q, k, v, keys, o); return;
-            case (false, 1): AttendGroupNarrow<OneHead, TD>(q, k, v, keys, o); return;
-            case (false, 2): AttendGroupNarrow<TwoHeads, TD>(q, k, v, keys, o); return;
-            case (false, 3): AttendGroupNarrow<ThreeHeads, TD>(q, k, v, keys, o); return;
-            case (false, 4): AttendGroupNarrow<FourHeads, TD>(q, k, v, keys, o); return;
-            case (false, 5): AttendGroupNarrow<FiveHeads, TD>(q, k, v, keys, o); return;
-            case (false, 6): AttendGroupNarrow<SixHeads, TD>(q, k, v, keys, o); return;
-            case (false, 7): AttendGroupNarrow<SevenHeads, TD>(q, k, v, keys, o); return;
-            case (false, 8): AttendGroupNarrow<EightHeads, TD>(q, k, v, keys, o); return;
+            case (true, 1): AttendGroupWide<OneHead, TD, TP>(q, k, v, keys, o); return;
+            case (true, 2): AttendGroupWide<TwoHeads, TD, TP>(q, k, v, keys, o); return;
+            case (true, 3): AttendGroupWide<ThreeHeads, TD, TP>(q, k, v, keys, o); return;
+            case (true, 4): AttendGroupWide<FourHeads, TD, TP>(q, k, v, keys, o); return;
+            case (true, 5): AttendGroupWide<FiveHeads, TD, TP>(q, k, v, keys, o); return;
+            case (true, 6): AttendGroupWide<SixHeads, TD, TP>(q, k, v, keys, o); return;
+            case (true, 7): AttendGroupWide<SevenHeads, TD, TP>(q, k, v, keys, o); return;
+            case (true, 8): AttendGroupWide<EightHeads, TD, TP>(q, k, v, keys, o); return;
+            case (false, 1): AttendGroupNarrow<OneHead, TD, TP>(q, k, v, keys, o); return;
+            case (false, 2): AttendGroupNarrow<TwoHeads, TD, TP>(q, k, v, keys, o); return;
+            case (false, 3): AttendGroupNarrow<ThreeHeads, TD, TP>(q, k, v, keys, o); return;
+            case (false, 4): AttendGroupNarrow<FourHeads, TD, TP>(q, k, v, keys, o); return;
+            case (false, 5): AttendGroupNarrow<FiveHeads, TD, TP>(q, k, v, keys, o); return;
+            case (false, 6): AttendGroupNarrow<SixHeads, TD, TP>(q, k, v, keys, o); return;
+            case (false, 7): AttendGroupNarrow<SevenHeads, TD, TP>(q, k, v, keys, o); return;
+            case (false, 8): AttendGroupNarrow<EightHeads, TD, TP>(q, k, v, keys, o); return;
             default: throw new InvalidOperationException($"no grouped attention kernel for {count} heads");
         }
     }
@@ -693,7 +840,7 @@ public sealed class CausalAttention : IParallelWork
     /// from position 1024.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private unsafe void AttendGroupWide<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
+    private unsafe void AttendGroupWide<TH, TD, TP>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize where TP : struct, IPartMode
     {
         int h = TH.Lanes, count = TH.Count, hd = TD.Size, step = 16 / h, rows = (keys + step - 1) / step;
         float[] buffer = _groupScratch is { } kept && kept.Length >= 16 * rows + h * hd ? kept : _groupScratch = new float[Math.Max(16 * rows + h * hd, 16 * (_nCtx + 16))];
@@ -753,7 +900,9 @@ public sealed class CausalAttention : IParallelWork
                 e.Store(p + 16 * r);
                 sum += e;
             }
-            Vector512<float> inverse = Vector512<float>.One / FoldHeads<TH, SumFold>(sum);
+            Vector512<float> inverse = Vector512<float>.One;
+            if (TP.Part) PartStats(FoldHeads<TH, SumFold>(sum), max, count, o + count * hd);
+            else inverse /= FoldHeads<TH, SumFold>(sum);
 
             // Values: passes of `heads` heads, each head's hd/16 accumulators; accumulator m is head m / chunks, chunk m % chunks.
             int chunks = hd / 16, heads = Math.Min(h, 16 / chunks);
@@ -868,7 +1017,7 @@ public sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// <see cref="AttendGroupWide{TH, TD}"/> with 256-bit vectors: eight dot products per step (8 / <typeparamref name="TH"/>.Lanes
+    /// <see cref="AttendGroupWide{TH, TD, TP}"/> with 256-bit vectors: eight dot products per step (8 / <typeparamref name="TH"/>.Lanes
     /// keys; none in padding lanes) summed by <see cref="Sum8"/> into one row of eight scores, the softmax down 8-lane rows,
     /// values head by head in eight accumulators (64 columns at a time) over tiles of <see cref="GroupTile"/> keys that stay
     /// in L1 for the group's heads.
@@ -878,7 +1027,7 @@ public sealed class CausalAttention : IParallelWork
     /// shape at position 160 0.54 → 0.35 ms, 1024 3.7 → 2.4, 4096 16 → 10; GPT-2's 0.16 → 0.135, 1.7 → 1.2–1.5, 10.8 → 7.8–8.0.
     /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private unsafe void AttendGroupNarrow<TH, TD>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize
+    private unsafe void AttendGroupNarrow<TH, TD, TP>(float* q, float* k, float* v, int keys, float* o) where TH : struct, IHeads where TD : struct, IHeadSize where TP : struct, IPartMode
     {
         int h = TH.Lanes, count = TH.Count, hd = TD.Size, step = 8 / h, rows = (keys + step - 1) / step;
         float[] buffer = _groupScratch is { } kept && kept.Length >= 8 * rows + h * hd ? kept : _groupScratch = new float[Math.Max(8 * rows + h * hd, 16 * (_nCtx + 16))];
@@ -926,7 +1075,9 @@ public sealed class CausalAttention : IParallelWork
                 e.Store(p + 8 * r);
                 sum += e;
             }
-            Vector256<float> inverse = Vector256<float>.One / FoldHeads<TH, SumFold>(sum);
+            Vector256<float> inverse = Vector256<float>.One;
+            if (TP.Part) PartStats(FoldHeads<TH, SumFold>(sum), max, count, o + count * hd);
+            else inverse /= FoldHeads<TH, SumFold>(sum);
 
             // Values: per tile of keys, each head (each half of a head at size 128) in eight accumulators kept at acc between tiles.
             new Span<float>(acc, h * hd).Clear();
@@ -964,7 +1115,7 @@ public sealed class CausalAttention : IParallelWork
         }
     }
 
-    /// <summary>Keys per tile of <see cref="AttendGroupNarrow{TH, TD}"/>'s values: 32 KB of values at head size 64, in L1 for the group's heads.</summary>
+    /// <summary>Keys per tile of <see cref="AttendGroupNarrow{TH, TD, TP}"/>'s values: 32 KB of values at head size 64, in L1 for the group's heads.</summary>
     private const int GroupTile = 128;
 
     /// <summary>Every lane combined with the lanes of the same head (lane m: head m % Lanes of key m / Lanes), by halving steps.</summary>
