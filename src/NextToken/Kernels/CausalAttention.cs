@@ -725,12 +725,12 @@ public sealed class CausalAttention : IParallelWork
             {
                 float* qg = qRow + head0 * hd, og = oRow + head0 * hd;
                 (int parts, int partKeys) = PartsOf(end);
+                if (part >= parts) return; // a shorter context than the call's longest: its other items have nothing to do
                 if (parts == 1)
                 {
                     AttendGroup(qg, k, v, keys, og, count, part: false);
                     return;
                 }
-                if (part >= parts) return; // a shorter context than the call's longest
                 // Part `part` of the keys: its unnormalised outputs, then each head's maximum and sum (MergeParts).
                 int from = part * partKeys;
                 fixed (float* partials = _partials)
