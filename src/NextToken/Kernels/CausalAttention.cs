@@ -173,11 +173,16 @@ public sealed class CausalAttention : IParallelWork
 
     /// <summary>
     /// Whether single queries take <see cref="AttendGroupWide{TH, TD, TP}"/> or <see cref="AttendGroupNarrow{TH, TD, TP}"/> (AVX-512, or
-    /// AVX2 with FMA; no pattern kept, head size 64, 128 or 256). Their items are then always <see cref="GroupedItemHeads"/>
-    /// heads of one KV head: the order of the kernels' sums depends on the heads they run with, and a query's result must not
-    /// depend on how many rows or threads share the call (a batch of contexts equals each alone, bit for bit).
+    /// AVX2 with FMA; no pattern kept, head size 64, 128 or 256; with AVX-512 also 80 and 96 — Phi-2, Phi-3 — where one pass
+    /// of sixteen accumulators holds the item's heads: one or two). Their items are then always
+    /// <see cref="GroupedItemHeads"/> heads of one KV head: the order of the kernels' sums depends on the heads they run
+    /// with, and a query's result must not depend on how many rows or threads share the call (a batch of contexts equals
+    /// each alone, bit for bit).
     /// </summary>
-    private bool Grouped(bool keepPattern) => (_wide || NarrowBlocks) && !keepPattern && _headDim is 64 or 128 or 256;
+    private bool Grouped(bool keepPattern) =>
+        !keepPattern && (_headDim is 64 or 128 or 256
+            ? _wide || NarrowBlocks
+            : _wide && _headDim is 80 or 96 && (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)GroupedItemHeads) * (_headDim / 16) <= 16);
 
     /// <summary>
     /// Heads of one grouped item: the whole group of a KV head up to eight (beyond, its largest divisor up to eight, each
@@ -779,6 +784,10 @@ public sealed class CausalAttention : IParallelWork
             case (64, true): AttendGroup<Head64, KeysPart>(q, k, v, keys, o, count); return;
             case (128, true): AttendGroup<Head128, KeysPart>(q, k, v, keys, o, count); return;
             case (256, true): AttendGroup<Head256, KeysPart>(q, k, v, keys, o, count); return;
+            case (80, false): AttendGroup<Head80, Whole>(q, k, v, keys, o, count); return;
+            case (96, false): AttendGroup<Head96, Whole>(q, k, v, keys, o, count); return;
+            case (80, true): AttendGroup<Head80, KeysPart>(q, k, v, keys, o, count); return;
+            case (96, true): AttendGroup<Head96, KeysPart>(q, k, v, keys, o, count); return;
             default: throw new InvalidOperationException($"no grouped attention kernel for head size {_headDim}");
         }
     }
@@ -1157,6 +1166,8 @@ public sealed class CausalAttention : IParallelWork
     private struct Head64 : IHeadSize { public static int Size => 64; }
     private struct Head128 : IHeadSize { public static int Size => 128; }
     private struct Head256 : IHeadSize { public static int Size => 256; }
+    private struct Head80 : IHeadSize { public static int Size => 80; }  // AVX-512 only (Grouped)
+    private struct Head96 : IHeadSize { public static int Size => 96; }  // AVX-512 only (Grouped)
 
     private interface IFold
     {
