@@ -694,7 +694,7 @@ public sealed class CausalAttention : IParallelWork
     /// Query t of heads head0 … head0+count−1, which share one KV head (grouped-query attention): keys
     /// and values go in tiles of <see cref="DecodeTile"/> that every head of the group reads while the
     /// tile is in L2, so at depth the KV head comes from memory once per group, not once per head. With AVX-512 or AVX2, no
-    /// pattern kept and head size 64, 128 or 256, <see cref="AttendGroupWide{TH, TD, TP}"/> (AVX2:
+    /// pattern kept and head size 64, 128 or 256 (80 or 96 with AVX-512), <see cref="AttendGroupWide{TH, TD, TP}"/> (AVX2:
     /// <see cref="AttendGroupNarrow{TH, TD, TP}"/>) reads each row once for all of them instead (<see cref="Grouped"/>),
     /// over the whole query's keys or over part <paramref name="part"/> of them (<see cref="MinPartKeys"/>).
     /// </summary>
@@ -1088,7 +1088,7 @@ public sealed class CausalAttention : IParallelWork
             if (TP.Part) PartStats(FoldHeads<TH, SumFold>(sum), max, count, o + count * hd);
             else inverse /= FoldHeads<TH, SumFold>(sum);
 
-            // Values: per tile of keys, each head (each half of a head at size 128) in eight accumulators kept at acc between tiles.
+            // Values: per tile of keys, each head 64 columns at a time in eight accumulators kept at acc between tiles.
             new Span<float>(acc, h * hd).Clear();
             for (int j0 = 0; j0 < keys; j0 += GroupTile)
             {
@@ -1225,7 +1225,7 @@ public sealed class CausalAttention : IParallelWork
     /// One horizontal sum per key (<c>Vector512.Sum</c>, ~8 operations against the dot product's 4 FMAs at head size 64)
     /// took about as long as the products; the tree costs 45 operations per 16 keys. Zen 5, 2 threads, attention of one
     /// generated token through all layers (twenty-second session, measured before these shapes went to the grouped decode
-    /// kernels; the tiled path now serves kept patterns and head sizes other than 64, 128 and 256): the 1.1B shape (32 heads sharing 4 KV heads, head size
+    /// kernels; the tiled path now serves kept patterns and the head sizes those do not take): the 1.1B shape (32 heads sharing 4 KV heads, head size
     /// 64, 22 layers) at position 160 0.41 → 0.30 ms, 1024 2.46 → 2.13, 4096 10.3–11.2 → 8.5; GPT-2's (12 heads, 12
     /// layers) 0.155 → 0.156, 1.43 → 1.28, 6.27 → 5.21 (at depth the reads of keys and values dominate).
     /// </remarks>
