@@ -37,7 +37,10 @@ public class AttentionKernelTests(ITestOutputHelper output)
     [InlineData(14, 2, 64, 260, 1, 100, 30f)]  // seven heads per KV head padded to eight, window and softcap
     [InlineData(12, 2, 128, 150, 1, 0, 0f)]    // six heads at head size 128 padded to eight
     [InlineData(8, 1, 256, 140, 1, 0, 0f)]     // head size 256 (Gemma), eight heads per KV head: four 64-column parts per head
-    [InlineData(4, 1, 64, 1200, 1, 0, 0f)]     // one KV head at depth: three parts of keys, merged
+    [InlineData(4, 1, 64, 1200, 1, 0, 0f)]     // one KV head at depth: two parts of keys (2 threads), merged
+    [InlineData(32, 32, 96, 200, 1, 0, 0f)]    // Phi-3's head size 96: 64 columns, then the last 32
+    [InlineData(8, 2, 80, 300, 1, 100, 30f)]   // Phi-2's head size 80 (64 + 16 columns), four heads per KV head, window and softcap
+    [InlineData(4, 1, 96, 900, 1, 0, 0f)]      // head size 96 on one KV head at depth: parts
     [InlineData(7, 1, 64, 1100, 2, 600, 30f)]  // seven heads on one KV head, two queries, a 600-key window in two parts, softcap
     [InlineData(8, 2, 128, 40, 3, 0, 0f)]      // a few rows, head 128: four 32-column passes
     [InlineData(2, 1, 24, 10, 2, 0, 0f)]       // head 24: a 16-column step then 8, values in 8-column groups

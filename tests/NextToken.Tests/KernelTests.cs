@@ -117,7 +117,7 @@ public unsafe class KernelTests
     [InlineData(32, 32, 96, 300, 1)] // Phi-3's head size 96, one head per KV head (AVX-512: the grouped kernel, six accumulators)
     [InlineData(4, 2, 80, 200, 1)]   // Phi-2's head size 80, two heads per KV head (AVX-512: one pass of ten accumulators)
     [InlineData(2, 1, 96, 1100, 1)]  // head size 96 on one KV head at depth: parts on 2 threads
-    [InlineData(8, 2, 96, 100, 1)]   // head size 96, four heads per KV head: 24 accumulators, the tiled path
+    [InlineData(8, 2, 96, 100, 1)]   // head size 96, four heads per KV head: AVX-512 would need 24 accumulators, the tiled path (AVX2: grouped)
     public void Attention_MatchesScalarReference(int nHead, int nKvHead, int headDim, int p0, int n)
     {
         int kvDim = nKvHead * headDim, nCtx = p0 + n + 3;
@@ -157,7 +157,7 @@ public unsafe class KernelTests
     [InlineData(12, 1, 64)]  // twelve heads per KV head: items of six, padded to eight
     [InlineData(6, 2, 40)]   // head size 40: the tiled path
     [InlineData(4, 1, 64)]   // one KV head: on 2 threads positions past 512 keys go in parts, others not
-    [InlineData(8, 8, 96)]   // Phi-3's head size 96 (AVX-512: the grouped kernel; AVX2: the tiled path)
+    [InlineData(8, 8, 96)]   // Phi-3's head size 96: the grouped kernels
     public void Decode_SameBitsAloneOrBesideOtherContexts(int nHead, int nKvHead, int headDim)
     {
         int kvDim = nKvHead * headDim, nCtx = 1400, width = nHead * headDim;

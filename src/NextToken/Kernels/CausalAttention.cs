@@ -173,16 +173,15 @@ public sealed class CausalAttention : IParallelWork
 
     /// <summary>
     /// Whether single queries take <see cref="AttendGroupWide{TH, TD, TP}"/> or <see cref="AttendGroupNarrow{TH, TD, TP}"/> (AVX-512, or
-    /// AVX2 with FMA; no pattern kept, head size 64, 128 or 256; with AVX-512 also 80 and 96 — Phi-2, Phi-3 — where one pass
-    /// of sixteen accumulators holds the item's heads: one or two). Their items are then always
+    /// AVX2 with FMA; no pattern kept, head size 64, 128, 256, 80 or 96 — Phi-2, Phi-3 —, the last two with AVX-512 only where
+    /// one pass of sixteen accumulators holds the item's heads: one or two). Their items are then always
     /// <see cref="GroupedItemHeads"/> heads of one KV head: the order of the kernels' sums depends on the heads they run
     /// with, and a query's result must not depend on how many rows or threads share the call (a batch of contexts equals
     /// each alone, bit for bit).
     /// </summary>
     private bool Grouped(bool keepPattern) =>
-        !keepPattern && (_headDim is 64 or 128 or 256
-            ? _wide || NarrowBlocks
-            : _wide && _headDim is 80 or 96 && (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)GroupedItemHeads) * (_headDim / 16) <= 16);
+        !keepPattern && (_headDim is 64 or 128 or 256 ? _wide || NarrowBlocks
+            : _headDim is 80 or 96 && (_wide ? (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)GroupedItemHeads) * (_headDim / 16) <= 16 : NarrowBlocks));
 
     /// <summary>
     /// Heads of one grouped item: the whole group of a KV head up to eight (beyond, its largest divisor up to eight, each
@@ -694,7 +693,7 @@ public sealed class CausalAttention : IParallelWork
     /// Query t of heads head0 … head0+count−1, which share one KV head (grouped-query attention): keys
     /// and values go in tiles of <see cref="DecodeTile"/> that every head of the group reads while the
     /// tile is in L2, so at depth the KV head comes from memory once per group, not once per head. With AVX-512 or AVX2, no
-    /// pattern kept and head size 64, 128 or 256 (80 or 96 with AVX-512), <see cref="AttendGroupWide{TH, TD, TP}"/> (AVX2:
+    /// pattern kept and head size 64, 128, 256, 80 or 96, <see cref="AttendGroupWide{TH, TD, TP}"/> (AVX2:
     /// <see cref="AttendGroupNarrow{TH, TD, TP}"/>) reads each row once for all of them instead (<see cref="Grouped"/>),
     /// over the whole query's keys or over part <paramref name="part"/> of them (<see cref="MinPartKeys"/>).
     /// </summary>
@@ -1028,7 +1027,7 @@ public sealed class CausalAttention : IParallelWork
     /// <summary>
     /// <see cref="AttendGroupWide{TH, TD, TP}"/> with 256-bit vectors: eight dot products per step (8 / <typeparamref name="TH"/>.Lanes
     /// keys; none in padding lanes) summed by <see cref="Sum8"/> into one row of eight scores, the softmax down 8-lane rows,
-    /// values head by head in eight accumulators (64 columns at a time) over tiles of <see cref="GroupTile"/> keys that stay
+    /// values head by head in eight accumulators (64 columns at a time, then the last 16 or 32 at head sizes 80 and 96) over tiles of <see cref="GroupTile"/> keys that stay
     /// in L1 for the group's heads.
     /// </summary>
     /// <remarks>
@@ -1094,7 +1093,8 @@ public sealed class CausalAttention : IParallelWork
             {
                 int j1 = Math.Min(keys, j0 + GroupTile);
                 for (int g = 0; g < count; g++)
-                    for (int c0 = 0; c0 < hd; c0 += 64)
+                {
+                    for (int c0 = 0; c0 + 64 <= hd; c0 += 64)
                     {
                         float* ag = acc + g * hd + c0;
                         Vector256<float> o0 = Vector256.Load(ag), o1 = Vector256.Load(ag + 8), o2 = Vector256.Load(ag + 16), o3 = Vector256.Load(ag + 24);
@@ -1115,6 +1115,26 @@ public sealed class CausalAttention : IParallelWork
                         o0.Store(ag); o1.Store(ag + 8); o2.Store(ag + 16); o3.Store(ag + 24);
                         o4.Store(ag + 32); o5.Store(ag + 40); o6.Store(ag + 48); o7.Store(ag + 56);
                     }
+                    // Head sizes 80 and 96: the last 16 or 32 columns (two or four accumulators).
+                    if (hd % 64 != 0)
+                    {
+                        int c0 = hd & ~63;
+                        float* ag = acc + g * hd + c0;
+                        Vector256<float> o0 = Vector256.Load(ag), o1 = Vector256.Load(ag + 8), o2 = default, o3 = default;
+                        if (hd % 64 == 32) (o2, o3) = (Vector256.Load(ag + 16), Vector256.Load(ag + 24));
+                        for (int j = j0; j < j1; j++)
+                        {
+                            float* vj = v + (long)j * hd + c0;
+                            Vector256<float> pj = Vector256.Create(p[j * h + g]);
+                            o0 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj), o0);
+                            o1 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 8), o1);
+                            if (hd % 64 == 32) o2 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 16), o2);
+                            if (hd % 64 == 32) o3 = Vector256.FusedMultiplyAdd(pj, Vector256.Load(vj + 24), o3);
+                        }
+                        o0.Store(ag); o1.Store(ag + 8);
+                        if (hd % 64 == 32) { o2.Store(ag + 16); o3.Store(ag + 24); }
+                    }
+                }
             }
             for (int g = 0; g < count; g++)
             {
@@ -1166,8 +1186,8 @@ public sealed class CausalAttention : IParallelWork
     private struct Head64 : IHeadSize { public static int Size => 64; }
     private struct Head128 : IHeadSize { public static int Size => 128; }
     private struct Head256 : IHeadSize { public static int Size => 256; }
-    private struct Head80 : IHeadSize { public static int Size => 80; }  // AVX-512 only (Grouped)
-    private struct Head96 : IHeadSize { public static int Size => 96; }  // AVX-512 only (Grouped)
+    private struct Head80 : IHeadSize { public static int Size => 80; }
+    private struct Head96 : IHeadSize { public static int Size => 96; }
 
     private interface IFold
     {
