@@ -173,8 +173,8 @@ public sealed class CausalAttention : IParallelWork
 
     /// <summary>
     /// Whether single queries take <see cref="AttendGroupWide{TH, TD, TP}"/> or <see cref="AttendGroupNarrow{TH, TD, TP}"/> (AVX-512, or
-    /// AVX2 with FMA; no pattern kept, head size 64, 128, 256, 80 or 96 — Phi-2, Phi-3 —, the last two with AVX-512 only where
-    /// one pass of sixteen accumulators holds the item's heads: one or two). Their items are then always
+    /// AVX2 with FMA; no pattern kept, head size 64, 128, 256, 80 or 96 — the last two, Phi-2's and Phi-3's, on AVX-512 only
+    /// where one pass of sixteen accumulators holds the item's heads: one or two). Their items are then always
     /// <see cref="GroupedItemHeads"/> heads of one KV head: the order of the kernels' sums depends on the heads they run
     /// with, and a query's result must not depend on how many rows or threads share the call (a batch of contexts equals
     /// each alone, bit for bit).
@@ -1027,8 +1027,8 @@ public sealed class CausalAttention : IParallelWork
     /// <summary>
     /// <see cref="AttendGroupWide{TH, TD, TP}"/> with 256-bit vectors: eight dot products per step (8 / <typeparamref name="TH"/>.Lanes
     /// keys; none in padding lanes) summed by <see cref="Sum8"/> into one row of eight scores, the softmax down 8-lane rows,
-    /// values head by head in eight accumulators (64 columns at a time, then the last 16 or 32 at head sizes 80 and 96) over tiles of <see cref="GroupTile"/> keys that stay
-    /// in L1 for the group's heads.
+    /// values head by head in eight accumulators (64 columns at a time, then the last 16 or 32 at head sizes 80 and 96)
+    /// over tiles of <see cref="GroupTile"/> keys that stay in L1 for the group's heads.
     /// </summary>
     /// <remarks>
     /// Zen 5 with AVX2, 2 threads, attention of one generated token through all layers, the tiled path → this: the 1.1B
