@@ -35,6 +35,7 @@ public sealed class CausalAttention : IParallelWork
         (_nHead, _nKvHead, _headDim, _nCtx, _maxBatch) = (nHead, nKvHead, headDim, nCtx, maxBatch);
         _scale = scale > 0 ? scale : 1f / MathF.Sqrt(headDim);
         _softcap = softcap;
+        _groupedItemHeads = ItemHeadsOf(nHead / nKvHead);
     }
 
     private readonly int _maxBatch;
@@ -107,7 +108,7 @@ public sealed class CausalAttention : IParallelWork
         _blockedWide = _wide && _headDim % 16 == 0;
         _blocked = !keepPattern && n >= BlockQueries && (_blockedWide || NarrowBlocks);
         _n = n;
-        _headsPerItem = Grouped(keepPattern) ? GroupedItemHeads : HeadsPerItem(n, threads);
+        _headsPerItem = Grouped(keepPattern) ? _groupedItemHeads : HeadsPerItem(n, threads);
         _partsWanted = _blocked || !Grouped(keepPattern) ? 1 : PartsWanted(threads);
         _parts = PartsOf(p0 + n).Parts;
         _work = _blocked ? _nHead * ((n + BlockQueries - 1) / BlockQueries) : n * (_nHead / _headsPerItem) * _parts;
@@ -144,7 +145,7 @@ public sealed class CausalAttention : IParallelWork
         _blocked = false;
         _wide = Wide;
         _n = n;
-        _headsPerItem = Grouped(keepPattern: false) ? GroupedItemHeads : HeadsPerItem(n, threads);
+        _headsPerItem = Grouped(keepPattern: false) ? _groupedItemHeads : HeadsPerItem(n, threads);
         _partsWanted = Grouped(keepPattern: false) ? PartsWanted(threads) : 1;
         _parts = 1;
         for (int t = 0; t < n; t++) _parts = Math.Max(_parts, PartsOf(positions[t] + 1).Parts);
@@ -175,26 +176,25 @@ public sealed class CausalAttention : IParallelWork
     /// Whether single queries take <see cref="AttendGroupWide{TH, TD, TP}"/> or <see cref="AttendGroupNarrow{TH, TD, TP}"/> (AVX-512, or
     /// AVX2 with FMA; no pattern kept, head size 64, 128, 256, 80 or 96 — the last two, Phi-2's and Phi-3's, on AVX-512 only
     /// where one pass of sixteen accumulators holds the item's heads: one or two). Their items are then always
-    /// <see cref="GroupedItemHeads"/> heads of one KV head: the order of the kernels' sums depends on the heads they run
+    /// <see cref="_groupedItemHeads"/> heads of one KV head: the order of the kernels' sums depends on the heads they run
     /// with, and a query's result must not depend on how many rows or threads share the call (a batch of contexts equals
     /// each alone, bit for bit).
     /// </summary>
     private bool Grouped(bool keepPattern) =>
         !keepPattern && (_headDim is 64 or 128 or 256 ? _wide || NarrowBlocks
-            : _headDim is 80 or 96 && (_wide ? (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)GroupedItemHeads) * (_headDim / 16) <= 16 : NarrowBlocks));
+            : _headDim is 80 or 96 && (_wide ? (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)_groupedItemHeads) * (_headDim / 16) <= 16 : NarrowBlocks));
 
     /// <summary>
     /// Heads of one grouped item: the whole group of a KV head up to eight (beyond, its largest divisor up to eight, each
     /// such part reading the rows once). 3, 5, 6 or 7 heads are laid out as the next power of two (<see cref="IHeads"/>).
     /// </summary>
-    private int GroupedItemHeads
+    private readonly int _groupedItemHeads;
+
+    private static int ItemHeadsOf(int group)
     {
-        get
-        {
-            int group = _nHead / _nKvHead, heads = Math.Min(group, 8);
-            while (group % heads != 0) heads--;
-            return heads;
-        }
+        int heads = Math.Min(group, 8);
+        while (group % heads != 0) heads--;
+        return heads;
     }
 
     /// <summary>
@@ -225,7 +225,7 @@ public sealed class CausalAttention : IParallelWork
     private int PartsWanted(int threads)
     {
         threads = SplitThreads ?? Math.Min(threads, WorkerPool.Shared.Threads);
-        int items = _nHead / GroupedItemHeads;
+        int items = _nHead / _groupedItemHeads;
         return items >= threads ? 1 : (threads + items - 1) / items;
     }
 
